@@ -1,0 +1,252 @@
+package transforms
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Month names as EPD exports write them: Dutch first, English accepted too.
+var monthNames = map[string]time.Month{
+	"januari": 1, "februari": 2, "maart": 3, "april": 4, "mei": 5, "juni": 6, "juli": 7, "augustus": 8,
+	"september": 9, "oktober": 10, "november": 11, "december": 12,
+	"jan": 1, "feb": 2, "mrt": 3, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9,
+	"okt": 10, "oct": 10, "nov": 11, "dec": 12,
+	"january": 1, "february": 2, "march": 3, "may": 5, "june": 6, "july": 7, "august": 8, "october": 10,
+}
+
+var dutchMonths = [...]string{"", "januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
+	"september", "oktober", "november", "december"}
+
+var dutchMonthAbbr = [...]string{"", "jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec"}
+
+// autoDateLayouts are tried in order by parse_date with one argument. Slashes and dashes are always day first.
+var autoDateLayouts = []string{"jjjj-mm-dd", "dd-mm-jjjj", "d-m-jjjj", "dd/mm/jjjj", "d/m/jjjj", "dd.mm.jjjj",
+	"jjjjmmdd", "d mmmm jjjj", "d mmm jjjj"}
+
+var autoDateTimeLayouts = []string{"jjjj-mm-dd uu:mm:ss", "jjjj-mm-dd uu:mm", "dd-mm-jjjj uu:mm:ss", "dd-mm-jjjj uu:mm",
+	"d-m-jjjj u:mm", "dd/mm/jjjj uu:mm:ss", "dd/mm/jjjj uu:mm", "d/m/jjjj u:mm", "jjjjmmdduummss", "jjjjmmdd uummss"}
+
+type dateToken struct {
+	kind  string // "year4", "year2", "day", "month", "monthname", "hour", "minute", "second", "lit"
+	width int    // fixed digit count; 0 = 1 or 2 digits
+	lit   string
+}
+
+// tokenizeLayout reads a Dutch-style layout such as "dd-mm-jjjj uu:mm" (English yyyy/HH also accepted).
+// "mm" right after an hour field means minutes.
+func tokenizeLayout(layout string) ([]dateToken, error) {
+	l := strings.ToLower(layout)
+	var toks []dateToken
+	afterHour := false
+	for i := 0; i < len(l); {
+		rest := l[i:]
+		switch {
+		case strings.HasPrefix(rest, "jjjj"), strings.HasPrefix(rest, "yyyy"):
+			toks = append(toks, dateToken{kind: "year4", width: 4})
+			i += 4
+		case strings.HasPrefix(rest, "jj"), strings.HasPrefix(rest, "yy"):
+			toks = append(toks, dateToken{kind: "year2", width: 2})
+			i += 2
+		case strings.HasPrefix(rest, "mmmm"):
+			toks = append(toks, dateToken{kind: "monthname", width: 4})
+			i += 4
+		case strings.HasPrefix(rest, "mmm"):
+			toks = append(toks, dateToken{kind: "monthname", width: 3})
+			i += 3
+		case strings.HasPrefix(rest, "mm"), rest[0] == 'm':
+			w := 2
+			if !strings.HasPrefix(rest, "mm") {
+				w = 0
+			}
+			kind := "month"
+			if afterHour {
+				kind = "minute"
+				afterHour = false
+			}
+			toks = append(toks, dateToken{kind: kind, width: w})
+			i += max(w, 1)
+		case strings.HasPrefix(rest, "dd"):
+			toks = append(toks, dateToken{kind: "day", width: 2})
+			i += 2
+		case rest[0] == 'd':
+			toks = append(toks, dateToken{kind: "day"})
+			i++
+		case strings.HasPrefix(rest, "uu"), strings.HasPrefix(rest, "hh"):
+			toks = append(toks, dateToken{kind: "hour", width: 2})
+			afterHour = true
+			i += 2
+		case rest[0] == 'u', rest[0] == 'h':
+			toks = append(toks, dateToken{kind: "hour"})
+			afterHour = true
+			i++
+		case strings.HasPrefix(rest, "ss"):
+			toks = append(toks, dateToken{kind: "second", width: 2})
+			i += 2
+		case unicode.IsLetter(rune(rest[0])):
+			return nil, fmt.Errorf("date layout %q: unknown field at %q (use dd, d, mm, m, mmm, mmmm, jjjj, jj, uu, mm, ss)", layout, rest)
+		default:
+			toks = append(toks, dateToken{kind: "lit", lit: string(layout[i])})
+			i++
+		}
+	}
+	return toks, nil
+}
+
+// parseLayout parses s with a Dutch-style layout into a wall-clock time in loc.
+func parseLayout(s, layout string, loc *time.Location) (time.Time, error) {
+	toks, err := tokenizeLayout(layout)
+	if err != nil {
+		return time.Time{}, err
+	}
+	in := strings.TrimSpace(s)
+	year, month, day, hour, minute, sec := -1, -1, -1, 0, 0, 0
+	pos := 0
+	readDigits := func(width int) (int, bool) {
+		n := 0
+		for pos+n < len(in) && in[pos+n] >= '0' && in[pos+n] <= '9' && (width == 0 && n < 2 || n < width) {
+			n++
+		}
+		if n == 0 || (width > 0 && n != width) {
+			return 0, false
+		}
+		v, _ := strconv.Atoi(in[pos : pos+n])
+		pos += n
+		return v, true
+	}
+	for _, t := range toks {
+		var ok bool
+		switch t.kind {
+		case "lit":
+			if t.lit == " " {
+				// Any run of spaces matches one space in the layout.
+				n := 0
+				for pos+n < len(in) && in[pos+n] == ' ' {
+					n++
+				}
+				ok = n > 0
+				pos += n
+			} else {
+				ok = pos < len(in) && in[pos:pos+1] == t.lit
+				pos++
+			}
+		case "year4":
+			year, ok = readDigits(4)
+		case "year2":
+			var yy int
+			yy, ok = readDigits(2)
+			// Two-digit years: not after this year means this century.
+			century := time.Now().Year() / 100 * 100
+			if century+yy > time.Now().Year() {
+				year = century - 100 + yy
+			} else {
+				year = century + yy
+			}
+		case "month":
+			month, ok = readDigits(t.width)
+		case "monthname":
+			start := pos
+			for pos < len(in) && unicode.IsLetter(rune(in[pos])) {
+				pos++
+			}
+			word := strings.TrimSuffix(strings.ToLower(in[start:pos]), ".")
+			if pos < len(in) && in[pos] == '.' {
+				pos++
+			}
+			var m time.Month
+			m, ok = monthNames[word]
+			month = int(m)
+		case "day":
+			day, ok = readDigits(t.width)
+		case "hour":
+			hour, ok = readDigits(t.width)
+		case "minute":
+			minute, ok = readDigits(t.width)
+		case "second":
+			sec, ok = readDigits(t.width)
+		}
+		if !ok {
+			return time.Time{}, fmt.Errorf("date %q does not match layout %q", s, layout)
+		}
+	}
+	if pos != len(in) {
+		return time.Time{}, fmt.Errorf("date %q does not match layout %q: unexpected %q at the end", s, layout, in[pos:])
+	}
+	if year < 0 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, fmt.Errorf("date %q is not a valid date for layout %q", s, layout)
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, loc)
+	if t.Day() != day || int(t.Month()) != month {
+		return time.Time{}, fmt.Errorf("date %q does not exist (day %d of month %d)", s, day, month)
+	}
+	return t, nil
+}
+
+// formatLayout writes t (in loc) with a Dutch-style layout.
+func formatLayout(t time.Time, layout string, loc *time.Location) (string, error) {
+	toks, err := tokenizeLayout(layout)
+	if err != nil {
+		return "", err
+	}
+	t = t.In(loc)
+	var b strings.Builder
+	num := func(v, width int) {
+		if width == 0 {
+			b.WriteString(strconv.Itoa(v))
+			return
+		}
+		fmt.Fprintf(&b, "%0*d", width, v)
+	}
+	for _, tok := range toks {
+		switch tok.kind {
+		case "lit":
+			b.WriteString(tok.lit)
+		case "year4":
+			num(t.Year(), 4)
+		case "year2":
+			num(t.Year()%100, 2)
+		case "month":
+			num(int(t.Month()), tok.width)
+		case "monthname":
+			if tok.width == 4 {
+				b.WriteString(dutchMonths[t.Month()])
+			} else {
+				b.WriteString(dutchMonthAbbr[t.Month()])
+			}
+		case "day":
+			num(t.Day(), tok.width)
+		case "hour":
+			num(t.Hour(), tok.width)
+		case "minute":
+			num(t.Minute(), tok.width)
+		case "second":
+			num(t.Second(), tok.width)
+		}
+	}
+	return b.String(), nil
+}
+
+// parseAuto parses a date or date-time written the ways Dutch exports write them; RFC 3339 is accepted as is.
+func parseAuto(s string, loc *time.Location, withTime bool) (time.Time, error) {
+	in := strings.TrimSpace(s)
+	if in == "" {
+		return time.Time{}, fmt.Errorf("empty date")
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, in, loc); err == nil {
+			return t, nil
+		}
+	}
+	layouts := autoDateLayouts
+	if withTime {
+		layouts = append(append([]string{}, autoDateTimeLayouts...), autoDateLayouts...)
+	}
+	for _, l := range layouts {
+		if t, err := parseLayout(in, l, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("date %q: not a recognised date format (give a layout such as \"dd-mm-jjjj\")", s)
+}
