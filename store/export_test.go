@@ -1,0 +1,32 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// ExplainClaimSQLite returns SQLite's query plan for the claim query's inner select.
+func ExplainClaimSQLite(t *testing.T, path string) string {
+	t.Helper()
+	s, err := Open(context.Background(), Config{DSN: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.r.Query(`EXPLAIN QUERY PLAN SELECT id FROM queue WHERE instance_id = ? AND status = 'New' AND event = ? ORDER BY id LIMIT 1`, 1, "E")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(detail + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Processing statuses of a queue entry (SPEC.md §5.1).
+const (
+	StatusNew                    = "New"
+	StatusClaimed                = "Claimed"
+	StatusSuccess                = "Success"
+	StatusFailed                 = "Failed"
+	StatusReplacedByNewVersion   = "ReplacedByNewVersion"
+	StatusMaximumRetriesExceeded = "MaximumRetriesExceeded"
+)
+
+// LockDomainVersion locks the domain row for the rest of the transaction and
+// returns the last version issued in it. Versions are issued under this lock,
+// so they increase strictly even with several processes on PostgreSQL.
+func (t *Tx) LockDomainVersion(ctx context.Context, domainID int64) (string, error) {
+	q := "SELECT last_version FROM domains WHERE id = ?"
+	if t.dialect == Postgres {
+		q += " FOR UPDATE"
+	}
+	var v string
+	if err := t.get(ctx, &v, q, domainID); err != nil {
+		return "", fmt.Errorf("lock domain %d version: %w", domainID, err)
+	}
+	return v, nil
+}
+
+// SetDomainVersion records the last version issued in the domain.
+func (t *Tx) SetDomainVersion(ctx context.Context, domainID int64, v string) error {
+	if _, err := t.exec(ctx, "UPDATE domains SET last_version = ? WHERE id = ?", v, domainID); err != nil {
+		return fmt.Errorf("set domain %d version: %w", domainID, err)
+	}
+	return nil
+}
+
+// Resource is the current state of one versioned resource in a domain.
+type Resource struct {
+	ID             int64  `db:"id"`
+	URL            string `db:"url"`
+	ResourceType   string `db:"resource_type"`
+	CurrentVersion string `db:"current_version"`
+	ContentHash    string `db:"content_hash"`
+}
+
+// Resources returns the known resources of domainID among urls, keyed by URL.
+func (t *Tx) Resources(ctx context.Context, domainID int64, urls []string) (map[string]Resource, error) {
+	out := make(map[string]Resource, len(urls))
+	if len(urls) == 0 {
+		return out, nil
+	}
+	q, args, err := inQuery("SELECT id, url, resource_type, current_version, content_hash FROM resources WHERE domain_id = ? AND url IN (?)", domainID, urls)
+	if err != nil {
+		return nil, err
+	}
+	var rs []Resource
+	if err := t.sel(ctx, &rs, q, args...); err != nil {
+		return nil, fmt.Errorf("look up resources: %w", err)
+	}
+	for _, r := range rs {
+		out[r.URL] = r
+	}
+	return out, nil
+}
+
+// ResourceVersion is a new version of a resource to store.
+type ResourceVersion struct {
+	DomainID     int64
+	URL          string
+	ResourceType string
+	Version      string
+	ContentHash  string
+	Content      []byte
+	InstanceID   int64
+	MessageID    int64
+}
+
+// PutResourceVersion stores a new version and makes it current.
+func (t *Tx) PutResourceVersion(ctx context.Context, rv ResourceVersion) error {
+	now := micros(time.Now())
+	var id int64
+	err := t.get(ctx, &id, "SELECT id FROM resources WHERE domain_id = ? AND url = ?", rv.DomainID, rv.URL)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		id, err = t.insertID(ctx, `INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
+			created_at, updated_at, last_modified_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			rv.DomainID, rv.URL, rv.ResourceType, rv.Version, rv.ContentHash, now, now, nullID(rv.InstanceID))
+		if err != nil {
+			return fmt.Errorf("create resource %s: %w", rv.URL, err)
+		}
+	case err != nil:
+		return fmt.Errorf("look up resource %s: %w", rv.URL, err)
+	default:
+		if _, err := t.exec(ctx, `UPDATE resources SET current_version = ?, content_hash = ?, updated_at = ?,
+			last_modified_by = ? WHERE id = ?`, rv.Version, rv.ContentHash, now, nullID(rv.InstanceID), id); err != nil {
+			return fmt.Errorf("update resource %s: %w", rv.URL, err)
+		}
+	}
+	if _, err := t.exec(ctx, `INSERT INTO resource_versions (resource_id, version, message_id, content, created_at)
+		VALUES (?, ?, ?, ?, ?)`, id, rv.Version, nullID(rv.MessageID), rv.Content, now); err != nil {
+		return fmt.Errorf("store version %s of %s: %w", rv.Version, rv.URL, err)
+	}
+	return nil
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// Message is the metadata of one posted message.
+type Message struct {
+	ID                int64  `db:"id"`
+	DomainID          int64  `db:"domain_id"`
+	SenderInstanceID  int64  `db:"sender_instance_id"`
+	Event             string `db:"event"`
+	MessageIdentifier string `db:"message_identifier"`
+	FeedID            string `db:"feed_id"`
+	PatientRef        string `db:"patient_ref"`
+	FocalRef          string `db:"focal_ref"`
+	FocalVersion      string `db:"focal_version"`
+	Version           string `db:"version"`
+	BodyID            int64  `db:"body_id"`
+	IsExpired         bool   `db:"is_expired"`
+	CreatedAt         int64  `db:"created_at"`
+}
+
+// InsertBody stores a message body and returns its id.
+func (t *Tx) InsertBody(ctx context.Context, format string, body []byte) (int64, error) {
+	id, err := t.insertID(ctx, "INSERT INTO message_bodies (format, body) VALUES (?, ?)", format, body)
+	if err != nil {
+		return 0, fmt.Errorf("store message body: %w", err)
+	}
+	return id, nil
+}
+
+// Body returns a stored body and its format.
+func (t *Tx) Body(ctx context.Context, id int64) (format string, body []byte, err error) {
+	var row struct {
+		Format string `db:"format"`
+		Body   []byte `db:"body"`
+	}
+	if err := t.get(ctx, &row, "SELECT format, body FROM message_bodies WHERE id = ?", id); err != nil {
+		return "", nil, fmt.Errorf("read message body %d: %w", id, err)
+	}
+	return row.Format, row.Body, nil
+}
+
+// UpdateBody replaces a stored body (used right after insert, once the message id is known).
+func (t *Tx) UpdateBody(ctx context.Context, id int64, body []byte) error {
+	if _, err := t.exec(ctx, "UPDATE message_bodies SET body = ? WHERE id = ?", body, id); err != nil {
+		return fmt.Errorf("update message body %d: %w", id, err)
+	}
+	return nil
+}
+
+// InsertMessage stores message metadata and returns its id.
+func (t *Tx) InsertMessage(ctx context.Context, m Message) (int64, error) {
+	if m.CreatedAt == 0 {
+		m.CreatedAt = micros(time.Now())
+	}
+	id, err := t.insertID(ctx, `INSERT INTO messages (domain_id, sender_instance_id, event, message_identifier, feed_id,
+		patient_ref, focal_ref, focal_version, version, body_id, is_expired, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.DomainID, nullID(m.SenderInstanceID), m.Event, m.MessageIdentifier, m.FeedID, m.PatientRef, m.FocalRef,
+		m.FocalVersion, m.Version, nullID(m.BodyID), m.IsExpired, m.CreatedAt)
+	if err != nil {
+		return 0, fmt.Errorf("store message %s: %w", m.MessageIdentifier, err)
+	}
+	return id, nil
+}
+
+// MessageByID returns the message metadata.
+func (t *Tx) MessageByID(ctx context.Context, id int64) (Message, error) {
+	var m Message
+	err := t.get(ctx, &m, `SELECT id, domain_id, COALESCE(sender_instance_id, 0) AS sender_instance_id, event,
+		message_identifier, feed_id, patient_ref, focal_ref, focal_version, version, COALESCE(body_id, 0) AS body_id,
+		is_expired, created_at FROM messages WHERE id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("message %d: %w", id, ErrNotFound)
+	}
+	return m, err
+}
+
+// CountMessages returns the number of stored messages (all domains).
+func (t *Tx) CountMessages(ctx context.Context) (int64, error) {
+	var n int64
+	err := t.get(ctx, &n, "SELECT COUNT(*) FROM messages")
+	return n, err
+}
+
+// inQuery expands "IN (?)" for a slice of strings.
+func inQuery(q string, first any, list []string) (string, []any, error) {
+	if !strings.Contains(q, "IN (?)") {
+		return "", nil, errors.New("inQuery: no IN (?)")
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(list)), ", ")
+	args := make([]any, 0, len(list)+1)
+	args = append(args, first)
+	for _, s := range list {
+		args = append(args, s)
+	}
+	return strings.Replace(q, "IN (?)", "IN ("+marks+")", 1), args, nil
+}

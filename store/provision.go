@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Domain is a Koppeltaal domain.
+type Domain struct {
+	ID          int64  `db:"id"`
+	Name        string `db:"name"`
+	LastVersion string `db:"last_version"`
+}
+
+// Application is a registered application (its Ident is the OAuth client_id).
+type Application struct {
+	ID    int64  `db:"id"`
+	Ident string `db:"ident"`
+	Name  string `db:"name"`
+	Roles string `db:"roles"`
+}
+
+// Instance is an application instance: an application in one domain with its credentials.
+type Instance struct {
+	ID             int64  `db:"id"`
+	DomainID       int64  `db:"domain_id"`
+	DomainName     string `db:"domain_name"`
+	ApplicationID  int64  `db:"application_id"`
+	AppIdent       string `db:"app_ident"`
+	Username       string `db:"username"`
+	PasswordHash   string `db:"password_hash"`
+	APIVersion     string `db:"api_version"`
+	WebhookURL     string `db:"webhook_url"`
+	WebhookHeaders string `db:"webhook_headers"`
+}
+
+// EnsureDomain creates the domain if it does not exist and returns its id.
+func (t *Tx) EnsureDomain(ctx context.Context, name string) (id int64, created bool, err error) {
+	err = t.get(ctx, &id, "SELECT id FROM domains WHERE name = ?", name)
+	if err == nil {
+		return id, false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, fmt.Errorf("look up domain %q: %w", name, err)
+	}
+	id, err = t.insertID(ctx, "INSERT INTO domains (name, created_at) VALUES (?, ?)", name, micros(time.Now()))
+	if err != nil {
+		return 0, false, fmt.Errorf("create domain %q: %w", name, err)
+	}
+	return id, true, nil
+}
+
+// DomainByName returns the domain or ErrNotFound.
+func (t *Tx) DomainByName(ctx context.Context, name string) (Domain, error) {
+	var d Domain
+	err := t.get(ctx, &d, "SELECT id, name, last_version FROM domains WHERE name = ?", name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("domain %q: %w", name, ErrNotFound)
+	}
+	return d, err
+}
+
+// UpsertApplication creates or updates an application; changed reports whether anything changed.
+func (t *Tx) UpsertApplication(ctx context.Context, a Application) (id int64, changed bool, err error) {
+	var cur Application
+	err = t.get(ctx, &cur, "SELECT id, ident, name, roles FROM applications WHERE ident = ?", a.Ident)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		id, err = t.insertID(ctx, "INSERT INTO applications (ident, name, roles, created_at) VALUES (?, ?, ?, ?)",
+			a.Ident, a.Name, a.Roles, micros(time.Now()))
+		if err != nil {
+			return 0, false, fmt.Errorf("create application %q: %w", a.Ident, err)
+		}
+		return id, true, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("look up application %q: %w", a.Ident, err)
+	}
+	if cur.Name == a.Name && cur.Roles == a.Roles {
+		return cur.ID, false, nil
+	}
+	if _, err := t.exec(ctx, "UPDATE applications SET name = ?, roles = ? WHERE id = ?", a.Name, a.Roles, cur.ID); err != nil {
+		return 0, false, fmt.Errorf("update application %q: %w", a.Ident, err)
+	}
+	return cur.ID, true, nil
+}
+
+const instanceSelect = `SELECT i.id, i.domain_id, d.name AS domain_name, i.application_id, a.ident AS app_ident,
+	i.username, i.password_hash, i.api_version, i.webhook_url, i.webhook_headers
+	FROM app_instances i JOIN domains d ON d.id = i.domain_id JOIN applications a ON a.id = i.application_id `
+
+// InstanceByUsername returns the instance with that login, or ErrNotFound.
+func (t *Tx) InstanceByUsername(ctx context.Context, username string) (Instance, error) {
+	var in Instance
+	err := t.get(ctx, &in, instanceSelect+"WHERE i.username = ?", username)
+	if errors.Is(err, sql.ErrNoRows) {
+		return in, fmt.Errorf("instance %q: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return in, fmt.Errorf("look up instance %q: %w", username, err)
+	}
+	return in, nil
+}
+
+// InstanceByID returns the instance with that id, or ErrNotFound.
+func (t *Tx) InstanceByID(ctx context.Context, id int64) (Instance, error) {
+	var in Instance
+	err := t.get(ctx, &in, instanceSelect+"WHERE i.id = ?", id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return in, fmt.Errorf("instance %d: %w", id, ErrNotFound)
+	}
+	return in, err
+}
+
+// Instances lists all instances, ordered by id.
+func (t *Tx) Instances(ctx context.Context) ([]Instance, error) {
+	var ins []Instance
+	err := t.sel(ctx, &ins, instanceSelect+"ORDER BY i.id")
+	return ins, err
+}
+
+// UpsertInstance creates or updates the instance of in.ApplicationID in
+// in.DomainID. The password hash is only replaced when keepHash reports false
+// for the stored hash (so an unchanged plain-text password does not rehash).
+func (t *Tx) UpsertInstance(ctx context.Context, in Instance, keepHash func(stored string) bool) (id int64, changed bool, err error) {
+	now := micros(time.Now())
+	var cur Instance
+	err = t.get(ctx, &cur, instanceSelect+"WHERE i.domain_id = ? AND i.application_id = ?", in.DomainID, in.ApplicationID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		id, err = t.insertID(ctx, `INSERT INTO app_instances (domain_id, application_id, username, password_hash,
+			api_version, webhook_url, webhook_headers, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			in.DomainID, in.ApplicationID, in.Username, in.PasswordHash, in.APIVersion, in.WebhookURL, in.WebhookHeaders, now, now)
+		if err != nil {
+			return 0, false, fmt.Errorf("create instance %q: %w", in.Username, err)
+		}
+		return id, true, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("look up instance %q: %w", in.Username, err)
+	}
+	hash := in.PasswordHash
+	if keepHash != nil && keepHash(cur.PasswordHash) {
+		hash = cur.PasswordHash
+	}
+	if cur.Username == in.Username && cur.PasswordHash == hash && cur.APIVersion == in.APIVersion &&
+		cur.WebhookURL == in.WebhookURL && cur.WebhookHeaders == in.WebhookHeaders {
+		return cur.ID, false, nil
+	}
+	if _, err := t.exec(ctx, `UPDATE app_instances SET username = ?, password_hash = ?, api_version = ?,
+		webhook_url = ?, webhook_headers = ?, updated_at = ? WHERE id = ?`,
+		in.Username, hash, in.APIVersion, in.WebhookURL, in.WebhookHeaders, now, cur.ID); err != nil {
+		return 0, false, fmt.Errorf("update instance %q: %w", in.Username, err)
+	}
+	return cur.ID, true, nil
+}
+
+// Subscriptions returns the events instanceID is subscribed to, sorted.
+func (t *Tx) Subscriptions(ctx context.Context, instanceID int64) ([]string, error) {
+	var evs []string
+	err := t.sel(ctx, &evs, "SELECT event FROM subscriptions WHERE instance_id = ? ORDER BY event", instanceID)
+	return evs, err
+}
+
+// SetSubscriptions replaces the subscriptions of instanceID; changed reports a difference.
+func (t *Tx) SetSubscriptions(ctx context.Context, instanceID int64, events []string) (changed bool, err error) {
+	cur, err := t.Subscriptions(ctx, instanceID)
+	if err != nil {
+		return false, fmt.Errorf("read subscriptions: %w", err)
+	}
+	want := append([]string(nil), events...)
+	sort.Strings(want)
+	want = dedup(want)
+	if strings.Join(cur, "\x00") == strings.Join(want, "\x00") {
+		return false, nil
+	}
+	if _, err := t.exec(ctx, "DELETE FROM subscriptions WHERE instance_id = ?", instanceID); err != nil {
+		return false, fmt.Errorf("clear subscriptions: %w", err)
+	}
+	for _, e := range want {
+		if _, err := t.exec(ctx, "INSERT INTO subscriptions (instance_id, event) VALUES (?, ?)", instanceID, e); err != nil {
+			return false, fmt.Errorf("subscribe %s: %w", e, err)
+		}
+	}
+	return true, nil
+}
+
+func dedup(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Subscriber is an instance that receives an event, with the api-version it fetches as.
+type Subscriber struct {
+	InstanceID int64  `db:"id"`
+	APIVersion string `db:"api_version"`
+}
+
+// Subscribers returns the instances of domainID subscribed to event, ordered by id.
+func (t *Tx) Subscribers(ctx context.Context, domainID int64, event string) ([]Subscriber, error) {
+	var subs []Subscriber
+	err := t.sel(ctx, &subs, `SELECT i.id, i.api_version FROM app_instances i
+		JOIN subscriptions s ON s.instance_id = i.id
+		WHERE i.domain_id = ? AND s.event = ? ORDER BY i.id`, domainID, event)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers of %s: %w", event, err)
+	}
+	return subs, nil
+}

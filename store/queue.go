@@ -1,0 +1,205 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Entry is one row of an instance's mailbox (SPEC.md §14 ApplicationMessages).
+type Entry struct {
+	ID                int64  `db:"id"`
+	DomainID          int64  `db:"domain_id"`
+	InstanceID        int64  `db:"instance_id"`
+	MessageID         int64  `db:"message_id"`
+	Event             string `db:"event"`
+	PatientRef        string `db:"patient_ref"`
+	FocalRef          string `db:"focal_ref"`
+	Status            string `db:"status"`
+	StatusChangedAt   int64  `db:"status_changed_at"`
+	Version           string `db:"version"`
+	ClaimDeadline     int64  `db:"claim_deadline"`
+	RetryCount        int    `db:"retry_count"`
+	Exception         string `db:"exception"`
+	FetchedAPIVersion string `db:"fetched_api_version"`
+	CreatedAt         int64  `db:"created_at"`
+}
+
+const entryCols = `id, domain_id, instance_id, message_id, event, patient_ref, focal_ref, status, status_changed_at,
+	version, COALESCE(claim_deadline, 0) AS claim_deadline, retry_count, exception, fetched_api_version, created_at`
+
+// InsertEntry queues a message for one instance and returns the entry id.
+func (t *Tx) InsertEntry(ctx context.Context, e Entry) (int64, error) {
+	id, err := t.insertID(ctx, `INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
+		status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', '', ?)`,
+		e.DomainID, e.InstanceID, e.MessageID, e.Event, e.PatientRef, e.FocalRef, e.Status, e.StatusChangedAt,
+		e.Version, e.CreatedAt)
+	if err != nil {
+		return 0, fmt.Errorf("queue message %d for instance %d: %w", e.MessageID, e.InstanceID, err)
+	}
+	return id, nil
+}
+
+// ReplaceOlder marks the instance's older entries for the same focal resource
+// and event as ReplacedByNewVersion, unless they are already Success (or replaced).
+func (t *Tx) ReplaceOlder(ctx context.Context, instanceID int64, focalRef, event string, newerID, now int64, version string) (int64, error) {
+	if focalRef == "" {
+		return 0, nil
+	}
+	res, err := t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
+		WHERE instance_id = ? AND focal_ref = ? AND event = ? AND id < ? AND status NOT IN (?, ?)`,
+		StatusReplacedByNewVersion, now, version, instanceID, focalRef, event, newerID,
+		StatusSuccess, StatusReplacedByNewVersion)
+	if err != nil {
+		return 0, fmt.Errorf("replace older entries of %s: %w", focalRef, err)
+	}
+	return res.RowsAffected()
+}
+
+// Filter narrows claims and searches to one patient, event or status.
+type Filter struct {
+	Patient string
+	Event   string
+	Status  string
+}
+
+func (f Filter) where(args []any) (string, []any) {
+	var b strings.Builder
+	if f.Patient != "" {
+		b.WriteString(" AND patient_ref = ?")
+		args = append(args, f.Patient)
+	}
+	if f.Event != "" {
+		b.WriteString(" AND event = ?")
+		args = append(args, f.Event)
+	}
+	if f.Status != "" {
+		b.WriteString(" AND status = ?")
+		args = append(args, f.Status)
+	}
+	return b.String(), args
+}
+
+// Claim is what ClaimNext sets on the claimed entry.
+type Claim struct {
+	Now        int64  // status-last-changed, Unix µs
+	Deadline   int64  // claim expires at, Unix µs
+	Version    string // new entry version
+	APIVersion string // api-version the message is fetched as
+}
+
+// ClaimNext atomically moves the instance's oldest New entry matching f to
+// Claimed and returns it, or ErrNotFound when nothing is waiting. On
+// PostgreSQL concurrent claimers skip each other's rows (FOR UPDATE SKIP
+// LOCKED); on SQLite the single writer serialises them.
+func (t *Tx) ClaimNext(ctx context.Context, instanceID int64, f Filter, c Claim) (Entry, error) {
+	f.Status = ""
+	cond, fargs := f.where(nil)
+	lock := ""
+	if t.dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	args := []any{StatusClaimed, c.Now, c.Deadline, c.Version, c.APIVersion, instanceID}
+	args = append(args, fargs...)
+	// status = 'New' is a literal so the planners can use the partial index queue_claim.
+	q := `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = ?, version = ?,
+		retry_count = retry_count + 1, fetched_api_version = ?
+		WHERE id = (SELECT id FROM queue WHERE instance_id = ? AND status = 'New'` + cond + ` ORDER BY id LIMIT 1` + lock + `)
+		AND status = 'New' RETURNING ` + entryCols
+	var e Entry
+	err := t.get(ctx, &e, q, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	if err != nil {
+		return e, fmt.Errorf("claim next for instance %d: %w", instanceID, err)
+	}
+	return e, nil
+}
+
+// EntryForInstance returns entry id if it belongs to instanceID; otherwise ErrNotFound
+// (an instance cannot tell other instances' entries from missing ones).
+func (t *Tx) EntryForInstance(ctx context.Context, instanceID, id int64) (Entry, error) {
+	var e Entry
+	q := "SELECT " + entryCols + " FROM queue WHERE id = ? AND instance_id = ?"
+	err := t.get(ctx, &e, q, id, instanceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("entry %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("read entry %d: %w", id, err)
+	}
+	return e, nil
+}
+
+// StatusChange is a conditional status update.
+type StatusChange struct {
+	From      string // the status the entry must still have
+	To        string
+	Exception string
+	Now       int64
+	Version   string
+}
+
+// SetStatus applies ch to entry id if it still has status ch.From; ok is false otherwise.
+func (t *Tx) SetStatus(ctx context.Context, id int64, ch StatusChange) (ok bool, err error) {
+	res, err := t.exec(ctx, `UPDATE queue SET status = ?, exception = ?, status_changed_at = ?, version = ?,
+		claim_deadline = NULL WHERE id = ? AND status = ?`, ch.To, ch.Exception, ch.Now, ch.Version, id, ch.From)
+	if err != nil {
+		return false, fmt.Errorf("set entry %d to %s: %w", id, ch.To, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Search returns a page of the instance's entries matching f, newest first, and the total count.
+func (t *Tx) Search(ctx context.Context, instanceID int64, f Filter, offset, limit int) ([]Entry, int, error) {
+	cond, args := f.where([]any{instanceID})
+	var total int
+	if err := t.get(ctx, &total, "SELECT COUNT(*) FROM queue WHERE instance_id = ?"+cond, args...); err != nil {
+		return nil, 0, fmt.Errorf("count entries: %w", err)
+	}
+	var es []Entry
+	args = append(args, limit, offset)
+	if err := t.sel(ctx, &es, "SELECT "+entryCols+" FROM queue WHERE instance_id = ?"+cond+
+		" ORDER BY id DESC LIMIT ? OFFSET ?", args...); err != nil {
+		return nil, 0, fmt.Errorf("search entries: %w", err)
+	}
+	return es, total, nil
+}
+
+// SweepResult counts what a sweep changed.
+type SweepResult struct {
+	Requeued   int64 // claims that timed out and went back to New
+	MaxRetries int64 // entries moved to MaximumRetriesExceeded
+}
+
+// Sweep returns Claimed entries whose deadline passed to New, or moves them to
+// MaximumRetriesExceeded once they were claimed maxRetries times.
+func (t *Tx) Sweep(ctx context.Context, now int64, maxRetries int, version string) (SweepResult, error) {
+	var r SweepResult
+	res, err := t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
+		WHERE status = ? AND claim_deadline < ? AND retry_count >= ?`,
+		StatusMaximumRetriesExceeded, now, version, StatusClaimed, now, maxRetries)
+	if err != nil {
+		return r, fmt.Errorf("sweep: max retries: %w", err)
+	}
+	r.MaxRetries, _ = res.RowsAffected()
+	res, err = t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
+		WHERE status = ? AND claim_deadline < ?`, StatusNew, now, version, StatusClaimed, now)
+	if err != nil {
+		return r, fmt.Errorf("sweep: requeue: %w", err)
+	}
+	r.Requeued, _ = res.RowsAffected()
+	return r, nil
+}
+
+// EntriesOfMessage lists the queue entries of one message (all recipients), ordered by id.
+func (t *Tx) EntriesOfMessage(ctx context.Context, messageID int64) ([]Entry, error) {
+	var es []Entry
+	err := t.sel(ctx, &es, "SELECT "+entryCols+" FROM queue WHERE message_id = ? ORDER BY id", messageID)
+	return es, err
+}

@@ -1,0 +1,305 @@
+// Package store persists Koppelpoort's state in SQLite (embedded default) or
+// PostgreSQL (production, several processes) through one repository API.
+//
+// Writes go through Update, a function-shaped transaction, so that group commit
+// can be slotted in without changing callers. Reads go through View.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // registers driver "sqlite"
+)
+
+// Dialect names the SQL backend of a Store.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Config configures Open. The zero value of every field except DSN has a documented default.
+type Config struct {
+	// DSN is a SQLite file path (or a "sqlite:"/"file:" URL) or a "postgres://"/"postgresql://" URL.
+	DSN string
+	// SQLiteSynchronous is FULL (default: every commit is fsynced) or NORMAL.
+	SQLiteSynchronous string
+	// BusyTimeout is how long SQLite waits for a lock held by another process. Default 10s.
+	BusyTimeout time.Duration
+	// MaxOpenConns bounds the read pool (SQLite) or the whole pool (PostgreSQL). Default 10.
+	MaxOpenConns int
+	// ConnectTimeout bounds the first connection to PostgreSQL. Default 5s.
+	ConnectTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.SQLiteSynchronous == "" {
+		c.SQLiteSynchronous = "FULL"
+	}
+	c.SQLiteSynchronous = strings.ToUpper(c.SQLiteSynchronous)
+	if c.BusyTimeout <= 0 {
+		c.BusyTimeout = 10 * time.Second
+	}
+	if c.MaxOpenConns <= 0 {
+		c.MaxOpenConns = 10
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+}
+
+// Validate reports a configuration error, naming the offending field.
+func (c Config) Validate() error {
+	if strings.TrimSpace(c.DSN) == "" {
+		return errors.New("store: dsn is empty (want a SQLite file path or a postgres:// URL)")
+	}
+	switch strings.ToUpper(c.SQLiteSynchronous) {
+	case "", "FULL", "NORMAL":
+	default:
+		return fmt.Errorf("store: sqlite_synchronous %q is not FULL or NORMAL", c.SQLiteSynchronous)
+	}
+	return nil
+}
+
+// Store is an open database with migrations applied.
+type Store struct {
+	dialect Dialect
+	w       *sqlx.DB // the single writer connection (SQLite) or the pool (PostgreSQL)
+	r       *sqlx.DB // the read pool; same as w on PostgreSQL
+	log     *slog.Logger
+	where   string // DSN without secrets, for error messages
+}
+
+// Open opens (creating when needed) the database named by cfg.DSN and applies
+// the embedded migrations. An unreachable PostgreSQL gives one clear error after
+// at most cfg.ConnectTimeout.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var s *Store
+	var err error
+	if isPostgresDSN(cfg.DSN) {
+		s, err = openPostgres(ctx, cfg)
+	} else {
+		s, err = openSQLite(ctx, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log = logger
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	logger.Info("store opened", "dialect", string(s.dialect), "where", s.where)
+	return s, nil
+}
+
+func isPostgresDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// sqlitePath turns a path, "sqlite:<path>" or "file:<path>" into a file path.
+func sqlitePath(dsn string) string {
+	for _, p := range []string{"sqlite://", "sqlite:", "file://", "file:"} {
+		if strings.HasPrefix(dsn, p) {
+			dsn = strings.TrimPrefix(dsn, p)
+			break
+		}
+	}
+	if i := strings.IndexByte(dsn, '?'); i >= 0 {
+		dsn = dsn[:i]
+	}
+	return dsn
+}
+
+func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
+	path := sqlitePath(cfg.DSN)
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("store: sqlite dsn %q: a file path is required (in-memory databases lose writes)", cfg.DSN)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+cfg.SQLiteSynchronous+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	base := "file:" + path + "?"
+	// The writer takes the write lock at BEGIN, so a transaction never has to
+	// upgrade its lock (which could fail with SQLITE_BUSY across processes).
+	w, err := sqlx.Open("sqlite", base+q.Encode()+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	r, err := sqlx.Open("sqlite", base+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite read pool %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(cfg.MaxOpenConns)
+	r.SetMaxIdleConns(cfg.MaxOpenConns)
+	return &Store{dialect: SQLite, w: w, r: r, where: path}, nil
+}
+
+func openPostgres(ctx context.Context, cfg Config) (*Store, error) {
+	pc, err := pgx.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres dsn: %s", redactErr(err, cfg.DSN))
+	}
+	pc.ConnectTimeout = cfg.ConnectTimeout
+	where := fmt.Sprintf("postgres %s:%d/%s", pc.Host, pc.Port, pc.Database)
+	db := sqlx.NewDb(stdlib.OpenDB(*pc), "pgx")
+	db.SetMaxOpenConns(cfg.MaxOpenConns)
+	db.SetMaxIdleConns(cfg.MaxOpenConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout+time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: cannot reach %s: %s", where, oneLine(redactErr(err, cfg.DSN)))
+	}
+	return &Store{dialect: Postgres, w: db, r: db, where: where}, nil
+}
+
+// redactErr renders err without the password that may be part of dsn.
+func redactErr(err error, dsn string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return msg
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Dialect reports which backend this store runs on.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Close closes all connections. It is safe to call on a half-opened store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.r != nil && s.r != s.w {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Ready reports whether the database is reachable and all migrations are applied.
+func (s *Store) Ready(ctx context.Context) error {
+	var v int
+	if err := s.r.GetContext(ctx, &v, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"); err != nil {
+		return fmt.Errorf("store not ready (%s): %w", s.where, err)
+	}
+	if want := latestMigration(s.dialect); v < want {
+		return fmt.Errorf("store not ready (%s): schema version %d, want %d", s.where, v, want)
+	}
+	return nil
+}
+
+// Tx is one database transaction; the repository methods hang off it.
+type Tx struct {
+	tx      *sqlx.Tx
+	dialect Dialect
+}
+
+// Dialect reports the backend of this transaction.
+func (t *Tx) Dialect() Dialect { return t.dialect }
+
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.tx.Rebind(q), args...)
+}
+
+func (t *Tx) get(ctx context.Context, dest any, q string, args ...any) error {
+	return t.tx.GetContext(ctx, dest, t.tx.Rebind(q), args...)
+}
+
+func (t *Tx) sel(ctx context.Context, dest any, q string, args ...any) error {
+	return t.tx.SelectContext(ctx, dest, t.tx.Rebind(q), args...)
+}
+
+// insertID runs an INSERT and returns the new row's id (RETURNING works on both dialects).
+func (t *Tx) insertID(ctx context.Context, q string, args ...any) (int64, error) {
+	var id int64
+	err := t.tx.QueryRowxContext(ctx, t.tx.Rebind(q+" RETURNING id"), args...).Scan(&id)
+	return id, err
+}
+
+// Update runs fn in one write transaction and commits it; any error from fn
+// (or a panic) rolls everything back. When Update returns nil the writes are
+// durable (fsynced on SQLite with synchronous=FULL).
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.run(ctx, s.w, false, fn)
+}
+
+// View runs fn in a read-only transaction on the read pool.
+func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.run(ctx, s.r, true, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx *Tx) error) (err error) {
+	opts := &sql.TxOptions{}
+	if readOnly && s.dialect == Postgres {
+		opts.ReadOnly = true
+	}
+	sqltx, err := db.BeginTxx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = sqltx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(&Tx{tx: sqltx, dialect: s.dialect}); err != nil {
+		if rerr := sqltx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			s.log.Warn("store: rollback failed", "err", rerr)
+		}
+		return err
+	}
+	if err := sqltx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// now is the store's clock in Unix microseconds.
+func micros(t time.Time) int64 { return t.UTC().UnixMicro() }

@@ -1,0 +1,506 @@
+package store_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
+)
+
+var ctx = context.Background()
+
+// fixture provisions a domain with one application instance and returns their ids.
+func fixture(t testing.TB, s *store.Store, domain, user string) (domainID, instanceID int64) {
+	t.Helper()
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		var err error
+		domainID, _, err = tx.EnsureDomain(ctx, domain)
+		if err != nil {
+			return err
+		}
+		appID, _, err := tx.UpsertApplication(ctx, store.Application{Ident: "app-" + user, Name: user})
+		if err != nil {
+			return err
+		}
+		instanceID, _, err = tx.UpsertInstance(ctx, store.Instance{DomainID: domainID, ApplicationID: appID,
+			Username: user, PasswordHash: "x", APIVersion: "1.3.5"}, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	return domainID, instanceID
+}
+
+// queueMessages stores n messages each queued for instanceID, returning the entry ids.
+func queueMessages(t testing.TB, s *store.Store, domainID, instanceID int64, n int) []int64 {
+	t.Helper()
+	var ids []int64
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		for i := 0; i < n; i++ {
+			mid, err := tx.InsertMessage(ctx, store.Message{DomainID: domainID, SenderInstanceID: instanceID,
+				Event: "CreateOrUpdatePatient", MessageIdentifier: fmt.Sprint("m", i), FocalRef: fmt.Sprint("http://x/Patient/", i)})
+			if err != nil {
+				return err
+			}
+			id, err := tx.InsertEntry(ctx, store.Entry{DomainID: domainID, InstanceID: instanceID, MessageID: mid,
+				Event: "CreateOrUpdatePatient", FocalRef: fmt.Sprint("http://x/Patient/", i), Status: store.StatusNew,
+				StatusChangedAt: 1, Version: "v", CreatedAt: 1})
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("queue messages: %v", err)
+	}
+	return ids
+}
+
+func countDomains(t testing.TB, s *store.Store) int {
+	t.Helper()
+	n := 0
+	err := s.View(ctx, func(tx *store.Tx) error {
+		for i := 0; ; i++ {
+			if _, err := tx.DomainByName(ctx, fmt.Sprint("d", i)); errors.Is(err, store.ErrNotFound) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			n++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestMigrationsIdempotentAndReady(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		for i := 0; i < 3; i++ {
+			s, err := store.Open(ctx, store.Config{DSN: b.DSN}, nil)
+			if err != nil {
+				t.Fatalf("open #%d: %v", i, err)
+			}
+			if err := s.Ready(ctx); err != nil {
+				t.Fatalf("ready #%d: %v", i, err)
+			}
+			if got := string(s.Dialect()); got != b.Name {
+				t.Fatalf("dialect %q, want %q", got, b.Name)
+			}
+			s.Close()
+		}
+	})
+}
+
+func TestConcurrentOpenersMigrateOnce(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		const n = 4
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := store.Open(ctx, store.Config{DSN: b.DSN}, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				errs <- s.Ready(ctx)
+				s.Close()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("concurrent open: %v", err)
+			}
+		}
+		s := b.Open(t)
+		if err := s.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestWritesSurviveReopen(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s, err := store.Open(ctx, store.Config{DSN: b.DSN}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dID, iID := fixture(t, s, "Durable", "u1")
+		ids := queueMessages(t, s, dID, iID, 3)
+		s.Close()
+
+		s2 := b.Open(t)
+		err = s2.View(ctx, func(tx *store.Tx) error {
+			in, err := tx.InstanceByUsername(ctx, "u1")
+			if err != nil {
+				return err
+			}
+			if in.DomainName != "Durable" || in.ID != iID {
+				return fmt.Errorf("instance after reopen: %+v", in)
+			}
+			for _, id := range ids {
+				if _, err := tx.EntryForInstance(ctx, iID, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("after reopen: %v", err)
+		}
+	})
+}
+
+func TestFailedTransactionLeavesNothing(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t)
+		boom := errors.New("boom")
+		cases := []struct {
+			name string
+			fn   func(tx *store.Tx) error
+		}{
+			{"callback error", func(tx *store.Tx) error {
+				if _, _, err := tx.EnsureDomain(ctx, "d0"); err != nil {
+					return err
+				}
+				return boom
+			}},
+			{"constraint violation after a write", func(tx *store.Tx) error {
+				if _, _, err := tx.EnsureDomain(ctx, "d0"); err != nil {
+					return err
+				}
+				// instance referencing a missing domain: foreign key violation
+				_, _, err := tx.UpsertInstance(ctx, store.Instance{DomainID: 999999, ApplicationID: 999999, Username: "x"}, nil)
+				return err
+			}},
+		}
+		for _, c := range cases {
+			err := s.Update(ctx, c.fn)
+			if err == nil {
+				t.Fatalf("%s: Update returned nil", c.name)
+			}
+			if n := countDomains(t, s); n != 0 {
+				t.Fatalf("%s: %d domains left behind", c.name, n)
+			}
+		}
+		func() {
+			defer func() { _ = recover() }()
+			_ = s.Update(ctx, func(tx *store.Tx) error {
+				_, _, _ = tx.EnsureDomain(ctx, "d0")
+				panic("in transaction")
+			})
+		}()
+		if n := countDomains(t, s); n != 0 {
+			t.Fatalf("panic: %d domains left behind", n)
+		}
+		// The store still works after the failures.
+		if err := s.Update(ctx, func(tx *store.Tx) error { _, _, err := tx.EnsureDomain(ctx, "d0"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if n := countDomains(t, s); n != 1 {
+			t.Fatalf("want 1 domain, got %d", n)
+		}
+	})
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t)
+		dID, iID := fixture(t, s, "Busy", "u1")
+		const writers, each = 8, 25
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					err := s.Update(ctx, func(tx *store.Tx) error {
+						// read-modify-write on the shared domain row plus an insert
+						v, err := tx.LockDomainVersion(ctx, dID)
+						if err != nil {
+							return err
+						}
+						n, _ := strconv.Atoi(v)
+						if err := tx.SetDomainVersion(ctx, dID, strconv.Itoa(n+1)); err != nil {
+							return err
+						}
+						_, err = tx.InsertMessage(ctx, store.Message{DomainID: dID, SenderInstanceID: iID, Event: "E"})
+						return err
+					})
+					if err != nil {
+						errs <- fmt.Errorf("writer %d: %w", w, err)
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		err := s.View(ctx, func(tx *store.Tx) error {
+			n, err := tx.CountMessages(ctx)
+			if err != nil {
+				return err
+			}
+			v, err := tx.DomainByName(ctx, "Busy")
+			if err != nil {
+				return err
+			}
+			if n != writers*each || v.LastVersion != strconv.Itoa(writers*each) {
+				return fmt.Errorf("messages %d, counter %s; want %d both", n, v.LastVersion, writers*each)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestConcurrentClaimsNeverShareAnEntry runs claimers on two independent
+// stores (two connection pools, as two processes would have) on one database.
+func TestConcurrentClaimsNeverShareAnEntry(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s1 := b.Open(t)
+		s2 := b.Open(t)
+		dID, iID := fixture(t, s1, "Claims", "u1")
+		const n = 120
+		queueMessages(t, s1, dID, iID, n)
+		var mu sync.Mutex
+		seen := map[int64]int{}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := 0; w < 8; w++ {
+			s := s1
+			if w%2 == 1 {
+				s = s2
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					var e store.Entry
+					err := s.Update(ctx, func(tx *store.Tx) error {
+						var err error
+						e, err = tx.ClaimNext(ctx, iID, store.Filter{}, store.Claim{Now: 1, Deadline: 2, Version: "c"})
+						return err
+					})
+					if errors.Is(err, store.ErrNotFound) {
+						return
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					seen[e.ID]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if len(seen) != n {
+			t.Fatalf("claimed %d distinct entries, want %d", len(seen), n)
+		}
+		for id, c := range seen {
+			if c != 1 {
+				t.Fatalf("entry %d claimed %d times", id, c)
+			}
+		}
+	})
+}
+
+func TestSweepRequeuesAndGivesUp(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t)
+		dID, iID := fixture(t, s, "Sweep", "u1")
+		ids := queueMessages(t, s, dID, iID, 1)
+		claim := func(now int64) (store.Entry, error) {
+			var e store.Entry
+			err := s.Update(ctx, func(tx *store.Tx) error {
+				var err error
+				e, err = tx.ClaimNext(ctx, iID, store.Filter{}, store.Claim{Now: now, Deadline: now + 10, Version: "c"})
+				return err
+			})
+			return e, err
+		}
+		sweep := func(now int64) store.SweepResult {
+			var r store.SweepResult
+			if err := s.Update(ctx, func(tx *store.Tx) (err error) { r, err = tx.Sweep(ctx, now, 3, "s"); return }); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		now := int64(100)
+		for cycle := 1; cycle <= 3; cycle++ {
+			e, err := claim(now)
+			if err != nil || e.ID != ids[0] || e.RetryCount != cycle {
+				t.Fatalf("cycle %d: claim = %+v, %v", cycle, e, err)
+			}
+			if r := sweep(now + 5); r != (store.SweepResult{}) {
+				t.Fatalf("cycle %d: sweep before deadline changed %+v", cycle, r)
+			}
+			now += 20
+			r := sweep(now)
+			want := store.SweepResult{Requeued: 1}
+			if cycle == 3 {
+				want = store.SweepResult{MaxRetries: 1}
+			}
+			if r != want {
+				t.Fatalf("cycle %d: sweep = %+v, want %+v", cycle, r, want)
+			}
+		}
+		if _, err := claim(now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("claim after max retries: %v", err)
+		}
+	})
+}
+
+func TestUnreachablePostgresIsOneClearLine(t *testing.T) {
+	start := time.Now()
+	_, err := store.Open(ctx, store.Config{DSN: "postgres://kp:s3cret@127.0.0.1:1/kp?sslmode=disable", ConnectTimeout: time.Second}, nil)
+	if err == nil {
+		t.Fatal("open of unreachable PostgreSQL succeeded")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") || strings.Contains(msg, "s3cret") || !strings.Contains(msg, "cannot reach postgres 127.0.0.1:1/kp") {
+		t.Fatalf("error is not one clear, secret-free line: %q", msg)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, c := range []store.Config{{DSN: ""}, {DSN: "x.db", SQLiteSynchronous: "OFF"}, {DSN: ":memory:"}} {
+		if _, err := store.Open(ctx, c, nil); err == nil {
+			t.Errorf("Open(%+v) succeeded", c)
+		}
+	}
+}
+
+func TestSQLiteClaimUsesIndex(t *testing.T) {
+	// The claim's inner query must be an index search, so its latency does not grow with the queue.
+	plan := store.ExplainClaimSQLite(t, filepath.Join(t.TempDir(), "kp.db"))
+	if !strings.Contains(plan, "queue_claim") || strings.Contains(plan, "SCAN queue") {
+		t.Fatalf("claim plan does not use queue_claim:\n%s", plan)
+	}
+}
+
+const childEnv = "KOPPELPOORT_STORE_CRASH_CHILD"
+
+// TestSQLiteSurvivesSIGKILL runs a child process that commits messages and
+// reports each committed id; after SIGKILL every reported id must be there.
+func TestSQLiteSurvivesSIGKILL(t *testing.T) {
+	if dsn := os.Getenv(childEnv); dsn != "" {
+		crashChild(dsn)
+		return
+	}
+	dsn := filepath.Join(t.TempDir(), "kp.db")
+	s, err := store.Open(ctx, store.Config{DSN: dsn}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture(t, s, "Crash", "u1")
+	s.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteSurvivesSIGKILL$")
+	cmd.Env = append(os.Environ(), childEnv+"="+dsn)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []int64
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		id, err := strconv.ParseInt(strings.TrimPrefix(sc.Text(), "committed "), 10, 64)
+		if err != nil {
+			continue
+		}
+		acked = append(acked, id)
+		if len(acked) == 150 {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+	}
+	_ = cmd.Wait()
+	if len(acked) < 150 {
+		t.Fatalf("child reported only %d commits", len(acked))
+	}
+	s2, err := store.Open(ctx, store.Config{DSN: dsn}, nil)
+	if err != nil {
+		t.Fatalf("reopen after SIGKILL: %v", err)
+	}
+	defer s2.Close()
+	err = s2.View(ctx, func(tx *store.Tx) error {
+		for _, id := range acked {
+			if _, err := tx.MessageByID(ctx, id); err != nil {
+				return fmt.Errorf("acknowledged message %d lost: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func crashChild(dsn string) {
+	s, err := store.Open(ctx, store.Config{DSN: dsn}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var dID, iID int64
+	_ = s.View(ctx, func(tx *store.Tx) error {
+		in, err := tx.InstanceByUsername(ctx, "u1")
+		dID, iID = in.DomainID, in.ID
+		return err
+	})
+	w := bufio.NewWriter(os.Stdout)
+	for i := 0; ; i++ {
+		var id int64
+		err := s.Update(ctx, func(tx *store.Tx) (err error) {
+			id, err = tx.InsertMessage(ctx, store.Message{DomainID: dID, SenderInstanceID: iID, Event: "E", MessageIdentifier: strconv.Itoa(i)})
+			return err
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(w, "committed %d\n", id)
+		w.Flush()
+	}
+}
