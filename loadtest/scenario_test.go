@@ -1,0 +1,98 @@
+package loadtest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseScenario(t *testing.T) {
+	t.Setenv("LT_TEST_PW", "s3cret")
+	tests := []struct {
+		name    string
+		yaml    string
+		self    bool
+		wantErr string // substring; "" = valid
+		check   func(t *testing.T, s *Scenario)
+	}{
+		{
+			name: "defaults", yaml: "", self: true,
+			check: func(t *testing.T, s *Scenario) {
+				if s.Duration != 30*time.Second || s.SubscribersPerEvent != 3 || s.Format != "json" || *s.AckFailedShare != 0.02 {
+					t.Fatalf("defaults not applied: %+v", s)
+				}
+			},
+		},
+		{
+			name: "full self", self: true,
+			yaml: "format: xml\nduration: 3s\nrate: 300\ndomains: 4\npatients_per_domain: 50\nsubscribers_per_event: 5\nmessage_size: 16KiB\nmix: {patient: 1, careplan: 9}\nack_new_share: 0\n",
+			check: func(t *testing.T, s *Scenario) {
+				if s.Rate != 300 || s.Concurrency != 64 || s.MessageSize != 16<<10 || s.Mix.CarePlan != 9 || *s.AckNewShare != 0 || s.Domains != 4 {
+					t.Fatalf("values not decoded: %+v", s)
+				}
+			},
+		},
+		{
+			name: "external with credentials", self: false,
+			yaml: "target: http://127.0.0.1:8080\ninstances:\n- {domain: D, role: practitioner-portal, username: pp, password: '${LT_TEST_PW}', subscriptions: [UpdateCarePlanActivityStatus]}\n- {domain: D, role: game, username: g, password: x, subscriptions: [CreateOrUpdateCarePlan]}\n",
+			check: func(t *testing.T, s *Scenario) {
+				if s.Instances[0].Password != "s3cret" || s.Instances[1].Format != "json" {
+					t.Fatalf("instances: %+v", s.Instances)
+				}
+			},
+		},
+		{name: "unknown key", yaml: "duraton: 3s\n", self: true, wantErr: "field duraton not found"},
+		{name: "bad format", yaml: "format: csv\n", self: true, wantErr: "format: \"csv\""},
+		{name: "bad size", yaml: "message_size: lots\n", self: true, wantErr: "invalid size"},
+		{name: "bad share", yaml: "ack_failed_share: 1.5\n", self: true, wantErr: "ack_failed_share: 1.5"},
+		{name: "shares over one", yaml: "ack_failed_share: 0.6\nack_new_share: 0.6\n", self: true, wantErr: "exceeds 1"},
+		{name: "external needs target", yaml: "", self: false, wantErr: "target: required"},
+		{name: "remote refused", yaml: "target: http://10.1.2.3:8080\ninstances: [{domain: D, role: practitioner-portal, username: u}]\n", self: false, wantErr: "--allow-remote"},
+		{name: "remote allowed", yaml: "target: http://10.1.2.3:8080\nallow_remote: true\ninstances: [{domain: D, role: practitioner-portal, username: u}]\n", self: false},
+		{name: "unknown role", yaml: "target: http://127.0.0.1:1\ninstances: [{domain: D, role: nurse, username: u}]\n", self: false, wantErr: "role \"nurse\""},
+		{name: "no sender", yaml: "target: http://127.0.0.1:1\ninstances: [{domain: D, role: game, username: u}]\n", self: false, wantErr: "practitioner-portal"},
+		{name: "unknown event", yaml: "target: http://[::1]:1\ninstances: [{domain: D, role: practitioner-portal, username: u, subscriptions: [Foo]}]\n", self: false, wantErr: "subscription \"Foo\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseScenario([]byte(tt.yaml))
+			if err == nil {
+				s.Defaults()
+				err = s.Validate(tt.self)
+			}
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if tt.check != nil {
+					tt.check(t, s)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadScenarioFile(t *testing.T) {
+	s, err := LoadScenario(filepath.Join("testdata", "scenario-external.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Defaults()
+	if err := s.Validate(false); err != nil {
+		t.Fatalf("example scenario does not validate: %v", err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(p, []byte("domains: 2\nrate: [1]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadScenario(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("error %v, want the file name and line 2", err)
+	}
+}
