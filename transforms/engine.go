@@ -69,7 +69,7 @@ type Env struct {
 	Meta map[string]string
 	// Route is the route name.
 	Route string
-	// Vars holds values produced earlier in the same route run (e.g. `fields` of a transform).
+	// Vars are the values a transform computed in its `fields` section; later expressions see them as `fields`.
 	Vars map[string]any
 }
 
@@ -119,7 +119,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		"record": recordType,
 		"meta":   map[string]string{},
 		"route":  "",
-		"vars":   map[string]any{},
+		"fields": map[string]any{},
 	}
 	e.opts = append([]expr.Option{expr.Env(envType)}, e.library()...)
 	return e, nil
@@ -244,7 +244,7 @@ func (p *Program) EvalBool(env Env) (bool, error) {
 }
 
 func (env Env) asMap() map[string]any {
-	m := map[string]any{"record": env.Record, "meta": env.Meta, "route": env.Route, "vars": env.Vars}
+	m := map[string]any{"record": env.Record, "meta": env.Meta, "route": env.Route, "fields": env.Vars}
 	if env.Record == nil {
 		m["record"] = map[string]any{}
 	}
@@ -252,7 +252,7 @@ func (env Env) asMap() map[string]any {
 		m["meta"] = map[string]string{}
 	}
 	if env.Vars == nil {
-		m["vars"] = map[string]any{}
+		m["fields"] = map[string]any{}
 	}
 	return m
 }

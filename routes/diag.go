@@ -1,0 +1,81 @@
+package routes
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Severity of a Diagnostic.
+type Severity string
+
+// Severities: errors make a route unusable, warnings are printed by lint.
+const (
+	SevError   Severity = "error"
+	SevWarning Severity = "warning"
+)
+
+// Diagnostic is one problem in a route file, at a position, with the offending line and a caret.
+type Diagnostic struct {
+	File     string
+	Line     int
+	Column   int
+	Severity Severity
+	Message  string
+	// Snippet is the source line and a caret line under Column (empty when the line is unknown).
+	Snippet string
+}
+
+func (d Diagnostic) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d: %s: %s", d.File, d.Line, d.Column, d.Severity, d.Message)
+	if d.Snippet != "" {
+		b.WriteString("\n")
+		b.WriteString(d.Snippet)
+	}
+	return b.String()
+}
+
+// Diagnostics is a list of problems; as an error it holds at least one SevError.
+type Diagnostics []Diagnostic
+
+func (ds Diagnostics) Error() string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// HasErrors reports whether any diagnostic is an error.
+func (ds Diagnostics) HasErrors() bool {
+	for _, d := range ds {
+		if d.Severity == SevError {
+			return true
+		}
+	}
+	return false
+}
+
+func (ds Diagnostics) sorted() Diagnostics {
+	sort.SliceStable(ds, func(i, j int) bool {
+		if ds[i].File != ds[j].File {
+			return ds[i].File < ds[j].File
+		}
+		if ds[i].Line != ds[j].Line {
+			return ds[i].Line < ds[j].Line
+		}
+		return ds[i].Column < ds[j].Column
+	})
+	return ds
+}
+
+// snippet renders line (1-based) of src with a caret under col (1-based).
+func snippet(lines []string, line, col int) string {
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	text := strings.ReplaceAll(lines[line-1], "\t", " ")
+	caret := strings.Repeat(" ", max(col-1, 0)) + "^"
+	return "    " + text + "\n    " + caret
+}

@@ -1,0 +1,59 @@
+package routes_test
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/koppelpoort/koppelpoort/adapters/file"
+	"github.com/koppelpoort/koppelpoort/routes"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestLoadGood(t *testing.T) {
+	r, err := routes.LoadFile("testdata/patients.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Name != "epd-patients" || len(r.Rules) != 3 || len(r.Outputs) != 1 || r.Input.Registration.ID != "inbound.file" {
+		t.Fatalf("unexpected route: %+v", r)
+	}
+	if len(r.Warnings) != 0 {
+		t.Fatalf("warnings: %v", r.Warnings)
+	}
+}
+
+// TestLintGolden checks the exact diagnostics (file:line:col, message, caret) for broken route files.
+func TestLintGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no bad route fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := routes.LoadFile(f)
+			var ds routes.Diagnostics
+			if !errors.As(err, &ds) {
+				t.Fatalf("want Diagnostics, got %v", err)
+			}
+			got := ds.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("diagnostics differ from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}

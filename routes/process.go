@@ -1,0 +1,173 @@
+package routes
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/rules"
+	"github.com/koppelpoort/koppelpoort/transforms"
+)
+
+// Outcome is what happened to one record.
+type Outcome string
+
+// Outcomes of Process.
+const (
+	Routed       Outcome = "routed"
+	Dropped      Outcome = "dropped"
+	DeadLettered Outcome = "dead_lettered"
+)
+
+// Result is the outcome of processing one record: deliveries to make, or the reason it was dropped or
+// dead-lettered.
+type Result struct {
+	Outcome    Outcome
+	Key        string
+	Reason     string
+	Deliveries []adapters.Delivery
+}
+
+// Process runs the rules and transforms for one record. It does no I/O: the runtime (or a route test) makes
+// the deliveries. Evaluation errors dead-letter the record with the error as reason.
+func (r *Route) Process(rec adapters.Record) Result {
+	env := transforms.Env{Record: rec.Fields, Meta: rec.Meta, Route: r.Name}
+	key := rec.Key
+	if r.Key != nil {
+		v, err := r.Key.Eval(env)
+		if err != nil {
+			return Result{Outcome: DeadLettered, Key: key, Reason: fmt.Sprintf("key: %v", err)}
+		}
+		if s := fmt.Sprint(v); v != nil && s != "" {
+			key = s
+		}
+	}
+	d, err := rules.Evaluate(r.Rules, env)
+	if err != nil {
+		return Result{Outcome: DeadLettered, Key: key, Reason: err.Error()}
+	}
+	switch d.Action {
+	case rules.Drop:
+		return Result{Outcome: Dropped, Key: key, Reason: d.Reason}
+	case rules.DeadLetter:
+		return Result{Outcome: DeadLettered, Key: key, Reason: d.Reason}
+	}
+	res := Result{Outcome: Routed, Key: key}
+	for _, b := range d.Branches {
+		fields, kt, err := r.apply(b.Transform, rec, env)
+		if err != nil {
+			return Result{Outcome: DeadLettered, Key: key, Reason: err.Error()}
+		}
+		outs := b.Outputs
+		if len(outs) == 0 {
+			for _, o := range r.Outputs {
+				outs = append(outs, o.Name)
+			}
+		}
+		content, err := json.Marshal(struct {
+			F map[string]any
+			K *adapters.KoppeltaalMessage
+		}{fields, kt})
+		if err != nil {
+			return Result{Outcome: DeadLettered, Key: key, Reason: fmt.Sprintf("encode transform result: %v", err)}
+		}
+		for _, o := range outs {
+			res.Deliveries = append(res.Deliveries, adapters.Delivery{
+				Route: r.Name, Output: o, RecordKey: key,
+				IdempotencyKey: transforms.StableID(r.Name, o, key, string(content)),
+				Fields:         fields, Koppeltaal: kt,
+			})
+		}
+	}
+	return res
+}
+
+func (r *Route) apply(name string, rec adapters.Record, env transforms.Env) (map[string]any, *adapters.KoppeltaalMessage, error) {
+	if name == "" {
+		return rec.Fields, nil, nil
+	}
+	t := r.Transforms[name]
+	fields := rec.Fields
+	if t.Fields != nil {
+		v, err := t.Fields.eval(env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("transform %s: %w", name, err)
+		}
+		fields, _ = v.(map[string]any)
+		if fields == nil {
+			fields = map[string]any{}
+		}
+	}
+	if t.Koppeltaal == nil {
+		return fields, nil, nil
+	}
+	env.Vars = fields
+	kt := &adapters.KoppeltaalMessage{Event: t.Koppeltaal.Event}
+	if t.Koppeltaal.Patient != nil {
+		v, err := t.Koppeltaal.Patient.Eval(env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("transform %s: koppeltaal.patient: %w", name, err)
+		}
+		kt.Patient = fmt.Sprint(v)
+		if v == nil || kt.Patient == "" {
+			return nil, nil, fmt.Errorf("transform %s: koppeltaal.patient is empty", name)
+		}
+	}
+	for _, rt := range t.Koppeltaal.Resources {
+		idv, err := rt.ID.Eval(env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("transform %s: %s id: %w", name, rt.Type, err)
+		}
+		id := fmt.Sprint(idv)
+		if idv == nil || id == "" {
+			return nil, nil, fmt.Errorf("transform %s: %s id is empty", name, rt.Type)
+		}
+		body := map[string]any{}
+		if rt.Fields != nil {
+			v, err := rt.Fields.eval(env)
+			if err != nil {
+				return nil, nil, fmt.Errorf("transform %s: %s: %w", name, rt.Type, err)
+			}
+			body, _ = v.(map[string]any)
+		}
+		kt.Resources = append(kt.Resources, adapters.KoppeltaalResource{Type: rt.Type, ID: id, Body: body})
+	}
+	return fields, kt, nil
+}
+
+// eval evaluates a value tree; nil results are left out of objects and lists, so optional FHIR elements
+// (an empty phone number) disappear instead of becoming null.
+func (v *Value) eval(env transforms.Env) (any, error) {
+	switch {
+	case v.Expr != nil:
+		return v.Expr.Eval(env)
+	case v.Object != nil:
+		out := make(map[string]any, len(v.Object))
+		for _, k := range v.Keys {
+			x, err := v.Object[k].eval(env)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			if x != nil {
+				out[k] = x
+			}
+		}
+		return out, nil
+	case v.List != nil:
+		out := make([]any, 0, len(v.List))
+		for i, item := range v.List {
+			x, err := item.eval(env)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			if x != nil {
+				out = append(out, x)
+			}
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+// Engine returns the route's expression engine (route tests compile their assertions with it).
+func (r *Route) Engine() *transforms.Engine { return r.engine }

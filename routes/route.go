@@ -1,0 +1,91 @@
+// Package routes is the route model: it loads route files (YAML) strictly, compiles their rules and
+// transforms once, checks adapter settings against each adapter's spec, and turns one inbound record into
+// deliveries, a drop or a dead letter. The runtime (package routes/runtime) runs loaded routes.
+package routes
+
+import (
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/rules"
+	"github.com/koppelpoort/koppelpoort/transforms"
+)
+
+// Route is one loaded, compiled route file.
+type Route struct {
+	Name        string
+	Description string
+	// File is the route file's path, Dir its directory (adapters resolve relative paths against it).
+	File, Dir string
+	Input     Component
+	Outputs   []Component
+	Rules     []*rules.Rule
+	// Transforms by name.
+	Transforms map[string]*Transform
+	// Key computes the record key; nil keeps the key the inbound adapter gave.
+	Key *transforms.Program
+	// Retry is the outbound retry policy.
+	Retry RetryPolicy
+	// Warnings found while loading (lint prints them).
+	Warnings Diagnostics
+
+	engine *transforms.Engine
+}
+
+// Component is an adapter instance declared in a route: decoded and validated, not yet provisioned.
+type Component struct {
+	// Name is the output's name in the route (the input is called "input").
+	Name         string
+	Registration adapters.Registration
+	// Adapter is the decoded adapter (implements adapters.Inbound or adapters.Outbound).
+	Adapter any
+	Line    int
+}
+
+// Transform is a named field mapping compiled once.
+type Transform struct {
+	Name string
+	// Fields is an object of expressions (nil: the record's fields pass unchanged).
+	Fields     *Value
+	Koppeltaal *KoppeltaalTemplate
+	Line       int
+}
+
+// Value is a tree of compiled expressions: an expression, an object of values or a list of values.
+type Value struct {
+	Expr   *transforms.Program
+	Keys   []string
+	Object map[string]*Value
+	List   []*Value
+}
+
+// KoppeltaalTemplate declares a Koppeltaal message: the gateway builds the DSTU1 bundle from it.
+type KoppeltaalTemplate struct {
+	Event     string
+	Patient   *transforms.Program
+	Resources []ResourceTemplate
+}
+
+// ResourceTemplate is one resource of a Koppeltaal message template.
+type ResourceTemplate struct {
+	Type   string
+	ID     *transforms.Program
+	Fields *Value
+}
+
+// RetryPolicy says how often a transient outbound failure is retried before the record is dead-lettered.
+type RetryPolicy struct {
+	MaxAttempts int
+	// Backoff base and cap, doubled per attempt.
+	Backoff, MaxBackoff time.Duration
+}
+
+// KoppeltaalEvents are the Koppeltaal 1.3.x message events a route may produce.
+var KoppeltaalEvents = []string{"CreateOrUpdatePatient", "CreateOrUpdatePractitioner", "CreateOrUpdateRelatedPerson",
+	"CreateOrUpdateCarePlan", "UpdateCarePlanActivityStatus", "CreateOrUpdateCarePlanActivityResult",
+	"CreateOrUpdateUserMessage", "CreateOrUpdateActivityDefinition"}
+
+// KoppeltaalResourceTypes are the resource types allowed in a 1.3.5 bundle; the last four are Other
+// resources told apart by their OtherResourceUsage code.
+var KoppeltaalResourceTypes = []string{"Patient", "Practitioner", "RelatedPerson", "Organization", "Device", "CarePlan",
+	"CarePlanActivityStatus", "UserMessage", "CareTeam", "ActivityDefinition"}
