@@ -1,0 +1,220 @@
+// Package config loads the Koppelpoort configuration file: one YAML document,
+// decoded strictly (an unknown or misspelled key is an error naming the file,
+// line and key), with ${VAR} substitution from the environment for secrets and
+// documented defaults for every setting.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"go.yaml.in/yaml/v3"
+)
+
+// Environment variables that override the file (and are overridden by flags).
+const (
+	EnvAddr = "KOPPELPOORT_ADDR" // listen address, e.g. 0.0.0.0:8080
+	EnvDSN  = "KOPPELPOORT_DSN"  // store: a SQLite path or a postgres:// URL
+)
+
+// Defaults of the embedded default setup (`koppelpoort serve` without a file).
+const (
+	DefaultAddr = "127.0.0.1:8080"
+	DefaultDSN  = "./koppelpoort-data/koppelpoort.db"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Server is the HTTP listener.
+	Server ServerConfig `yaml:"server"`
+	// Store is the database: SQLite (default) or PostgreSQL.
+	Store StoreConfig `yaml:"store"`
+	// Log controls the structured logs written to standard error.
+	Log LogConfig `yaml:"log"`
+	// Koppeltaal holds the domains, applications and instances this server serves.
+	// Absent: no Koppeltaal domains (the built-in demo domain is used only when
+	// Koppelpoort runs without a configuration file).
+	Koppeltaal *koppeltaal.Config `yaml:"koppeltaal"`
+	// Routes lists gateway route files or glob patterns, relative to the config file.
+	Routes []string `yaml:"routes"`
+
+	// Path is the file this configuration was read from ("" for the embedded default).
+	Path string `yaml:"-"`
+}
+
+// ServerConfig is the `server:` section.
+type ServerConfig struct {
+	// Addr is the listen address. Default 127.0.0.1:8080; env KOPPELPOORT_ADDR overrides.
+	Addr string `yaml:"addr"`
+	// ReadTimeout bounds reading a whole request. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 60s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// ShutdownTimeout is how long in-flight requests get on SIGINT/SIGTERM. Default 15s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// StoreConfig is the `store:` section.
+type StoreConfig struct {
+	// DSN is a SQLite file path or a postgres:// URL. Default ./koppelpoort-data/koppelpoort.db;
+	// env KOPPELPOORT_DSN overrides.
+	DSN string `yaml:"dsn"`
+	// SQLiteSynchronous is SQLite's synchronous pragma: FULL (default: every commit fsynced) or NORMAL.
+	SQLiteSynchronous string `yaml:"sqlite_synchronous"`
+	// BusyTimeout is how long SQLite waits for a lock held by another process. Default 10s.
+	BusyTimeout time.Duration `yaml:"busy_timeout"`
+	// MaxOpenConns caps the connection pool (PostgreSQL) or the read pool (SQLite). Default 10.
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// LogConfig is the `log:` section.
+type LogConfig struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is json (default) or text.
+	Format string `yaml:"format"`
+}
+
+// Default returns the embedded default configuration: SQLite under
+// ./koppelpoort-data, HTTP on 127.0.0.1:8080, the demo Koppeltaal domain.
+func Default() *Config {
+	c := &Config{}
+	demo := koppeltaal.DemoConfig()
+	c.Koppeltaal = &demo
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.Server.Addr == "" {
+		c.Server.Addr = DefaultAddr
+	}
+	if c.Server.ReadTimeout == 0 {
+		c.Server.ReadTimeout = 30 * time.Second
+	}
+	if c.Server.WriteTimeout == 0 {
+		c.Server.WriteTimeout = 60 * time.Second
+	}
+	if c.Server.ShutdownTimeout == 0 {
+		c.Server.ShutdownTimeout = 15 * time.Second
+	}
+	if c.Koppeltaal != nil {
+		c.Koppeltaal.SetDefaults()
+	}
+	if c.Store.DSN == "" {
+		c.Store.DSN = DefaultDSN
+	}
+	if c.Store.SQLiteSynchronous == "" {
+		c.Store.SQLiteSynchronous = "FULL"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+}
+
+// Validate checks values that decoding alone cannot.
+func (c *Config) Validate() error {
+	var errs []error
+	switch strings.ToUpper(c.Store.SQLiteSynchronous) {
+	case "FULL", "NORMAL":
+	default:
+		errs = append(errs, fmt.Errorf("store.sqlite_synchronous: %q is not FULL or NORMAL", c.Store.SQLiteSynchronous))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of json, text", c.Log.Format))
+	}
+	if c.Store.MaxOpenConns < 0 {
+		errs = append(errs, fmt.Errorf("store.max_open_conns: must not be negative"))
+	}
+	if c.Store.BusyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("store.busy_timeout: must not be negative"))
+	}
+	if c.Koppeltaal != nil {
+		if err := c.Koppeltaal.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("koppeltaal: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if c.Path != "" {
+			return fmt.Errorf("%s: %w", c.Path, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// ApplyEnv applies the KOPPELPOORT_ADDR and KOPPELPOORT_DSN overrides.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if v := getenv(EnvAddr); v != "" {
+		c.Server.Addr = v
+	}
+	if v := getenv(EnvDSN); v != "" {
+		c.Store.DSN = v
+	}
+}
+
+// Load reads and strictly decodes the file at path, substituting ${VAR}
+// from the environment, and fills in defaults. Errors name the file and line.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(path, raw, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse decodes raw as the configuration file named path (used in errors).
+func Parse(path string, raw []byte, getenv func(string) string) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, errEOF()) {
+			doc = yaml.Node{} // empty file: all defaults
+		} else {
+			return nil, yamlError(path, err)
+		}
+	}
+	c := &Config{Path: path}
+	if doc.Kind != 0 {
+		if err := substituteEnv(&doc, getenv); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := CheckKnownFields(&doc, c); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := doc.Decode(c); err != nil {
+			return nil, yamlError(path, err)
+		}
+	}
+	c.Path = path
+	c.setDefaults()
+	return c, nil
+}
+
+// yamlError renders a yaml.v3 error on one line, prefixed with the file name:
+// "unmarshal errors:\n  line 2: ..." becomes "line 2: ...".
+func yamlError(path string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	return fmt.Errorf("%s: %s", path, msg)
+}

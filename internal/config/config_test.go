@@ -1,0 +1,127 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadFullFile(t *testing.T) {
+	c, err := Load("testdata/full.yaml", env(map[string]string{
+		"KP_TEST_DSN": "postgres://kp:secret@db:5432/kp",
+		"MD_PASSWORD": "s3cr#t: with yaml syntax",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Addr != "0.0.0.0:9090" || c.Server.ReadTimeout != 10*time.Second {
+		t.Errorf("server = %+v", c.Server)
+	}
+	if c.Server.WriteTimeout != 60*time.Second {
+		t.Errorf("unset write_timeout = %v, want default 60s", c.Server.WriteTimeout)
+	}
+	if c.Store.DSN != "postgres://kp:secret@db:5432/kp" || c.Store.SQLiteSynchronous != "NORMAL" {
+		t.Errorf("store = %+v", c.Store)
+	}
+	if got := c.Koppeltaal.Instances[0].Password; got != "s3cr#t: with yaml syntax" {
+		t.Errorf("substituted password = %q: a secret with YAML syntax must arrive verbatim", got)
+	}
+	if len(c.Routes) != 1 || c.Routes[0] != "routes/*.yaml" {
+		t.Errorf("routes = %v", c.Routes)
+	}
+}
+
+func TestStrictDecodingNamesFileLineAndKey(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"misspelled top-level key", "server:\n  addr: x\nstroe:\n  dsn: y\n",
+			[]string{"bad.yaml", "line 3, column 1", `unknown key "stroe"`, `did you mean "store"`}},
+		{"misspelled nested key", "server:\n  adr: 127.0.0.1:1\n",
+			[]string{"line 2, column 3", `unknown key "adr" in section server`, `did you mean "addr"`}},
+		{"unknown key inside a list item", "koppeltaal:\n  instances:\n    - application: A\n      pasword: x\n",
+			[]string{"line 4", `unknown key "pasword" in section koppeltaal.instances[]`, `did you mean "password"`}},
+		{"wrong type", "server:\n  read_timeout: soon\n", []string{"bad.yaml", "line 2"}},
+		{"bad number", "koppeltaal:\n  max_retries: many\n", []string{"line 2", "many"}},
+		{"unset variable", "store:\n  dsn: ${KP_NOT_SET_ANYWHERE}\n", []string{"line 2", "KP_NOT_SET_ANYWHERE is not set"}},
+		{"not YAML", "server: [unclosed\n", []string{"bad.yaml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(tc.yaml), env(nil))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if strings.Count(err.Error(), "\n") > 0 && tc.name != "unknown key inside a list item" {
+				t.Errorf("error spans several lines: %q", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvDefaultsAndEscapes(t *testing.T) {
+	c, err := Parse("x.yaml", []byte("store:\n  dsn: ${KP_DSN:-/tmp/kp.db}\nkoppeltaal:\n  public_url: $${NOT_A_VAR}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.DSN != "/tmp/kp.db" {
+		t.Errorf("dsn = %q, want the ${VAR:-default} default", c.Store.DSN)
+	}
+	if c.Koppeltaal.PublicURL != "${NOT_A_VAR}" {
+		t.Errorf("public_url = %q, want the escaped literal", c.Koppeltaal.PublicURL)
+	}
+}
+
+func TestEmptyFileGivesDefaultsAndEnvOverrides(t *testing.T) {
+	c, err := Parse("empty.yaml", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Addr != DefaultAddr || c.Store.DSN != DefaultDSN {
+		t.Errorf("defaults = %+v %+v", c.Server, c.Store)
+	}
+	if c.Koppeltaal != nil {
+		t.Errorf("a config file without a koppeltaal section must not get the demo domain")
+	}
+	c.ApplyEnv(env(map[string]string{EnvAddr: "127.0.0.1:9999", EnvDSN: "postgres://x@y/z"}))
+	if c.Server.Addr != "127.0.0.1:9999" || c.Store.DSN != "postgres://x@y/z" {
+		t.Errorf("env overrides not applied: %+v %+v", c.Server, c.Store)
+	}
+}
+
+func TestValidateRejectsBadValues(t *testing.T) {
+	c, err := Parse("v.yaml", []byte("store:\n  sqlite_synchronous: OFF\nlog:\n  level: loud\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"v.yaml", "store.sqlite_synchronous", "OFF", "log.level", "loud"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+}
+
+func TestDefaultHasDemoDomain(t *testing.T) {
+	c := Default()
+	if c.Koppeltaal == nil || len(c.Koppeltaal.Domains) == 0 || len(c.Koppeltaal.Instances) == 0 {
+		t.Fatalf("embedded default has no demo domain: %+v", c.Koppeltaal)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("embedded default does not validate: %v", err)
+	}
+}

@@ -1,0 +1,165 @@
+// Package server is Koppelpoort's HTTP front door: one chi router with request
+// ids, panic recovery, access logs and metrics, the operational endpoints
+// (/healthz, /readyz, /metrics), the API handlers that other packages mount,
+// and graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Mounter registers its routes on the shared router.
+type Mounter interface {
+	Mount(r chi.Router)
+}
+
+// MountFunc adapts a function to Mounter.
+type MountFunc func(r chi.Router)
+
+// Mount implements Mounter.
+func (f MountFunc) Mount(r chi.Router) { f(r) }
+
+// Options configures a Server. Zero values get the documented defaults.
+type Options struct {
+	// Addr is the listen address, e.g. 127.0.0.1:8080.
+	Addr string
+	// Logger receives access and error logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registry collects the metrics served on /metrics. Default: a new registry
+	// with the Go and process collectors.
+	Registry *prometheus.Registry
+	// Ready reports whether the server can serve traffic (store reachable,
+	// migrations applied); /readyz answers 503 with its error otherwise.
+	Ready func(ctx context.Context) error
+	// Mounts register the API handlers.
+	Mounts []Mounter
+	// ReadTimeout, WriteTimeout bound one request. Defaults 30s and 60s.
+	ReadTimeout, WriteTimeout time.Duration
+	// ShutdownTimeout is how long in-flight requests get to finish. Default 15s.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the HTTP server.
+type Server struct {
+	opts    Options
+	router  chi.Router
+	log     *slog.Logger
+	metrics *httpMetrics
+}
+
+// New builds the router and its middleware.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = NewRegistry()
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = 30 * time.Second
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = 60 * time.Second
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 15 * time.Second
+	}
+	s := &Server{opts: opts, log: opts.Logger, metrics: newHTTPMetrics(opts.Registry)}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.echoRequestID, s.accessLog, s.recoverer)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
+	for _, m := range opts.Mounts {
+		m.Mount(r)
+	}
+	s.router = r
+	return s
+}
+
+// NewRegistry returns a Prometheus registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Handler returns the root handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Run listens on opts.Addr and serves until ctx is cancelled, then shuts down
+// gracefully. ready, if not nil, receives the bound address once listening
+// (useful with port 0).
+func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.opts.Addr, err)
+	}
+	return s.Serve(ctx, ln, ready)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
+	hs := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	s.log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "grace", s.opts.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		_ = hs.Close()
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "{\"status\":\"unavailable\",\"error\":%q}\n", err.Error())
+			return
+		}
+	}
+	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+}
