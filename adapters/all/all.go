@@ -1,0 +1,7 @@
+// Package all registers every built-in adapter; import it for its side effect.
+package all
+
+import (
+	// Built-in adapters register themselves in init().
+	_ "github.com/koppelpoort/koppelpoort/adapters/file"
+)

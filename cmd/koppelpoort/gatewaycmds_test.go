@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func runCmd(t *testing.T, c *cobra.Command, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	c.SetOut(&out)
+	c.SetErr(&out)
+	c.SetArgs(args)
+	err := c.Execute()
+	return out.String(), err
+}
+
+func TestLintCmd(t *testing.T) {
+	out, err := runCmd(t, newLintCmd(), "../../routes/testdata/patients.yaml")
+	if err != nil || !strings.Contains(out, "ok (route epd-patients)") {
+		t.Fatalf("good route: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, newLintCmd(), "../../routes/testdata/bad/expr.yaml")
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 1 {
+		t.Fatalf("bad route: want exit 1, got %v", err)
+	}
+	if !strings.Contains(out, `expr.yaml:8:28: error: when: record has no field "bsm"`) || !strings.Contains(out, "^") {
+		t.Fatalf("bad route output:\n%s", out)
+	}
+}
+
+func TestRouteTestCmd(t *testing.T) {
+	out, err := runCmd(t, newRouteTestCmd(), "../../routes/testdata")
+	if err != nil || !strings.Contains(out, "2 passed, 0 failed") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	src, _ := os.ReadFile("../../routes/testdata/patients.yaml")
+	os.WriteFile(filepath.Join(dir, "patients.yaml"), src, 0o644)
+	os.WriteFile(filepath.Join(dir, "x_test.yaml"), []byte("route: patients.yaml\ntests:\n  - name: wrong\n    input: {records: [{bsn: ''}]}\n    expect: [{outcome: routed}]\n"), 0o644)
+	out, err = runCmd(t, newRouteTestCmd(), dir)
+	var ee exitError
+	if !errors.As(err, &ee) || !strings.Contains(out, "FAIL") || !strings.Contains(out, "outcome dropped (reason: geen BSN), want routed") {
+		t.Fatalf("want failure, got %v\n%s", err, out)
+	}
+}
+
+func TestSchemaCmd(t *testing.T) {
+	out, err := runCmd(t, newSchemaCmd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m["title"] != "Koppelpoort route" {
+		t.Fatalf("schema: %v", err)
+	}
+	if !strings.Contains(out, `"delimiter"`) {
+		t.Fatal("schema lacks the file adapter's settings")
+	}
+	out, err = runCmd(t, newSchemaCmd(), "--markdown")
+	if err != nil || !strings.Contains(out, "### `inbound.file`") {
+		t.Fatalf("markdown: %v\n%s", err, out)
+	}
+}
