@@ -46,8 +46,6 @@ type Scenario struct {
 	Format string `yaml:"format" json:"format"`
 	// Duration of the load phase. Default 30s.
 	Duration time.Duration `yaml:"duration" json:"duration"`
-	// Warmup is sent before the measured phase and not counted in throughput. Default 0.
-	Warmup time.Duration `yaml:"warmup" json:"warmup"`
 	// Rate is the open-loop rate of messages posted by practitioner portals per
 	// second (all domains together). 0 means closed loop (see Concurrency).
 	Rate float64 `yaml:"rate" json:"rate"`
@@ -239,8 +237,8 @@ func (s *Scenario) Validate(self bool) error {
 	default:
 		bad("format: %q is not json, xml or mixed", s.Format)
 	}
-	if s.Duration < 0 || s.Warmup < 0 || s.DrainTimeout < 0 || s.PollInterval < 0 || s.RequestTimeout < 0 {
-		bad("duration, warmup, drain_timeout, poll_interval, request_timeout: must not be negative")
+	if s.Duration < 0 || s.DrainTimeout < 0 || s.PollInterval < 0 || s.RequestTimeout < 0 {
+		bad("duration, drain_timeout, poll_interval, request_timeout: must not be negative")
 	}
 	if s.Rate < 0 {
 		bad("rate: %v must not be negative (0 = closed loop)", s.Rate)

@@ -1,0 +1,333 @@
+package loadtest
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Ack statuses a subscriber reports (and the server reports back).
+const (
+	StatusNew      = "New"
+	StatusClaimed  = "Claimed"
+	StatusSuccess  = "Success"
+	StatusFailed   = "Failed"
+	StatusReplaced = "ReplacedByNewVersion"
+)
+
+// outcome of a POST as the sender saw it.
+const (
+	outPending  uint8 = iota // no reply yet
+	outAccepted              // 200
+	outRejected              // the server answered with an error: nothing may be delivered
+	outUnknown               // transport error or timeout: the server may or may not have it
+)
+
+const (
+	ackNone uint8 = iota
+	ackSuccess
+	ackFailed
+	ackNew
+)
+
+func ackCode(status string) uint8 {
+	switch status {
+	case StatusSuccess:
+		return ackSuccess
+	case StatusFailed:
+		return ackFailed
+	case StatusNew:
+		return ackNew
+	}
+	return ackNone
+}
+
+// Tracker records, per message identifier, who should receive it and who did,
+// and checks at the end that every accepted message reached every subscriber
+// exactly once (re-deliveries after an acknowledgement of New excepted) and
+// that every acknowledgement stuck. It is safe for concurrent use.
+type Tracker struct {
+	mu        sync.Mutex
+	msgs      map[string]*tracked
+	strays    int64
+	self      int64
+	examples  []string
+	instNames []string
+}
+
+type tracked struct {
+	event   string
+	focal   string // focal resource URL without version
+	verIn   string // focal version the sender claimed to update ("" = new)
+	verOut  string // focal version the server issued
+	sender  int32
+	outcome uint8
+	subs    []int32 // instances that must receive it
+	got     []uint16
+	newAcks []uint8
+	final   []uint8
+	other   []int32 // deliveries to instances that were not expected (never appended for subs)
+}
+
+// MessageExpectation describes a message about to be posted.
+type MessageExpectation struct {
+	Event       string
+	Focal       string // focal resource URL without /_history
+	VersionIn   string // focal version sent ("" when new)
+	Sender      int
+	Subscribers []int // instance indexes that must receive it (the sender excluded)
+}
+
+// NewTracker returns an empty tracker; instNames names instance indexes in reports.
+func NewTracker(instNames []string) *Tracker {
+	return &Tracker{msgs: make(map[string]*tracked), instNames: instNames}
+}
+
+// Expect registers a message before it is posted (a subscriber may claim it
+// before the sender has read the reply).
+func (t *Tracker) Expect(id string, e MessageExpectation) {
+	m := &tracked{event: e.Event, focal: e.Focal, verIn: e.VersionIn, sender: int32(e.Sender),
+		subs: make([]int32, len(e.Subscribers)), got: make([]uint16, len(e.Subscribers)),
+		newAcks: make([]uint8, len(e.Subscribers)), final: make([]uint8, len(e.Subscribers))}
+	for i, s := range e.Subscribers {
+		m.subs[i] = int32(s)
+	}
+	t.mu.Lock()
+	t.msgs[id] = m
+	t.mu.Unlock()
+}
+
+// Accepted records a 200 reply and the focal version the server issued.
+func (t *Tracker) Accepted(id, versionOut string) { t.setOutcome(id, outAccepted, versionOut) }
+
+// Rejected records an error reply: the message must not be delivered.
+func (t *Tracker) Rejected(id string) { t.setOutcome(id, outRejected, "") }
+
+// Unknown records a lost reply (transport error, timeout).
+func (t *Tracker) Unknown(id string) { t.setOutcome(id, outUnknown, "") }
+
+func (t *Tracker) setOutcome(id string, o uint8, v string) {
+	t.mu.Lock()
+	if m := t.msgs[id]; m != nil {
+		m.outcome, m.verOut = o, v
+	}
+	t.mu.Unlock()
+}
+
+func (m *tracked) slot(inst int) int {
+	for i, s := range m.subs {
+		if int(s) == inst {
+			return i
+		}
+	}
+	return -1
+}
+
+// Delivered records that instance inst claimed message id. It returns the
+// number of times inst has now received it (0 when the message is unknown to
+// this run or inst was not a subscriber).
+func (t *Tracker) Delivered(id string, inst int) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.msgs[id]
+	if m == nil {
+		t.strays++
+		t.example("delivery of identifier %q to %s: never posted by this run", id, t.name(inst))
+		return 0
+	}
+	i := m.slot(inst)
+	if i < 0 {
+		if int(m.sender) == inst {
+			t.self++
+			return 0
+		}
+		m.other = append(m.other, int32(inst))
+		return 0
+	}
+	m.got[i]++
+	return int(m.got[i])
+}
+
+// Acked records an acknowledgement the server answered 2xx to.
+func (t *Tracker) Acked(id string, inst int, status string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.msgs[id]
+	if m == nil {
+		return
+	}
+	if i := m.slot(inst); i >= 0 {
+		c := ackCode(status)
+		m.final[i] = c
+		if c == ackNew {
+			m.newAcks[i]++
+		}
+	}
+}
+
+// Outstanding counts deliveries still expected for accepted messages; it is
+// an upper bound while messages may be superseded.
+func (t *Tracker) Outstanding() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for _, m := range t.msgs {
+		if m.outcome != outAccepted {
+			continue
+		}
+		for i := range m.subs {
+			if want := 1 + int(m.newAcks[i]); int(m.got[i]) < want {
+				n += int64(want - int(m.got[i]))
+			}
+		}
+	}
+	return n
+}
+
+func (t *Tracker) name(inst int) string {
+	if inst >= 0 && inst < len(t.instNames) {
+		return t.instNames[inst]
+	}
+	return fmt.Sprintf("instance #%d", inst)
+}
+
+func (t *Tracker) example(format string, a ...any) {
+	if len(t.examples) < 20 {
+		t.examples = append(t.examples, fmt.Sprintf(format, a...))
+	}
+}
+
+// Readback is what the server reports per instance: message identifier → ProcessingStatus.
+type Readback map[int]map[string]string
+
+// Consistency is the result of the end-of-run check.
+type Consistency struct {
+	Posted               int64    `json:"posted"`
+	Accepted             int64    `json:"accepted"`
+	Rejected             int64    `json:"rejected"`
+	Unknown              int64    `json:"unknown_outcome"`
+	ExpectedDeliveries   int64    `json:"expected_deliveries"`
+	Deliveries           int64    `json:"deliveries"`
+	Duplicates           int64    `json:"duplicates"`
+	Missing              int64    `json:"missing"`
+	Superseded           int64    `json:"superseded"`
+	RejectedButDelivered int64    `json:"rejected_but_delivered"`
+	UnknownDelivered     int64    `json:"unknown_outcome_delivered"`
+	WrongRecipient       int64    `json:"wrong_recipient"`
+	Strays               int64    `json:"strays"`
+	SelfDeliveries       int64    `json:"self_deliveries"`
+	AcksChecked          int64    `json:"acks_checked"`
+	AcksNotStuck         int64    `json:"acks_not_stuck"`
+	StillQueued          int64    `json:"still_queued"`
+	ReadbackDone         bool     `json:"readback_done"`
+	Examples             []string `json:"examples,omitempty"`
+	Pass                 bool     `json:"pass"`
+}
+
+// Check evaluates all messages. rb may be nil when the server could not be
+// read back; then acknowledgements are not verified and Pass is false.
+func (t *Tracker) Check(rb Readback) Consistency {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var c Consistency
+	// A message is superseded for a subscriber when an accepted later message
+	// about the same focal resource carried its version: the server then marks
+	// the older queue entry ReplacedByNewVersion instead of delivering it.
+	successor := make(map[string]*tracked)
+	for _, m := range t.msgs {
+		if m.outcome == outAccepted && m.verIn != "" {
+			successor[m.event+"\x00"+m.focal+"\x00"+m.verIn] = m
+		}
+	}
+	superseded := func(m *tracked, inst int32) bool {
+		if m.verOut == "" {
+			return false
+		}
+		next := successor[m.event+"\x00"+m.focal+"\x00"+m.verOut]
+		if next == nil {
+			return false
+		}
+		for _, s := range next.subs {
+			if s == inst {
+				return true
+			}
+		}
+		return false
+	}
+	c.Strays, c.SelfDeliveries = t.strays, t.self
+	for id, m := range t.msgs {
+		c.Posted++
+		var got int64
+		for _, g := range m.got {
+			got += int64(g)
+		}
+		c.Deliveries += got
+		c.WrongRecipient += int64(len(m.other))
+		if len(m.other) > 0 {
+			t.example("message %s (%s) was delivered to %s, which is not subscribed", id, m.event, t.name(int(m.other[0])))
+		}
+		switch m.outcome {
+		case outRejected:
+			c.Rejected++
+			if got > 0 {
+				c.RejectedButDelivered++
+				t.example("message %s (%s) was rejected by the server but delivered %d times", id, m.event, got)
+			}
+			continue
+		case outUnknown, outPending:
+			c.Unknown++
+			if got > 0 {
+				c.UnknownDelivered++
+			}
+			continue
+		}
+		c.Accepted++
+		for i, inst := range m.subs {
+			want := 1 + int64(m.newAcks[i])
+			g := int64(m.got[i])
+			c.ExpectedDeliveries += want
+			switch {
+			case g > want:
+				c.Duplicates += g - want
+				t.example("message %s (%s) delivered %d times to %s, expected %d", id, m.event, g, t.name(int(inst)), want)
+			case g < want:
+				if superseded(m, inst) {
+					c.Superseded += want - g
+				} else {
+					c.Missing += want - g
+					t.example("message %s (%s) delivered %d times to %s, expected %d", id, m.event, g, t.name(int(inst)), want)
+				}
+			}
+			if rb == nil {
+				continue
+			}
+			srv, seen := rb[int(inst)][id]
+			switch m.final[i] {
+			case ackSuccess, ackFailed:
+				c.AcksChecked++
+				want := StatusSuccess
+				if m.final[i] == ackFailed {
+					want = StatusFailed
+				}
+				if srv != want {
+					c.AcksNotStuck++
+					if !seen {
+						srv = "absent"
+					}
+					t.example("acknowledgement %s of message %s by %s did not stick: server says %s", want, id, t.name(int(inst)), srv)
+				}
+			default:
+				if srv == StatusNew || srv == StatusClaimed {
+					if !superseded(m, inst) {
+						c.StillQueued++
+						t.example("message %s (%s) is still %s for %s after the drain", id, m.event, srv, t.name(int(inst)))
+					}
+				}
+			}
+		}
+	}
+	c.ReadbackDone = rb != nil
+	c.Examples = append([]string(nil), t.examples...)
+	c.Pass = c.ReadbackDone && c.Duplicates == 0 && c.Missing == 0 && c.RejectedButDelivered == 0 &&
+		c.WrongRecipient == 0 && c.Strays == 0 && c.AcksNotStuck == 0 && c.StillQueued == 0 && c.Accepted > 0
+	return c
+}
