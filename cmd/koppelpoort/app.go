@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,5 +24,29 @@ type app struct {
 // the gateway routes on the open store.
 func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *slog.Logger, reg prometheus.Registerer, stdout io.Writer) (*app, error) {
 	a := &app{}
+	if cfg.Koppeltaal != nil {
+		if _, err := koppeltaal.Apply(ctx, *cfg.Koppeltaal, st, logger); err != nil {
+			return nil, fmt.Errorf("provision koppeltaal configuration: %w", err)
+		}
+		if cfg.Path == "" {
+			printDemoBanner(stdout, cfg)
+		}
+	}
 	return a, nil
+}
+
+// printDemoBanner tells a newcomer how to reach the demo domain. The demo
+// credentials are public by design (they only exist without a config file).
+func printDemoBanner(w io.Writer, cfg *config.Config) {
+	base := "http://" + cfg.Server.Addr
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nKoppelpoort is running on the embedded default (SQLite at %s) with a demo domain.\n", cfg.Store.DSN)
+	fmt.Fprintf(&b, "Koppeltaal FHIR base: %s/FHIR/Koppeltaal   (demo domain %q)\n", base, koppeltaal.DemoDomain)
+	fmt.Fprintf(&b, "Demo application instances (HTTP Basic username:password):\n")
+	for _, in := range cfg.Koppeltaal.Instances {
+		fmt.Fprintf(&b, "  %-12s %s:%s   subscribed to %s\n", in.Application, in.Username, in.Password, strings.Join(in.Subscriptions, ", "))
+	}
+	fmt.Fprintf(&b, "Try: curl -u %s:%s %s/FHIR/Koppeltaal/metadata\n", koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base)
+	fmt.Fprintf(&b, "These credentials are for trying Koppelpoort out; use a --config file for anything else.\n\n")
+	_, _ = io.WriteString(w, b.String())
 }
