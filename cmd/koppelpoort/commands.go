@@ -6,5 +6,9 @@ import "github.com/spf13/cobra"
 // program (route lint/test/schema/replay, load tool, admin), so main.go stays
 // a short table of contents.
 func extraCommands() []*cobra.Command {
-	return nil
+	return []*cobra.Command{
+		newLintCmd(),
+		newRouteTestCmd(),
+		newSchemaCmd(),
+	}
 }
