@@ -1,0 +1,40 @@
+// Package dstu1 reads and writes FHIR DSTU1 (0.0.82) messages as Koppeltaal 1.3.x exchanges them: Atom feed
+// XML (resources in the http://hl7.org/fhir namespace) and DSTU1 JSON bundles, into one in-memory model.
+//
+// # Model
+//
+// A Bundle holds the feed metadata (id, title, updated, author, link, category, totalResults) and its
+// Entries; each Entry holds a Resource. A Resource is a tree of Nodes in document order: element name, id
+// attribute, extension url, primitive value, XHTML narrative, children. Extensions (nested too),
+// modifierExtensions and elements the schema does not know are kept. Reading XML keeps element order;
+// reading JSON puts elements in schema order, because XML needs it and JSON has none.
+//
+// Which elements repeat (JSON arrays), which are primitives (JSON string, number or boolean) and the
+// schema order come from the DSTU1 XSDs in schema/, compiled by internal/gen into schema_gen.go
+// (go generate). Unknown elements survive XML→XML and JSON→JSON unchanged; XML→JSON writes an unknown
+// element as an array when it occurs more than once and as a single value otherwise.
+//
+// # Wire details
+//
+// JSON: "resourceType" first in every resource, element ids as "_id" (input accepts "_id" and "id", the
+// latter written by the Koppeltaal Python connector; JSONOptions.ElementIDKey chooses the output),
+// primitive ids/extensions in "_name" members, totalResults as a string. XML: no XML declaration; a bundle
+// starts with <feed xmlns="http://www.w3.org/2005/Atom">, a single resource with
+// <Type xmlns="http://hl7.org/fhir">. A single resource whose root is in the Atom namespace (SoapUI
+// examples) is accepted.
+//
+// # Safety
+//
+// Parsers take a Limits (size, depth, element count; zero fields are defaults of 10 MiB, 64 and 200 000),
+// reject DTDs, invalid UTF-8, and null inside JSON arrays (ErrNullInArray, the Koppeltaal text). Every
+// rejection is a *SyntaxError with a line/column and an element or JSON path; sentinels (ErrTooLarge,
+// ErrTooDeep, ErrTooManyElements, ErrInvalidUTF8, ErrDTD, ErrNullInArray, ErrNotFHIR) work with errors.Is.
+//
+// # Koppeltaal access
+//
+// Bundle.Domain, Bundle.IsMessage, Bundle.MessageHeader, Entry.SelfLink, Entry.ResourceType (the
+// OtherResourceUsage code for Other resources), SplitHistory; MessageHeader exposes identifier, event,
+// source, data, response, Patient, ProcessingStatus and IsExpired (both Koppeltaal extension URL forms are
+// read; the non-Profile form is written), with setters the server needs. Equal compares two bundles
+// canonically and names the first difference.
+package dstu1

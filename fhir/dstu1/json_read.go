@@ -1,0 +1,515 @@
+package dstu1
+
+import (
+	"fmt"
+	"strings"
+)
+
+// jsonConv turns parsed JSON into the model, checking it against the schema table.
+type jsonConv struct {
+	data []byte
+	lim  Limits
+	path []string
+}
+
+func (c *jsonConv) fail(off int, sentinel error, format string, args ...any) *SyntaxError {
+	line, col := lineCol(c.data, off)
+	var b strings.Builder
+	for i, p := range c.path {
+		if i > 0 && p[0] != '[' {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return &SyntaxError{Format: FormatJSON, Line: line, Column: col, Path: b.String(), Msg: fmt.Sprintf(format, args...), Err: sentinel}
+}
+
+func (c *jsonConv) push(p string) { c.path = append(c.path, p) }
+func (c *jsonConv) pushIndex(i int) {
+	c.path = append(c.path, fmt.Sprintf("[%d]", i))
+}
+func (c *jsonConv) pop() { c.path = c.path[:len(c.path)-1] }
+
+func scanJSON(data []byte, l Limits) (jval, *jsonConv, error) {
+	s := jsonScanner{data: data, lim: l}
+	v, err := s.document()
+	if err != nil {
+		return v, nil, err
+	}
+	conv := &jsonConv{data: data, lim: l, path: make([]string, 0, 16)}
+	if v.kind != 'o' {
+		return v, nil, conv.fail(v.off, ErrNotFHIR, "expected a JSON object")
+	}
+	return v, conv, nil
+}
+
+func parseJSONBundle(data []byte, l Limits) (*Bundle, error) {
+	v, c, err := scanJSON(data, l)
+	if err != nil {
+		return nil, err
+	}
+	rt := member(v, "resourceType")
+	if rt == nil || rt.kind != 's' {
+		return nil, c.fail(v.off, ErrNotFHIR, `expected "resourceType": "Bundle"`)
+	}
+	if rt.str != "Bundle" {
+		return nil, c.fail(rt.off, ErrNotFHIR, "expected a Bundle, found resourceType %q", rt.str)
+	}
+	return c.bundle(v)
+}
+
+func parseJSONResource(data []byte, l Limits) (*Resource, error) {
+	v, c, err := scanJSON(data, l)
+	if err != nil {
+		return nil, err
+	}
+	if rt := member(v, "resourceType"); rt != nil && rt.kind == 's' && rt.str == "Bundle" {
+		return nil, c.fail(rt.off, ErrNotFHIR, "expected a single resource, found a Bundle")
+	}
+	n, err := c.resource(v)
+	if err != nil {
+		return nil, err
+	}
+	return &Resource{Node: n}, nil
+}
+
+func member(v jval, key string) *jval {
+	for i := range v.obj {
+		if v.obj[i].key == key {
+			return &v.obj[i].val
+		}
+	}
+	return nil
+}
+
+// str requires a string (numbers and booleans are accepted as their literal text).
+func (c *jsonConv) str(v jval) (string, error) {
+	switch v.kind {
+	case 's':
+		if !validXMLChars(v.str) {
+			return "", c.fail(v.off, ErrNotFHIR, "string holds a character XML cannot carry")
+		}
+		return v.str, nil
+	case 'n':
+		return v.str, nil
+	case 't':
+		return "true", nil
+	case 'f':
+		return "false", nil
+	}
+	return "", c.fail(v.off, ErrNotFHIR, "expected a string")
+}
+
+// each calls fn for every element of an array member, rejecting nulls.
+func (c *jsonConv) each(v jval, fn func(jval) error) error {
+	if v.kind != 'a' {
+		return c.fail(v.off, ErrNotFHIR, "expected an array")
+	}
+	for i, item := range v.arr {
+		c.pushIndex(i)
+		if item.kind == 'z' {
+			return c.fail(item.off, ErrNullInArray, "")
+		}
+		if err := fn(item); err != nil {
+			return err
+		}
+		c.pop()
+	}
+	return nil
+}
+
+func (c *jsonConv) bundle(v jval) (*Bundle, error) {
+	b := &Bundle{}
+	for _, m := range v.obj {
+		if m.val.kind == 'z' {
+			continue
+		}
+		c.push(m.key)
+		var err error
+		switch m.key {
+		case "resourceType":
+		case "id":
+			b.ID, err = c.str(m.val)
+		case "title":
+			b.Title, err = c.str(m.val)
+		case "updated":
+			b.Updated, err = c.str(m.val)
+		case "published":
+			b.Published, err = c.str(m.val)
+		case "totalResults":
+			b.TotalResults, err = c.str(m.val)
+			b.HasTotal = true
+		case "author":
+			b.Authors, err = c.persons(m.val)
+		case "link":
+			b.Links, err = c.links(m.val)
+		case "category":
+			b.Categories, err = c.categories(m.val)
+		case "entry":
+			err = c.each(m.val, func(ev jval) error {
+				e, err := c.entry(ev)
+				b.Entries = append(b.Entries, e)
+				return err
+			})
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.pop()
+	}
+	return b, nil
+}
+
+func (c *jsonConv) entry(v jval) (*Entry, error) {
+	if v.kind != 'o' {
+		return nil, c.fail(v.off, ErrNotFHIR, "an entry must be an object")
+	}
+	e := &Entry{}
+	for _, m := range v.obj {
+		if m.val.kind == 'z' {
+			continue
+		}
+		c.push(m.key)
+		var err error
+		switch m.key {
+		case "id":
+			e.ID, err = c.str(m.val)
+		case "title":
+			e.Title, err = c.str(m.val)
+		case "updated":
+			e.Updated, err = c.str(m.val)
+		case "published":
+			e.Published, err = c.str(m.val)
+		case "deleted":
+			e.Deleted, err = c.str(m.val)
+		case "author":
+			e.Authors, err = c.persons(m.val)
+		case "link":
+			e.Links, err = c.links(m.val)
+		case "category":
+			e.Categories, err = c.categories(m.val)
+		case "summary":
+			var s string
+			if s, err = c.str(m.val); err == nil {
+				e.Summary, err = c.xhtml(m.val.off, s)
+			}
+		case "content":
+			var n *Node
+			if n, err = c.resource(m.val); err == nil {
+				e.Resource = &Resource{Node: n}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.pop()
+	}
+	if e.Resource == nil && e.Deleted == "" {
+		return nil, c.fail(v.off, ErrNotFHIR, "entry has no content")
+	}
+	return e, nil
+}
+
+func (c *jsonConv) xhtml(off int, s string) (string, error) {
+	x, err := parseXHTML(s, c.lim)
+	if err != nil {
+		return "", c.fail(off, ErrNotFHIR, "narrative XHTML: %v", err)
+	}
+	return x, nil
+}
+
+func (c *jsonConv) persons(v jval) ([]Person, error) {
+	var out []Person
+	err := c.each(v, func(pv jval) error {
+		var p Person
+		for _, m := range pv.obj {
+			var err error
+			switch m.key {
+			case "name":
+				p.Name, err = c.str(m.val)
+			case "uri":
+				p.URI, err = c.str(m.val)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+func (c *jsonConv) links(v jval) ([]Link, error) {
+	var out []Link
+	err := c.each(v, func(lv jval) error {
+		var l Link
+		for _, m := range lv.obj {
+			var err error
+			switch m.key {
+			case "rel":
+				l.Rel, err = c.str(m.val)
+			case "href":
+				l.Href, err = c.str(m.val)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		out = append(out, l)
+		return nil
+	})
+	return out, err
+}
+
+func (c *jsonConv) categories(v jval) ([]Category, error) {
+	var out []Category
+	err := c.each(v, func(cv jval) error {
+		var cat Category
+		for _, m := range cv.obj {
+			var err error
+			switch m.key {
+			case "term":
+				cat.Term, err = c.str(m.val)
+			case "label":
+				cat.Label, err = c.str(m.val)
+			case "scheme":
+				cat.Scheme, err = c.str(m.val)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		out = append(out, cat)
+		return nil
+	})
+	return out, err
+}
+
+// resource converts a resource object ("resourceType" names the type).
+func (c *jsonConv) resource(v jval) (*Node, error) {
+	if v.kind != 'o' {
+		return nil, c.fail(v.off, ErrNotFHIR, "a resource must be a JSON object")
+	}
+	rt := member(v, "resourceType")
+	if rt == nil || rt.kind != 's' {
+		return nil, c.fail(v.off, ErrNotFHIR, `resource has no "resourceType"`)
+	}
+	t, ok := resourceType(rt.str)
+	if !ok || rt.str == "Binary" {
+		return nil, c.fail(rt.off, ErrNotFHIR, "unknown resource type %q", rt.str)
+	}
+	n := &Node{Name: rt.str}
+	return n, c.object(n, v, t, true)
+}
+
+// object fills n (of schema type t) from a JSON object.
+func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
+	isExt := t == typeExtension
+	var extras []jmember // "_name" members, applied after the values they belong to
+	for _, m := range v.obj {
+		key := m.key
+		if m.val.kind == 'z' {
+			continue // a null member is an absent element
+		}
+		c.push(key)
+		var err error
+		switch {
+		case root && key == "resourceType":
+		case key == "_id" || key == "id": // DSTU1 writes "_id"; the Python connector writes "id"
+			n.ID, err = c.str(m.val)
+		case isExt && key == "url":
+			n.URL, err = c.str(m.val)
+		case len(key) > 1 && key[0] == '_':
+			extras = append(extras, m)
+		default:
+			err = c.member(n, v, t, key, m.val)
+		}
+		if err != nil {
+			return err
+		}
+		c.pop()
+	}
+	for _, m := range extras {
+		c.push(m.key)
+		if err := c.primitiveExtras(n, t, m.key[1:], m.val); err != nil {
+			return err
+		}
+		c.pop()
+	}
+	if isExt && n.URL == "" {
+		return c.fail(v.off, ErrNotFHIR, `extension without "url"`)
+	}
+	sortSchema(n, t)
+	return nil
+}
+
+func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
+	d, known := childType(t, key)
+	if kindOf(t).primitive() && !known {
+		return c.fail(v.off, ErrNotFHIR, "unexpected member %q", key)
+	}
+	if v.kind != 'a' {
+		child, err := c.value(key, d, known, v)
+		if err != nil {
+			return err
+		}
+		n.Children = append(n.Children, child)
+		return nil
+	}
+	if known && !d.repeats {
+		return c.fail(v.off, ErrNotFHIR, "%q does not repeat: expected one value, found an array", key)
+	}
+	var extras *jval // "_key": only it can justify a null in a primitive array
+	for i, item := range v.arr {
+		c.pushIndex(i)
+		if item.kind == 'z' {
+			if extras == nil {
+				extras = member(obj, "_"+key)
+			}
+			if extras == nil || extras.kind != 'a' || i >= len(extras.arr) || extras.arr[i].kind != 'o' {
+				return c.fail(item.off, ErrNullInArray, "")
+			}
+			n.Children = append(n.Children, &Node{Name: key, jsonArray: !known})
+			c.pop()
+			continue
+		}
+		child, err := c.value(key, d, known, item)
+		if err != nil {
+			return err
+		}
+		child.jsonArray = !known
+		n.Children = append(n.Children, child)
+		c.pop()
+	}
+	return nil
+}
+
+// value converts one JSON value of element name.
+func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, error) {
+	if !known {
+		switch v.kind {
+		case 'o':
+			n := &Node{Name: name}
+			return n, c.object(n, v, typeUnknown, false)
+		case 'a':
+			return nil, c.fail(v.off, ErrNotFHIR, "nested arrays are not FHIR")
+		}
+		s, err := c.str(v)
+		if err != nil {
+			return nil, err
+		}
+		n := &Node{Name: name, Value: s, HasValue: true}
+		switch v.kind {
+		case 'n':
+			n.jsonKind = kindNumber
+		case 't', 'f':
+			n.jsonKind = kindBool
+		}
+		return n, nil
+	}
+	k := kindOf(d.typ)
+	switch k {
+	case kindString, kindNumber, kindBool:
+		if v.kind == 'o' || v.kind == 'a' {
+			return nil, c.fail(v.off, ErrNotFHIR, "%q is a primitive (%s): expected a JSON %s", name, schemaTypes[d.typ].name, jsonKindName(k))
+		}
+		s, err := c.str(v)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkPrimitive(k, s); err != nil {
+			return nil, c.fail(v.off, ErrNotFHIR, "%q: %v", name, err)
+		}
+		return &Node{Name: name, Value: s, HasValue: true}, nil
+	case kindXHTML:
+		if v.kind != 's' {
+			return nil, c.fail(v.off, ErrNotFHIR, "narrative div must be an XHTML string")
+		}
+		x, err := c.xhtml(v.off, v.str)
+		if err != nil {
+			return nil, err
+		}
+		return &Node{Name: name, XHTML: x}, nil
+	case kindInline:
+		r, err := c.resource(v)
+		if err != nil {
+			return nil, err
+		}
+		return &Node{Name: name, Children: []*Node{r}}, nil
+	}
+	if v.kind != 'o' {
+		return nil, c.fail(v.off, ErrNotFHIR, "%q is a %s: expected a JSON object", name, schemaTypes[d.typ].name)
+	}
+	n := &Node{Name: name}
+	return n, c.object(n, v, d.typ, false)
+}
+
+func jsonKindName(k kind) string {
+	switch k {
+	case kindNumber:
+		return "number"
+	case kindBool:
+		return "boolean"
+	}
+	return "string"
+}
+
+// primitiveExtras applies "_name": the id and extensions of primitive element(s) name.
+func (c *jsonConv) primitiveExtras(n *Node, t int, name string, v jval) error {
+	d, known := childType(t, name)
+	if known && !kindOf(d.typ).primitive() {
+		return c.fail(v.off, ErrNotFHIR, "%q is not a primitive; %q is not allowed", name, "_"+name)
+	}
+	var targets []*Node
+	n.Each(name, func(x *Node) bool { targets = append(targets, x); return true })
+	apply := func(i int, ev jval) error {
+		if ev.kind != 'o' {
+			return c.fail(ev.off, ErrNotFHIR, "expected an object with the id and extensions of %q", name)
+		}
+		for len(targets) <= i {
+			x := &Node{Name: name}
+			n.Children = append(n.Children, x)
+			targets = append(targets, x)
+		}
+		x := targets[i]
+		for _, m := range ev.obj {
+			c.push(m.key)
+			switch m.key {
+			case "_id", "id":
+				s, err := c.str(m.val)
+				if err != nil {
+					return err
+				}
+				x.ID = s
+			case "extension":
+				err := c.each(m.val, func(e jval) error {
+					en, err := c.value("extension", elemDef{typ: typeExtension}, true, e)
+					x.Children = append(x.Children, en)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			default:
+				return c.fail(m.off, ErrNotFHIR, "unexpected member %q", m.key)
+			}
+			c.pop()
+		}
+		return nil
+	}
+	if v.kind == 'a' {
+		for i, ev := range v.arr {
+			if ev.kind == 'z' {
+				continue // no id or extensions for this repetition
+			}
+			c.pushIndex(i)
+			if err := apply(i, ev); err != nil {
+				return err
+			}
+			c.pop()
+		}
+		return nil
+	}
+	return apply(0, v)
+}

@@ -1,0 +1,186 @@
+package dstu1
+
+import (
+	"encoding/xml"
+	"strconv"
+	"unicode/utf8"
+)
+
+const nsXML = "http://www.w3.org/XML/1998/namespace"
+
+// xhtml reads the narrative div whose start tag was just read and returns it re-serialised in a canonical
+// form: no prefixes, the XHTML namespace declared on the div, a default-namespace declaration wherever an
+// element's namespace differs from its parent's (e.g. Koppeltaal's <p xmlns=""/>), empty elements
+// self-closed, comments dropped. Both wire forms produce the same string, so narratives compare equal and
+// nothing unchecked reaches XML output.
+func (r *xmlReader) xhtml(start xml.StartElement) (string, error) {
+	buf := make([]byte, 0, 256)
+	type frame struct{ ns string }
+	stack := []frame{{ns: ""}}
+	open := false // a start tag is waiting for '>' or '/>'
+	pfx := 0
+	writeStart := func(t xml.StartElement) {
+		buf = append(buf, '<')
+		buf = append(buf, t.Name.Local...)
+		if t.Name.Space != stack[len(stack)-1].ns {
+			buf = append(buf, ` xmlns="`...)
+			buf = appendEscapedAttr(buf, t.Name.Space)
+			buf = append(buf, '"')
+		}
+		for _, a := range t.Attr {
+			switch {
+			case a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns"):
+				continue // declarations are regenerated
+			case a.Name.Space == "":
+				buf = append(buf, ' ')
+				buf = append(buf, a.Name.Local...)
+			case a.Name.Space == nsXML || a.Name.Space == "xml":
+				buf = append(buf, " xml:"...)
+				buf = append(buf, a.Name.Local...)
+			default:
+				pfx++
+				p := "a" + strconv.Itoa(pfx)
+				buf = append(buf, " xmlns:"+p+`="`...)
+				buf = appendEscapedAttr(buf, a.Name.Space)
+				buf = append(buf, `" `+p+":"...)
+				buf = append(buf, a.Name.Local...)
+			}
+			buf = append(buf, `="`...)
+			buf = appendEscapedAttr(buf, a.Value)
+			buf = append(buf, '"')
+		}
+		stack = append(stack, frame{ns: t.Name.Space})
+		open = true
+	}
+	writeStart(start)
+	for len(stack) > 1 {
+		tok, err := r.next()
+		if err != nil {
+			return "", err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if open {
+				buf = append(buf, '>')
+			}
+			writeStart(t)
+		case xml.EndElement:
+			if open {
+				buf = append(buf, "/>"...)
+				open = false
+			} else {
+				buf = append(buf, "</"...)
+				buf = append(buf, t.Name.Local...)
+				buf = append(buf, '>')
+			}
+			stack = stack[:len(stack)-1]
+			if len(stack) > 1 {
+				r.pop()
+			}
+		case xml.CharData:
+			if open {
+				buf = append(buf, '>')
+				open = false
+			}
+			buf = appendEscapedText(buf, string(t))
+		}
+	}
+	return string(buf), nil
+}
+
+// parseXHTML checks and canonicalises an XHTML div given as text (the JSON "div" string).
+func parseXHTML(s string, l Limits) (string, error) {
+	r := newXMLReader([]byte(s), l)
+	start, err := r.root()
+	if err != nil {
+		return "", err
+	}
+	if start.Name.Local != "div" || start.Name.Space != NSXHTML {
+		return "", r.fail(ErrNotFHIR, "narrative must be a <div> in namespace %s, found <%s> in %q", NSXHTML, start.Name.Local, start.Name.Space)
+	}
+	x, err := r.xhtml(start)
+	if err != nil {
+		return "", err
+	}
+	return x, r.end()
+}
+
+// appendEscapedText escapes character data.
+func appendEscapedText(buf []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '\r':
+			esc = "&#xD;"
+		default:
+			continue
+		}
+		buf = append(buf, s[last:i]...)
+		buf = append(buf, esc...)
+		last = i + 1
+	}
+	return append(buf, s[last:]...)
+}
+
+// appendEscapedAttr escapes an attribute value (quotes with '"'); whitespace characters are escaped so
+// attribute-value normalisation on re-reading does not change them.
+func appendEscapedAttr(buf []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '"':
+			esc = "&quot;"
+		case '\t':
+			esc = "&#x9;"
+		case '\n':
+			esc = "&#xA;"
+		case '\r':
+			esc = "&#xD;"
+		default:
+			continue
+		}
+		buf = append(buf, s[last:i]...)
+		buf = append(buf, esc...)
+		last = i + 1
+	}
+	return append(buf, s[last:]...)
+}
+
+// validXMLChars reports whether s holds only characters XML 1.0 allows (JSON strings may carry others,
+// e.g. \u0000, which cannot be written as XML).
+func validXMLChars(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < 0x80 {
+			i++
+			continue
+		}
+		if c == '\t' || c == '\n' || c == '\r' {
+			i++
+			continue
+		}
+		if c < 0x20 {
+			return false
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == 0xFFFE || r == 0xFFFF || (r >= 0xD800 && r <= 0xDFFF) || (r == utf8.RuneError && n == 1) {
+			return false
+		}
+		i += n
+	}
+	return true
+}
