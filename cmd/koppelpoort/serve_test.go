@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary as a newcomer would: built with go build,
+// started as a child process, stopped with SIGTERM.
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "koppelpoort-bin")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "koppelpoort")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("go build: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBinary runs `koppelpoort serve args...` in dir and waits until /healthz answers.
+func startBinary(t *testing.T, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd = exec.Command(binPath, append([]string{"serve", "--addr", addr}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	base = "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return base, cmd, stdout, stderr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server did not answer /healthz within 20s\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	return
+}
+
+func TestServeEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	base, cmd, stdout, stderr := startBinary(t, dir, nil)
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s = %d", path, resp.StatusCode)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "koppelpoort-data", "koppelpoort.db")); err != nil {
+		t.Errorf("embedded default did not create its SQLite database: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "portal@demo:demo-portal") {
+		t.Errorf("demo credentials not printed:\n%s", stdout)
+	}
+
+	// Graceful shutdown on SIGTERM: exit status 0 and a "stopped" log line.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit within 20s of SIGTERM")
+	}
+	// Every log line is one JSON object.
+	sc := bufio.NewScanner(bytes.NewReader(stderr.Bytes()))
+	for sc.Scan() {
+		if line := sc.Text(); !strings.HasPrefix(line, "{") {
+			t.Errorf("log line is not JSON: %q", line)
+		}
+	}
+	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
+		t.Errorf("no stopped log line:\n%s", stderr)
+	}
+}
+
+func TestServeRestartKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	_, cmd, _, _ := startBinary(t, dir, nil)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	// A second start on the same data applies migrations and the demo config again without error.
+	base, _, _, stderr := startBinary(t, dir, nil)
+	resp, err := http.Get(base + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("restart not ready: %v %v\n%s", resp, err, stderr)
+	}
+	resp.Body.Close()
+}
+
+// runFailing runs the binary and expects a quick failure with one clear line.
+func runFailing(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v did not fail within 30s", args)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("%v: want exit status 1, got %v", args, err)
+	}
+	// The one line a person reads: the last line of stderr, prefixed "koppelpoort: ".
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "koppelpoort: ") {
+		t.Fatalf("last stderr line is not the error line: %q\nstderr:\n%s", last, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "goroutine ") || strings.Contains(stderr.String(), "panic") {
+		t.Fatalf("stack trace in output:\n%s", stderr.String())
+	}
+	return last
+}
+
+func TestServeMisspelledConfigKey(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "koppelpoort.yaml")
+	if err := os.WriteFile(cfg, []byte("server:\n  addr: 127.0.0.1:0\nstroe:\n  dsn: x.db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line := runFailing(t, nil, "serve", "--config", cfg)
+	for _, want := range []string{"koppelpoort.yaml", "line 3", `"stroe"`, `did you mean "store"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("error line %q does not contain %q", line, want)
+		}
+	}
+}
+
+func TestServeUnreachablePostgres(t *testing.T) {
+	addr := freeAddr(t) // nothing listens here
+	line := runFailing(t, []string{"KOPPELPOORT_DSN=postgres://kp:secret-pw@" + addr + "/kp?sslmode=disable"}, "serve", "--addr", freeAddr(t))
+	if !strings.Contains(line, addr) || strings.Contains(line, "secret-pw") {
+		t.Errorf("error line %q should name the address and hide the password", line)
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	getenv := func(k string) string {
+		switch k {
+		case "MD_PASSWORD", "GAME_PASSWORD":
+			return "x"
+		}
+		return ""
+	}
+	if _, err := loadConfig(serveFlags{configPath: "../../docs/koppelpoort.example.yaml"}, getenv); err != nil {
+		t.Fatalf("docs/koppelpoort.example.yaml: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binPath, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "koppelpoort ") {
+		t.Fatalf("version: %q %v", out, err)
+	}
+}
