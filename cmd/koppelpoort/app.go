@@ -10,6 +10,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -28,6 +29,18 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *
 		if _, err := koppeltaal.Apply(ctx, *cfg.Koppeltaal, st, logger); err != nil {
 			return nil, fmt.Errorf("provision koppeltaal configuration: %w", err)
 		}
+		kt, err := api.New(ctx, api.Options{
+			Store:      st,
+			Config:     *cfg.Koppeltaal,
+			Logger:     logger,
+			Registerer: reg,
+			SkipApply:  true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("koppeltaal api: %w", err)
+		}
+		a.mounts = append(a.mounts, kt)
+		a.workers = append(a.workers, kt.Run)
 		if cfg.Path == "" {
 			printDemoBanner(stdout, cfg)
 		}
