@@ -155,7 +155,7 @@ func (t *Tx) SetStatus(ctx context.Context, id int64, ch StatusChange) (ok bool,
 	return n == 1, err
 }
 
-// Search returns a page of the instance's entries matching f, newest first, and the total count.
+// Search returns a page of the instance's entries matching f, oldest first, and the total count.
 func (t *Tx) Search(ctx context.Context, instanceID int64, f Filter, offset, limit int) ([]Entry, int, error) {
 	cond, args := f.where([]any{instanceID})
 	var total int
@@ -165,7 +165,7 @@ func (t *Tx) Search(ctx context.Context, instanceID int64, f Filter, offset, lim
 	var es []Entry
 	args = append(args, limit, offset)
 	if err := t.sel(ctx, &es, "SELECT "+entryCols+" FROM queue WHERE instance_id = ?"+cond+
-		" ORDER BY id DESC LIMIT ? OFFSET ?", args...); err != nil {
+		" ORDER BY id LIMIT ? OFFSET ?", args...); err != nil {
 		return nil, 0, fmt.Errorf("search entries: %w", err)
 	}
 	return es, total, nil

@@ -1,0 +1,369 @@
+// Package api is the HTTP binding of the Koppeltaal server core: the FHIR
+// endpoints under /FHIR/Koppeltaal with XML/JSON content negotiation, HTTP Basic
+// authentication and OperationOutcome errors in the client's format.
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// Prefix is where the FHIR API lives; clients drop any other path prefix (CLIENTS.md).
+const Prefix = "/FHIR/Koppeltaal"
+
+// Realm is the HTTP Basic realm announced on 401.
+const Realm = "Koppeltaal"
+
+// Options configure New.
+type Options struct {
+	Store  *store.Store
+	Config koppeltaal.Config
+	Logger *slog.Logger
+	// Registerer receives the koppeltaal_* metrics; nil: not registered.
+	Registerer prometheus.Registerer
+	// MaxBodyBytes overrides Config.MaxBodyBytes when > 0.
+	MaxBodyBytes int64
+	// SkipApply leaves provisioning to the caller (koppeltaal.Apply); by default New applies Config.
+	SkipApply bool
+}
+
+// Server serves the Koppeltaal API.
+type Server struct {
+	svc *koppeltaal.Service
+	log *slog.Logger
+	cfg koppeltaal.Config
+}
+
+// New provisions opts.Config into the store (idempotent) and returns the server.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes > 0 {
+		opts.Config.MaxBodyBytes = opts.MaxBodyBytes
+	}
+	opts.Config.SetDefaults()
+	if !opts.SkipApply {
+		if _, err := koppeltaal.Apply(ctx, opts.Config, opts.Store, opts.Logger); err != nil {
+			return nil, err
+		}
+	}
+	svc, err := koppeltaal.NewService(opts.Store, opts.Config, opts.Logger, koppeltaal.NewMetrics(opts.Registerer))
+	if err != nil {
+		return nil, err
+	}
+	return &Server{svc: svc, log: opts.Logger, cfg: svc.Config()}, nil
+}
+
+// Service returns the core behind the server.
+func (s *Server) Service() *koppeltaal.Service { return s.svc }
+
+// Run runs the background work (the claim sweeper) until ctx ends.
+func (s *Server) Run(ctx context.Context) error { return s.svc.Run(ctx) }
+
+// Mount registers the Koppeltaal endpoints under /FHIR/Koppeltaal on r.
+func (s *Server) Mount(r chi.Router) {
+	r.Route(Prefix, func(r chi.Router) {
+		r.Get("/metadata", s.metadata)
+		r.Post("/Mailbox", s.auth(s.postMailbox))
+		r.Get("/MessageHeader/_search", s.auth(s.searchMessageHeaders))
+		r.Get("/MessageHeader", s.auth(s.searchMessageHeaders))
+		r.Get("/MessageHeader/{id}", s.auth(s.readMessageHeader))
+		r.Get("/MessageHeader/{id}/_history/{version}", s.auth(s.readMessageHeader))
+		r.Put("/MessageHeader/{id}", s.auth(s.putMessageHeader))
+		r.Put("/MessageHeader/{id}/_history/{version}", s.auth(s.putMessageHeader))
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, fail(http.StatusNotFound, "not-supported", "%s %s is not a Koppeltaal endpoint of this server.", r.Method, r.URL.Path))
+		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, fail(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s.", r.Method, r.URL.Path))
+		})
+	})
+}
+
+// Handler returns a chi router with only the Koppeltaal API mounted (tests, tools).
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	s.Mount(r)
+	return r
+}
+
+func fail(status int, code, format string, args ...any) *koppeltaal.Error {
+	return &koppeltaal.Error{Status: status, Issues: []koppeltaal.Issue{{Severity: "error", Code: code, Details: fmt.Sprintf(format, args...)}}}
+}
+
+type callerKey struct{}
+
+func callerFrom(r *http.Request) *koppeltaal.Caller { return r.Context().Value(callerKey{}).(*koppeltaal.Caller) }
+
+// auth requires HTTP Basic credentials of an application instance.
+func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok {
+			msg := "Authentication required: HTTP Basic with the application-instance credentials."
+			if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
+				msg = "Bearer tokens are not accepted by this server yet; use HTTP Basic with the application-instance credentials."
+			}
+			s.unauthorized(w, r, msg)
+			return
+		}
+		c, err := s.svc.Authenticate(r.Context(), user, pass)
+		if errors.Is(err, koppeltaal.ErrUnauthorized) {
+			s.log.Info("koppeltaal: authentication failed", "username", user, "remote", r.RemoteAddr)
+			s.unauthorized(w, r, "Authentication failed: unknown application instance or wrong password.")
+			return
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	}
+}
+
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+	s.writeError(w, r, fail(http.StatusUnauthorized, "security", "%s", msg))
+}
+
+// root is scheme://host of this server as the client sees it (or public_url).
+func (s *Server) root(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}
+
+func (s *Server) base(r *http.Request) string { return s.root(r) + Prefix }
+
+// responseFormat negotiates the reply format: JSON when _format or Accept asks
+// for json, XML (application/xml+fhir) otherwise.
+func responseFormat(r *http.Request) koppeltaal.Format {
+	if f := strings.ToLower(r.URL.Query().Get("_format")); f != "" {
+		if strings.Contains(f, "json") {
+			return dstu1.FormatJSON
+		}
+		return dstu1.FormatXML
+	}
+	if strings.Contains(strings.ToLower(r.Header.Get("Accept")), "json") {
+		return dstu1.FormatJSON
+	}
+	return dstu1.FormatXML
+}
+
+// requestFormat reads the body format from Content-Type, sniffing when it says neither.
+func requestFormat(r *http.Request, body []byte) (koppeltaal.Format, error) {
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	switch {
+	case strings.Contains(ct, "json"):
+		return dstu1.FormatJSON, nil
+	case strings.Contains(ct, "xml"):
+		return dstu1.FormatXML, nil
+	}
+	if f := dstu1.Sniff(body); f != 0 {
+		return f, nil
+	}
+	return 0, fail(http.StatusUnsupportedMediaType, "structure", "The body is neither FHIR XML nor FHIR JSON (Content-Type %q).", ct)
+}
+
+// readBody reads the request body within the configured limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, koppeltaal.Format, error) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, 0, fail(http.StatusRequestEntityTooLarge, "too-costly", "The body (%d bytes) is larger than the limit of %d bytes.", r.ContentLength, s.cfg.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, 0, fail(http.StatusRequestEntityTooLarge, "too-costly", "The body is larger than the limit of %d bytes.", s.cfg.MaxBodyBytes)
+		}
+		return nil, 0, fail(http.StatusBadRequest, "structure", "Reading the body failed: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, 0, fail(http.StatusBadRequest, "required", "The request body is empty.")
+	}
+	f, err := requestFormat(r, body)
+	return body, f, err
+}
+
+// Content types of replies. JSON clients need application/json even on errors (CLIENTS.md).
+const (
+	ContentTypeJSON = "application/json; charset=utf-8"
+	ContentTypeXML  = "application/xml+fhir; charset=utf-8"
+)
+
+func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	if responseFormat(r) == dstu1.FormatJSON {
+		w.Header().Set("Content-Type", ContentTypeJSON)
+	} else {
+		w.Header().Set("Content-Type", ContentTypeXML)
+		body = stripXMLDecl(body) // clients check that the reply starts with <feed / <Conformance
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func stripXMLDecl(b []byte) []byte {
+	if bytes.HasPrefix(b, []byte("<?xml")) {
+		if i := bytes.Index(b, []byte("?>")); i >= 0 {
+			return bytes.TrimLeft(b[i+2:], " \r\n\t")
+		}
+	}
+	return b
+}
+
+func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, status int, b *dstu1.Bundle) {
+	s.write(w, r, status, koppeltaal.EncodeBundle(b, responseFormat(r)))
+}
+
+func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status int, res *dstu1.Resource) {
+	s.write(w, r, status, koppeltaal.EncodeResource(res, responseFormat(r)))
+}
+
+// writeError answers err as an OperationOutcome: its own status for a
+// *koppeltaal.Error, 500 (logged, details hidden) for anything else.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ke *koppeltaal.Error
+	if !errors.As(err, &ke) {
+		s.log.Error("koppeltaal: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ke = fail(http.StatusInternalServerError, "exception", "The server could not process the request; the error is logged.")
+	}
+	issues := make([]dstu1.Issue, len(ke.Issues))
+	for i, is := range ke.Issues {
+		sev := is.Severity
+		if sev == "" {
+			sev = "error"
+		}
+		issues[i] = dstu1.Issue{Severity: sev, Type: is.Code, Details: is.Details, Resource: is.Resource}
+	}
+	s.writeResource(w, r, ke.Status, dstu1.NewOperationOutcome("", issues...))
+}
+
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	s.writeResource(w, r, http.StatusOK, s.svc.Conformance(s.root(r)))
+}
+
+func (s *Server) postMailbox(w http.ResponseWriter, r *http.Request) {
+	body, f, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.svc.Post(r.Context(), callerFrom(r), body, f, s.base(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeBundle(w, r, http.StatusOK, res.Response)
+}
+
+func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	c := callerFrom(r)
+	base := s.base(r)
+	patient, event := q.Get("Patient"), q.Get("event")
+	if event == "" {
+		event = q.Get("Event") // TA/ARCH spelling
+	}
+	if patient == "" {
+		patient = q.Get("patient")
+	}
+	if named := q.Get("_query"); named != "" {
+		if named != "MessageHeader.GetNextNewAndClaim" {
+			s.writeError(w, r, fail(http.StatusBadRequest, "not-supported", "Named query '%s' is not supported; use MessageHeader.GetNextNewAndClaim.", named))
+			return
+		}
+		if q.Get("ProcessingStatus") != "" {
+			s.writeError(w, r, fail(http.StatusBadRequest, "invalid", "ProcessingStatus cannot be passed to MessageHeader.GetNextNewAndClaim."))
+			return
+		}
+		b, err := s.svc.Claim(r.Context(), c, koppeltaal.ClaimFilter{Patient: patient, Event: event}, base)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeBundle(w, r, http.StatusOK, b)
+		return
+	}
+	if idRef := q.Get("_id"); idRef != "" {
+		id, version, err := koppeltaal.ParseEntryRef(idRef)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		_ = version // _id reads the message whatever its current version (the client got the URL from a search)
+		b, err := s.svc.Read(r.Context(), c, id, "", base)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeBundle(w, r, http.StatusOK, b)
+		return
+	}
+	count, _ := strconv.Atoi(q.Get("_count"))
+	page, _ := strconv.Atoi(q.Get("page"))
+	b, err := s.svc.Search(r.Context(), c, koppeltaal.SearchQuery{Patient: patient, Event: event,
+		ProcessingStatus: q.Get("ProcessingStatus"), Count: count, Page: page, Summary: true}, base)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeBundle(w, r, http.StatusOK, b)
+}
+
+func (s *Server) readMessageHeader(w http.ResponseWriter, r *http.Request) {
+	id, _, err := koppeltaal.ParseEntryRef(chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.svc.Read(r.Context(), callerFrom(r), id, chi.URLParam(r, "version"), s.base(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeBundle(w, r, http.StatusOK, b)
+}
+
+func (s *Server) putMessageHeader(w http.ResponseWriter, r *http.Request) {
+	id, _, err := koppeltaal.ParseEntryRef(chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, f, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.svc.Acknowledge(r.Context(), callerFrom(r), id, chi.URLParam(r, "version"), body, f, s.base(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Location", res.Location)
+	s.writeResource(w, r, http.StatusOK, res.Header)
+}

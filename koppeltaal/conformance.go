@@ -1,0 +1,90 @@
+package koppeltaal
+
+import (
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+)
+
+// Extension URLs of the Conformance statement (SPEC.md §12).
+const (
+	ExtConformanceAuthorize = "http://fhir-registry.smarthealthit.org/Profile/oauth-uris#authorize"
+	ExtConformanceToken     = "http://fhir-registry.smarthealthit.org/Profile/oauth-uris#token"
+	ExtConformanceLaunch    = "http://fhir.vitalhealthsoftware.com/Profile/Conformance#Launch"
+	conformanceValidatePfx  = "http://fhir.vitalhealthsoftware.com/Profile/Conformance#"
+)
+
+// ServerVersion is the Koppeltaal version this server implements, as Conformance.version.
+const ServerVersion = "v1.3.5"
+
+// focusOf is the focal resource type per event (SPEC.md §4.4), as in the Conformance.
+var focusOf = map[string]string{
+	"CreateOrUpdatePatient": "Patient", "CreateOrUpdatePractitioner": "Practitioner",
+	"CreateOrUpdateRelatedPerson": "RelatedPerson", "CreateOrUpdateActivityDefinition": "Other",
+	"CreateOrUpdateCarePlan": "CarePlan", "UpdateCarePlanActivityStatus": "Other",
+	"CreateOrUpdateCarePlanActivityResult": "Other", "CreateOrUpdateUserMessage": "Other",
+}
+
+// Conformance returns the Conformance statement (SPEC.md §12, CLIENTS.md): name
+// "Koppeltaal", fhirVersion 0.0.82, and the OAuth endpoints of this server
+// (root is the scheme://host[:port] the client reached, or public_url).
+func (s *Service) Conformance(root string) *dstu1.Resource {
+	r := dstu1.NewResource("Conformance")
+	for _, v := range []string{"ValidateRequestsAgainstSchema", "ValidateRepliesAgainstSchema", "ValidateRequestsAgainstProfile", "ValidateRepliesAgainstProfile"} {
+		r.Add(dstu1.NewExtension(conformanceValidatePfx+v, dstu1.NewPrimitive("valueBoolean", "false")))
+	}
+	r.Add(
+		dstu1.NewPrimitive("version", ServerVersion),
+		dstu1.NewPrimitive("name", "Koppeltaal"),
+		dstu1.NewPrimitive("publisher", "Koppelpoort"),
+		dstu1.NewPrimitive("description", "Koppeltaal 1.3.x server (FHIR DSTU1 messaging) implemented by Koppelpoort"),
+		dstu1.NewPrimitive("status", "active"),
+		dstu1.NewPrimitive("date", s.instant(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))),
+		dstu1.NewElement("software", dstu1.NewPrimitive("name", "Koppelpoort"), dstu1.NewPrimitive("version", ServerVersion)),
+		dstu1.NewElement("implementation", dstu1.NewPrimitive("description", "Koppelpoort Koppeltaal server"),
+			dstu1.NewPrimitive("url", root+"/FHIR/Koppeltaal")),
+		dstu1.NewPrimitive("fhirVersion", "0.0.82"),
+		dstu1.NewPrimitive("acceptUnknown", "true"),
+		dstu1.NewPrimitive("format", "xml"),
+		dstu1.NewPrimitive("format", "json"),
+	)
+	sec := dstu1.NewElement("security",
+		dstu1.NewExtension(ExtConformanceLaunch, dstu1.NewPrimitive("valueUri", root+"/OAuth2/Koppeltaal/Launch")),
+		dstu1.NewExtension(ExtConformanceAuthorize, dstu1.NewPrimitive("valueUri", root+"/OAuth2/Koppeltaal/Authorize")),
+		dstu1.NewExtension(ExtConformanceToken, dstu1.NewPrimitive("valueUri", root+"/OAuth2/Koppeltaal/Token")),
+		dstu1.NewPrimitive("description", "HTTP Basic with the application-instance credentials, or an OAuth2 Bearer token from the SMART launch."),
+	)
+	rest := dstu1.NewElement("rest", dstu1.NewPrimitive("mode", "server"), sec)
+	mhRes := dstu1.NewElement("resource", dstu1.NewPrimitive("type", "MessageHeader"),
+		dstu1.NewElement("operation", dstu1.NewPrimitive("code", "read")),
+		dstu1.NewElement("operation", dstu1.NewPrimitive("code", "vread")),
+		dstu1.NewElement("operation", dstu1.NewPrimitive("code", "update")),
+		dstu1.NewElement("operation", dstu1.NewPrimitive("code", "search-type")))
+	for _, p := range []string{"_id", "_count", "_summary", "_query", "Patient", "event", "ProcessingStatus"} {
+		typ := "token"
+		if p == "Patient" {
+			typ = "reference"
+		}
+		if p == "_count" {
+			typ = "number"
+		}
+		mhRes.Add(dstu1.NewElement("searchParam", dstu1.NewPrimitive("name", p), dstu1.NewPrimitive("type", typ)))
+	}
+	rest.Add(mhRes)
+	rest.Add(dstu1.NewElement("operation", dstu1.NewPrimitive("code", "transaction"),
+		dstu1.NewPrimitive("documentation", "POST [base]/Mailbox publishes a Koppeltaal message")))
+	rest.Add(dstu1.NewElement("query", dstu1.NewPrimitive("name", "MessageHeader.GetNextNewAndClaim"),
+		dstu1.NewPrimitive("documentation", "Claims and returns the oldest New message of the caller's mailbox")))
+	r.Add(rest)
+	msg := dstu1.NewElement("messaging", dstu1.NewPrimitive("endpoint", root+"/FHIR/Koppeltaal/Mailbox"))
+	for _, ev := range Events {
+		msg.Add(dstu1.NewElement("event",
+			dstu1.NewCoding("code", dstu1.SystemMessageEvents, ev, ev),
+			dstu1.NewPrimitive("mode", "receiver"),
+			dstu1.NewPrimitive("focus", focusOf[ev]),
+			dstu1.NewElement("request", dstu1.NewPrimitive("reference", "Profile/MessageHeader")),
+			dstu1.NewElement("response", dstu1.NewPrimitive("reference", "Profile/MessageHeader"))))
+	}
+	r.Add(msg)
+	return r
+}

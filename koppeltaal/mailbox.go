@@ -1,0 +1,339 @@
+package koppeltaal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// Error texts clients look for (CLIENTS.md, SPEC.md §3.13). Do not reword.
+const (
+	TextVersionNotCorrect     = "The specified resource version is not correct."
+	TextFocalWithoutVersion   = "No version specified for the focal resource, message is rejected."
+	textUnsupportedResourceFn = "The resource type '%s' is not supported."
+)
+
+// allowedTypes are the resource types a 1.3.5 message may carry (SPEC.md §4.5);
+// Other resources count by their OtherResourceUsage code.
+var allowedTypes = map[string]bool{
+	"MessageHeader": true, "Organization": true, "Practitioner": true, "Patient": true, "RelatedPerson": true,
+	"Device": true, "CarePlan": true,
+	dstu1.KindActivityDefinition: true, dstu1.KindCarePlanActivityStatus: true, dstu1.KindUserMessage: true,
+	dstu1.KindCareTeam: true,
+}
+
+// eventsWithoutPatient are the events whose MessageHeader needs no #Patient
+// extension: SPEC.md §4.2 names Practitioner and ActivityDefinition; the Python
+// connector also sends CreateOrUpdatePatient without it (the focal resource is the patient).
+var eventsWithoutPatient = map[string]bool{
+	"CreateOrUpdatePractitioner": true, "CreateOrUpdateActivityDefinition": true, "CreateOrUpdatePatient": true,
+}
+
+// PostResult is the outcome of an accepted POST /Mailbox.
+type PostResult struct {
+	Response  *dstu1.Bundle // the response message (SPEC.md §4.8)
+	MessageID int64
+	Version   string   // version issued in this message
+	Entries   []int64  // queue entries created (one per subscribed instance)
+	Warnings  []string // accepted deviations (e.g. 1.3.5 sender without versions)
+}
+
+// resourceEntry is one non-MessageHeader entry with a self link: a resource the server versions.
+type resourceEntry struct {
+	entry   *dstu1.Entry
+	url     string // self link without /_history
+	version string // version the sender based its change on ("" = none)
+	typ     string
+	hash    string
+	focal   bool
+}
+
+// Post validates a message bundle, then in one transaction versions its
+// resources, stores it and queues it for every subscribed instance of the
+// sender's domain. Every check happens before the first write; a refused
+// message changes nothing and comes back as *Error.
+func (s *Service) Post(ctx context.Context, c *Caller, body []byte, f Format, base string) (*PostResult, error) {
+	res, err := s.post(ctx, c, body, f, base)
+	if err != nil {
+		var ke *Error
+		if errors.As(err, &ke) {
+			s.metrics.Rejected.WithLabelValues("mailbox", fmt.Sprint(ke.Status)).Inc()
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, base string) (*PostResult, error) {
+	b, err := dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
+	if err != nil {
+		if errors.Is(err, dstu1.ErrTooLarge) {
+			return nil, fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
+		}
+		if errors.Is(err, dstu1.ErrNullInArray) {
+			return nil, fail(http.StatusBadRequest, "structure", "%s", dstu1.ErrNullInArray.Error())
+		}
+		return nil, fail(http.StatusBadRequest, "structure", "The message cannot be parsed: %v", err)
+	}
+	mh, ents, err := s.checkMessage(c, b)
+	if err != nil {
+		return nil, err
+	}
+	event := mh.EventCode()
+	data := mh.Data()
+	focalURL, focalDataVersion := dstu1.SplitHistory(data[0])
+	var focal *resourceEntry
+	for i := range ents {
+		if ents[i].url == focalURL {
+			ents[i].focal = true
+			focal = &ents[i]
+		}
+	}
+	if focal != nil && focalDataVersion != "" && focal.version != "" && focal.version != focalDataVersion {
+		return nil, &Error{Status: http.StatusConflict, Issues: []Issue{{Severity: "error", Code: "conflict",
+			Details: TextVersionNotCorrect, Resource: focalURL}}}
+	}
+	if focal != nil && focal.version == "" {
+		focal.version = focalDataVersion
+	}
+	patient := mh.Patient()
+	if patient == "" && event == "CreateOrUpdatePatient" {
+		patient = focalURL
+	}
+	patient, _ = dstu1.SplitHistory(patient)
+
+	result := &PostResult{}
+	now := s.now()
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		last, err := tx.LockDomainVersion(ctx, c.DomainID)
+		if err != nil {
+			return err
+		}
+		urls := make([]string, len(ents))
+		for i, e := range ents {
+			urls[i] = e.url
+		}
+		known, err := tx.Resources(ctx, c.DomainID, urls)
+		if err != nil {
+			return err
+		}
+		// Version checks (SPEC.md §7.3 B, CLIENTS.md): all before any write.
+		var conflicts []Issue
+		var warnings []string
+		for _, e := range ents {
+			cur, exists := known[e.url]
+			checked := e.focal || c.APIVersion == APIVersion135
+			switch {
+			case !checked:
+				// 1.3.3 senders: only the focal resource is version-checked.
+			case e.version != "" && (!exists || e.version != cur.CurrentVersion):
+				conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextVersionNotCorrect, Resource: e.url})
+			case e.version == "" && exists && e.focal:
+				conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextFocalWithoutVersion, Resource: e.url})
+			case e.version == "" && exists:
+				warnings = append(warnings, fmt.Sprintf("resource %s sent without version; the server has %s", e.url, cur.CurrentVersion))
+			}
+		}
+		if len(conflicts) > 0 {
+			return &Error{Status: http.StatusConflict, Issues: conflicts}
+		}
+		// Storage loop: one new version for everything versioned in this message.
+		v := NextVersion(now, last)
+		if err := tx.SetDomainVersion(ctx, c.DomainID, v); err != nil {
+			return err
+		}
+		var issued []string // versioned URLs that got a new version, focal first
+		finalVersion := map[string]string{}
+		var puts []resourceEntry
+		for _, e := range ents {
+			cur, exists := known[e.url]
+			if exists && !e.focal && cur.ContentHash == e.hash {
+				finalVersion[e.url] = cur.CurrentVersion // unchanged: keeps its version (BV step 6)
+				continue
+			}
+			finalVersion[e.url] = v
+			puts = append(puts, e)
+			if e.focal {
+				issued = append([]string{e.url + "/_history/" + v}, issued...)
+			} else {
+				issued = append(issued, e.url+"/_history/"+v)
+			}
+		}
+		// The stored (and forwarded) message carries the versions: self links and the focal data reference.
+		for _, e := range ents {
+			e.entry.SetSelfLink(e.url + "/_history/" + finalVersion[e.url])
+		}
+		focalVersion := ""
+		if focal != nil {
+			focalVersion = finalVersion[focalURL]
+			if err := mh.SetData(0, focalURL+"/_history/"+focalVersion); err != nil {
+				return err
+			}
+		}
+		bodyID, err := tx.InsertBody(ctx, formatName(f), EncodeBundle(b, f))
+		if err != nil {
+			return err
+		}
+		msgID, err := tx.InsertMessage(ctx, store.Message{
+			DomainID: c.DomainID, SenderInstanceID: c.ID, Event: event, MessageIdentifier: mh.Identifier(),
+			FeedID: b.ID, PatientRef: patient, FocalRef: focalURL, FocalVersion: focalVersion, Version: v,
+			BodyID: bodyID, CreatedAt: now.UnixMicro(),
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range puts {
+			content := EncodeResource(e.entry.Resource, f)
+			if err := tx.PutResourceVersion(ctx, store.ResourceVersion{DomainID: c.DomainID, URL: e.url,
+				ResourceType: e.typ, Version: v, ContentHash: e.hash, Content: content, InstanceID: c.ID, MessageID: msgID}); err != nil {
+				return err
+			}
+		}
+		// Routing, synchronously in the same transaction: the 200 means every
+		// subscriber's queue already holds the message.
+		subs, err := tx.Subscribers(ctx, c.DomainID, event)
+		if err != nil {
+			return err
+		}
+		result.Entries = result.Entries[:0]
+		for _, sub := range subs {
+			id, err := tx.InsertEntry(ctx, store.Entry{DomainID: c.DomainID, InstanceID: sub.InstanceID, MessageID: msgID,
+				Event: event, PatientRef: patient, FocalRef: focalURL, Status: store.StatusNew,
+				StatusChangedAt: now.UnixMicro(), Version: v, CreatedAt: now.UnixMicro()})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ReplaceOlder(ctx, sub.InstanceID, focalURL, event, id, now.UnixMicro(), v); err != nil {
+				return err
+			}
+			result.Entries = append(result.Entries, id)
+		}
+		if c.APIVersion != APIVersion135 && len(issued) > 0 {
+			// 1.3.3 senders get the focal version only (SPEC.md §4.8).
+			issued = nil
+			if focal != nil {
+				issued = []string{focalURL + "/_history/" + focalVersion}
+			}
+		}
+		if focal == nil {
+			issued = append([]string{data[0]}, issued...)
+		} else if len(issued) == 0 || !strings.HasPrefix(issued[0], focalURL+"/_history/") {
+			issued = append([]string{focalURL + "/_history/" + focalVersion}, issued...)
+		}
+		result.MessageID, result.Version, result.Warnings = msgID, v, warnings
+		result.Response = s.responseMessage(c, mh, issued, base)
+		return nil
+	})
+	if err != nil {
+		var ke *Error
+		if errors.As(err, &ke) {
+			return nil, ke
+		}
+		return nil, fmt.Errorf("post message %s from %s: %w", mh.Identifier(), c.Username, err)
+	}
+	for _, w := range result.Warnings {
+		s.log.Warn("koppeltaal: version compatibility", "sender", c.Username, "message_id", result.MessageID, "warning", w)
+	}
+	s.metrics.Posted.WithLabelValues(event).Inc()
+	s.metrics.Delivered.Add(float64(len(result.Entries)))
+	s.log.Debug("koppeltaal: message accepted", "sender", c.Username, "event", event, "message_id", result.MessageID,
+		"version", result.Version, "recipients", len(result.Entries))
+	return result, nil
+}
+
+// checkMessage does the structural checks of SPEC.md §3.1/§4 that need no database.
+func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader, []resourceEntry, error) {
+	mh := b.MessageHeader()
+	if mh == nil {
+		return nil, nil, fail(http.StatusBadRequest, "structure", "The first entry of a message bundle must be a MessageHeader.")
+	}
+	for _, e := range b.Entries {
+		if e.Resource == nil {
+			return nil, nil, fail(http.StatusBadRequest, "structure", "A message bundle cannot hold deleted entries.")
+		}
+		if t := e.ResourceType(); !allowedTypes[t] {
+			return nil, nil, fail(http.StatusBadRequest, "not-supported", textUnsupportedResourceFn, t)
+		}
+	}
+	domain, ok := b.Domain()
+	if !ok {
+		return nil, nil, fail(http.StatusBadRequest, "security",
+			"The message has no domain tag (category scheme %s, term %s<domain>).", dstu1.SchemeSecurity, dstu1.DomainTermPrefix)
+	}
+	if domain != c.DomainName {
+		return nil, nil, fail(http.StatusForbidden, "security",
+			"The domain '%s' of the message does not match the domain '%s' of application instance '%s'.", domain, c.DomainName, c.Username)
+	}
+	event := mh.EventCode()
+	switch {
+	case event == "":
+		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.event.code is missing.")
+	case event == "CreateOrUpdateActivityDefinition":
+		return nil, nil, fail(http.StatusBadRequest, "not-supported",
+			"CreateOrUpdateActivityDefinition messages are sent by the server only; use the ActivityDefinition API (POST [base]/Other).")
+	case !KnownEvent(event):
+		return nil, nil, fail(http.StatusBadRequest, "not-supported", "The message event '%s' is not supported.", event)
+	}
+	if mh.Identifier() == "" {
+		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.identifier is missing.")
+	}
+	if mh.Timestamp() == "" {
+		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.timestamp is missing.")
+	}
+	if mh.Child("source") == nil {
+		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.source is missing.")
+	}
+	data := mh.Data()
+	if len(data) == 0 || data[0] == "" {
+		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.data (the focal resource reference) is missing.")
+	}
+	if !eventsWithoutPatient[event] && mh.Patient() == "" {
+		return nil, nil, fail(http.StatusBadRequest, "required",
+			"MessageHeader extension %s is required for %s.", dstu1.ExtMessageHeaderPatient, event)
+	}
+	var ents []resourceEntry
+	seen := map[string]bool{}
+	for i, e := range b.Entries {
+		if i == 0 {
+			continue
+		}
+		if e.Resource.Type() == "MessageHeader" {
+			return nil, nil, fail(http.StatusBadRequest, "structure", "A message holds exactly one MessageHeader (entry %d is another).", i)
+		}
+		self := e.SelfLink()
+		if self == "" {
+			continue // not versioned, passed on as is (TO p20)
+		}
+		url, v := dstu1.SplitHistory(self)
+		if seen[url] {
+			return nil, nil, fail(http.StatusBadRequest, "structure", "Resource %s appears twice in the message.", url)
+		}
+		seen[url] = true
+		ents = append(ents, resourceEntry{entry: e, url: url, version: v, typ: e.ResourceType(), hash: contentHash(e.Resource)})
+	}
+	return mh, ents, nil
+}
+
+// responseMessage builds the reply to an accepted POST (SPEC.md §4.8, CLIENTS.md).
+func (s *Service) responseMessage(c *Caller, req *dstu1.MessageHeader, data []string, base string) *dstu1.Bundle {
+	id := "urn:uuid:" + uuid.NewString()
+	b := dstu1.NewMessageBundle("urn:uuid:"+uuid.NewString(), c.DomainName)
+	ev := req.Event()
+	mh := dstu1.NewMessageHeader(dstu1.MessageHeaderFields{
+		Identifier:         id,
+		Timestamp:          s.instant(s.now()),
+		Event:              ev,
+		ResponseIdentifier: req.Identifier(),
+		ResponseCode:       "ok",
+		Source:             dstu1.Source{Endpoint: base + "/Mailbox"},
+		Data:               data,
+	})
+	b.AddEntry(mh.Resource, id, "")
+	return b
+}

@@ -1,0 +1,37 @@
+package koppeltaal
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the Prometheus metrics of the Koppeltaal core.
+type Metrics struct {
+	Posted    *prometheus.CounterVec // messages accepted, by event
+	Rejected  *prometheus.CounterVec // requests refused, by operation and HTTP status
+	Claimed   prometheus.Counter
+	Acked     *prometheus.CounterVec // acknowledgements, by status set
+	Sweeps    *prometheus.CounterVec // sweeper changes, by result (requeued, max_retries)
+	Delivered prometheus.Counter     // queue entries created
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Posted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_messages_posted_total",
+			Help: "Messages accepted on POST /Mailbox."}, []string{"event"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_requests_rejected_total",
+			Help: "Koppeltaal requests refused with an OperationOutcome."}, []string{"op", "status"}),
+		Claimed: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_messages_claimed_total",
+			Help: "Messages handed out by GetNextNewAndClaim."}),
+		Acked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_messages_acknowledged_total",
+			Help: "Processing-status updates by clients."}, []string{"status"}),
+		Sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_sweeper_entries_total",
+			Help: "Queue entries changed by the claim sweeper."}, []string{"result"}),
+		Delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_queue_entries_created_total",
+			Help: "Queue entries created by routing (one per subscribed instance)."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.Posted, m.Rejected, m.Claimed, m.Acked, m.Sweeps, m.Delivered} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}

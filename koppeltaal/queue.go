@@ -1,0 +1,332 @@
+package koppeltaal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// ClaimFilter narrows GetNextNewAndClaim (SPEC.md §3.2).
+type ClaimFilter struct {
+	Patient string
+	Event   string
+}
+
+// Claim atomically claims the caller's oldest New message and returns the
+// whole message bundle with the server entry metadata and ProcessingStatus
+// (SPEC.md §5.3). When nothing waits it returns an empty search bundle.
+func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base string) (*dstu1.Bundle, error) {
+	now := s.now()
+	var out *dstu1.Bundle
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		e, err := tx.ClaimNext(ctx, c.ID, store.Filter{Patient: f.Patient, Event: f.Event}, store.Claim{
+			Now: now.UnixMicro(), Deadline: now.Add(s.cfg.ClaimTimeout).UnixMicro(),
+			Version: FormatVersion(now), APIVersion: c.APIVersion,
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out, err = s.renderMessage(ctx, tx, c, e, base)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim next for %s: %w", c.Username, err)
+	}
+	if out == nil {
+		return s.searchBundle(base, "/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", nil, 0, 0, 0), nil
+	}
+	s.metrics.Claimed.Inc()
+	return out, nil
+}
+
+// ParseEntryRef reads a MessageHeader id from "<n>", "[base]/MessageHeader/<n>"
+// or "[base]/MessageHeader/<n>/_history/<v>"; version is "" when absent.
+func ParseEntryRef(ref string) (id int64, version string, err error) {
+	ref = strings.TrimSpace(ref)
+	ref, version = dstu1.SplitHistory(ref)
+	if i := strings.LastIndex(ref, "/MessageHeader/"); i >= 0 {
+		ref = ref[i+len("/MessageHeader/"):]
+	}
+	id, err = strconv.ParseInt(ref, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, "", fail(http.StatusNotFound, "not-found", "MessageHeader '%s' does not exist.", ref)
+	}
+	return id, version, nil
+}
+
+// Read returns the whole message of one of the caller's queue entries without
+// changing its status. A version that is not the entry's current one is 404.
+// Entries of other instances are indistinguishable from missing ones.
+func (s *Service) Read(ctx context.Context, c *Caller, id int64, version, base string) (*dstu1.Bundle, error) {
+	var out *dstu1.Bundle
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		e, err := tx.EntryForInstance(ctx, c.ID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
+		}
+		if err != nil {
+			return err
+		}
+		if version != "" && version != e.Version {
+			return fail(http.StatusNotFound, "not-found", "MessageHeader %d has no version %s (current: %s).", id, version, e.Version)
+		}
+		out, err = s.renderMessage(ctx, tx, c, e, base)
+		return err
+	})
+	return out, asKoppeltaalErr(err, "read message", c)
+}
+
+func asKoppeltaalErr(err error, what string, c *Caller) error {
+	if err == nil {
+		return nil
+	}
+	var ke *Error
+	if errors.As(err, &ke) {
+		return ke
+	}
+	return fmt.Errorf("%s for %s: %w", what, c.Username, err)
+}
+
+// SearchQuery is a MessageHeader search (SPEC.md §3.3).
+type SearchQuery struct {
+	Patient          string
+	Event            string
+	ProcessingStatus string
+	Count            int // 0: default page size; clamped to MaxCount
+	Page             int // 1-based
+	Summary          bool
+}
+
+var searchableStatus = map[string]bool{
+	store.StatusNew: true, store.StatusClaimed: true, store.StatusSuccess: true, store.StatusFailed: true,
+	store.StatusReplacedByNewVersion: true, store.StatusMaximumRetriesExceeded: true,
+}
+
+// Search returns a page of the caller's MessageHeaders (oldest first), with
+// self/first/previous/next/last links that keep the filters.
+func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base string) (*dstu1.Bundle, error) {
+	if q.ProcessingStatus != "" && !searchableStatus[q.ProcessingStatus] {
+		return nil, fail(http.StatusBadRequest, "invalid", "ProcessingStatus '%s' is not one of New, Claimed, Success, Failed, ReplacedByNewVersion, MaximumRetriesExceeded.", q.ProcessingStatus)
+	}
+	if q.Count <= 0 {
+		q.Count = s.cfg.DefaultCount
+	}
+	if q.Count > s.cfg.MaxCount {
+		q.Count = s.cfg.MaxCount
+	}
+	if q.Page <= 0 {
+		q.Page = 1
+	}
+	var out *dstu1.Bundle
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		es, total, err := tx.Search(ctx, c.ID, store.Filter{Patient: q.Patient, Event: q.Event, Status: q.ProcessingStatus},
+			(q.Page-1)*q.Count, q.Count)
+		if err != nil {
+			return err
+		}
+		params := url.Values{}
+		params.Set("_summary", "true")
+		if q.Patient != "" {
+			params.Set("Patient", q.Patient)
+		}
+		if q.Event != "" {
+			params.Set("event", q.Event)
+		}
+		if q.ProcessingStatus != "" {
+			params.Set("ProcessingStatus", q.ProcessingStatus)
+		}
+		params.Set("_count", strconv.Itoa(q.Count))
+		out = s.searchBundle(base, "/MessageHeader/_search?"+params.Encode(), nil, total, q.Page, q.Count)
+		for _, e := range es {
+			msg, err := s.renderMessage(ctx, tx, c, e, base)
+			if err != nil {
+				return err
+			}
+			out.Entries = append(out.Entries, msg.Entries[0]) // summary: the MessageHeader only
+		}
+		return nil
+	})
+	return out, asKoppeltaalErr(err, "search messages", c)
+}
+
+// searchBundle builds a search result feed with paging links (page is 1-based; 0 = no paging links).
+func (s *Service) searchBundle(base, self string, entries []*dstu1.Entry, total, page, count int) *dstu1.Bundle {
+	b := dstu1.NewBundle("urn:uuid:" + uuid.NewString())
+	b.Title = "Search on resources in collection 'MessageHeader'"
+	b.Updated = s.instant(s.now())
+	b.Authors = []dstu1.Person{{Name: "Koppelpoort"}}
+	b.TotalResults, b.HasTotal = strconv.Itoa(total), true
+	b.Entries = append([]*dstu1.Entry{}, entries...)
+	b.SetLink("fhir-base", base)
+	if page == 0 {
+		b.SetLink("self", base+self)
+		return b
+	}
+	link := func(p int) string { return base + self + "&page=" + strconv.Itoa(p) }
+	last := (total + count - 1) / count
+	if last < 1 {
+		last = 1
+	}
+	b.SetLink("self", link(page))
+	b.SetLink("first", link(1))
+	if page > 1 {
+		b.SetLink("previous", link(page-1))
+	}
+	if page < last {
+		b.SetLink("next", link(page+1))
+	}
+	b.SetLink("last", link(last))
+	return b
+}
+
+// renderMessage loads the stored message of entry e and adds what the server
+// adds for a recipient (SPEC.md §4.3): entry metadata, ProcessingStatus,
+// IsExpired, and for 1.3.3 recipients only the focal version.
+func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
+	m, err := tx.MessageByID(ctx, e.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	format, body, err := tx.Body(ctx, m.BodyID)
+	if err != nil {
+		return nil, err
+	}
+	b, err := dstu1.Limits{MaxBytes: 4 * s.cfg.MaxBodyBytes}.ParseBundle(body, formatFromName(format))
+	if err != nil {
+		return nil, fmt.Errorf("stored message %d does not parse: %w", m.ID, err)
+	}
+	changed := s.instant(time.UnixMicro(e.StatusChangedAt))
+	head := b.Entries[0]
+	head.SetTitle(fmt.Sprintf("MessageHeader with IID=%d", e.ID))
+	head.SetID(fmt.Sprintf("%s/MessageHeader/%d", base, e.ID))
+	head.SetUpdated(changed)
+	head.SetSelfLink(fmt.Sprintf("%s/MessageHeader/%d/_history/%s", base, e.ID, e.Version))
+	mh := b.MessageHeader()
+	mh.SetProcessingStatus(dstu1.ProcessingStatus{Status: e.Status, LastChanged: changed, Exception: e.Exception})
+	mh.SetIsExpired(m.IsExpired)
+	b.Updated = s.instant(s.now())
+	if c.APIVersion == APIVersion133 {
+		b.StripNonFocalVersions()
+	}
+	return b, nil
+}
+
+// AckResult is the outcome of an accepted processing-status update.
+type AckResult struct {
+	Header   *dstu1.Resource // the MessageHeader as it is now
+	Location string          // its new versioned URL
+	Status   string
+}
+
+// Acknowledge applies a client's PUT of a MessageHeader (SPEC.md §3.5, rules of §5.4):
+// only the owning instance, only Success, Failed (with exception) or New, only
+// from Claimed (or New, for a claim the sweeper already returned). A versioned
+// URL must name the entry's current version. Repeating the same Success or
+// Failed is accepted and changes nothing.
+func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version string, body []byte, f Format, base string) (*AckResult, error) {
+	ps, err := s.readStatusUpdate(body, f)
+	if err != nil {
+		s.metrics.Rejected.WithLabelValues("acknowledge", fmt.Sprint(err.Status)).Inc()
+		return nil, err
+	}
+	now := s.now()
+	var out *AckResult
+	txErr := s.st.Update(ctx, func(tx *store.Tx) error {
+		e, err := tx.EntryForInstance(ctx, c.ID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
+		}
+		if err != nil {
+			return err
+		}
+		if version != "" && version != e.Version {
+			return &Error{Status: http.StatusConflict, Issues: []Issue{{Severity: "error", Code: "conflict",
+				Details: TextVersionNotCorrect + " The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + ".",
+				Resource: fmt.Sprintf("%s/MessageHeader/%d", base, id)}}}
+		}
+		to := ps.Status
+		switch {
+		case e.Status == to && (to == store.StatusSuccess || to == store.StatusFailed || to == store.StatusNew):
+			// Idempotent repeat (a client retrying after a lost reply).
+		case e.Status != store.StatusClaimed && e.Status != store.StatusNew:
+			return fail(http.StatusConflict, "conflict", "ProcessingStatus cannot change from %s to %s.", e.Status, to)
+		default:
+			if to == store.StatusNew && e.RetryCount >= s.cfg.MaxRetries {
+				to = store.StatusMaximumRetriesExceeded // a New after the last allowed claim ends the retries
+			}
+			ver := FormatVersion(now)
+			ok, err := tx.SetStatus(ctx, e.ID, store.StatusChange{From: e.Status, To: to, Exception: ps.Exception,
+				Now: now.UnixMicro(), Version: ver})
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fail(http.StatusConflict, "conflict", "MessageHeader %d changed concurrently; read it again.", id)
+			}
+			e.Status, e.Exception, e.StatusChangedAt, e.Version = to, ps.Exception, now.UnixMicro(), ver
+		}
+		b, err := s.renderMessage(ctx, tx, c, e, base)
+		if err != nil {
+			return err
+		}
+		out = &AckResult{Header: b.Entries[0].Resource, Location: b.Entries[0].SelfLink(), Status: e.Status}
+		return nil
+	})
+	if txErr != nil {
+		var ke *Error
+		if errors.As(txErr, &ke) {
+			s.metrics.Rejected.WithLabelValues("acknowledge", fmt.Sprint(ke.Status)).Inc()
+		}
+		return nil, asKoppeltaalErr(txErr, "acknowledge", c)
+	}
+	s.metrics.Acked.WithLabelValues(out.Status).Inc()
+	return out, nil
+}
+
+// readStatusUpdate extracts the requested ProcessingStatus from a PUT body: a
+// MessageHeader resource, or (tolerated) a message bundle whose first entry is one.
+func (s *Service) readStatusUpdate(body []byte, f Format) (dstu1.ProcessingStatus, *Error) {
+	lim := dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}
+	var mh *dstu1.MessageHeader
+	r, err := lim.ParseResource(body, f)
+	if err == nil {
+		mh = dstu1.AsMessageHeader(r)
+	} else if b, berr := lim.ParseBundle(body, f); berr == nil {
+		mh = b.MessageHeader()
+	} else {
+		if errors.Is(err, dstu1.ErrTooLarge) {
+			return dstu1.ProcessingStatus{}, fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
+		}
+		return dstu1.ProcessingStatus{}, fail(http.StatusBadRequest, "structure", "The MessageHeader cannot be parsed: %v", err)
+	}
+	if mh == nil {
+		return dstu1.ProcessingStatus{}, fail(http.StatusBadRequest, "structure", "The body of a PUT on MessageHeader must be a MessageHeader.")
+	}
+	ps, ok := mh.ProcessingStatus()
+	if !ok || ps.Status == "" {
+		return ps, fail(http.StatusBadRequest, "required", "The MessageHeader has no %s extension with a ProcessingStatusStatus.", dstu1.ExtProcessingStatus)
+	}
+	switch ps.Status {
+	case store.StatusSuccess, store.StatusNew:
+		ps.Exception = "" // an exception only means something with Failed
+	case store.StatusFailed:
+		if strings.TrimSpace(ps.Exception) == "" {
+			return ps, fail(http.StatusBadRequest, "required", "ProcessingStatus Failed requires a ProcessingStatusException that says what went wrong.")
+		}
+	default:
+		return ps, fail(http.StatusBadRequest, "business-rule", "ProcessingStatus '%s' cannot be set by a client; use Success, Failed or New.", ps.Status)
+	}
+	return ps, nil
+}

@@ -1,0 +1,125 @@
+// Package koppeltaal is the Koppeltaal 1.3 server core: provisioning, the
+// mailbox (validate, version, store, route), claim/acknowledge, search, the
+// claim sweeper and the Conformance statement. It is transport-neutral: the
+// HTTP binding lives in koppeltaal/api.
+package koppeltaal
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// Service is the Koppeltaal server core over one store.
+type Service struct {
+	st      *store.Store
+	cfg     Config
+	log     *slog.Logger
+	verify  *verifyCache
+	now     func() time.Time
+	metrics *Metrics
+}
+
+// NewService returns the core for st with cfg (defaults applied). metrics may be nil.
+func NewService(st *store.Store, cfg Config, logger *slog.Logger, metrics *Metrics) (*Service, error) {
+	if st == nil {
+		return nil, errors.New("koppeltaal: NewService: store is nil")
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Service{st: st, cfg: cfg, log: logger, verify: newVerifyCache(), now: time.Now, metrics: metrics}, nil
+}
+
+// Config returns the effective configuration (defaults applied).
+func (s *Service) Config() Config { return s.cfg }
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// Caller is an authenticated application instance.
+type Caller struct {
+	store.Instance
+}
+
+// Error is a request the server refuses: an HTTP status and the OperationOutcome issues that say why.
+type Error struct {
+	Status int
+	Issues []Issue
+}
+
+// Issue is one OperationOutcome issue.
+type Issue struct {
+	Severity string // error (default), warning, fatal, information
+	Code     string // http://hl7.org/fhir/issue-type code: invalid, conflict, security, not-found, ...
+	Details  string
+	Resource string // OperationOutcome#IssueResource reference, optional
+}
+
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Issues))
+	for i, is := range e.Issues {
+		msgs[i] = is.Details
+		if is.Resource != "" {
+			msgs[i] += " (" + is.Resource + ")"
+		}
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), strings.Join(msgs, "; "))
+}
+
+func fail(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Issues: []Issue{{Severity: "error", Code: code, Details: fmt.Sprintf(format, args...)}}}
+}
+
+// ErrUnauthorized is returned by Authenticate for unknown users and wrong passwords alike.
+var ErrUnauthorized = errors.New("koppeltaal: unknown application instance or wrong password")
+
+// Authenticate checks HTTP Basic credentials of an application instance.
+func (s *Service) Authenticate(ctx context.Context, username, password string) (*Caller, error) {
+	if username == "" {
+		return nil, ErrUnauthorized
+	}
+	var in store.Instance
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		in, err = tx.InstanceByUsername(ctx, username)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same kind of time as a real check so user names cannot be probed by timing.
+		_ = CheckPassword(dummyHash(), password)
+		return nil, ErrUnauthorized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authenticate %q: %w", username, err)
+	}
+	if !s.verify.check(in.PasswordHash, password) {
+		return nil, ErrUnauthorized
+	}
+	return &Caller{Instance: in}, nil
+}
+
+// dummyHash is a bcrypt hash of a random string, verified for unknown users.
+var dummyHash = sync.OnceValue(func() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h, _ := HashPassword(string(b[:]))
+	return h
+})
+
+func (s *Service) instant(t time.Time) string { return t.UTC().Format(time.RFC3339) }
