@@ -253,7 +253,7 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 		}
 		if version != "" && version != e.Version {
 			return &Error{Status: http.StatusConflict, Issues: []Issue{{Severity: "error", Code: "conflict",
-				Details: TextVersionNotCorrect + " The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + ".",
+				Details:  TextVersionNotCorrect + " The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + ".",
 				Resource: fmt.Sprintf("%s/MessageHeader/%d", base, id)}}}
 		}
 		to := ps.Status

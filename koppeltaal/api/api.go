@@ -108,7 +108,9 @@ func fail(status int, code, format string, args ...any) *koppeltaal.Error {
 
 type callerKey struct{}
 
-func callerFrom(r *http.Request) *koppeltaal.Caller { return r.Context().Value(callerKey{}).(*koppeltaal.Caller) }
+func callerFrom(r *http.Request) *koppeltaal.Caller {
+	return r.Context().Value(callerKey{}).(*koppeltaal.Caller)
+}
 
 // auth requires HTTP Basic credentials of an application instance.
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
