@@ -1,0 +1,73 @@
+package dstu1
+
+import (
+	"os"
+	"testing"
+)
+
+// The CarePlan bundle of the brief: a full 1.3.5 CreateOrUpdateCarePlan with Organization, Patient,
+// Practitioner and CareTeam entries (12 KB XML).
+const benchBundle = "testdata/examples/createorupdatecareplan-request-vzvztest-careteam.xml"
+
+func benchInputs(b *testing.B) (xmlBody, jsonBody []byte, bundle *Bundle) {
+	b.Helper()
+	xmlBody, err := os.ReadFile(benchBundle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bundle, err = ParseBundle(xmlBody, FormatXML)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return xmlBody, bundle.JSON(), bundle
+}
+
+func BenchmarkParseXML(b *testing.B) {
+	x, _, _ := benchInputs(b)
+	b.SetBytes(int64(len(x)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseBundle(x, FormatXML); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseJSON(b *testing.B) {
+	_, j, _ := benchInputs(b)
+	b.SetBytes(int64(len(j)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseBundle(j, FormatJSON); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWriteXML(b *testing.B) {
+	_, _, bundle := benchInputs(b)
+	buf := make([]byte, 0, 32<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = bundle.AppendXML(buf[:0])
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkWriteJSON(b *testing.B) {
+	_, _, bundle := benchInputs(b)
+	buf := make([]byte, 0, 32<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = bundle.AppendJSON(buf[:0], JSONOptions{})
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkClone(b *testing.B) {
+	_, _, bundle := benchInputs(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = bundle.Clone()
+	}
+}

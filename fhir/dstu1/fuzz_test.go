@@ -1,0 +1,87 @@
+package dstu1
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// fuzzSeeds adds every fixture of the given extension as a seed.
+func fuzzSeeds(f *testing.F, ext string) {
+	for _, dir := range []string{"testdata/examples", "testdata/schema-examples", "testdata/clients"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+}
+
+// fuzzLimits keep single fuzz inputs cheap.
+var fuzzLimits = Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxElements: 20000}
+
+// checkRoundTrip asserts the invariants for anything the parser accepted: both writers produce output
+// that parses again and is Equal to the accepted message.
+func checkRoundTrip(t *testing.T, b *Bundle, r *Resource) {
+	for _, f := range []Format{FormatXML, FormatJSON} {
+		var out []byte
+		switch {
+		case b != nil && f == FormatXML:
+			out = b.XML()
+		case b != nil:
+			out = b.JSON()
+		case f == FormatXML:
+			out = r.XML()
+		default:
+			out = r.JSON()
+		}
+		if b != nil {
+			back, err := fuzzLimits.ParseBundle(out, f)
+			if err != nil {
+				t.Fatalf("accepted bundle, but own %v output is rejected: %v\n%s", f, err, out)
+			}
+			if ok, d := Equal(b, back); !ok {
+				t.Fatalf("%v round trip differs: %s\n%s", f, d, out)
+			}
+			continue
+		}
+		back, err := fuzzLimits.ParseResource(out, f)
+		if err != nil {
+			t.Fatalf("accepted resource, but own %v output is rejected: %v\n%s", f, err, out)
+		}
+		if ok, d := EqualResource(r, back); !ok {
+			t.Fatalf("%v round trip differs: %s\n%s", f, d, out)
+		}
+	}
+}
+
+func FuzzParseXML(f *testing.F) {
+	fuzzSeeds(f, ".xml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if b, err := fuzzLimits.ParseBundle(data, FormatXML); err == nil {
+			checkRoundTrip(t, b, nil)
+		} else if _, ok := err.(*SyntaxError); !ok {
+			t.Fatalf("error %T is not a *SyntaxError: %v", err, err)
+		}
+		if r, err := fuzzLimits.ParseResource(data, FormatXML); err == nil {
+			checkRoundTrip(t, nil, r)
+		}
+	})
+}
+
+func FuzzParseJSON(f *testing.F) {
+	fuzzSeeds(f, ".json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if b, err := fuzzLimits.ParseBundle(data, FormatJSON); err == nil {
+			checkRoundTrip(t, b, nil)
+		} else if _, ok := err.(*SyntaxError); !ok {
+			t.Fatalf("error %T is not a *SyntaxError: %v", err, err)
+		}
+		if r, err := fuzzLimits.ParseResource(data, FormatJSON); err == nil {
+			checkRoundTrip(t, nil, r)
+		}
+	})
+}
