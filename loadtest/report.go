@@ -1,0 +1,205 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the result of a run; WriteText renders it for people, and it
+// marshals to JSON for machines (--json).
+type Report struct {
+	Tool         string    `json:"tool"`
+	Started      time.Time `json:"started"`
+	Target       string    `json:"target"`
+	Store        string    `json:"store,omitempty"`
+	Scenario     *Scenario `json:"scenario"`
+	Domains      int       `json:"domains"`
+	Instances    int       `json:"instances"`
+	LoadSeconds  float64   `json:"load_seconds"`
+	DrainSeconds float64   `json:"drain_seconds"`
+	Drained      bool      `json:"drained"`
+
+	// Posted counts accepted Mailbox POSTs (all senders) during the load phase.
+	Posted             int64   `json:"posted"`
+	PostedPerSecond    float64 `json:"posted_per_s"`
+	Delivered          int64   `json:"delivered"`
+	DeliveredPerSecond float64 `json:"delivered_per_s"`
+	Acked              int64   `json:"acked"`
+	// MissedTicks counts open-loop sends skipped because every worker was busy.
+	MissedTicks       int64 `json:"missed_ticks"`
+	IntendedConflicts int64 `json:"intended_conflicts"`
+
+	Ops         []OpStats    `json:"operations"`
+	Errors      []ErrorCount `json:"errors"`
+	Consistency Consistency  `json:"consistency"`
+	CommitRate  *CommitRate  `json:"commit_rate,omitempty"`
+	// CommitRatio is PostedPerSecond divided by the raw commit rate.
+	CommitRatio float64     `json:"commit_ratio,omitempty"`
+	Server      *ProcStats  `json:"server,omitempty"`
+	LoadTool    ProcStats   `json:"load_tool"`
+	Timeline    []TimePoint `json:"timeline"`
+	Pass        bool        `json:"pass"`
+}
+
+// tick samples the counters once a second for the timeline and the progress line.
+func (r *runner) tick(ctxDone interface{ Done() <-chan struct{} }, timeline *[]TimePoint, mu *sync.Mutex, srv *serverSampler) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastPosted, lastDelivered, lastAcked, lastFailed int64
+	last := time.Now()
+	lastPrint := time.Time{}
+	for {
+		select {
+		case <-ctxDone.Done():
+			if r.opts.Progress != nil && r.opts.TTY {
+				fmt.Fprintln(r.opts.Progress)
+			}
+			return
+		case now := <-t.C:
+			dt := now.Sub(last).Seconds()
+			last = now
+			p, d, a, f := r.st.posted.Load(), r.st.delivered.Load(), r.st.acked.Load(), r.st.failed.Load()
+			ph, ch := r.st.postIv.SnapshotAndReset(), r.st.claimIv.SnapshotAndReset()
+			phase := "load"
+			if !r.loadRunning() {
+				phase = "drain"
+			}
+			tp := TimePoint{T: now.Sub(r.start).Seconds(), Phase: phase,
+				Posted: float64(p-lastPosted) / dt, Delivered: float64(d-lastDelivered) / dt, Acked: float64(a-lastAcked) / dt,
+				Errors: float64(f-lastFailed) / dt, PostP50: ms(ph.Quantile(0.5)), PostP99: ms(ph.Quantile(0.99)), ClaimP99: ms(ch.Quantile(0.99)),
+				ServerRSSM: srv.sample()}
+			lastPosted, lastDelivered, lastAcked, lastFailed = p, d, a, f
+			mu.Lock()
+			*timeline = append(*timeline, tp)
+			mu.Unlock()
+			if r.opts.Progress == nil {
+				continue
+			}
+			line := fmt.Sprintf("%5.0fs %-5s posted %6.0f/s  delivered %6.0f/s  acked %6.0f/s  errors %d  p99 post %6.1fms claim %6.1fms",
+				tp.T, phase, tp.Posted, tp.Delivered, tp.Acked, f, tp.PostP99, tp.ClaimP99)
+			if tp.ServerRSSM > 0 {
+				line += fmt.Sprintf("  server %4.0fMiB", tp.ServerRSSM)
+			}
+			if r.opts.TTY {
+				fmt.Fprintf(r.opts.Progress, "\r\033[K%s", line)
+			} else if now.Sub(lastPrint) >= 5*time.Second {
+				fmt.Fprintln(r.opts.Progress, line)
+				lastPrint = now
+			}
+		}
+	}
+}
+
+func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Consistency, timeline []TimePoint, srv *serverSampler) *Report {
+	rep := &Report{
+		Tool: "koppelpoort load", Started: r.start, Target: r.opts.Target, Store: r.opts.StoreLabel, Scenario: r.sc,
+		Domains: len(r.domains), Instances: len(r.insts), LoadSeconds: loadSeconds, DrainSeconds: drainSeconds, Drained: drained,
+		Delivered: r.st.delivered.Load(), Acked: r.st.acked.Load(), MissedTicks: r.missed.Load(), IntendedConflicts: r.st.conflicts.Load(),
+		Errors: r.st.errorCounts(), Consistency: cons, CommitRate: r.opts.CommitRate, Server: srv.stats(), LoadTool: selfStats(),
+		Timeline: timeline,
+	}
+	// Posted per second counts the load phase only: sum the timeline's load seconds.
+	for _, tp := range timeline {
+		if tp.Phase == "load" {
+			rep.Posted += int64(tp.Posted + 0.5)
+		}
+	}
+	if rep.Posted == 0 {
+		rep.Posted = r.st.posted.Load()
+	}
+	rep.PostedPerSecond = float64(rep.Posted) / loadSeconds
+	if ld := r.lastDelivery.Load(); ld > 0 {
+		rep.DeliveredPerSecond = float64(rep.Delivered) / time.Unix(0, ld).Sub(r.start).Seconds()
+	}
+	rep.Ops = r.st.opStats(loadSeconds + drainSeconds)
+	if r.opts.CommitRate != nil && r.opts.CommitRate.PerSecond > 0 {
+		rep.CommitRatio = rep.PostedPerSecond / r.opts.CommitRate.PerSecond
+	}
+	rep.Pass = cons.Pass && drained
+	return rep
+}
+
+// WriteText renders the report for a terminal.
+func (rep *Report) WriteText(w io.Writer) {
+	sc := rep.Scenario
+	fmt.Fprintf(w, "\nkoppelpoort load — %s", rep.Target)
+	if rep.Store != "" {
+		fmt.Fprintf(w, " (%s)", rep.Store)
+	}
+	mode := fmt.Sprintf("closed loop, %d workers", sc.Concurrency)
+	if sc.Rate > 0 {
+		mode = fmt.Sprintf("open loop %.0f msg/s, ≤%d in flight", sc.Rate, sc.Concurrency)
+	}
+	fmt.Fprintf(w, "\n%d domains, %d instances, %d subscribers/event, %d patients/domain, format %s, %s\n",
+		rep.Domains, rep.Instances, sc.SubscribersPerEvent, sc.PatientsPerDomain, sc.Format, mode)
+	fmt.Fprintf(w, "load %.1fs, drain %.1fs (drained: %v)\n\n", rep.LoadSeconds, rep.DrainSeconds, rep.Drained)
+	fmt.Fprintf(w, "throughput: posted %.0f msg/s (%d accepted), delivered %.0f/s (%d), acked %d\n", rep.PostedPerSecond, rep.Posted, rep.DeliveredPerSecond, rep.Delivered, rep.Acked)
+	if rep.MissedTicks > 0 {
+		fmt.Fprintf(w, "open loop fell behind: %d sends skipped (all workers busy)\n", rep.MissedTicks)
+	}
+	if rep.CommitRate != nil {
+		fmt.Fprintf(w, "raw commit rate: %.0f commits/s (%s); server throughput = %.2f× of it\n", rep.CommitRate.PerSecond, rep.CommitRate.Store, rep.CommitRatio)
+	}
+	if rep.Server != nil {
+		fmt.Fprintf(w, "server pid %d: RSS %.0f MiB now, %.0f MiB peak sampled, HWM %.0f MiB, CPU %.1fs\n", rep.Server.PID, rep.Server.RSSMiB, rep.Server.MaxRSSMiB, rep.Server.HWMMiB, rep.Server.CPUSeconds)
+	}
+	fmt.Fprintf(w, "load tool: CPU %.1fs, max RSS %.0f MiB\n\n", rep.LoadTool.CPUSeconds, rep.LoadTool.MaxRSSMiB)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "operation\tcount\terrors\t/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+	for _, o := range rep.Ops {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", o.Name, o.Count, o.Errors, o.Rate, o.P50, o.P90, o.P99, o.Max)
+	}
+	tw.Flush()
+	if len(rep.Errors) > 0 {
+		fmt.Fprintln(w, "\nerrors by kind:")
+		for _, e := range rep.Errors {
+			fmt.Fprintf(w, "  %6d  %s\n          e.g. %s\n", e.Count, e.Kind, oneLineCut(e.Sample, 200))
+		}
+	}
+	c := rep.Consistency
+	fmt.Fprintf(w, "\nconsistency: %d messages posted, %d accepted, %d rejected (%d of them intended 409s), %d with unknown outcome\n",
+		c.Posted, c.Accepted, c.Rejected, rep.IntendedConflicts, c.Unknown)
+	fmt.Fprintf(w, "  deliveries %d of %d expected; missing %d, duplicates %d, superseded by a newer version %d\n",
+		c.Deliveries, c.ExpectedDeliveries, c.Missing, c.Duplicates, c.Superseded)
+	fmt.Fprintf(w, "  rejected-but-delivered %d, wrong recipient %d, strays %d, unknown-outcome delivered %d\n",
+		c.RejectedButDelivered, c.WrongRecipient, c.Strays, c.UnknownDelivered)
+	if c.ReadbackDone {
+		fmt.Fprintf(w, "  acknowledgements verified by search: %d, not stuck %d, still queued %d\n", c.AcksChecked, c.AcksNotStuck, c.StillQueued)
+	} else {
+		fmt.Fprintln(w, "  acknowledgements NOT verified: the read-back search failed (see errors)")
+	}
+	for _, e := range c.Examples {
+		fmt.Fprintf(w, "  ! %s\n", e)
+	}
+	verdict := "PASS"
+	if !rep.Pass {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "consistency check: %s\n", verdict)
+}
+
+func oneLineCut(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+// WriteJSON writes the report as indented JSON to path.
+func (rep *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

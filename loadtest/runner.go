@@ -1,0 +1,741 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Options configure Run.
+type Options struct {
+	// Scenario is the validated scenario (Defaults applied).
+	Scenario *Scenario
+	// Target is the base URL of the server.
+	Target string
+	// Instances are the application instances to act as.
+	Instances []InstanceSpec
+	// Progress receives the progress line; nil disables it.
+	Progress io.Writer
+	// TTY makes the progress one updating line instead of periodic lines.
+	TTY bool
+	// StoreLabel describes the server's store in the report (e.g. "sqlite synchronous=FULL").
+	StoreLabel string
+	// CommitRate is the raw commit rate measured for the store, if any.
+	CommitRate *CommitRate
+	// ServerPID, when > 0, is sampled for resident memory and CPU time (Linux /proc).
+	ServerPID int
+	// Logger receives debug details; nil discards.
+	Logger *slog.Logger
+}
+
+// patientState is the sender's knowledge of one patient's resources and the
+// versions the server issued for them. Its mutex is held for the whole
+// request, as a real portal serialises edits of one dossier.
+type patientState struct {
+	mu       sync.Mutex
+	n        int
+	gen      int // bumped when the state is reset after an unknown outcome
+	url, ver string
+	cpURL    string
+	cpVer    string
+	cpPrev   string // the version before cpVer, used to provoke 409s
+	cts      []string
+	ctVers   []string
+	acts     []string
+	rev      int
+}
+
+// carePlanInfo lets modules find the activities of a CarePlan they received.
+type carePlanInfo struct {
+	patient string
+	acts    []string
+}
+
+type domainState struct {
+	name      string
+	senders   []*instance
+	subs      map[string][]int // event → instance indexes subscribed
+	modules   map[int]bool     // instances that report activity status
+	baseURL   string           // sender's resource base
+	practURL  string
+	orgURL    string
+	patients  []*patientState
+	carePlans sync.Map // CarePlan URL → carePlanInfo
+}
+
+type runner struct {
+	sc      *Scenario
+	opts    Options
+	cl      *client
+	st      *stats
+	tr      *Tracker
+	insts   []*instance
+	domains []*domainState
+	log     *slog.Logger
+
+	start          time.Time
+	loadEnd        atomic.Int64 // unix nanos when the load phase ended (0 while running)
+	writesInFlight atomic.Int64
+	lastWriteDone  atomic.Int64
+	lastDelivery   atomic.Int64
+	consumers      []*atomic.Int64 // last time an empty claim started, per consumer
+	missed         atomic.Int64    // open-loop ticks dropped because all workers were busy
+	rr             atomic.Uint64
+}
+
+func basicAuth(user, pw string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+}
+
+// Run drives the target with the scenario's mix, drains the queues, reads the
+// acknowledgements back and returns the report. It fails only on setup errors;
+// request errors are counted in the report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	sc := o.Scenario
+	if sc == nil || len(o.Instances) == 0 {
+		return nil, errors.New("loadtest: scenario and instances are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	conns := sc.Concurrency + len(o.Instances)*sc.ConsumersPerInstance + 16
+	cl, err := newClient(o.Target, conns, sc.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	r := &runner{sc: sc, opts: o, cl: cl, st: newStats(), log: o.Logger}
+	if err := r.setup(); err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+func (r *runner) setup() error {
+	byDomain := map[string]*domainState{}
+	var names []string
+	for i, spec := range r.opts.Instances {
+		format := spec.Format
+		if format == "" || format == "mixed" {
+			format = r.sc.Format
+		}
+		if format == "mixed" {
+			format = []string{"json", "xml"}[i%2]
+		}
+		in := &instance{idx: i, spec: spec, auth: basicAuth(spec.Username, spec.Password), format: format}
+		r.insts = append(r.insts, in)
+		names = append(names, spec.Username)
+		d := byDomain[spec.Domain]
+		if d == nil {
+			host := strings.ToLower(strings.Map(func(c rune) rune {
+				if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
+					return c
+				}
+				return '-'
+			}, spec.Domain))
+			d = &domainState{name: spec.Domain, subs: map[string][]int{}, modules: map[int]bool{},
+				baseURL: "https://portal." + host + ".loadtest.example/fhir/Koppeltaal/"}
+			d.practURL = d.baseURL + "Practitioner/" + host
+			d.orgURL = d.baseURL + "Organization/" + host
+			for n := range r.sc.PatientsPerDomain {
+				d.patients = append(d.patients, &patientState{n: n})
+			}
+			byDomain[spec.Domain] = d
+			r.domains = append(r.domains, d)
+		}
+		if spec.Role == RolePractitionerPortal {
+			d.senders = append(d.senders, in)
+		}
+		if spec.Role == RoleGame || spec.Role == RoleQuestionnaire {
+			d.modules[i] = true
+		}
+		for _, ev := range spec.Subscriptions {
+			d.subs[ev] = append(d.subs[ev], i)
+		}
+	}
+	var withSender []*domainState
+	for _, d := range r.domains {
+		if len(d.senders) > 0 {
+			withSender = append(withSender, d)
+		}
+	}
+	if len(withSender) == 0 {
+		return errors.New("loadtest: no domain has a practitioner-portal instance to send messages")
+	}
+	r.domains = withSender
+	r.tr = NewTracker(names)
+	return nil
+}
+
+// subscribersFor lists the instances of d that must receive event, without the sender.
+func (d *domainState) subscribersFor(event string, sender int) []int {
+	var out []int
+	for _, i := range d.subs[event] {
+		if i != sender {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (r *runner) loadRunning() bool { return r.loadEnd.Load() == 0 }
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	r.start = time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consumerCtx, stopConsumers := context.WithCancel(ctx)
+	defer stopConsumers()
+
+	// Consumers: every subscribed instance claims and acknowledges.
+	var cwg sync.WaitGroup
+	for _, in := range r.insts {
+		if len(in.spec.Subscriptions) == 0 {
+			continue
+		}
+		d := r.domainOf(in)
+		if d == nil {
+			continue
+		}
+		for range r.sc.ConsumersPerInstance {
+			mark := &atomic.Int64{}
+			r.consumers = append(r.consumers, mark)
+			cwg.Add(1)
+			go func() {
+				defer cwg.Done()
+				r.consume(consumerCtx, in, d, mark)
+			}()
+		}
+	}
+
+	// Timeline and progress.
+	timeline := make([]TimePoint, 0, int(r.sc.Duration/time.Second)+64)
+	var tlMu sync.Mutex
+	tickDone := make(chan struct{})
+	var server serverSampler
+	server.pid = r.opts.ServerPID
+	go func() {
+		defer close(tickDone)
+		r.tick(consumerCtx, &timeline, &tlMu, &server)
+	}()
+
+	// Senders for the load phase.
+	loadCtx, endLoad := context.WithTimeout(ctx, r.sc.Duration)
+	r.send(loadCtx)
+	endLoad()
+	r.loadEnd.Store(time.Now().UnixNano())
+	loadSeconds := time.Since(r.start).Seconds()
+
+	// Drain: consumers go on until every queue is empty or the drain timeout.
+	drainStart := time.Now()
+	drained := r.waitDrained(ctx, drainStart.Add(r.sc.DrainTimeout))
+	drainSeconds := time.Since(drainStart).Seconds()
+	stopConsumers()
+	cwg.Wait()
+	<-tickDone
+
+	// Read back what the server says about every acknowledgement.
+	rb, rbErr := r.readback(ctx)
+	if rbErr != nil {
+		r.st.addError("verify: readback", rbErr.Error())
+	}
+	cons := r.tr.Check(rb)
+	if !drained {
+		r.st.addError("drain: timeout", fmt.Sprintf("queues not empty after %s (outstanding deliveries ≤ %d)", r.sc.DrainTimeout, r.tr.Outstanding()))
+	}
+	server.sample()
+
+	tlMu.Lock()
+	defer tlMu.Unlock()
+	rep := r.report(loadSeconds, drainSeconds, drained, cons, timeline, &server)
+	return rep, nil
+}
+
+func (r *runner) domainOf(in *instance) *domainState {
+	for _, d := range r.domains {
+		if d.name == in.spec.Domain {
+			return d
+		}
+	}
+	return nil
+}
+
+// send runs the posting workers until ctx ends: closed loop (back to back) or
+// open loop (a fixed schedule; ticks that find every worker busy are dropped
+// and counted, so an overloaded server shows as a missed rate).
+func (r *runner) send(ctx context.Context) {
+	var wg sync.WaitGroup
+	if r.sc.Rate <= 0 {
+		for range r.sc.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					r.sendOne(ctx)
+				}
+			}()
+		}
+		wg.Wait()
+		return
+	}
+	jobs := make(chan struct{}, r.sc.Concurrency)
+	for range r.sc.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				r.sendOne(ctx)
+			}
+		}()
+	}
+	start := time.Now()
+	var issued int64
+	t := time.NewTicker(2 * time.Millisecond)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case now := <-t.C:
+			due := int64(now.Sub(start).Seconds()*r.sc.Rate) - issued
+			for ; due > 0; due-- {
+				issued++
+				select {
+				case jobs <- struct{}{}:
+				default:
+					r.missed.Add(1)
+				}
+			}
+		}
+	}
+	t.Stop()
+	close(jobs)
+	wg.Wait()
+}
+
+// sendOne posts one practitioner-portal message chosen by the mix.
+func (r *runner) sendOne(ctx context.Context) {
+	d := r.domains[int(r.rr.Add(1))%len(r.domains)]
+	in := d.senders[rand.IntN(len(d.senders))]
+	p := d.patients[rand.IntN(len(d.patients))]
+	// Prefer an idle dossier; a busy one is being edited by another worker.
+	for try := 0; try < 3 && !p.mu.TryLock(); try++ {
+		p = d.patients[rand.IntN(len(d.patients))]
+		if try == 2 {
+			p.mu.Lock()
+		}
+	}
+	defer p.mu.Unlock()
+	mix := r.sc.Mix
+	if rand.Float64()*(mix.Patient+mix.CarePlan) < mix.Patient {
+		r.postPatient(ctx, d, in, p)
+		return
+	}
+	r.postCarePlan(ctx, d, in, p)
+}
+
+func (r *runner) newMessage(d *domainState, in *instance, event string) *message {
+	id := uuid.NewString()
+	return &message{domain: d.name, event: event, identifier: id, feedID: "urn:uuid:" + uuid.NewString(),
+		mhURL: d.baseURL + "MessageHeader/" + id, source: in.spec.Application, endpoint: d.baseURL}
+}
+
+func (r *runner) ensureIDs(d *domainState, p *patientState) {
+	if p.url == "" {
+		p.url = fmt.Sprintf("%sPatient/%d-%s", d.baseURL, p.n, shortID())
+	}
+	if p.cpURL == "" {
+		p.cpURL = d.baseURL + "CarePlan/" + shortID()
+		p.cpVer, p.cpPrev = "", ""
+		p.cts, p.ctVers = nil, nil
+		for i := range r.sc.CareTeams {
+			p.cts = append(p.cts, fmt.Sprintf("%sCareTeam/%s-%d", d.baseURL, shortID(), i+1))
+			p.ctVers = append(p.ctVers, "")
+		}
+		p.acts = nil
+		for range r.sc.Activities {
+			p.acts = append(p.acts, uuid.NewString())
+		}
+	}
+}
+
+func shortID() string { return strings.ReplaceAll(uuid.NewString(), "-", "")[:16] }
+
+// reset forgets what the portal knew about a patient after a reply was lost
+// or a version conflict it did not expect: a real portal would re-read the
+// dossier; the load tool starts a fresh one.
+func (p *patientState) reset() {
+	p.url, p.ver, p.cpURL, p.cpVer, p.cpPrev = "", "", "", "", ""
+	p.gen++
+}
+
+func (r *runner) postPatient(ctx context.Context, d *domainState, in *instance, p *patientState) {
+	r.ensureIDs(d, p)
+	p.rev++
+	m := r.newMessage(d, in, EventPatient)
+	m.patient = p.url
+	m.focal = entry{url: p.url, version: p.ver, res: patientResource(p.n, p.rev)}
+	m.others = []entry{{url: d.orgURL, res: organizationResource(d.name)}}
+	vers, ok := r.post(ctx, d, in, m, OpPostPatient, false, p)
+	if !ok {
+		return
+	}
+	p.ver = vers[p.url]
+}
+
+func (r *runner) postCarePlan(ctx context.Context, d *domainState, in *instance, p *patientState) {
+	r.ensureIDs(d, p)
+	stale := p.cpPrev != "" && rand.Float64() < *r.sc.StaleVersionShare
+	for attempt := 0; attempt < 3; attempt++ {
+		p.rev++
+		op := OpPostCarePlanUpdate
+		if p.cpVer == "" {
+			op = OpPostCarePlanNew
+		}
+		focalVer := p.cpVer
+		if stale {
+			op, focalVer = OpPostStale, p.cpPrev
+		}
+		m := r.carePlanMessage(d, in, p, focalVer)
+		vers, ok := r.post(ctx, d, in, m, op, stale, p)
+		if stale {
+			stale = false
+			if !ok && p.cpURL != "" {
+				continue // the intended 409: retry with the version the server issued
+			}
+		}
+		if !ok {
+			return
+		}
+		if v := vers[p.cpURL]; v != "" {
+			p.cpPrev, p.cpVer = p.cpVer, v
+		} else {
+			p.reset()
+			return
+		}
+		if v := vers[p.url]; v != "" {
+			p.ver = v
+		}
+		for i, ct := range p.cts {
+			if v := vers[ct]; v != "" {
+				p.ctVers[i] = v
+			}
+		}
+		d.carePlans.Store(p.cpURL, carePlanInfo{patient: p.url, acts: p.acts})
+		return
+	}
+}
+
+func (r *runner) carePlanMessage(d *domainState, in *instance, p *patientState, focalVer string) *message {
+	m := r.newMessage(d, in, EventCarePlan)
+	m.patient = p.url
+	notes := ""
+	acts := p.acts
+	var body *el
+	for {
+		body = carePlanResource(p.url, d.practURL, p.cts, acts, p.rev, notes)
+		if r.sc.MessageSize == 0 || len(acts) >= 500 {
+			break
+		}
+		m.focal = entry{url: p.cpURL, version: focalVer, res: body}
+		if int64(len(m.render(in.format, time.Now()))) >= int64(r.sc.MessageSize) {
+			break
+		}
+		// Grow the plan with realistic content until the size is reached.
+		notes = "Wekelijks oefenen en het dagboek bijhouden; bespreken in het volgende consult."
+		acts = append(acts, uuid.NewString())
+		p.acts = acts
+	}
+	m.focal = entry{url: p.cpURL, version: focalVer, res: body}
+	m.others = append(m.others,
+		entry{url: p.url, version: p.ver, res: patientResource(p.n, p.rev)},
+		entry{url: d.practURL, res: practitionerResource(d.name)},
+		entry{url: d.orgURL, res: organizationResource(d.name)},
+	)
+	for i, ct := range p.cts {
+		m.others = append(m.others, entry{url: ct, version: p.ctVers[i], res: careTeamResource(fmt.Sprintf("Team %d", i+1), p.url, d.orgURL, p.rev)})
+	}
+	return m
+}
+
+// post sends m and returns the versions the server issued by resource URL.
+// expectConflict marks a deliberately stale update: a 409 is then the right answer.
+// p, when not nil, is the patient whose versions are reset after an
+// unexpected conflict or a lost reply (the caller holds p.mu).
+func (r *runner) post(ctx context.Context, d *domainState, in *instance, m *message, op string, expectConflict bool, p *patientState) (map[string]string, bool) {
+	body := m.render(in.format, time.Now())
+	r.tr.Expect(m.identifier, MessageExpectation{Event: m.event, Focal: m.focal.url, VersionIn: m.focal.version,
+		Sender: in.idx, Subscribers: d.subscribersFor(m.event, in.idx)})
+	r.writesInFlight.Add(1)
+	t0 := time.Now()
+	reply, err := r.cl.do(ctx, in, "POST", r.cl.base.String()+fhirBase+"/Mailbox", body)
+	dt := time.Since(t0)
+	r.lastWriteDone.Store(time.Now().UnixNano())
+	r.writesInFlight.Add(-1)
+	if err != nil {
+		if isHTTP(err) {
+			r.tr.Rejected(m.identifier)
+		} else {
+			r.tr.Unknown(m.identifier)
+		}
+		if expectConflict && httpStatus(err) == 409 {
+			r.st.ok(op, dt)
+			r.st.conflicts.Add(1)
+			return nil, false
+		}
+		if ctx.Err() != nil && !isHTTP(err) {
+			return nil, false // the load phase ended mid-request: not the server's fault
+		}
+		r.st.fail(op, errorKind(err), dt, err.Error())
+		r.st.ops[OpPostAll].hist.Record(dt)
+		r.st.ops[OpPostAll].errs.Add(1)
+		if st := httpStatus(err); p != nil && (st == 409 || st == 0) {
+			p.reset()
+		}
+		return nil, false
+	}
+	b, err := parseBundle(reply)
+	if err == nil && (len(b.headers) != 1 || b.headers[0].respCode != "ok" || b.headers[0].respID != m.identifier) {
+		err = fmt.Errorf("decode Mailbox reply: want one MessageHeader with response code ok for %s, got %d headers (code %q, id %q)",
+			m.identifier, len(b.headers), firstOr(b.headers, func(h headerInfo) string { return h.respCode }), firstOr(b.headers, func(h headerInfo) string { return h.respID }))
+	}
+	if err != nil {
+		r.tr.Accepted(m.identifier, "") // 200: the server has it, whatever the reply says
+		r.st.fail(op, "bad reply", dt, err.Error())
+		if p != nil {
+			p.reset()
+		}
+		return nil, false
+	}
+	vers := make(map[string]string, len(b.headers[0].data))
+	for _, ref := range b.headers[0].data {
+		u, v := splitVersion(ref)
+		vers[u] = v
+	}
+	r.tr.Accepted(m.identifier, vers[m.focal.url])
+	if expectConflict {
+		r.st.addError(op+": stale version accepted", fmt.Sprintf("%s with version %s got 200", m.focal.url, m.focal.version))
+	}
+	r.st.ok(op, dt)
+	r.st.ok(OpPostAll, dt)
+	r.st.postIv.Record(dt)
+	r.st.posted.Add(1)
+	return vers, true
+}
+
+func firstOr(h []headerInfo, f func(headerInfo) string) string {
+	if len(h) == 0 {
+		return ""
+	}
+	return f(h[0])
+}
+
+// consume is one claim loop of a subscribed instance.
+func (r *runner) consume(ctx context.Context, in *instance, d *domainState, emptyMark *atomic.Int64) {
+	claimURL := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim"
+	for ctx.Err() == nil {
+		t0 := time.Now()
+		reply, err := r.cl.do(ctx, in, "GET", claimURL, nil)
+		dt := time.Since(t0)
+		var b bundleInfo
+		if err == nil {
+			b, err = parseBundle(reply)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.st.fail(OpClaim, errorKind(err), dt, err.Error())
+			sleep(ctx, r.sc.PollInterval)
+			continue
+		}
+		if len(b.headers) == 0 {
+			if b.entries > 0 {
+				r.st.fail(OpClaim, "bad reply", dt, "claim reply has entries but no MessageHeader")
+			} else {
+				r.st.ok(OpClaimEmpty, dt)
+				emptyMark.Store(t0.UnixNano())
+			}
+			sleep(ctx, r.sc.PollInterval)
+			continue
+		}
+		r.st.ok(OpClaim, dt)
+		r.st.claimIv.Record(dt)
+		r.st.delivered.Add(1)
+		r.lastDelivery.Store(time.Now().UnixNano())
+		h := b.headers[0]
+		n := r.tr.Delivered(h.identifier, in.idx)
+		if h.status != "" && h.status != StatusClaimed {
+			r.st.addError("claim: status not Claimed", fmt.Sprintf("message %s came back with ProcessingStatus %s", h.identifier, h.status))
+		}
+		if h.event == EventCarePlan && d.modules[in.idx] && rand.Float64() < *r.sc.StatusShare && len(h.data) > 0 {
+			r.postStatus(ctx, d, in, h)
+		}
+		r.ack(ctx, in, h, n)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// postStatus reports progress on one activity of a CarePlan a module received.
+func (r *runner) postStatus(ctx context.Context, d *domainState, in *instance, h headerInfo) {
+	cpURL, _ := splitVersion(h.data[0])
+	v, ok := d.carePlans.Load(cpURL)
+	if !ok {
+		return
+	}
+	info := v.(carePlanInfo)
+	act := info.acts[rand.IntN(len(info.acts))]
+	status := []string{"InProgress", "Completed"}[rand.IntN(2)]
+	pct := 50
+	if status == "Completed" {
+		pct = 100
+	}
+	m := r.newMessage(d, in, EventActivityStatus)
+	m.baseFor(in)
+	m.patient = info.patient
+	m.focal = entry{url: m.endpoint + "Other/CarePlanActivityStatus:" + shortID(), res: activityStatusResource(act, status, pct)}
+	r.post(ctx, d, in, m, OpPostStatus, false, nil)
+}
+
+// baseFor gives module messages the module's own resource base.
+func (m *message) baseFor(in *instance) {
+	app := url.PathEscape(in.spec.Application)
+	if app == "" {
+		app = "module"
+	}
+	m.endpoint = "https://" + strings.ToLower(app) + ".loadtest.example/fhir/Koppeltaal/"
+	m.mhURL = m.endpoint + "MessageHeader/" + m.identifier
+}
+
+// ack sets the ProcessingStatus of a claimed message: Success, or a share of
+// Failed (with exception text) and New (first delivery only, so it comes back).
+func (r *runner) ack(ctx context.Context, in *instance, h headerInfo, delivery int) {
+	status, exc := StatusSuccess, ""
+	x := rand.Float64()
+	switch {
+	case delivery == 1 && x < *r.sc.AckNewShare:
+		status = StatusNew
+	case x < *r.sc.AckNewShare+*r.sc.AckFailedShare:
+		status, exc = StatusFailed, "loadtest: simulated processing failure (activity definition unknown to this module)"
+	}
+	body, err := ackBody(h.raw, status, exc, time.Now().UTC().Format(time.RFC3339))
+	if err != nil {
+		r.st.fail(OpAck, "bad reply", 0, err.Error())
+		return
+	}
+	link := h.selfLink
+	if link == "" {
+		link = h.entryID
+	}
+	r.writesInFlight.Add(1)
+	t0 := time.Now()
+	// An acknowledgement is sent even while shutting down: a half-done claim
+	// would otherwise be reported as a miss.
+	_, err = r.cl.do(context.WithoutCancel(ctx), in, "PUT", r.cl.urlFor(link), body)
+	dt := time.Since(t0)
+	r.lastWriteDone.Store(time.Now().UnixNano())
+	r.writesInFlight.Add(-1)
+	if err != nil {
+		r.st.fail(OpAck, errorKind(err), dt, err.Error())
+		return
+	}
+	r.tr.Acked(h.identifier, in.idx, status)
+	r.st.ok(OpAck, dt)
+	r.st.acked.Add(1)
+}
+
+// waitDrained waits until all queues are empty: no write in flight and every
+// consumer has seen an empty claim that started after the last write (plus a
+// grace for servers that fan out asynchronously), or until deadline.
+func (r *runner) waitDrained(ctx context.Context, deadline time.Time) bool {
+	grace := 10 * r.sc.PollInterval
+	if grace < 500*time.Millisecond {
+		grace = 500 * time.Millisecond
+	}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if r.writesInFlight.Load() == 0 {
+			last := r.lastWriteDone.Load()
+			quiet := true
+			for _, c := range r.consumers {
+				if c.Load() <= last+int64(grace) {
+					quiet = false
+					break
+				}
+			}
+			if quiet && (r.tr.Outstanding() == 0 || time.Since(time.Unix(0, last)) > 3*time.Second) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// readback asks the server, per subscribed instance, which messages it holds
+// in each ProcessingStatus.
+func (r *runner) readback(ctx context.Context) (Readback, error) {
+	rb := Readback{}
+	for _, in := range r.insts {
+		if len(in.spec.Subscriptions) == 0 {
+			continue
+		}
+		m := map[string]string{}
+		rb[in.idx] = m
+		for _, status := range []string{StatusSuccess, StatusFailed, StatusNew, StatusClaimed} {
+			next := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_summary=true&_count=1000&ProcessingStatus=" + status
+			for page := 0; next != "" && page < 100000; page++ {
+				t0 := time.Now()
+				reply, err := r.cl.do(ctx, in, "GET", next, nil)
+				dt := time.Since(t0)
+				var b bundleInfo
+				if err == nil {
+					b, err = parseBundle(reply)
+				}
+				if err != nil {
+					r.st.fail(OpReadback, errorKind(err), dt, err.Error())
+					return nil, fmt.Errorf("read back %s messages of %s: %w", status, in.name(), err)
+				}
+				r.st.ok(OpReadback, dt)
+				for _, h := range b.headers {
+					s := h.status
+					if s == "" {
+						s = status
+					}
+					m[h.identifier] = s
+				}
+				if b.next == "" || len(b.headers) == 0 {
+					break
+				}
+				next = r.cl.urlFor(b.next)
+			}
+		}
+	}
+	return rb, nil
+}
