@@ -107,6 +107,10 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		patient = focalURL
 	}
 	patient, _ = dstu1.SplitHistory(patient)
+	if c.Patient != "" && patient != c.Patient {
+		// A Bearer token acts for its launch patient only (SPEC.md §8.5).
+		return nil, fail(http.StatusForbidden, "security", "The Bearer token only allows messages about its launch patient, not about %q.", patient)
+	}
 
 	result := &PostResult{}
 	now := s.now()

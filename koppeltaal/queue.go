@@ -25,10 +25,14 @@ type ClaimFilter struct {
 // whole message bundle with the server entry metadata and ProcessingStatus
 // (SPEC.md §5.3). When nothing waits it returns an empty search bundle.
 func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base string) (*dstu1.Bundle, error) {
+	patient, perr := c.patientScope(f.Patient)
+	if perr != nil {
+		return nil, perr
+	}
 	now := s.now()
 	var out *dstu1.Bundle
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		e, err := tx.ClaimNext(ctx, c.ID, store.Filter{Patient: f.Patient, Event: f.Event}, store.Claim{
+		e, err := tx.ClaimNext(ctx, c.ID, store.Filter{Patient: patient, Event: f.Event}, store.Claim{
 			Now: now.UnixMicro(), Deadline: now.Add(s.cfg.ClaimTimeout).UnixMicro(),
 			Version: FormatVersion(now), APIVersion: c.APIVersion,
 		})
@@ -73,7 +77,7 @@ func (s *Service) Read(ctx context.Context, c *Caller, id int64, version, base s
 	var out *dstu1.Bundle
 	err := s.st.View(ctx, func(tx *store.Tx) error {
 		e, err := tx.EntryForInstance(ctx, c.ID, id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
 			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
 		}
 		if err != nil {
@@ -129,6 +133,11 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 	if q.Page <= 0 {
 		q.Page = 1
 	}
+	patient, perr := c.patientScope(q.Patient)
+	if perr != nil {
+		return nil, perr
+	}
+	q.Patient = patient
 	var out *dstu1.Bundle
 	err := s.st.View(ctx, func(tx *store.Tx) error {
 		es, total, err := tx.Search(ctx, c.ID, store.Filter{Patient: q.Patient, Event: q.Event, Status: q.ProcessingStatus},
@@ -245,7 +254,7 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 	var out *AckResult
 	txErr := s.st.Update(ctx, func(tx *store.Tx) error {
 		e, err := tx.EntryForInstance(ctx, c.ID, id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
 			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
 		}
 		if err != nil {

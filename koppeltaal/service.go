@@ -55,6 +55,23 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 // Caller is an authenticated application instance.
 type Caller struct {
 	store.Instance
+	// Patient, when set (OAuth2 Bearer token from an SSO launch), restricts the
+	// caller to that patient's messages: claim, search, read and acknowledge see
+	// only them, and posting a message about another patient is refused.
+	Patient string
+}
+
+// patientScope applies the caller's patient restriction to a requested patient
+// filter: "" means all (Basic auth), otherwise the token's patient. Asking for
+// another patient is refused.
+func (c *Caller) patientScope(requested string) (string, error) {
+	if c.Patient == "" {
+		return requested, nil
+	}
+	if requested != "" && requested != c.Patient {
+		return "", fail(http.StatusForbidden, "security", "The Bearer token only gives access to the messages of its launch patient, not of %s.", requested)
+	}
+	return c.Patient, nil
 }
 
 // Error is a request the server refuses: an HTTP status and the OperationOutcome issues that say why.

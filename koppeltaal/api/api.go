@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,13 +40,57 @@ type Options struct {
 	MaxBodyBytes int64
 	// SkipApply leaves provisioning to the caller (koppeltaal.Apply); by default New applies Config.
 	SkipApply bool
+	// Extensions register more routes (and middleware) inside the /FHIR/Koppeltaal
+	// route group; they run before the core routes, so they may call r.Use.
+	Extensions []func(s *Server, r chi.Router)
+	// Bearer verifies "Authorization: Bearer" tokens; nil: only HTTP Basic is accepted.
+	Bearer BearerVerifier
+	// Limiter throttles failed authentication per source address; nil: no limit.
+	Limiter AuthLimiter
+}
+
+// BearerVerifier turns an OAuth2 access token into the caller it acts for
+// (with Caller.Patient set to the launch patient). An expired token gives a
+// *TokenExpiredError; any other refusal koppeltaal.ErrUnauthorized.
+type BearerVerifier interface {
+	Verify(ctx context.Context, token string) (*koppeltaal.Caller, error)
+}
+
+// TokenExpiredError is the refusal of a Bearer token whose lifetime ended (SPEC.md §2.2).
+type TokenExpiredError struct {
+	Token     string
+	ExpiredAt time.Time
+}
+
+func (e *TokenExpiredError) Error() string {
+	return fmt.Sprintf("Authentication failed: Bearer token %s has expired at %s", tokenPrefix(e.Token),
+		e.ExpiredAt.UTC().Format("2006/01/02 15:04:05"))
+}
+
+// tokenPrefix shows enough of a token to recognise it, never the whole secret.
+func tokenPrefix(t string) string {
+	if len(t) > 8 {
+		return t[:8] + "..."
+	}
+	return "..."
+}
+
+// AuthLimiter throttles failed client authentication per source address.
+type AuthLimiter interface {
+	// Allow reports whether r's source may try to authenticate now.
+	Allow(r *http.Request) bool
+	// Failed records a failed attempt from r's source.
+	Failed(r *http.Request)
 }
 
 // Server serves the Koppeltaal API.
 type Server struct {
-	svc *koppeltaal.Service
-	log *slog.Logger
-	cfg koppeltaal.Config
+	svc    *koppeltaal.Service
+	log    *slog.Logger
+	cfg    koppeltaal.Config
+	ext    []func(s *Server, r chi.Router)
+	bearer BearerVerifier
+	limit  AuthLimiter
 }
 
 // New provisions opts.Config into the store (idempotent) and returns the server.
@@ -66,7 +111,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{svc: svc, log: opts.Logger, cfg: svc.Config()}, nil
+	return &Server{svc: svc, log: opts.Logger, cfg: svc.Config(), ext: opts.Extensions, bearer: opts.Bearer, limit: opts.Limiter}, nil
 }
 
 // Service returns the core behind the server.
@@ -78,6 +123,9 @@ func (s *Server) Run(ctx context.Context) error { return s.svc.Run(ctx) }
 // Mount registers the Koppeltaal endpoints under /FHIR/Koppeltaal on r.
 func (s *Server) Mount(r chi.Router) {
 	r.Route(Prefix, func(r chi.Router) {
+		for _, ext := range s.ext {
+			ext(s, r)
+		}
 		r.Get("/metadata", s.metadata)
 		r.Post("/Mailbox", s.auth(s.postMailbox))
 		r.Get("/MessageHeader/_search", s.auth(s.searchMessageHeaders))
@@ -112,9 +160,38 @@ func callerFrom(r *http.Request) *koppeltaal.Caller {
 	return r.Context().Value(callerKey{}).(*koppeltaal.Caller)
 }
 
-// auth requires HTTP Basic credentials of an application instance.
+// auth requires HTTP Basic credentials of an application instance or, when a
+// BearerVerifier is configured, an OAuth2 Bearer token.
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.limit != nil && !s.limit.Allow(r) {
+			w.Header().Set("Retry-After", "60")
+			s.writeError(w, r, fail(http.StatusTooManyRequests, "security", "Too many failed authentication attempts from this address; try again later."))
+			return
+		}
+		if authz := r.Header.Get("Authorization"); len(authz) > 7 && strings.EqualFold(authz[:7], "bearer ") && s.bearer != nil {
+			c, err := s.bearer.Verify(r.Context(), strings.TrimSpace(authz[7:]))
+			var expired *TokenExpiredError
+			switch {
+			case errors.As(err, &expired):
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="invalid_token", error_description="The access token expired"`)
+				s.writeError(w, r, fail(http.StatusUnauthorized, "expired", "%s", expired.Error()))
+				return
+			case errors.Is(err, koppeltaal.ErrUnauthorized):
+				if s.limit != nil {
+					s.limit.Failed(r)
+				}
+				s.log.Info("koppeltaal: bearer token refused", "remote", r.RemoteAddr)
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="invalid_token"`)
+				s.writeError(w, r, fail(http.StatusUnauthorized, "security", "Authentication failed: the Bearer token is unknown, revoked or replaced."))
+				return
+			case err != nil:
+				s.writeError(w, r, err)
+				return
+			}
+			next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+			return
+		}
 		user, pass, ok := r.BasicAuth()
 		if !ok {
 			msg := "Authentication required: HTTP Basic with the application-instance credentials."
@@ -126,6 +203,9 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 		}
 		c, err := s.svc.Authenticate(r.Context(), user, pass)
 		if errors.Is(err, koppeltaal.ErrUnauthorized) {
+			if s.limit != nil {
+				s.limit.Failed(r)
+			}
 			s.log.Info("koppeltaal: authentication failed", "username", user, "remote", r.RemoteAddr)
 			s.unauthorized(w, r, "Authentication failed: unknown application instance or wrong password.")
 			return
@@ -369,3 +449,38 @@ func (s *Server) putMessageHeader(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Location", res.Location)
 	s.writeResource(w, r, http.StatusOK, res.Header)
 }
+
+// Exported helpers for extensions (activity definitions, notifications) so that
+// their replies look exactly like the core's.
+
+// Auth wraps next with the API's authentication (Basic or Bearer).
+func (s *Server) Auth(next http.HandlerFunc) http.HandlerFunc { return s.auth(next) }
+
+// CallerFrom returns the caller authenticated by Auth.
+func CallerFrom(r *http.Request) *koppeltaal.Caller { return callerFrom(r) }
+
+// Base is the FHIR base URL as the client sees it.
+func (s *Server) Base(r *http.Request) string { return s.base(r) }
+
+// ReadBody reads a request body within the configured limit and detects its format.
+func (s *Server) ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, koppeltaal.Format, error) {
+	return s.readBody(w, r)
+}
+
+// WriteError answers err as an OperationOutcome in the negotiated format.
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, err)
+}
+
+// WriteResource answers one resource in the negotiated format.
+func (s *Server) WriteResource(w http.ResponseWriter, r *http.Request, status int, res *dstu1.Resource) {
+	s.writeResource(w, r, status, res)
+}
+
+// WriteBundle answers a bundle in the negotiated format.
+func (s *Server) WriteBundle(w http.ResponseWriter, r *http.Request, status int, b *dstu1.Bundle) {
+	s.writeBundle(w, r, status, b)
+}
+
+// ResponseFormat is the reply format negotiated from _format and Accept.
+func ResponseFormat(r *http.Request) koppeltaal.Format { return responseFormat(r) }
