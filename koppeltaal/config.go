@@ -31,7 +31,54 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// SweepInterval is how often the sweeper looks for timed-out claims. Default 10s.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
+
+	// ActivityDefinitions are seeded at start (created, or updated when changed) through the
+	// same path as POST [base]/Other, so subscribers get CreateOrUpdateActivityDefinition.
+	ActivityDefinitions []ActivityDefinitionConfig `yaml:"activity_definitions"`
 }
+
+// ActivityDefinitionConfig is one seeded ActivityDefinition (SPEC.md §3.7, §4.10).
+type ActivityDefinitionConfig struct {
+	// Identifier is the ActivityDefinitionIdentifier, unique per domain.
+	Identifier string `yaml:"identifier"`
+	// Domain is where the definition is created (and, unless it is not domain specific, visible).
+	Domain string `yaml:"domain"`
+	// Application is the providing application's id (the OAuth client_id that is launched).
+	Application string `yaml:"application"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// Kind is an ActivityKind code: Game, ELearning, Questionnaire, Meeting, MultipleActivityTemplate.
+	Kind string `yaml:"kind"`
+	// DefaultPerformer is Patient (default), Practitioner or RelatedPerson.
+	DefaultPerformer string `yaml:"default_performer"`
+	// LaunchType is Web (default), Mobile or None.
+	LaunchType string `yaml:"launch_type"`
+	// DomainSpecific false (default) makes it visible in every domain the application has an instance in.
+	DomainSpecific bool `yaml:"domain_specific"`
+	// Inactive and Archived map to IsActive=false and IsArchived=true.
+	Inactive      bool                `yaml:"inactive"`
+	Archived      bool                `yaml:"archived"`
+	SubActivities []SubActivityConfig `yaml:"sub_activities"`
+}
+
+// SubActivityConfig is one sub-activity of a seeded ActivityDefinition.
+type SubActivityConfig struct {
+	Identifier  string `yaml:"identifier"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Inactive    bool   `yaml:"inactive"`
+}
+
+// ActivityKinds are the ActivityKind codes (SPEC.md §4.9).
+var ActivityKinds = []string{"Game", "ELearning", "Questionnaire", "Meeting", "MultipleActivityTemplate"}
+
+// OAuth lifetimes when an application does not set them (SPEC.md §8, §18).
+const (
+	DefaultTokenLifetime              = 15 * time.Minute
+	DefaultCodeLifetime               = 60 * time.Second
+	DefaultLaunchLifetime             = 5 * time.Minute
+	DefaultActivationCodeLifetimeDays = 7
+)
 
 // DomainConfig declares one Koppeltaal domain.
 type DomainConfig struct {
@@ -43,6 +90,40 @@ type ApplicationConfig struct {
 	ID    string   `yaml:"id"`
 	Name  string   `yaml:"name"`
 	Roles []string `yaml:"roles"`
+
+	// OAuth2 / SSO settings (SPEC.md §8). An application with a launch_url or
+	// redirect_uris can be launched.
+
+	// OAuthSecret is the client secret for the Token endpoint (plain text, use ${VAR}); hashed at start.
+	OAuthSecret string `yaml:"oauth_secret"`
+	// OAuthSecretHash is a bcrypt or argon2id hash of the client secret; alternative to OAuthSecret.
+	OAuthSecretHash string `yaml:"oauth_secret_hash"`
+	// LaunchURL is where Launch redirects the browser (with iss, launch, launch_id, application_id).
+	LaunchURL string `yaml:"launch_url"`
+	// RedirectURIs are the exact redirect_uri values Authorize and Token accept.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// PublicClient allows token requests without a client secret (browser games, mobile apps).
+	PublicClient bool `yaml:"public_client"`
+	// RefreshTokens adds a refresh_token to token responses (rotated on every use).
+	RefreshTokens bool `yaml:"refresh_tokens"`
+	// TokenLifetime is the access-token lifetime. Default 15m.
+	TokenLifetime time.Duration `yaml:"token_lifetime"`
+	// CodeLifetime is the authorization-code lifetime. Default 60s.
+	CodeLifetime time.Duration `yaml:"code_lifetime"`
+	// LaunchLifetime is how long a web launch may wait for Authorize. Default 5m.
+	LaunchLifetime time.Duration `yaml:"launch_lifetime"`
+	// ActivationCodeLifetimeDays is how long a mobile activation code lives. Default 7.
+	ActivationCodeLifetimeDays int `yaml:"activation_code_lifetime_days"`
+	// AllowedOrigins are browser origins (scheme://host[:port]) allowed by CORS on metadata, Token and the FHIR API.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// WebhookConfig is the push notification endpoint of an application instance (SPEC.md §13.1).
+type WebhookConfig struct {
+	// URL receives a POST without body for every message queued for the instance.
+	URL string `yaml:"url"`
+	// Headers are sent with every call, e.g. X-Koppeltaal-Secret: ${SECRET}.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // InstanceConfig declares an application in a domain with its credentials and subscriptions.
@@ -57,6 +138,8 @@ type InstanceConfig struct {
 	// APIVersion is "1.3.5" (default) or "1.3.3" (SPEC.md §7).
 	APIVersion    string   `yaml:"api_version"`
 	Subscriptions []string `yaml:"subscriptions"`
+	// Webhook, when set, is called for every message queued for this instance.
+	Webhook *WebhookConfig `yaml:"webhook"`
 }
 
 // Defaults of the Config settings.
@@ -131,6 +214,30 @@ func (c *Config) SetDefaults() {
 			c.Instances[i].APIVersion = DefaultAPIVersion
 		}
 	}
+	for i := range c.Applications {
+		a := &c.Applications[i]
+		if a.TokenLifetime <= 0 {
+			a.TokenLifetime = DefaultTokenLifetime
+		}
+		if a.CodeLifetime <= 0 {
+			a.CodeLifetime = DefaultCodeLifetime
+		}
+		if a.LaunchLifetime <= 0 {
+			a.LaunchLifetime = DefaultLaunchLifetime
+		}
+		if a.ActivationCodeLifetimeDays <= 0 {
+			a.ActivationCodeLifetimeDays = DefaultActivationCodeLifetimeDays
+		}
+	}
+	for i := range c.ActivityDefinitions {
+		d := &c.ActivityDefinitions[i]
+		if d.LaunchType == "" {
+			d.LaunchType = "Web"
+		}
+		if d.DefaultPerformer == "" {
+			d.DefaultPerformer = "Patient"
+		}
+	}
 }
 
 // Validate checks the configuration; every error names the offending entry
@@ -172,6 +279,7 @@ func (c *Config) Validate() error {
 				bad("koppeltaal.applications[%d] (id %q): unknown role %q (want one of %s)", i, a.ID, r, strings.Join(Roles, ", "))
 			}
 		}
+		validateOAuth(fmt.Sprintf("koppeltaal.applications[%d] (id %q)", i, a.ID), a, bad)
 	}
 	users := map[string]bool{}
 	pairs := map[string]bool{}
@@ -214,8 +322,88 @@ func (c *Config) Validate() error {
 				bad("%s: unknown subscription %q (want one of %s)", where, e, strings.Join(Events, ", "))
 			}
 		}
+		if in.Webhook != nil {
+			if !absHTTPURL(in.Webhook.URL) {
+				bad("%s: webhook.url %q: want an absolute http(s) URL", where, in.Webhook.URL)
+			}
+			for k, v := range in.Webhook.Headers {
+				if k == "" || strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(v, "\r\n") {
+					bad("%s: webhook.headers %q: not a valid HTTP header name/value", where, k)
+				}
+			}
+		}
+	}
+	ads := map[string]bool{}
+	for i, d := range c.ActivityDefinitions {
+		where := fmt.Sprintf("koppeltaal.activity_definitions[%d] (identifier %q)", i, d.Identifier)
+		switch {
+		case strings.TrimSpace(d.Identifier) == "":
+			bad("koppeltaal.activity_definitions[%d]: identifier is empty", i)
+		case ads[d.Domain+"\x00"+d.Identifier]:
+			bad("%s: identifier is used twice in domain %q (identifiers are unique per domain)", where, d.Domain)
+		}
+		ads[d.Domain+"\x00"+d.Identifier] = true
+		if !domains[d.Domain] {
+			bad("%s: domain %q is not declared under koppeltaal.domains", where, d.Domain)
+		}
+		if !apps[d.Application] {
+			bad("%s: application %q is not declared under koppeltaal.applications", where, d.Application)
+		}
+		if strings.TrimSpace(d.Name) == "" {
+			bad("%s: name is empty", where)
+		}
+		if !contains(ActivityKinds, d.Kind) {
+			bad("%s: kind %q: want one of %s", where, d.Kind, strings.Join(ActivityKinds, ", "))
+		}
+		if !contains([]string{"", "Patient", "Practitioner", "RelatedPerson"}, d.DefaultPerformer) {
+			bad("%s: default_performer %q: want Patient, Practitioner or RelatedPerson", where, d.DefaultPerformer)
+		}
+		if !contains([]string{"", "Web", "Mobile", "None"}, d.LaunchType) {
+			bad("%s: launch_type %q: want Web, Mobile or None", where, d.LaunchType)
+		}
+		for j, sa := range d.SubActivities {
+			if strings.TrimSpace(sa.Identifier) == "" || strings.TrimSpace(sa.Name) == "" {
+				bad("%s: sub_activities[%d]: identifier and name are required", where, j)
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func absHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// validateOAuth checks the SSO settings of one application.
+func validateOAuth(where string, a ApplicationConfig, bad func(string, ...any)) {
+	if a.OAuthSecret != "" && a.OAuthSecretHash != "" {
+		bad("%s: set oauth_secret or oauth_secret_hash, not both", where)
+	}
+	if a.OAuthSecretHash != "" && !isSupportedHash(a.OAuthSecretHash) {
+		bad("%s: oauth_secret_hash is not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash", where)
+	}
+	if a.LaunchURL != "" && !absHTTPURL(a.LaunchURL) {
+		bad("%s: launch_url %q: want an absolute http(s) URL", where, a.LaunchURL)
+	}
+	for j, u := range a.RedirectURIs {
+		pu, err := url.Parse(u)
+		if err != nil || pu.Scheme == "" || pu.Fragment != "" || (pu.Host == "" && (pu.Scheme == "http" || pu.Scheme == "https")) {
+			bad("%s: redirect_uris[%d] %q: want an absolute URL without fragment (RFC 6749 §3.1.2)", where, j, u)
+		}
+	}
+	for j, o := range a.AllowedOrigins {
+		pu, err := url.Parse(o)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" {
+			bad("%s: allowed_origins[%d] %q: want an origin scheme://host[:port] without path", where, j, o)
+		}
+	}
+	if (a.LaunchURL != "" || len(a.RedirectURIs) > 0) && !a.PublicClient && a.OAuthSecret == "" && a.OAuthSecretHash == "" {
+		bad("%s: a launchable confidential client needs oauth_secret or oauth_secret_hash (or public_client: true)", where)
+	}
+	if a.TokenLifetime < 0 || a.CodeLifetime < 0 || a.LaunchLifetime < 0 || a.ActivationCodeLifetimeDays < 0 {
+		bad("%s: token_lifetime, code_lifetime, launch_lifetime and activation_code_lifetime_days must not be negative", where)
+	}
 }
 
 // Demo credentials of DemoConfig, printed by `koppelpoort serve` when it runs without a configuration.
@@ -227,7 +415,31 @@ const (
 	DemoGamePassword   = "demo-game"
 	DemoEPDUser        = "epd@demo"
 	DemoEPDPassword    = "demo-epd"
+	// DemoGamePath is where the server itself serves the demo game page; its
+	// launch URL and redirect URI are DemoRoot+DemoGamePath (see WithDemoRoot).
+	DemoGamePath = "/demo/game/"
+	// DemoRoot is the root DemoConfig assumes: the default listen address.
+	DemoRoot = "http://127.0.0.1:8080"
+	// DemoActivity is the identifier of the demo game's ActivityDefinition.
+	DemoActivity = "demo-game"
 )
+
+// WithDemoRoot points the demo game's launch URL and redirect URI at root
+// (scheme://host:port of the running server) instead of DemoRoot.
+func (c *Config) WithDemoRoot(root string) {
+	root = strings.TrimSuffix(root, "/")
+	for i := range c.Applications {
+		a := &c.Applications[i]
+		if a.LaunchURL == DemoRoot+DemoGamePath {
+			a.LaunchURL = root + DemoGamePath
+		}
+		for j, u := range a.RedirectURIs {
+			if u == DemoRoot+DemoGamePath {
+				a.RedirectURIs[j] = root + DemoGamePath
+			}
+		}
+	}
+}
 
 // DemoConfig is the configuration `koppelpoort serve` runs without a config
 // file: one domain "Demo" with a practitioner/patient portal, a game and an EPD
@@ -237,7 +449,10 @@ func DemoConfig() Config {
 		Domains: []DomainConfig{{Name: DemoDomain}},
 		Applications: []ApplicationConfig{
 			{ID: "DemoPortal", Name: "Demo practitioner and patient portal", Roles: []string{"PractitionerPortal", "PatientPortal"}},
-			{ID: "DemoGame", Name: "Demo game", Roles: []string{"Game"}},
+			{ID: "DemoGame", Name: "Demo game", Roles: []string{"Game"},
+				// A browser game: public client, launched on the demo server's own /demo/game/ page.
+				LaunchURL: DemoRoot + DemoGamePath, RedirectURIs: []string{DemoRoot + DemoGamePath},
+				PublicClient: true, RefreshTokens: true},
 			{ID: "DemoEPD", Name: "Demo EPD bridge"},
 		},
 		Instances: []InstanceConfig{
@@ -249,6 +464,10 @@ func DemoConfig() Config {
 					"CreateOrUpdatePractitioner", "CreateOrUpdateUserMessage"}},
 			{Application: "DemoEPD", Domain: DemoDomain, Username: DemoEPDUser, Password: DemoEPDPassword,
 				APIVersion: APIVersion135, Subscriptions: []string{"CreateOrUpdateCarePlan", "UpdateCarePlanActivityStatus"}},
+		},
+		ActivityDefinitions: []ActivityDefinitionConfig{
+			{Identifier: DemoActivity, Domain: DemoDomain, Application: "DemoGame", Name: "Demo game",
+				Description: "A tiny game page served by Koppelpoort itself, to try the SSO launch.", Kind: "Game"},
 		},
 	}
 	c.SetDefaults()

@@ -2,6 +2,7 @@ package koppeltaal
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -82,9 +83,10 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 				}
 				return CheckPassword(stored, plain)
 			}
+			hookURL, hookHeaders := webhookColumns(in.Webhook)
 			id, changed, err := tx.UpsertInstance(ctx, store.Instance{
 				DomainID: domainIDs[in.Domain], ApplicationID: appIDs[in.Application], Username: in.Username,
-				PasswordHash: hashes[i], APIVersion: in.APIVersion,
+				PasswordHash: hashes[i], APIVersion: in.APIVersion, WebhookURL: hookURL, WebhookHeaders: hookHeaders,
 			}, keep)
 			if err != nil {
 				return fmt.Errorf("koppeltaal.instances[%d] (username %q): %w", i, in.Username, err)
@@ -119,4 +121,17 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 		"applications_changed", res.ApplicationsChanged, "instances_changed", res.InstancesChanged,
 		"subscriptions_changed", res.SubscriptionsChanged)
 	return res, nil
+}
+
+// webhookColumns stores a webhook as its URL and its headers as a JSON object
+// (encoding/json sorts map keys, so an unchanged config compares equal).
+func webhookColumns(w *WebhookConfig) (string, string) {
+	if w == nil || w.URL == "" {
+		return "", ""
+	}
+	if len(w.Headers) == 0 {
+		return w.URL, ""
+	}
+	b, _ := json.Marshal(w.Headers)
+	return w.URL, string(b)
 }
