@@ -1,0 +1,31 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+)
+
+// Plain-SQL access for packages that keep their own tables in this store
+// (koppeltaal/oauth, koppeltaal/activity, koppeltaal/notify). Queries use "?"
+// placeholders on both dialects; they are rebound for PostgreSQL.
+
+// Exec runs a statement in the transaction.
+func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.exec(ctx, q, args...)
+}
+
+// Get scans one row into dest (sqlx rules: struct fields by `db` tag, or a scalar).
+// No row gives sql.ErrNoRows.
+func (t *Tx) Get(ctx context.Context, dest any, q string, args ...any) error {
+	return t.get(ctx, dest, q, args...)
+}
+
+// Select scans all rows into dest, a pointer to a slice.
+func (t *Tx) Select(ctx context.Context, dest any, q string, args ...any) error {
+	return t.sel(ctx, dest, q, args...)
+}
+
+// InsertID runs an INSERT and returns the id of the new row.
+func (t *Tx) InsertID(ctx context.Context, q string, args ...any) (int64, error) {
+	return t.insertID(ctx, q, args...)
+}
