@@ -1,0 +1,153 @@
+package transport_test
+
+import (
+	"context"
+	stdsql "database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+)
+
+// sqliteDBs holds one real SQLite file per suite test: the suite runs its tests in parallel, and tests that
+// leave messages unacked on purpose would otherwise hold the one write lock other tests wait for.
+var (
+	sqliteMu  sync.Mutex
+	sqliteDBs = map[string]*stdsql.DB{}
+)
+
+func sqliteFor(t *testing.T) *stdsql.DB {
+	parts := strings.SplitN(t.Name(), "/", 4)
+	key := strings.Join(parts[:min(3, len(parts))], "/")
+	sqliteMu.Lock()
+	defer sqliteMu.Unlock()
+	if db, ok := sqliteDBs[key]; ok {
+		return db
+	}
+	dir, err := os.MkdirTemp("", "kp-transport-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := transport.OpenSQLite(filepath.Join(dir, "transport.db"), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqliteDBs[key] = db
+	return db
+}
+
+func pubSub(t *testing.T, db *stdsql.DB, dialect, group string) (message.Publisher, message.Subscriber) {
+	tr, err := transport.New(transport.Config{DB: db, Dialect: dialect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := tr.Subscriber(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, sub
+}
+
+var features = tests.Features{
+	ConsumerGroups:      true,
+	ExactlyOnceDelivery: true,
+	GuaranteedOrder:     true,
+	Persistent:          true,
+}
+
+// TestSQLitePubSub runs watermill's own conformance suite against the SQLite adapters on real files.
+// TestTopic is left out on purpose: it holds an unacked message on one topic while it waits for another,
+// and a SQLite subscriber keeps the database's single write lock until its message is acked (that is what
+// makes consumption exactly-once). Route handlers never wait on another topic, so this cannot occur there.
+func TestSQLitePubSub(t *testing.T) {
+	f := features
+	f.ForceShort = true
+	constructor := func(t *testing.T) (message.Publisher, message.Subscriber) {
+		return pubSub(t, sqliteFor(t), transport.SQLite, "test")
+	}
+	suite := map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
+		"TestPublishSubscribe":                 tests.TestPublishSubscribe,
+		"TestConcurrentSubscribe":              tests.TestConcurrentSubscribe,
+		"TestConcurrentSubscribeMultipleTopics": tests.TestConcurrentSubscribeMultipleTopics,
+		"TestResendOnError":                    tests.TestResendOnError,
+		"TestNoAck":                            tests.TestNoAck,
+		"TestContinueAfterSubscribeClose":      tests.TestContinueAfterSubscribeClose,
+		"TestConcurrentClose":                  tests.TestConcurrentClose,
+		"TestContinueAfterErrors":              tests.TestContinueAfterErrors,
+		"TestPublishSubscribeInOrder":          tests.TestPublishSubscribeInOrder,
+		"TestPublisherClose":                   tests.TestPublisherClose,
+		"TestMessageCtx":                       tests.TestMessageCtx,
+		"TestSubscribeCtx":                     tests.TestSubscribeCtx,
+		"TestNewSubscriberReceivesOldMessages": tests.TestNewSubscriberReceivesOldMessages,
+		"TestReconnect":                        tests.TestReconnect,
+	}
+	for name, fn := range suite {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, tests.TestContext{TestID: tests.NewTestID(), Features: f}, constructor)
+		})
+	}
+	t.Run("TestConsumerGroups", func(t *testing.T) {
+		t.Parallel()
+		tests.TestConsumerGroups(t, tests.TestContext{TestID: tests.NewTestID(), Features: f},
+			func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+				return pubSub(t, sqliteFor(t), transport.SQLite, group)
+			})
+	})
+}
+
+// TestPostgresPubSub runs the same suite against the test PostgreSQL (KOPPELPOORT_TEST_POSTGRES_DSN).
+func TestPostgresPubSub(t *testing.T) {
+	dsn := os.Getenv("KOPPELPOORT_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("KOPPELPOORT_TEST_POSTGRES_DSN not set; skipping the PostgreSQL transport suite")
+	}
+	db := postgresDB(t, dsn)
+	f := features
+	f.ForceShort = true
+	tests.TestPubSub(t, f,
+		func(t *testing.T) (message.Publisher, message.Subscriber) { return pubSub(t, db, transport.Postgres, "test") },
+		func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			return pubSub(t, db, transport.Postgres, group)
+		},
+	)
+}
+
+// postgresDB creates a throw-away database and drops it when the test ends.
+func postgresDB(t *testing.T, dsn string) *stdsql.DB {
+	t.Helper()
+	admin, err := stdsql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("kp_test_transport_%d", rand.Int64N(1<<40))
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxConfigFor(dsn, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := stdsql.Open("pgx", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		admin.Close()
+	})
+	return db
+}
