@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
-	wmsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill"
+	wmsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" database/sql driver

@@ -78,20 +78,20 @@ func TestSQLitePubSub(t *testing.T) {
 		return pubSub(t, sqliteFor(t), transport.SQLite, "test")
 	}
 	suite := map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
-		"TestPublishSubscribe":                 tests.TestPublishSubscribe,
-		"TestConcurrentSubscribe":              tests.TestConcurrentSubscribe,
+		"TestPublishSubscribe":                  tests.TestPublishSubscribe,
+		"TestConcurrentSubscribe":               tests.TestConcurrentSubscribe,
 		"TestConcurrentSubscribeMultipleTopics": tests.TestConcurrentSubscribeMultipleTopics,
-		"TestResendOnError":                    tests.TestResendOnError,
-		"TestNoAck":                            tests.TestNoAck,
-		"TestContinueAfterSubscribeClose":      tests.TestContinueAfterSubscribeClose,
-		"TestConcurrentClose":                  tests.TestConcurrentClose,
-		"TestContinueAfterErrors":              tests.TestContinueAfterErrors,
-		"TestPublishSubscribeInOrder":          tests.TestPublishSubscribeInOrder,
-		"TestPublisherClose":                   tests.TestPublisherClose,
-		"TestMessageCtx":                       tests.TestMessageCtx,
-		"TestSubscribeCtx":                     tests.TestSubscribeCtx,
-		"TestNewSubscriberReceivesOldMessages": tests.TestNewSubscriberReceivesOldMessages,
-		"TestReconnect":                        tests.TestReconnect,
+		"TestResendOnError":                     tests.TestResendOnError,
+		"TestNoAck":                             tests.TestNoAck,
+		"TestContinueAfterSubscribeClose":       tests.TestContinueAfterSubscribeClose,
+		"TestConcurrentClose":                   tests.TestConcurrentClose,
+		"TestContinueAfterErrors":               tests.TestContinueAfterErrors,
+		"TestPublishSubscribeInOrder":           tests.TestPublishSubscribeInOrder,
+		"TestPublisherClose":                    tests.TestPublisherClose,
+		"TestMessageCtx":                        tests.TestMessageCtx,
+		"TestSubscribeCtx":                      tests.TestSubscribeCtx,
+		"TestNewSubscriberReceivesOldMessages":  tests.TestNewSubscriberReceivesOldMessages,
+		"TestReconnect":                         tests.TestReconnect,
 	}
 	for name, fn := range suite {
 		t.Run(name, func(t *testing.T) {
@@ -118,7 +118,9 @@ func TestPostgresPubSub(t *testing.T) {
 	f := features
 	f.ForceShort = true
 	tests.TestPubSub(t, f,
-		func(t *testing.T) (message.Publisher, message.Subscriber) { return pubSub(t, db, transport.Postgres, "test") },
+		func(t *testing.T) (message.Publisher, message.Subscriber) {
+			return pubSub(t, db, transport.Postgres, "test")
+		},
 		func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 			return pubSub(t, db, transport.Postgres, group)
 		},
