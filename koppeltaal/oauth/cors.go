@@ -1,0 +1,47 @@
+package oauth
+
+import (
+	"net/http"
+	"strings"
+)
+
+// CORS lets configured browser origins call the wrapped endpoints (metadata,
+// Token, the FHIR API): it answers preflight requests itself and adds the
+// Access-Control headers to the others. Requests from other origins pass
+// through without CORS headers, so the browser blocks them.
+func CORS(origins []string) func(http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, o := range origins {
+		allowed[strings.TrimSuffix(o, "/")] = true
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			origin := r.Header.Get("Origin")
+			if origin == "" || !allowed[origin] {
+				next.ServeHTTP(w, r)
+				return
+			}
+			h := w.Header()
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Expose-Headers", "Content-Location, Location, WWW-Authenticate")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Origins collects the allowed_origins of every application.
+func (s *Server) Origins() []string {
+	var out []string
+	for _, c := range s.clients {
+		out = append(out, c.AllowedOrigins...)
+	}
+	return out
+}

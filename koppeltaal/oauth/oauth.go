@@ -1,0 +1,808 @@
+// Package oauth is the Koppeltaal OAuth2 authorization server (SPEC.md §8,
+// CLIENTS.md): web Launch and MobileLaunch for portals, Authorize, Token with
+// refresh rotation, and verification of the Bearer tokens it issues for the
+// FHIR API. Launches, codes and tokens live in the database (only their
+// SHA-256 hashes), so several processes on one PostgreSQL share them.
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// Prefix is where the OAuth endpoints live, at the root of the host (CLIENTS.md).
+const Prefix = "/OAuth2/Koppeltaal"
+
+// GrantedScope is the scope every token carries (CLIENTS.md: "patient/*.read").
+const GrantedScope = "patient/*.read"
+
+// RefreshLifetime is how long an unused refresh token stays valid (SPEC.md is silent).
+const RefreshLifetime = 30 * 24 * time.Hour
+
+// Options configure New.
+type Options struct {
+	Store *store.Store
+	// Config supplies the applications (OAuth clients) and public_url.
+	Config koppeltaal.Config
+	// Service authenticates the portal's application instance on Launch and MobileLaunch.
+	Service *koppeltaal.Service
+	Logger  *slog.Logger
+	// Limiter throttles failed client/instance authentication; nil: a default NewLimiter(0, 0).
+	Limiter *Limiter
+}
+
+// Server serves the OAuth endpoints and verifies Bearer tokens.
+type Server struct {
+	st      *store.Store
+	svc     *koppeltaal.Service
+	log     *slog.Logger
+	limit   *Limiter
+	public  string
+	clients map[string]*client
+	mu      sync.RWMutex
+	now     func() time.Time
+}
+
+// client is an application as an OAuth client.
+type client struct {
+	koppeltaal.ApplicationConfig
+	secretHash string
+}
+
+// New returns the authorization server for the applications in opts.Config.
+// Plain-text client secrets are hashed here and not kept.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Service == nil {
+		return nil, errors.New("oauth: New needs a Store and a Service")
+	}
+	cfg := opts.Config
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Limiter == nil {
+		opts.Limiter = NewLimiter(0, 0)
+	}
+	s := &Server{st: opts.Store, svc: opts.Service, log: opts.Logger, limit: opts.Limiter,
+		public: strings.TrimSuffix(cfg.PublicURL, "/"), clients: map[string]*client{}, now: time.Now}
+	for i, a := range cfg.Applications {
+		c := &client{ApplicationConfig: a, secretHash: a.OAuthSecretHash}
+		if a.OAuthSecret != "" {
+			h, err := koppeltaal.HashPassword(a.OAuthSecret)
+			if err != nil {
+				return nil, fmt.Errorf("koppeltaal.applications[%d] (id %q): oauth_secret: %w", i, a.ID, err)
+			}
+			c.secretHash = h
+		}
+		c.OAuthSecret = ""
+		s.clients[a.ID] = c
+	}
+	return s, nil
+}
+
+// SetClock replaces the clock (tests: expired codes and tokens).
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	s.now = now
+	s.mu.Unlock()
+}
+
+func (s *Server) clock() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.now()
+}
+
+// Limiter returns the shared failed-authentication limiter.
+func (s *Server) Limiter() *Limiter { return s.limit }
+
+// Mount registers the OAuth endpoints under /OAuth2/Koppeltaal on r. Token is
+// also reachable from the configured browser origins (CORS).
+func (s *Server) Mount(r chi.Router) {
+	r.Route(Prefix, func(r chi.Router) {
+		r.Use(CORS(s.Origins()))
+		r.Get("/Launch", s.launch(kindWeb))
+		r.Get("/MobileLaunch", s.launch(kindMobile))
+		r.Get("/Authorize", s.authorize)
+		r.Get("/Token", s.token)
+		r.Post("/Token", s.token)
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			oauthError(w, http.StatusNotFound, "invalid_request", r.URL.Path+" is not an OAuth endpoint of this server")
+		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			oauthError(w, http.StatusMethodNotAllowed, "invalid_request", r.Method+" is not allowed on "+r.URL.Path)
+		})
+	})
+}
+
+func (s *Server) root(r *http.Request) string {
+	if s.public != "" {
+		return s.public
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}
+
+// hash is how launches, codes and tokens are stored: hex SHA-256. They are
+// random with at least 122 bits, so a plain hash is enough (no salt or KDF).
+func hash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+func randomToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// activationAlphabet has no look-alike characters (0/O, 1/I/L): codes are typed by people.
+const activationAlphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+// activationCode is 10 characters (~49 bits): typed by a person, single use, rate limited.
+func activationCode() string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	out := make([]byte, len(b))
+	for i, v := range b {
+		out[i] = activationAlphabet[int(v)%len(activationAlphabet)]
+	}
+	return string(out)
+}
+
+// oauthError writes an RFC 6749 §5.2 error object.
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// checkSecret compares a presented client secret with the stored hash; an
+// unknown client costs the same as a known one.
+func (c *client) checkSecret(secret string) bool {
+	if c == nil || c.secretHash == "" {
+		_ = koppeltaal.CheckPassword(dummyHash(), secret)
+		return false
+	}
+	return koppeltaal.CheckPassword(c.secretHash, secret)
+}
+
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := koppeltaal.HashPassword(randomToken())
+	return h
+})
+
+// equal compares two strings in constant time (for values that are not hashed).
+func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+const (
+	kindWeb    = "web"
+	kindMobile = "mobile"
+)
+
+// launchRow is a stored launch.
+type launchRow struct {
+	ID               int64         `db:"id"`
+	Kind             string        `db:"kind"`
+	ClientID         string        `db:"client_id"`
+	InstanceID       int64         `db:"instance_id"`
+	PortalInstanceID int64         `db:"portal_instance_id"`
+	Patient          string        `db:"patient"`
+	User             string        `db:"user_ref"`
+	Resource         string        `db:"resource"`
+	Intent           string        `db:"intent"`
+	ExpiresAt        int64         `db:"expires_at"`
+	UsedAt           sql.NullInt64 `db:"used_at"`
+}
+
+const launchCols = "id, kind, client_id, instance_id, portal_instance_id, patient, user_ref, resource, intent, expires_at, used_at"
+
+// launch handles Launch (web: 302 to the launch URL) and MobileLaunch (JSON activation code).
+// The portal authenticates with its application-instance credentials.
+func (s *Server) launch(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.limit.Allow(r) {
+			w.Header().Set("Retry-After", "60")
+			oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed authentication attempts from this address")
+			return
+		}
+		user, pass, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "the portal authenticates with HTTP Basic (its application-instance credentials)")
+			return
+		}
+		portal, err := s.svc.Authenticate(r.Context(), user, pass)
+		if errors.Is(err, koppeltaal.ErrUnauthorized) {
+			s.limit.Failed(r)
+			s.log.Info("oauth: launch authentication failed", "username", user, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown application instance or wrong password")
+			return
+		}
+		if err != nil {
+			s.serverError(w, "launch", err)
+			return
+		}
+		q := r.URL.Query()
+		clientID, patient := q.Get("client_id"), q.Get("patient")
+		if patient == "" {
+			patient = q.Get("Patient") // ARCH/TA spelling
+		}
+		c := s.clients[clientID]
+		switch {
+		case clientID == "":
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client_id (the application to launch) is required")
+			return
+		case c == nil:
+			oauthError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("application %q is not registered on this server", clientID))
+			return
+		case kind == kindWeb && c.LaunchURL == "":
+			oauthError(w, http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("application %q has no launch_url; it cannot be launched on the web", clientID))
+			return
+		case patient == "":
+			oauthError(w, http.StatusBadRequest, "invalid_request", "patient (the Patient URL) is required")
+			return
+		}
+		patient, _ = splitHistory(patient)
+		now := s.clock()
+		var secret string
+		var expires time.Time
+		if kind == kindWeb {
+			secret, expires = uuid.NewString(), now.Add(c.LaunchLifetime)
+		} else {
+			secret, expires = activationCode(), now.Add(time.Duration(c.ActivationCodeLifetimeDays)*24*time.Hour)
+		}
+		err = s.st.Update(r.Context(), func(tx *store.Tx) error {
+			var instanceID int64
+			err := tx.Get(r.Context(), &instanceID, `SELECT i.id FROM app_instances i JOIN applications a ON a.id = i.application_id
+				WHERE i.domain_id = ? AND a.ident = ?`, portal.DomainID, clientID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return errNoInstance
+			}
+			if err != nil {
+				return fmt.Errorf("look up instance of %s: %w", clientID, err)
+			}
+			_, err = tx.InsertID(r.Context(), `INSERT INTO oauth_launches (launch_hash, kind, client_id, instance_id,
+				portal_instance_id, patient, user_ref, resource, intent, expires_at, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash(secret), kind, clientID, instanceID, portal.ID,
+				patient, q.Get("user"), q.Get("resource"), q.Get("intent"), expires.UnixMicro(), now.UnixMicro())
+			if err != nil {
+				return fmt.Errorf("store launch: %w", err)
+			}
+			return nil
+		})
+		if errors.Is(err, errNoInstance) {
+			oauthError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("application %q has no instance in domain %q", clientID, portal.DomainName))
+			return
+		}
+		if err != nil {
+			s.serverError(w, "launch", err)
+			return
+		}
+		s.log.Info("oauth: launch created", "kind", kind, "client_id", clientID, "portal", portal.Username, "domain", portal.DomainName)
+		if kind == kindMobile {
+			writeJSON(w, http.StatusOK, map[string]any{"activation_code": secret, "expires_in": c.ActivationCodeLifetimeDays})
+			return
+		}
+		v := url.Values{}
+		v.Set("iss", s.root(r)+api.Prefix)
+		v.Set("launch", secret)
+		v.Set("launch_id", secret)
+		v.Set("application_id", clientID)
+		http.Redirect(w, r, addQuery(c.LaunchURL, v), http.StatusFound)
+	}
+}
+
+var errNoInstance = errors.New("oauth: application has no instance in the domain")
+
+// addQuery appends v to the query of u (which may already have one).
+func addQuery(u string, v url.Values) string {
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + v.Encode()
+}
+
+func splitHistory(u string) (string, string) {
+	if i := strings.Index(u, "/_history/"); i >= 0 {
+		return u[:i], u[i+len("/_history/"):]
+	}
+	return u, ""
+}
+
+func (s *Server) serverError(w http.ResponseWriter, what string, err error) {
+	s.log.Error("oauth: "+what+" failed", "err", err)
+	oauthError(w, http.StatusInternalServerError, "server_error", "the server could not process the request; the error is logged")
+}
+
+// parseScope finds the launch id in a scope such as "patient/*.read launch:<id>".
+func parseScope(scope string) (launch string, ok bool) {
+	for _, f := range strings.Fields(scope) {
+		if strings.HasPrefix(f, "launch:") {
+			return strings.TrimPrefix(f, "launch:"), true
+		}
+	}
+	return "", false
+}
+
+// authorize handles Authorize (SPEC.md §8.2 step 5, §8.3 step 4). No login
+// page: the launch in the scope is the authorization. Errors about the client
+// or redirect_uri are answered directly (never redirected); the others are
+// redirected to the registered redirect_uri as RFC 6749 §4.1.2.1 says.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	clientID, redirect, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
+	c := s.clients[clientID]
+	if c == nil {
+		oauthError(w, http.StatusBadRequest, "invalid_client", fmt.Sprintf("client_id %q is not registered", clientID))
+		return
+	}
+	if redirect == "" && len(c.RedirectURIs) == 1 {
+		redirect = c.RedirectURIs[0]
+	} else if !registered(c.RedirectURIs, redirect) {
+		oauthError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("redirect_uri %q is not registered for client %q", redirect, clientID))
+		return
+	}
+	fail := func(code, desc string) {
+		v := url.Values{"error": {code}, "error_description": {desc}}
+		if state != "" {
+			v.Set("state", state)
+		}
+		http.Redirect(w, r, addQuery(redirect, v), http.StatusFound)
+	}
+	if q.Get("response_type") != "code" {
+		fail("unsupported_response_type", "response_type must be code")
+		return
+	}
+	launch, ok := parseScope(q.Get("scope"))
+	if !ok || launch == "" {
+		fail("invalid_scope", "the scope must hold launch:<launch id or activation code>")
+		return
+	}
+	now := s.clock()
+	code := uuid.NewString()
+	var l launchRow
+	err := s.st.Update(r.Context(), func(tx *store.Tx) error {
+		err := tx.Get(r.Context(), &l, "SELECT "+launchCols+" FROM oauth_launches WHERE launch_hash = ?", hash(launch))
+		if errors.Is(err, sql.ErrNoRows) {
+			return errGrant("unknown launch")
+		}
+		if err != nil {
+			return fmt.Errorf("look up launch: %w", err)
+		}
+		switch {
+		case l.ClientID != clientID:
+			return errGrant("the launch is for another application")
+		case l.UsedAt.Valid:
+			return errGrant("the launch was already used")
+		case now.UnixMicro() >= l.ExpiresAt:
+			return errGrant("the launch has expired")
+		}
+		// Single use, also under concurrency: only the first UPDATE matches.
+		res, err := tx.Exec(r.Context(), "UPDATE oauth_launches SET used_at = ? WHERE id = ? AND used_at IS NULL", now.UnixMicro(), l.ID)
+		if err != nil {
+			return fmt.Errorf("use launch: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errGrant("the launch was already used")
+		}
+		_, err = tx.InsertID(r.Context(), `INSERT INTO oauth_codes (code_hash, launch_id, client_id, redirect_uri, scope,
+			expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`, hash(code), l.ID, clientID, redirect, GrantedScope,
+			now.Add(c.CodeLifetime).UnixMicro(), now.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("store code: %w", err)
+		}
+		return nil
+	})
+	var ge errGrant
+	if errors.As(err, &ge) {
+		s.log.Info("oauth: authorize refused", "client_id", clientID, "reason", string(ge))
+		if l.Kind == kindMobile {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", string(ge))
+			return
+		}
+		fail("access_denied", string(ge))
+		return
+	}
+	if err != nil {
+		s.serverError(w, "authorize", err)
+		return
+	}
+	if l.Kind == kindMobile {
+		writeJSON(w, http.StatusOK, map[string]string{"authorization_code": code})
+		return
+	}
+	v := url.Values{"code": {code}}
+	if state != "" {
+		v.Set("state", state)
+	}
+	http.Redirect(w, r, addQuery(redirect, v), http.StatusFound)
+}
+
+type errGrant string
+
+func (e errGrant) Error() string { return string(e) }
+
+func registered(list []string, u string) bool {
+	found := false
+	for _, v := range list {
+		if equal(v, u) {
+			found = true
+		}
+	}
+	return found && u != ""
+}
+
+// tokenRow is a stored token with its launch context.
+type tokenRow struct {
+	ID               int64         `db:"id"`
+	Chain            string        `db:"chain"`
+	LaunchID         int64         `db:"launch_id"`
+	ClientID         string        `db:"client_id"`
+	InstanceID       int64         `db:"instance_id"`
+	Scope            string        `db:"scope"`
+	AccessExpiresAt  int64         `db:"access_expires_at"`
+	RefreshExpiresAt int64         `db:"refresh_expires_at"`
+	RotatedAt        sql.NullInt64 `db:"rotated_at"`
+	RevokedAt        sql.NullInt64 `db:"revoked_at"`
+}
+
+const tokenCols = "id, chain, launch_id, client_id, instance_id, scope, access_expires_at, refresh_expires_at, rotated_at, revoked_at"
+
+// token handles Token for grant_type authorization_code and refresh_token,
+// by GET (the JS Test Game, the Python connector) or POST (form).
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	if !s.limit.Allow(r) {
+		w.Header().Set("Retry-After", "60")
+		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed authentication attempts from this address")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the form cannot be parsed: "+err.Error())
+		return
+	}
+	p := r.Form
+	for _, k := range []string{"grant_type", "code", "refresh_token", "redirect_uri", "client_id"} {
+		if len(p[k]) > 1 {
+			oauthError(w, http.StatusBadRequest, "invalid_request", k+" is repeated")
+			return
+		}
+	}
+	// Client authentication: Basic (confidential), client_secret in the form, or none (public clients).
+	clientID, secret, basic := r.BasicAuth()
+	if basic {
+		if id, err := url.QueryUnescape(clientID); err == nil {
+			clientID = id
+		}
+		if sec, err := url.QueryUnescape(secret); err == nil {
+			secret = sec
+		}
+		if p.Get("client_id") != "" && p.Get("client_id") != clientID {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client_id in the form differs from the Basic credentials")
+			return
+		}
+	} else {
+		clientID, secret = p.Get("client_id"), p.Get("client_secret")
+	}
+	c := s.clients[clientID]
+	authenticated := false
+	if basic || secret != "" {
+		if !c.checkSecret(secret) {
+			s.limit.Failed(r)
+			s.log.Info("oauth: client authentication failed", "client_id", clientID, "remote", r.RemoteAddr)
+			if basic {
+				w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
+			}
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		authenticated = true
+	}
+	switch gt := p.Get("grant_type"); gt {
+	case "authorization_code":
+		s.tokenFromCode(w, r, c, clientID, authenticated)
+	case "refresh_token":
+		s.tokenFromRefresh(w, r, c, clientID, authenticated)
+	case "":
+		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported", gt))
+	}
+}
+
+// publicOK decides whether an unauthenticated request may use a grant of client c.
+func publicOK(c *client, authenticated bool) bool {
+	return authenticated || (c != nil && c.PublicClient)
+}
+
+func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client, clientID string, authenticated bool) {
+	p := r.Form
+	code := p.Get("code")
+	if code == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "code is required")
+		return
+	}
+	now := s.clock()
+	var resp map[string]any
+	err := s.st.Update(r.Context(), func(tx *store.Tx) error {
+		var row struct {
+			ID          int64         `db:"id"`
+			LaunchID    int64         `db:"launch_id"`
+			ClientID    string        `db:"client_id"`
+			RedirectURI string        `db:"redirect_uri"`
+			Scope       string        `db:"scope"`
+			ExpiresAt   int64         `db:"expires_at"`
+			UsedAt      sql.NullInt64 `db:"used_at"`
+		}
+		err := tx.Get(r.Context(), &row, `SELECT id, launch_id, client_id, redirect_uri, scope, expires_at, used_at
+			FROM oauth_codes WHERE code_hash = ?`, hash(code))
+		if errors.Is(err, sql.ErrNoRows) {
+			return errGrant("the authorization code is unknown")
+		}
+		if err != nil {
+			return fmt.Errorf("look up code: %w", err)
+		}
+		if clientID == "" {
+			clientID, c = row.ClientID, s.clients[row.ClientID]
+		}
+		switch {
+		case row.ClientID != clientID:
+			return errGrant("the authorization code was issued to another client")
+		case !publicOK(c, authenticated):
+			return errClient("client authentication is required for this client (it is not a public client)")
+		case row.UsedAt.Valid:
+			// RFC 6749 §4.1.2: a replayed code revokes what it produced (committed by revokeFor).
+			return errRevoke("the authorization code was already used; the tokens issued for it are revoked")
+		case now.UnixMicro() >= row.ExpiresAt:
+			return errGrant("the authorization code has expired")
+		case p.Get("redirect_uri") != row.RedirectURI && !(p.Get("redirect_uri") == "" && !p.Has("redirect_uri")):
+			return errGrant("redirect_uri does not match the one used on Authorize")
+		}
+		res, err := tx.Exec(r.Context(), "UPDATE oauth_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", now.UnixMicro(), row.ID)
+		if err != nil {
+			return fmt.Errorf("use code: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errGrant("the authorization code was already used")
+		}
+		resp, err = s.issue(r.Context(), tx, c, row.LaunchID, codeChain(row.ID), now)
+		return err
+	})
+	var rv errRevoke
+	if errors.As(err, &rv) {
+		// The transaction rolled back with the error; commit the revocation on its own.
+		err = s.revokeFor(r.Context(), "", code, now)
+		if err == nil {
+			err = errGrant(string(rv))
+		}
+	}
+	s.finishToken(w, clientID, "authorization_code", resp, err)
+}
+
+func codeChain(codeID int64) string { return fmt.Sprintf("code-%d", codeID) }
+
+type errClient string
+
+func (e errClient) Error() string { return string(e) }
+
+// errRevoke is an invalid_grant whose side effect (revoking a chain) must be committed.
+type errRevoke string
+
+func (e errRevoke) Error() string { return string(e) }
+
+func (s *Server) finishToken(w http.ResponseWriter, clientID, grant string, resp map[string]any, err error) {
+	var ge errGrant
+	var ce errClient
+	switch {
+	case errors.As(err, &ge):
+		s.log.Info("oauth: token refused", "client_id", clientID, "grant_type", grant, "reason", string(ge))
+		oauthError(w, http.StatusBadRequest, "invalid_grant", string(ge))
+	case errors.As(err, &ce):
+		s.log.Info("oauth: token refused", "client_id", clientID, "grant_type", grant, "reason", string(ce))
+		oauthError(w, http.StatusUnauthorized, "invalid_client", string(ce))
+	case err != nil:
+		s.serverError(w, "token", err)
+	default:
+		s.log.Info("oauth: token issued", "client_id", clientID, "grant_type", grant)
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+// issue stores a new token pair for launch launchID in chain and returns the
+// response fields of CLIENTS.md.
+func (s *Server) issue(ctx context.Context, tx *store.Tx, c *client, launchID int64, chain string, now time.Time) (map[string]any, error) {
+	var l launchRow
+	if err := tx.Get(ctx, &l, "SELECT "+launchCols+" FROM oauth_launches WHERE id = ?", launchID); err != nil {
+		return nil, fmt.Errorf("read launch %d: %w", launchID, err)
+	}
+	var domain string
+	if err := tx.Get(ctx, &domain, "SELECT d.name FROM app_instances i JOIN domains d ON d.id = i.domain_id WHERE i.id = ?", l.InstanceID); err != nil {
+		return nil, fmt.Errorf("read domain of instance %d: %w", l.InstanceID, err)
+	}
+	access := randomToken()
+	var refresh any // NULL when the client gets no refresh token
+	refreshExp := int64(0)
+	resp := map[string]any{
+		"access_token": access, "token_type": "Bearer", "expires_in": int(c.TokenLifetime / time.Second),
+		"scope": GrantedScope, "domain": domain, "patient": l.Patient, "user": l.User, "resource": l.Resource,
+		"intent": l.Intent,
+	}
+	if c.RefreshTokens {
+		rt := randomToken()
+		refresh, refreshExp = hash(rt), now.Add(RefreshLifetime).UnixMicro()
+		resp["refresh_token"] = rt
+	}
+	_, err := tx.InsertID(ctx, `INSERT INTO oauth_tokens (access_hash, refresh_hash, chain, launch_id, client_id, instance_id,
+		scope, access_expires_at, refresh_expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		hash(access), refresh, chain, l.ID, l.ClientID, l.InstanceID, GrantedScope,
+		now.Add(c.TokenLifetime).UnixMicro(), refreshExp, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("store token: %w", err)
+	}
+	return resp, nil
+}
+
+func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, c *client, clientID string, authenticated bool) {
+	rt := r.Form.Get("refresh_token")
+	if rt == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
+		return
+	}
+	now := s.clock()
+	var resp map[string]any
+	err := s.st.Update(r.Context(), func(tx *store.Tx) error {
+		var t tokenRow
+		err := tx.Get(r.Context(), &t, "SELECT "+tokenCols+" FROM oauth_tokens WHERE refresh_hash = ?", hash(rt))
+		if errors.Is(err, sql.ErrNoRows) {
+			return errGrant("the refresh token is unknown")
+		}
+		if err != nil {
+			return fmt.Errorf("look up refresh token: %w", err)
+		}
+		if clientID == "" {
+			clientID, c = t.ClientID, s.clients[t.ClientID]
+		}
+		switch {
+		case t.ClientID != clientID:
+			return errGrant("the refresh token was issued to another client")
+		case !publicOK(c, authenticated):
+			return errClient("client authentication is required for this client (it is not a public client)")
+		case t.RevokedAt.Valid:
+			return errGrant("the refresh token is revoked")
+		case t.RotatedAt.Valid:
+			// Reuse of a rotated refresh token: someone else may hold it. Revoke the whole chain (revokeFor).
+			return errRevoke("the refresh token was already used; all tokens of this grant are revoked")
+		case now.UnixMicro() >= t.RefreshExpiresAt:
+			return errGrant("the refresh token has expired")
+		}
+		res, err := tx.Exec(r.Context(), "UPDATE oauth_tokens SET rotated_at = ? WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+			now.UnixMicro(), t.ID)
+		if err != nil {
+			return fmt.Errorf("rotate token: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errGrant("the refresh token was already used")
+		}
+		resp, err = s.issue(r.Context(), tx, c, t.LaunchID, t.Chain, now)
+		return err
+	})
+	var rv errRevoke
+	if errors.As(err, &rv) {
+		// The transaction was rolled back with the error; commit the revocation on its own.
+		err = s.revokeFor(r.Context(), rt, "", now)
+		if err == nil {
+			err = errGrant(string(rv))
+		}
+	}
+	s.finishToken(w, clientID, "refresh_token", resp, err)
+}
+
+// revokeFor revokes the chain of a reused refresh token (or replayed code).
+func (s *Server) revokeFor(ctx context.Context, refresh, code string, now time.Time) error {
+	return s.st.Update(ctx, func(tx *store.Tx) error {
+		var chain string
+		var err error
+		if refresh != "" {
+			err = tx.Get(ctx, &chain, "SELECT chain FROM oauth_tokens WHERE refresh_hash = ?", hash(refresh))
+		} else {
+			var id int64
+			err = tx.Get(ctx, &id, "SELECT id FROM oauth_codes WHERE code_hash = ?", hash(code))
+			chain = codeChain(id)
+		}
+		if err != nil {
+			return fmt.Errorf("find chain to revoke: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE oauth_tokens SET revoked_at = ? WHERE chain = ? AND revoked_at IS NULL", now.UnixMicro(), chain); err != nil {
+			return fmt.Errorf("revoke chain %s: %w", chain, err)
+		}
+		s.log.Warn("oauth: token chain revoked after reuse", "chain", chain)
+		return nil
+	})
+}
+
+// Verify implements api.BearerVerifier: the caller an access token acts for,
+// restricted to the launch patient. Expired tokens give *api.TokenExpiredError;
+// unknown, rotated and revoked ones koppeltaal.ErrUnauthorized.
+func (s *Server) Verify(ctx context.Context, token string) (*koppeltaal.Caller, error) {
+	if token == "" {
+		return nil, koppeltaal.ErrUnauthorized
+	}
+	now := s.clock()
+	var c *koppeltaal.Caller
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		var t tokenRow
+		err := tx.Get(ctx, &t, "SELECT "+tokenCols+" FROM oauth_tokens WHERE access_hash = ?", hash(token))
+		if errors.Is(err, sql.ErrNoRows) {
+			return koppeltaal.ErrUnauthorized
+		}
+		if err != nil {
+			return fmt.Errorf("look up token: %w", err)
+		}
+		if t.RevokedAt.Valid || t.RotatedAt.Valid {
+			return koppeltaal.ErrUnauthorized
+		}
+		if now.UnixMicro() >= t.AccessExpiresAt {
+			return &api.TokenExpiredError{Token: token, ExpiredAt: time.UnixMicro(t.AccessExpiresAt)}
+		}
+		var patient string
+		if err := tx.Get(ctx, &patient, "SELECT patient FROM oauth_launches WHERE id = ?", t.LaunchID); err != nil {
+			return fmt.Errorf("read launch of token: %w", err)
+		}
+		in, err := tx.InstanceByID(ctx, t.InstanceID)
+		if err != nil {
+			return fmt.Errorf("read instance of token: %w", err)
+		}
+		c = &koppeltaal.Caller{Instance: in, Patient: patient}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Interface guard.
+var _ api.BearerVerifier = (*Server)(nil)
