@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -198,3 +199,9 @@ func selfLinks(b *dstu1.Bundle) map[string]string {
 	}
 	return out
 }
+
+func getenv(k string) string { return os.Getenv(k) }
+
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) next() int64 { return c.n.Add(1) }
