@@ -116,6 +116,7 @@ func diffNode(a, b *Node, t int, path string) string {
 		return fmt.Sprintf("%s: narrative %q != %q", path, a.XHTML, b.XHTML)
 	}
 	ka, kb := schemaOrdered(a, t), schemaOrdered(b, t)
+	seen := make(map[string]int)
 	for i := 0; i < len(ka) && i < len(kb); i++ {
 		ca, cb := ka[i], kb[i]
 		d, _ := childType(t, ca.Name)
@@ -132,7 +133,9 @@ func diffNode(a, b *Node, t int, path string) string {
 			}
 			continue
 		}
-		if s := diffNode(ca, cb, ct, fmt.Sprintf("%s.%s[%d]", path, ca.Name, indexAmong(ka, i))); s != "" {
+		idx := seen[ca.Name]
+		seen[ca.Name] = idx + 1
+		if s := diffNode(ca, cb, ct, path+"."+ca.Name+"["+strconv.Itoa(idx)+"]"); s != "" {
 			return s
 		}
 	}
@@ -162,16 +165,6 @@ func schemaOrdered(n *Node, t int) []*Node {
 		return cmp.Compare(first[x.Name], first[y.Name])
 	})
 	return kids
-}
-
-func indexAmong(kids []*Node, i int) int {
-	n := 0
-	for j := 0; j < i; j++ {
-		if kids[j].Name == kids[i].Name {
-			n++
-		}
-	}
-	return n
 }
 
 func sameNumber(x, y string) bool {

@@ -1,9 +1,14 @@
 package dstu1
 
 import (
+	"bytes"
+	"encoding/xml"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"unicode/utf8"
 )
 
 // fuzzSeeds adds every fixture of the given extension as a seed.
@@ -82,6 +87,49 @@ func FuzzParseJSON(f *testing.F) {
 		}
 		if r, err := fuzzLimits.ParseResource(data, FormatJSON); err == nil {
 			checkRoundTrip(t, nil, r)
+		}
+	})
+}
+
+// FuzzXMLScanner checks the hand-written tokenizer against encoding/xml: whatever it accepts, encoding/xml
+// (strict) accepts too, with the same elements in the same namespaces.
+func FuzzXMLScanner(f *testing.F) {
+	fuzzSeeds(f, ".xml")
+	f.Add([]byte(`<a xmlns="u" xmlns:p="v"><p:b p:x="1" y='2'>t&amp;&#x41;<![CDATA[<c>]]></p:b><!-- c --><?pi x?></a>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !utf8.Valid(data) {
+			return // rejected before tokenizing
+		}
+		var ours []string
+		sc := newXMLScanner(data)
+		for {
+			tok, err := sc.next()
+			if err != nil {
+				return // rejections need not agree: encoding/xml is more lenient (DTDs, entities)
+			}
+			if tok.kind == xEOF {
+				break
+			}
+			if tok.kind == xStart {
+				ours = append(ours, tok.space+" "+tok.local)
+			}
+		}
+		var theirs []string
+		d := xml.NewDecoder(bytes.NewReader(data))
+		for {
+			tok, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("scanner accepted, encoding/xml rejects: %v", err)
+			}
+			if se, ok := tok.(xml.StartElement); ok {
+				theirs = append(theirs, se.Name.Space+" "+se.Name.Local)
+			}
+		}
+		if !slices.Equal(ours, theirs) {
+			t.Fatalf("elements differ:\n ours   %q\n theirs %q", ours, theirs)
 		}
 	})
 }

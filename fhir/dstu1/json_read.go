@@ -3,32 +3,42 @@ package dstu1
 import (
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // jsonConv turns parsed JSON into the model, checking it against the schema table.
 type jsonConv struct {
 	data []byte
 	lim  Limits
-	path []string
+	path []pathSeg // built into a string only when reporting an error
+}
+
+// pathSeg is a member name, or an array index when key is "".
+type pathSeg struct {
+	key string
+	idx int
 }
 
 func (c *jsonConv) fail(off int, sentinel error, format string, args ...any) *SyntaxError {
 	line, col := lineCol(c.data, off)
 	var b strings.Builder
 	for i, p := range c.path {
-		if i > 0 && p[0] != '[' {
+		switch {
+		case p.key == "":
+			fmt.Fprintf(&b, "[%d]", p.idx)
+		case i > 0:
 			b.WriteByte('.')
+			fallthrough
+		default:
+			b.WriteString(p.key)
 		}
-		b.WriteString(p)
 	}
 	return &SyntaxError{Format: FormatJSON, Line: line, Column: col, Path: b.String(), Msg: fmt.Sprintf(format, args...), Err: sentinel}
 }
 
-func (c *jsonConv) push(p string) { c.path = append(c.path, p) }
-func (c *jsonConv) pushIndex(i int) {
-	c.path = append(c.path, fmt.Sprintf("[%d]", i))
-}
-func (c *jsonConv) pop() { c.path = c.path[:len(c.path)-1] }
+func (c *jsonConv) push(key string) { c.path = append(c.path, pathSeg{key: key}) }
+func (c *jsonConv) pushIndex(i int) { c.path = append(c.path, pathSeg{idx: i}) }
+func (c *jsonConv) pop()            { c.path = c.path[:len(c.path)-1] }
 
 func scanJSON(data []byte, l Limits) (jval, *jsonConv, error) {
 	s := jsonScanner{data: data, lim: l}
@@ -36,7 +46,7 @@ func scanJSON(data []byte, l Limits) (jval, *jsonConv, error) {
 	if err != nil {
 		return v, nil, err
 	}
-	conv := &jsonConv{data: data, lim: l, path: make([]string, 0, 16)}
+	conv := &jsonConv{data: data, lim: l, path: make([]pathSeg, 0, 16)}
 	if v.kind != 'o' {
 		return v, nil, conv.fail(v.off, ErrNotFHIR, "expected a JSON object")
 	}
@@ -346,6 +356,9 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 
 func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 	d, known := childType(t, key)
+	if !known && !isXMLName(key) {
+		return c.fail(v.off, ErrNotFHIR, "member name %q is not a valid element name", key)
+	}
 	if kindOf(t).primitive() && !known {
 		return c.fail(v.off, ErrNotFHIR, "unexpected member %q", key)
 	}
@@ -443,6 +456,22 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 	}
 	n := &Node{Name: name}
 	return n, c.object(n, v, d.typ, false)
+}
+
+// isXMLName reports whether s can be an XML element name without a prefix (an NCName).
+func isXMLName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_' || unicode.IsLetter(r):
+		case i > 0 && (r == '-' || r == '.' || unicode.IsDigit(r)):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func jsonKindName(k kind) string {

@@ -116,8 +116,33 @@ func (s *jsonScanner) enter(off int) error {
 	return nil
 }
 
+// duplicate reports whether key is already a member of v. Small objects are scanned; large ones get a set
+// so that a hostile object with many members stays linear.
+func (s *jsonScanner) duplicate(v *jval, key string, seen *map[string]struct{}) bool {
+	if len(v.obj) < 16 {
+		for i := range v.obj {
+			if v.obj[i].key == key {
+				return true
+			}
+		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make(map[string]struct{}, 2*len(v.obj))
+		for i := range v.obj {
+			(*seen)[v.obj[i].key] = struct{}{}
+		}
+	}
+	if _, ok := (*seen)[key]; ok {
+		return true
+	}
+	(*seen)[key] = struct{}{}
+	return false
+}
+
 func (s *jsonScanner) object() (jval, error) {
 	v := jval{kind: 'o', off: s.pos}
+	var seen map[string]struct{}
 	if err := s.enter(s.pos); err != nil {
 		return v, err
 	}
@@ -138,10 +163,8 @@ func (s *jsonScanner) object() (jval, error) {
 		if err != nil {
 			return v, err
 		}
-		for i := range v.obj {
-			if v.obj[i].key == key {
-				return v, s.fail(koff, nil, "duplicate member %q", key)
-			}
+		if s.duplicate(&v, key, &seen) {
+			return v, s.fail(koff, nil, "duplicate member %q", key)
 		}
 		s.ws()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {

@@ -207,13 +207,30 @@ func (w *jsonWriter) members(n *Node, t int, started bool) {
 		w.buf = appendJSONString(w.buf, n.URL)
 	}
 	kids := n.Children
+	// Many children (hostile or huge input): group by name with a map in one pass, so writing stays
+	// linear. Few children: scan, without allocating.
+	var groups map[string][]*Node
+	if len(kids) > 32 {
+		groups = make(map[string][]*Node)
+		for _, c := range kids {
+			groups[c.Name] = append(groups[c.Name], c)
+		}
+	}
 	for i, c := range kids {
-		if seenBefore(kids, i) {
-			continue
+		var group []*Node
+		if groups != nil {
+			group = groups[c.Name]
+			if group == nil || group[0] != c {
+				continue
+			}
+		} else {
+			if seenBefore(kids, i) {
+				continue
+			}
+			group = sameName(kids, i)
 		}
 		d, known := childType(t, c.Name)
 		k := kindOf(d.typ)
-		group := sameName(kids, i)
 		array := d.repeats
 		if !known {
 			array = len(group) > 1 || c.jsonArray

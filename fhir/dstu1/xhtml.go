@@ -1,7 +1,6 @@
 package dstu1
 
 import (
-	"encoding/xml"
 	"strconv"
 	"unicode/utf8"
 )
@@ -13,43 +12,43 @@ const nsXML = "http://www.w3.org/XML/1998/namespace"
 // element's namespace differs from its parent's (e.g. Koppeltaal's <p xmlns=""/>), empty elements
 // self-closed, comments dropped. Both wire forms produce the same string, so narratives compare equal and
 // nothing unchecked reaches XML output.
-func (r *xmlReader) xhtml(start xml.StartElement) (string, error) {
+func (r *xmlReader) xhtml(start xtok) (string, error) {
 	buf := make([]byte, 0, 256)
 	type frame struct{ ns string }
 	stack := []frame{{ns: ""}}
 	open := false // a start tag is waiting for '>' or '/>'
 	pfx := 0
-	writeStart := func(t xml.StartElement) {
+	writeStart := func(t xtok) {
 		buf = append(buf, '<')
-		buf = append(buf, t.Name.Local...)
-		if t.Name.Space != stack[len(stack)-1].ns {
+		buf = append(buf, t.local...)
+		if t.space != stack[len(stack)-1].ns {
 			buf = append(buf, ` xmlns="`...)
-			buf = appendEscapedAttr(buf, t.Name.Space)
+			buf = appendEscapedAttr(buf, t.space)
 			buf = append(buf, '"')
 		}
-		for _, a := range t.Attr {
+		for _, a := range t.attrs {
 			switch {
-			case a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns"):
+			case a.space == "xmlns" || (a.space == "" && a.local == "xmlns"):
 				continue // declarations are regenerated
-			case a.Name.Space == "":
+			case a.space == "":
 				buf = append(buf, ' ')
-				buf = append(buf, a.Name.Local...)
-			case a.Name.Space == nsXML || a.Name.Space == "xml":
+				buf = append(buf, a.local...)
+			case a.space == nsXML || a.space == "xml":
 				buf = append(buf, " xml:"...)
-				buf = append(buf, a.Name.Local...)
+				buf = append(buf, a.local...)
 			default:
 				pfx++
 				p := "a" + strconv.Itoa(pfx)
 				buf = append(buf, " xmlns:"+p+`="`...)
-				buf = appendEscapedAttr(buf, a.Name.Space)
+				buf = appendEscapedAttr(buf, a.space)
 				buf = append(buf, `" `+p+":"...)
-				buf = append(buf, a.Name.Local...)
+				buf = append(buf, a.local...)
 			}
 			buf = append(buf, `="`...)
-			buf = appendEscapedAttr(buf, a.Value)
+			buf = appendEscapedAttr(buf, a.value)
 			buf = append(buf, '"')
 		}
-		stack = append(stack, frame{ns: t.Name.Space})
+		stack = append(stack, frame{ns: t.space})
 		open = true
 	}
 	writeStart(start)
@@ -58,31 +57,31 @@ func (r *xmlReader) xhtml(start xml.StartElement) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
+		switch t := tok; t.kind {
+		case xStart:
 			if open {
 				buf = append(buf, '>')
 			}
 			writeStart(t)
-		case xml.EndElement:
+		case xEnd:
 			if open {
 				buf = append(buf, "/>"...)
 				open = false
 			} else {
 				buf = append(buf, "</"...)
-				buf = append(buf, t.Name.Local...)
+				buf = append(buf, t.local...)
 				buf = append(buf, '>')
 			}
 			stack = stack[:len(stack)-1]
 			if len(stack) > 1 {
 				r.pop()
 			}
-		case xml.CharData:
+		case xText:
 			if open {
 				buf = append(buf, '>')
 				open = false
 			}
-			buf = appendEscapedText(buf, string(t))
+			buf = appendEscapedText(buf, t.text)
 		}
 	}
 	return string(buf), nil
@@ -95,8 +94,8 @@ func parseXHTML(s string, l Limits) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if start.Name.Local != "div" || start.Name.Space != NSXHTML {
-		return "", r.fail(ErrNotFHIR, "narrative must be a <div> in namespace %s, found <%s> in %q", NSXHTML, start.Name.Local, start.Name.Space)
+	if start.local != "div" || start.space != NSXHTML {
+		return "", r.fail(ErrNotFHIR, "narrative must be a <div> in namespace %s, found <%s> in %q", NSXHTML, start.local, start.space)
 	}
 	x, err := r.xhtml(start)
 	if err != nil {

@@ -1,11 +1,7 @@
 package dstu1
 
 import (
-	"bytes"
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -49,8 +45,9 @@ func (l Limits) ParseResource(data []byte, f Format) (*Resource, error) {
 }
 
 type xmlReader struct {
-	dec *xml.Decoder
-	lim Limits
+	data []byte
+	sc   *xmlScanner
+	lim  Limits
 	// atomRoot: the single resource's root was in the Atom namespace (SoapUI examples); its descendants
 	// may then be in the Atom namespace too.
 	atomRoot bool
@@ -60,115 +57,75 @@ type xmlReader struct {
 }
 
 func newXMLReader(data []byte, l Limits) *xmlReader {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	d.Strict = true
-	// No CharsetReader: only UTF-8 documents are accepted. No Entity map: only the five XML entities.
-	return &xmlReader{dec: d, lim: l, path: make([]string, 0, 16)}
+	return &xmlReader{data: data, sc: newXMLScanner(data), lim: l, path: make([]string, 0, 16)}
 }
 
-func (r *xmlReader) fail(sentinel error, format string, args ...any) *SyntaxError {
-	line, col := r.dec.InputPos()
+func (r *xmlReader) failAt(off int, sentinel error, format string, args ...any) *SyntaxError {
+	line, col := lineCol(r.data, off)
 	return &SyntaxError{Format: FormatXML, Line: line, Column: col, Path: strings.Join(r.path, "/"),
 		Msg: fmt.Sprintf(format, args...), Err: sentinel}
 }
 
-// next returns the next token that matters: comments and processing instructions are skipped, a DTD is
-// refused, limits are enforced.
-func (r *xmlReader) next() (xml.Token, error) {
-	for {
-		tok, err := r.dec.Token()
-		if err != nil {
-			if err == io.EOF {
-				return nil, r.fail(nil, "unexpected end of document")
-			}
-			var se *xml.SyntaxError
-			if errors.As(err, &se) {
-				line, col := r.dec.InputPos()
-				return nil, &SyntaxError{Format: FormatXML, Line: se.Line, Column: col * boolInt(line == se.Line),
-					Path: strings.Join(r.path, "/"), Msg: se.Msg}
-			}
-			return nil, r.fail(nil, "%v", err)
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return nil, r.fail(ErrDTD, "found <!%s>", firstWord(string(t)))
-		case xml.Comment, xml.ProcInst:
-			continue
-		case xml.StartElement:
-			r.depth++
-			r.count++
-			r.path = append(r.path, t.Name.Local)
-			if r.depth > r.lim.MaxDepth {
-				return nil, r.fail(ErrTooDeep, "depth %d exceeds limit %d", r.depth, r.lim.MaxDepth)
-			}
-			if r.count > r.lim.MaxElements {
-				return nil, r.fail(ErrTooManyElements, "more than %d elements", r.lim.MaxElements)
-			}
-		case xml.EndElement:
-			r.depth--
-			// The path is popped by the caller after it reports errors for the element.
-		}
-		return tok, nil
+// fail reports an error at the current position (just after the last token read).
+func (r *xmlReader) fail(sentinel error, format string, args ...any) *SyntaxError {
+	return r.failAt(r.sc.pos, sentinel, format, args...)
+}
+
+// next returns the next start tag, end tag or text, enforcing the limits. Comments and processing
+// instructions are skipped by the scanner; a DTD is refused. The end of the document is an error here:
+// callers only ask for tokens inside an element.
+func (r *xmlReader) next() (xtok, error) {
+	tok, err := r.sc.next()
+	if err != nil {
+		se := err.(*scanError)
+		return tok, r.failAt(se.off, se.sentinel, "%s", se.msg)
 	}
+	switch tok.kind {
+	case xEOF:
+		return tok, r.fail(nil, "unexpected end of document")
+	case xStart:
+		r.depth++
+		r.count++
+		r.path = append(r.path, tok.local)
+		if r.depth > r.lim.MaxDepth {
+			return tok, r.fail(ErrTooDeep, "depth %d exceeds limit %d", r.depth, r.lim.MaxDepth)
+		}
+		if r.count > r.lim.MaxElements {
+			return tok, r.fail(ErrTooManyElements, "more than %d elements", r.lim.MaxElements)
+		}
+	case xEnd:
+		r.depth--
+		// The path is popped by the caller after it reports errors for the element.
+	}
+	return tok, nil
 }
 
 func (r *xmlReader) pop() { r.path = r.path[:len(r.path)-1] }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func firstWord(s string) string {
-	if i := strings.IndexAny(s, " \t\r\n"); i > 0 {
-		return s[:i]
-	}
-	return s
-}
-
-// root returns the document element; anything but whitespace, comments and the XML declaration before
-// it is an error.
-func (r *xmlReader) root() (xml.StartElement, error) {
+// root returns the document element (the scanner skips the prolog).
+func (r *xmlReader) root() (xtok, error) {
 	for {
 		tok, err := r.next()
 		if err != nil {
-			return xml.StartElement{}, err
+			return xtok{}, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, nil
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return xml.StartElement{}, r.fail(nil, "text before the document element")
-			}
+		if tok.kind == xStart {
+			return tok, nil
 		}
 	}
 }
 
-// end checks that nothing but whitespace and comments follows the document element.
+// end checks that nothing but whitespace, comments and processing instructions follows the root.
 func (r *xmlReader) end() error {
-	for {
-		tok, err := r.dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return r.fail(nil, "after the document element: %v", err)
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return r.fail(nil, "text after the document element")
-			}
-		case xml.Comment, xml.ProcInst:
-		case xml.Directive:
-			return r.fail(ErrDTD, "found <!%s>", firstWord(string(t)))
-		default:
-			return r.fail(nil, "content after the document element")
-		}
+	tok, err := r.sc.next()
+	if err != nil {
+		se := err.(*scanError)
+		return r.failAt(se.off, se.sentinel, "%s", se.msg)
 	}
+	if tok.kind != xEOF {
+		return r.fail(nil, "content after the document element")
+	}
+	return nil
 }
 
 func (r *xmlReader) bundle() (*Bundle, error) {
@@ -176,8 +133,8 @@ func (r *xmlReader) bundle() (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if start.Name.Local != "feed" || start.Name.Space != NSAtom {
-		return nil, r.fail(ErrNotFHIR, "expected an Atom <feed> (namespace %s), found <%s> in namespace %q", NSAtom, start.Name.Local, start.Name.Space)
+	if start.local != "feed" || start.space != NSAtom {
+		return nil, r.fail(ErrNotFHIR, "expected an Atom <feed> (namespace %s), found <%s> in namespace %q", NSAtom, start.local, start.space)
 	}
 	b := &Bundle{}
 	if err := r.feed(b); err != nil {
@@ -192,13 +149,13 @@ func (r *xmlReader) singleResource() (*Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	if start.Name.Space != NSFHIR && start.Name.Space != NSAtom {
-		return nil, r.fail(ErrNotFHIR, "expected a FHIR resource in namespace %s, found <%s> in namespace %q", NSFHIR, start.Name.Local, start.Name.Space)
+	if start.space != NSFHIR && start.space != NSAtom {
+		return nil, r.fail(ErrNotFHIR, "expected a FHIR resource in namespace %s, found <%s> in namespace %q", NSFHIR, start.local, start.space)
 	}
-	if start.Name.Local == "feed" {
+	if start.local == "feed" {
 		return nil, r.fail(ErrNotFHIR, "expected a single resource, found a bundle (<feed>)")
 	}
-	r.atomRoot = start.Name.Space == NSAtom
+	r.atomRoot = start.space == NSAtom
 	n, err := r.resource(start)
 	if err != nil {
 		return nil, err
@@ -212,14 +169,14 @@ func (r *xmlReader) feed(b *Bundle) error {
 		if err != nil {
 			return err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			return nil
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
+		case xText:
+			if strings.TrimSpace(t.text) != "" {
 				return r.fail(nil, "unexpected text in <feed>")
 			}
-		case xml.StartElement:
+		case xStart:
 			if err := r.feedChild(b, t); err != nil {
 				return err
 			}
@@ -228,11 +185,11 @@ func (r *xmlReader) feed(b *Bundle) error {
 	}
 }
 
-func (r *xmlReader) feedChild(b *Bundle, t xml.StartElement) error {
+func (r *xmlReader) feedChild(b *Bundle, t xtok) error {
 	var err error
 	switch {
-	case t.Name.Space == NSAtom:
-		switch t.Name.Local {
+	case t.space == NSAtom:
+		switch t.local {
 		case "id":
 			b.ID, err = r.text()
 		case "title":
@@ -258,10 +215,10 @@ func (r *xmlReader) feedChild(b *Bundle, t xml.StartElement) error {
 		default:
 			err = r.skip() // other Atom metadata (generator, icon, ...) is not used by FHIR
 		}
-	case t.Name.Space == NSOpenSearch && t.Name.Local == "totalResults":
+	case t.space == NSOpenSearch && t.local == "totalResults":
 		b.TotalResults, err = r.text()
 		b.HasTotal = true
-	case t.Name.Space == NSTombstones && t.Name.Local == "deleted-entry":
+	case t.space == NSTombstones && t.local == "deleted-entry":
 		var e *Entry
 		e, err = r.deletedEntry(t)
 		b.Entries = append(b.Entries, e)
@@ -278,18 +235,18 @@ func (r *xmlReader) entry() (*Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			return e, nil
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
+		case xText:
+			if strings.TrimSpace(t.text) != "" {
 				return nil, r.fail(nil, "unexpected text in <entry>")
 			}
-		case xml.StartElement:
-			if t.Name.Space != NSAtom {
+		case xStart:
+			if t.space != NSAtom {
 				err = r.skip()
 			} else {
-				switch t.Name.Local {
+				switch t.local {
 				case "id":
 					e.ID, err = r.text()
 				case "title":
@@ -327,14 +284,14 @@ func (r *xmlReader) entry() (*Entry, error) {
 	}
 }
 
-func (r *xmlReader) deletedEntry(t xml.StartElement) (*Entry, error) {
+func (r *xmlReader) deletedEntry(t xtok) (*Entry, error) {
 	e := &Entry{}
-	for _, a := range t.Attr {
-		switch a.Name.Local {
+	for _, a := range t.attrs {
+		switch a.local {
 		case "ref":
-			e.ID = a.Value
+			e.ID = a.value
 		case "when":
-			e.Deleted = a.Value
+			e.Deleted = a.value
 		}
 	}
 	if e.Deleted == "" {
@@ -345,11 +302,11 @@ func (r *xmlReader) deletedEntry(t xml.StartElement) (*Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			return e, nil
-		case xml.StartElement:
-			if t.Name.Space == NSAtom && t.Name.Local == "link" {
+		case xStart:
+			if t.space == NSAtom && t.local == "link" {
 				e.Links = append(e.Links, linkOf(t))
 			}
 			if err := r.skip(); err != nil {
@@ -368,22 +325,22 @@ func (r *xmlReader) content() (*Resource, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			if res == nil {
 				return nil, r.fail(ErrNotFHIR, "entry <content> holds no resource")
 			}
 			return res, nil
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
+		case xText:
+			if strings.TrimSpace(t.text) != "" {
 				return nil, r.fail(ErrNotFHIR, "entry <content> holds text instead of a FHIR resource")
 			}
-		case xml.StartElement:
+		case xStart:
 			if res != nil {
 				return nil, r.fail(ErrNotFHIR, "entry <content> holds more than one resource")
 			}
-			if t.Name.Space != NSFHIR {
-				return nil, r.fail(ErrNotFHIR, "<%s> in entry content is not in the FHIR namespace %s", t.Name.Local, NSFHIR)
+			if t.space != NSFHIR {
+				return nil, r.fail(ErrNotFHIR, "<%s> in entry content is not in the FHIR namespace %s", t.local, NSFHIR)
 			}
 			n, err := r.resource(t)
 			if err != nil {
@@ -403,13 +360,13 @@ func (r *xmlReader) text() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			return strings.TrimSpace(sb.String()), nil
-		case xml.CharData:
-			sb.Write(t)
-		case xml.StartElement:
-			return "", r.fail(ErrNotFHIR, "unexpected element <%s> inside a text element", t.Name.Local)
+		case xText:
+			sb.WriteString(t.text)
+		case xStart:
+			return "", r.fail(ErrNotFHIR, "unexpected element <%s> inside a text element", t.local)
 		}
 	}
 }
@@ -421,11 +378,11 @@ func (r *xmlReader) person() (Person, error) {
 		if err != nil {
 			return p, err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			return p, nil
-		case xml.StartElement:
-			switch t.Name.Local {
+		case xStart:
+			switch t.local {
 			case "name":
 				p.Name, err = r.text()
 			case "uri":
@@ -450,17 +407,17 @@ func (r *xmlReader) summary() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			if out == "" && strings.TrimSpace(text.String()) != "" {
 				out = xhtmlParagraph(strings.TrimSpace(text.String()))
 			}
 			return out, nil
-		case xml.CharData:
-			text.Write(t)
-		case xml.StartElement:
-			if out != "" || t.Name.Space != NSXHTML || t.Name.Local != "div" {
-				return "", r.fail(ErrNotFHIR, "entry summary must hold one XHTML <div>, found <%s>", t.Name.Local)
+		case xText:
+			text.WriteString(t.text)
+		case xStart:
+			if out != "" || t.space != NSXHTML || t.local != "div" {
+				return "", r.fail(ErrNotFHIR, "entry summary must hold one XHTML <div>, found <%s>", t.local)
 			}
 			if out, err = r.xhtml(t); err != nil {
 				return "", err
@@ -477,10 +434,10 @@ func (r *xmlReader) skip() error {
 		if err != nil {
 			return err
 		}
-		switch tok.(type) {
-		case xml.StartElement:
+		switch tok.kind {
+		case xStart:
 			depth++
-		case xml.EndElement:
+		case xEnd:
 			depth--
 			if depth > 0 {
 				r.pop()
@@ -490,61 +447,61 @@ func (r *xmlReader) skip() error {
 	return nil
 }
 
-func linkOf(t xml.StartElement) Link {
+func linkOf(t xtok) Link {
 	var l Link
-	for _, a := range t.Attr {
-		switch a.Name.Local {
+	for _, a := range t.attrs {
+		switch a.local {
 		case "rel":
-			l.Rel = a.Value
+			l.Rel = a.value
 		case "href":
-			l.Href = a.Value
+			l.Href = a.value
 		}
 	}
 	return l
 }
 
-func categoryOf(t xml.StartElement) Category {
+func categoryOf(t xtok) Category {
 	var c Category
-	for _, a := range t.Attr {
-		switch a.Name.Local {
+	for _, a := range t.attrs {
+		switch a.local {
 		case "term":
-			c.Term = a.Value
+			c.Term = a.value
 		case "label":
-			c.Label = a.Value
+			c.Label = a.value
 		case "scheme":
-			c.Scheme = a.Value
+			c.Scheme = a.value
 		}
 	}
 	return c
 }
 
 // resource reads a resource element (its start tag already read).
-func (r *xmlReader) resource(start xml.StartElement) (*Node, error) {
-	t, ok := resourceType(start.Name.Local)
+func (r *xmlReader) resource(start xtok) (*Node, error) {
+	t, ok := resourceType(start.local)
 	if !ok {
-		return nil, r.fail(ErrNotFHIR, "unknown resource type %q", start.Name.Local)
+		return nil, r.fail(ErrNotFHIR, "unknown resource type %q", start.local)
 	}
-	if start.Name.Local == "Binary" {
+	if start.local == "Binary" {
 		return nil, r.fail(ErrNotFHIR, "Binary resources are not supported")
 	}
 	return r.element(start, t, true)
 }
 
 // element reads one FHIR element of schema type t (typeUnknown when the schema does not know it).
-func (r *xmlReader) element(start xml.StartElement, t int, known bool) (*Node, error) {
-	n := &Node{Name: start.Name.Local}
+func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
+	n := &Node{Name: start.local}
 	k := kindOf(t)
-	for _, a := range start.Attr {
-		if a.Name.Space != "" {
+	for _, a := range start.attrs {
+		if a.space != "" {
 			continue // xmlns declarations, xml:lang and foreign attributes carry no FHIR data
 		}
-		switch a.Name.Local {
+		switch a.local {
 		case "id":
-			n.ID = a.Value
+			n.ID = a.value
 		case "value":
-			n.Value, n.HasValue = a.Value, true
+			n.Value, n.HasValue = a.value, true
 		case "url":
-			n.URL = a.Value
+			n.URL = a.value
 		}
 	}
 	if known {
@@ -566,19 +523,19 @@ func (r *xmlReader) element(start xml.StartElement, t int, known bool) (*Node, e
 		if err != nil {
 			return nil, err
 		}
-		switch tt := tok.(type) {
-		case xml.EndElement:
+		switch tt := tok; tt.kind {
+		case xEnd:
 			return n, nil
-		case xml.CharData:
-			if len(bytes.TrimSpace(tt)) == 0 {
+		case xText:
+			if strings.TrimSpace(tt.text) == "" {
 				continue
 			}
 			if t == 0 && !n.HasValue { // element of a simple XSD type (xmlIdRef): the text is the value
-				n.Value, n.HasValue = string(bytes.TrimSpace(tt)), true
+				n.Value, n.HasValue = strings.TrimSpace(tt.text), true
 				continue
 			}
-			return nil, r.fail(ErrNotFHIR, "unexpected text %q in <%s>", truncate(string(bytes.TrimSpace(tt)), 40), n.Name)
-		case xml.StartElement:
+			return nil, r.fail(ErrNotFHIR, "unexpected text %q in <%s>", truncate(strings.TrimSpace(tt.text), 40), n.Name)
+		case xStart:
 			c, err := r.child(n, t, k, tt)
 			if err != nil {
 				return nil, err
@@ -589,11 +546,11 @@ func (r *xmlReader) element(start xml.StartElement, t int, known bool) (*Node, e
 	}
 }
 
-func (r *xmlReader) child(parent *Node, t int, k kind, start xml.StartElement) (*Node, error) {
-	name := start.Name.Local
+func (r *xmlReader) child(parent *Node, t int, k kind, start xtok) (*Node, error) {
+	name := start.local
 	d, known := childType(t, name)
 	if known && kindOf(d.typ) == kindXHTML {
-		if start.Name.Space != NSXHTML {
+		if start.space != NSXHTML {
 			return nil, r.fail(ErrNotFHIR, "<div> must be in the XHTML namespace %s", NSXHTML)
 		}
 		x, err := r.xhtml(start)
@@ -602,8 +559,8 @@ func (r *xmlReader) child(parent *Node, t int, k kind, start xml.StartElement) (
 		}
 		return &Node{Name: name, XHTML: x}, nil
 	}
-	if start.Name.Space != NSFHIR && !(r.atomRoot && start.Name.Space == NSAtom) {
-		return nil, r.fail(ErrNotFHIR, "<%s> inside <%s> is in namespace %q, expected %s", name, parent.Name, start.Name.Space, NSFHIR)
+	if start.space != NSFHIR && !(r.atomRoot && start.space == NSAtom) {
+		return nil, r.fail(ErrNotFHIR, "<%s> inside <%s> is in namespace %q, expected %s", name, parent.Name, start.space, NSFHIR)
 	}
 	if k.primitive() && !known {
 		return nil, r.fail(ErrNotFHIR, "primitive <%s> can only hold extensions, found <%s>", parent.Name, name)
@@ -618,29 +575,29 @@ func (r *xmlReader) child(parent *Node, t int, k kind, start xml.StartElement) (
 }
 
 // contained reads <contained> holding one resource.
-func (r *xmlReader) contained(start xml.StartElement) (*Node, error) {
-	n := &Node{Name: start.Name.Local}
+func (r *xmlReader) contained(start xtok) (*Node, error) {
+	n := &Node{Name: start.local}
 	for {
 		tok, err := r.next()
 		if err != nil {
 			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t := tok; t.kind {
+		case xEnd:
 			if len(n.Children) != 1 {
 				return nil, r.fail(ErrNotFHIR, "<contained> must hold exactly one resource")
 			}
 			return n, nil
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
+		case xText:
+			if strings.TrimSpace(t.text) != "" {
 				return nil, r.fail(ErrNotFHIR, "unexpected text in <contained>")
 			}
-		case xml.StartElement:
+		case xStart:
 			if len(n.Children) > 0 {
 				return nil, r.fail(ErrNotFHIR, "<contained> must hold exactly one resource")
 			}
-			if t.Name.Space != NSFHIR {
-				return nil, r.fail(ErrNotFHIR, "contained <%s> is not in the FHIR namespace", t.Name.Local)
+			if t.space != NSFHIR {
+				return nil, r.fail(ErrNotFHIR, "contained <%s> is not in the FHIR namespace", t.local)
 			}
 			c, err := r.resource(t)
 			if err != nil {
