@@ -27,6 +27,7 @@ const (
 	ackSuccess
 	ackFailed
 	ackNew
+	ackReplaced // the ack got 409 because a newer version had replaced the entry
 )
 
 func ackCode(status string) uint8 {
@@ -52,6 +53,7 @@ type Tracker struct {
 	self      int64
 	examples  []string
 	instNames []string
+	seq       uint64
 }
 
 type tracked struct {
@@ -59,6 +61,7 @@ type tracked struct {
 	focal   string // focal resource URL without version
 	verIn   string // focal version the sender claimed to update ("" = new)
 	verOut  string // focal version the server issued
+	seq     uint64 // order of Expect calls: for one focal resource this is the server's order, as the sender serialises them
 	sender  int32
 	outcome uint8
 	subs    []int32 // instances that must receive it
@@ -92,6 +95,8 @@ func (t *Tracker) Expect(id string, e MessageExpectation) {
 		m.subs[i] = int32(s)
 	}
 	t.mu.Lock()
+	t.seq++
+	m.seq = t.seq
 	t.msgs[id] = m
 	t.mu.Unlock()
 }
@@ -164,6 +169,18 @@ func (t *Tracker) Acked(id string, inst int, status string) {
 	}
 }
 
+// AckSuperseded records an acknowledgement the server refused because a newer
+// version of the message's focal resource had replaced the queue entry.
+func (t *Tracker) AckSuperseded(id string, inst int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m := t.msgs[id]; m != nil {
+		if i := m.slot(inst); i >= 0 {
+			m.final[i] = ackReplaced
+		}
+	}
+}
+
 // Outstanding counts deliveries still expected for accepted messages; it is
 // an upper bound while messages may be superseded.
 func (t *Tracker) Outstanding() int64 {
@@ -210,6 +227,7 @@ type Consistency struct {
 	Duplicates           int64    `json:"duplicates"`
 	Missing              int64    `json:"missing"`
 	Superseded           int64    `json:"superseded"`
+	SupersededAfterAck   int64    `json:"superseded_after_ack"`
 	RejectedButDelivered int64    `json:"rejected_but_delivered"`
 	UnknownDelivered     int64    `json:"unknown_outcome_delivered"`
 	WrongRecipient       int64    `json:"wrong_recipient"`
@@ -229,29 +247,27 @@ func (t *Tracker) Check(rb Readback) Consistency {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var c Consistency
-	// A message is superseded for a subscriber when an accepted later message
-	// about the same focal resource carried its version: the server then marks
-	// the older queue entry ReplacedByNewVersion instead of delivering it.
-	successor := make(map[string]*tracked)
+	// A message is superseded for a subscriber when a later message about the
+	// same focal resource and event reached the server: it marks the older
+	// queue entries ReplacedByNewVersion instead of delivering them (also when
+	// the subscriber had claimed one but not yet acknowledged it). A later
+	// message whose reply was lost counts too; with a read-back the server
+	// must confirm the replacement.
+	latest := make(map[string]uint64)
 	for _, m := range t.msgs {
-		if m.outcome == outAccepted && m.verIn != "" {
-			successor[m.event+"\x00"+m.focal+"\x00"+m.verIn] = m
+		if m.outcome != outRejected {
+			k := m.event + "\x00" + m.focal
+			latest[k] = max(latest[k], m.seq)
 		}
 	}
-	superseded := func(m *tracked, inst int32) bool {
-		if m.verOut == "" {
+	superseded := func(id string, m *tracked, inst int32) bool {
+		if latest[m.event+"\x00"+m.focal] <= m.seq {
 			return false
 		}
-		next := successor[m.event+"\x00"+m.focal+"\x00"+m.verOut]
-		if next == nil {
-			return false
+		if rb != nil {
+			return rb[int(inst)][id] == StatusReplaced
 		}
-		for _, s := range next.subs {
-			if s == inst {
-				return true
-			}
-		}
-		return false
+		return true
 	}
 	c.Strays, c.SelfDeliveries = t.strays, t.self
 	for id, m := range t.msgs {
@@ -290,7 +306,7 @@ func (t *Tracker) Check(rb Readback) Consistency {
 				c.Duplicates += g - want
 				t.example("message %s (%s) delivered %d times to %s, expected %d", id, m.event, g, t.name(int(inst)), want)
 			case g < want:
-				if superseded(m, inst) {
+				if superseded(id, m, inst) {
 					c.Superseded += want - g
 				} else {
 					c.Missing += want - g
@@ -301,6 +317,10 @@ func (t *Tracker) Check(rb Readback) Consistency {
 				continue
 			}
 			srv, seen := rb[int(inst)][id]
+			if srv == StatusReplaced && superseded(id, m, inst) {
+				c.SupersededAfterAck += boolInt(m.final[i] != ackNone && m.final[i] != ackReplaced)
+				continue
+			}
 			switch m.final[i] {
 			case ackSuccess, ackFailed:
 				c.AcksChecked++
@@ -317,10 +337,8 @@ func (t *Tracker) Check(rb Readback) Consistency {
 				}
 			default:
 				if srv == StatusNew || srv == StatusClaimed {
-					if !superseded(m, inst) {
-						c.StillQueued++
-						t.example("message %s (%s) is still %s for %s after the drain", id, m.event, srv, t.name(int(inst)))
-					}
+					c.StillQueued++
+					t.example("message %s (%s) is still %s for %s after the drain", id, m.event, srv, t.name(int(inst)))
 				}
 			}
 		}
@@ -330,4 +348,11 @@ func (t *Tracker) Check(rb Readback) Consistency {
 	c.Pass = c.ReadbackDone && c.Duplicates == 0 && c.Missing == 0 && c.RejectedButDelivered == 0 &&
 		c.WrongRecipient == 0 && c.Strays == 0 && c.AcksNotStuck == 0 && c.StillQueued == 0 && c.Accepted > 0
 	return c
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

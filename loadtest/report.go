@@ -165,8 +165,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	c := rep.Consistency
 	fmt.Fprintf(w, "\nconsistency: %d messages posted, %d accepted, %d rejected (%d of them intended 409s), %d with unknown outcome\n",
 		c.Posted, c.Accepted, c.Rejected, rep.IntendedConflicts, c.Unknown)
-	fmt.Fprintf(w, "  deliveries %d of %d expected; missing %d, duplicates %d, superseded by a newer version %d\n",
-		c.Deliveries, c.ExpectedDeliveries, c.Missing, c.Duplicates, c.Superseded)
+	fmt.Fprintf(w, "  deliveries %d of %d expected; missing %d, duplicates %d, superseded by a newer version %d (+%d after delivery)\n",
+		c.Deliveries, c.ExpectedDeliveries, c.Missing, c.Duplicates, c.Superseded, c.SupersededAfterAck)
 	fmt.Fprintf(w, "  rejected-but-delivered %d, wrong recipient %d, strays %d, unknown-outcome delivered %d\n",
 		c.RejectedButDelivered, c.WrongRecipient, c.Strays, c.UnknownDelivered)
 	if c.ReadbackDone {

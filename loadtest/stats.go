@@ -18,10 +18,11 @@ const (
 	OpClaim              = "GET GetNextNewAndClaim (message)"
 	OpClaimEmpty         = "GET GetNextNewAndClaim (empty)"
 	OpAck                = "PUT MessageHeader (ack)"
+	OpAckReplaced        = "PUT MessageHeader (409: replaced by a newer version)"
 	OpReadback           = "GET MessageHeader _search (verify)"
 )
 
-var opOrder = []string{OpPostAll, OpPostPatient, OpPostCarePlanNew, OpPostCarePlanUpdate, OpPostStatus, OpPostStale, OpClaim, OpClaimEmpty, OpAck, OpReadback}
+var opOrder = []string{OpPostAll, OpPostPatient, OpPostCarePlanNew, OpPostCarePlanUpdate, OpPostStatus, OpPostStale, OpClaim, OpClaimEmpty, OpAck, OpAckReplaced, OpReadback}
 
 type opStat struct {
 	hist SyncHistogram

@@ -10,5 +10,6 @@ func extraCommands() []*cobra.Command {
 		newLintCmd(),
 		newRouteTestCmd(),
 		newSchemaCmd(),
+		newLoadCmd(),
 	}
 }

@@ -1,0 +1,353 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"go.yaml.in/yaml/v3"
+)
+
+// SelfOptions configure StartSelf.
+type SelfOptions struct {
+	// Command runs a Koppelpoort server from a config file: it gets
+	// "--config <file>" (and "--cpuprofile <file>") appended. For the
+	// koppelpoort binary: [<binary>, "load", "serve-self"].
+	Command []string
+	// DSN is "" for a fresh SQLite file in a temporary directory, or a
+	// postgres:// URL of a server on which a fresh database is created (and
+	// dropped again by Stop unless KeepData).
+	DSN string
+	// SQLiteSynchronous is FULL (default) or NORMAL.
+	SQLiteSynchronous string
+	// KeepData keeps the temporary directory / database after Stop.
+	KeepData bool
+	// CPUProfile, when set, makes the server write a pprof CPU profile there.
+	CPUProfile string
+	// LogLevel of the server (its log goes to server.log in the data directory). Default warn.
+	LogLevel string
+	// StartTimeout bounds the wait for /readyz. Default 60s.
+	StartTimeout time.Duration
+}
+
+// SelfServer is a Koppelpoort server started by StartSelf.
+type SelfServer struct {
+	// URL is the server's base URL (http://127.0.0.1:port).
+	URL string
+	// PID of the server process.
+	PID int
+	// Instances are the provisioned application instances with their passwords.
+	Instances []InstanceSpec
+	// StoreLabel describes the store for the report.
+	StoreLabel string
+	// Dir holds the config, the server log and (SQLite) the database.
+	Dir string
+	// LogPath is the server's log file.
+	LogPath string
+
+	opts     SelfOptions
+	cmd      *exec.Cmd
+	exited   chan error
+	pgAdmin  string // DSN to drop the database with
+	pgDB     string
+	sqliteOK bool
+}
+
+// Provision builds the Koppeltaal configuration for a scenario: per domain one
+// practitioner portal (sends Patients and CarePlans, subscribes to activity
+// status) and SubscribersPerEvent instances subscribed to the events it sends:
+// a patient portal, a game, a questionnaire, a related-person portal, more
+// games and questionnaires. Portals also receive UpdateCarePlanActivityStatus;
+// games and questionnaires send it. Passwords are random per run.
+func Provision(sc *Scenario) (koppeltaal.Config, []InstanceSpec, error) {
+	cycle := []struct{ role, ktRole string }{
+		{RolePatientPortal, "PatientPortal"}, {RoleGame, "Game"}, {RoleQuestionnaire, "ROM"}, {RoleRelatedPersonPortal, "RelatedPersonPortal"},
+	}
+	type app struct{ id, role, ktRole string }
+	apps := []app{{"lt-practitioner-portal", RolePractitionerPortal, "PractitionerPortal"}}
+	for k := range sc.SubscribersPerEvent {
+		c := cycle[k%len(cycle)]
+		id := "lt-" + c.role
+		if k >= len(cycle) {
+			id = fmt.Sprintf("lt-%s-%d", c.role, k/len(cycle)+1)
+		}
+		apps = append(apps, app{id, c.role, c.ktRole})
+	}
+	var cfg koppeltaal.Config
+	for _, a := range apps {
+		cfg.Applications = append(cfg.Applications, koppeltaal.ApplicationConfig{ID: a.id, Name: "Load test " + a.role, Roles: []string{a.ktRole}})
+	}
+	var specs []InstanceSpec
+	for d := range sc.Domains {
+		domain := fmt.Sprintf("loadtest-%d", d+1)
+		cfg.Domains = append(cfg.Domains, koppeltaal.DomainConfig{Name: domain})
+		for _, a := range apps {
+			var subs []string
+			switch a.role {
+			case RolePractitionerPortal:
+				subs = []string{EventActivityStatus}
+			case RolePatientPortal, RoleRelatedPersonPortal:
+				subs = []string{EventPatient, EventCarePlan, EventActivityStatus}
+			default:
+				subs = []string{EventPatient, EventCarePlan}
+			}
+			pw := randomHex(12)
+			user := a.id + "@" + domain
+			cfg.Instances = append(cfg.Instances, koppeltaal.InstanceConfig{Application: a.id, Domain: domain, Username: user, Password: pw,
+				APIVersion: koppeltaal.APIVersion135, Subscriptions: subs})
+			specs = append(specs, InstanceSpec{Domain: domain, Application: a.id, Role: a.role, Username: user, Password: pw, Subscriptions: subs})
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, fmt.Errorf("provisioned configuration is invalid: %w", err)
+	}
+	return cfg, specs, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// StartSelf provisions a configuration for sc, starts a Koppelpoort server as
+// a child process on a fresh store and waits until it is ready.
+func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer, err error) {
+	if len(o.Command) == 0 {
+		return nil, errors.New("loadtest: no server command to start")
+	}
+	if o.SQLiteSynchronous == "" {
+		o.SQLiteSynchronous = "FULL"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "warn"
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	ktCfg, specs, err := Provision(sc)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "koppelpoort-load-*")
+	if err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s := &SelfServer{Dir: dir, Instances: specs, opts: o, LogPath: filepath.Join(dir, "server.log")}
+	defer func() {
+		if err != nil {
+			s.cleanup()
+		}
+	}()
+	dsn := filepath.Join(dir, "koppelpoort.db")
+	s.StoreLabel = "sqlite synchronous=" + strings.ToUpper(o.SQLiteSynchronous)
+	if o.DSN != "" {
+		if !strings.HasPrefix(o.DSN, "postgres://") && !strings.HasPrefix(o.DSN, "postgresql://") {
+			return nil, fmt.Errorf("--dsn %q: want a postgres:// URL (SQLite is the default)", redactDSN(o.DSN, o.DSN))
+		}
+		if dsn, err = s.createPostgresDB(ctx, o.DSN); err != nil {
+			return nil, err
+		}
+		s.StoreLabel = "postgres " + s.pgDB
+	} else {
+		s.sqliteOK = true
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	s.URL = "http://" + addr
+	cfgPath := filepath.Join(dir, "koppelpoort.yaml")
+	if err := writeServerConfig(cfgPath, addr, dsn, o, ktCfg); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(s.LogPath)
+	if err != nil {
+		return nil, fmt.Errorf("create server log: %w", err)
+	}
+	args := append(append([]string(nil), o.Command[1:]...), "--config", cfgPath)
+	if o.CPUProfile != "" {
+		args = append(args, "--cpuprofile", o.CPUProfile)
+	}
+	cmd := exec.Command(o.Command[0], args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a ^C on the load tool reaches us, not the server
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start server %s: %w", o.Command[0], err)
+	}
+	s.cmd, s.PID = cmd, cmd.Process.Pid
+	s.exited = make(chan error, 1)
+	go func() { s.exited <- cmd.Wait(); logf.Close() }()
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func writeServerConfig(path, addr, dsn string, o SelfOptions, kt koppeltaal.Config) error {
+	type ktSection struct {
+		Domains      []koppeltaal.DomainConfig      `yaml:"domains"`
+		Applications []koppeltaal.ApplicationConfig `yaml:"applications"`
+		Instances    []koppeltaal.InstanceConfig    `yaml:"instances"`
+	}
+	doc := map[string]any{
+		"server":     map[string]any{"addr": addr},
+		"store":      map[string]any{"dsn": dsn, "sqlite_synchronous": strings.ToUpper(o.SQLiteSynchronous)},
+		"log":        map[string]any{"level": o.LogLevel, "format": "json"},
+		"koppeltaal": ktSection{Domains: kt.Domains, Applications: kt.Applications, Instances: kt.Instances},
+	}
+	var b bytes.Buffer
+	b.WriteString("# Written by koppelpoort load --self for one run; passwords are random per run.\n")
+	enc := yaml.NewEncoder(&b)
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("encode server config: %w", err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("write server config: %w", err)
+	}
+	return nil
+}
+
+func (s *SelfServer) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(s.opts.StartTimeout)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		select {
+		case err := <-s.exited:
+			s.exited <- err
+			return fmt.Errorf("server exited before it was ready (%v); its log:\n%s", err, tail(s.LogPath, 20))
+		default:
+		}
+		resp, err := hc.Get(s.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server not ready after %s at %s; its log:\n%s", s.opts.StartTimeout, s.URL, tail(s.LogPath, 20))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// MeasureCommitRate probes the raw commit rate of the store this server uses.
+func (s *SelfServer) MeasureCommitRate(ctx context.Context, d time.Duration) (*CommitRate, error) {
+	if s.pgDB != "" {
+		return MeasurePostgresCommitRate(ctx, s.pgAdmin, d)
+	}
+	return MeasureSQLiteCommitRate(ctx, s.Dir, s.opts.SQLiteSynchronous, d)
+}
+
+// Stop asks the server to shut down (SIGINT), waits up to 20s (then kills it)
+// and removes the temporary data unless KeepData.
+func (s *SelfServer) Stop() error {
+	var err error
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		select {
+		case werr := <-s.exited:
+			if werr != nil {
+				err = fmt.Errorf("server exited with %v; log in %s", werr, s.LogPath)
+			}
+		case <-time.After(20 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+			err = fmt.Errorf("server did not stop within 20s after SIGINT and was killed")
+		}
+	}
+	s.cleanup()
+	return err
+}
+
+func (s *SelfServer) cleanup() {
+	if s.opts.KeepData {
+		return
+	}
+	if s.pgDB != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(ctx, s.pgAdmin); err == nil {
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{s.pgDB}.Sanitize()+" WITH (FORCE)")
+			conn.Close(ctx)
+		}
+	}
+	if s.Dir != "" {
+		_ = os.RemoveAll(s.Dir)
+	}
+}
+
+// createPostgresDB creates a fresh database on the server of adminDSN and
+// returns the DSN pointing at it.
+func (s *SelfServer) createPostgresDB(ctx context.Context, adminDSN string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, adminDSN)
+	if err != nil {
+		return "", fmt.Errorf("connect to postgres to create the load-test database: %s", redactDSN(err.Error(), adminDSN))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	name := "kp_load_" + randomHex(6)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	s.pgAdmin, s.pgDB = adminDSN, name
+	u, err := url.Parse(adminDSN)
+	if err != nil {
+		return "", fmt.Errorf("postgres dsn: %s", redactDSN(err.Error(), adminDSN))
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// copyLog copies the server log to w (for failures).
+func (s *SelfServer) copyLog(w io.Writer) {
+	if f, err := os.Open(s.LogPath); err == nil {
+		_, _ = io.Copy(w, f)
+		f.Close()
+	}
+}
