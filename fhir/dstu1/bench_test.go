@@ -26,6 +26,7 @@ func BenchmarkParseXML(b *testing.B) {
 	x, _, _ := benchInputs(b)
 	b.SetBytes(int64(len(x)))
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		if _, err := ParseBundle(x, FormatXML); err != nil {
 			b.Fatal(err)
@@ -37,6 +38,7 @@ func BenchmarkParseJSON(b *testing.B) {
 	_, j, _ := benchInputs(b)
 	b.SetBytes(int64(len(j)))
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		if _, err := ParseBundle(j, FormatJSON); err != nil {
 			b.Fatal(err)
@@ -48,6 +50,7 @@ func BenchmarkWriteXML(b *testing.B) {
 	_, _, bundle := benchInputs(b)
 	buf := make([]byte, 0, 32<<10)
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		buf = bundle.AppendXML(buf[:0])
 	}
@@ -58,6 +61,7 @@ func BenchmarkWriteJSON(b *testing.B) {
 	_, _, bundle := benchInputs(b)
 	buf := make([]byte, 0, 32<<10)
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		buf = bundle.AppendJSON(buf[:0], JSONOptions{})
 	}
@@ -67,6 +71,7 @@ func BenchmarkWriteJSON(b *testing.B) {
 func BenchmarkClone(b *testing.B) {
 	_, _, bundle := benchInputs(b)
 	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
 	for b.Loop() {
 		_ = bundle.Clone()
 	}

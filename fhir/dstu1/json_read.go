@@ -10,6 +10,7 @@ import (
 type jsonConv struct {
 	data []byte
 	lim  Limits
+	ar   arena
 	path []pathSeg // built into a string only when reporting an error
 }
 
@@ -41,7 +42,7 @@ func (c *jsonConv) pushIndex(i int) { c.path = append(c.path, pathSeg{idx: i}) }
 func (c *jsonConv) pop()            { c.path = c.path[:len(c.path)-1] }
 
 func scanJSON(data []byte, l Limits) (jval, *jsonConv, error) {
-	s := jsonScanner{data: data, lim: l}
+	s := jsonScanner{data: data, src: string(data), lim: l}
 	v, err := s.document()
 	if err != nil {
 		return v, nil, err
@@ -309,7 +310,8 @@ func (c *jsonConv) resource(v jval) (*Node, error) {
 	if !ok || rt.str == "Binary" {
 		return nil, c.fail(rt.off, ErrNotFHIR, "unknown resource type %q", rt.str)
 	}
-	n := &Node{Name: rt.str}
+	n := c.ar.node()
+	n.Name = rt.str
 	return n, c.object(n, v, t, true)
 }
 
@@ -403,7 +405,8 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 	if !known {
 		switch v.kind {
 		case 'o':
-			n := &Node{Name: name}
+			n := c.ar.node()
+			n.Name = name
 			return n, c.object(n, v, typeUnknown, false)
 		case 'a':
 			return nil, c.fail(v.off, ErrNotFHIR, "nested arrays are not FHIR")
@@ -412,7 +415,8 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 		if err != nil {
 			return nil, err
 		}
-		n := &Node{Name: name, Value: s, HasValue: true}
+		n := c.ar.node()
+		n.Name, n.Value, n.HasValue = name, s, true
 		switch v.kind {
 		case 'n':
 			n.jsonKind = kindNumber
@@ -434,7 +438,9 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 		if err := checkPrimitive(k, s); err != nil {
 			return nil, c.fail(v.off, ErrNotFHIR, "%q: %v", name, err)
 		}
-		return &Node{Name: name, Value: s, HasValue: true}, nil
+		n := c.ar.node()
+		n.Name, n.Value, n.HasValue = name, s, true
+		return n, nil
 	case kindXHTML:
 		if v.kind != 's' {
 			return nil, c.fail(v.off, ErrNotFHIR, "narrative div must be an XHTML string")
@@ -454,7 +460,8 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 	if v.kind != 'o' {
 		return nil, c.fail(v.off, ErrNotFHIR, "%q is a %s: expected a JSON object", name, schemaTypes[d.typ].name)
 	}
-	n := &Node{Name: name}
+	n := c.ar.node()
+	n.Name = name
 	return n, c.object(n, v, d.typ, false)
 }
 

@@ -26,6 +26,7 @@ type jmember struct {
 // written because the codec parses on every POST and claim: no reflection, one pass, exact offsets.
 type jsonScanner struct {
 	data  []byte
+	src   string // one copy of data: strings without escapes are slices of it, not allocations
 	pos   int
 	lim   Limits
 	depth int
@@ -94,7 +95,7 @@ func (s *jsonScanner) value() (jval, error) {
 			return jval{}, s.fail(off, nil, "invalid number")
 		}
 		s.pos = end
-		return jval{kind: 'n', str: string(s.data[off:end]), off: off}, nil
+		return jval{kind: 'n', str: s.src[off:end], off: off}, nil
 	default:
 		return jval{}, s.fail(off, nil, "unexpected character %q", c)
 	}
@@ -236,7 +237,7 @@ func (s *jsonScanner) string() (string, error) {
 		c := s.data[i]
 		if c == '"' {
 			s.pos = i + 1
-			return string(s.data[start:i]), nil
+			return s.src[start:i], nil
 		}
 		if c == '\\' {
 			return s.stringSlow(start)

@@ -54,6 +54,8 @@ type xmlReader struct {
 	depth    int
 	count    int
 	path     []string
+	ar       arena
+	kids     []*Node // children of the open elements, innermost last
 }
 
 func newXMLReader(data []byte, l Limits) *xmlReader {
@@ -489,7 +491,9 @@ func (r *xmlReader) resource(start xtok) (*Node, error) {
 
 // element reads one FHIR element of schema type t (typeUnknown when the schema does not know it).
 func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
-	n := &Node{Name: start.local}
+	n := r.ar.node()
+	n.Name = start.local
+	mark := len(r.kids)
 	k := kindOf(t)
 	for _, a := range start.attrs {
 		if a.space != "" {
@@ -525,6 +529,9 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 		}
 		switch tt := tok; tt.kind {
 		case xEnd:
+			n.Children = r.ar.children(r.kids[mark:])
+			clear(r.kids[mark:])
+			r.kids = r.kids[:mark]
 			return n, nil
 		case xText:
 			if strings.TrimSpace(tt.text) == "" {
@@ -536,17 +543,17 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 			}
 			return nil, r.fail(ErrNotFHIR, "unexpected text %q in <%s>", truncate(strings.TrimSpace(tt.text), 40), n.Name)
 		case xStart:
-			c, err := r.child(n, t, k, tt)
+			c, err := r.child(n, r.kids[mark:], t, k, tt)
 			if err != nil {
 				return nil, err
 			}
 			r.pop()
-			n.Children = append(n.Children, c)
+			r.kids = append(r.kids, c)
 		}
 	}
 }
 
-func (r *xmlReader) child(parent *Node, t int, k kind, start xtok) (*Node, error) {
+func (r *xmlReader) child(parent *Node, siblings []*Node, t int, k kind, start xtok) (*Node, error) {
 	name := start.local
 	d, known := childType(t, name)
 	if known && kindOf(d.typ) == kindXHTML {
@@ -565,7 +572,7 @@ func (r *xmlReader) child(parent *Node, t int, k kind, start xtok) (*Node, error
 	if k.primitive() && !known {
 		return nil, r.fail(ErrNotFHIR, "primitive <%s> can only hold extensions, found <%s>", parent.Name, name)
 	}
-	if known && !d.repeats && parent.Child(name) != nil {
+	if known && !d.repeats && hasChild(siblings, name) {
 		return nil, r.fail(ErrNotFHIR, "<%s> may occur only once in <%s>", name, parent.Name)
 	}
 	if known && kindOf(d.typ) == kindInline {
@@ -607,6 +614,15 @@ func (r *xmlReader) contained(start xtok) (*Node, error) {
 			n.Children = append(n.Children, c)
 		}
 	}
+}
+
+func hasChild(kids []*Node, name string) bool {
+	for _, c := range kids {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string, n int) string {

@@ -238,7 +238,14 @@ func (s *xmlScanner) checkChars(off int, v string) error {
 
 // decode replaces entity and character references; attr also applies attribute-value normalisation.
 func (s *xmlScanner) decode(off int, raw string, attr bool) (string, error) {
-	if !strings.ContainsAny(raw, "&\r") && !(attr && strings.ContainsAny(raw, "\t\n")) {
+	plain := true
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c == '&' || c == '\r' || (attr && (c == '\t' || c == '\n')) {
+			plain = false
+			break
+		}
+	}
+	if plain {
 		return raw, nil
 	}
 	var b strings.Builder
