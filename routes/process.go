@@ -28,7 +28,10 @@ type Result struct {
 	Deliveries []adapters.Delivery
 }
 
-// Process runs the rules and transforms for one record. It does no I/O: the runtime (or a route test) makes
+// Process runs the rules and transforms for one record. The idempotency key of a delivery covers the route,
+// output, record key, content and the record's meta "source_id" (which identifies one export file or one
+// request), so re-reading the same source never delivers twice while a later export with the same content
+// still does. It does no I/O: the runtime (or a route test) makes
 // the deliveries. Evaluation errors dead-letter the record with the error as reason.
 func (r *Route) Process(rec adapters.Record) Result {
 	env := transforms.Env{Record: rec.Fields, Meta: rec.Meta, Route: r.Name}
@@ -74,7 +77,7 @@ func (r *Route) Process(rec adapters.Record) Result {
 		for _, o := range outs {
 			res.Deliveries = append(res.Deliveries, adapters.Delivery{
 				Route: r.Name, Output: o, RecordKey: key,
-				IdempotencyKey: transforms.StableID(r.Name, o, key, string(content)),
+				IdempotencyKey: transforms.StableID(r.Name, o, key, string(content), rec.Meta["source_id"]),
 				Fields:         fields, Koppeltaal: kt,
 			})
 		}

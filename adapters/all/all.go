@@ -4,4 +4,5 @@ package all
 import (
 	// Built-in adapters register themselves in init().
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
+	_ "github.com/koppelpoort/koppelpoort/adapters/http"
 )

@@ -181,6 +181,14 @@ func (in *Inbound) processFile(ctx context.Context, sink adapters.Sink, name str
 	if err != nil {
 		return in.reject(name, []string{err.Error()})
 	}
+	// One export is identified by name, size and modification time: re-reading it after a crash yields the
+	// same source id (so no second delivery), a new export of the same name does not.
+	if info, err := os.Stat(full); err == nil {
+		sourceID := transforms.StableID(name, fmt.Sprint(info.Size()), info.ModTime().UTC().Format(time.RFC3339Nano))
+		for i := range recs {
+			recs[i].Meta["source_id"] = sourceID
+		}
+	}
 	if len(bad) > 0 && in.OnBadRows == "reject_file" {
 		return in.reject(name, rowReasons(bad, "the file was not processed; fix the rows and put it back"))
 	}

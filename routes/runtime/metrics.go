@@ -1,0 +1,52 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the per-route counters and latency.
+type metrics struct {
+	in           *prometheus.CounterVec
+	out          *prometheus.CounterVec
+	dropped      *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	retries      *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		in:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_records_in_total", Help: "Records accepted by the route's input (durable)."}, []string{"route"}),
+		out:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_deliveries_out_total", Help: "Deliveries made successfully by an output."}, []string{"route", "output"}),
+		dropped:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_records_dropped_total", Help: "Records dropped by a rule."}, []string{"route"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_dead_letters_total", Help: "Records or deliveries parked as dead letters."}, []string{"route", "stage"}),
+		retries:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_delivery_retries_total", Help: "Delivery attempts that failed transiently and will be retried."}, []string{"route", "output"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "koppelpoort_route_latency_seconds", Help: "Time from accepting a record to processing it (stage process) and duration of outbound calls (stage deliver).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"route", "stage"}),
+	}
+	var err error
+	reg2 := func(c prometheus.Collector) prometheus.Collector {
+		if e := reg.Register(c); e != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(e, &are) {
+				// A second runtime on the same registry (tests, reload) shares the existing series.
+				return are.ExistingCollector
+			}
+			err = fmt.Errorf("register route metrics: %w", e)
+		}
+		return c
+	}
+	m.in = reg2(m.in).(*prometheus.CounterVec)
+	m.out = reg2(m.out).(*prometheus.CounterVec)
+	m.dropped = reg2(m.dropped).(*prometheus.CounterVec)
+	m.deadLettered = reg2(m.deadLettered).(*prometheus.CounterVec)
+	m.retries = reg2(m.retries).(*prometheus.CounterVec)
+	m.latency = reg2(m.latency).(*prometheus.HistogramVec)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,342 @@
+// Package runtime runs loaded routes: inbound adapters publish records to the route's topic on the
+// durable transport (watermill-sql on the store's database); a watermill Router handler applies the route's
+// rules and transforms and records the resulting deliveries, drops and dead letters in the same
+// transaction that consumes the record; delivery workers make the outbound calls with retries and backoff,
+// and park deliveries that keep failing as dead letters for replay.
+package runtime
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	wmsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// DB is the store's database (for SQLite: the single writer connection) and Dialect "sqlite" or "postgres".
+	DB      *sql.DB
+	Dialect string
+	Routes  []*routes.Route
+	Logger  *slog.Logger
+	// Registerer receives the per-route metrics; nil uses a private registry.
+	Registerer prometheus.Registerer
+	// Mount registers inbound HTTP handlers on the server's router; nil makes http inbounds fail to provision.
+	Mount func(pattern string, h http.Handler)
+	// PollInterval is how often idle delivery workers and subscribers look for work; default 200ms.
+	PollInterval time.Duration
+	// Lease is how long a claimed delivery stays claimed before another worker may retry it; default 5m.
+	Lease time.Duration
+}
+
+// Runtime runs routes until its context ends.
+type Runtime struct {
+	cfg       Config
+	log       *slog.Logger
+	transport *transport.Transport
+	publisher message.Publisher
+	metrics   *metrics
+	routes    []*liveRoute
+}
+
+type liveRoute struct {
+	*routes.Route
+	topic   string
+	outputs map[string]adapters.Outbound
+	wake    chan struct{}
+}
+
+var topicUnsafe = regexp.MustCompile(`[^a-z0-9_]`)
+
+// TopicFor is the transport topic of a route.
+func TopicFor(route string) string {
+	return "route_" + topicUnsafe.ReplaceAllString(strings.ToLower(route), "_")
+}
+
+// New creates the gateway tables and provisions every route's adapters (construct → decode → validate
+// happened at load; here: provision). On error everything provisioned so far is closed.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("runtime: no database")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 5 * time.Minute
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if err := Migrate(ctx, cfg.DB, cfg.Dialect); err != nil {
+		return nil, err
+	}
+	tr, err := transport.New(transport.Config{DB: cfg.DB, Dialect: cfg.Dialect, PollInterval: cfg.PollInterval, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	pub, err := tr.Publisher()
+	if err != nil {
+		return nil, fmt.Errorf("runtime: publisher: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{cfg: cfg, log: cfg.Logger, transport: tr, publisher: pub, metrics: m}
+	seenTopics := map[string]string{}
+	for _, r := range cfg.Routes {
+		lr := &liveRoute{Route: r, topic: TopicFor(r.Name), outputs: map[string]adapters.Outbound{}, wake: make(chan struct{}, 1)}
+		if prev, dup := seenTopics[lr.topic]; dup {
+			rt.Close()
+			return nil, fmt.Errorf("runtime: routes %q and %q map to the same topic %s; rename one", prev, r.Name, lr.topic)
+		}
+		seenTopics[lr.topic] = r.Name
+		rt.routes = append(rt.routes, lr)
+		host := adapters.Host{Logger: cfg.Logger.With("route", r.Name), Dir: r.Dir, DB: cfg.DB, Dialect: cfg.Dialect,
+			Route: r.Name, Mount: cfg.Mount, Checkpoints: Checkpoints{DB: cfg.DB, Dialect: cfg.Dialect}}
+		for _, c := range append([]routes.Component{r.Input}, r.Outputs...) {
+			if p, ok := c.Adapter.(adapters.Provisioner); ok {
+				if err := p.Provision(ctx, host); err != nil {
+					rt.Close()
+					return nil, fmt.Errorf("route %s: provision %s (%s): %w", r.Name, c.Name, c.Registration.ID, err)
+				}
+			}
+		}
+		for _, o := range r.Outputs {
+			lr.outputs[o.Name] = o.Adapter.(adapters.Outbound)
+		}
+	}
+	return rt, nil
+}
+
+// Close closes every adapter (adapters tolerate Close after a failed or missing Provision).
+func (rt *Runtime) Close() error {
+	var errs []error
+	for _, r := range rt.routes {
+		for _, c := range append([]routes.Component{r.Input}, r.Outputs...) {
+			if err := adapters.Close(c.Adapter); err != nil {
+				errs = append(errs, fmt.Errorf("route %s: close %s: %w", r.Name, c.Name, err))
+			}
+		}
+	}
+	if rt.publisher != nil {
+		rt.publisher.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs the router, the inbound adapters and the delivery workers until ctx ends or one part fails.
+func (rt *Runtime) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, rt.transport.Logger())
+	if err != nil {
+		return fmt.Errorf("runtime: router: %w", err)
+	}
+	for _, r := range rt.routes {
+		sub, err := rt.transport.Subscriber("route")
+		if err != nil {
+			return fmt.Errorf("runtime: subscriber for %s: %w", r.Name, err)
+		}
+		if si, ok := sub.(message.SubscribeInitializer); ok {
+			if err := si.SubscribeInitialize(r.topic); err != nil {
+				return fmt.Errorf("runtime: initialise topic %s: %w", r.topic, err)
+			}
+		}
+		router.AddConsumerHandler(r.Name, r.topic, sub, rt.handler(r))
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 1+2*len(rt.routes))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := router.Run(ctx); err != nil {
+			errc <- fmt.Errorf("router: %w", err)
+		}
+	}()
+	select {
+	case <-router.Running():
+	case <-ctx.Done():
+	}
+	for _, r := range rt.routes {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			in := r.Input.Adapter.(adapters.Inbound)
+			if err := in.Run(ctx, rt.Sink(r.Name)); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("route %s: input: %w", r.Name, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			rt.deliveryWorker(ctx, r)
+		}()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		cancel()
+	}
+	router.Close()
+	wg.Wait()
+	return runErr
+}
+
+// recordMessage is the transport payload of one inbound record.
+type recordMessage struct {
+	Record   adapters.Record `json:"record"`
+	Received time.Time       `json:"received"`
+}
+
+// Sink returns the sink an inbound adapter of route feeds: Accept publishes the records in one transaction
+// and returns after the commit, so the source may forget them.
+func (rt *Runtime) Sink(route string) adapters.Sink { return sink{rt: rt, route: route} }
+
+type sink struct {
+	rt    *Runtime
+	route string
+}
+
+// publishChunk bounds one INSERT's placeholders (SQLite allows 32766).
+const publishChunk = 500
+
+func (s sink) Accept(ctx context.Context, recs []adapters.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	msgs := make([]*message.Message, 0, len(recs))
+	now := time.Now().UTC()
+	for _, r := range recs {
+		b, err := json.Marshal(recordMessage{Record: r, Received: now})
+		if err != nil {
+			return fmt.Errorf("encode record %s: %w", r.Key, err)
+		}
+		msgs = append(msgs, message.NewMessage(uuid.NewString(), b))
+	}
+	tx, err := s.rt.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("accept records: begin: %w", err)
+	}
+	pub, err := s.rt.transport.TxPublisher(wmsql.TxFromStdSQL(tx))
+	if err != nil {
+		tx.Rollback()
+		return err
+	}
+	topic := TopicFor(s.route)
+	for i := 0; i < len(msgs); i += publishChunk {
+		if err := pub.Publish(topic, msgs[i:min(i+publishChunk, len(msgs))]...); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("accept records: publish: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("accept records: commit: %w", err)
+	}
+	s.rt.metrics.in.WithLabelValues(s.route).Add(float64(len(recs)))
+	return nil
+}
+
+// handler processes one record inside the transport's consuming transaction: deliveries and dead letters
+// commit together with the consumer offset, so a crash either redoes the record or has fully recorded it.
+func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
+	insertDelivery := rebind(rt.cfg.Dialect, `INSERT INTO kp_gateway_deliveries
+		(id, route, output, record_key, payload, record, status, attempts, next_attempt_at, last_error, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?, ?)
+		ON CONFLICT (id) DO UPDATE SET status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
+			last_error = '', updated_at = excluded.updated_at
+		WHERE kp_gateway_deliveries.status = 'dead'`)
+	return func(msg *message.Message) error {
+		var rm recordMessage
+		if err := json.Unmarshal(msg.Payload, &rm); err != nil {
+			// A payload we cannot read will never get better: log it and let it pass.
+			rt.log.Error("route message is not a record; skipped", "route", r.Name, "message", msg.UUID, "error", err)
+			return nil
+		}
+		tx, ok := wmsql.TxFromContext(msg.Context())
+		if !ok {
+			return errors.New("runtime: no transaction in message context")
+		}
+		ctx := msg.Context()
+		res := r.Process(rm.Record)
+		log := rt.log.With("route", r.Name, "record", res.Key)
+		recordJSON, _ := json.Marshal(rm.Record)
+		now := time.Now()
+		switch res.Outcome {
+		case routes.Dropped:
+			rt.metrics.dropped.WithLabelValues(r.Name).Inc()
+			log.Info("record dropped", "reason", res.Reason)
+		case routes.DeadLettered:
+			if err := insertDeadLetter(ctx, wmExec(tx), rt.cfg.Dialect, r.Name, "rules", "", res.Key, string(recordJSON), res.Reason, 0); err != nil {
+				return err
+			}
+			rt.metrics.deadLettered.WithLabelValues(r.Name, "rules").Inc()
+			log.Warn("record dead-lettered", "reason", res.Reason)
+		case routes.Routed:
+			for _, d := range res.Deliveries {
+				payload, err := json.Marshal(d)
+				if err != nil {
+					return fmt.Errorf("encode delivery: %w", err)
+				}
+				if _, err := tx.ExecContext(ctx, insertDelivery, d.IdempotencyKey, r.Name, d.Output, res.Key, string(payload),
+					string(recordJSON), micros(now), micros(now), micros(now)); err != nil {
+					return fmt.Errorf("record delivery: %w", err)
+				}
+			}
+			log.Debug("record routed", "deliveries", len(res.Deliveries))
+		}
+		rt.metrics.latency.WithLabelValues(r.Name, "process").Observe(time.Since(rm.Received).Seconds())
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+}
+
+// execFn runs one statement; it hides the two transaction types (database/sql and the transport's).
+type execFn func(ctx context.Context, query string, args ...any) error
+
+func wmExec(tx wmsql.Tx) execFn {
+	return func(ctx context.Context, q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
+}
+
+func sqlExec(ex execer) execFn {
+	return func(ctx context.Context, q string, args ...any) error {
+		_, err := ex.ExecContext(ctx, q, args...)
+		return err
+	}
+}
+
+func insertDeadLetter(ctx context.Context, exec execFn, dialect, route, stage, output, key, record, reason string, attempts int) error {
+	err := exec(ctx, rebind(dialect, `INSERT INTO kp_gateway_dead_letters
+		(id, route, stage, output, record_key, record, reason, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		uuid.NewString(), route, stage, output, key, record, reason, attempts, micros(time.Now()))
+	if err != nil {
+		return fmt.Errorf("record dead letter: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/koppelpoort/koppelpoort/adapters/file"
+	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+)
+
+// databases returns the real databases the runtime is tested on: a SQLite file always, PostgreSQL when
+// KOPPELPOORT_TEST_POSTGRES_DSN is set.
+func databases(t *testing.T) map[string]func(t *testing.T) *sql.DB {
+	dbs := map[string]func(t *testing.T) *sql.DB{
+		"sqlite": func(t *testing.T) *sql.DB {
+			db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "kp.db"), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		},
+	}
+	dsn := os.Getenv("KOPPELPOORT_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Log("KOPPELPOORT_TEST_POSTGRES_DSN not set: PostgreSQL variant skipped")
+		return dbs
+	}
+	dbs["postgres"] = func(t *testing.T) *sql.DB {
+		admin, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("kp_test_runtime_%d", rand.Int64N(1<<40))
+		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(dsn)
+		u.Path = "/" + name
+		db, err := sql.Open("pgx", u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			db.Close()
+			admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+			admin.Close()
+		})
+		return db
+	}
+	return dbs
+}
+
+// epd is a receiving REST API that fails the first calls with 503 and rejects patient "reject" with 400.
+type epd struct {
+	mu       sync.Mutex
+	failNext int
+	calls    int
+	received map[string][]map[string]any // idempotency key → bodies
+}
+
+func (e *epd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls++
+	if e.failNext > 0 {
+		e.failNext--
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	var body map[string]any
+	json.NewDecoder(r.Body).Decode(&body)
+	if body["patient"] == "reject" {
+		http.Error(w, "unknown patient", http.StatusBadRequest)
+		return
+	}
+	e.received[r.Header.Get("Idempotency-Key")] = append(e.received[r.Header.Get("Idempotency-Key")], body)
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (e *epd) count() (calls, received int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.calls, len(e.received)
+}
+
+const routeTmpl = `name: rom-results
+key: record.id
+input:
+  http:
+    path: /hooks/rom
+    listen: 127.0.0.1:0
+    auth: bearer
+    token: s3cret
+rules:
+  - when: '%s'
+    dead_letter: "patient {{ record.patient }} not allowed"
+  - transform: result
+transforms:
+  result:
+    fields:
+      patient: record.patient
+      score: record.score
+retry: {max_attempts: 4, backoff: 10ms, max_backoff: 40ms}
+outputs:
+  - name: epd
+    http:
+      url: %s/api/results/{patient}
+      method: PUT
+  - name: archive
+    file: {dir: ./archive, format: ndjson}
+`
+
+func writeRoute(t *testing.T, dir, cond, epdURL string) *routes.Route {
+	t.Helper()
+	p := filepath.Join(dir, "route.yaml")
+	if err := os.WriteFile(p, []byte(fmt.Sprintf(routeTmpl, cond, epdURL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := routes.LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func start(t *testing.T, db *sql.DB, dialect string, r *routes.Route) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: dialect, Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	addr := r.Input.Adapter.(*kphttp.Inbound).Addr()
+	return "http://" + addr + "/hooks/rom", func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		rt.Close()
+	}
+}
+
+func post(t *testing.T, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestRuntimeEndToEnd: HTTP in → rules → REST out with transient failures and retries, a file archive,
+// a dead letter for a rule, a dead letter for a 400, and a replay after fixing the route.
+func TestRuntimeEndToEnd(t *testing.T) {
+	for dialect, open := range databases(t) {
+		t.Run(dialect, func(t *testing.T) {
+			db := open(t)
+			e := &epd{failNext: 2, received: map[string][]map[string]any{}}
+			srv := httptest.NewServer(e)
+			defer srv.Close()
+			dir := t.TempDir()
+
+			r := writeRoute(t, dir, `record.patient == "blocked"`, srv.URL)
+			url, stop := start(t, db, dialect, r)
+
+			if code, _ := post(t, url, "wrong", `{"id": "x"}`); code != http.StatusUnauthorized {
+				t.Fatalf("wrong token: %d", code)
+			}
+			if code, body := post(t, url, "s3cret", `{"id": "x",`); code != http.StatusBadRequest || !strings.Contains(body, "nothing was accepted") {
+				t.Fatalf("bad JSON: %d %s", code, body)
+			}
+			code, body := post(t, url, "s3cret", `[{"id": "r1", "patient": "p1", "score": 12}, {"id": "r2", "patient": "blocked", "score": 3}, {"id": "r3", "patient": "reject", "score": 1}]`)
+			if code != http.StatusAccepted {
+				t.Fatalf("post: %d %s", code, body)
+			}
+			// r1 reaches the EPD after two 503s; r3 is rejected with 400 and dead-lettered without retries.
+			waitFor(t, "r1 delivered and r3 dead-lettered", func() bool {
+				_, received := e.count()
+				dl, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
+				return received == 1 && len(dl) == 2
+			})
+			dl, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
+			stages := map[string]string{}
+			for _, d := range dl {
+				stages[d.RecordKey] = d.Stage + ": " + d.Reason
+			}
+			if !strings.HasPrefix(stages["r2"], "rules: patient blocked not allowed") || !strings.Contains(stages["r3"], "400") {
+				t.Fatalf("dead letters: %v", stages)
+			}
+			// The archive got all three routed deliveries' siblings exactly once (r1 and r3; r2 never routed).
+			waitFor(t, "archive", func() bool {
+				b, _ := os.ReadFile(filepath.Join(dir, "archive", "out.ndjson"))
+				return bytes.Count(b, []byte("\n")) == 2
+			})
+			stop()
+
+			// Fix the route (allow "blocked"), then replay: dry run first changes nothing.
+			plan, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{Route: "rom-results"}, true)
+			if err != nil || len(plan) != 2 {
+				t.Fatalf("dry run: %v %v", plan, err)
+			}
+			if again, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(again) != 2 {
+				t.Fatal("dry run changed the dead letters")
+			}
+			r2 := writeRoute(t, dir, `false`, srv.URL)
+			replayed, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{IDs: []string{idOf(dl, "r2")}}, false)
+			if err != nil || len(replayed) != 1 {
+				t.Fatalf("replay: %v %v", replayed, err)
+			}
+			_, stop2 := start(t, db, dialect, r2)
+			defer stop2()
+			waitFor(t, "replayed r2 delivered", func() bool {
+				_, received := e.count()
+				return received == 2
+			})
+			if left, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(left) != 1 || left[0].RecordKey != "r3" {
+				t.Fatalf("left after replay: %+v", left)
+			}
+			if _, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{IDs: []string{"nope"}}, true); err == nil {
+				t.Fatal("replaying an unknown id must fail")
+			}
+			e.mu.Lock()
+			for k, bodies := range e.received {
+				if len(bodies) != 1 {
+					t.Errorf("idempotency key %s delivered %d times", k, len(bodies))
+				}
+			}
+			e.mu.Unlock()
+		})
+	}
+}
+
+func idOf(dl []runtime.DeadLetter, key string) string {
+	for _, d := range dl {
+		if d.RecordKey == key {
+			return d.ID
+		}
+	}
+	return ""
+}
