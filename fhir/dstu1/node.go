@@ -194,3 +194,14 @@ func (n *Node) count() int {
 	}
 	return total
 }
+
+// Walk visits n and its descendants depth-first in document order (contained resources included). When
+// fn returns false the node's children are skipped.
+func (n *Node) Walk(fn func(*Node) bool) {
+	if n == nil || !fn(n) {
+		return
+	}
+	for _, c := range n.Children {
+		c.Walk(fn)
+	}
+}
