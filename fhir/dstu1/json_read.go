@@ -509,6 +509,9 @@ func (c *jsonConv) primitiveExtras(n *Node, t int, name string, v jval) error {
 			targets = append(targets, x)
 		}
 		x := targets[i]
+		if len(ev.obj) == 0 && !x.HasValue {
+			return c.fail(ev.off, ErrNotFHIR, "%q has no value, id or extensions", name)
+		}
 		for _, m := range ev.obj {
 			c.push(m.key)
 			switch m.key {

@@ -239,6 +239,9 @@ func (r *xmlReader) entry() (*Entry, error) {
 		}
 		switch t := tok; t.kind {
 		case xEnd:
+			if e.Resource == nil {
+				return nil, r.fail(ErrNotFHIR, "entry has no content")
+			}
 			return e, nil
 		case xText:
 			if strings.TrimSpace(t.text) != "" {
@@ -522,6 +525,9 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 	if isExt && n.URL == "" && known {
 		return nil, r.fail(ErrNotFHIR, "<%s> without a url attribute", n.Name)
 	}
+	if n.URL != "" && !isExt {
+		return nil, r.fail(ErrNotFHIR, "<%s>: only extensions have a url attribute", n.Name)
+	}
 	for {
 		tok, err := r.next()
 		if err != nil {
@@ -532,6 +538,9 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 			n.Children = r.ar.children(r.kids[mark:])
 			clear(r.kids[mark:])
 			r.kids = r.kids[:mark]
+			if err := checkShape(n, k, known); err != nil {
+				return nil, r.fail(ErrNotFHIR, "%v", err)
+			}
 			return n, nil
 		case xText:
 			if strings.TrimSpace(tt.text) == "" {
@@ -614,6 +623,22 @@ func (r *xmlReader) contained(start xtok) (*Node, error) {
 			n.Children = append(n.Children, c)
 		}
 	}
+}
+
+// checkShape enforces what both wire forms need: a primitive has a value, an id or extensions (the DSTU1
+// rule), and an unknown element is either primitive-like (value, extensions) or complex, not both.
+func checkShape(n *Node, k kind, known bool) error {
+	if known && k.primitive() && !n.HasValue && n.ID == "" && len(n.Children) == 0 {
+		return fmt.Errorf("<%s> must have a value, an id or extensions", n.Name)
+	}
+	if !known && n.HasValue {
+		for _, c := range n.Children {
+			if c.Name != "extension" {
+				return fmt.Errorf("unknown element <%s> has both a value and child element <%s>", n.Name, c.Name)
+			}
+		}
+	}
+	return nil
 }
 
 func hasChild(kids []*Node, name string) bool {
