@@ -104,6 +104,36 @@ func (r *Resource) KoppeltaalType() string {
 	return code
 }
 
+// SortElements puts every element of the resource (recursively, contained resources included) in DSTU1
+// schema order; elements the schema does not know go last, in their order. Parsers keep what was received;
+// call this on resources built by hand before writing XML, whose element order the schema fixes.
+func (r *Resource) SortElements() {
+	if r == nil || r.Node == nil {
+		return
+	}
+	t, ok := resourceType(r.Name)
+	if !ok {
+		return
+	}
+	sortTree(r.Node, t)
+}
+
+func sortTree(n *Node, t int) {
+	sortSchema(n, t)
+	for _, c := range n.Children {
+		d, _ := childType(t, c.Name)
+		if kindOf(d.typ) == kindInline {
+			for _, res := range c.Children {
+				if rt, ok := resourceType(res.Name); ok {
+					sortTree(res, rt)
+				}
+			}
+			continue
+		}
+		sortTree(c, d.typ)
+	}
+}
+
 // Clone returns a deep copy of the resource.
 func (r *Resource) Clone() *Resource {
 	if r == nil {

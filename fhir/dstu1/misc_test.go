@@ -128,3 +128,36 @@ func TestWalkAndEqualDifferences(t *testing.T) {
 		t.Fatalf("Equal = %v, %q", ok, diff)
 	}
 }
+
+func TestSortElements(t *testing.T) {
+	r := NewResource("Patient")
+	r.Add(
+		NewPrimitive("active", "true"),
+		NewElement("name", NewPrimitive("given", "A"), NewPrimitive("family", "B"), NewExtension("u", NewPrimitive("valueString", "x"))),
+		NewPrimitive("hobby", "chess"), // unknown: stays last
+		NewExtension("http://x/ext", NewPrimitive("valueBoolean", "true")),
+		NewElement("identifier", NewPrimitive("value", "1")),
+	)
+	r.SortElements()
+	want := `<Patient xmlns="http://hl7.org/fhir">
+  <extension url="http://x/ext">
+    <valueBoolean value="true"/>
+  </extension>
+  <identifier>
+    <value value="1"/>
+  </identifier>
+  <name>
+    <extension url="u">
+      <valueString value="x"/>
+    </extension>
+    <family value="B"/>
+    <given value="A"/>
+  </name>
+  <active value="true"/>
+  <hobby value="chess"/>
+</Patient>
+`
+	if got := string(r.XML()); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
