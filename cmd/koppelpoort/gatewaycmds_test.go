@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +71,36 @@ func TestSchemaCmd(t *testing.T) {
 	out, err = runCmd(t, newSchemaCmd(), "--markdown")
 	if err != nil || !strings.Contains(out, "### `inbound.file`") {
 		t.Fatalf("markdown: %v\n%s", err, out)
+	}
+}
+
+func TestReplayCmd(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "kp.db")
+	db, dialect, err := runtime.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runtime.Migrate(context.Background(), db, dialect); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO kp_gateway_dead_letters (id, route, stage, output, record_key, record, reason, attempts, created_at)
+		VALUES ('dl1', 'r1', 'rules', '', 'k1', '{"key":"k1","fields":{"a":"1"}}', 'bad BSN', 0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := runCmd(t, newReplayCmd(), "--dsn", dsn); err == nil {
+		t.Fatal("replay without a selection must fail")
+	}
+	out, err := runCmd(t, newReplayCmd(), "--dsn", dsn, "--route", "r1")
+	if err != nil || !strings.Contains(out, "dry run: 1 dead letters would be replayed") || !strings.Contains(out, "bad BSN") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, newReplayCmd(), "--dsn", dsn, "--id", "dl1", "--yes")
+	if err != nil || !strings.Contains(out, "replayed 1 dead letters") {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	out, _ = runCmd(t, newReplayCmd(), "--dsn", dsn, "--all")
+	if !strings.Contains(out, "no dead letters to replay") {
+		t.Fatalf("after replay: %s", out)
 	}
 }

@@ -111,6 +111,17 @@ func Replay(ctx context.Context, db *sql.DB, dialect string, f Filter, dryRun bo
 	if err != nil {
 		return nil, err
 	}
+	// The route's topic may not exist yet in this database (a route renamed back, a fresh replica).
+	sub, err := tr.Subscriber("route")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range list {
+		if err := sub.(message.SubscribeInitializer).SubscribeInitialize(TopicFor(d.Route)); err != nil {
+			return nil, fmt.Errorf("replay: topic for %s: %w", d.Route, err)
+		}
+	}
+	sub.Close()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("replay: begin: %w", err)
