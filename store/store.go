@@ -44,6 +44,8 @@ type Config struct {
 	MaxOpenConns int
 	// ConnectTimeout bounds the first connection to PostgreSQL. Default 5s.
 	ConnectTimeout time.Duration
+	// NoGroupCommit turns off group commit on SQLite (see Update). Default: group commit on.
+	NoGroupCommit bool
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +84,11 @@ type Store struct {
 	r       *sqlx.DB // the read pool; same as w on PostgreSQL
 	log     *slog.Logger
 	where   string // DSN without secrets, for error messages
+
+	// group commit (SQLite): requests, shutdown signal, committer finished
+	reqs    chan *writeReq
+	closing chan struct{}
+	stopped chan struct{}
 }
 
 // Open opens (creating when needed) the database named by cfg.DSN and applies
@@ -109,6 +116,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if s.dialect == SQLite && !cfg.NoGroupCommit {
+		s.startGroupCommit()
 	}
 	logger.Info("store opened", "dialect", string(s.dialect), "where", s.where)
 	return s, nil
@@ -212,6 +222,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close closes all connections. It is safe to call on a half-opened store.
 func (s *Store) Close() error {
+	s.stopGroupCommit()
 	var errs []error
 	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
@@ -238,34 +249,54 @@ func (s *Store) Ready(ctx context.Context) error {
 type Tx struct {
 	tx      *sqlx.Tx
 	dialect Dialect
+	// noCancel: statements ignore the caller's cancellation (group commit: an
+	// interrupted SQLite statement could roll back other requests' writes).
+	noCancel bool
+}
+
+func (t *Tx) c(ctx context.Context) context.Context {
+	if t.noCancel {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // Dialect reports the backend of this transaction.
 func (t *Tx) Dialect() Dialect { return t.dialect }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.tx.Rebind(q), args...)
+	return t.tx.ExecContext(t.c(ctx), t.tx.Rebind(q), args...)
 }
 
 func (t *Tx) get(ctx context.Context, dest any, q string, args ...any) error {
-	return t.tx.GetContext(ctx, dest, t.tx.Rebind(q), args...)
+	return t.tx.GetContext(t.c(ctx), dest, t.tx.Rebind(q), args...)
 }
 
 func (t *Tx) sel(ctx context.Context, dest any, q string, args ...any) error {
-	return t.tx.SelectContext(ctx, dest, t.tx.Rebind(q), args...)
+	return t.tx.SelectContext(t.c(ctx), dest, t.tx.Rebind(q), args...)
 }
 
 // insertID runs an INSERT and returns the new row's id (RETURNING works on both dialects).
 func (t *Tx) insertID(ctx context.Context, q string, args ...any) (int64, error) {
 	var id int64
-	err := t.tx.QueryRowxContext(ctx, t.tx.Rebind(q+" RETURNING id"), args...).Scan(&id)
+	err := t.tx.QueryRowxContext(t.c(ctx), t.tx.Rebind(q+" RETURNING id"), args...).Scan(&id)
 	return id, err
 }
 
-// Update runs fn in one write transaction and commits it; any error from fn
-// (or a panic) rolls everything back. When Update returns nil the writes are
-// durable (fsynced on SQLite with synchronous=FULL).
+// Update runs fn in a write transaction and commits it; any error from fn (or
+// a panic, re-raised in the caller) rolls back everything fn wrote. When Update
+// returns nil the writes are durable (fsynced on SQLite with synchronous=FULL).
+//
+// On SQLite, concurrent Updates are group-committed: several callers' functions
+// run one after another in one transaction, each in its own savepoint, and all
+// are answered after one COMMIT. fn must therefore only touch the database
+// through tx, must not call Update or View itself, and must not rely on
+// running in a transaction of its own (it sees earlier callers' writes of the
+// same batch, which is what a serial order would show too).
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	if s.reqs != nil {
+		return s.updateGrouped(ctx, fn)
+	}
 	return s.run(ctx, s.w, false, fn)
 }
 

@@ -504,3 +504,61 @@ func crashChild(dsn string) {
 		w.Flush()
 	}
 }
+
+// TestFailingWriterDoesNotFailOthers: with concurrent writers (group-committed
+// on SQLite) a request that fails after writing leaves nothing, and the
+// requests batched with it still commit.
+func TestFailingWriterDoesNotFailOthers(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t)
+		dID, iID := fixture(t, s, "Batch", "u1")
+		const n = 64
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		ids := make([]int64, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				errs[i] = s.Update(ctx, func(tx *store.Tx) error {
+					id, err := tx.InsertMessage(ctx, store.Message{DomainID: dID, SenderInstanceID: iID, Event: "E", MessageIdentifier: strconv.Itoa(i)})
+					if err != nil {
+						return err
+					}
+					ids[i] = id
+					if i%2 == 1 {
+						return fmt.Errorf("request %d fails after writing", i)
+					}
+					return nil
+				})
+			}(i)
+		}
+		wg.Wait()
+		err := s.View(ctx, func(tx *store.Tx) error {
+			for i := 0; i < n; i++ {
+				m, err := tx.MessageByID(ctx, ids[i])
+				if err == nil && m.MessageIdentifier != strconv.Itoa(i) {
+					err = store.ErrNotFound // the id was reused by another request after the rollback
+				}
+				switch {
+				case i%2 == 0 && errs[i] != nil:
+					return fmt.Errorf("request %d failed: %w", i, errs[i])
+				case i%2 == 0 && err != nil:
+					return fmt.Errorf("committed request %d lost: %w", i, err)
+				case i%2 == 1 && errs[i] == nil:
+					return fmt.Errorf("failing request %d reported success", i)
+				case i%2 == 1 && !errors.Is(err, store.ErrNotFound):
+					return fmt.Errorf("failed request %d left message %d behind (%v)", i, ids[i], err)
+				}
+			}
+			n, err := tx.CountMessages(ctx)
+			if err == nil && n != 32 {
+				return fmt.Errorf("%d messages, want 32", n)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

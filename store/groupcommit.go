@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Group commit (SQLite): concurrent Update calls are run one after another in
+// one transaction, each inside its own savepoint, and answered after the
+// single COMMIT (one fsync for the batch). A function that fails is rolled
+// back to its savepoint and gets its own error; the others still commit.
+// PostgreSQL does not need this: it already overlaps concurrent commits.
+
+// maxBatch bounds how many requests share one transaction.
+const maxBatch = 128
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(tx *Tx) error
+	done chan error
+}
+
+// errClosed is returned for writes that arrive while the store closes.
+var errClosed = errors.New("store: closed")
+
+// panicError carries a panic from a batched function back to its caller.
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return fmt.Sprintf("panic in transaction: %v", p.v) }
+
+func (s *Store) startGroupCommit() {
+	s.reqs = make(chan *writeReq)
+	s.closing = make(chan struct{})
+	s.stopped = make(chan struct{})
+	go s.commitLoop()
+}
+
+// stopGroupCommit lets the running batch finish and stops the committer.
+func (s *Store) stopGroupCommit() {
+	if s.reqs == nil {
+		return
+	}
+	close(s.closing)
+	<-s.stopped
+}
+
+func (s *Store) commitLoop() {
+	defer close(s.stopped)
+	for {
+		var first *writeReq
+		select {
+		case first = <-s.reqs:
+		case <-s.closing:
+			return
+		}
+		batch := []*writeReq{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+func (s *Store) runBatch(batch []*writeReq) {
+	// The batch transaction is not tied to any caller's context: one caller
+	// giving up must not roll back the others' writes.
+	bg := context.Background()
+	sqltx, err := s.w.BeginTxx(bg, nil)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- fmt.Errorf("store: begin: %w", err)
+		}
+		return
+	}
+	tx := &Tx{tx: sqltx, dialect: s.dialect, noCancel: true}
+	results := make([]error, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, err := sqltx.ExecContext(bg, "SAVEPOINT kp_req"); err != nil {
+			results[i] = fmt.Errorf("store: savepoint: %w", err)
+			continue
+		}
+		err := runGuarded(tx, r.fn)
+		if err != nil {
+			if _, rerr := sqltx.ExecContext(bg, "ROLLBACK TO kp_req"); rerr != nil {
+				// The transaction is unusable: fail everyone in it.
+				_ = sqltx.Rollback()
+				for _, r := range batch {
+					r.done <- fmt.Errorf("store: rollback to savepoint: %w (after: %v)", rerr, err)
+				}
+				return
+			}
+		}
+		if _, rerr := sqltx.ExecContext(bg, "RELEASE kp_req"); rerr != nil && err == nil {
+			err = fmt.Errorf("store: release savepoint: %w", rerr)
+		}
+		results[i] = err
+	}
+	if err := sqltx.Commit(); err != nil {
+		for _, r := range batch {
+			r.done <- fmt.Errorf("store: commit: %w", err)
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+func runGuarded(tx *Tx, fn func(tx *Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError{p}
+		}
+	}()
+	return fn(tx)
+}
+
+// updateGrouped queues fn for the committer and waits for the batch's commit.
+func (s *Store) updateGrouped(ctx context.Context, fn func(tx *Tx) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return errClosed
+	}
+	err := <-r.done
+	var p panicError
+	if errors.As(err, &p) {
+		panic(p.v)
+	}
+	return err
+}
