@@ -40,11 +40,17 @@ type Report struct {
 	Consistency Consistency  `json:"consistency"`
 	CommitRate  *CommitRate  `json:"commit_rate,omitempty"`
 	// CommitRatio is PostedPerSecond divided by the raw commit rate.
-	CommitRatio float64     `json:"commit_ratio,omitempty"`
-	Server      *ProcStats  `json:"server,omitempty"`
-	LoadTool    ProcStats   `json:"load_tool"`
-	Timeline    []TimePoint `json:"timeline"`
-	Pass        bool        `json:"pass"`
+	CommitRatio float64 `json:"commit_ratio,omitempty"`
+	// WritesPerSecond counts every request that changes server state (accepted
+	// POSTs, claims that returned a message, acknowledgements) over the time
+	// from the start to the last of them; WriteRatio divides it by the raw
+	// commit rate: above 1 means the server commits several requests per fsync.
+	WritesPerSecond float64     `json:"writes_per_s"`
+	WriteRatio      float64     `json:"write_ratio,omitempty"`
+	Server          *ProcStats  `json:"server,omitempty"`
+	LoadTool        ProcStats   `json:"load_tool"`
+	Timeline        []TimePoint `json:"timeline"`
+	Pass            bool        `json:"pass"`
 }
 
 // tick samples the counters once a second for the timeline and the progress line.
@@ -118,8 +124,13 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 		rep.DeliveredPerSecond = float64(rep.Delivered) / time.Unix(0, ld).Sub(r.start).Seconds()
 	}
 	rep.Ops = r.st.opStats(loadSeconds + drainSeconds)
+	if lw := r.lastWriteDone.Load(); lw > 0 {
+		writes := r.st.posted.Load() + rep.Delivered + rep.Acked
+		rep.WritesPerSecond = float64(writes) / time.Unix(0, lw).Sub(r.start).Seconds()
+	}
 	if r.opts.CommitRate != nil && r.opts.CommitRate.PerSecond > 0 {
 		rep.CommitRatio = rep.PostedPerSecond / r.opts.CommitRate.PerSecond
+		rep.WriteRatio = rep.WritesPerSecond / r.opts.CommitRate.PerSecond
 	}
 	rep.Pass = cons.Pass && drained
 	return rep
@@ -144,7 +155,8 @@ func (rep *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "open loop fell behind: %d sends skipped (all workers busy)\n", rep.MissedTicks)
 	}
 	if rep.CommitRate != nil {
-		fmt.Fprintf(w, "raw commit rate: %.0f commits/s (%s); server throughput = %.2f× of it\n", rep.CommitRate.PerSecond, rep.CommitRate.Store, rep.CommitRatio)
+		fmt.Fprintf(w, "raw commit rate: %.0f commits/s (%s); posted msg/s = %.2f× of it; state-changing requests %.0f/s = %.2f× of it\n",
+			rep.CommitRate.PerSecond, rep.CommitRate.Store, rep.CommitRatio, rep.WritesPerSecond, rep.WriteRatio)
 	}
 	if rep.Server != nil {
 		fmt.Fprintf(w, "server pid %d: RSS %.0f MiB now, %.0f MiB peak sampled, HWM %.0f MiB, CPU %.1fs\n", rep.Server.PID, rep.Server.RSSMiB, rep.Server.MaxRSSMiB, rep.Server.HWMMiB, rep.Server.CPUSeconds)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -198,7 +199,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags) error {
 		switch {
 		case srv != nil:
 			cr, perr = srv.MeasureCommitRate(ctx, f.probe)
-		case f.probeDSN != "" && (len(f.probeDSN) > 11 && f.probeDSN[:11] == "postgres://" || len(f.probeDSN) > 13 && f.probeDSN[:13] == "postgresql://"):
+		case strings.HasPrefix(f.probeDSN, "postgres://") || strings.HasPrefix(f.probeDSN, "postgresql://"):
 			cr, perr = loadtest.MeasurePostgresCommitRate(ctx, f.probeDSN, f.probe)
 		default:
 			dir := f.probeDSN

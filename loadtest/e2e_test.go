@@ -1,0 +1,111 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildKoppelpoort builds the koppelpoort binary for --self tests, or skips
+// when the server core is not part of the tree.
+func buildKoppelpoort(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join("..", "koppeltaal", "api")); err != nil {
+		t.Skip("the Koppeltaal server core (koppeltaal/api) is not in this tree yet; end-to-end load test skipped")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build the server binary with")
+	}
+	bin := filepath.Join(t.TempDir(), "koppelpoort")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/koppelpoort")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build koppelpoort: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSelfLoadSQLite runs a short real load against a Koppelpoort child
+// process on SQLite (synchronous=FULL) and requires the consistency check to pass.
+func TestSelfLoadSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test skipped in -short mode")
+	}
+	bin := buildKoppelpoort(t)
+	sc, err := ParseScenario([]byte("duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Defaults()
+	if err := sc.Validate(true); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	srv, err := StartSelf(ctx, sc, SelfOptions{Command: []string{bin, "load", "serve-self"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(srv.Dir); !os.IsNotExist(err) {
+			t.Errorf("data directory %s left behind", srv.Dir)
+		}
+	}()
+	cr, err := srv.MeasureCommitRate(ctx, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr.Commits == 0 || !strings.Contains(cr.Store, "synchronous=FULL") {
+		t.Fatalf("commit probe: %+v", cr)
+	}
+	rep, err := Run(ctx, Options{Scenario: sc, Target: srv.URL, Instances: srv.Instances, ServerPID: srv.PID, CommitRate: cr, StoreLabel: srv.StoreLabel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	t.Log(text.String())
+	if !rep.Pass {
+		t.Fatalf("consistency check failed against Koppelpoort; server log:\n%s", tail(srv.LogPath, 30))
+	}
+	c := rep.Consistency
+	if rep.Posted == 0 || c.Deliveries == 0 || c.AcksChecked == 0 || rep.Acked == 0 {
+		t.Fatalf("too little happened: posted %d, deliveries %d, acks checked %d", rep.Posted, c.Deliveries, c.AcksChecked)
+	}
+	if rep.Server == nil || rep.Server.MaxRSSMiB <= 0 {
+		t.Fatalf("server memory not sampled: %+v", rep.Server)
+	}
+	ops := map[string]bool{}
+	for _, o := range rep.Ops {
+		ops[o.Name] = o.Count > 0 && o.P99 > 0
+	}
+	for _, want := range []string{OpPostAll, OpClaim, OpAck, OpReadback} {
+		if !ops[want] {
+			t.Errorf("no latency for %q", want)
+		}
+	}
+	dir := t.TempDir()
+	if err := rep.WriteJSON(filepath.Join(dir, "r.json")); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	raw, _ := os.ReadFile(filepath.Join(dir, "r.json"))
+	if err := json.Unmarshal(raw, &back); err != nil || back.Consistency.Accepted != c.Accepted {
+		t.Fatalf("JSON report does not round-trip: %v", err)
+	}
+	if err := rep.WriteHTML(filepath.Join(dir, "r.html")); err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(filepath.Join(dir, "r.html"))
+	if !strings.Contains(string(html), "<svg") || strings.Contains(string(html), "<script") {
+		t.Fatal("HTML report has no inline SVG chart or uses scripts")
+	}
+}
