@@ -3,6 +3,10 @@ package oauth
 import (
 	"net/http"
 	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 )
 
 // CORS lets configured browser origins call the wrapped endpoints (metadata,
@@ -36,6 +40,10 @@ func CORS(origins []string) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// Extension adds CORS for the configured origins to the FHIR API (metadata
+// included); pass it in api.Options.Extensions before extensions that add routes.
+func (s *Server) Extension(_ *api.Server, r chi.Router) { r.Use(CORS(s.Origins())) }
 
 // Origins collects the allowed_origins of every application.
 func (s *Server) Origins() []string {

@@ -45,7 +45,8 @@ type Options struct {
 	Store *store.Store
 	// Config supplies the applications (OAuth clients) and public_url.
 	Config koppeltaal.Config
-	// Service authenticates the portal's application instance on Launch and MobileLaunch.
+	// Service authenticates the portal's application instance on Launch and
+	// MobileLaunch; nil: a Service of its own over Store.
 	Service *koppeltaal.Service
 	Logger  *slog.Logger
 	// Limiter throttles failed client/instance authentication; nil: a default NewLimiter(0, 0).
@@ -73,8 +74,8 @@ type client struct {
 // New returns the authorization server for the applications in opts.Config.
 // Plain-text client secrets are hashed here and not kept.
 func New(opts Options) (*Server, error) {
-	if opts.Store == nil || opts.Service == nil {
-		return nil, errors.New("oauth: New needs a Store and a Service")
+	if opts.Store == nil {
+		return nil, errors.New("oauth: New needs a Store")
 	}
 	cfg := opts.Config
 	cfg.SetDefaults()
@@ -83,6 +84,13 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Service == nil {
+		svc, err := koppeltaal.NewService(opts.Store, cfg, opts.Logger, nil)
+		if err != nil {
+			return nil, err
+		}
+		opts.Service = svc
 	}
 	if opts.Limiter == nil {
 		opts.Limiter = NewLimiter(0, 0)
