@@ -1,0 +1,180 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+)
+
+// Message is a Koppeltaal message declared without wire details: the event, the focal patient and the
+// resources (the first is the focal resource).
+type Message struct {
+	Event string
+	// Patient is the Patient resource id for the MessageHeader#Patient extension ("" for none).
+	Patient   string
+	Resources []Resource
+}
+
+// Resource is one resource of a declared message.
+type Resource struct {
+	// Type is a FHIR type (Patient, CarePlan, ...) or a Koppeltaal Other kind (CarePlanActivityStatus,
+	// UserMessage, CareTeam, ActivityDefinition).
+	Type string
+	ID   string
+	// Body is the resource content in DSTU1 JSON form, without resourceType and id.
+	Body map[string]any
+}
+
+// otherKinds are the Koppeltaal resources carried as FHIR Other.
+var otherKinds = map[string]bool{dstu1.KindActivityDefinition: true, dstu1.KindUserMessage: true,
+	dstu1.KindCarePlanActivityStatus: true, dstu1.KindCarePlanActivityResult: true, dstu1.KindStorageItem: true, dstu1.KindCareTeam: true}
+
+// BuildOptions bind a declared message to a sender.
+type BuildOptions struct {
+	Domain string
+	// ResourceBase is the sender's base for resource URLs, e.g. https://epd.example.nl/fhir/Koppeltaal.
+	ResourceBase string
+	// SourceName, SourceSoftware and SourceVersion fill MessageHeader.source.
+	SourceName, SourceSoftware, SourceVersion string
+	// MessageID makes the message identifier deterministic (a retry sends the same identifier); default random.
+	MessageID string
+	// Version returns the version the server last issued for a resource URL ("" when unknown: a new resource).
+	Version func(resourceURL string) string
+	// Now is the timestamp; default time.Now.
+	Now time.Time
+}
+
+// ResourceURL is the URL under which a declared resource is sent: <base>/<Type>/<id>, and for Koppeltaal
+// Other kinds <base>/Other/<Kind>:<id> (the form servers use for ActivityDefinitions).
+func ResourceURL(base, typ, id string) string {
+	base = strings.TrimRight(base, "/")
+	if otherKinds[typ] {
+		return base + "/Other/" + typ + ":" + id
+	}
+	return base + "/" + typ + "/" + id
+}
+
+// BuildMessage turns a declared message into a DSTU1 message bundle: MessageHeader first (identifier,
+// timestamp, event, source, data → the focal resource, MessageHeader#Patient), the domain and message tags,
+// and one entry per resource with entry id and self link (versioned when the server issued a version).
+// The bundle is parsed back with the codec, so a resource body that is not valid DSTU1 is an error here.
+func BuildMessage(m Message, o BuildOptions) (*dstu1.Bundle, error) {
+	if m.Event == "" || len(m.Resources) == 0 {
+		return nil, fmt.Errorf("build message: an event and at least one resource are needed")
+	}
+	if o.Domain == "" || o.ResourceBase == "" {
+		return nil, fmt.Errorf("build message: domain and resource base are needed")
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	msgID := o.MessageID
+	if msgID == "" {
+		msgID = uuid.NewString()
+	}
+	version := func(u string) string {
+		if o.Version == nil {
+			return ""
+		}
+		return o.Version(u)
+	}
+	self := func(u string) string {
+		if v := version(u); v != "" {
+			return u + "/_history/" + v
+		}
+		return u
+	}
+	var entries []any
+	focal := ""
+	for i, r := range m.Resources {
+		if r.ID == "" || r.Type == "" {
+			return nil, fmt.Errorf("build message: resource %d needs a type and an id", i+1)
+		}
+		u := ResourceURL(o.ResourceBase, r.Type, r.ID)
+		if i == 0 {
+			focal = self(u)
+		}
+		content := map[string]any{}
+		for k, v := range r.Body {
+			content[k] = v
+		}
+		if otherKinds[r.Type] {
+			content["resourceType"] = "Other"
+			if _, ok := content["code"]; !ok {
+				content["code"] = map[string]any{"coding": []any{map[string]any{"system": dstu1.SystemOtherResourceUsage, "code": r.Type, "display": r.Type}}}
+			}
+		} else {
+			content["resourceType"] = r.Type
+		}
+		entries = append(entries, map[string]any{
+			"id":      u,
+			"link":    []any{map[string]any{"rel": "self", "href": self(u)}},
+			"content": content,
+		})
+	}
+	header := map[string]any{
+		"resourceType": "MessageHeader",
+		"identifier":   msgID,
+		"timestamp":    now.Format(time.RFC3339),
+		"event":        map[string]any{"system": dstu1.SystemMessageEvents, "code": m.Event, "display": m.Event},
+		"source": map[string]any{"name": o.SourceName, "software": orDefault(o.SourceSoftware, "Koppelpoort"),
+			"version": orDefault(o.SourceVersion, "1.3.5"), "endpoint": o.ResourceBase},
+		"data": []any{map[string]any{"reference": focal}},
+	}
+	if m.Patient != "" {
+		header["extension"] = []any{map[string]any{"url": dstu1.ExtMessageHeaderPatient,
+			"valueResource": map[string]any{"reference": self(ResourceURL(o.ResourceBase, "Patient", m.Patient))}}}
+	}
+	headerURL := strings.TrimRight(o.ResourceBase, "/") + "/MessageHeader/" + msgID
+	bundle := map[string]any{
+		"resourceType": "Bundle",
+		"id":           "urn:uuid:" + msgID,
+		"updated":      now.Format(time.RFC3339),
+		"category": []any{
+			map[string]any{"term": dstu1.KoppeltaalBase + "Domain#" + o.Domain, "label": o.Domain, "scheme": "http://hl7.org/fhir/tag/security"},
+			map[string]any{"term": "http://hl7.org/fhir/tag/message", "scheme": "http://hl7.org/fhir/tag"},
+		},
+		"entry": append([]any{map[string]any{"id": headerURL, "link": []any{map[string]any{"rel": "self", "href": headerURL}}, "content": header}}, entries...),
+	}
+	b, err := json.Marshal(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
+	parsed, err := dstu1.ParseBundle(b, dstu1.FormatJSON)
+	if err != nil {
+		return nil, fmt.Errorf("build message: the resources are not valid DSTU1: %w", err)
+	}
+	return parsed, nil
+}
+
+// MessageIDFor derives a stable message identifier (a UUID) from an idempotency key.
+func MessageIDFor(key string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("koppelpoort:"+key)).String()
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// IssuedVersions reads the versions a mailbox reply issued: resource URL (without _history) → version.
+func IssuedVersions(reply *dstu1.Bundle) map[string]string {
+	out := map[string]string{}
+	if reply == nil || reply.MessageHeader() == nil {
+		return out
+	}
+	for _, d := range reply.MessageHeader().Data() {
+		if base, v := dstu1.SplitHistory(d); v != "" {
+			out[base] = v
+		}
+	}
+	return out
+}
