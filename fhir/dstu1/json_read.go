@@ -111,6 +111,13 @@ func (c *jsonConv) str(v jval) (string, error) {
 	return "", c.fail(v.off, ErrNotFHIR, "expected a string")
 }
 
+// text reads an Atom text value (ids, titles, instants, author names), trimmed as the XML reader trims
+// element text.
+func (c *jsonConv) text(v jval) (string, error) {
+	s, err := c.str(v)
+	return strings.TrimSpace(s), err
+}
+
 // each calls fn for every element of an array member, rejecting nulls.
 func (c *jsonConv) each(v jval, fn func(jval) error) error {
 	if v.kind != 'a' {
@@ -140,15 +147,15 @@ func (c *jsonConv) bundle(v jval) (*Bundle, error) {
 		switch m.key {
 		case "resourceType":
 		case "id":
-			b.ID, err = c.str(m.val)
+			b.ID, err = c.text(m.val)
 		case "title":
-			b.Title, err = c.str(m.val)
+			b.Title, err = c.text(m.val)
 		case "updated":
-			b.Updated, err = c.str(m.val)
+			b.Updated, err = c.text(m.val)
 		case "published":
-			b.Published, err = c.str(m.val)
+			b.Published, err = c.text(m.val)
 		case "totalResults":
-			b.TotalResults, err = c.str(m.val)
+			b.TotalResults, err = c.text(m.val)
 			b.HasTotal = true
 		case "author":
 			b.Authors, err = c.persons(m.val)
@@ -184,15 +191,15 @@ func (c *jsonConv) entry(v jval) (*Entry, error) {
 		var err error
 		switch m.key {
 		case "id":
-			e.ID, err = c.str(m.val)
+			e.ID, err = c.text(m.val)
 		case "title":
-			e.Title, err = c.str(m.val)
+			e.Title, err = c.text(m.val)
 		case "updated":
-			e.Updated, err = c.str(m.val)
+			e.Updated, err = c.text(m.val)
 		case "published":
-			e.Published, err = c.str(m.val)
+			e.Published, err = c.text(m.val)
 		case "deleted":
-			e.Deleted, err = c.str(m.val)
+			e.Deleted, err = c.text(m.val)
 		case "author":
 			e.Authors, err = c.persons(m.val)
 		case "link":
@@ -237,9 +244,9 @@ func (c *jsonConv) persons(v jval) ([]Person, error) {
 			var err error
 			switch m.key {
 			case "name":
-				p.Name, err = c.str(m.val)
+				p.Name, err = c.text(m.val)
 			case "uri":
-				p.URI, err = c.str(m.val)
+				p.URI, err = c.text(m.val)
 			}
 			if err != nil {
 				return err

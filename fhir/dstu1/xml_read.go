@@ -294,9 +294,9 @@ func (r *xmlReader) deletedEntry(t xtok) (*Entry, error) {
 	for _, a := range t.attrs {
 		switch a.local {
 		case "ref":
-			e.ID = a.value
+			e.ID = strings.TrimSpace(a.value)
 		case "when":
-			e.Deleted = a.value
+			e.Deleted = strings.TrimSpace(a.value)
 		}
 	}
 	if e.Deleted == "" {
