@@ -88,10 +88,13 @@ type verifyCache struct {
 	key [32]byte
 	mu  sync.Mutex
 	ok  map[string]struct{}
+	// inflight: one verification per key at a time; concurrent first requests
+	// of one client wait for it instead of each paying a bcrypt check.
+	inflight map[string]*sync.WaitGroup
 }
 
 func newVerifyCache() *verifyCache {
-	c := &verifyCache{ok: map[string]struct{}{}}
+	c := &verifyCache{ok: map[string]struct{}{}, inflight: map[string]*sync.WaitGroup{}}
 	_, _ = rand.Read(c.key[:])
 	return c
 }
@@ -102,20 +105,41 @@ func (c *verifyCache) check(hash, plain string) bool {
 	m.Write([]byte{0})
 	m.Write([]byte(plain))
 	k := string(m.Sum(nil))
-	c.mu.Lock()
-	_, hit := c.ok[k]
-	c.mu.Unlock()
-	if hit {
+	for {
+		c.mu.Lock()
+		if _, hit := c.ok[k]; hit {
+			c.mu.Unlock()
+			return true
+		}
+		wg, busy := c.inflight[k]
+		if !busy {
+			wg = &sync.WaitGroup{}
+			wg.Add(1)
+			c.inflight[k] = wg
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		wg.Wait()
+		c.mu.Lock()
+		_, hit := c.ok[k]
+		c.mu.Unlock()
+		if !hit {
+			return false // the same password just failed verification
+		}
 		return true
 	}
-	if !CheckPassword(hash, plain) {
-		return false
-	}
+	good := CheckPassword(hash, plain)
 	c.mu.Lock()
-	if len(c.ok) > 10000 { // bounded: drop everything rather than grow without limit
-		c.ok = map[string]struct{}{}
+	if good {
+		if len(c.ok) > 10000 { // bounded: drop everything rather than grow without limit
+			c.ok = map[string]struct{}{}
+		}
+		c.ok[k] = struct{}{}
 	}
-	c.ok[k] = struct{}{}
+	wg := c.inflight[k]
+	delete(c.inflight, k)
 	c.mu.Unlock()
-	return true
+	wg.Done()
+	return good
 }

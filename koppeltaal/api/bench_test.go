@@ -47,7 +47,7 @@ func BenchmarkPostMailboxParallel(b *testing.B) {
 	for _, be := range benchBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			h := newHarness(b, be, twoDomains())
-			b.SetParallelism(4)
+			b.SetParallelism(16)
 			var seq atomicCounter
 			runID := uuid.NewString()
 			b.ResetTimer()

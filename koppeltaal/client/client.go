@@ -220,18 +220,26 @@ func (c *Client) Ack(ctx context.Context, msg *dstu1.Bundle, status, exception s
 	if len(msg.Entries) == 0 || msg.MessageHeader() == nil {
 		return errors.New("koppeltaal: ack: the bundle holds no MessageHeader")
 	}
-	if status == "Failed" && exception == "" {
-		return errors.New("koppeltaal: ack: Failed needs an exception text")
-	}
 	e := msg.Entries[0]
 	target := e.SelfLink()
 	if target == "" {
 		target = e.ID
 	}
+	return c.AckHeader(ctx, target, e.Resource, status, exception)
+}
+
+// AckHeader is Ack for a MessageHeader kept on its own (target is its self link or id).
+func (c *Client) AckHeader(ctx context.Context, target string, header *dstu1.Resource, status, exception string) error {
+	if status == "Failed" && exception == "" {
+		return errors.New("koppeltaal: ack: Failed needs an exception text")
+	}
 	if !strings.HasPrefix(target, "http") {
 		target = c.URL("/MessageHeader/" + strings.TrimPrefix(target, "MessageHeader/"))
 	}
-	mh := dstu1.AsMessageHeader(e.Resource.Clone())
+	mh := dstu1.AsMessageHeader(header.Clone())
+	if mh == nil {
+		return errors.New("koppeltaal: ack: not a MessageHeader")
+	}
 	mh.SetProcessingStatus(dstu1.ProcessingStatus{Status: status, Exception: exception, LastChanged: time.Now().UTC().Format(time.RFC3339)})
 	var body []byte
 	if c.format() == dstu1.FormatXML {
