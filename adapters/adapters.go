@@ -209,3 +209,10 @@ func Backoff(n int, base, maxWait time.Duration) time.Duration {
 	}
 	return min(d, maxWait)
 }
+
+// Acknowledger is implemented by inbound adapters whose source wants each record's final outcome (the
+// Koppeltaal mailbox: Success after every delivery succeeded, Failed with the reason after dead-lettering).
+// The runtime calls Outcome at least once per record, after the outcome is durable; it must be idempotent.
+type Acknowledger interface {
+	Outcome(ctx context.Context, rec Record, ok bool, reason string) error
+}

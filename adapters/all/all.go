@@ -5,4 +5,5 @@ import (
 	// Built-in adapters register themselves in init().
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	_ "github.com/koppelpoort/koppelpoort/adapters/http"
+	_ "github.com/koppelpoort/koppelpoort/adapters/koppeltaal"
 )

@@ -60,6 +60,8 @@ type liveRoute struct {
 	topic   string
 	outputs map[string]adapters.Outbound
 	wake    chan struct{}
+	// ack is the input when it wants record outcomes (the Koppeltaal mailbox).
+	ack adapters.Acknowledger
 }
 
 var topicUnsafe = regexp.MustCompile(`[^a-z0-9_]`)
@@ -125,6 +127,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		for _, o := range r.Outputs {
 			lr.outputs[o.Name] = o.Adapter.(adapters.Outbound)
 		}
+		lr.ack, _ = r.Input.Adapter.(adapters.Acknowledger)
 	}
 	return rt, nil
 }
@@ -179,6 +182,13 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	for _, r := range rt.routes {
+		if r.ack != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rt.outcomeWorker(ctx, r)
+			}()
+		}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -282,6 +292,7 @@ func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
 		log := rt.log.With("route", r.Name, "record", res.Key)
 		recordJSON, _ := json.Marshal(rm.Record)
 		now := time.Now()
+		var deliveryIDs []string
 		switch res.Outcome {
 		case routes.Dropped:
 			rt.metrics.dropped.WithLabelValues(r.Name).Inc()
@@ -302,8 +313,21 @@ func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
 					string(recordJSON), micros(now), micros(now), micros(now)); err != nil {
 					return fmt.Errorf("record delivery: %w", err)
 				}
+				deliveryIDs = append(deliveryIDs, d.IdempotencyKey)
 			}
 			log.Debug("record routed", "deliveries", len(res.Deliveries))
+		}
+		if r.ack != nil {
+			// The source wants the outcome: park it durably with the record; the outcome worker reports it.
+			state, ok := "ready", res.Outcome == routes.Dropped
+			if res.Outcome == routes.Routed {
+				state = "waiting"
+			}
+			ids, _ := json.Marshal(deliveryIDs)
+			if _, err := tx.ExecContext(ctx, rebind(rt.cfg.Dialect, `INSERT INTO kp_gateway_outcomes (id, route, record, delivery_ids, state, ok, reason, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`), msg.UUID, r.Name, string(recordJSON), string(ids), state, boolInt(ok), res.Reason, micros(now)); err != nil {
+				return fmt.Errorf("record outcome: %w", err)
+			}
 		}
 		rt.metrics.latency.WithLabelValues(r.Name, "process").Observe(time.Since(rm.Received).Seconds())
 		select {

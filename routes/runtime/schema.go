@@ -47,6 +47,17 @@ var schemaStatements = []string{
 		updated_at BIGINT NOT NULL,
 		PRIMARY KEY (route, name)
 	)`,
+	`CREATE TABLE IF NOT EXISTS kp_gateway_outcomes (
+		id TEXT PRIMARY KEY,
+		route TEXT NOT NULL,
+		record TEXT NOT NULL,
+		delivery_ids TEXT NOT NULL,
+		state TEXT NOT NULL,
+		ok INTEGER NOT NULL DEFAULT 0,
+		reason TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS kp_gateway_outcomes_state ON kp_gateway_outcomes (route, state)`,
 	`CREATE TABLE IF NOT EXISTS kp_gateway_resource_versions (
 		scope TEXT NOT NULL,
 		url TEXT NOT NULL,
