@@ -48,7 +48,9 @@ func (e *Error) Error() string {
 }
 
 // Is makes a 409 match ErrVersionConflict.
-func (e *Error) Is(target error) bool { return target == ErrVersionConflict && e.Status == http.StatusConflict }
+func (e *Error) Is(target error) bool {
+	return target == ErrVersionConflict && e.Status == http.StatusConflict
+}
 
 // Temporary reports whether retrying may help (5xx, 429, 408).
 func (e *Error) Temporary() bool {

@@ -132,4 +132,3 @@ func (rt *Runtime) reportOutcomes(ctx context.Context, r *liveRoute) error {
 	}
 	return nil
 }
-
