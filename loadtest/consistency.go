@@ -218,27 +218,29 @@ type Readback map[int]map[string]string
 
 // Consistency is the result of the end-of-run check.
 type Consistency struct {
-	Posted               int64    `json:"posted"`
-	Accepted             int64    `json:"accepted"`
-	Rejected             int64    `json:"rejected"`
-	Unknown              int64    `json:"unknown_outcome"`
-	ExpectedDeliveries   int64    `json:"expected_deliveries"`
-	Deliveries           int64    `json:"deliveries"`
-	Duplicates           int64    `json:"duplicates"`
-	Missing              int64    `json:"missing"`
-	Superseded           int64    `json:"superseded"`
-	SupersededAfterAck   int64    `json:"superseded_after_ack"`
-	RejectedButDelivered int64    `json:"rejected_but_delivered"`
-	UnknownDelivered     int64    `json:"unknown_outcome_delivered"`
-	WrongRecipient       int64    `json:"wrong_recipient"`
-	Strays               int64    `json:"strays"`
-	SelfDeliveries       int64    `json:"self_deliveries"`
-	AcksChecked          int64    `json:"acks_checked"`
-	AcksNotStuck         int64    `json:"acks_not_stuck"`
-	StillQueued          int64    `json:"still_queued"`
-	ReadbackDone         bool     `json:"readback_done"`
-	Examples             []string `json:"examples,omitempty"`
-	Pass                 bool     `json:"pass"`
+	Posted               int64 `json:"posted"`
+	Accepted             int64 `json:"accepted"`
+	Rejected             int64 `json:"rejected"`
+	Unknown              int64 `json:"unknown_outcome"`
+	ExpectedDeliveries   int64 `json:"expected_deliveries"`
+	Deliveries           int64 `json:"deliveries"`
+	Duplicates           int64 `json:"duplicates"`
+	Missing              int64 `json:"missing"`
+	Superseded           int64 `json:"superseded"`
+	SupersededAfterAck   int64 `json:"superseded_after_ack"`
+	RejectedButDelivered int64 `json:"rejected_but_delivered"`
+	UnknownDelivered     int64 `json:"unknown_outcome_delivered"`
+	WrongRecipient       int64 `json:"wrong_recipient"`
+	Strays               int64 `json:"strays"`
+	SelfDeliveries       int64 `json:"self_deliveries"`
+	AcksChecked          int64 `json:"acks_checked"`
+	AcksNotStuck         int64 `json:"acks_not_stuck"`
+	// StillQueued counts deliveries the server still holds as New or Claimed
+	// after the drain: not lost, but not delivered in time.
+	StillQueued  int64    `json:"still_queued"`
+	ReadbackDone bool     `json:"readback_done"`
+	Examples     []string `json:"examples,omitempty"`
+	Pass         bool     `json:"pass"`
 }
 
 // Check evaluates all messages. rb may be nil when the server could not be
@@ -306,11 +308,15 @@ func (t *Tracker) Check(rb Readback) Consistency {
 				c.Duplicates += g - want
 				t.example("message %s (%s) delivered %d times to %s, expected %d", id, m.event, g, t.name(int(inst)), want)
 			case g < want:
-				if superseded(id, m, inst) {
+				srv := rb[int(inst)][id]
+				switch {
+				case superseded(id, m, inst):
 					c.Superseded += want - g
-				} else {
+				case srv == StatusNew || srv == StatusClaimed:
+					// Not lost: the server still holds it (counted as still queued below).
+				default:
 					c.Missing += want - g
-					t.example("message %s (%s) delivered %d times to %s, expected %d", id, m.event, g, t.name(int(inst)), want)
+					t.example("message %s (%s) delivered %d times to %s, expected %d (server status: %s)", id, m.event, g, t.name(int(inst)), want, orAbsent(srv))
 				}
 			}
 			if rb == nil {
@@ -331,7 +337,7 @@ func (t *Tracker) Check(rb Readback) Consistency {
 				if srv != want {
 					c.AcksNotStuck++
 					if !seen {
-						srv = "absent"
+						srv = orAbsent(srv)
 					}
 					t.example("acknowledgement %s of message %s by %s did not stick: server says %s", want, id, t.name(int(inst)), srv)
 				}
@@ -355,4 +361,11 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+func orAbsent(s string) string {
+	if s == "" {
+		return "absent"
+	}
+	return s
 }

@@ -50,11 +50,20 @@ func TestConsistencyPasses(t *testing.T) {
 	for inst := 1; inst <= 3; inst++ {
 		rb[inst]["m5"] = StatusReplaced
 	}
+	// A Patient message replaced by a later one whose version came from a
+	// CarePlan message in between (no direct version chain): still superseded.
+	tr.Expect("p1", MessageExpectation{Event: EventPatient, Focal: "pat/1", Sender: 0, Subscribers: []int{1}})
+	tr.Accepted("p1", "pv1")
+	tr.Expect("p2", MessageExpectation{Event: EventPatient, Focal: "pat/1", VersionIn: "pv2", Sender: 0, Subscribers: []int{1}})
+	tr.Accepted("p2", "pv3")
+	tr.Delivered("p2", 1)
+	tr.Acked("p2", 1, StatusSuccess)
+	rb[1]["p1"], rb[1]["p2"] = StatusReplaced, StatusSuccess
 	c := tr.Check(rb)
 	if !c.Pass {
 		t.Fatalf("consistent run failed the check: %+v", c)
 	}
-	if c.Accepted != 5 || c.Rejected != 1 || c.Superseded != 3 || c.Deliveries != 13 || c.AcksChecked != 12 {
+	if c.Accepted != 7 || c.Rejected != 1 || c.Superseded != 4 || c.Deliveries != 14 || c.AcksChecked != 13 {
 		t.Fatalf("counts: %+v", c)
 	}
 }
@@ -110,6 +119,21 @@ func TestConsistencyFails(t *testing.T) {
 			rb[1]["m1"] = StatusSuccess
 			tr.Delivered("m1", 2)
 		}, func(c Consistency) bool { return c.WrongRecipient == 1 }, "not subscribed"},
+		{"still queued", func(tr *Tracker, rb Readback) {
+			post(tr, "m1", "cp/1", "", "v1")
+			for _, inst := range []int{1, 2} {
+				tr.Delivered("m1", inst)
+				tr.Acked("m1", inst, StatusSuccess)
+				rb[inst]["m1"] = StatusSuccess
+			}
+			rb[3]["m1"] = StatusNew // the server has it but nobody claimed it before the drain ended
+		}, func(c Consistency) bool { return c.Missing == 0 && c.StillQueued == 1 }, "still New"},
+		{"replaced without a newer message", func(tr *Tracker, rb Readback) {
+			post(tr, "m1", "cp/1", "", "v1")
+			for inst := 1; inst <= 3; inst++ {
+				rb[inst]["m1"] = StatusReplaced // the server claims a newer version exists, but none was sent
+			}
+		}, func(c Consistency) bool { return c.Missing == 3 && c.Superseded == 0 }, "server status: ReplacedByNewVersion"},
 		{"no readback", func(tr *Tracker, rb Readback) {
 			post(tr, "m1", "cp/1", "", "v1")
 			deliverAll(tr, "m1", StatusSuccess, rb)
