@@ -1,6 +1,7 @@
 package dstu1
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -159,5 +160,17 @@ func TestSortElements(t *testing.T) {
 `
 	if got := string(r.XML()); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestUnknownFormat(t *testing.T) {
+	body := []byte("hello")
+	_, err := ParseBundle(body, Sniff(body))
+	var se *SyntaxError
+	if !errors.As(err, &se) || !errors.Is(err, ErrNotFHIR) || !strings.Contains(err.Error(), "neither XML nor JSON") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := ParseResource(body, 0); !errors.Is(err, ErrNotFHIR) {
+		t.Fatalf("err = %v", err)
 	}
 }

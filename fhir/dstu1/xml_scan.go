@@ -209,17 +209,55 @@ func (s *xmlScanner) text() (xtok, error) {
 	}
 	raw := s.src[start : start+end]
 	s.pos = start + end
-	if strings.Contains(raw, "]]>") {
-		return xtok{}, s.fail(start+strings.Index(raw, "]]>"), `"]]>" in character data`)
-	}
-	if err := s.checkChars(start, raw); err != nil {
-		return xtok{}, err
-	}
-	text, err := s.decode(start, raw, false)
+	plain, err := s.scanRaw(start, raw, false)
 	if err != nil {
 		return xtok{}, err
 	}
+	text := raw
+	if !plain {
+		if text, err = s.decode(start, raw, false); err != nil {
+			return xtok{}, err
+		}
+	}
 	return xtok{kind: xText, text: text}, nil
+}
+
+// scanRaw checks character data (attr false) or an attribute value (attr true) in one pass: characters
+// XML does not allow, "]]>" in text, '<' in attribute values. plain is true when the value needs no
+// decoding (no references, no characters that normalisation changes).
+func (s *xmlScanner) scanRaw(off int, raw string, attr bool) (plain bool, err error) {
+	plain = true
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c >= 0x20 {
+			switch c {
+			case '&':
+				plain = false
+			case '<':
+				return false, s.fail(off+i, "'<' in an attribute value")
+			case '>':
+				if !attr && i >= 2 && raw[i-1] == ']' && raw[i-2] == ']' {
+					return false, s.fail(off+i-2, `"]]>" in character data`)
+				}
+			case 0xEF:
+				if i+2 < len(raw) && raw[i+1] == 0xBF && (raw[i+2] == 0xBE || raw[i+2] == 0xBF) {
+					return false, s.fail(off+i, "illegal character U+FFFE/U+FFFF")
+				}
+			}
+			continue
+		}
+		switch c {
+		case '\r':
+			plain = false
+		case '\t', '\n':
+			if attr {
+				plain = false
+			}
+		default:
+			return false, s.fail(off+i, "illegal character %#x", c)
+		}
+	}
+	return plain, nil
 }
 
 // checkChars rejects characters XML does not allow (control characters, U+FFFE, U+FFFF).
@@ -238,16 +276,6 @@ func (s *xmlScanner) checkChars(off int, v string) error {
 
 // decode replaces entity and character references; attr also applies attribute-value normalisation.
 func (s *xmlScanner) decode(off int, raw string, attr bool) (string, error) {
-	plain := true
-	for i := 0; i < len(raw); i++ {
-		if c := raw[i]; c == '&' || c == '\r' || (attr && (c == '\t' || c == '\n')) {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return raw, nil
-	}
 	var b strings.Builder
 	b.Grow(len(raw))
 	for i := 0; i < len(raw); i++ {
@@ -453,15 +481,15 @@ func (s *xmlScanner) startTag() (xtok, error) {
 		}
 		raw := s.src[vstart : vstart+vend]
 		s.pos = vstart + vend + 1
-		if i := strings.IndexByte(raw, '<'); i >= 0 {
-			return xtok{}, s.fail(vstart+i, "'<' in the value of attribute %s", aname)
-		}
-		if err := s.checkChars(vstart, raw); err != nil {
-			return xtok{}, err
-		}
-		val, err := s.decode(vstart, raw, true)
+		plain, err := s.scanRaw(vstart, raw, true)
 		if err != nil {
 			return xtok{}, err
+		}
+		val := raw
+		if !plain {
+			if val, err = s.decode(vstart, raw, true); err != nil {
+				return xtok{}, err
+			}
 		}
 		if s.duplicateAttr(ap, al, &seen) {
 			return xtok{}, s.fail(aoff, "duplicate attribute %s in <%s>", aname, qname)
