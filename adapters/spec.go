@@ -83,7 +83,8 @@ type SettingError struct {
 
 func (e *SettingError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Column, e.Message) }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef matches ${NAME} and ${NAME:-default}.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 
 // Decode checks the settings node against the spec, applies defaults, expands ${ENV} references in strings
 // and decodes the result into target (a struct with yaml tags). node may be nil (no settings).
@@ -257,9 +258,13 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 func expandEnv(s string, lookupEnv func(string) (string, bool)) (string, error) {
 	var missing []string
 	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
-		name := m[2 : len(m)-1]
+		sub := envRef.FindStringSubmatch(m)
+		name, hasDefault := sub[1], strings.Contains(m, ":-")
 		v, ok := lookupEnv(name)
-		if !ok {
+		if !ok || (hasDefault && v == "") {
+			if hasDefault {
+				return sub[2]
+			}
 			missing = append(missing, name)
 		}
 		return v

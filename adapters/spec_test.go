@@ -45,7 +45,7 @@ func TestSpecDecode(t *testing.T) {
 		return "", false
 	}
 	var got testTarget
-	err := testSpec.decode(node(t, "url: http://x\ntoken: ${KP_TOKEN}\ntags: [a, b]\nheaders: {X-A: \"1\"}\n"), &got, env)
+	err := testSpec.decode(node(t, "url: ${KP_URL:-http://x}\ntoken: ${KP_TOKEN}\ntags: [a, b]\nheaders: {X-A: \"1\"}\n"), &got, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,3 +174,20 @@ func BenchmarkEvalMapping(b *testing.B) {
 		}
 	}
 }
+
+func TestExtension(t *testing.T) {
+	e := newTestEngine(t, Shape{})
+	p, err := e.Compile(`extension("CarePlan#StartDate", "valueDateTime", "2024-01-01")`, Any)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Eval(Env{})
+	want := map[string]any{"url": "http://ggz.koppeltaal.nl/fhir/Koppeltaal/CarePlan#StartDate", "valueDateTime": "2024-01-01"}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v %v", got, err)
+	}
+	p, _ = e.Compile(`extension("x", "string", 1)`, Any)
+	if _, err := p.Eval(Env{}); err == nil {
+		t.Fatal("want error for a bad value key")
+	}
+}

@@ -143,3 +143,15 @@ func toAny(ss []string) []any {
 	}
 	return out
 }
+
+// Extension builds a DSTU1 extension {url, value<Type>: value}; a url without "://" is a Koppeltaal
+// extension ("CarePlan#StartDate" → http://ggz.koppeltaal.nl/fhir/Koppeltaal/CarePlan#StartDate).
+func Extension(url, valueKey string, value any) (map[string]any, error) {
+	if !strings.HasPrefix(valueKey, "value") && valueKey != "extension" {
+		return nil, fmt.Errorf("extension: the value key must be value<Type> (valueString, valueCoding, ...) or extension, got %q", valueKey)
+	}
+	if !strings.Contains(url, "://") {
+		url = KoppeltaalSystemBase + url
+	}
+	return map[string]any{"url": url, valueKey: value}, nil
+}

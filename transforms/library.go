@@ -46,6 +46,7 @@ var Functions = []FunctionDoc{
 	{"human_name", "human_name(given, family) / human_name(given, prefix, family)", "official HumanName from Dutch name parts"},
 	{"gender", "gender(code)", "DSTU1 gender CodeableConcept from M/V/O/X"},
 	{"telecom", "telecom(system, value[, use])", "FHIR Contact (nil when value is empty)"},
+	{"extension", "extension(url, valueKey, value)", "FHIR extension; a url without :// is a Koppeltaal extension such as \"CarePlan#StartDate\""},
 	{"uuid", "uuid()", "a random UUID"},
 	{"stable_id", "stable_id(parts...)", "a deterministic id (hex SHA-256 prefix) from the parts: the same record gives the same id"},
 	{"str", "str(x)", "x as a string (nil → \"\")"},
@@ -226,6 +227,8 @@ func (e *Engine) library() []expr.Option {
 			s := strArgs(p)
 			return Telecom(s[0], s[1], s[2:]...)
 		}, new(func(string, string) any), new(func(string, string, string) any)),
+		fn("extension", func(p ...any) (any, error) { return Extension(str(p[0]), str(p[1]), p[2]) },
+			new(func(string, string, any) map[string]any)),
 		fn("uuid", func(p ...any) (any, error) { return uuid.NewString(), nil }, new(func() string)),
 		fn("stable_id", func(p ...any) (any, error) { return StableID(strArgs(p)...), nil }),
 	}

@@ -1,0 +1,215 @@
+package examples_test
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// ktServer runs this repository's Koppeltaal server with the demo domain on a SQLite file.
+func ktServer(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(t.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := api.New(ctx, api.Options{Store: st, Config: koppeltaal.DemoConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	srv.Mount(r)
+	ts := httptest.NewServer(r)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// copyExample copies an example's route files (faster polling for the test) and test data to a temp dir.
+func copyExample(t *testing.T, name string) string {
+	t.Helper()
+	dst := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join(name, "*.yaml"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(string(b), "    path: ./inbox\n", "    path: ./inbox\n    poll_interval: 50ms\n    min_age: 0s\n")
+		s = strings.ReplaceAll(s, "poll_interval: 5s", "poll_interval: 50ms")
+		os.WriteFile(filepath.Join(dst, filepath.Base(f)), []byte(s), 0o644)
+	}
+	return dst
+}
+
+func runRoutes(t *testing.T, dir string, db *sql.DB) {
+	t.Helper()
+	rs, err := routes.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: transport.SQLite, Routes: rs, PollInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		rt.Close()
+	})
+}
+
+func drop(t *testing.T, dir, name, content string) {
+	t.Helper()
+	inbox := filepath.Join(dir, "inbox")
+	os.MkdirAll(inbox, 0o755)
+	var b []byte
+	if strings.HasPrefix(content, "@") {
+		var err error
+		if b, err = os.ReadFile(content[1:]); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		b = []byte(content)
+	}
+	if err := os.WriteFile(filepath.Join(inbox, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// claimAll claims messages as the demo game until n arrived (or time runs out) and acks them.
+func claimAll(t *testing.T, c *client.Client, n int) []*dstu1.Bundle {
+	t.Helper()
+	var got []*dstu1.Bundle
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < n && time.Now().Before(deadline) {
+		m, err := c.Claim(context.Background(), client.ClaimFilter{})
+		if err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		if m == nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if err := c.Ack(context.Background(), m, "Success", ""); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+		got = append(got, m)
+	}
+	if len(got) < n {
+		t.Fatalf("claimed %d messages, want %d", len(got), n)
+	}
+	return got
+}
+
+// TestEPDToKoppeltaal runs the EPD example end to end: CSV exports in the inbox become messages the demo
+// game claims from its mailbox; a second export of the same patient is a valid update; a broken file ends
+// in error/ with the bad row; an invalid BSN is a dead letter that replay can see.
+func TestEPDToKoppeltaal(t *testing.T) {
+	base := ktServer(t)
+	t.Setenv("KOPPELPOORT_URL", base)
+	dir := copyExample(t, "epd-to-koppeltaal")
+	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runRoutes(t, dir, db)
+	game := &client.Client{BaseURL: base, Username: koppeltaal.DemoGameUser, Password: koppeltaal.DemoGamePassword}
+
+	drop(t, dir, "patienten_20261127.csv", "@epd-to-koppeltaal/testdata/patienten_20261127.csv")
+	msgs := claimAll(t, game, 2)
+	names := map[string]bool{}
+	for _, m := range msgs {
+		if ev := m.MessageHeader().EventCode(); ev != "CreateOrUpdatePatient" {
+			t.Fatalf("event %s", ev)
+		}
+		names[m.Entries[1].Resource.Node.Str("name", "text")] = true
+	}
+	if !names["Jan Piet van der Berg"] || !names["Kees de Vries"] {
+		t.Fatalf("patients claimed: %v", names)
+	}
+
+	// The next night the EPD exports patient 1001 again with a new e-mail address: an update, not a conflict.
+	drop(t, dir, "patienten_20261128.csv", "patientnummer;bsn;voornaam;tussenvoegsel;achternaam;geslacht;geboortedatum;email;telefoon\r\n"+
+		"1001;111222333;Jan Piet;van der;Berg;M;03-02-1980;jan.berg@example.nl;\r\n")
+	upd := claimAll(t, game, 1)
+	if _, v := dstu1.SplitHistory(upd[0].MessageHeader().Data()[0]); v == "" {
+		t.Fatalf("update has no version in its focal reference: %v", upd[0].MessageHeader().Data())
+	}
+
+	// A broken export goes to error/ with the bad line; nothing of it is sent.
+	drop(t, dir, "patienten_broken.csv", "@epd-to-koppeltaal/testdata/patienten_broken.csv")
+	reason := waitFile(t, filepath.Join(dir, "inbox", "error", "patienten_broken.csv.error.txt"))
+	if !strings.Contains(reason, "line 3: 6 fields, the header has 9") {
+		t.Fatalf("reason: %s", reason)
+	}
+
+	// Practitioners and care plans (the care plan carries its patient and practitioner).
+	drop(t, dir, "behandelaars_20261127.csv", "@epd-to-koppeltaal/testdata/behandelaars_20261127.csv")
+	drop(t, dir, "behandelingen_20261127.csv", "@epd-to-koppeltaal/testdata/behandelingen_20261127.csv")
+	events := map[string]int{}
+	for _, m := range claimAll(t, game, 2) {
+		events[m.MessageHeader().EventCode()]++
+	}
+	if events["CreateOrUpdatePractitioner"] != 1 || events["CreateOrUpdateCarePlan"] != 1 {
+		t.Fatalf("events: %v", events)
+	}
+
+	// Dead letters: 1003's invalid BSN, AGB 1234, care plan status "onbekend"; no delivery failed.
+	var dl []runtime.DeadLetter
+	waitUntil(t, "dead letters", func() bool {
+		dl, _ = runtime.ListDeadLetters(context.Background(), db, transport.SQLite, runtime.Filter{})
+		return len(dl) == 3
+	})
+	for _, d := range dl {
+		if d.Stage != "rules" {
+			t.Errorf("unexpected %s dead letter: %s", d.Stage, d.Reason)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	var b []byte
+	waitUntil(t, path, func() bool {
+		var err error
+		b, err = os.ReadFile(path)
+		return err == nil
+	})
+	return string(b)
+}
