@@ -54,3 +54,35 @@ func Example() {
 	// Patient https://app.example/fhir/Patient/1 2026-11-28T11:00:00:000.0001
 	// Claimed true
 }
+
+func ExampleNewOperationOutcome() {
+	oo := dstu1.NewOperationOutcome("", dstu1.Issue{
+		Severity: "error",
+		Type:     "conflict",
+		Details:  "The specified resource version is not correct.",
+		Resource: "https://app.example/fhir/Patient/1",
+	})
+	fmt.Print(string(oo.XML()))
+	fmt.Println(string(oo.JSON()))
+	// Output:
+	// <OperationOutcome xmlns="http://hl7.org/fhir">
+	//   <text>
+	//     <status value="generated"/>
+	//     <div xmlns="http://www.w3.org/1999/xhtml"><p>The specified resource version is not correct.</p></div>
+	//   </text>
+	//   <issue>
+	//     <extension url="http://ggz.koppeltaal.nl/fhir/Koppeltaal/OperationOutcome#IssueResource">
+	//       <valueResource>
+	//         <reference value="https://app.example/fhir/Patient/1"/>
+	//       </valueResource>
+	//     </extension>
+	//     <severity value="error"/>
+	//     <type>
+	//       <system value="http://hl7.org/fhir/issue-type"/>
+	//       <code value="conflict"/>
+	//     </type>
+	//     <details value="The specified resource version is not correct."/>
+	//   </issue>
+	// </OperationOutcome>
+	// {"resourceType":"OperationOutcome","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>The specified resource version is not correct.</p></div>"},"issue":[{"extension":[{"url":"http://ggz.koppeltaal.nl/fhir/Koppeltaal/OperationOutcome#IssueResource","valueResource":{"reference":"https://app.example/fhir/Patient/1"}}],"severity":"error","type":{"system":"http://hl7.org/fhir/issue-type","code":"conflict"},"details":"The specified resource version is not correct."}]}
+}
