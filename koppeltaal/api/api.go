@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -123,6 +124,7 @@ func (s *Server) Run(ctx context.Context) error { return s.svc.Run(ctx) }
 // Mount registers the Koppeltaal endpoints under /FHIR/Koppeltaal on r.
 func (s *Server) Mount(r chi.Router) {
 	r.Route(Prefix, func(r chi.Router) {
+		r.Use(s.recoverer)
 		for _, ext := range s.ext {
 			ext(s, r)
 		}
@@ -152,6 +154,26 @@ func (s *Server) Handler() http.Handler {
 
 func fail(status int, code, format string, args ...any) *koppeltaal.Error {
 	return &koppeltaal.Error{Status: status, Issues: []koppeltaal.Issue{{Severity: "error", Code: code, Details: fmt.Sprintf(format, args...)}}}
+}
+
+// recoverer turns a panic in a Koppeltaal handler into a 500 OperationOutcome
+// in the client's format (a JSON client must never get an HTML or text page).
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil || p == http.ErrAbortHandler {
+				if p != nil {
+					panic(p)
+				}
+				return
+			}
+			s.log.Error("koppeltaal: handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p),
+				"stack", string(debug.Stack()))
+			s.writeError(w, r, fail(http.StatusInternalServerError, "exception", "The server could not process the request; the error is logged."))
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 type callerKey struct{}

@@ -3,12 +3,16 @@ package api_test
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -105,4 +109,24 @@ func TestSweeper(t *testing.T) {
 			t.Fatalf("ack after MaximumRetriesExceeded: %d %s", r.Status, r)
 		}
 	})
+}
+
+// TestPanicIsAnOperationOutcome: even a crashing handler answers a JSON client in JSON.
+func TestPanicIsAnOperationOutcome(t *testing.T) {
+	st := sqliteOnly(t).Open(t)
+	srv, err := api.New(ctx, api.Options{Store: st, Config: twoDomains(), Extensions: []func(*api.Server, chi.Router){
+		func(_ *api.Server, r chi.Router) {
+			r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	h := &harness{t: t, st: st, srv: srv, ts: ts}
+	r := h.do(req{method: "GET", path: "/FHIR/Koppeltaal/boom", accept: "application/json"})
+	if r.Status != 500 || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || len(outcome(t, r)) != 1 {
+		t.Fatalf("panic reply: %d %q %s", r.Status, r.Header.Get("Content-Type"), r)
+	}
 }
