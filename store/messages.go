@@ -83,26 +83,17 @@ type ResourceVersion struct {
 	MessageID    int64
 }
 
-// PutResourceVersion stores a new version and makes it current.
+// PutResourceVersion stores a new version and makes it current (one upsert
+// plus one insert: this runs for every resource of every posted message).
 func (t *Tx) PutResourceVersion(ctx context.Context, rv ResourceVersion) error {
 	now := micros(time.Now())
-	var id int64
-	err := t.get(ctx, &id, "SELECT id FROM resources WHERE domain_id = ? AND url = ?", rv.DomainID, rv.URL)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		id, err = t.insertID(ctx, `INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
-			created_at, updated_at, last_modified_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			rv.DomainID, rv.URL, rv.ResourceType, rv.Version, rv.ContentHash, now, now, nullID(rv.InstanceID))
-		if err != nil {
-			return fmt.Errorf("create resource %s: %w", rv.URL, err)
-		}
-	case err != nil:
-		return fmt.Errorf("look up resource %s: %w", rv.URL, err)
-	default:
-		if _, err := t.exec(ctx, `UPDATE resources SET current_version = ?, content_hash = ?, updated_at = ?,
-			last_modified_by = ? WHERE id = ?`, rv.Version, rv.ContentHash, now, nullID(rv.InstanceID), id); err != nil {
-			return fmt.Errorf("update resource %s: %w", rv.URL, err)
-		}
+	id, err := t.insertID(ctx, `INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
+		created_at, updated_at, last_modified_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (domain_id, url) DO UPDATE SET current_version = excluded.current_version,
+		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by`,
+		rv.DomainID, rv.URL, rv.ResourceType, rv.Version, rv.ContentHash, now, now, nullID(rv.InstanceID))
+	if err != nil {
+		return fmt.Errorf("store resource %s: %w", rv.URL, err)
 	}
 	if _, err := t.exec(ctx, `INSERT INTO resource_versions (resource_id, version, message_id, content, created_at)
 		VALUES (?, ?, ?, ?, ?)`, id, rv.Version, nullID(rv.MessageID), rv.Content, now); err != nil {
