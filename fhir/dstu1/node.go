@@ -186,15 +186,6 @@ func (n *Node) Clone() *Node {
 	return &c
 }
 
-// count returns the number of nodes in the tree (for limits on built messages and tests).
-func (n *Node) count() int {
-	total := 1
-	for _, c := range n.Children {
-		total += c.count()
-	}
-	return total
-}
-
 // Walk visits n and its descendants depth-first in document order (contained resources included). When
 // fn returns false the node's children are skipped.
 func (n *Node) Walk(fn func(*Node) bool) {

@@ -186,7 +186,7 @@ func (w *xmlWriter) resource(n *Node, declareNS bool) {
 	if !ok {
 		t = typeUnknown
 	}
-	if w.depth > 0 || len(w.buf) > 0 {
+	if w.depth > 0 {
 		w.nl()
 	}
 	w.startTag(n)
