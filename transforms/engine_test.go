@@ -191,3 +191,18 @@ func TestExtension(t *testing.T) {
 		t.Fatal("want error for a bad value key")
 	}
 }
+
+func TestExtValue(t *testing.T) {
+	e := newTestEngine(t, Shape{})
+	p, err := e.Compile(`ext_value(record.focal, "CarePlanActivityStatus#ActivityStatus").code`, Any)
+	if err != nil {
+		t.Fatal(err)
+	}
+	focal := map[string]any{"extension": []any{
+		map[string]any{"url": "http://ggz.koppeltaal.nl/fhir/Koppeltaal/CarePlanActivityStatus#ActivityStatus", "valueCoding": map[string]any{"code": "Completed"}},
+	}}
+	got, err := p.Eval(Env{Record: map[string]any{"focal": focal}})
+	if err != nil || got != "Completed" {
+		t.Fatalf("got %v %v", got, err)
+	}
+}

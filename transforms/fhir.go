@@ -155,3 +155,29 @@ func Extension(url, valueKey string, value any) (map[string]any, error) {
 	}
 	return map[string]any{"url": url, valueKey: value}, nil
 }
+
+// ExtensionValue returns the value[x] of the first extension of element with the given url (a url without
+// "://" is a Koppeltaal extension), or nil. element is a resource or element in DSTU1 JSON form.
+func ExtensionValue(element any, url string) any {
+	m, ok := element.(map[string]any)
+	if !ok {
+		return nil
+	}
+	if !strings.Contains(url, "://") {
+		url = KoppeltaalSystemBase + url
+	}
+	exts, _ := m["extension"].([]any)
+	for _, e := range exts {
+		em, ok := e.(map[string]any)
+		if !ok || em["url"] != url {
+			continue
+		}
+		for k, v := range em {
+			if strings.HasPrefix(k, "value") {
+				return v
+			}
+		}
+		return em["extension"]
+	}
+	return nil
+}

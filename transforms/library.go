@@ -47,6 +47,7 @@ var Functions = []FunctionDoc{
 	{"gender", "gender(code)", "DSTU1 gender CodeableConcept from M/V/O/X"},
 	{"telecom", "telecom(system, value[, use])", "FHIR Contact (nil when value is empty)"},
 	{"extension", "extension(url, valueKey, value)", "FHIR extension; a url without :// is a Koppeltaal extension such as \"CarePlan#StartDate\""},
+	{"ext_value", "ext_value(element, url)", "value of the first extension with url (Koppeltaal short form allowed), nil when absent"},
 	{"uuid", "uuid()", "a random UUID"},
 	{"stable_id", "stable_id(parts...)", "a deterministic id (hex SHA-256 prefix) from the parts: the same record gives the same id"},
 	{"str", "str(x)", "x as a string (nil → \"\")"},
@@ -229,6 +230,7 @@ func (e *Engine) library() []expr.Option {
 		}, new(func(string, string) any), new(func(string, string, string) any)),
 		fn("extension", func(p ...any) (any, error) { return Extension(str(p[0]), str(p[1]), p[2]) },
 			new(func(string, string, any) map[string]any)),
+		fn("ext_value", func(p ...any) (any, error) { return ExtensionValue(p[0], str(p[1])), nil }, new(func(any, string) any)),
 		fn("uuid", func(p ...any) (any, error) { return uuid.NewString(), nil }, new(func() string)),
 		fn("stable_id", func(p ...any) (any, error) { return StableID(strArgs(p)...), nil }),
 	}

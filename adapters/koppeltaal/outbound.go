@@ -127,7 +127,7 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 		urls = append(urls, client.ResourceURL(o.ResourceBase, r.Type, r.ID))
 	}
 	if m.Patient != "" {
-		urls = append(urls, client.ResourceURL(o.ResourceBase, "Patient", m.Patient))
+		urls = append(urls, client.PatientURL(o.ResourceBase, m.Patient))
 	}
 	for attempt := 1; ; attempt++ {
 		known, err := o.versions.get(ctx, urls)
@@ -170,7 +170,7 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 func (o *Outbound) refresh(ctx context.Context, m client.Message, urls []string) (bool, error) {
 	q := url.Values{"_summary": {"true"}, "_count": {"100"}, "event": {m.Event}}
 	if m.Patient != "" {
-		q.Set("Patient", client.ResourceURL(o.ResourceBase, "Patient", m.Patient))
+		q.Set("Patient", client.PatientURL(o.ResourceBase, m.Patient))
 	}
 	res, err := o.client.Search(ctx, q)
 	if err != nil {

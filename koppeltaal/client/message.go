@@ -15,7 +15,8 @@ import (
 // resources (the first is the focal resource).
 type Message struct {
 	Event string
-	// Patient is the Patient resource id for the MessageHeader#Patient extension ("" for none).
+	// Patient is the Patient resource id (under the sender's resource base) or full URL (a patient another
+	// application published) for the MessageHeader#Patient extension; "" for none.
 	Patient   string
 	Resources []Resource
 }
@@ -49,11 +50,12 @@ type BuildOptions struct {
 	Now time.Time
 }
 
-// ResourceURL is the URL under which a declared resource is sent: <base>/<Type>/<id>, and for Koppeltaal
-// Other kinds <base>/Other/<Kind>:<id> (the form servers use for ActivityDefinitions).
+// ResourceURL is the URL under which a declared resource is sent: <base>/<Type>/<id> (Other kinds by their
+// kind, as in <base>/CarePlanActivityStatus/718), except ActivityDefinitions, which Koppeltaal addresses as
+// <base>/Other/ActivityDefinition:<id>.
 func ResourceURL(base, typ, id string) string {
 	base = strings.TrimRight(base, "/")
-	if otherKinds[typ] {
+	if typ == dstu1.KindActivityDefinition {
 		return base + "/Other/" + typ + ":" + id
 	}
 	return base + "/" + typ + "/" + id
@@ -129,7 +131,7 @@ func BuildMessage(m Message, o BuildOptions) (*dstu1.Bundle, error) {
 	}
 	if m.Patient != "" {
 		header["extension"] = []any{map[string]any{"url": dstu1.ExtMessageHeaderPatient,
-			"valueResource": map[string]any{"reference": self(ResourceURL(o.ResourceBase, "Patient", m.Patient))}}}
+			"valueResource": map[string]any{"reference": self(PatientURL(o.ResourceBase, m.Patient))}}}
 	}
 	headerURL := strings.TrimRight(o.ResourceBase, "/") + "/MessageHeader/" + msgID
 	bundle := map[string]any{
@@ -177,4 +179,12 @@ func IssuedVersions(reply *dstu1.Bundle) map[string]string {
 		}
 	}
 	return out
+}
+
+// PatientURL is the URL of the message's patient: p itself when it is a URL, else a Patient under base.
+func PatientURL(base, p string) string {
+	if strings.Contains(p, "://") {
+		return p
+	}
+	return ResourceURL(base, "Patient", p)
 }

@@ -1,0 +1,95 @@
+package examples_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
+	"github.com/koppelpoort/koppelpoort/examples/koppeltaal-to-epd/epdreceiver"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+)
+
+// TestROMToKoppeltaalToEPD chains two examples: a ROM webhook becomes UpdateCarePlanActivityStatus in the
+// demo domain; the EPD bridge's mailbox route claims it, writes it to the (demo) EPD REST API and the
+// archive, and acknowledges it Success on the Koppeltaal server.
+func TestROMToKoppeltaalToEPD(t *testing.T) {
+	base := ktServer(t)
+	epd := epdreceiver.New("epd-demo-token")
+	epdSrv := httptest.NewServer(epd)
+	defer epdSrv.Close()
+	t.Setenv("KOPPELPOORT_URL", base)
+	t.Setenv("ROM_HOOK_LISTEN", "127.0.0.1:0")
+	t.Setenv("EPD_URL", epdSrv.URL)
+
+	dir := t.TempDir()
+	for _, f := range []string{"rom-to-koppeltaal/rom-webhook.yaml", "koppeltaal-to-epd/activity-status.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(string(b), "poll_interval: 5s", "poll_interval: 50ms")
+		os.WriteFile(filepath.Join(dir, filepath.Base(f)), []byte(s), 0o644)
+	}
+	rs, err := routes.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: transport.SQLite, Routes: rs, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() { cancel(); <-done; rt.Close() }()
+
+	var hook string
+	for _, r := range rs {
+		if in, ok := r.Input.Adapter.(*kphttp.Inbound); ok {
+			hook = "http://" + in.Addr() + "/hooks/rom"
+		}
+	}
+	body, _ := os.ReadFile("rom-to-koppeltaal/testdata/completed.json")
+	req, _ := http.NewRequest(http.MethodPost, hook, strings.NewReader(string(body)))
+	req.Header.Set("Authorization", "Bearer rom-demo-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %s", resp.Status)
+	}
+
+	waitUntil(t, "the EPD received the activity status", func() bool { return epd.Activities()["act-5001"] != nil })
+	got := epd.Activities()["act-5001"]
+	if got["status"] != "Completed" || got["patient"] != "1001" || got["reported_by"] != "ROM bridge" {
+		t.Fatalf("EPD got %v", got)
+	}
+	// The mailbox message is acknowledged Success once the EPD call and the archive line succeeded.
+	epdClient := &client.Client{BaseURL: base, Username: koppeltaal.DemoEPDUser, Password: koppeltaal.DemoEPDPassword}
+	waitUntil(t, "Success acknowledgement", func() bool {
+		res, err := epdClient.Search(context.Background(), url.Values{"ProcessingStatus": {"Success"}, "event": {"UpdateCarePlanActivityStatus"}, "_summary": {"true"}})
+		return err == nil && len(res.Entries) == 1
+	})
+	archive := waitFile(t, filepath.Join(dir, "archive", "activity-status.ndjson"))
+	if !strings.Contains(archive, `"act-5001"`) {
+		t.Fatalf("archive: %s", archive)
+	}
+}
