@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -50,7 +51,10 @@ type Report struct {
 	Server          *ProcStats  `json:"server,omitempty"`
 	LoadTool        ProcStats   `json:"load_tool"`
 	Timeline        []TimePoint `json:"timeline"`
-	Pass            bool        `json:"pass"`
+	// Machine describes the machine the run shared: CPUs and load averages
+	// at the start and the end (other processes skew the numbers).
+	Machine Machine `json:"machine"`
+	Pass    bool    `json:"pass"`
 }
 
 // tick samples the counters once a second for the timeline and the progress line.
@@ -133,6 +137,7 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 		rep.WriteRatio = rep.WritesPerSecond / r.opts.CommitRate.PerSecond
 	}
 	rep.Pass = cons.Pass && drained
+	rep.Machine = Machine{CPUs: runtime.NumCPU(), LoadStart: r.loadAvgStart, LoadEnd: loadAvg()}
 	return rep
 }
 
@@ -161,7 +166,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	if rep.Server != nil {
 		fmt.Fprintf(w, "server pid %d: RSS %.0f MiB now, %.0f MiB peak sampled, HWM %.0f MiB, CPU %.1fs\n", rep.Server.PID, rep.Server.RSSMiB, rep.Server.MaxRSSMiB, rep.Server.HWMMiB, rep.Server.CPUSeconds)
 	}
-	fmt.Fprintf(w, "load tool: CPU %.1fs, max RSS %.0f MiB\n\n", rep.LoadTool.CPUSeconds, rep.LoadTool.MaxRSSMiB)
+	fmt.Fprintf(w, "load tool: CPU %.1fs, max RSS %.0f MiB\n", rep.LoadTool.CPUSeconds, rep.LoadTool.MaxRSSMiB)
+	fmt.Fprintf(w, "machine: %d CPUs, load average %.1f at the start, %.1f at the end\n\n", rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tcount\terrors\t/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
 	for _, o := range rep.Ops {
@@ -194,6 +200,24 @@ func (rep *Report) WriteText(w io.Writer) {
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(w, "consistency check: %s\n", verdict)
+}
+
+// Machine is the context of a run.
+type Machine struct {
+	CPUs      int     `json:"cpus"`
+	LoadStart float64 `json:"loadavg1_start"`
+	LoadEnd   float64 `json:"loadavg1_end"`
+}
+
+// loadAvg is the 1-minute load average (0 where /proc/loadavg is missing).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	_, _ = fmt.Sscanf(string(b), "%f", &v)
+	return v
 }
 
 func oneLineCut(s string, n int) string {

@@ -92,6 +92,7 @@ type runner struct {
 	consumers      []*atomic.Int64 // last time an empty claim started, per consumer
 	missed         atomic.Int64    // open-loop ticks dropped because all workers were busy
 	rr             atomic.Uint64
+	loadAvgStart   float64
 }
 
 func basicAuth(user, pw string) string {
@@ -201,6 +202,7 @@ func (r *runner) warmup(ctx context.Context) {
 
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.warmup(ctx)
+	r.loadAvgStart = loadAvg()
 	r.start = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
