@@ -11,6 +11,7 @@ type jsonConv struct {
 	data []byte
 	lim  Limits
 	ar   arena
+	kids []*Node   // children of the objects being converted, innermost last
 	path []pathSeg // built into a string only when reporting an error
 }
 
@@ -326,6 +327,7 @@ func (c *jsonConv) resource(v jval) (*Node, error) {
 func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 	isExt := t == typeExtension
 	var extras []jmember // "_name" members, applied after the values they belong to
+	mark := len(c.kids)  // children are collected on c.kids, then stored once
 	for _, m := range v.obj {
 		key := m.key
 		if m.val.kind == 'z' {
@@ -349,6 +351,9 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 		}
 		c.pop()
 	}
+	n.Children = c.ar.children(c.kids[mark:])
+	clear(c.kids[mark:])
+	c.kids = c.kids[:mark]
 	for _, m := range extras {
 		c.push(m.key)
 		if err := c.primitiveExtras(n, t, m.key[1:], m.val); err != nil {
@@ -376,7 +381,7 @@ func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 		if err != nil {
 			return err
 		}
-		n.Children = append(n.Children, child)
+		c.kids = append(c.kids, child)
 		return nil
 	}
 	if known && !d.repeats {
@@ -392,7 +397,9 @@ func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 			if extras == nil || extras.kind != 'a' || i >= len(extras.arr) || extras.arr[i].kind != 'o' {
 				return c.fail(item.off, ErrNullInArray, "")
 			}
-			n.Children = append(n.Children, &Node{Name: key, jsonArray: !known})
+			x := c.ar.node()
+			x.Name, x.jsonArray = key, !known
+			c.kids = append(c.kids, x)
 			c.pop()
 			continue
 		}
@@ -401,7 +408,7 @@ func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 			return err
 		}
 		child.jsonArray = !known
-		n.Children = append(n.Children, child)
+		c.kids = append(c.kids, child)
 		c.pop()
 	}
 	return nil

@@ -31,6 +31,43 @@ type jsonScanner struct {
 	lim   Limits
 	depth int
 	count int
+
+	// Members and elements of the open objects/arrays are collected on stacks and copied into chunked
+	// storage when their container closes: a few allocations per document instead of several per object.
+	mstack []jmember
+	vstack []jval
+	mstore []jmember
+	vstore []jval
+}
+
+func (s *jsonScanner) takeMembers(mark int) []jmember {
+	n := len(s.mstack) - mark
+	if n == 0 {
+		return nil
+	}
+	if cap(s.mstore)-len(s.mstore) < n {
+		s.mstore = make([]jmember, 0, max(256, n))
+	}
+	start := len(s.mstore)
+	s.mstore = append(s.mstore, s.mstack[mark:]...)
+	clear(s.mstack[mark:])
+	s.mstack = s.mstack[:mark]
+	return s.mstore[start:len(s.mstore):len(s.mstore)]
+}
+
+func (s *jsonScanner) takeValues(mark int) []jval {
+	n := len(s.vstack) - mark
+	if n == 0 {
+		return nil
+	}
+	if cap(s.vstore)-len(s.vstore) < n {
+		s.vstore = make([]jval, 0, max(256, n))
+	}
+	start := len(s.vstore)
+	s.vstore = append(s.vstore, s.vstack[mark:]...)
+	clear(s.vstack[mark:])
+	s.vstack = s.vstack[:mark]
+	return s.vstore[start:len(s.vstore):len(s.vstore)]
 }
 
 func (s *jsonScanner) fail(off int, sentinel error, format string, args ...any) *SyntaxError {
@@ -117,21 +154,21 @@ func (s *jsonScanner) enter(off int) error {
 	return nil
 }
 
-// duplicate reports whether key is already a member of v. Small objects are scanned; large ones get a set
+// duplicate reports whether key is already among members. Small objects are scanned; large ones get a set
 // so that a hostile object with many members stays linear.
-func (s *jsonScanner) duplicate(v *jval, key string, seen *map[string]struct{}) bool {
-	if len(v.obj) < 16 {
-		for i := range v.obj {
-			if v.obj[i].key == key {
+func (s *jsonScanner) duplicate(members []jmember, key string, seen *map[string]struct{}) bool {
+	if len(members) < 16 {
+		for i := range members {
+			if members[i].key == key {
 				return true
 			}
 		}
 		return false
 	}
 	if *seen == nil {
-		*seen = make(map[string]struct{}, 2*len(v.obj))
-		for i := range v.obj {
-			(*seen)[v.obj[i].key] = struct{}{}
+		*seen = make(map[string]struct{}, 2*len(members))
+		for i := range members {
+			(*seen)[members[i].key] = struct{}{}
 		}
 	}
 	if _, ok := (*seen)[key]; ok {
@@ -147,6 +184,7 @@ func (s *jsonScanner) object() (jval, error) {
 	if err := s.enter(s.pos); err != nil {
 		return v, err
 	}
+	mark := len(s.mstack)
 	s.pos++ // {
 	s.ws()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
@@ -164,7 +202,7 @@ func (s *jsonScanner) object() (jval, error) {
 		if err != nil {
 			return v, err
 		}
-		if s.duplicate(&v, key, &seen) {
+		if s.duplicate(s.mstack[mark:], key, &seen) {
 			return v, s.fail(koff, nil, "duplicate member %q", key)
 		}
 		s.ws()
@@ -176,7 +214,7 @@ func (s *jsonScanner) object() (jval, error) {
 		if err != nil {
 			return v, err
 		}
-		v.obj = append(v.obj, jmember{key: key, off: koff, val: val})
+		s.mstack = append(s.mstack, jmember{key: key, off: koff, val: val})
 		s.ws()
 		if s.pos >= len(s.data) {
 			return v, s.fail(s.pos, nil, "unexpected end of JSON in an object")
@@ -187,6 +225,7 @@ func (s *jsonScanner) object() (jval, error) {
 		case '}':
 			s.pos++
 			s.depth--
+			v.obj = s.takeMembers(mark)
 			return v, nil
 		default:
 			return v, s.fail(s.pos, nil, "expected ',' or '}' in an object, found %q", s.data[s.pos])
@@ -199,6 +238,7 @@ func (s *jsonScanner) array() (jval, error) {
 	if err := s.enter(s.pos); err != nil {
 		return v, err
 	}
+	mark := len(s.vstack)
 	s.pos++ // [
 	s.ws()
 	if s.pos < len(s.data) && s.data[s.pos] == ']' {
@@ -211,7 +251,7 @@ func (s *jsonScanner) array() (jval, error) {
 		if err != nil {
 			return v, err
 		}
-		v.arr = append(v.arr, val)
+		s.vstack = append(s.vstack, val)
 		s.ws()
 		if s.pos >= len(s.data) {
 			return v, s.fail(s.pos, nil, "unexpected end of JSON in an array")
@@ -222,6 +262,7 @@ func (s *jsonScanner) array() (jval, error) {
 		case ']':
 			s.pos++
 			s.depth--
+			v.arr = s.takeValues(mark)
 			return v, nil
 		default:
 			return v, s.fail(s.pos, nil, "expected ',' or ']' in an array, found %q", s.data[s.pos])
