@@ -1,7 +1,7 @@
 package dstu1
 
-// Entry points: parse a bundle or a single resource in either wire form. The format normally comes from
-// the Content-Type (FormatFromMediaType), with Sniff as the fallback.
+// Entry points: parse a bundle or a single resource in either wire form, and encode one. The format
+// normally comes from the Content-Type (FormatFromMediaType), with Sniff as the fallback.
 
 // ParseBundle parses a bundle (Atom feed XML or DSTU1 JSON Bundle) with the default limits.
 func ParseBundle(data []byte, f Format) (*Bundle, error) { return Limits{}.ParseBundle(data, f) }
@@ -46,4 +46,20 @@ func (l Limits) ParseResource(data []byte, f Format) (*Resource, error) {
 // that starts with neither '<' nor '{').
 func unknownFormat(f Format) error {
 	return &SyntaxError{Format: f, Err: ErrNotFHIR, Msg: "the body is neither XML nor JSON"}
+}
+
+// Encode returns the bundle in format f (XML for anything but FormatJSON).
+func (b *Bundle) Encode(f Format) []byte {
+	if f == FormatJSON {
+		return b.JSON()
+	}
+	return b.XML()
+}
+
+// Encode returns the resource in format f (XML for anything but FormatJSON).
+func (r *Resource) Encode(f Format) []byte {
+	if f == FormatJSON {
+		return r.JSON()
+	}
+	return r.XML()
 }

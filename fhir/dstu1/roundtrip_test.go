@@ -121,15 +121,10 @@ func other(f Format) Format {
 }
 
 func encode(b *Bundle, r *Resource, f Format) []byte {
-	switch {
-	case b != nil && f == FormatXML:
-		return b.XML()
-	case b != nil:
-		return b.JSON()
-	case f == FormatXML:
-		return r.XML()
+	if b != nil {
+		return b.Encode(f)
 	}
-	return r.JSON()
+	return r.Encode(f)
 }
 
 func TestFixturesRoundTrip(t *testing.T) {
