@@ -2,6 +2,7 @@ package examples_test
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -88,6 +89,16 @@ func TestROMToKoppeltaalToEPD(t *testing.T) {
 		res, err := epdClient.Search(context.Background(), url.Values{"ProcessingStatus": {"Success"}, "event": {"UpdateCarePlanActivityStatus"}, "_summary": {"true"}})
 		return err == nil && len(res.Entries) == 1
 	})
+	// The EPD table got the row (upsert by activity).
+	epdDB, err := sql.Open("sqlite", filepath.Join(dir, "epd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer epdDB.Close()
+	var status, patient string
+	if err := epdDB.QueryRow(`SELECT status, patient FROM activity_status WHERE activity = 'act-5001'`).Scan(&status, &patient); err != nil || status != "Completed" || patient != "1001" {
+		t.Fatalf("EPD table: %q %q %v", status, patient, err)
+	}
 	archive := waitFile(t, filepath.Join(dir, "archive", "activity-status.ndjson"))
 	if !strings.Contains(archive, `"act-5001"`) {
 		t.Fatalf("archive: %s", archive)
