@@ -20,6 +20,7 @@ import (
 
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -37,7 +38,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Registerer receives the per-route metrics; nil uses a private registry.
 	Registerer prometheus.Registerer
-	// Mount registers inbound HTTP handlers on the server's router; nil makes http inbounds fail to provision.
+	// Mount registers inbound HTTP handlers on the server's router. Nil: the runtime keeps them and mounts
+	// them when the server calls Runtime.Mount(chi.Router).
 	Mount func(pattern string, h http.Handler)
 	// PollInterval is how often idle delivery workers and subscribers look for work; default 200ms.
 	PollInterval time.Duration
@@ -53,6 +55,19 @@ type Runtime struct {
 	publisher message.Publisher
 	metrics   *metrics
 	routes    []*liveRoute
+	handlers  []mounted
+}
+
+type mounted struct {
+	pattern string
+	h       http.Handler
+}
+
+// Mount registers the http inbound handlers on the server's router (it implements the server's Mounter).
+func (rt *Runtime) Mount(r chi.Router) {
+	for _, m := range rt.handlers {
+		r.Handle(m.pattern, m.h)
+	}
 }
 
 type liveRoute struct {
@@ -105,6 +120,10 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, transport: tr, publisher: pub, metrics: m}
+	mount := cfg.Mount
+	if mount == nil {
+		mount = func(pattern string, h http.Handler) { rt.handlers = append(rt.handlers, mounted{pattern, h}) }
+	}
 	seenTopics := map[string]string{}
 	for _, r := range cfg.Routes {
 		lr := &liveRoute{Route: r, topic: TopicFor(r.Name), outputs: map[string]adapters.Outbound{}, wake: make(chan struct{}, 1)}
@@ -115,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		seenTopics[lr.topic] = r.Name
 		rt.routes = append(rt.routes, lr)
 		host := adapters.Host{Logger: cfg.Logger.With("route", r.Name), Dir: r.Dir, DB: cfg.DB, Dialect: cfg.Dialect,
-			Route: r.Name, Mount: cfg.Mount, Checkpoints: Checkpoints{DB: cfg.DB, Dialect: cfg.Dialect}}
+			Route: r.Name, Mount: mount, Checkpoints: Checkpoints{DB: cfg.DB, Dialect: cfg.Dialect}}
 		for _, c := range append([]routes.Component{r.Input}, r.Outputs...) {
 			if p, ok := c.Adapter.(adapters.Provisioner); ok {
 				if err := p.Provision(ctx, host); err != nil {

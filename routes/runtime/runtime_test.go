@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
 	"github.com/koppelpoort/koppelpoort/routes"
@@ -274,4 +275,42 @@ func idOf(dl []runtime.DeadLetter, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestMountOnServerRouter: an http inbound without listen is mounted on the server's router.
+func TestMountOnServerRouter(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`name: mounted
+input:
+  http: {path: /hooks/x, auth: none}
+outputs:
+  - name: out
+    file: {dir: ./out}
+`), 0o644)
+	r, err := routes.LoadFile(filepath.Join(dir, "r.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := transport.OpenSQLite(filepath.Join(dir, "kp.db"), 1)
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := chi.NewRouter()
+	rt.Mount(router)
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() { cancel(); <-done; rt.Close() }()
+	waitFor(t, "accepted", func() bool {
+		code, _ := post(t, srv.URL+"/hooks/x", "", `{"a": 1}`)
+		return code == http.StatusAccepted
+	})
+	waitFor(t, "written", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "out", "mounted-*.json"))
+		return len(files) == 1
+	})
 }
