@@ -197,9 +197,37 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	verdict := "PASS"
 	if !rep.Pass {
-		verdict = "FAIL"
+		verdict = "FAIL (" + strings.Join(rep.failReasons(), "; ") + ")"
 	}
 	fmt.Fprintf(w, "consistency check: %s\n", verdict)
+}
+
+// failReasons says in words why a run did not pass.
+func (rep *Report) failReasons() []string {
+	c := rep.Consistency
+	var out []string
+	add := func(n int64, what string) {
+		if n > 0 {
+			out = append(out, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	if !rep.Drained {
+		out = append(out, "queues not empty at the drain timeout (the server did not keep up)")
+	}
+	add(c.Missing, "deliveries lost")
+	add(c.Duplicates, "duplicate deliveries")
+	add(c.StillQueued, "deliveries still queued")
+	add(c.AcksNotStuck, "acknowledgements not stuck")
+	add(c.RejectedButDelivered, "rejected messages delivered")
+	add(c.WrongRecipient, "deliveries to unsubscribed instances")
+	add(c.Strays, "deliveries of unknown messages")
+	if !c.ReadbackDone {
+		out = append(out, "acknowledgements could not be read back")
+	}
+	if c.Accepted == 0 {
+		out = append(out, "no message was accepted")
+	}
+	return out
 }
 
 // Machine is the context of a run.

@@ -306,7 +306,9 @@ func (r *runner) send(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for range jobs {
-				r.sendOne(ctx)
+				if ctx.Err() == nil { // ticks still buffered when the load phase ends are dropped
+					r.sendOne(ctx)
+				}
 			}
 		}()
 	}
