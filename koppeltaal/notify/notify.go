@@ -139,8 +139,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 	t := time.NewTicker(n.o.PollInterval)
 	defer t.Stop()
 	for {
-		if err := n.Step(ctx); err != nil && ctx.Err() == nil {
-			n.log.Error("notify: webhook dispatch failed", "err", err)
+		if err := n.Step(ctx); err != nil {
+			if ctx.Err() == nil {
+				n.log.Error("notify: webhook dispatch failed", "err", err)
+			} else {
+				n.log.Info("notify: webhook dispatch interrupted by shutdown", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -157,6 +158,10 @@ func (e *env) deliveries() []delivery {
 	return ds
 }
 
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -223,7 +228,8 @@ func TestRestartWithPendingNotifications(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e1 := newEnv(t, st1, rc.ts.URL, notify.Options{Backoff: 300 * time.Millisecond})
+		e1 := newEnv(t, st1, rc.ts.URL, notify.Options{Backoff: 300 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		stop := e1.run()
 		first := e1.post()
 		waitFor(t, "first attempt", func() bool { return rc.count() == 1 })
@@ -240,7 +246,11 @@ func TestRestartWithPendingNotifications(t *testing.T) {
 		defer e2.run()()
 		waitFor(t, "both delivered", func() bool {
 			ds := e2.deliveries()
-			return len(ds) == 2 && ds[0].Status == "delivered" && ds[1].Status == "delivered"
+			ok := len(ds) == 2 && ds[0].Status == "delivered" && ds[1].Status == "delivered"
+			if !ok && testing.Verbose() {
+				t.Logf("deliveries %+v, %d calls", ds, rc.count())
+			}
+			return ok
 		})
 		got := map[string]bool{}
 		rc.mu.Lock()

@@ -74,11 +74,19 @@ func (n *Notifier) deliverDue(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	done := time.Now()
-	err = n.st.Update(ctx, func(tx *store.Tx) error {
+	stopping := ctx.Err() != nil
+	// Record the outcomes even when ctx ended (shutdown): otherwise the leases
+	// would hold the notifications back until they expire.
+	dbctx := context.WithoutCancel(ctx)
+	err = n.st.Update(dbctx, func(tx *store.Tx) error {
 		for i, j := range jobs {
 			var q string
 			var args []any
 			switch {
+			case results[i] != nil && stopping:
+				// Interrupted by shutdown: not an attempt; the next process retries at once.
+				q, args = "UPDATE webhook_deliveries SET attempts = attempts - 1, lease_until = 0, updated_at = ? WHERE id = ?",
+					[]any{done.UnixMicro(), j.ID}
 			case results[i] == nil:
 				q, args = "UPDATE webhook_deliveries SET status = 'delivered', lease_until = 0, last_error = '', updated_at = ? WHERE id = ?",
 					[]any{done.UnixMicro(), j.ID}
@@ -89,7 +97,7 @@ func (n *Notifier) deliverDue(ctx context.Context) (int, error) {
 				q, args = "UPDATE webhook_deliveries SET next_attempt_at = ?, lease_until = 0, last_error = ?, updated_at = ? WHERE id = ?",
 					[]any{done.Add(n.backoff(j.Attempts)).UnixMicro(), results[i].Error(), done.UnixMicro(), j.ID}
 			}
-			if _, err := tx.Exec(ctx, q, args...); err != nil {
+			if _, err := tx.Exec(dbctx, q, args...); err != nil {
 				return fmt.Errorf("record outcome of delivery %d: %w", j.ID, err)
 			}
 		}
@@ -100,6 +108,8 @@ func (n *Notifier) deliverDue(ctx context.Context) (int, error) {
 	}
 	for i, j := range jobs {
 		switch {
+		case results[i] != nil && stopping:
+			n.log.Info("notify: webhook call interrupted by shutdown; it will be retried", "instance", j.Username, "queue_id", j.QueueID)
 		case results[i] == nil:
 			n.metrics.deliveries.WithLabelValues("delivered").Inc()
 			n.log.Info("notify: webhook delivered", "instance", j.Username, "queue_id", j.QueueID, "attempt", j.Attempts)
