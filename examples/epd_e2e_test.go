@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
@@ -23,16 +24,30 @@ import (
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
-// ktServer runs this repository's Koppeltaal server with the demo domain on a SQLite file.
+// examplesConfig loads examples/koppelpoort-examples.yaml, the config the READMEs start serve with.
+func examplesConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("koppelpoort-examples.yaml", os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Koppeltaal == nil || len(cfg.Routes) != 3 {
+		t.Fatalf("examples config: koppeltaal %v, routes %v", cfg.Koppeltaal != nil, cfg.Routes)
+	}
+	return cfg
+}
+
+// ktServer runs this repository's Koppeltaal server with the examples' demo domain on a SQLite file.
 func ktServer(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
+	cfg := examplesConfig(t)
 	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(t.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := api.New(ctx, api.Options{Store: st, Config: koppeltaal.DemoConfig()})
+	srv, err := api.New(ctx, api.Options{Store: st, Config: *cfg.Koppeltaal})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,4 +227,17 @@ func waitFile(t *testing.T, path string) string {
 		return err == nil
 	})
 	return string(b)
+}
+
+// TestExamplesConfigRoutes: the route globs of the examples config load every example route (and skip the
+// route tests next to them).
+func TestExamplesConfigRoutes(t *testing.T) {
+	cfg := examplesConfig(t)
+	rs, err := routes.LoadFiles(cfg.Routes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 5 {
+		t.Fatalf("loaded %d routes, want 5", len(rs))
+	}
 }

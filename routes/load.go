@@ -23,8 +23,8 @@ const (
 	DefaultMaxBackoff  = 30 * time.Second
 )
 
-// LoadFiles loads route files and globs; all problems of all files are returned together (as Diagnostics).
-// Route names must be unique.
+// LoadFiles loads route files and globs (a glob skips route tests, *_test.yaml); all problems of all files
+// are returned together (as Diagnostics). Route names must be unique.
 func LoadFiles(patterns ...string) ([]*Route, error) {
 	var files []string
 	var diags Diagnostics
@@ -37,7 +37,13 @@ func LoadFiles(patterns ...string) ([]*Route, error) {
 			}
 			matches = []string{p}
 		}
-		files = append(files, matches...)
+		for _, m := range matches {
+			// "routes/*.yaml" also matches the route tests next to the routes; they are not routes.
+			if len(matches) > 1 && IsTestFile(filepath.Base(m)) || p != m && IsTestFile(filepath.Base(m)) {
+				continue
+			}
+			files = append(files, m)
+		}
 	}
 	var out []*Route
 	names := map[string]string{}
