@@ -82,6 +82,10 @@ func (r *Resource) Type() string {
 	return r.Name
 }
 
+// systemOtherResourceUsageVZVZ is the OtherResourceUsage system as the architecture document writes it
+// (vzvz.nl instead of ggz.koppeltaal.nl); read, never written.
+const systemOtherResourceUsageVZVZ = "http://vzvz.nl/fhir/Koppeltaal/OtherResourceUsage"
+
 // KoppeltaalType is the type Koppeltaal routes on: for an Other resource the code from Other.code.coding
 // with system OtherResourceUsage (ActivityDefinition, UserMessage, CareTeam, ...); for others Type().
 // An Other without that coding returns "Other".
@@ -92,7 +96,7 @@ func (r *Resource) KoppeltaalType() string {
 	}
 	var code string
 	r.Child("code").Each("coding", func(c *Node) bool {
-		if c.Str("system") == SystemOtherResourceUsage {
+		if sys := c.Str("system"); sys == SystemOtherResourceUsage || sys == systemOtherResourceUsageVZVZ {
 			code = c.Str("code")
 			return false
 		}

@@ -113,6 +113,14 @@ func TestOtherResourceTypes(t *testing.T) {
 		"testdata/examples/updatecareplanactivitystatus-request-healthonline-step2.xml":               "CarePlanActivityStatus",
 		"testdata/examples/getnextnewandclaim-response-createorupdateusermessage-soapui.repaired.xml": "UserMessage",
 	}
+	data, err := os.ReadFile("testdata/examples/activitydefinition-other-id-vs-identifier-architectuur.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseResource(data, FormatXML)
+	if err != nil || r.KoppeltaalType() != KindActivityDefinition {
+		t.Errorf("vzvz.nl OtherResourceUsage system: %v, %q", err, r.KoppeltaalType())
+	}
 	for file, kind := range want {
 		b := mustBundle(t, file)
 		found := false
