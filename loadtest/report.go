@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,7 +59,7 @@ type Report struct {
 }
 
 // tick samples the counters once a second for the timeline and the progress line.
-func (r *runner) tick(ctxDone interface{ Done() <-chan struct{} }, timeline *[]TimePoint, mu *sync.Mutex, srv *serverSampler) {
+func (r *runner) tick(ctx context.Context, timeline *[]TimePoint, mu *sync.Mutex, srv *serverSampler) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var lastPosted, lastDelivered, lastAcked, lastFailed int64
@@ -66,7 +67,7 @@ func (r *runner) tick(ctxDone interface{ Done() <-chan struct{} }, timeline *[]T
 	lastPrint := time.Time{}
 	for {
 		select {
-		case <-ctxDone.Done():
+		case <-ctx.Done():
 			if r.opts.Progress != nil && r.opts.TTY {
 				fmt.Fprintln(r.opts.Progress)
 			}

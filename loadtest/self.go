@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -342,12 +341,4 @@ func (s *SelfServer) createPostgresDB(ctx context.Context, adminDSN string) (str
 	}
 	u.Path = "/" + name
 	return u.String(), nil
-}
-
-// copyLog copies the server log to w (for failures).
-func (s *SelfServer) copyLog(w io.Writer) {
-	if f, err := os.Open(s.LogPath); err == nil {
-		_, _ = io.Copy(w, f)
-		f.Close()
-	}
 }
