@@ -354,6 +354,9 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 	n.Children = c.ar.children(c.kids[mark:])
 	clear(c.kids[mark:])
 	c.kids = c.kids[:mark]
+	if err := checkUnknownGroups(n, t); err != nil {
+		return c.fail(v.off, ErrNotFHIR, "%v", err)
+	}
 	for _, m := range extras {
 		c.push(m.key)
 		if err := c.primitiveExtras(n, t, m.key[1:], m.val); err != nil {
@@ -394,7 +397,7 @@ func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 			if extras == nil {
 				extras = member(obj, "_"+key)
 			}
-			if extras == nil || extras.kind != 'a' || i >= len(extras.arr) || extras.arr[i].kind != 'o' {
+			if !known || extras == nil || extras.kind != 'a' || i >= len(extras.arr) || extras.arr[i].kind != 'o' {
 				return c.fail(item.off, ErrNullInArray, "")
 			}
 			x := c.ar.node()

@@ -43,6 +43,14 @@ func extURLs(canonical string) [2]string {
 	return [2]string{canonical, KoppeltaalBase + "Profile/" + strings.TrimPrefix(canonical, KoppeltaalBase)}
 }
 
+// ExtensionURLs returns the URL forms accepted for a Koppeltaal extension given in canonical form:
+// the canonical ".../Koppeltaal/X#Y" and ".../Koppeltaal/Profile/X#Y". Use it as
+// node.Extension(ExtensionURLs(u)...).
+func ExtensionURLs(canonical string) []string {
+	u := extURLs(canonical)
+	return u[:]
+}
+
 // CanonicalExtensionURL maps the ".../Koppeltaal/Profile/X#Y" form of a Koppeltaal extension URL to
 // ".../Koppeltaal/X#Y"; other URLs are returned unchanged.
 func CanonicalExtensionURL(url string) string {

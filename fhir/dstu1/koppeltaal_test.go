@@ -178,6 +178,9 @@ func TestProfileURLFormsAndValueCoding(t *testing.T) {
 	if !ok || ps.Status != "Failed" || ps.Exception != "boom" {
 		t.Fatalf("ProcessingStatus() = %+v, %v", ps, ok)
 	}
+	if mh.Extension(ExtensionURLs(ExtMessageHeaderPatient)...) == nil || CanonicalExtensionURL(KoppeltaalBase+"Profile/MessageHeader#IsExpired") != ExtIsExpired {
+		t.Fatal("ExtensionURLs/CanonicalExtensionURL")
+	}
 	if mh.Patient() != "http://x/Patient/1" {
 		t.Fatalf("Patient() = %q", mh.Patient())
 	}

@@ -502,6 +502,9 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 			if err := checkShape(n, k, known); err != nil {
 				return nil, r.fail(ErrNotFHIR, "%v", err)
 			}
+			if err := checkUnknownGroups(n, t); err != nil {
+				return nil, r.fail(ErrNotFHIR, "%v", err)
+			}
 			return n, nil
 		case xText:
 			if strings.TrimSpace(tt.text) == "" {
@@ -598,6 +601,26 @@ func checkShape(n *Node, k kind, known bool) error {
 				return fmt.Errorf("unknown element <%s> has both a value and child element <%s>", n.Name, c.Name)
 			}
 		}
+	}
+	return nil
+}
+
+// checkUnknownGroups requires the repetitions of an unknown element to have one shape: all with a value
+// (a JSON primitive array) or all without (an array of objects).
+func checkUnknownGroups(n *Node, t int) error {
+	var shape map[string]bool
+	for _, c := range n.Children {
+		if _, known := childType(t, c.Name); known {
+			continue
+		}
+		if shape == nil {
+			shape = make(map[string]bool)
+		}
+		prim := c.HasValue
+		if seen, ok := shape[c.Name]; ok && seen != prim {
+			return fmt.Errorf("unknown element %q occurs both with and without a value", c.Name)
+		}
+		shape[c.Name] = prim
 	}
 	return nil
 }
