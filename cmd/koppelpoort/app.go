@@ -7,10 +7,15 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,8 +31,24 @@ type app struct {
 func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *slog.Logger, reg prometheus.Registerer, stdout io.Writer) (*app, error) {
 	a := &app{}
 	if cfg.Koppeltaal != nil {
+		if cfg.Path == "" {
+			cfg.Koppeltaal.WithDemoRoot("http://" + cfg.Server.Addr) // the demo game lives on this server
+		}
 		if _, err := koppeltaal.Apply(ctx, *cfg.Koppeltaal, st, logger); err != nil {
 			return nil, fmt.Errorf("provision koppeltaal configuration: %w", err)
+		}
+		// SSO, activity definitions and push notifications (issue 4).
+		sso, err := oauth.New(oauth.Options{Store: st, Config: *cfg.Koppeltaal, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("koppeltaal oauth: %w", err)
+		}
+		push, err := notify.New(notify.Options{Store: st, Logger: logger, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("koppeltaal notifications: %w", err)
+		}
+		ads, err := activity.New(activity.Options{Store: st, Logger: logger, MaxBodyBytes: cfg.Koppeltaal.MaxBodyBytes, OnPublish: push.Wake})
+		if err != nil {
+			return nil, fmt.Errorf("koppeltaal activity definitions: %w", err)
 		}
 		kt, err := api.New(ctx, api.Options{
 			Store:      st,
@@ -35,13 +56,27 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *
 			Logger:     logger,
 			Registerer: reg,
 			SkipApply:  true,
+			Bearer:     sso,
+			Limiter:    sso.Limiter(),
+			// Middleware first (CORS, notifier wake-up), then routes.
+			Extensions: []func(*api.Server, chi.Router){sso.Extension, push.Extension, ads.Extension},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal api: %w", err)
 		}
-		a.mounts = append(a.mounts, kt)
-		a.workers = append(a.workers, kt.Run)
+		root := strings.TrimSuffix(cfg.Koppeltaal.PublicURL, "/")
+		if root == "" {
+			root = "http://" + cfg.Server.Addr
+		}
+		if _, err := ads.Seed(ctx, *cfg.Koppeltaal, root+api.Prefix); err != nil {
+			return nil, fmt.Errorf("seed activity definitions: %w", err)
+		}
+		a.mounts = append(a.mounts, kt, sso)
+		a.workers = append(a.workers, kt.Run, push.Run)
 		if cfg.Path == "" {
+			a.mounts = append(a.mounts, server.MountFunc(func(r chi.Router) {
+				r.Handle(koppeltaal.DemoGamePath, oauth.DemoGamePage())
+			}))
 			printDemoBanner(stdout, cfg)
 		}
 	}
