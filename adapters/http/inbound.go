@@ -212,7 +212,7 @@ func (in *Inbound) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		keys[i] = recs[i].Key
 	}
 	if err := (*sp).Accept(r.Context(), recs); err != nil {
-		in.log.Error("http inbound: records not stored", "path", in.Path, "error", err)
+		in.logger().Error("http inbound: records not stored", "path", in.Path, "error", err)
 		writeJSON(w, nethttp.StatusServiceUnavailable, map[string]string{"error": "records could not be stored; retry later"})
 		return
 	}
@@ -237,3 +237,10 @@ var (
 	_ adapters.Shaper      = (*Inbound)(nil)
 	_ nethttp.Handler      = (*Inbound)(nil)
 )
+
+func (in *Inbound) logger() *slog.Logger {
+	if in.log == nil {
+		return slog.Default()
+	}
+	return in.log
+}

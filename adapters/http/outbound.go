@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	nethttp "net/http"
 	"net/url"
 	"regexp"
@@ -122,10 +121,7 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") {
-			return adapters.Transient(fmt.Errorf("%s %s: %w", o.Method, redact(target), err))
-		}
+		// No answer at all (refused, reset, timeout, DNS): the call may succeed later.
 		return adapters.Transient(fmt.Errorf("%s %s: %w", o.Method, redact(target), err))
 	}
 	defer resp.Body.Close()
