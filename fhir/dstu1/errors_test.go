@@ -148,3 +148,17 @@ func TestUnknownElements(t *testing.T) {
 		t.Fatal(d)
 	}
 }
+
+func TestUnknownNamesThatClashWithJSON(t *testing.T) {
+	for _, body := range []string{
+		`<Patient xmlns="http://hl7.org/fhir"><id value="x"/></Patient>`,
+		`<Patient xmlns="http://hl7.org/fhir"><resourceType value="x"/></Patient>`,
+		`<Patient xmlns="http://hl7.org/fhir"><_active value="x"/></Patient>`,
+		`<Patient xmlns="http://hl7.org/fhir"><extension url="u"><url value="x"/></extension></Patient>`,
+		`<Patient xmlns="http://hl7.org/fhir"><e/><e value="x"/></Patient>`,
+	} {
+		if _, err := ParseResource([]byte(body), FormatXML); !errors.Is(err, ErrNotFHIR) {
+			t.Errorf("%s: err = %v", body, err)
+		}
+	}
+}

@@ -545,6 +545,9 @@ func (r *xmlReader) child(parent *Node, siblings []*Node, t int, k kind, start x
 	if k.primitive() && !known {
 		return nil, r.fail(ErrNotFHIR, "primitive <%s> can only hold extensions, found <%s>", parent.Name, name)
 	}
+	if !known && (name[0] == '_' || name == "id" || name == "resourceType" || (name == "url" && t == typeExtension)) {
+		return nil, r.fail(ErrNotFHIR, "unknown element <%s> in <%s> would clash with a JSON member of that name", name, parent.Name)
+	}
 	if known && !d.repeats && hasChild(siblings, name) {
 		return nil, r.fail(ErrNotFHIR, "<%s> may occur only once in <%s>", name, parent.Name)
 	}
