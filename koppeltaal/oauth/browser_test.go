@@ -1,0 +1,88 @@
+package oauth_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// TestBrowserModuleFromAnotherOrigin runs the demo game page in Debian's
+// headless Chromium, served from a second origin: launch → Conformance →
+// Authorize → Token (public client, no secret) → claim with the Bearer token,
+// every API call a cross-origin fetch (CORS, with a preflight for Authorization).
+func TestBrowserModuleFromAnotherOrigin(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("headless-browser test skipped: %s not found (apt-get install -y chromium chromium-driver)", chromium)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/game/", oauth.DemoGamePage())
+	gameSrv := httptest.NewServer(mux)
+	defer gameSrv.Close()
+	gameURL := gameSrv.URL + "/game/"
+	b := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")}
+	e := newEnvOn(t, b.Open(t), gameURL, func(c *koppeltaal.Config) {
+		c.Applications[1].AllowedOrigins = []string{gameSrv.URL}
+	}, notify.Options{})
+	if r := e.post(portal, "", patientA, dstu1.FormatJSON); r.Status != http.StatusOK {
+		t.Fatalf("portal post: %d %s", r.Status, r.Body)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.NoFirstRun,
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+
+	// The portal starts the launch server-to-server and sends the browser to the redirect.
+	launch := e.launch("Game", patientA)
+	start := gameURL + "?iss=" + e.ts.URL + "/FHIR/Koppeltaal&launch=" + launch + "&launch_id=" + launch + "&application_id=Game"
+	if err := chromedp.Do(bctx, chromedp.Navigate(start)); err != nil { // first call: no timeout (it owns the browser)
+		t.Fatalf("browser: %v", err)
+	}
+	tctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.WaitVisible(chromedp.CSS(`#result[data-done]`))); err != nil {
+		logText, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`#log`)))
+		t.Fatalf("browser module did not finish: %v; page log:\n%s", err, logText)
+	}
+	result, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(`#result`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := chromedp.Run(tctx, chromedp.AttributeValue(chromedp.CSS(`#result`), "data-done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logText, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(`#log`)))
+	t.Logf("page log:\n%s", logText)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(result), &got); err != nil || state.Value != "ok" {
+		t.Fatalf("browser module failed (%s): %s", state.Value, result)
+	}
+	if got["patient"] != patientA || got["domain"] != domain || got["event"] != "CreateOrUpdateCarePlan" || got["about"] != patientA {
+		t.Fatalf("browser module result: %v", got)
+	}
+}
