@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
@@ -68,6 +70,15 @@ func TestApplyIsIdempotentAndTakesChanges(t *testing.T) {
 		ctx := context.Background()
 		st := b.Open(t)
 		cfg := koppeltaal.DemoConfig()
+		// Instances 1 and 2 come with cheap hashes (bcrypt cost 4) so the test
+		// spends little time in bcrypt; instance 0 exercises plain-text hashing.
+		for i := 1; i < 3; i++ {
+			h, err := bcrypt.GenerateFromPassword([]byte(cfg.Instances[i].Password), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Instances[i].Password, cfg.Instances[i].PasswordHash = "", string(h)
+		}
 		r, err := koppeltaal.Apply(ctx, cfg, st, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -60,7 +60,7 @@ func runServerChild(dsn string) {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)
 	}
-	srv, err := api.New(ctx, api.Options{Store: st, Config: crashConfig()})
+	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(crashConfig())})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -38,7 +40,7 @@ func newHarness(t testing.TB, b storetest.Backend, cfg koppeltaal.Config) *harne
 
 func newHarnessOn(t testing.TB, st *store.Store, cfg koppeltaal.Config) *harness {
 	t.Helper()
-	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg})
+	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(cfg)})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
@@ -205,3 +207,33 @@ func getenv(k string) string { return os.Getenv(k) }
 type atomicCounter struct{ n atomic.Int64 }
 
 func (c *atomicCounter) next() int64 { return c.n.Add(1) }
+
+var (
+	hashMu    sync.Mutex
+	hashCache = map[string]string{}
+)
+
+// fastHashes replaces plain-text passwords by bcrypt hashes of the lowest cost,
+// so tests (and especially -race runs) do not spend their time in bcrypt.
+// Hashing plain-text passwords itself is tested in package koppeltaal.
+func fastHashes(cfg koppeltaal.Config) koppeltaal.Config {
+	hashMu.Lock()
+	defer hashMu.Unlock()
+	cfg.Instances = append([]koppeltaal.InstanceConfig(nil), cfg.Instances...)
+	for i, in := range cfg.Instances {
+		if in.Password == "" {
+			continue
+		}
+		h, ok := hashCache[in.Password]
+		if !ok {
+			b, err := bcrypt.GenerateFromPassword([]byte(in.Password), bcrypt.MinCost)
+			if err != nil {
+				panic(err)
+			}
+			h = string(b)
+			hashCache[in.Password] = h
+		}
+		cfg.Instances[i].Password, cfg.Instances[i].PasswordHash = "", h
+	}
+	return cfg
+}
