@@ -101,7 +101,9 @@ func TestConfigValidation(t *testing.T) {
 		}, `webhook.headers "Bad Name"`},
 		{"activity kind", func(c *koppeltaal.Config) { c.ActivityDefinitions[0].Kind = "Movie" },
 			`koppeltaal.activity_definitions[0] (identifier "kick-ass"): kind "Movie"`},
-		{"activity duplicate", func(c *koppeltaal.Config) { c.ActivityDefinitions = append(c.ActivityDefinitions, c.ActivityDefinitions[0]) },
+		{"activity duplicate", func(c *koppeltaal.Config) {
+			c.ActivityDefinitions = append(c.ActivityDefinitions, c.ActivityDefinitions[0])
+		},
 			`koppeltaal.activity_definitions[1] (identifier "kick-ass"): identifier is used twice in domain "SSOTest"`},
 		{"activity app", func(c *koppeltaal.Config) { c.ActivityDefinitions[0].Application = "Nope" },
 			`application "Nope" is not declared`},
