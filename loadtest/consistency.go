@@ -308,7 +308,10 @@ func (t *Tracker) Check(rb Readback) Consistency {
 				c.Duplicates += g - want
 				t.example("message %s (%s) delivered %d times to %s, expected %d", id, m.event, g, t.name(int(inst)), want)
 			case g < want:
-				srv := rb[int(inst)][id]
+				srv := "no read-back"
+				if rb != nil {
+					srv = orAbsent(rb[int(inst)][id])
+				}
 				switch {
 				case superseded(id, m, inst):
 					c.Superseded += want - g
@@ -316,7 +319,7 @@ func (t *Tracker) Check(rb Readback) Consistency {
 					// Not lost: the server still holds it (counted as still queued below).
 				default:
 					c.Missing += want - g
-					t.example("message %s (%s) delivered %d times to %s, expected %d (server status: %s)", id, m.event, g, t.name(int(inst)), want, orAbsent(srv))
+					t.example("message %s (%s) delivered %d times to %s, expected %d (server status: %s)", id, m.event, g, t.name(int(inst)), want, srv)
 				}
 			}
 			if rb == nil {

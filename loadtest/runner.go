@@ -37,6 +37,9 @@ type Options struct {
 	ServerPID int
 	// Logger receives debug details; nil discards.
 	Logger *slog.Logger
+	// StopLoad, when closed, ends the load phase early; the drain and the
+	// read-back still run (cancel the context of Run to abort everything).
+	StopLoad <-chan struct{}
 }
 
 // patientState is the sender's knowledge of one patient's resources and the
@@ -243,6 +246,15 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 	// Senders for the load phase.
 	loadCtx, endLoad := context.WithTimeout(ctx, r.sc.Duration)
+	if r.opts.StopLoad != nil {
+		go func() {
+			select {
+			case <-r.opts.StopLoad:
+				endLoad()
+			case <-loadCtx.Done():
+			}
+		}()
+	}
 	r.send(loadCtx)
 	endLoad()
 	r.loadEnd.Store(time.Now().UnixNano())

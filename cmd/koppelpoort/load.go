@@ -56,9 +56,29 @@ It also measures the raw commit rate of the store on this machine for comparison
 Exit status 1 when the consistency check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runLoad(ctx, cmd, &f)
+			// The first ^C ends the load phase (the drain, the check and the
+			// report still run); the second aborts.
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			stopLoad := make(chan struct{})
+			sig := make(chan os.Signal, 2)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sig)
+			go func() {
+				select {
+				case <-sig:
+				case <-ctx.Done():
+					return
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "\nstopping the load; draining and checking (^C again to abort)")
+				close(stopLoad)
+				select {
+				case <-sig:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			return runLoad(ctx, cmd, &f, stopLoad)
 		},
 	}
 	fl := cmd.Flags()
@@ -155,14 +175,14 @@ func scenarioFrom(cmd *cobra.Command, f *loadFlags) (*loadtest.Scenario, error) 
 	return sc, nil
 }
 
-func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags) error {
+func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-chan struct{}) error {
 	sc, err := scenarioFrom(cmd, f)
 	if err != nil {
 		return err
 	}
 	out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	logger := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opts := loadtest.Options{Scenario: sc, Target: sc.Target, Instances: sc.Instances, Logger: logger, ServerPID: f.serverPID}
+	opts := loadtest.Options{Scenario: sc, Target: sc.Target, Instances: sc.Instances, Logger: logger, ServerPID: f.serverPID, StopLoad: stopLoad}
 	if !f.quiet {
 		opts.Progress = errw
 		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && errw == os.Stderr {
