@@ -27,6 +27,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/adapters"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
 // Config configures a Runtime.
@@ -77,6 +78,7 @@ type liveRoute struct {
 	wake    chan struct{}
 	// ack is the input when it wants record outcomes (the Koppeltaal mailbox).
 	ack adapters.Acknowledger
+	sub message.Subscriber
 }
 
 var topicUnsafe = regexp.MustCompile(`[^a-z0-9_]`)
@@ -147,6 +149,19 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 			lr.outputs[o.Name] = o.Adapter.(adapters.Outbound)
 		}
 		lr.ack, _ = r.Input.Adapter.(adapters.Acknowledger)
+		// The topic exists before anything can publish to it (a sink may be used before Run).
+		sub, err := tr.Subscriber("route")
+		if err != nil {
+			rt.Close()
+			return nil, fmt.Errorf("runtime: subscriber for %s: %w", r.Name, err)
+		}
+		lr.sub = sub
+		if si, ok := sub.(message.SubscribeInitializer); ok {
+			if err := si.SubscribeInitialize(lr.topic); err != nil {
+				rt.Close()
+				return nil, fmt.Errorf("runtime: initialise topic %s: %w", lr.topic, err)
+			}
+		}
 	}
 	return rt, nil
 }
@@ -155,6 +170,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 func (rt *Runtime) Close() error {
 	var errs []error
 	for _, r := range rt.routes {
+		if r.sub != nil {
+			r.sub.Close()
+		}
 		for _, c := range append([]routes.Component{r.Input}, r.Outputs...) {
 			if err := adapters.Close(c.Adapter); err != nil {
 				errs = append(errs, fmt.Errorf("route %s: close %s: %w", r.Name, c.Name, err))
@@ -176,16 +194,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		return fmt.Errorf("runtime: router: %w", err)
 	}
 	for _, r := range rt.routes {
-		sub, err := rt.transport.Subscriber("route")
-		if err != nil {
-			return fmt.Errorf("runtime: subscriber for %s: %w", r.Name, err)
-		}
-		if si, ok := sub.(message.SubscribeInitializer); ok {
-			if err := si.SubscribeInitialize(r.topic); err != nil {
-				return fmt.Errorf("runtime: initialise topic %s: %w", r.topic, err)
-			}
-		}
-		router.AddConsumerHandler(r.Name, r.topic, sub, rt.handler(r))
+		router.AddConsumerHandler(r.Name, r.topic, r.sub, rt.handler(r))
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 1+2*len(rt.routes))
@@ -317,7 +326,10 @@ func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
 			rt.metrics.dropped.WithLabelValues(r.Name).Inc()
 			log.Info("record dropped", "reason", res.Reason)
 		case routes.DeadLettered:
-			if err := insertDeadLetter(ctx, wmExec(tx), rt.cfg.Dialect, r.Name, "rules", "", res.Key, string(recordJSON), res.Reason, 0); err != nil {
+			// The id is stable for the same record from the same source, so a re-read after a crash does not
+			// park it twice (and a replay that fails again brings the same dead letter back).
+			dlID := transforms.StableID(r.Name, "rules", res.Key, rm.Record.Meta["source_id"], string(recordJSON))
+			if err := insertDeadLetter(ctx, wmExec(tx), rt.cfg.Dialect, dlID, r.Name, "rules", "", res.Key, string(recordJSON), res.Reason, 0); err != nil {
 				return err
 			}
 			rt.metrics.deadLettered.WithLabelValues(r.Name, "rules").Inc()
@@ -374,10 +386,11 @@ func sqlExec(ex execer) execFn {
 	}
 }
 
-func insertDeadLetter(ctx context.Context, exec execFn, dialect, route, stage, output, key, record, reason string, attempts int) error {
+func insertDeadLetter(ctx context.Context, exec execFn, dialect, id, route, stage, output, key, record, reason string, attempts int) error {
 	err := exec(ctx, rebind(dialect, `INSERT INTO kp_gateway_dead_letters
-		(id, route, stage, output, record_key, record, reason, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		uuid.NewString(), route, stage, output, key, record, reason, attempts, micros(time.Now()))
+		(id, route, stage, output, record_key, record, reason, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, attempts = excluded.attempts, created_at = excluded.created_at, replayed_at = NULL`),
+		id, route, stage, output, key, record, reason, attempts, micros(time.Now()))
 	if err != nil {
 		return fmt.Errorf("record dead letter: %w", err)
 	}

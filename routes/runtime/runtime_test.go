@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/koppelpoort/koppelpoort/adapters"
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
 	"github.com/koppelpoort/koppelpoort/routes"
@@ -313,4 +314,68 @@ outputs:
 		files, _ := filepath.Glob(filepath.Join(dir, "out", "mounted-*.json"))
 		return len(files) == 1
 	})
+}
+
+// TestRedeliveredRecordIsParkedOnce: the same record accepted twice (a source re-read after a crash) gives
+// one delivery and one dead letter, not two.
+func TestRedeliveredRecordIsParkedOnce(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`name: twice
+key: record.id
+input:
+  http: {path: /x, auth: none, listen: "127.0.0.1:0"}
+rules:
+  - when: record.bad == true
+    dead_letter: bad record
+  - transform: t
+transforms:
+  t:
+    fields: {id: record.id}
+outputs:
+  - name: out
+    file: {dir: ./out, format: ndjson}
+`), 0o644)
+	r, err := routes.LoadFile(filepath.Join(dir, "r.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := transport.OpenSQLite(filepath.Join(dir, "kp.db"), 1)
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() { cancel(); <-done; rt.Close() }()
+	recs := []adapters.Record{
+		{Key: "a", Fields: map[string]any{"id": "a"}, Meta: map[string]string{"source_id": "export-1"}},
+		{Key: "b", Fields: map[string]any{"id": "b", "bad": true}, Meta: map[string]string{"source_id": "export-1"}},
+	}
+	for i := 0; i < 2; i++ {
+		if err := rt.Sink("twice").Accept(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both copies processed", func() bool {
+		var n int
+		db.QueryRow(`SELECT COUNT(*) FROM "kp_wm_offsets_route_twice"`).Scan(&n)
+		var off int
+		db.QueryRow(`SELECT COALESCE(MAX(offset_acked), 0) FROM "kp_wm_offsets_route_twice"`).Scan(&off)
+		return off == 4
+	})
+	waitFor(t, "delivery", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "out", "out.ndjson"))
+		return bytes.Count(b, []byte("\n")) == 1
+	})
+	dl, _ := runtime.ListDeadLetters(context.Background(), db, "sqlite", runtime.Filter{})
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	var deliveries int
+	db.QueryRow(`SELECT COUNT(*) FROM kp_gateway_deliveries`).Scan(&deliveries)
+	if deliveries != 1 {
+		t.Fatalf("%d deliveries, want 1", deliveries)
+	}
 }

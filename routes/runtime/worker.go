@@ -147,7 +147,7 @@ func (rt *Runtime) deadLetterDelivery(ctx context.Context, route string, c claim
 		attempts, cause.Error(), micros(time.Now()), c.id); err != nil {
 		return err
 	}
-	if err := insertDeadLetter(ctx, sqlExec(tx), rt.cfg.Dialect, route, "output", c.output, c.recordKey, c.record, reason, attempts); err != nil {
+	if err := insertDeadLetter(ctx, sqlExec(tx), rt.cfg.Dialect, "delivery-"+c.id, route, "output", c.output, c.recordKey, c.record, reason, attempts); err != nil {
 		return err
 	}
 	return tx.Commit()
