@@ -57,6 +57,8 @@ type Runtime struct {
 	metrics   *metrics
 	routes    []*liveRoute
 	handlers  []mounted
+	// ownDB is a connection ForServe opened itself (closed by Close).
+	ownDB *sql.DB
 }
 
 type mounted struct {
@@ -181,6 +183,9 @@ func (rt *Runtime) Close() error {
 	}
 	if rt.publisher != nil {
 		rt.publisher.Close()
+	}
+	if rt.ownDB != nil {
+		errs = append(errs, rt.ownDB.Close())
 	}
 	return errors.Join(errs...)
 }

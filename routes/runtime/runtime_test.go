@@ -379,3 +379,23 @@ outputs:
 		t.Fatalf("%d deliveries, want 1", deliveries)
 	}
 }
+
+func TestForServe(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ok.yaml"), []byte("name: ok\ninput:\n  file: {path: ./in}\noutputs:\n  - name: o\n    file: {dir: ./out}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "ok_test.yaml"), []byte("route: ok.yaml\ntests: []\n"), 0o644)
+	dsn := filepath.Join(dir, "kp.db")
+	rt, err := runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("name: bad\ninput:\n  file: {path: ./in, delimitr: x}\noutputs:\n  - name: o\n    file: {dir: ./out}\n"), 0o644)
+	_, err = runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, DSN: dsn})
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3:") || !strings.Contains(err.Error(), `unknown setting "delimitr"`) {
+		t.Fatalf("want the bad route's position, got %v", err)
+	}
+	if rt, err := runtime.ForServe(context.Background(), runtime.ServeOptions{}); rt != nil || err != nil {
+		t.Fatal("no patterns: no runtime, no error")
+	}
+}
