@@ -165,7 +165,8 @@ func (rep *Report) WriteText(w io.Writer) {
 			rep.CommitRate.PerSecond, rep.CommitRate.Store, rep.CommitRatio, rep.WritesPerSecond, rep.WriteRatio)
 	}
 	if rep.Server != nil {
-		fmt.Fprintf(w, "server pid %d: RSS %.0f MiB now, %.0f MiB peak sampled, HWM %.0f MiB, CPU %.1fs\n", rep.Server.PID, rep.Server.RSSMiB, rep.Server.MaxRSSMiB, rep.Server.HWMMiB, rep.Server.CPUSeconds)
+		fmt.Fprintf(w, "server pid %d: RSS peak %.0f MiB during load and drain (sampled each second), %.0f MiB after the read-back (HWM %.0f MiB); CPU %.1fs\n",
+			rep.Server.PID, rep.Server.MaxRSSMiB, rep.Server.RSSMiB, rep.Server.HWMMiB, rep.Server.CPUSeconds)
 	}
 	fmt.Fprintf(w, "load tool: CPU %.1fs, max RSS %.0f MiB\n", rep.LoadTool.CPUSeconds, rep.LoadTool.MaxRSSMiB)
 	fmt.Fprintf(w, "machine: %d CPUs, load average %.1f at the start, %.1f at the end\n\n", rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)

@@ -269,6 +269,10 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	<-tickDone
 
 	// Read back what the server says about every acknowledgement.
+	// The peak is taken before the read-back: its 1000-entry search pages are
+	// not part of the load and would inflate the server's memory.
+	server.sample()
+	peak := server.stats()
 	rb, rbErr := r.readback(ctx)
 	if rbErr != nil {
 		r.st.addError("verify: readback", rbErr.Error())
@@ -282,6 +286,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	tlMu.Lock()
 	defer tlMu.Unlock()
 	rep := r.report(loadSeconds, drainSeconds, drained, cons, timeline, &server)
+	if rep.Server != nil && peak != nil {
+		rep.Server.MaxRSSMiB = peak.MaxRSSMiB
+	}
 	return rep, nil
 }
 

@@ -96,3 +96,23 @@ func TestLoadScenarioFile(t *testing.T) {
 		t.Fatalf("error %v, want the file name and line 2", err)
 	}
 }
+
+// TestShippedScenarios keeps the scenario files in scenarios/ valid.
+func TestShippedScenarios(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("scenarios", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			s, err := LoadScenario(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Defaults()
+			if err := s.Validate(true); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
