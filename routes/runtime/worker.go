@@ -11,7 +11,7 @@ import (
 )
 
 // claimBatch is how many due deliveries a worker claims at once.
-const claimBatch = 10
+const claimBatch = 50
 
 type claimed struct {
 	id, output, recordKey, payload, record string
@@ -35,8 +35,15 @@ func (rt *Runtime) deliveryWorker(ctx context.Context, r *liveRoute) {
 			if len(batch) == 0 {
 				break
 			}
+			var results []result
 			for _, c := range batch {
-				rt.deliver(ctx, r, c)
+				if res, ok := rt.deliver(ctx, r, c); ok {
+					results = append(results, res)
+				}
+			}
+			if err := rt.record(ctx, r, results); err != nil {
+				// The calls were made; their claims expire and they are retried (outputs are idempotent).
+				rt.log.Error("recording delivery results failed", "route", r.Name, "error", err)
 			}
 		}
 		select {
@@ -92,8 +99,14 @@ func (rt *Runtime) claim(ctx context.Context, route string) ([]claimed, error) {
 	return out, nil
 }
 
-func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c claimed) {
-	log := rt.log.With("route", r.Name, "output", c.output, "record", c.recordKey, "delivery", c.id)
+// result is the outcome of one outbound call, recorded with the others of its batch in one transaction.
+type result struct {
+	c        claimed
+	err      error
+	attempts int
+}
+
+func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c claimed) (result, bool) {
 	var d adapters.Delivery
 	var callErr error
 	if err := json.Unmarshal([]byte(c.payload), &d); err != nil {
@@ -109,46 +122,49 @@ func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c claimed) {
 	}
 	if ctx.Err() != nil && callErr != nil {
 		// Shutting down: leave the claim to expire so the delivery is retried after restart.
-		return
+		return result{}, false
 	}
-	attempts := c.attempts + 1
-	now := time.Now()
-	var err error
-	switch {
-	case callErr == nil:
-		_, err = rt.cfg.DB.ExecContext(ctx, rebind(rt.cfg.Dialect, `UPDATE kp_gateway_deliveries SET status = 'done', attempts = ?, last_error = '', updated_at = ? WHERE id = ?`),
-			attempts, micros(now), c.id)
-		rt.metrics.out.WithLabelValues(r.Name, c.output).Inc()
-		log.Info("delivered", "attempts", attempts)
-	case errors.Is(callErr, adapters.ErrTransient) && attempts < r.Retry.MaxAttempts:
-		wait := adapters.Backoff(attempts, r.Retry.Backoff, r.Retry.MaxBackoff)
-		_, err = rt.cfg.DB.ExecContext(ctx, rebind(rt.cfg.Dialect, `UPDATE kp_gateway_deliveries SET status = 'pending', attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?`),
-			attempts, micros(now.Add(wait)), callErr.Error(), micros(now), c.id)
-		rt.metrics.retries.WithLabelValues(r.Name, c.output).Inc()
-		log.Warn("delivery failed; will retry", "attempts", attempts, "retry_in", wait.String(), "error", callErr)
-	default:
-		err = rt.deadLetterDelivery(ctx, r.Name, c, attempts, callErr)
-		rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
-		log.Warn("delivery dead-lettered", "attempts", attempts, "error", callErr)
-	}
-	if err != nil {
-		log.Error("recording the delivery result failed; it will be retried when its claim expires", "error", err)
-	}
+	return result{c: c, err: callErr, attempts: c.attempts + 1}, true
 }
 
-func (rt *Runtime) deadLetterDelivery(ctx context.Context, route string, c claimed, attempts int, cause error) error {
+// record writes the results of a batch in one transaction (one commit, not one per delivery).
+func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) error {
+	if len(results) == 0 {
+		return nil
+	}
 	tx, err := rt.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	reason := fmt.Sprintf("output %s: %v", c.output, cause)
-	if _, err := tx.ExecContext(ctx, rebind(rt.cfg.Dialect, `UPDATE kp_gateway_deliveries SET status = 'dead', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?`),
-		attempts, cause.Error(), micros(time.Now()), c.id); err != nil {
-		return err
-	}
-	if err := insertDeadLetter(ctx, sqlExec(tx), rt.cfg.Dialect, "delivery-"+c.id, route, "output", c.output, c.recordKey, c.record, reason, attempts); err != nil {
-		return err
+	now := time.Now()
+	for _, res := range results {
+		c := res.c
+		log := rt.log.With("route", r.Name, "output", c.output, "record", c.recordKey, "delivery", c.id)
+		switch {
+		case res.err == nil:
+			_, err = tx.ExecContext(ctx, rebind(rt.cfg.Dialect, `UPDATE kp_gateway_deliveries SET status = 'done', attempts = ?, last_error = '', updated_at = ? WHERE id = ?`),
+				res.attempts, micros(now), c.id)
+			rt.metrics.out.WithLabelValues(r.Name, c.output).Inc()
+			log.Info("delivered", "attempts", res.attempts)
+		case errors.Is(res.err, adapters.ErrTransient) && res.attempts < r.Retry.MaxAttempts:
+			wait := adapters.Backoff(res.attempts, r.Retry.Backoff, r.Retry.MaxBackoff)
+			_, err = tx.ExecContext(ctx, rebind(rt.cfg.Dialect, `UPDATE kp_gateway_deliveries SET status = 'pending', attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?`),
+				res.attempts, micros(now.Add(wait)), res.err.Error(), micros(now), c.id)
+			rt.metrics.retries.WithLabelValues(r.Name, c.output).Inc()
+			log.Warn("delivery failed; will retry", "attempts", res.attempts, "retry_in", wait.String(), "error", res.err)
+		default:
+			if _, err = tx.ExecContext(ctx, rebind(rt.cfg.Dialect, `UPDATE kp_gateway_deliveries SET status = 'dead', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?`),
+				res.attempts, res.err.Error(), micros(now), c.id); err == nil {
+				err = insertDeadLetter(ctx, sqlExec(tx), rt.cfg.Dialect, "delivery-"+c.id, r.Name, "output", c.output, c.recordKey, c.record,
+					fmt.Sprintf("output %s: %v", c.output, res.err), res.attempts)
+			}
+			rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
+			log.Warn("delivery dead-lettered", "attempts", res.attempts, "error", res.err)
+		}
+		if err != nil {
+			return fmt.Errorf("record delivery result: %w", err)
+		}
 	}
 	return tx.Commit()
 }

@@ -1,0 +1,75 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+)
+
+// TestThroughput measures records/s from Accept to written output on SQLite. It runs only with
+// KOPPELPOORT_THROUGHPUT=<records> (e.g. 5000) so `go test ./...` stays fast.
+func TestThroughput(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("KOPPELPOORT_THROUGHPUT"))
+	if n == 0 {
+		t.Skip("set KOPPELPOORT_THROUGHPUT=<records> to measure gateway throughput")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`name: tp
+key: record.id
+input:
+  http: {path: /x, auth: none, listen: "127.0.0.1:0"}
+rules:
+  - when: '!bsn_valid(record.bsn)'
+    dead_letter: bad
+  - transform: t
+transforms:
+  t:
+    fields: {id: record.id, name: 'human_name(record.given, record.family)', born: fhir_date(record.born)}
+outputs:
+  - name: out
+    file: {dir: ./out, format: ndjson}
+`), 0o644)
+	r, err := routes.LoadFile(filepath.Join(dir, "r.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := transport.OpenSQLite(filepath.Join(dir, "kp.db"), 1)
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() { cancel(); <-done; rt.Close() }()
+	recs := make([]adapters.Record, n)
+	for i := range recs {
+		recs[i] = adapters.Record{Key: fmt.Sprint(i), Fields: map[string]any{"id": fmt.Sprint(i), "bsn": "111222333", "given": "Jan", "family": "Berg", "born": "03-02-1980"}}
+	}
+	start := time.Now()
+	if err := rt.Sink("tp").Accept(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	accepted := time.Since(start)
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		var c int
+		db.QueryRow(`SELECT COUNT(*) FROM kp_gateway_deliveries WHERE status = 'done'`).Scan(&c)
+		if c == n {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	total := time.Since(start)
+	t.Logf("%d records: accepted (durable) in %v, delivered in %v = %.0f records/s", n, accepted.Round(time.Millisecond), total.Round(time.Millisecond), float64(n)/total.Seconds())
+}
