@@ -16,16 +16,19 @@ import (
 // Report is the result of a run; WriteText renders it for people, and it
 // marshals to JSON for machines (--json).
 type Report struct {
-	Tool         string    `json:"tool"`
-	Started      time.Time `json:"started"`
-	Target       string    `json:"target"`
-	Store        string    `json:"store,omitempty"`
-	Scenario     *Scenario `json:"scenario"`
-	Domains      int       `json:"domains"`
-	Instances    int       `json:"instances"`
-	LoadSeconds  float64   `json:"load_seconds"`
-	DrainSeconds float64   `json:"drain_seconds"`
-	Drained      bool      `json:"drained"`
+	Tool     string    `json:"tool"`
+	Started  time.Time `json:"started"`
+	Target   string    `json:"target"`
+	Store    string    `json:"store,omitempty"`
+	Scenario *Scenario `json:"scenario"`
+	Domains  int       `json:"domains"`
+	// CarePlanSubscribers is the number of instances of the first domain that
+	// must receive a CreateOrUpdateCarePlan (the sender excluded).
+	CarePlanSubscribers int     `json:"careplan_subscribers"`
+	Instances           int     `json:"instances"`
+	LoadSeconds         float64 `json:"load_seconds"`
+	DrainSeconds        float64 `json:"drain_seconds"`
+	Drained             bool    `json:"drained"`
 
 	// Posted counts accepted Mailbox POSTs (all senders) during the load phase.
 	Posted             int64   `json:"posted"`
@@ -115,6 +118,10 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 		Errors: r.st.errorCounts(), Consistency: cons, CommitRate: r.opts.CommitRate, Server: srv.stats(), LoadTool: selfStats(),
 		Timeline: timeline,
 	}
+	if len(r.domains) > 0 {
+		d := r.domains[0]
+		rep.CarePlanSubscribers = len(d.subscribersFor(EventCarePlan, d.senders[0].idx))
+	}
 	// Posted per second counts the load phase only: sum the timeline's load seconds.
 	for _, tp := range timeline {
 		if tp.Phase == "load" {
@@ -153,8 +160,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	if sc.Rate > 0 {
 		mode = fmt.Sprintf("open loop %.0f msg/s, ≤%d in flight", sc.Rate, sc.Concurrency)
 	}
-	fmt.Fprintf(w, "\n%d domains, %d instances, %d subscribers/event, %d patients/domain, format %s, %s\n",
-		rep.Domains, rep.Instances, sc.SubscribersPerEvent, sc.PatientsPerDomain, sc.Format, mode)
+	fmt.Fprintf(w, "\n%d domains, %d instances, %d CarePlan subscribers per domain, %d patients/domain, format %s, %s\n",
+		rep.Domains, rep.Instances, rep.CarePlanSubscribers, sc.PatientsPerDomain, sc.Format, mode)
 	fmt.Fprintf(w, "load %.1fs, drain %.1fs (drained: %v)\n\n", rep.LoadSeconds, rep.DrainSeconds, rep.Drained)
 	fmt.Fprintf(w, "throughput: posted %.0f msg/s (%d accepted), delivered %.0f/s (%d), acked %d\n", rep.PostedPerSecond, rep.Posted, rep.DeliveredPerSecond, rep.Delivered, rep.Acked)
 	if rep.MissedTicks > 0 {
@@ -187,8 +194,8 @@ func (rep *Report) WriteText(w io.Writer) {
 		c.Posted, c.Accepted, c.Rejected, rep.IntendedConflicts, c.Unknown)
 	fmt.Fprintf(w, "  deliveries %d of %d expected; missing %d, duplicates %d, superseded by a newer version %d (+%d after delivery)\n",
 		c.Deliveries, c.ExpectedDeliveries, c.Missing, c.Duplicates, c.Superseded, c.SupersededAfterAck)
-	fmt.Fprintf(w, "  rejected-but-delivered %d, wrong recipient %d, strays %d, unknown-outcome delivered %d\n",
-		c.RejectedButDelivered, c.WrongRecipient, c.Strays, c.UnknownDelivered)
+	fmt.Fprintf(w, "  rejected-but-delivered %d, wrong recipient %d, strays %d, unknown-outcome delivered %d, senders' own messages delivered back to them %d\n",
+		c.RejectedButDelivered, c.WrongRecipient, c.Strays, c.UnknownDelivered, c.SelfDeliveries)
 	if c.ReadbackDone {
 		fmt.Fprintf(w, "  acknowledgements verified by search: %d, not stuck %d, still queued %d\n", c.AcksChecked, c.AcksNotStuck, c.StillQueued)
 	} else {

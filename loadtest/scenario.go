@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -321,10 +322,8 @@ func validateInstances(in []InstanceSpec) []error {
 			errs = append(errs, fmt.Errorf("%s: format %q is not json or xml", at, x.Format))
 		}
 		for _, ev := range x.Subscriptions {
-			switch ev {
-			case EventPatient, EventCarePlan, EventActivityStatus:
-			default:
-				errs = append(errs, fmt.Errorf("%s: subscription %q is not an event the load mix sends (%s, %s, %s)", at, ev, EventPatient, EventCarePlan, EventActivityStatus))
+			if !koppeltaal.KnownEvent(ev) {
+				errs = append(errs, fmt.Errorf("%s: subscription %q is not a Koppeltaal event (%s)", at, ev, strings.Join(koppeltaal.Events, ", ")))
 			}
 		}
 	}
@@ -383,4 +382,41 @@ func ParseScenario(raw []byte) (*Scenario, error) {
 		return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return &s, nil
+}
+
+// ParseInstanceFlag parses one --instance flag value:
+// "role=game,domain=D,username=u,password=p,subscriptions=CreateOrUpdateCarePlan+CreateOrUpdatePatient[,application=a][,format=xml]".
+// The password may be "${VAR}" to read it from the environment.
+func ParseInstanceFlag(v string) (InstanceSpec, error) {
+	var in InstanceSpec
+	for _, kvs := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(kvs), "=")
+		if !ok {
+			return in, fmt.Errorf("--instance %q: %q is not key=value", v, kvs)
+		}
+		switch k {
+		case "role":
+			in.Role = val
+		case "domain":
+			in.Domain = val
+		case "username", "user":
+			in.Username = val
+		case "password":
+			in.Password = os.Expand(val, os.Getenv)
+		case "application", "app":
+			in.Application = val
+		case "format":
+			in.Format = val
+		case "subscriptions", "subscribe":
+			if val != "" {
+				in.Subscriptions = strings.Split(val, "+")
+			}
+		default:
+			return in, fmt.Errorf("--instance %q: unknown key %q (want role, domain, username, password, subscriptions, application, format)", v, k)
+		}
+	}
+	if errs := validateInstances([]InstanceSpec{in}); len(errs) > 0 && (in.Domain == "" || in.Username == "") {
+		return in, fmt.Errorf("--instance %q: %w", v, errs[0])
+	}
+	return in, nil
 }

@@ -53,7 +53,7 @@ func TestParseScenario(t *testing.T) {
 		{name: "remote allowed", yaml: "target: http://10.1.2.3:8080\nallow_remote: true\ninstances: [{domain: D, role: practitioner-portal, username: u}]\n", self: false},
 		{name: "unknown role", yaml: "target: http://127.0.0.1:1\ninstances: [{domain: D, role: nurse, username: u}]\n", self: false, wantErr: "role \"nurse\""},
 		{name: "no sender", yaml: "target: http://127.0.0.1:1\ninstances: [{domain: D, role: game, username: u}]\n", self: false, wantErr: "practitioner-portal"},
-		{name: "unknown event", yaml: "target: http://[::1]:1\ninstances: [{domain: D, role: practitioner-portal, username: u, subscriptions: [Foo]}]\n", self: false, wantErr: "subscription \"Foo\""},
+		{name: "unknown event", yaml: "target: http://[::1]:1\ninstances: [{domain: D, role: practitioner-portal, username: u, subscriptions: [Foo]}]\n", self: false, wantErr: "subscription \"Foo\" is not a Koppeltaal event"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,5 +114,21 @@ func TestShippedScenarios(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestParseInstanceFlag(t *testing.T) {
+	t.Setenv("LT_GAME_PW", "pw1")
+	in, err := ParseInstanceFlag("role=game,domain=D,username=game@D,password=${LT_GAME_PW},subscriptions=CreateOrUpdateCarePlan+CreateOrUpdatePatient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Password != "pw1" || len(in.Subscriptions) != 2 || in.Role != RoleGame {
+		t.Fatalf("%+v", in)
+	}
+	for _, bad := range []string{"role=game", "role=game,domain=D,username=u,colour=red", "nonsense"} {
+		if _, err := ParseInstanceFlag(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }

@@ -29,6 +29,7 @@ type loadFlags struct {
 	probeDSN   string
 	serverPID  int
 	quiet      bool
+	instances  []string
 	sc         loadtest.Scenario
 	statusSh   float64
 	failedSh   float64
@@ -95,6 +96,7 @@ Exit status 1 when the consistency check fails.`,
 	fl.StringVar(&f.probeDSN, "commit-probe-dsn", "", "without --self: a directory (SQLite) or postgres:// URL to measure the commit rate on")
 	fl.IntVar(&f.serverPID, "server-pid", 0, "without --self: pid of the server on this machine, for its memory and CPU")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress line")
+	fl.StringArrayVar(&f.instances, "instance", nil, "without --self: an instance to act as, e.g. role=game,domain=D,username=u,password=${PW},subscriptions=CreateOrUpdateCarePlan+CreateOrUpdatePatient (repeatable; replaces the scenario's instances)")
 	sc := &f.sc
 	fl.StringVar(&sc.Target, "target", "", "base URL of the server (default from the scenario; loopback only unless --allow-remote)")
 	fl.BoolVar(&sc.AllowRemote, "allow-remote", false, "allow a target that is not on this machine")
@@ -163,6 +165,16 @@ func scenarioFrom(cmd *cobra.Command, f *loadFlags) (*loadtest.Scenario, error) 
 	} {
 		if set(o.name) {
 			o.apply()
+		}
+	}
+	if len(f.instances) > 0 {
+		sc.Instances = nil
+		for _, v := range f.instances {
+			in, err := loadtest.ParseInstanceFlag(v)
+			if err != nil {
+				return nil, err
+			}
+			sc.Instances = append(sc.Instances, in)
 		}
 	}
 	sc.Defaults()
