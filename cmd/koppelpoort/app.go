@@ -72,7 +72,7 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *
 			return nil, fmt.Errorf("seed activity definitions: %w", err)
 		}
 		a.mounts = append(a.mounts, kt, sso)
-		a.workers = append(a.workers, kt.Run, push.Run)
+		a.workers = append(a.workers, kt.Run, push.Run, sso.Run)
 		if cfg.Path == "" {
 			a.mounts = append(a.mounts, server.MountFunc(func(r chi.Router) {
 				r.Handle(koppeltaal.DemoGamePath, oauth.DemoGamePage())

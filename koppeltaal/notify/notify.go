@@ -134,10 +134,31 @@ func (n *Notifier) changed() <-chan struct{} {
 	return n.gen
 }
 
-// Run scans and delivers until ctx ends.
+// KeepDeliveries is how long finished (delivered or failed) deliveries stay in
+// the database for inspection before Purge deletes them.
+const KeepDeliveries = 7 * 24 * time.Hour
+
+// Purge deletes finished deliveries older than KeepDeliveries.
+func (n *Notifier) Purge(ctx context.Context) (int64, error) {
+	var k int64
+	err := n.st.Update(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < ?",
+			time.Now().Add(-KeepDeliveries).UnixMicro())
+		if err != nil {
+			return fmt.Errorf("purge webhook deliveries: %w", err)
+		}
+		k, _ = res.RowsAffected()
+		return nil
+	})
+	return k, err
+}
+
+// Run scans and delivers until ctx ends (and purges old deliveries hourly).
 func (n *Notifier) Run(ctx context.Context) error {
 	t := time.NewTicker(n.o.PollInterval)
 	defer t.Stop()
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
 	for {
 		if err := n.Step(ctx); err != nil {
 			if ctx.Err() == nil {
@@ -151,6 +172,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 			return nil
 		case <-n.wake:
 		case <-t.C:
+		case <-purge.C:
+			if k, err := n.Purge(ctx); err != nil && ctx.Err() == nil {
+				n.log.Error("notify: purge failed", "err", err)
+			} else if k > 0 {
+				n.log.Info("notify: old webhook deliveries purged", "rows", k)
+			}
 		}
 	}
 }

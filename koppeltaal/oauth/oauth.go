@@ -381,6 +381,12 @@ func parseScope(scope string) (launch string, ok bool) {
 // or redirect_uri are answered directly (never redirected); the others are
 // redirected to the registered redirect_uri as RFC 6749 §4.1.2.1 says.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	if !s.limit.Allow(r) {
+		// Activation codes are typed by people and shorter than tokens: guessing is throttled.
+		w.Header().Set("Retry-After", "60")
+		oauthError(w, http.StatusTooManyRequests, "invalid_request", "too many failed attempts from this address")
+		return
+	}
 	q := r.URL.Query()
 	clientID, redirect, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
 	c := s.clients[clientID]
@@ -416,6 +422,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	err := s.st.Update(r.Context(), func(tx *store.Tx) error {
 		err := tx.Get(r.Context(), &l, "SELECT "+launchCols+" FROM oauth_launches WHERE launch_hash = ?", hash(launch))
 		if errors.Is(err, sql.ErrNoRows) {
+			s.limit.Failed(r)
 			return errGrant("unknown launch")
 		}
 		if err != nil {
