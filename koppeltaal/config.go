@@ -31,6 +31,8 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// SweepInterval is how often the sweeper looks for timed-out claims. Default 10s.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// BcryptCost is the bcrypt cost for plain-text passwords hashed at start (4..31). Default 10.
+	BcryptCost int `yaml:"bcrypt_cost"`
 
 	// ActivityDefinitions are seeded at start (created, or updated when changed) through the
 	// same path as POST [base]/Other, so subscribers get CreateOrUpdateActivityDefinition.
@@ -151,6 +153,7 @@ const (
 	DefaultMaxBodyBytes  = 10 << 20
 	DefaultSweepInterval = 10 * time.Second
 	DefaultAPIVersion    = APIVersion135
+	DefaultBcryptCost    = 10
 )
 
 // API versions an instance can speak.
@@ -209,6 +212,9 @@ func (c *Config) SetDefaults() {
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = DefaultBcryptCost
+	}
 	for i := range c.Instances {
 		if c.Instances[i].APIVersion == "" {
 			c.Instances[i].APIVersion = DefaultAPIVersion
@@ -254,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClaimTimeout < 0 || c.MaxRetries < 0 || c.MaxCount < 0 || c.DefaultCount < 0 || c.MaxBodyBytes < 0 || c.SweepInterval < 0 {
 		bad("koppeltaal: claim_timeout, max_retries, max_count, default_count, max_body_bytes and sweep_interval must not be negative")
+	}
+	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
+		bad("koppeltaal.bcrypt_cost %d: want 4..31 (default %d)", c.BcryptCost, DefaultBcryptCost)
 	}
 	domains := map[string]bool{}
 	for i, d := range c.Domains {

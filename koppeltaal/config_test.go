@@ -37,6 +37,7 @@ func TestValidateNamesTheOffendingEntry(t *testing.T) {
 		{"unknown role", func(c *koppeltaal.Config) { c.Applications[1].Roles = []string{"Gamer"} },
 			`koppeltaal.applications[1] (id "DemoGame"): unknown role "Gamer"`},
 		{"bad public url", func(c *koppeltaal.Config) { c.PublicURL = "kt.example.org" }, `koppeltaal.public_url`},
+		{"bad bcrypt cost", func(c *koppeltaal.Config) { c.BcryptCost = 3 }, `koppeltaal.bcrypt_cost 3`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -70,6 +71,7 @@ func TestApplyIsIdempotentAndTakesChanges(t *testing.T) {
 		ctx := context.Background()
 		st := b.Open(t)
 		cfg := koppeltaal.DemoConfig()
+		cfg.BcryptCost = 4 // the cost is not what this test is about; keep -race runs fast
 		// Instances 1 and 2 come with cheap hashes (bcrypt cost 4) so the test
 		// spends little time in bcrypt; instance 0 exercises plain-text hashing.
 		for i := 1; i < 3; i++ {

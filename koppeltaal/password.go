@@ -15,8 +15,13 @@ import (
 )
 
 // HashPassword hashes a plain-text password with bcrypt (default cost).
-func HashPassword(plain string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(plain), bcrypt.DefaultCost)
+func HashPassword(plain string) (string, error) { return hashPasswordCost(plain, bcrypt.DefaultCost) }
+
+func hashPasswordCost(plain string, cost int) (string, error) {
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(plain), cost)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
