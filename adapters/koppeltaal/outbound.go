@@ -149,14 +149,16 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 		}
 		var ce *client.Error
 		if errors.Is(err, client.ErrVersionConflict) && attempt == 1 {
-			refreshed, rerr := o.refresh(ctx, m, urls)
+			refreshed, rerr := o.refresh(ctx, m, urls, known)
 			if rerr != nil {
 				return adapters.Transient(fmt.Errorf("%w; refreshing versions failed: %v", err, rerr))
 			}
 			if refreshed {
 				continue
 			}
-			return fmt.Errorf("%w (the server holds a version this instance cannot see; subscribe the instance to %s so the gateway can refresh versions)", err, m.Event)
+			// Another route may be about to record the version (two exports touching one resource at once):
+			// retry with backoff; if it stays unknown the delivery ends as a dead letter with this reason.
+			return adapters.Transient(fmt.Errorf("%w (the server holds a version this instance cannot see; subscribe the instance to %s so the gateway can refresh versions)", err, m.Event))
 		}
 		if errors.As(err, &ce) && !ce.Temporary() {
 			return err
@@ -165,9 +167,18 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 	}
 }
 
-// refresh looks for newer versions of the message's resources in the messages this instance can see
-// (its mailbox, filtered by patient and event) and records them. It reports whether anything changed.
-func (o *Outbound) refresh(ctx context.Context, m client.Message, urls []string) (bool, error) {
+// refresh looks for newer versions of the message's resources: first in the bookkeeping (another route may
+// have recorded one), then in the messages this instance can see (its mailbox, filtered by patient and
+// event), and records them. It reports whether anything changed.
+func (o *Outbound) refresh(ctx context.Context, m client.Message, urls []string, used map[string]string) (bool, error) {
+	// Another route of this gateway may have recorded a newer version since this attempt read them.
+	if current, err := o.versions.get(ctx, urls); err == nil {
+		for u, v := range current {
+			if used[u] != v {
+				return true, nil
+			}
+		}
+	}
 	q := url.Values{"_summary": {"true"}, "_count": {"100"}, "event": {m.Event}}
 	if m.Patient != "" {
 		q.Set("Patient", client.PatientURL(o.ResourceBase, m.Patient))
