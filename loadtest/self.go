@@ -150,6 +150,10 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	s := &SelfServer{Dir: dir, Instances: specs, opts: o, LogPath: filepath.Join(dir, "server.log")}
 	defer func() {
 		if err != nil {
+			if s.cmd != nil && s.cmd.Process != nil { // started but never became ready
+				_ = s.cmd.Process.Kill()
+				<-s.exited
+			}
 			s.cleanup()
 		}
 	}()
