@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	_ "time/tzdata" // Europe/Amsterdam must resolve on machines without a zoneinfo database
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
