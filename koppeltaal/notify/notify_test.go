@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/google/uuid"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
@@ -181,7 +183,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func TestWebhookReceiverDownThenUp(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		rc := newReceiver(t, 3)
-		e := newEnv(t, b.Open(t), rc.ts.URL+"/hook", notify.Options{Backoff: 20 * time.Millisecond})
+		reg := prometheus.NewRegistry()
+		e := newEnv(t, b.Open(t), rc.ts.URL+"/hook", notify.Options{Backoff: 20 * time.Millisecond, Registerer: reg})
 		defer e.run()()
 		ident := e.post()
 		waitFor(t, "delivery", func() bool { ds := e.deliveries(); return len(ds) == 1 && ds[0].Status == "delivered" })
@@ -202,6 +205,15 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		if rc.count() != 4 {
 			t.Fatalf("delivered notification was sent again: %d calls", rc.count())
+		}
+		if n, err := testutil.GatherAndCount(reg, "koppeltaal_webhook_deliveries_total"); err != nil || n != 2 {
+			t.Fatalf("metric series: %d %v", n, err)
+		}
+		wantMetrics := "# HELP koppeltaal_webhook_deliveries_total Webhook calls by result: delivered, retry (failed, will be retried), failed (gave up).\n" +
+			"# TYPE koppeltaal_webhook_deliveries_total counter\n" +
+			"koppeltaal_webhook_deliveries_total{result=\"delivered\"} 1\nkoppeltaal_webhook_deliveries_total{result=\"retry\"} 3\n"
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(wantMetrics), "koppeltaal_webhook_deliveries_total"); err != nil {
+			t.Fatalf("metrics: %v", err)
 		}
 	})
 }
