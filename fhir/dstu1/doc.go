@@ -36,10 +36,12 @@
 //
 // # Safety and speed
 //
-// XML is read by a small strict tokenizer (xml_scan.go) instead of encoding/xml: about three times faster,
-// a few allocations per message (nodes come from an arena), and differentially fuzzed against
-// encoding/xml (FuzzXMLScanner). JSON is read by a hand-written scanner. All parse functions are safe for
-// concurrent use; a Bundle or Resource is not (Clone it to share).
+// XML is read by a small strict tokenizer (xml_scan.go) instead of encoding/xml, differentially fuzzed
+// against it (FuzzXMLScanner); JSON by a hand-written scanner. Nodes, child lists and JSON members come
+// from chunked arenas: parsing the 12 KB CarePlan bundle makes 55 allocations from XML (2047 with
+// encoding/xml) and 47 from JSON; writing makes none. Numbers: go test -bench . ./fhir/dstu1 (the
+// cpu-ns/op column is the CPU time per operation, meaningful on a busy machine). All parse functions are
+// safe for concurrent use; a Bundle or Resource is not (Clone it to share).
 //
 // Parsers take a Limits (size, depth, element count; zero fields are defaults of 10 MiB, 64 and 200 000),
 // reject DTDs, invalid UTF-8, and null inside JSON arrays (ErrNullInArray, the Koppeltaal text). Every
