@@ -162,3 +162,10 @@ func TestUnknownNamesThatClashWithJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestNestedResourceTypeMember(t *testing.T) {
+	_, err := ParseResource([]byte(`{"resourceType":"Patient","name":[{"resourceType":"x"}]}`), FormatJSON)
+	if !errors.Is(err, ErrNotFHIR) || !strings.Contains(err.Error(), "name[0]") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -373,8 +373,8 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 
 func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 	d, known := childType(t, key)
-	if !known && !isXMLName(key) {
-		return c.fail(v.off, ErrNotFHIR, "member name %q is not a valid element name", key)
+	if !known && (!isXMLName(key) || key == "resourceType") {
+		return c.fail(v.off, ErrNotFHIR, "member name %q is not a valid element name here", key)
 	}
 	if kindOf(t).primitive() && !known {
 		return c.fail(v.off, ErrNotFHIR, "unexpected member %q", key)
