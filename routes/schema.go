@@ -8,7 +8,8 @@ import (
 // JSONSchema returns the JSON Schema (draft 2020-12) of route files, built from the registered adapters'
 // specs, so editors can complete and validate route files.
 func JSONSchema() map[string]any {
-	expr := map[string]any{"type": "string", "description": "an expr expression over `record`, `meta`, `route` and `fields`"}
+	// YAML reads `true` or `42` as non-strings; they are valid expressions too.
+	expr := map[string]any{"type": []string{"string", "number", "boolean"}, "description": "an expr expression over `record`, `meta`, `route` and `fields`"}
 	value := map[string]any{"$ref": "#/$defs/value"}
 	adapterChoice := func(namespace string) map[string]any {
 		var one []any

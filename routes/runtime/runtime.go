@@ -329,7 +329,9 @@ func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
 		switch res.Outcome {
 		case routes.Dropped:
 			rt.metrics.dropped.WithLabelValues(r.Name).Inc()
-			log.Info("record dropped", "reason", res.Reason)
+			// Reasons are written by integrators and may quote record values: only at debug level.
+			log.Info("record dropped")
+			log.Debug("record dropped", "reason", res.Reason)
 		case routes.DeadLettered:
 			// The id is stable for the same record from the same source, so a re-read after a crash does not
 			// park it twice (and a replay that fails again brings the same dead letter back).
@@ -338,7 +340,8 @@ func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
 				return err
 			}
 			rt.metrics.deadLettered.WithLabelValues(r.Name, "rules").Inc()
-			log.Warn("record dead-lettered", "reason", res.Reason)
+			log.Warn("record dead-lettered; see koppelpoort replay for the reason", "dead_letter", dlID)
+			log.Debug("record dead-lettered", "reason", res.Reason)
 		case routes.Routed:
 			for _, d := range res.Deliveries {
 				payload, err := json.Marshal(d)
