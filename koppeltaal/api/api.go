@@ -191,8 +191,8 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, fail(http.StatusTooManyRequests, "security", "Too many failed authentication attempts from this address; try again later."))
 			return
 		}
-		if authz := r.Header.Get("Authorization"); len(authz) > 7 && strings.EqualFold(authz[:7], "bearer ") && s.bearer != nil {
-			c, err := s.bearer.Verify(r.Context(), strings.TrimSpace(authz[7:]))
+		if authz := r.Header.Get("Authorization"); len(authz) >= 6 && strings.EqualFold(authz[:6], "bearer") && s.bearer != nil {
+			c, err := s.bearer.Verify(r.Context(), strings.TrimSpace(authz[6:]))
 			var expired *TokenExpiredError
 			switch {
 			case errors.As(err, &expired):

@@ -3,8 +3,10 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -167,7 +169,11 @@ func (n *Notifier) call(ctx context.Context, j job) error {
 	resp, err := n.o.Client.Do(req)
 	n.metrics.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
-		return fmt.Errorf("webhook call: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL: it may carry a secret in its query
+		}
+		return fmt.Errorf("webhook call to %s: %w", req.URL.Host, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
