@@ -95,6 +95,10 @@ func printDemoBanner(w io.Writer, cfg *config.Config) {
 		fmt.Fprintf(&b, "  %-12s %s:%s   subscribed to %s\n", in.Application, in.Username, in.Password, strings.Join(in.Subscriptions, ", "))
 	}
 	fmt.Fprintf(&b, "Try: curl -u %s:%s %s/FHIR/Koppeltaal/metadata\n", koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base)
+	fmt.Fprintf(&b, "SSO: curl -i -u %s:%s '%s/OAuth2/Koppeltaal/Launch?client_id=DemoGame&patient=https://portal.example/Patient/1'\n",
+		koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base)
+	fmt.Fprintf(&b, "     and open its Location in a browser: the demo game (%s%s) signs in and claims the patient's next message.\n",
+		base, koppeltaal.DemoGamePath)
 	fmt.Fprintf(&b, "These credentials are for trying Koppelpoort out; use a --config file for anything else.\n\n")
 	_, _ = io.WriteString(w, b.String())
 }
