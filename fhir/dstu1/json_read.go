@@ -328,6 +328,7 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 	isExt := t == typeExtension
 	var extras []jmember // "_name" members, applied after the values they belong to
 	mark := len(c.kids)  // children are collected on c.kids, then stored once
+	unknownKids := false // only then do repetitions of unknown elements need a shape check
 	for _, m := range v.obj {
 		key := m.key
 		if m.val.kind == 'z' {
@@ -344,7 +345,9 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 		case len(key) > 1 && key[0] == '_':
 			extras = append(extras, m)
 		default:
-			err = c.member(n, v, t, key, m.val)
+			var known bool
+			known, err = c.member(n, v, t, key, m.val)
+			unknownKids = unknownKids || !known
 		}
 		if err != nil {
 			return err
@@ -354,8 +357,10 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 	n.Children = c.ar.children(c.kids[mark:])
 	clear(c.kids[mark:])
 	c.kids = c.kids[:mark]
-	if err := checkUnknownGroups(n, t); err != nil {
-		return c.fail(v.off, ErrNotFHIR, "%v", err)
+	if unknownKids {
+		if err := checkUnknownGroups(n, t); err != nil {
+			return c.fail(v.off, ErrNotFHIR, "%v", err)
+		}
 	}
 	for _, m := range extras {
 		c.push(m.key)
@@ -371,24 +376,24 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 	return nil
 }
 
-func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
+func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) (known bool, err error) {
 	d, known := childType(t, key)
 	if !known && (!isXMLName(key) || key == "resourceType") {
-		return c.fail(v.off, ErrNotFHIR, "member name %q is not a valid element name here", key)
+		return known, c.fail(v.off, ErrNotFHIR, "member name %q is not a valid element name here", key)
 	}
 	if kindOf(t).primitive() && !known {
-		return c.fail(v.off, ErrNotFHIR, "unexpected member %q", key)
+		return known, c.fail(v.off, ErrNotFHIR, "unexpected member %q", key)
 	}
 	if v.kind != 'a' {
 		child, err := c.value(key, d, known, v)
 		if err != nil {
-			return err
+			return known, err
 		}
 		c.kids = append(c.kids, child)
-		return nil
+		return known, nil
 	}
 	if known && !d.repeats {
-		return c.fail(v.off, ErrNotFHIR, "%q does not repeat: expected one value, found an array", key)
+		return known, c.fail(v.off, ErrNotFHIR, "%q does not repeat: expected one value, found an array", key)
 	}
 	var extras *jval // "_key": only it can justify a null in a primitive array
 	for i, item := range v.arr {
@@ -398,7 +403,7 @@ func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 				extras = member(obj, "_"+key)
 			}
 			if !known || extras == nil || extras.kind != 'a' || i >= len(extras.arr) || extras.arr[i].kind != 'o' {
-				return c.fail(item.off, ErrNullInArray, "")
+				return known, c.fail(item.off, ErrNullInArray, "")
 			}
 			x := c.ar.node()
 			x.Name, x.jsonArray = key, !known
@@ -408,13 +413,13 @@ func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) error {
 		}
 		child, err := c.value(key, d, known, item)
 		if err != nil {
-			return err
+			return known, err
 		}
 		child.jsonArray = !known
 		c.kids = append(c.kids, child)
 		c.pop()
 	}
-	return nil
+	return known, nil
 }
 
 // value converts one JSON value of element name.

@@ -458,6 +458,7 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 	n := r.ar.node()
 	n.Name = start.local
 	mark := len(r.kids)
+	unknownKids := false // only then do repetitions of unknown elements need a shape check
 	k := kindOf(t)
 	for _, a := range start.attrs {
 		if a.space != "" {
@@ -502,8 +503,10 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 			if err := checkShape(n, k, known); err != nil {
 				return nil, r.fail(ErrNotFHIR, "%v", err)
 			}
-			if err := checkUnknownGroups(n, t); err != nil {
-				return nil, r.fail(ErrNotFHIR, "%v", err)
+			if unknownKids {
+				if err := checkUnknownGroups(n, t); err != nil {
+					return nil, r.fail(ErrNotFHIR, "%v", err)
+				}
 			}
 			return n, nil
 		case xText:
@@ -516,45 +519,48 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 			}
 			return nil, r.fail(ErrNotFHIR, "unexpected text %q in <%s>", truncate(strings.TrimSpace(tt.text), 40), n.Name)
 		case xStart:
-			c, err := r.child(n, r.kids[mark:], t, k, tt)
+			c, known, err := r.child(n, r.kids[mark:], t, k, tt)
 			if err != nil {
 				return nil, err
 			}
 			r.pop()
 			r.kids = append(r.kids, c)
+			unknownKids = unknownKids || !known
 		}
 	}
 }
 
-func (r *xmlReader) child(parent *Node, siblings []*Node, t int, k kind, start xtok) (*Node, error) {
+func (r *xmlReader) child(parent *Node, siblings []*Node, t int, k kind, start xtok) (*Node, bool, error) {
 	name := start.local
 	d, known := childType(t, name)
 	if known && kindOf(d.typ) == kindXHTML {
 		if start.space != NSXHTML {
-			return nil, r.fail(ErrNotFHIR, "<div> must be in the XHTML namespace %s", NSXHTML)
+			return nil, false, r.fail(ErrNotFHIR, "<div> must be in the XHTML namespace %s", NSXHTML)
 		}
 		x, err := r.xhtml(start)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return &Node{Name: name, XHTML: x}, nil
+		return &Node{Name: name, XHTML: x}, true, nil
 	}
 	if start.space != NSFHIR && !(r.atomRoot && start.space == NSAtom) {
-		return nil, r.fail(ErrNotFHIR, "<%s> inside <%s> is in namespace %q, expected %s", name, parent.Name, start.space, NSFHIR)
+		return nil, false, r.fail(ErrNotFHIR, "<%s> inside <%s> is in namespace %q, expected %s", name, parent.Name, start.space, NSFHIR)
 	}
 	if k.primitive() && !known {
-		return nil, r.fail(ErrNotFHIR, "primitive <%s> can only hold extensions, found <%s>", parent.Name, name)
+		return nil, false, r.fail(ErrNotFHIR, "primitive <%s> can only hold extensions, found <%s>", parent.Name, name)
 	}
 	if !known && (name[0] == '_' || name == "id" || name == "resourceType" || (name == "url" && t == typeExtension)) {
-		return nil, r.fail(ErrNotFHIR, "unknown element <%s> in <%s> would clash with a JSON member of that name", name, parent.Name)
+		return nil, false, r.fail(ErrNotFHIR, "unknown element <%s> in <%s> would clash with a JSON member of that name", name, parent.Name)
 	}
 	if known && !d.repeats && hasChild(siblings, name) {
-		return nil, r.fail(ErrNotFHIR, "<%s> may occur only once in <%s>", name, parent.Name)
+		return nil, false, r.fail(ErrNotFHIR, "<%s> may occur only once in <%s>", name, parent.Name)
 	}
 	if known && kindOf(d.typ) == kindInline {
-		return r.contained(start)
+		n, err := r.contained(start)
+		return n, true, err
 	}
-	return r.element(start, d.typ, known)
+	n, err := r.element(start, d.typ, known)
+	return n, known, err
 }
 
 // contained reads <contained> holding one resource.
