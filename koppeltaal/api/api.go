@@ -395,6 +395,8 @@ func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
 	if patient == "" {
 		patient = q.Get("patient")
 	}
+	// Messages are filed under the unversioned patient URL.
+	patient, _ = dstu1.SplitHistory(patient)
 	if named := q.Get("_query"); named != "" {
 		if named != "MessageHeader.GetNextNewAndClaim" {
 			s.writeError(w, r, fail(http.StatusBadRequest, "not-supported", "Named query '%s' is not supported; use MessageHeader.GetNextNewAndClaim.", named))
