@@ -41,7 +41,7 @@ func (r *Route) Process(rec adapters.Record) Result {
 		if err != nil {
 			return Result{Outcome: DeadLettered, Key: key, Reason: fmt.Sprintf("key: %v", err)}
 		}
-		if s := fmt.Sprint(v); v != nil && s != "" {
+		if s := transforms.Text(v); s != "" {
 			key = s
 		}
 	}
@@ -111,8 +111,8 @@ func (r *Route) apply(name string, rec adapters.Record, env transforms.Env) (map
 		if err != nil {
 			return nil, nil, fmt.Errorf("transform %s: koppeltaal.patient: %w", name, err)
 		}
-		kt.Patient = fmt.Sprint(v)
-		if v == nil || kt.Patient == "" {
+		kt.Patient = transforms.Text(v)
+		if kt.Patient == "" {
 			return nil, nil, fmt.Errorf("transform %s: koppeltaal.patient is empty", name)
 		}
 	}
@@ -121,8 +121,8 @@ func (r *Route) apply(name string, rec adapters.Record, env transforms.Env) (map
 		if err != nil {
 			return nil, nil, fmt.Errorf("transform %s: %s id: %w", name, rt.Type, err)
 		}
-		id := fmt.Sprint(idv)
-		if idv == nil || id == "" {
+		id := transforms.Text(idv)
+		if id == "" {
 			return nil, nil, fmt.Errorf("transform %s: %s id is empty", name, rt.Type)
 		}
 		body := map[string]any{}

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/koppelpoort/koppelpoort/transforms"
@@ -73,9 +72,7 @@ func (t *Template) Render(env transforms.Env) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if v != nil {
-			fmt.Fprint(&b, v)
-		}
+		b.WriteString(transforms.Text(v))
 	}
 	return b.String(), nil
 }

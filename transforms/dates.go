@@ -248,5 +248,13 @@ func parseAuto(s string, loc *time.Location, withTime bool) (time.Time, error) {
 			return t, nil
 		}
 	}
+	if !withTime {
+		// A date-time where a date is wanted (a database export's "1980-02-03 00:00:00"): its local date.
+		for _, l := range autoDateTimeLayouts {
+			if t, err := parseLayout(in, l, loc); err == nil {
+				return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc), nil
+			}
+		}
+	}
 	return time.Time{}, fmt.Errorf("date %q: not a recognised date format (give a layout such as \"dd-mm-jjjj\")", s)
 }

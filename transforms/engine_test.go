@@ -206,3 +206,24 @@ func TestExtValue(t *testing.T) {
 		t.Fatalf("got %v %v", got, err)
 	}
 }
+
+func TestJSONNumbersAndDateTimes(t *testing.T) {
+	e := newTestEngine(t, Shape{})
+	for src, want := range map[string]any{
+		`str(record.bsn)`:                                "111222333",
+		`bsn_valid(str(record.bsn))`:                     true,
+		`str(record.score)`:                              "62.5",
+		`fhir_date(record.born)`:                         "1980-02-03",
+		`fhir_date(parse_date("1980-02-03 00:00:00"))`:   "1980-02-03",
+		`fhir_datetime(parse_datetime(record.admitted))`: "2024-07-01T14:30:00+02:00",
+	} {
+		p, err := e.Compile(src, Any)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		got, err := p.Eval(Env{Record: map[string]any{"bsn": float64(111222333), "score": 62.5, "born": "1980-02-03 00:00:00", "admitted": "2024-07-01 14:30"}})
+		if err != nil || got != want {
+			t.Errorf("%s: got %v (%v), want %v", src, got, err, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,12 +54,20 @@ var Functions = []FunctionDoc{
 	{"str", "str(x)", "x as a string (nil → \"\")"},
 }
 
-func str(v any) string {
-	if v == nil {
+func str(v any) string { return Text(v) }
+
+// Text writes a value as text the way a person expects: nil is "", whole floats (JSON numbers) have no
+// exponent or decimals (111222333, not 1.11222333e+08).
+func Text(v any) string {
+	switch x := v.(type) {
+	case nil:
 		return ""
-	}
-	if s, ok := v.(string); ok {
-		return s
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'f', -1, 32)
 	}
 	return fmt.Sprint(v)
 }
@@ -164,7 +173,8 @@ func (e *Engine) library() []expr.Option {
 			return formatLayout(t, str(p[1]), loc)
 		}, new(func(any, string) string)),
 		fn("fhir_date", func(p ...any) (any, error) {
-			t, err := e.asTime(p[0], false)
+			// A date-time ("1980-02-03 00:00:00" from a database export) gives its local date.
+			t, err := e.asTime(p[0], true)
 			if err != nil {
 				return nil, err
 			}
