@@ -544,6 +544,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	c := s.clients[clientID]
 	authenticated := false
+	if basic && secret == "" && c != nil && c.PublicClient {
+		basic = false // a public client that sends "client_id:" in Basic: no secret to check
+	}
 	if basic || secret != "" {
 		if !c.checkSecret(secret) {
 			s.limit.Failed(r)
