@@ -376,7 +376,8 @@ func (s Spec) JSONSchema() map[string]any {
 // Markdown renders the spec as a reference table.
 func (s Spec) Markdown(id string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### `%s`\n\n%s\n\n| setting | type | required | default | description |\n|---|---|---|---|---|\n", id, s.Summary)
+	esc := strings.NewReplacer("<", "&lt;", ">", "&gt;", "|", "\\|").Replace
+	fmt.Fprintf(&b, "### `%s`\n\n%s\n\n| setting | type | required | default | description |\n|---|---|---|---|---|\n", id, esc(s.Summary))
 	for _, f := range s.Fields {
 		def := ""
 		if f.Default != nil {
@@ -386,7 +387,7 @@ func (s Spec) Markdown(id string) string {
 		if len(f.Enum) > 0 {
 			desc += " One of: " + strings.Join(f.Enum, ", ") + "."
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %v | %s | %s |\n", f.Name, f.Type, f.Required, def, desc)
+		fmt.Fprintf(&b, "| `%s` | %s | %v | %s | %s |\n", f.Name, f.Type, f.Required, def, esc(desc))
 	}
 	return b.String()
 }
