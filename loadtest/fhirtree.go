@@ -2,9 +2,9 @@ package loadtest
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/xml"
 	"strconv"
+	"strings"
 )
 
 // el is a FHIR DSTU1 element that renders to both the XML and the JSON form:
@@ -86,7 +86,15 @@ func primString(v any) string {
 	return ""
 }
 
-func xmlEscape(b *bytes.Buffer, s string) { _ = xml.EscapeText(b, []byte(s)) }
+// xmlEscape writes s escaped for XML text and attribute values; the common
+// case (nothing to escape) costs no allocation.
+func xmlEscape(b *bytes.Buffer, s string) {
+	if strings.IndexAny(s, "<>&'\"\r\n\t") < 0 {
+		b.WriteString(s)
+		return
+	}
+	_ = xml.EscapeText(b, []byte(s))
+}
 
 // writeJSON renders e's content as a JSON object (the caller writes the name).
 // resourceType, when not empty, is written first (DSTU1 resource JSON).
@@ -150,7 +158,35 @@ func (e *el) writeJSONValue(b *bytes.Buffer) {
 	}
 }
 
+// jsonString writes s as a JSON string without allocating (the bodies are
+// rendered for every request, so this is the load tool's own hot path).
 func jsonString(b *bytes.Buffer, s string) {
-	out, _ := json.Marshal(s)
-	b.Write(out)
+	const hex = "0123456789abcdef"
+	b.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b.WriteString(s[start:i])
+		switch c {
+		case '"', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			b.WriteString(`\u00`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b.WriteString(s[start:])
+	b.WriteByte('"')
 }

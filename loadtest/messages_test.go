@@ -210,3 +210,14 @@ func BenchmarkRenderCarePlan(b *testing.B) {
 		})
 	}
 }
+
+func TestJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `quote " and \ backslash`, "line\nbreak\ttab\r", "ctrl \x01\x1f", "ünïcødé €", "<b>&</b>"} {
+		var b bytes.Buffer
+		jsonString(&b, s)
+		var back string
+		if err := json.Unmarshal(b.Bytes(), &back); err != nil || back != s {
+			t.Errorf("%q: encoded %s, decoded %q, %v", s, b.String(), back, err)
+		}
+	}
+}
