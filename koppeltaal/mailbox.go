@@ -136,8 +136,13 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			switch {
 			case !checked:
 				// 1.3.3 senders: only the focal resource is version-checked.
-			case e.version != "" && (!exists || e.version != cur.CurrentVersion):
+			case e.version != "" && exists && e.version != cur.CurrentVersion:
 				conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextVersionNotCorrect, Resource: e.url})
+			case e.version != "" && !exists:
+				// A version this server never issued for a resource it does not know: the
+				// sender's copy comes from another (the previous) Koppeltaal server. Refusing
+				// would lock migrated clients out of their own resources; adopt it instead.
+				warnings = append(warnings, fmt.Sprintf("resource %s sent with version %s that this server never issued; stored as new", e.url, e.version))
 			case e.version == "" && exists && e.focal:
 				conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextFocalWithoutVersion, Resource: e.url})
 			case e.version == "" && exists:

@@ -95,7 +95,7 @@ func (rp *replayer) expectPost(b *dstu1.Bundle) int {
 	}
 	for _, e := range b.Entries[1:] {
 		u, v := dstu1.SplitHistory(e.SelfLink())
-		if v != "" && v != rp.current[u] {
+		if v != "" && rp.current[u] != "" && v != rp.current[u] {
 			return http.StatusConflict
 		}
 	}
