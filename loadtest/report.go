@@ -178,7 +178,7 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "load tool: CPU %.1fs, max RSS %.0f MiB\n", rep.LoadTool.CPUSeconds, rep.LoadTool.MaxRSSMiB)
 	fmt.Fprintf(w, "machine: %d CPUs, load average %.1f at the start, %.1f at the end\n\n", rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "operation\tcount\terrors\t/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+	fmt.Fprintln(tw, "operation\tcount\terrors\t/s (load+drain)\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
 	for _, o := range rep.Ops {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", o.Name, o.Count, o.Errors, o.Rate, o.P50, o.P90, o.P99, o.Max)
 	}
