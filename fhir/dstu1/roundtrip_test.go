@@ -18,29 +18,31 @@ type fixture struct {
 	elided bool   // the source elides parts with "..."/"…": rejected as is, and must parse with the elision removed
 }
 
+// special lists the fixtures that are not plain messages: rejections, wrappers, elisions.
+var special = map[string]fixture{
+	"careteam-entry-to.xml":                                      {wrap: "entry", reject: errSyntax},
+	"careteam-entry-to.repaired.xml":                             {wrap: "entry"},
+	"patient-entry-versioned-selflink-to.xml":                    {wrap: "entry"},
+	"careplan-participant-careteam-to.fragment.xml":              {wrap: "participant"},
+	"createorupdatecareplan-request-pythonadapter.fragment.xml":  {reject: errSyntax},
+	"mailbox-post-response-1.3.3-soapui.fragment.xml":            {reject: errSyntax},
+	"createorupdatecareplan-request-pythonadapter.fragment.json": {reject: errSyntax},
+	"conformance-statement-oauth-extensions.fragment.json":       {reject: errSyntax},
+	"invalid-json-entry-null-given-to.json":                      {wrap: "entry", reject: ErrNullInArray},
+	// DSTU2-style representation examples: gender is a code string where DSTU1 has a CodeableConcept.
+	"patient-resource-architectuur.xml":  {reject: ErrNotFHIR},
+	"patient-resource-architectuur.json": {reject: ErrNotFHIR},
+	// Documentation examples with elided resource bodies ("..." as text inside a resource).
+	"createorupdatecareplan-queued-1.3.5-pythonadapter.xml":         {elided: true},
+	"createorupdatecareplan-update-request-1.3.5-pythonadapter.xml": {elided: true},
+	"fhir-dstu1-message-skeleton-architectuur.xml":                  {elided: true},
+	"operationoutcome-409-version-conflict-architectuur.xml":        {elided: true},
+}
+
 // fixtures lists every message fixture under testdata. Files in testdata/examples are classified by the
 // upstream README (SOURCE-README.md): NOT well-formed / NOT valid JSON files must be rejected.
 func fixtures(t testing.TB) []fixture {
 	t.Helper()
-	special := map[string]fixture{
-		"careteam-entry-to.xml":                                      {wrap: "entry", reject: errSyntax},
-		"careteam-entry-to.repaired.xml":                             {wrap: "entry"},
-		"patient-entry-versioned-selflink-to.xml":                    {wrap: "entry"},
-		"careplan-participant-careteam-to.fragment.xml":              {wrap: "participant"},
-		"createorupdatecareplan-request-pythonadapter.fragment.xml":  {reject: errSyntax},
-		"mailbox-post-response-1.3.3-soapui.fragment.xml":            {reject: errSyntax},
-		"createorupdatecareplan-request-pythonadapter.fragment.json": {reject: errSyntax},
-		"conformance-statement-oauth-extensions.fragment.json":       {reject: errSyntax},
-		"invalid-json-entry-null-given-to.json":                      {wrap: "entry", reject: ErrNullInArray},
-		// DSTU2-style representation examples: gender is a code string where DSTU1 has a CodeableConcept.
-		"patient-resource-architectuur.xml":  {reject: ErrNotFHIR},
-		"patient-resource-architectuur.json": {reject: ErrNotFHIR},
-		// Documentation examples with elided resource bodies ("..." as text inside a resource).
-		"createorupdatecareplan-queued-1.3.5-pythonadapter.xml":         {elided: true},
-		"createorupdatecareplan-update-request-1.3.5-pythonadapter.xml": {elided: true},
-		"fhir-dstu1-message-skeleton-architectuur.xml":                  {elided: true},
-		"operationoutcome-409-version-conflict-architectuur.xml":        {elided: true},
-	}
 	var out []fixture
 	for _, dir := range []string{"testdata/examples", "testdata/schema-examples", "testdata/clients"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*"))
@@ -81,6 +83,37 @@ func fixtures(t testing.TB) []fixture {
 	return out
 }
 
+// TestSourceReadmeAgrees checks the special cases against the upstream index: every example it marks
+// NOT well-formed / NOT valid JSON is expected to be rejected here.
+func TestSourceReadmeAgrees(t *testing.T) {
+	data, err := os.ReadFile("testdata/examples/SOURCE-README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 {
+			continue
+		}
+		file := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		check := strings.TrimSpace(cells[3])
+		if !strings.HasPrefix(check, "NOT") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("testdata/examples", file)); err != nil {
+			continue // not a FHIR message: not copied
+		}
+		n++
+		if special[file].reject == nil {
+			t.Errorf("%s is %q upstream but not expected to be rejected", file, check)
+		}
+	}
+	if n < 4 {
+		t.Fatalf("only %d NOT well-formed/valid examples found in SOURCE-README.md", n)
+	}
+}
+
 // errSyntax marks fixtures that must fail with a *SyntaxError of any kind.
 var errSyntax = errors.New("any syntax error")
 
@@ -99,7 +132,7 @@ func (fx fixture) load(t testing.TB) []byte {
 	case fx.wrap == "entry":
 		s = `{"resourceType":"Bundle","id":"urn:uuid:wrapped","entry":[` + s + `]}`
 	case fx.wrap == "participant":
-		s = `<CarePlan xmlns="` + NSFHIR + `"><status value="active"/>` + strings.ReplaceAll(s, "<participant>", "<participant>") + `</CarePlan>`
+		s = `<CarePlan xmlns="` + NSFHIR + `"><status value="active"/>` + s + `</CarePlan>`
 	}
 	return []byte(s)
 }
