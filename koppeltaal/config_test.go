@@ -130,6 +130,28 @@ func TestApplyIsIdempotentAndTakesChanges(t *testing.T) {
 			}
 			return nil
 		})
+		// An instance dropped from the configuration is disabled; listing it again re-enables it.
+		svc, err := koppeltaal.NewService(st, cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		smaller := cfg
+		smaller.Instances = cfg.Instances[:2]
+		if r, err := koppeltaal.Apply(ctx, smaller, st, nil); err != nil || r.InstancesDisabled != 1 {
+			t.Fatalf("apply without epd: %+v, %v", r, err)
+		}
+		if _, err := svc.Authenticate(ctx, koppeltaal.DemoEPDUser, "argon-pass"); err != koppeltaal.ErrUnauthorized {
+			t.Fatalf("disabled instance authenticated: %v", err)
+		}
+		if r, err := koppeltaal.Apply(ctx, smaller, st, nil); err != nil || r.Changed() {
+			t.Fatalf("re-apply without epd changed something: %+v, %v", r, err)
+		}
+		if r, err := koppeltaal.Apply(ctx, cfg, st, nil); err != nil || r.InstancesChanged != 1 || r.SubscriptionsChanged != 1 {
+			t.Fatalf("re-enable: %+v, %v", r, err)
+		}
+		if _, err := svc.Authenticate(ctx, koppeltaal.DemoEPDUser, "argon-pass"); err != nil {
+			t.Fatalf("re-enabled instance: %v", err)
+		}
 		// An invalid configuration changes nothing.
 		bad := cfg
 		bad.Instances = append([]koppeltaal.InstanceConfig(nil), cfg.Instances...)

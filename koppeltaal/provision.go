@@ -16,6 +16,7 @@ type ApplyResult struct {
 	ApplicationsChanged  int
 	InstancesChanged     int
 	SubscriptionsChanged int
+	InstancesDisabled    int // in the database but no longer in the configuration
 }
 
 // Changed reports whether Apply changed anything.
@@ -26,7 +27,8 @@ func (r ApplyResult) Changed() bool { return r != ApplyResult{} }
 // configuration again changes nothing (a plain-text password that still
 // matches the stored hash is not rehashed); a changed password, api-version or
 // subscription list takes effect. Instances missing from the configuration are
-// left in place (their queues reference them) and logged.
+// disabled: they can no longer log in or receive messages, but their rows and
+// queues stay (listing them again re-enables them).
 func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger) (ApplyResult, error) {
 	var res ApplyResult
 	if logger == nil {
@@ -107,8 +109,16 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			return err
 		}
 		for _, in := range all {
-			if !configured[in.Username] {
-				logger.Warn("koppeltaal: instance in the database is not in the configuration; it keeps working",
+			if configured[in.Username] {
+				continue
+			}
+			changed, err := tx.DisableInstance(ctx, in.ID)
+			if err != nil {
+				return err
+			}
+			if changed {
+				res.InstancesDisabled++
+				logger.Warn("koppeltaal: instance removed from the configuration is disabled (no login, no new messages; its queue is kept)",
 					"username", in.Username, "domain", in.DomainName)
 			}
 		}
@@ -119,7 +129,7 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 	}
 	logger.Info("koppeltaal configuration applied", "domains_created", res.DomainsCreated,
 		"applications_changed", res.ApplicationsChanged, "instances_changed", res.InstancesChanged,
-		"subscriptions_changed", res.SubscriptionsChanged)
+		"subscriptions_changed", res.SubscriptionsChanged, "instances_disabled", res.InstancesDisabled)
 	return res, nil
 }
 

@@ -161,6 +161,26 @@ func (t *Tx) UpsertInstance(ctx context.Context, in Instance, keepHash func(stor
 	return cur.ID, true, nil
 }
 
+// DisabledHashPrefix marks the password hash of a disabled instance: no
+// password matches it, and re-enabling stores a fresh hash.
+const DisabledHashPrefix = "!disabled:"
+
+// DisableInstance stops an instance from authenticating (its hash gets
+// DisabledHashPrefix) and from receiving messages (subscriptions removed). Its
+// queue rows stay. changed is false when it was already disabled.
+func (t *Tx) DisableInstance(ctx context.Context, id int64) (changed bool, err error) {
+	res, err := t.exec(ctx, `UPDATE app_instances SET password_hash = ? || password_hash, updated_at = ?
+		WHERE id = ? AND password_hash NOT LIKE ?`, DisabledHashPrefix, micros(time.Now()), id, DisabledHashPrefix+"%")
+	if err != nil {
+		return false, fmt.Errorf("disable instance %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := t.exec(ctx, "DELETE FROM subscriptions WHERE instance_id = ?", id); err != nil {
+		return false, fmt.Errorf("disable instance %d: %w", id, err)
+	}
+	return n == 1, nil
+}
+
 // Subscriptions returns the events instanceID is subscribed to, sorted.
 func (t *Tx) Subscriptions(ctx context.Context, instanceID int64) ([]string, error) {
 	var evs []string
