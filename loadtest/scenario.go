@@ -281,7 +281,7 @@ func (s *Scenario) Validate(self bool) error {
 	}
 	if !self {
 		if s.Target == "" {
-			bad("target: required without --self (e.g. http://127.0.0.1:8080)")
+			bad("target: required without --self (e.g. http://127.0.0.1:8080); or pass --self to start a server of its own")
 		} else if err := checkTarget(s.Target, s.AllowRemote); err != nil {
 			bad("target: %v", err)
 		}
