@@ -27,8 +27,8 @@
 //
 // # Wire details
 //
-// JSON: "resourceType" first in every resource, element ids as "_id" (input accepts "_id" and "id", the
-// latter written by the Koppeltaal Python connector; JSONOptions.ElementIDKey chooses the output),
+// JSON: "resourceType" first in every resource, element ids as "id" as the Koppeltaal Python connector
+// writes them (input accepts "id" and "_id"; JSONOptions.ElementIDKey chooses the output),
 // primitive ids/extensions in "_name" members, totalResults as a string. XML: no XML declaration; a bundle
 // starts with <feed xmlns="http://www.w3.org/2005/Atom">, a single resource with
 // <Type xmlns="http://hl7.org/fhir">. A single resource whose root is in the Atom namespace (SoapUI

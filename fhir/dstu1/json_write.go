@@ -7,8 +7,8 @@ import (
 
 // JSONOptions tune JSON output.
 type JSONOptions struct {
-	// ElementIDKey is the member name for element ids: "_id" (DSTU1, the default) or "id" (what the
-	// Koppeltaal Python connector writes and reads).
+	// ElementIDKey is the member name for element ids: "id" (the default: what the Koppeltaal Python
+	// connector writes and reads, and CLIENTS.md says deployed clients win) or "_id".
 	ElementIDKey string
 }
 
@@ -76,7 +76,7 @@ type jsonWriter struct {
 func newJSONWriter(dst []byte, o JSONOptions) *jsonWriter {
 	k := o.ElementIDKey
 	if k == "" {
-		k = "_id"
+		k = "id"
 	}
 	return &jsonWriter{buf: dst, idKey: k}
 }
