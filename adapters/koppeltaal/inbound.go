@@ -202,3 +202,17 @@ var (
 	_ adapters.Shaper       = (*Inbound)(nil)
 	_ adapters.Acknowledger = (*Inbound)(nil)
 )
+
+// DecodeFileLines reads a message bundle file (XML or JSON) into the record a claimed message would give,
+// so route tests can feed real Koppeltaal messages.
+func (in *Inbound) DecodeFileLines(name string, data []byte) ([]adapters.Record, []int, error) {
+	b, err := dstu1.ParseBundle(data, dstu1.Sniff(data))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: not a Koppeltaal message bundle: %w", name, err)
+	}
+	rec, err := MessageRecord(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return []adapters.Record{rec}, nil, nil
+}
