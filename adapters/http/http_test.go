@@ -82,10 +82,10 @@ func TestInbound(t *testing.T) {
 
 func TestOutbound(t *testing.T) {
 	var calls atomic.Int32
-	var gotPath, gotKey, gotAuth string
+	var gotPath, gotKey, gotAuth, gotHdr string
 	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		n := calls.Add(1)
-		gotPath, gotKey, gotAuth = r.URL.Path, r.Header.Get("Idempotency-Key"), r.Header.Get("Authorization")
+		gotPath, gotKey, gotAuth, gotHdr = r.URL.Path, r.Header.Get("Idempotency-Key"), r.Header.Get("Authorization"), r.Header.Get("X-Record")
 		switch {
 		case strings.Contains(r.URL.Path, "busy"):
 			nethttp.Error(w, "busy", 503)
@@ -97,7 +97,8 @@ func TestOutbound(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	o := &Outbound{URL: srv.URL + "/api/p/{id}", Method: "PUT", Auth: "bearer", Token: "t0k", Timeout: "5s", Body: "fields"}
+	o := &Outbound{URL: srv.URL + "/api/p/{id}", Method: "PUT", Auth: "bearer", Token: "t0k", Timeout: "5s", Body: "fields",
+		Headers: map[string]string{"X-Record": "rec {id}"}}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +109,8 @@ func TestOutbound(t *testing.T) {
 	if err := o.Deliver(context.Background(), d("a b")); err != nil {
 		t.Fatal(err)
 	}
-	if gotPath != "/api/p/a b" || gotKey != "idem-a b" || gotAuth != "Bearer t0k" {
-		t.Fatalf("request: %q %q %q", gotPath, gotKey, gotAuth)
+	if gotPath != "/api/p/a b" || gotKey != "idem-a b" || gotAuth != "Bearer t0k" || gotHdr != "rec a b" {
+		t.Fatalf("request: %q %q %q %q", gotPath, gotKey, gotAuth, gotHdr)
 	}
 	if err := o.Deliver(context.Background(), d("busy")); !errors.Is(err, adapters.ErrTransient) {
 		t.Fatalf("503 must be transient: %v", err)

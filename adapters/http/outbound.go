@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
 func init() {
@@ -30,7 +31,7 @@ var OutboundSpec = adapters.Spec{
 	Fields: []adapters.Field{
 		{Name: "url", Type: adapters.TypeString, Required: true, Description: "URL; {name} is replaced by the (URL-escaped) field name of the transformed record, e.g. https://epd/api/patients/{patient_id}."},
 		{Name: "method", Type: adapters.TypeString, Default: "POST", Enum: []string{"POST", "PUT", "PATCH"}, Description: "HTTP method."},
-		{Name: "headers", Type: adapters.TypeMap, Description: "Extra request headers (values may use ${ENV})."},
+		{Name: "headers", Type: adapters.TypeMap, Description: "Extra request headers; values may use ${ENV} and {field} of the transformed record (e.g. X-Patient: {patient_id})."},
 		{Name: "auth", Type: adapters.TypeString, Default: "none", Enum: []string{"none", "bearer", "basic"}, Description: "Authentication scheme."},
 		{Name: "token", Type: adapters.TypeSecret, Description: "Bearer token (auth: bearer), usually ${ENV_VAR}."},
 		{Name: "username", Type: adapters.TypeString, Description: "User name (auth: basic)."},
@@ -111,7 +112,11 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", d.IdempotencyKey)
 	for k, v := range o.Headers {
-		req.Header.Set(k, v)
+		hv, err := expand(v, d.Fields, func(s string) string { return s })
+		if err != nil {
+			return fmt.Errorf("header %s: %w", k, err)
+		}
+		req.Header.Set(k, hv)
 	}
 	switch o.Auth {
 	case "bearer":
@@ -136,6 +141,15 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 }
 
 func expandURL(tmpl string, fields map[string]any) (string, error) {
+	out, err := expand(tmpl, fields, url.PathEscape)
+	if err != nil {
+		return "", fmt.Errorf("url: %w", err)
+	}
+	return out, nil
+}
+
+// expand replaces {name} with the field's text, escaped by esc.
+func expand(tmpl string, fields map[string]any, esc func(string) string) (string, error) {
 	var missing []string
 	out := placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
 		name := m[1 : len(m)-1]
@@ -144,10 +158,10 @@ func expandURL(tmpl string, fields map[string]any) (string, error) {
 			missing = append(missing, name)
 			return ""
 		}
-		return url.PathEscape(fmt.Sprint(v))
+		return esc(transforms.Text(v))
 	})
 	if len(missing) > 0 {
-		return "", fmt.Errorf("url: the transformed record has no field %s", strings.Join(missing, ", "))
+		return "", fmt.Errorf("the transformed record has no field %s", strings.Join(missing, ", "))
 	}
 	return out, nil
 }
