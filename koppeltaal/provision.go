@@ -2,6 +2,7 @@ package koppeltaal
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,9 @@ func (r ApplyResult) Changed() bool { return r != ApplyResult{} }
 // queues stay (listing them again re-enables them).
 func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger) (ApplyResult, error) {
 	var res ApplyResult
+	if st == nil {
+		return res, errors.New("apply koppeltaal configuration: store is nil")
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -96,6 +96,9 @@ type Server struct {
 
 // New provisions opts.Config into the store (idempotent) and returns the server.
 func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("koppeltaal api: Options.Store is nil")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
