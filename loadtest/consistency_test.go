@@ -107,9 +107,16 @@ func TestConsistencyFails(t *testing.T) {
 			tr.Delivered("m1", 1)
 		}, func(c Consistency) bool { return c.RejectedButDelivered == 1 }, "rejected by the server"},
 		{"stray", func(tr *Tracker, rb Readback) {
+			tr.AllowStrays = false
 			post(tr, "m1", "cp/1", "", "v1")
 			deliverAll(tr, "m1", StatusSuccess, rb)
 			tr.Delivered("ghost", 1)
+		}, func(c Consistency) bool { return c.Strays == 1 }, "never posted"},
+		{"stray on a fresh server", func(tr *Tracker, rb Readback) {
+			tr.AllowStrays = false
+			post(tr, "m1", "cp/1", "", "v1")
+			deliverAll(tr, "m1", StatusSuccess, rb)
+			tr.Delivered("left-over", 2)
 		}, func(c Consistency) bool { return c.Strays == 1 }, "never posted"},
 		{"wrong recipient", func(tr *Tracker, rb Readback) {
 			tr.Expect("m1", MessageExpectation{Event: EventPatient, Focal: "p/1", Sender: 0, Subscribers: []int{1}})

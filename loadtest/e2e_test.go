@@ -66,7 +66,7 @@ func TestSelfLoadSQLite(t *testing.T) {
 	if cr.Commits == 0 || !strings.Contains(cr.Store, "synchronous=FULL") {
 		t.Fatalf("commit probe: %+v", cr)
 	}
-	rep, err := Run(ctx, Options{Scenario: sc, Target: srv.URL, Instances: srv.Instances, ServerPID: srv.PID, CommitRate: cr, StoreLabel: srv.StoreLabel})
+	rep, err := Run(ctx, Options{FreshServer: true, Scenario: sc, Target: srv.URL, Instances: srv.Instances, ServerPID: srv.PID, CommitRate: cr, StoreLabel: srv.StoreLabel})
 	if err != nil {
 		t.Fatal(err)
 	}

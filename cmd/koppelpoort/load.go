@@ -223,6 +223,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 			}
 		}()
 		opts.Target, opts.Instances, opts.ServerPID, opts.StoreLabel = srv.URL, srv.Instances, srv.PID, srv.StoreLabel
+		opts.FreshServer = true
 		fmt.Fprintf(errw, "server pid %d at %s on %s (data and log in %s)\n", srv.PID, srv.URL, srv.StoreLabel, srv.Dir)
 	}
 	if f.probe > 0 {
