@@ -93,6 +93,10 @@ func (e *epd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown patient", http.StatusBadRequest)
 		return
 	}
+	if body["patient"] == "busy" {
+		http.Error(w, "always busy", http.StatusServiceUnavailable)
+		return
+	}
 	e.received[r.Header.Get("Idempotency-Key")] = append(e.received[r.Header.Get("Idempotency-Key")], body)
 	w.WriteHeader(http.StatusCreated)
 }
@@ -208,37 +212,44 @@ func TestRuntimeEndToEnd(t *testing.T) {
 			if code, body := post(t, url, "s3cret", `{"id": "x",`); code != http.StatusBadRequest || !strings.Contains(body, "nothing was accepted") {
 				t.Fatalf("bad JSON: %d %s", code, body)
 			}
-			code, body := post(t, url, "s3cret", `[{"id": "r1", "patient": "p1", "score": 12}, {"id": "r2", "patient": "blocked", "score": 3}, {"id": "r3", "patient": "reject", "score": 1}]`)
+			code, body := post(t, url, "s3cret", `[{"id": "r1", "patient": "p1", "score": 12}, {"id": "r2", "patient": "blocked", "score": 3}, {"id": "r3", "patient": "reject", "score": 1}, {"id": "r4", "patient": "busy", "score": 5}]`)
 			if code != http.StatusAccepted {
 				t.Fatalf("post: %d %s", code, body)
 			}
-			// r1 reaches the EPD after two 503s; r3 is rejected with 400 and dead-lettered without retries.
-			waitFor(t, "r1 delivered and r3 dead-lettered", func() bool {
+			// r1 reaches the EPD after two 503s; r3 is rejected with 400 and dead-lettered without retries;
+			// r4 stays 503 and is dead-lettered after max_attempts (4).
+			waitFor(t, "r1 delivered, r3 and r4 dead-lettered", func() bool {
 				_, received := e.count()
 				dl, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
-				return received == 1 && len(dl) == 2
+				return received == 1 && len(dl) == 3
 			})
 			dl, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
 			stages := map[string]string{}
 			for _, d := range dl {
 				stages[d.RecordKey] = d.Stage + ": " + d.Reason
 			}
-			if !strings.HasPrefix(stages["r2"], "rules: patient blocked not allowed") || !strings.Contains(stages["r3"], "400") {
+			if !strings.HasPrefix(stages["r2"], "rules: patient blocked not allowed") || !strings.Contains(stages["r3"], "400") ||
+				!strings.Contains(stages["r4"], "503") {
 				t.Fatalf("dead letters: %v", stages)
 			}
-			// The archive got all three routed deliveries' siblings exactly once (r1 and r3; r2 never routed).
+			for _, d := range dl {
+				if d.RecordKey == "r4" && d.Attempts != 4 {
+					t.Fatalf("r4 dead after %d attempts, want 4", d.Attempts)
+				}
+			}
+			// The archive got the routed records exactly once (r1, r3, r4; r2 never routed).
 			waitFor(t, "archive", func() bool {
 				b, _ := os.ReadFile(filepath.Join(dir, "archive", "out.ndjson"))
-				return bytes.Count(b, []byte("\n")) == 2
+				return bytes.Count(b, []byte("\n")) == 3
 			})
 			stop()
 
 			// Fix the route (allow "blocked"), then replay: dry run first changes nothing.
 			plan, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{Route: "rom-results"}, true)
-			if err != nil || len(plan) != 2 {
+			if err != nil || len(plan) != 3 {
 				t.Fatalf("dry run: %v %v", plan, err)
 			}
-			if again, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(again) != 2 {
+			if again, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(again) != 3 {
 				t.Fatal("dry run changed the dead letters")
 			}
 			r2 := writeRoute(t, dir, `false`, srv.URL)
@@ -252,9 +263,20 @@ func TestRuntimeEndToEnd(t *testing.T) {
 				_, received := e.count()
 				return received == 2
 			})
-			if left, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(left) != 1 || left[0].RecordKey != "r3" {
+			if left, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(left) != 2 {
 				t.Fatalf("left after replay: %+v", left)
 			}
+			// Replaying an output dead letter whose cause is still there: the delivery is retried (the EPD
+			// sees another call) and the same dead letter comes back, not a second one.
+			callsBefore, _ := e.count()
+			if _, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{IDs: []string{idOf(dl, "r3")}}, false); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "r3 back in the dead letters", func() bool {
+				calls, _ := e.count()
+				left, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
+				return calls > callsBefore && len(left) == 2
+			})
 			if _, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{IDs: []string{"nope"}}, true); err == nil {
 				t.Fatal("replaying an unknown id must fail")
 			}
