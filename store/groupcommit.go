@@ -41,7 +41,7 @@ func (s *Store) stopGroupCommit() {
 	if s.reqs == nil {
 		return
 	}
-	close(s.closing)
+	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.stopped
 }
 

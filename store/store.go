@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,9 +87,10 @@ type Store struct {
 	where   string // DSN without secrets, for error messages
 
 	// group commit (SQLite): requests, shutdown signal, committer finished
-	reqs    chan *writeReq
-	closing chan struct{}
-	stopped chan struct{}
+	reqs      chan *writeReq
+	closing   chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
 }
 
 // Open opens (creating when needed) the database named by cfg.DSN and applies

@@ -399,6 +399,20 @@ func TestUnreachablePostgresIsOneClearLine(t *testing.T) {
 	}
 }
 
+func TestCloseTwiceAndWriteAfterClose(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s, err := store.Open(ctx, store.Config{DSN: b.DSN}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s.Close()
+		if err := s.Update(ctx, func(tx *store.Tx) error { _, _, err := tx.EnsureDomain(ctx, "late"); return err }); err == nil {
+			t.Fatal("write after Close succeeded")
+		}
+	})
+}
+
 func TestBadConfig(t *testing.T) {
 	for _, c := range []store.Config{{DSN: ""}, {DSN: "x.db", SQLiteSynchronous: "OFF"}, {DSN: ":memory:"}} {
 		if _, err := store.Open(ctx, c, nil); err == nil {
