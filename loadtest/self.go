@@ -62,7 +62,8 @@ type SelfServer struct {
 	opts     SelfOptions
 	cmd      *exec.Cmd
 	exited   chan error
-	pgAdmin  string // DSN to drop the database with
+	died     chan struct{} // closed when the process ends, for whatever reason
+	pgAdmin  string        // DSN to drop the database with
 	pgDB     string
 	sqliteOK bool
 }
@@ -197,7 +198,13 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	}
 	s.cmd, s.PID = cmd, cmd.Process.Pid
 	s.exited = make(chan error, 1)
-	go func() { s.exited <- cmd.Wait(); logf.Close() }()
+	s.died = make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		close(s.died)
+		s.exited <- err
+	}()
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -277,6 +284,12 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// LogTail returns the last n lines of the server's log.
+func (s *SelfServer) LogTail(n int) string { return tail(s.LogPath, n) }
+
+// Died is closed when the server process has ended (crashed or stopped).
+func (s *SelfServer) Died() <-chan struct{} { return s.died }
 
 // MeasureCommitRate probes the raw commit rate of the store this server uses.
 func (s *SelfServer) MeasureCommitRate(ctx context.Context, d time.Duration) (*CommitRate, error) {

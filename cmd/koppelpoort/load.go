@@ -188,6 +188,8 @@ func scenarioFrom(cmd *cobra.Command, f *loadFlags) (*loadtest.Scenario, error) 
 }
 
 func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-chan struct{}) error {
+	ctx, abort := context.WithCancel(ctx)
+	defer abort()
 	sc, err := scenarioFrom(cmd, f)
 	if err != nil {
 		return err
@@ -224,6 +226,17 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 		}()
 		opts.Target, opts.Instances, opts.ServerPID, opts.StoreLabel = srv.URL, srv.Instances, srv.PID, srv.StoreLabel
 		opts.FreshServer = true
+		// A server that dies mid-run ends the run at once, with its last words.
+		go func() {
+			select {
+			case <-srv.Died():
+				if ctx.Err() == nil {
+					fmt.Fprintf(errw, "\nthe server (pid %d) exited during the run; the end of its log (%s):\n%s\n", srv.PID, srv.LogPath, srv.LogTail(20))
+					abort()
+				}
+			case <-ctx.Done():
+			}
+		}()
 		fmt.Fprintf(errw, "server pid %d at %s on %s (data and log in %s)\n", srv.PID, srv.URL, srv.StoreLabel, srv.Dir)
 	}
 	if f.probe > 0 {
