@@ -306,7 +306,9 @@ func (l *loader) load(src []byte) *Route {
 					l.errf(k, "transform %q declared twice", k.Value)
 					continue
 				}
-				r.Transforms[k.Value] = l.transform(engine, k.Value, v)
+				t := l.transform(engine, k.Value, v)
+				t.Line, t.Column = k.Line, k.Column
+				r.Transforms[k.Value] = t
 			}
 		}
 	}
@@ -338,9 +340,29 @@ func (l *loader) load(src []byte) *Route {
 			l.at(SevError, top["transforms"].Line, top["transforms"].Column, "several transforms but no rules: add rules that say which transform applies")
 		}
 	}
+	// An output that no routing rule can reach is almost always a typo or a leftover.
+	usedOutputs, allExplicit := map[string]bool{}, len(r.Rules) > 0
+	for _, rule := range r.Rules {
+		if rule.Action != rules.Route {
+			continue
+		}
+		if len(rule.Outputs) == 0 {
+			allExplicit = false
+		}
+		for _, o := range rule.Outputs {
+			usedOutputs[o] = true
+		}
+	}
+	if allExplicit {
+		for _, o := range r.Outputs {
+			if !usedOutputs[o.Name] {
+				l.at(SevWarning, o.Line, o.Column, "output %q is not named by any rule, so it never receives anything", o.Name)
+			}
+		}
+	}
 	for name, t := range r.Transforms {
 		if !usedTransforms[name] {
-			l.at(SevWarning, t.Line, 1, "transform %q is not used by any rule", name)
+			l.at(SevWarning, t.Line, t.Column, "transform %q is not used by any rule", name)
 		}
 	}
 	return r
@@ -370,7 +392,7 @@ func (l *loader) retry(n *yaml.Node, p *RetryPolicy) {
 
 // component decodes `{<adapter>: {settings}}` for the given namespace.
 func (l *loader) component(n *yaml.Node, namespace, what, name string) Component {
-	c := Component{Name: name, Line: n.Line}
+	c := Component{Name: name, Line: n.Line, Column: n.Column}
 	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
 		l.errf(n, "%s must name exactly one adapter, e.g. `file: {...}` (available: %s)", what, strings.Join(adapterNames(namespace), ", "))
 		return c

@@ -57,3 +57,19 @@ func TestLintGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestLintWarnings(t *testing.T) {
+	r, err := routes.LoadFile("testdata/warn/unused.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.Warnings.Error()
+	for _, want := range []string{
+		`unused.yaml:12:3: warning: transform "b" is not used by any rule`,
+		`unused.yaml:17:5: warning: output "two" is not named by any rule`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings %q lack %q", got, want)
+		}
+	}
+}

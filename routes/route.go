@@ -38,17 +38,17 @@ type Component struct {
 	Name         string
 	Registration adapters.Registration
 	// Adapter is the decoded adapter (implements adapters.Inbound or adapters.Outbound).
-	Adapter any
-	Line    int
+	Adapter      any
+	Line, Column int
 }
 
 // Transform is a named field mapping compiled once.
 type Transform struct {
 	Name string
 	// Fields is an object of expressions (nil: the record's fields pass unchanged).
-	Fields     *Value
-	Koppeltaal *KoppeltaalTemplate
-	Line       int
+	Fields       *Value
+	Koppeltaal   *KoppeltaalTemplate
+	Line, Column int
 }
 
 // Value is a tree of compiled expressions: an expression, an object of values or a list of values.
