@@ -64,6 +64,9 @@ func MeasureSQLiteCommitRate(ctx context.Context, dir, synchronous string, d tim
 		return nil, fmt.Errorf("commit probe (sqlite): %w", err)
 	}
 	res.Store = fmt.Sprintf("sqlite WAL synchronous=%s in %s", strings.ToUpper(synchronous), filepath.Dir(path))
+	if onTmpfs(filepath.Dir(path)) {
+		res.Store += " (tmpfs: fsync is free)"
+	}
 	return res, nil
 }
 

@@ -36,6 +36,10 @@ type SelfOptions struct {
 	SQLiteSynchronous string
 	// KeepData keeps the temporary directory / database after Stop.
 	KeepData bool
+	// DataDir is where the temporary directory (SQLite database, config,
+	// server log) is created. Default os.TempDir(). It should be on the disk
+	// whose speed you want to know: a tmpfs makes fsync free.
+	DataDir string
 	// CPUProfile, when set, makes the server write a pprof CPU profile there.
 	CPUProfile string
 	// LogLevel of the server (its log goes to server.log in the data directory). Default warn.
@@ -144,7 +148,7 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "koppelpoort-load-*")
+	dir, err := os.MkdirTemp(o.DataDir, "koppelpoort-load-*")
 	if err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -160,6 +164,9 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	}()
 	dsn := filepath.Join(dir, "koppelpoort.db")
 	s.StoreLabel = "sqlite synchronous=" + strings.ToUpper(o.SQLiteSynchronous)
+	if onTmpfs(dir) {
+		s.StoreLabel += " ON TMPFS (fsync is free: not a durable-store measurement)"
+	}
 	if o.DSN != "" {
 		if !strings.HasPrefix(o.DSN, "postgres://") && !strings.HasPrefix(o.DSN, "postgresql://") {
 			return nil, fmt.Errorf("--dsn %q: want a postgres:// URL (SQLite is the default)", redactDSN(o.DSN, o.DSN))
@@ -358,4 +365,14 @@ func (s *SelfServer) createPostgresDB(ctx context.Context, adminDSN string) (str
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+// onTmpfs reports whether dir is on a RAM file system, where fsync costs nothing.
+func onTmpfs(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	const tmpfsMagic, ramfsMagic = 0x01021994, 0x858458f6
+	return st.Type == tmpfsMagic || st.Type == ramfsMagic
 }

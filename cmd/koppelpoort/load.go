@@ -21,6 +21,7 @@ type loadFlags struct {
 	dsn        string
 	sqliteSync string
 	keepData   bool
+	dataDir    string
 	cpuProfile string
 	serverLog  string
 	jsonOut    string
@@ -88,6 +89,7 @@ Exit status 1 when the consistency check fails.`,
 	fl.StringVar(&f.dsn, "dsn", "", "with --self: postgres:// URL of a server to create a fresh database on (default: temp SQLite)")
 	fl.StringVar(&f.sqliteSync, "sqlite-synchronous", "FULL", "with --self on SQLite: FULL or NORMAL")
 	fl.BoolVar(&f.keepData, "keep-data", false, "with --self: keep the temporary data directory / database")
+	fl.StringVar(&f.dataDir, "data-dir", "", "with --self: where to create the temporary data directory (default the system temp dir; must be a real disk, not tmpfs)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "with --self: write the server's pprof CPU profile to this file")
 	fl.StringVar(&f.serverLog, "server-log-level", "warn", "with --self: the server's log level")
 	fl.StringVar(&f.jsonOut, "json", "", "write the report as JSON to this file")
@@ -215,7 +217,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 		}
 		fmt.Fprintf(errw, "starting a Koppelpoort server (%d domains × %d instances)...\n", sc.Domains, sc.SubscribersPerEvent+1)
 		srv, err = loadtest.StartSelf(ctx, sc, loadtest.SelfOptions{Command: []string{exe, "load", "serve-self"}, DSN: f.dsn,
-			SQLiteSynchronous: f.sqliteSync, KeepData: f.keepData, CPUProfile: f.cpuProfile, LogLevel: f.serverLog})
+			SQLiteSynchronous: f.sqliteSync, KeepData: f.keepData, DataDir: f.dataDir, CPUProfile: f.cpuProfile, LogLevel: f.serverLog})
 		if err != nil {
 			return err
 		}
