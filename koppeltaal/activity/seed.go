@@ -1,7 +1,6 @@
 package activity
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -90,7 +89,7 @@ func (g *Registry) Seed(ctx context.Context, cfg koppeltaal.Config, base string)
 				return res, fmt.Errorf("%s: %w", where, err)
 			}
 			res.Created++
-		case !bytes.Equal(cur.Content, r.JSON()):
+		case !sameContent(cur, r):
 			if _, err := g.write(ctx, dom.ID, 0, cur.ID, "", r, base); err != nil {
 				return res, fmt.Errorf("%s: %w", where, err)
 			}
@@ -101,4 +100,15 @@ func (g *Registry) Seed(ctx context.Context, cfg koppeltaal.Config, base string)
 		g.log.Info("koppeltaal: activity definitions seeded", "created", res.Created, "updated", res.Updated)
 	}
 	return res, nil
+}
+
+// sameContent compares canonically, so a change in the codec's JSON writer
+// does not count as a change of the definition.
+func sameContent(cur Definition, r *dstu1.Resource) bool {
+	stored, err := cur.Resource()
+	if err != nil {
+		return false
+	}
+	ok, _ := dstu1.EqualResource(stored, r)
+	return ok
 }
