@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
@@ -128,6 +129,8 @@ func (s *Server) Run(ctx context.Context) error { return s.svc.Run(ctx) }
 func (s *Server) Mount(r chi.Router) {
 	r.Route(Prefix, func(r chi.Router) {
 		r.Use(s.recoverer)
+		// Tolerate "…/Mailbox/" from clients that join base URLs carelessly.
+		r.Use(middleware.StripSlashes)
 		for _, ext := range s.ext {
 			ext(s, r)
 		}

@@ -130,3 +130,20 @@ func TestPanicIsAnOperationOutcome(t *testing.T) {
 		t.Fatalf("panic reply: %d %q %s", r.Status, r.Header.Get("Content-Type"), r)
 	}
 }
+
+// TestSloppyPaths: a trailing slash still reaches the endpoint.
+func TestSloppyPaths(t *testing.T) {
+	h := newHarness(t, sqliteOnly(t), twoDomains())
+	for _, p := range []string{"/FHIR/Koppeltaal/metadata/", "/FHIR/Koppeltaal/metadata"} {
+		if r := h.do(req{method: "GET", path: p}); r.Status != 200 || !bytes.HasPrefix(r.Body, []byte("<Conformance")) {
+			t.Errorf("GET %s: %d %.60s", p, r.Status, r.Body)
+		}
+	}
+	r := postAs(h, "portal@a", "pa", patientMessage("A", "https://a.example/Patient/1"), dstu1.FormatJSON)
+	if r.Status != 200 {
+		t.Fatal(r)
+	}
+	if r := h.do(req{method: "GET", path: "/FHIR/Koppeltaal/MessageHeader/_search/?_query=MessageHeader.GetNextNewAndClaim", user: "game@a", pass: "ga"}); r.Status != 200 || len(bundleOf(t, r).Entries) != 2 {
+		t.Errorf("claim with trailing slash: %d %s", r.Status, r)
+	}
+}
