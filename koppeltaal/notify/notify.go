@@ -83,6 +83,9 @@ type Notifier struct {
 
 	mu  sync.Mutex
 	gen chan struct{} // closed and replaced on every wake-up: the streams wait on it
+
+	stopped  chan struct{} // closed when Run returns: live streams end (server shutdown)
+	stopOnce sync.Once
 }
 
 type metrics struct {
@@ -97,7 +100,8 @@ func New(opts Options) (*Notifier, error) {
 		return nil, errors.New("notify: New needs a Store")
 	}
 	opts.setDefaults()
-	n := &Notifier{o: opts, st: opts.Store, log: opts.Logger, wake: make(chan struct{}, 1), gen: make(chan struct{})}
+	n := &Notifier{o: opts, st: opts.Store, log: opts.Logger, wake: make(chan struct{}, 1), gen: make(chan struct{}),
+		stopped: make(chan struct{})}
 	n.metrics = metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_webhook_deliveries_total",
 			Help: "Webhook calls by result: delivered, retry (failed, will be retried), failed (gave up)."}, []string{"result"}),
@@ -155,6 +159,8 @@ func (n *Notifier) Purge(ctx context.Context) (int64, error) {
 
 // Run scans and delivers until ctx ends (and purges old deliveries hourly).
 func (n *Notifier) Run(ctx context.Context) error {
+	// Streams end with the process: http.Server.Shutdown would otherwise wait for them.
+	defer n.stopOnce.Do(func() { close(n.stopped) })
 	t := time.NewTicker(n.o.PollInterval)
 	defer t.Stop()
 	purge := time.NewTicker(time.Hour)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -318,4 +319,27 @@ func TestStream(t *testing.T) {
 			t.Fatalf("stream with a wrong password: %v %v", err, r2.StatusCode)
 		}
 	})
+}
+
+// TestStreamEndsAtShutdown: open streams close when the notifier stops, so a
+// graceful HTTP shutdown does not wait for them.
+func TestStreamEndsAtShutdown(t *testing.T) {
+	b := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")}
+	e := newEnv(t, b.Open(t), "", notify.Options{})
+	stop := e.run()
+	hr, _ := http.NewRequest("GET", e.ts.URL+"/FHIR/Koppeltaal/_stream", nil)
+	hr.SetBasicAuth(game[0], game[1])
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, resp.Body); close(ended) }()
+	stop()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still open after the notifier stopped")
+	}
 }

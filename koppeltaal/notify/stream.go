@@ -107,6 +107,8 @@ func (n *Notifier) stream(s *api.Server) http.HandlerFunc {
 			select {
 			case <-ctx.Done():
 				return
+			case <-n.stopped:
+				return
 			case <-changed:
 			case <-poll.C:
 			case <-beat.C:
