@@ -246,8 +246,13 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		}
 		return nil, fmt.Errorf("post message %s from %s: %w", mh.Identifier(), c.Username, err)
 	}
-	for _, w := range result.Warnings {
-		s.log.Warn("koppeltaal: version compatibility", "sender", c.Username, "message_id", result.MessageID, "warning", w)
+	if len(result.Warnings) > 0 {
+		// Resource URLs name patients: details only at debug level.
+		s.log.Warn("koppeltaal: version compatibility warnings (sender does not follow 1.3.5 versioning)",
+			"sender", c.Username, "message_id", result.MessageID, "count", len(result.Warnings))
+		for _, w := range result.Warnings {
+			s.log.Debug("koppeltaal: version compatibility", "sender", c.Username, "message_id", result.MessageID, "warning", w)
+		}
 	}
 	s.metrics.Posted.WithLabelValues(event).Inc()
 	s.metrics.Delivered.Add(float64(len(result.Entries)))
