@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 )
@@ -35,9 +36,23 @@ type dateToken struct {
 	lit   string
 }
 
+// layoutCache keeps tokenized layouts: routes use a handful of layouts for every record.
+var layoutCache sync.Map // layout → []dateToken
+
 // tokenizeLayout reads a Dutch-style layout such as "dd-mm-jjjj uu:mm" (English yyyy/HH also accepted).
 // "mm" right after an hour field means minutes.
 func tokenizeLayout(layout string) ([]dateToken, error) {
+	if t, ok := layoutCache.Load(layout); ok {
+		return t.([]dateToken), nil
+	}
+	toks, err := tokenize(layout)
+	if err == nil {
+		layoutCache.Store(layout, toks)
+	}
+	return toks, err
+}
+
+func tokenize(layout string) ([]dateToken, error) {
 	l := strings.ToLower(layout)
 	var toks []dateToken
 	afterHour := false
@@ -234,26 +249,36 @@ func parseAuto(s string, loc *time.Location, withTime bool) (time.Time, error) {
 	if in == "" {
 		return time.Time{}, fmt.Errorf("empty date")
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04"} {
-		if t, err := time.ParseInLocation(layout, in, loc); err == nil {
-			return t, nil
+	hasTime := strings.Contains(in, ":")
+	if hasTime && strings.Contains(in, "T") {
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04"} {
+			if t, err := time.ParseInLocation(layout, in, loc); err == nil {
+				return t, nil
+			}
 		}
 	}
-	layouts := autoDateLayouts
-	if withTime {
-		layouts = append(append([]string{}, autoDateTimeLayouts...), autoDateLayouts...)
+	// Try the likelier family first: with a colon date-times, else dates (compact date-times such as
+	// jjjjmmdduummss have no colon and come second).
+	type family struct {
+		layouts  []string
+		dateTime bool
 	}
-	for _, l := range layouts {
-		if t, err := parseLayout(in, l, loc); err == nil {
-			return t, nil
-		}
+	families := []family{{autoDateLayouts, false}, {autoDateTimeLayouts, true}}
+	if hasTime {
+		families[0], families[1] = families[1], families[0]
 	}
-	if !withTime {
-		// A date-time where a date is wanted (a database export's "1980-02-03 00:00:00"): its local date.
-		for _, l := range autoDateTimeLayouts {
-			if t, err := parseLayout(in, l, loc); err == nil {
+	for _, f := range families {
+		isDateTime := f.dateTime
+		for _, l := range f.layouts {
+			t, err := parseLayout(in, l, loc)
+			if err != nil {
+				continue
+			}
+			if isDateTime && !withTime {
+				// A date-time where a date is wanted (a database export's "1980-02-03 00:00:00"): its local date.
 				return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc), nil
 			}
+			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("date %q: not a recognised date format (give a layout such as \"dd-mm-jjjj\")", s)

@@ -227,3 +227,22 @@ func TestJSONNumbersAndDateTimes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAutoForms(t *testing.T) {
+	loc, _ := time.LoadLocation("Europe/Amsterdam")
+	for in, want := range map[string]string{
+		"20240701143000":       "2024-07-01T14:30:00+02:00",
+		"01-07-2024 14:30":     "2024-07-01T14:30:00+02:00",
+		"2024-07-01T14:30:00Z": "2024-07-01T14:30:00Z",
+		"1 september 2024":     "2024-09-01T00:00:00+02:00",
+		"3/2/1980":             "1980-02-03T00:00:00+01:00",
+	} {
+		got, err := parseAuto(in, loc, true)
+		if err != nil || got.Format(time.RFC3339) != want {
+			t.Errorf("%s: got %s %v, want %s", in, got.Format(time.RFC3339), err, want)
+		}
+	}
+	if d, err := parseAuto("1980-02-03 23:59:59", loc, false); err != nil || d.Format(time.RFC3339) != "1980-02-03T00:00:00+01:00" {
+		t.Errorf("date from date-time: %v %v", d, err)
+	}
+}
