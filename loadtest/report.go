@@ -42,10 +42,15 @@ type Report struct {
 	MissedTicks       int64 `json:"missed_ticks"`
 	IntendedConflicts int64 `json:"intended_conflicts"`
 
-	Ops         []OpStats    `json:"operations"`
-	Errors      []ErrorCount `json:"errors"`
-	Consistency Consistency  `json:"consistency"`
-	CommitRate  *CommitRate  `json:"commit_rate,omitempty"`
+	Ops []OpStats `json:"operations"`
+	// ClaimByDepth is the claim latency by the claiming instance's estimated
+	// queue depth (accepted messages addressed to it minus its claims).
+	ClaimByDepth []OpStats `json:"claim_by_depth"`
+	// BacklogPosted is the number of messages posted before the load (--backlog).
+	BacklogPosted int64        `json:"backlog_posted,omitempty"`
+	Errors        []ErrorCount `json:"errors"`
+	Consistency   Consistency  `json:"consistency"`
+	CommitRate    *CommitRate  `json:"commit_rate,omitempty"`
 	// CommitRatio is PostedPerSecond divided by the raw commit rate.
 	CommitRatio float64 `json:"commit_ratio,omitempty"`
 	// WritesPerSecond counts every request that changes server state (accepted
@@ -67,7 +72,7 @@ type Report struct {
 func (r *runner) tick(ctx context.Context, timeline *[]TimePoint, mu *sync.Mutex, srv *serverSampler) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var lastPosted, lastDelivered, lastAcked, lastFailed int64
+	lastPosted, lastDelivered, lastAcked, lastFailed := r.st.posted.Load(), r.st.delivered.Load(), r.st.acked.Load(), r.st.failed.Load()
 	last := time.Now()
 	lastPrint := time.Time{}
 	for {
@@ -138,6 +143,8 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 		rep.DeliveredPerSecond = float64(rep.Delivered) / time.Unix(0, ld).Sub(r.start).Seconds()
 	}
 	rep.Ops = r.st.opStats(loadSeconds + drainSeconds)
+	rep.ClaimByDepth = r.st.depthStats()
+	rep.BacklogPosted = r.backlogPosted
 	if lw := r.lastWriteDone.Load(); lw > 0 {
 		writes := r.st.posted.Load() + rep.Delivered + rep.Acked
 		rep.WritesPerSecond = float64(writes) / time.Unix(0, lw).Sub(r.start).Seconds()
@@ -185,6 +192,15 @@ func (rep *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", o.Name, o.Count, o.Errors, o.Rate, o.P50, o.P90, o.P99, o.Max)
 	}
 	tw.Flush()
+	if len(rep.ClaimByDepth) > 1 || rep.BacklogPosted > 0 {
+		fmt.Fprintf(w, "\nclaim latency by queue depth (estimated: sent to the instance minus claimed by it; backlog posted before the load: %d)\n", rep.BacklogPosted)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "queue depth at claim\tclaims\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+		for _, o := range rep.ClaimByDepth {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", o.Name, o.Count, o.P50, o.P90, o.P99, o.Max)
+		}
+		tw.Flush()
+	}
 	if len(rep.Errors) > 0 {
 		fmt.Fprintln(w, "\nerrors by kind:")
 		for _, e := range rep.Errors {

@@ -101,6 +101,15 @@ type runner struct {
 	missed         atomic.Int64    // open-loop ticks dropped because all workers were busy
 	rr             atomic.Uint64
 	loadAvgStart   float64
+	depth          []instDepth // per instance: messages sent to it and claimed by it
+	backlogPosted  int64
+}
+
+// instDepth estimates an instance's queue depth as accepted messages addressed
+// to it minus messages it claimed (an over-estimate when newer versions
+// replace queued entries).
+type instDepth struct {
+	queued, claimed atomic.Int64
 }
 
 func basicAuth(user, pw string) string {
@@ -183,6 +192,7 @@ func (r *runner) setup() error {
 		return errors.New("loadtest: no domain has a practitioner-portal instance to send messages")
 	}
 	r.domains = withSender
+	r.depth = make([]instDepth, len(r.insts))
 	r.tr = NewTracker(names)
 	r.tr.AllowStrays = !r.opts.FreshServer
 	return nil
@@ -211,6 +221,9 @@ func (r *runner) warmup(ctx context.Context) {
 
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.warmup(ctx)
+	if r.sc.Backlog > 0 {
+		r.prefill(ctx)
+	}
 	r.loadAvgStart = loadAvg()
 	r.start = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -561,13 +574,18 @@ func (r *runner) post(ctx context.Context, d *domainState, in *instance, m *mess
 		vers[u] = v
 	}
 	r.tr.Accepted(m.identifier, vers[m.focal.url])
+	for _, s := range d.subscribersFor(m.event, in.idx) {
+		r.depth[s].queued.Add(1)
+	}
 	if expectConflict {
 		r.st.addError(op+": stale version accepted", fmt.Sprintf("%s with version %s got 200", m.focal.url, m.focal.version))
 	}
 	r.st.ok(op, dt)
-	r.st.ok(OpPostAll, dt)
-	r.st.postIv.Record(dt)
-	r.st.posted.Add(1)
+	if op != OpPostBacklog { // the backlog is set-up, not load
+		r.st.ok(OpPostAll, dt)
+		r.st.postIv.Record(dt)
+		r.st.posted.Add(1)
+	}
 	return vers, true
 }
 
@@ -609,6 +627,8 @@ func (r *runner) consume(ctx context.Context, in *instance, d *domainState, empt
 			continue
 		}
 		r.st.ok(OpClaim, dt)
+		depth := r.depth[in.idx].queued.Load() - r.depth[in.idx].claimed.Add(1) + 1
+		r.st.claimAtDepth(depth, dt)
 		r.st.claimIv.Record(dt)
 		r.st.delivered.Add(1)
 		r.lastDelivery.Store(time.Now().UnixNano())
@@ -783,4 +803,64 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 		}
 	}
 	return rb, nil
+}
+
+// prefill posts Backlog new-patient messages per domain before any consumer
+// runs, so that the load starts on deep queues (claim latency by queue depth).
+func (r *runner) prefill(ctx context.Context) {
+	type job struct {
+		d *domainState
+		n int
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for range r.sc.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				in := j.d.senders[j.n%len(j.d.senders)]
+				p := &patientState{n: r.sc.PatientsPerDomain + j.n} // patients outside the load's population
+				r.ensureIDs(j.d, p)
+				p.rev++
+				m := r.newMessage(j.d, in, EventPatient)
+				m.patient = p.url
+				m.focal = entry{url: p.url, res: patientResource(p.n, p.rev)}
+				if _, ok := r.post(ctx, j.d, in, m, OpPostBacklog, false, nil); ok {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	total := r.sc.Backlog * len(r.domains)
+	stop := make(chan struct{})
+	if r.opts.Progress != nil {
+		go func() {
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					fmt.Fprintf(r.opts.Progress, "backlog: %d of %d messages posted\n", done.Load(), total)
+				}
+			}
+		}()
+	}
+loop:
+	for n := range r.sc.Backlog {
+		for _, d := range r.domains {
+			select {
+			case jobs <- job{d, n}:
+			case <-ctx.Done():
+				break loop
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	close(stop)
+	r.backlogPosted = done.Load()
 }

@@ -89,6 +89,10 @@ type Scenario struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout" json:"drain_timeout"`
 	// RequestTimeout bounds one HTTP request. Default 30s.
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
+	// Backlog is the number of new-patient messages per domain posted before
+	// any consumer runs, so the load starts on deep queues; the report then
+	// shows claim latency by queue depth. Default 0.
+	Backlog int `yaml:"backlog" json:"backlog"`
 	// Instances are the credentials of an external target (without --self).
 	Instances []InstanceSpec `yaml:"instances" json:"instances,omitempty"`
 }
@@ -258,6 +262,9 @@ func (s *Scenario) Validate(self bool) error {
 	}
 	if s.ConsumersPerInstance < 1 || s.ConsumersPerInstance > 64 {
 		bad("consumers_per_instance: %d is not within 1..64", s.ConsumersPerInstance)
+	}
+	if s.Backlog < 0 || s.Backlog > 10_000_000 {
+		bad("backlog: %d is not within 0..10000000", s.Backlog)
 	}
 	if s.Activities < 1 || s.Activities > 500 {
 		bad("activities: %d is not within 1..500", s.Activities)

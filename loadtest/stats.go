@@ -20,9 +20,10 @@ const (
 	OpAck                = "PUT MessageHeader (ack)"
 	OpAckReplaced        = "PUT MessageHeader (409: replaced by a newer version)"
 	OpReadback           = "GET MessageHeader _search (verify)"
+	OpPostBacklog        = "POST Mailbox backlog CreateOrUpdatePatient"
 )
 
-var opOrder = []string{OpPostAll, OpPostPatient, OpPostCarePlanNew, OpPostCarePlanUpdate, OpPostStatus, OpPostStale, OpClaim, OpClaimEmpty, OpAck, OpAckReplaced, OpReadback}
+var opOrder = []string{OpPostBacklog, OpPostAll, OpPostPatient, OpPostCarePlanNew, OpPostCarePlanUpdate, OpPostStatus, OpPostStale, OpClaim, OpClaimEmpty, OpAck, OpAckReplaced, OpReadback}
 
 type opStat struct {
 	hist SyncHistogram
@@ -41,6 +42,9 @@ type stats struct {
 
 	mu     sync.Mutex
 	errors map[string]*errStat
+
+	// Claim latency by estimated queue depth of the claiming instance.
+	depthBands [len(depthBandNames)]SyncHistogram
 
 	// Per-interval histograms for the timeline and the progress line.
 	postIv, claimIv SyncHistogram
@@ -156,4 +160,29 @@ type TimePoint struct {
 	PostP99    float64 `json:"post_p99_ms"`
 	ClaimP99   float64 `json:"claim_p99_ms"`
 	ServerRSSM float64 `json:"server_rss_mib,omitempty"`
+}
+
+// depthBandNames label claim latency by the queue depth at the claim.
+var depthBandNames = [...]string{"depth < 100", "depth 100-999", "depth 1k-9.9k", "depth 10k-99k", "depth 100k-999k", "depth ≥ 1M"}
+
+func (s *stats) claimAtDepth(depth int64, d time.Duration) {
+	i := 0
+	for lim := int64(100); depth >= lim && i < len(depthBandNames)-1; lim *= 10 {
+		i++
+	}
+	s.depthBands[i].Record(d)
+}
+
+func (s *stats) depthStats() []OpStats {
+	var out []OpStats
+	for i := range s.depthBands {
+		h := s.depthBands[i].Snapshot()
+		if h.Count() == 0 {
+			continue
+		}
+		out = append(out, OpStats{Name: "claim at " + depthBandNames[i], Count: int64(h.Count()),
+			P50: ms(h.Quantile(0.5)), P90: ms(h.Quantile(0.9)), P99: ms(h.Quantile(0.99)), P999: ms(h.Quantile(0.999)),
+			Max: ms(h.Max()), Mean: ms(h.Mean())})
+	}
+	return out
 }

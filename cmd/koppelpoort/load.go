@@ -120,6 +120,7 @@ Exit status 1 when the consistency check fails.`,
 	fl.Float64Var(&f.failedSh, "ack-failed", 0.02, "share of acknowledgements that are Failed")
 	fl.Float64Var(&f.newSh, "ack-new", 0.02, "share of first acknowledgements that are New (delivered again)")
 	fl.Float64Var(&f.staleSh, "stale-share", 0.02, "share of CarePlan updates sent with an outdated version (409 expected)")
+	fl.IntVar(&sc.Backlog, "backlog", 0, "new-patient messages per domain posted before the consumers start (deep queues; see claim latency by depth)")
 	fl.DurationVar(&sc.DrainTimeout, "drain-timeout", 0, "max wait for the queues to empty after the load (default 60s)")
 	fl.DurationVar(&sc.RequestTimeout, "request-timeout", 0, "timeout of one HTTP request (default 30s)")
 
@@ -163,6 +164,7 @@ func scenarioFrom(cmd *cobra.Command, f *loadFlags) (*loadtest.Scenario, error) 
 		{"ack-new", func() { sc.AckNewShare = &f.newSh }},
 		{"stale-share", func() { sc.StaleVersionShare = &f.staleSh }},
 		{"drain-timeout", func() { sc.DrainTimeout = fs.DrainTimeout }},
+		{"backlog", func() { sc.Backlog = fs.Backlog }},
 		{"request-timeout", func() { sc.RequestTimeout = fs.RequestTimeout }},
 	} {
 		if set(o.name) {
@@ -222,6 +224,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 			return err
 		}
 		defer func() {
+			abort() // first, so that the watcher below does not report the stop as a crash
 			if err := srv.Stop(); err != nil {
 				fmt.Fprintf(errw, "warning: %v\n", err)
 			}
