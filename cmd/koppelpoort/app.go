@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -16,6 +17,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,6 +26,14 @@ import (
 type app struct {
 	mounts  []server.Mounter
 	workers []func(ctx context.Context) error
+	closers []func() error
+}
+
+// close releases what buildApp opened, last opened first.
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i]()
+	}
 }
 
 // buildApp provisions the Koppeltaal configuration and assembles the API and
@@ -79,6 +89,21 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *
 			}))
 			printDemoBanner(stdout, cfg)
 		}
+	}
+	rt, err := runtime.ForServe(ctx, runtime.ServeOptions{
+		ConfigDir:  filepath.Dir(cfg.Path),
+		Patterns:   cfg.Routes,
+		DSN:        cfg.Store.DSN,
+		Logger:     logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, err // routes.Diagnostics: every problem with file:line:col
+	}
+	if rt != nil {
+		a.mounts = append(a.mounts, rt)
+		a.workers = append(a.workers, rt.Run)
+		a.closers = append(a.closers, rt.Close)
 	}
 	return a, nil
 }

@@ -10,6 +10,7 @@ func extraCommands() []*cobra.Command {
 		newLintCmd(),
 		newRouteTestCmd(),
 		newSchemaCmd(),
+		newReplayCmd(),
 		newLoadCmd(),
 	}
 }

@@ -107,6 +107,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	defer app.close()
 
 	srv := server.New(server.Options{
 		Addr:            cfg.Server.Addr,
