@@ -48,7 +48,7 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *
 			return nil, fmt.Errorf("provision koppeltaal configuration: %w", err)
 		}
 		// SSO, activity definitions and push notifications (issue 4).
-		sso, err := oauth.New(oauth.Options{Store: st, Config: *cfg.Koppeltaal, Logger: logger})
+		sso, err := oauth.New(oauth.Options{Store: st, Config: *cfg.Koppeltaal, Logger: logger, Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal oauth: %w", err)
 		}

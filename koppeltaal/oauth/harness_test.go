@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -52,7 +53,8 @@ type env struct {
 	ts    *httptest.Server
 	game  string // the game's launch/redirect URL
 	cfg   koppeltaal.Config
-	plain *http.Client // does not follow redirects
+	reg   *prometheus.Registry // the koppeltaal_oauth_* metrics
+	plain *http.Client         // does not follow redirects
 }
 
 func testConfig(gameURL string) koppeltaal.Config {
@@ -93,7 +95,8 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	if _, err := koppeltaal.Apply(ctx, cfg, st, nil); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	oa, err := oauth.New(oauth.Options{Store: st, Config: cfg})
+	reg := prometheus.NewRegistry()
+	oa, err := oauth.New(oauth.Options{Store: st, Config: cfg, Registerer: reg})
 	if err != nil {
 		t.Fatalf("oauth.New: %v", err)
 	}
@@ -105,12 +108,12 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := activity.New(activity.Options{Store: st, OnPublish: nt.Wake})
+	ads, err := activity.New(activity.Options{Store: st, OnPublish: nt.Wake})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: oa, Limiter: oa.Limiter(),
-		Extensions: []func(*api.Server, chi.Router){oa.Extension, nt.Extension, reg.Extension}})
+		Extensions: []func(*api.Server, chi.Router){oa.Extension, nt.Extension, ads.Extension}})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
@@ -119,10 +122,10 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	oa.Mount(r)
 	ts := httptest.NewServer(r)
 	t.Cleanup(ts.Close)
-	if _, err := reg.Seed(ctx, cfg, ts.URL+api.Prefix); err != nil {
+	if _, err := ads.Seed(ctx, cfg, ts.URL+api.Prefix); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
-	return &env{t: t, st: st, oa: oa, nt: nt, ts: ts, game: gameURL, cfg: cfg,
+	return &env{t: t, st: st, oa: oa, nt: nt, ts: ts, game: gameURL, cfg: cfg, reg: reg,
 		plain: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 

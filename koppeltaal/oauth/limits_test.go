@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
@@ -133,5 +135,23 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := e.oa.Verify(ctx, access); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMetrics: issued tokens and refusals are counted.
+func TestMetrics(t *testing.T) {
+	e := sqliteEnv(t)
+	code := e.authorize("Game", e.game, e.launch("Game", patientA))
+	e.token(code, e.game, [2]string{})
+	e.token(code, e.game, [2]string{}) // replay: invalid_grant
+	want := `# HELP koppeltaal_oauth_tokens_issued_total Access tokens issued by the Token endpoint, by grant_type.
+# TYPE koppeltaal_oauth_tokens_issued_total counter
+koppeltaal_oauth_tokens_issued_total{grant_type="authorization_code"} 1
+# HELP koppeltaal_oauth_refused_total OAuth requests refused, by endpoint and RFC 6749 error code.
+# TYPE koppeltaal_oauth_refused_total counter
+koppeltaal_oauth_refused_total{endpoint="token",error="invalid_grant"} 1
+`
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
 	}
 }

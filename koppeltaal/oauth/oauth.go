@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
@@ -51,6 +52,8 @@ type Options struct {
 	Logger  *slog.Logger
 	// Limiter throttles failed client/instance authentication; nil: a default NewLimiter(0, 0).
 	Limiter *Limiter
+	// Registerer receives the koppeltaal_oauth_* metrics; nil: not registered.
+	Registerer prometheus.Registerer
 }
 
 // Server serves the OAuth endpoints and verifies Bearer tokens.
@@ -63,6 +66,8 @@ type Server struct {
 	clients map[string]*client
 	mu      sync.RWMutex
 	now     func() time.Time
+	issued  *prometheus.CounterVec // tokens issued, by grant_type
+	refused *prometheus.CounterVec // refusals, by endpoint and RFC 6749 error
 }
 
 // client is an application as an OAuth client.
@@ -96,7 +101,15 @@ func New(opts Options) (*Server, error) {
 		opts.Limiter = NewLimiter(0, 0)
 	}
 	s := &Server{st: opts.Store, svc: opts.Service, log: opts.Logger, limit: opts.Limiter,
-		public: strings.TrimSuffix(cfg.PublicURL, "/"), clients: map[string]*client{}, now: time.Now}
+		public: strings.TrimSuffix(cfg.PublicURL, "/"), clients: map[string]*client{}, now: time.Now,
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_oauth_tokens_issued_total",
+			Help: "Access tokens issued by the Token endpoint, by grant_type."}, []string{"grant_type"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_oauth_refused_total",
+			Help: "OAuth requests refused, by endpoint and RFC 6749 error code."}, []string{"endpoint", "error"})}
+	if opts.Registerer != nil {
+		_ = opts.Registerer.Register(s.issued)
+		_ = opts.Registerer.Register(s.refused)
+	}
 	for i, a := range cfg.Applications {
 		c := &client{ApplicationConfig: a, secretHash: a.OAuthSecretHash}
 		if a.OAuthSecret != "" {
@@ -264,6 +277,7 @@ func (s *Server) launch(kind string) http.HandlerFunc {
 		portal, err := s.svc.Authenticate(r.Context(), user, pass)
 		if errors.Is(err, koppeltaal.ErrUnauthorized) {
 			s.limit.Failed(r)
+			s.refused.WithLabelValues("launch", "invalid_client").Inc()
 			s.log.Info("oauth: launch authentication failed", "username", user, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown application instance or wrong password")
@@ -454,6 +468,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	})
 	var ge errGrant
 	if errors.As(err, &ge) {
+		s.refused.WithLabelValues("authorize", "access_denied").Inc()
 		s.log.Info("oauth: authorize refused", "client_id", clientID, "reason", string(ge))
 		if l.Kind == kindMobile {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", string(ge))
@@ -550,6 +565,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if basic || secret != "" {
 		if !c.checkSecret(secret) {
 			s.limit.Failed(r)
+			s.refused.WithLabelValues("token", "invalid_client").Inc()
 			s.log.Info("oauth: client authentication failed", "client_id", clientID, "remote", r.RemoteAddr)
 			if basic {
 				w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
@@ -656,14 +672,17 @@ func (s *Server) finishToken(w http.ResponseWriter, clientID, grant string, resp
 	var ce errClient
 	switch {
 	case errors.As(err, &ge):
+		s.refused.WithLabelValues("token", "invalid_grant").Inc()
 		s.log.Info("oauth: token refused", "client_id", clientID, "grant_type", grant, "reason", string(ge))
 		oauthError(w, http.StatusBadRequest, "invalid_grant", string(ge))
 	case errors.As(err, &ce):
+		s.refused.WithLabelValues("token", "invalid_client").Inc()
 		s.log.Info("oauth: token refused", "client_id", clientID, "grant_type", grant, "reason", string(ce))
 		oauthError(w, http.StatusUnauthorized, "invalid_client", string(ce))
 	case err != nil:
 		s.serverError(w, "token", err)
 	default:
+		s.issued.WithLabelValues(grant).Inc()
 		s.log.Info("oauth: token issued", "client_id", clientID, "grant_type", grant)
 		writeJSON(w, http.StatusOK, resp)
 	}
