@@ -343,3 +343,43 @@ func TestStreamEndsAtShutdown(t *testing.T) {
 		t.Fatal("stream still open after the notifier stopped")
 	}
 }
+
+// TestTwoDispatchersShareTheWork: two processes (two stores, two notifiers)
+// on one database deliver every notification exactly once between them.
+func TestTwoDispatchersShareTheWork(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		rc := newReceiver(t, 0)
+		e1 := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{})
+		e2 := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{})
+		defer e1.run()()
+		defer e2.run()()
+		const n = 20
+		for i := 0; i < n; i++ {
+			if i%2 == 0 {
+				e1.post()
+			} else {
+				e2.post()
+			}
+		}
+		waitFor(t, "all delivered", func() bool {
+			ds := e1.deliveries()
+			done := 0
+			for _, d := range ds {
+				if d.Status == "delivered" {
+					done++
+				}
+			}
+			return done == n
+		})
+		time.Sleep(200 * time.Millisecond)
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		seen := map[string]int{}
+		for _, r := range rc.calls {
+			seen[r.Header.Get("KoppeltaalMessageIdentifier")]++
+		}
+		if len(seen) != n || len(rc.calls) != n {
+			t.Fatalf("%d calls for %d messages, want exactly one each", len(rc.calls), len(seen))
+		}
+	})
+}
