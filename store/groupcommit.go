@@ -31,6 +31,7 @@ func (p panicError) Error() string { return fmt.Sprintf("panic in transaction: %
 
 func (s *Store) startGroupCommit() {
 	s.reqs = make(chan *writeReq)
+	s.stmts = newStmtCache(s.w)
 	s.closing = make(chan struct{})
 	s.stopped = make(chan struct{})
 	go s.commitLoop()
@@ -43,6 +44,7 @@ func (s *Store) stopGroupCommit() {
 	}
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.stopped
+	s.stmts.close()
 }
 
 func (s *Store) commitLoop() {
@@ -65,6 +67,8 @@ func (s *Store) commitLoop() {
 			}
 		}
 		s.runBatch(batch)
+		// The connection is free again: prepare the statements this batch ran unprepared.
+		s.stmts.prepare(context.Background())
 	}
 }
 
@@ -79,7 +83,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 		}
 		return
 	}
-	tx := &Tx{tx: sqltx, dialect: s.dialect, noCancel: true}
+	tx := &Tx{tx: sqltx, dialect: s.dialect, noCancel: true, stmts: s.stmts}
 	results := make([]error, len(batch))
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {

@@ -88,6 +88,7 @@ type Store struct {
 
 	// group commit (SQLite): requests, shutdown signal, committer finished
 	reqs      chan *writeReq
+	stmts     *stmtCache
 	closing   chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -254,6 +255,19 @@ type Tx struct {
 	// noCancel: statements ignore the caller's cancellation (group commit: an
 	// interrupted SQLite statement could roll back other requests' writes).
 	noCancel bool
+	// stmts: prepared statements of the SQLite writer (group commit), or nil.
+	stmts *stmtCache
+}
+
+// stmt returns the cached prepared statement for q bound to this transaction, or nil.
+func (t *Tx) stmt(ctx context.Context, q string) *sqlx.Stmt {
+	if t.stmts == nil {
+		return nil
+	}
+	if st := t.stmts.lookup(q); st != nil {
+		return t.tx.StmtxContext(ctx, st)
+	}
+	return nil
 }
 
 func (t *Tx) c(ctx context.Context) context.Context {
@@ -267,21 +281,38 @@ func (t *Tx) c(ctx context.Context) context.Context {
 func (t *Tx) Dialect() Dialect { return t.dialect }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(t.c(ctx), t.tx.Rebind(q), args...)
+	q = t.tx.Rebind(q)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(t.c(ctx), args...)
+	}
+	return t.tx.ExecContext(t.c(ctx), q, args...)
 }
 
 func (t *Tx) get(ctx context.Context, dest any, q string, args ...any) error {
-	return t.tx.GetContext(t.c(ctx), dest, t.tx.Rebind(q), args...)
+	q = t.tx.Rebind(q)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.GetContext(t.c(ctx), dest, args...)
+	}
+	return t.tx.GetContext(t.c(ctx), dest, q, args...)
 }
 
 func (t *Tx) sel(ctx context.Context, dest any, q string, args ...any) error {
-	return t.tx.SelectContext(t.c(ctx), dest, t.tx.Rebind(q), args...)
+	q = t.tx.Rebind(q)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.SelectContext(t.c(ctx), dest, args...)
+	}
+	return t.tx.SelectContext(t.c(ctx), dest, q, args...)
 }
 
 // insertID runs an INSERT and returns the new row's id (RETURNING works on both dialects).
 func (t *Tx) insertID(ctx context.Context, q string, args ...any) (int64, error) {
 	var id int64
-	err := t.tx.QueryRowxContext(t.c(ctx), t.tx.Rebind(q+" RETURNING id"), args...).Scan(&id)
+	q = t.tx.Rebind(q + " RETURNING id")
+	if st := t.stmt(ctx, q); st != nil {
+		err := st.QueryRowxContext(t.c(ctx), args...).Scan(&id)
+		return id, err
+	}
+	err := t.tx.QueryRowxContext(t.c(ctx), q, args...).Scan(&id)
 	return id, err
 }
 
