@@ -29,7 +29,8 @@ func domainFor(domain string) koppeltaal.Config {
 }
 
 // TestExampleMessages posts every request example of the documentation (XML as
-// published, and converted to JSON) to a fresh server and has a subscriber claim it.
+// published, and converted to JSON) to a fresh server and has a subscriber
+// that speaks the other format claim it.
 func TestExampleMessages(t *testing.T) {
 	cases := []struct {
 		file   string
@@ -69,7 +70,12 @@ func TestExampleMessages(t *testing.T) {
 						return
 					}
 					focal := header(t, bundleOf(t, r)).Data()[0]
-					got := bundleOf(t, claim(h, "receiver", "pr", f))
+					// The receiver speaks the other format: XML in, JSON out and the other way round.
+					other := dstu1.FormatJSON
+					if f == dstu1.FormatJSON {
+						other = dstu1.FormatXML
+					}
+					got := bundleOf(t, claim(h, "receiver", "pr", other))
 					if len(got.Entries) != len(msg.Entries) {
 						t.Fatalf("claimed message has %d entries, posted %d", len(got.Entries), len(msg.Entries))
 					}
