@@ -319,6 +319,8 @@ func (g *Registry) write(ctx context.Context, domainID, instanceID, id int64, ve
 		return Definition{}, err
 	}
 	ensureIdentifier(r, &f)
+	// Extensions added here (and by the seeder) go after existing elements; XML needs schema order.
+	r.SortElements()
 	now := g.now()
 	var d Definition
 	queued := 0
