@@ -42,6 +42,10 @@ type Instance struct {
 	WebhookHeaders string `db:"webhook_headers"`
 }
 
+// Disabled reports whether the instance was removed from the configuration
+// (see DisableInstance): it may not authenticate in any way.
+func (in Instance) Disabled() bool { return strings.HasPrefix(in.PasswordHash, DisabledHashPrefix) }
+
 // EnsureDomain creates the domain if it does not exist and returns its id.
 func (t *Tx) EnsureDomain(ctx context.Context, name string) (id int64, created bool, err error) {
 	err = t.get(ctx, &id, "SELECT id FROM domains WHERE name = ?", name)

@@ -832,6 +832,9 @@ func (s *Server) Verify(ctx context.Context, token string) (*koppeltaal.Caller, 
 		if err != nil {
 			return fmt.Errorf("read instance of token: %w", err)
 		}
+		if in.Disabled() { // removed from the configuration since the token was issued
+			return koppeltaal.ErrUnauthorized
+		}
 		c = &koppeltaal.Caller{Instance: in, Patient: patient}
 		return nil
 	})

@@ -130,3 +130,28 @@ func TestPurgeAndAuthorizeThrottle(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerOfDisabledInstanceStopsWorking: an instance removed from the
+// configuration loses its Bearer tokens at once, not when they expire.
+func TestBearerOfDisabledInstanceStopsWorking(t *testing.T) {
+	e := sqliteEnv(t)
+	access := e.bearerFor(patientA)
+	claim := req{method: "GET", path: "/FHIR/Koppeltaal/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", bearer: access}
+	if r := e.do(claim); r.Status != http.StatusOK {
+		t.Fatalf("claim with a fresh token: %d %s", r.Status, r.Body)
+	}
+	err := e.st.Update(context.Background(), func(tx *store.Tx) error {
+		in, err := tx.InstanceByUsername(context.Background(), gameUser)
+		if err != nil {
+			return err
+		}
+		_, err = tx.DisableInstance(context.Background(), in.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(claim); r.Status != http.StatusUnauthorized {
+		t.Fatalf("claim with the token of a disabled instance: %d, want 401", r.Status)
+	}
+}
