@@ -2,6 +2,8 @@ package koppeltaal
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,6 +44,14 @@ type PostResult struct {
 	Version   string   // version issued in this message
 	Entries   []int64  // queue entries created (one per subscribed instance)
 	Warnings  []string // accepted deviations (e.g. 1.3.5 sender without versions)
+	// Duplicate is true when the request repeated an accepted POST (same sender, MessageHeader.identifier and
+	// body): nothing was stored and Response repeats the original data references.
+	Duplicate bool
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 // resourceEntry is one non-MessageHeader entry with a self link: a resource the server versions.
@@ -112,12 +122,22 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		return nil, fail(http.StatusForbidden, "security", "The Bearer token only allows messages about its launch patient, not about %q.", patient)
 	}
 
+	requestHash := sha256Hex(body)
 	result := &PostResult{}
 	now := s.now()
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		last, err := tx.LockDomainVersion(ctx, c.DomainID)
 		if err != nil {
 			return err
+		}
+		// A retry of a POST whose reply the sender lost: answer as the first time
+		// (checked under the domain lock, before the version checks it would now fail).
+		if prior, ok, err := tx.Receipt(ctx, c.ID, mh.Identifier(), requestHash); err != nil {
+			return err
+		} else if ok {
+			result.MessageID, result.Duplicate = prior.MessageID, true
+			result.Response = s.responseMessage(c, mh, prior.Data, base)
+			return nil
 		}
 		urls := make([]string, len(ents))
 		for i, e := range ents {
@@ -235,6 +255,10 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		} else if len(issued) == 0 || !strings.HasPrefix(issued[0], focalURL+"/_history/") {
 			issued = append([]string{focalURL + "/_history/" + focalVersion}, issued...)
 		}
+		if err := tx.InsertReceipt(ctx, store.Receipt{SenderInstanceID: c.ID, MessageIdentifier: mh.Identifier(),
+			RequestHash: requestHash, MessageID: msgID, Data: issued, CreatedAt: now.UnixMicro()}); err != nil {
+			return err
+		}
 		result.MessageID, result.Version, result.Warnings = msgID, v, warnings
 		result.Response = s.responseMessage(c, mh, issued, base)
 		return nil
@@ -253,6 +277,10 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		for _, w := range result.Warnings {
 			s.log.Debug("koppeltaal: version compatibility", "sender", c.Username, "message_id", result.MessageID, "warning", w)
 		}
+	}
+	if result.Duplicate {
+		s.log.Info("koppeltaal: repeated POST answered with the original reply", "sender", c.Username, "message_id", result.MessageID)
+		return result, nil
 	}
 	s.metrics.Posted.WithLabelValues(event).Inc()
 	s.metrics.Delivered.Add(float64(len(result.Entries)))
