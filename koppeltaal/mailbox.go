@@ -45,13 +45,20 @@ type PostResult struct {
 	Entries   []int64  // queue entries created (one per subscribed instance)
 	Warnings  []string // accepted deviations (e.g. 1.3.5 sender without versions)
 	// Duplicate is true when the request repeated an accepted POST (same sender, MessageHeader.identifier and
-	// body): nothing was stored and Response repeats the original data references.
+	// content — see messageHash): nothing was stored and Response repeats the original data references.
 	Duplicate bool
 }
 
-func sha256Hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
+// messageHash identifies "the same message" for retry detection: event, data references and every
+// resource entry's URL, version and content. Envelope details a sender may regenerate when it retries
+// (feed id and updated, MessageHeader timestamp) do not count.
+func messageHash(event string, data []string, ents []resourceEntry) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%q\n", event, data)
+	for _, e := range ents {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\n", e.url, e.version, e.hash)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // resourceEntry is one non-MessageHeader entry with a self link: a resource the server versions.
@@ -122,7 +129,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		return nil, fail(http.StatusForbidden, "security", "The Bearer token only allows messages about its launch patient, not about %q.", patient)
 	}
 
-	requestHash := sha256Hex(body)
+	requestHash := messageHash(event, data, ents)
 	result := &PostResult{}
 	now := s.now()
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
