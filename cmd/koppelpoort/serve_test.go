@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,26 @@ import (
 // started as a child process, stopped with SIGTERM.
 
 var binPath string
+
+// syncBuffer is a bytes.Buffer that the child's output copier and the test may use at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Bytes() []byte { return []byte(b.String()) }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "koppelpoort-bin")
@@ -47,13 +68,13 @@ func freeAddr(t *testing.T) string {
 }
 
 // startBinary runs `koppelpoort serve args...` in dir and waits until /healthz answers.
-func startBinary(t *testing.T, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) {
+func startBinary(t *testing.T, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *syncBuffer) {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd = exec.Command(binPath, append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
