@@ -31,6 +31,7 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 	}
 	now := s.now()
 	var out *dstu1.Bundle
+	var claimed int64 // message id, for forgetMessage
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		e, err := tx.ClaimNext(ctx, c.ID, store.Filter{Patient: patient, Event: f.Event}, store.Claim{
 			Now: now.UnixMicro(), Deadline: now.Add(s.cfg.ClaimTimeout).UnixMicro(),
@@ -42,10 +43,12 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 		if err != nil {
 			return err
 		}
+		claimed = e.MessageID
 		out, err = s.renderMessage(ctx, tx, c, e, base)
 		return err
 	})
 	if err != nil {
+		s.forgetMessage(claimed, err)
 		return nil, fmt.Errorf("claim next for %s: %w", c.Username, err)
 	}
 	if out == nil {
@@ -204,17 +207,9 @@ func (s *Service) searchBundle(base, self string, entries []*dstu1.Entry, total,
 // adds for a recipient (SPEC.md §4.3): entry metadata, ProcessingStatus,
 // IsExpired, and for 1.3.3 recipients only the focal version.
 func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
-	m, err := tx.MessageByID(ctx, e.MessageID)
+	m, b, err := s.loadMessage(ctx, tx, e.MessageID, c.APIVersion == APIVersion133)
 	if err != nil {
 		return nil, err
-	}
-	format, body, err := tx.Body(ctx, m.BodyID)
-	if err != nil {
-		return nil, err
-	}
-	b, err := dstu1.Limits{MaxBytes: 4 * s.cfg.MaxBodyBytes}.ParseBundle(body, formatFromName(format))
-	if err != nil {
-		return nil, fmt.Errorf("stored message %d does not parse: %w", m.ID, err)
 	}
 	changed := s.instant(time.UnixMicro(e.StatusChangedAt))
 	head := b.Entries[0]
@@ -226,10 +221,48 @@ func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e 
 	mh.SetProcessingStatus(dstu1.ProcessingStatus{Status: e.Status, LastChanged: changed, Exception: e.Exception})
 	mh.SetIsExpired(m.IsExpired)
 	b.Updated = s.instant(s.now())
-	if c.APIVersion == APIVersion133 {
+	return b, nil
+}
+
+// loadMessage returns a stored message and a copy of its bundle that the
+// caller may change in the bundle fields and the first (MessageHeader) entry
+// only; with stripped, non-focal versions are removed (1.3.3 recipients).
+// Parsed bundles come from s.msgs when possible (see msgCache).
+func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, stripped bool) (store.Message, *dstu1.Bundle, error) {
+	k := msgKey{messageID: id, stripped: stripped}
+	if m, b, ok := s.msgs.get(k); ok {
+		return m, b, nil
+	}
+	m, err := tx.MessageByID(ctx, id)
+	if err != nil {
+		return m, nil, err
+	}
+	format, body, err := tx.Body(ctx, m.BodyID)
+	if err != nil {
+		return m, nil, err
+	}
+	b, err := dstu1.Limits{MaxBytes: 4 * s.cfg.MaxBodyBytes}.ParseBundle(body, formatFromName(format))
+	if err != nil {
+		return m, nil, fmt.Errorf("stored message %d does not parse: %w", m.ID, err)
+	}
+	if b.MessageHeader() == nil {
+		return m, nil, fmt.Errorf("stored message %d has no MessageHeader first", m.ID)
+	}
+	if stripped {
 		b.StripNonFocalVersions()
 	}
-	return b, nil
+	s.msgs.put(k, m, b, len(body))
+	return m, shareCopy(b), nil
+}
+
+// forgetMessage drops a message from the parse cache when the transaction that
+// read it failed for another reason than a refused request: it may have read a
+// message of the same batch that was never committed, whose id can come back.
+func (s *Service) forgetMessage(messageID int64, err error) {
+	var ke *Error
+	if messageID != 0 && err != nil && !errors.As(err, &ke) {
+		s.msgs.forget(messageID)
+	}
 }
 
 // AckResult is the outcome of an accepted processing-status update.
@@ -252,8 +285,10 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 	}
 	now := s.now()
 	var out *AckResult
+	var acked int64 // message id, for forgetMessage
 	txErr := s.st.Update(ctx, func(tx *store.Tx) error {
 		e, err := tx.EntryForInstance(ctx, c.ID, id)
+		acked = e.MessageID
 		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
 			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
 		}
@@ -294,6 +329,7 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 		return nil
 	})
 	if txErr != nil {
+		s.forgetMessage(acked, txErr)
 		var ke *Error
 		if errors.As(txErr, &ke) {
 			s.metrics.Rejected.WithLabelValues("acknowledge", fmt.Sprint(ke.Status)).Inc()

@@ -24,6 +24,9 @@ type Service struct {
 	cfg     Config
 	log     *slog.Logger
 	verify  *verifyCache
+	msgs    *msgCache
+	instMu  sync.Mutex
+	insts   map[string]cachedInstance // by username; see instance
 	now     func() time.Time
 	metrics *Metrics
 }
@@ -43,8 +46,17 @@ func NewService(st *store.Store, cfg Config, logger *slog.Logger, metrics *Metri
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Service{st: st, cfg: cfg, log: logger, verify: newVerifyCache(), now: time.Now, metrics: metrics}, nil
+	return &Service{st: st, cfg: cfg, log: logger, verify: newVerifyCache(),
+		msgs: newMsgCache(msgCacheItems, msgCacheBytes), insts: map[string]cachedInstance{}, now: time.Now, metrics: metrics}, nil
 }
+
+// Bounds of the parsed-message cache: enough for the messages being claimed
+// and acknowledged under load, small next to the 300 MB memory target (a
+// parsed tree takes a few times its body's size).
+const (
+	msgCacheItems = 2048
+	msgCacheBytes = 16 << 20
+)
 
 // Config returns the effective configuration (defaults applied).
 func (s *Service) Config() Config { return s.cfg }
@@ -111,12 +123,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	if username == "" {
 		return nil, ErrUnauthorized
 	}
-	var in store.Instance
-	err := s.st.View(ctx, func(tx *store.Tx) error {
-		var err error
-		in, err = tx.InstanceByUsername(ctx, username)
-		return err
-	})
+	in, err := s.instance(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same kind of time as a real check so user names cannot be probed by timing.
 		_ = CheckPassword(dummyHash(), password)
@@ -129,6 +136,48 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 		return nil, ErrUnauthorized
 	}
 	return &Caller{Instance: in}, nil
+}
+
+// instanceTTL bounds how long Authenticate trusts a cached instance row. Changes
+// made through this process's store drop the cache at once (see
+// store.InstancesGeneration); the TTL covers other processes on a shared
+// PostgreSQL database.
+const instanceTTL = time.Second
+
+type cachedInstance struct {
+	in  store.Instance
+	gen uint64
+	at  time.Time
+}
+
+// instance returns the instance row of username, from the cache when it is
+// fresh: every request authenticates, and the row only changes when the
+// configuration is applied.
+func (s *Service) instance(ctx context.Context, username string) (store.Instance, error) {
+	gen := s.st.InstancesGeneration() // read before the row, so a change in between invalidates it
+	now := time.Now()
+	s.instMu.Lock()
+	ce, ok := s.insts[username]
+	s.instMu.Unlock()
+	if ok && ce.gen == gen && now.Sub(ce.at) < instanceTTL {
+		return ce.in, nil
+	}
+	var in store.Instance
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		in, err = tx.InstanceByUsername(ctx, username)
+		return err
+	})
+	if err != nil {
+		return in, err // unknown users are not cached: their number is not bounded
+	}
+	s.instMu.Lock()
+	if len(s.insts) >= 10000 {
+		clear(s.insts)
+	}
+	s.insts[username] = cachedInstance{in: in, gen: gen, at: now}
+	s.instMu.Unlock()
+	return in, nil
 }
 
 // dummyHash is a bcrypt hash of a random string, verified for unknown users.

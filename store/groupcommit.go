@@ -94,8 +94,10 @@ func (s *Store) runBatch(batch []*writeReq) {
 			results[i] = fmt.Errorf("store: savepoint: %w", err)
 			continue
 		}
+		changedBefore := tx.instChanged
 		err := runGuarded(tx, r.fn)
 		if err != nil {
+			tx.instChanged = changedBefore // its writes are undone
 			if _, rerr := sqltx.ExecContext(bg, "ROLLBACK TO kp_req"); rerr != nil {
 				// The transaction is unusable: fail everyone in it.
 				_ = sqltx.Rollback()
@@ -115,6 +117,9 @@ func (s *Store) runBatch(batch []*writeReq) {
 			r.done <- fmt.Errorf("store: commit: %w", err)
 		}
 		return
+	}
+	if tx.instChanged {
+		s.instGen.Add(1)
 	}
 	for i, r := range batch {
 		r.done <- results[i]

@@ -145,6 +145,7 @@ func (t *Tx) UpsertInstance(ctx context.Context, in Instance, keepHash func(stor
 		if err != nil {
 			return 0, false, fmt.Errorf("create instance %q: %w", in.Username, err)
 		}
+		t.instChanged = true
 		return id, true, nil
 	case err != nil:
 		return 0, false, fmt.Errorf("look up instance %q: %w", in.Username, err)
@@ -162,6 +163,7 @@ func (t *Tx) UpsertInstance(ctx context.Context, in Instance, keepHash func(stor
 		in.Username, hash, in.APIVersion, in.WebhookURL, in.WebhookHeaders, now, cur.ID); err != nil {
 		return 0, false, fmt.Errorf("update instance %q: %w", in.Username, err)
 	}
+	t.instChanged = true
 	return cur.ID, true, nil
 }
 
@@ -179,6 +181,9 @@ func (t *Tx) DisableInstance(ctx context.Context, id int64) (changed bool, err e
 		return false, fmt.Errorf("disable instance %d: %w", id, err)
 	}
 	n, _ := res.RowsAffected()
+	if n > 0 {
+		t.instChanged = true
+	}
 	if _, err := t.exec(ctx, "DELETE FROM subscriptions WHERE instance_id = ?", id); err != nil {
 		return false, fmt.Errorf("disable instance %d: %w", id, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,7 +93,17 @@ type Store struct {
 	closing   chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
+
+	// instGen counts committed changes to application instances (see InstancesGeneration).
+	instGen atomic.Uint64
 }
+
+// InstancesGeneration changes after every committed transaction of this Store
+// that created or changed an application instance (UpsertInstance,
+// DisableInstance). Caches of
+// instance rows compare it to drop what they read before such a change.
+// Changes made by another process on a shared PostgreSQL database are not seen.
+func (s *Store) InstancesGeneration() uint64 { return s.instGen.Load() }
 
 // Open opens (creating when needed) the database named by cfg.DSN and applies
 // the embedded migrations. An unreachable PostgreSQL gives one clear error after
@@ -257,6 +268,8 @@ type Tx struct {
 	noCancel bool
 	// stmts: prepared statements of the SQLite writer (group commit), or nil.
 	stmts *stmtCache
+	// instChanged: an application instance was written; see InstancesGeneration.
+	instChanged bool
 }
 
 // stmt returns the cached prepared statement for q bound to this transaction, or nil.
@@ -353,7 +366,8 @@ func (s *Store) run(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx 
 			panic(p)
 		}
 	}()
-	if err := fn(&Tx{tx: sqltx, dialect: s.dialect}); err != nil {
+	tx := &Tx{tx: sqltx, dialect: s.dialect}
+	if err := fn(tx); err != nil {
 		if rerr := sqltx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
 			s.log.Warn("store: rollback failed", "err", rerr)
 		}
@@ -361,6 +375,9 @@ func (s *Store) run(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx 
 	}
 	if err := sqltx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if tx.instChanged {
+		s.instGen.Add(1)
 	}
 	return nil
 }

@@ -583,3 +583,60 @@ func TestFailingWriterDoesNotFailOthers(t *testing.T) {
 		}
 	})
 }
+
+// Instance caches rely on InstancesGeneration moving after committed instance
+// changes, and only then.
+func TestInstancesGeneration(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t)
+		g0 := s.InstancesGeneration()
+		domainID, instanceID := fixture(t, s, "D", "u1")
+		g1 := s.InstancesGeneration()
+		if g1 == g0 {
+			t.Fatal("creating an instance did not change the generation")
+		}
+		upsert := func(hash string) error {
+			return s.Update(ctx, func(tx *store.Tx) error {
+				in, err := tx.InstanceByID(ctx, instanceID)
+				if err != nil {
+					return err
+				}
+				_, _, err = tx.UpsertInstance(ctx, store.Instance{DomainID: domainID, ApplicationID: in.ApplicationID,
+					Username: "u1", PasswordHash: hash, APIVersion: "1.3.5"}, nil)
+				return err
+			})
+		}
+		tests := []struct {
+			name    string
+			write   func() error
+			changes bool
+		}{
+			{"unchanged upsert", func() error { return upsert("x") }, false},
+			{"new password", func() error { return upsert("y") }, true},
+			{"rolled back change", func() error {
+				err := s.Update(ctx, func(tx *store.Tx) error {
+					if _, err := tx.DisableInstance(ctx, instanceID); err != nil {
+						return err
+					}
+					return errors.New("changed my mind")
+				})
+				if err == nil {
+					return errors.New("rollback expected")
+				}
+				return nil
+			}, false},
+			{"disable", func() error {
+				return s.Update(ctx, func(tx *store.Tx) error { _, err := tx.DisableInstance(ctx, instanceID); return err })
+			}, true},
+		}
+		for _, tt := range tests {
+			before := s.InstancesGeneration()
+			if err := tt.write(); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if changed := s.InstancesGeneration() != before; changed != tt.changes {
+				t.Errorf("%s: generation changed = %v, want %v", tt.name, changed, tt.changes)
+			}
+		}
+	})
+}

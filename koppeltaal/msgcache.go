@@ -1,0 +1,125 @@
+package koppeltaal
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// msgCache keeps recently rendered messages parsed, so that claiming,
+// reading and acknowledging a message does not read and re-parse its stored
+// body each time (every message is rendered about twice per recipient: claim
+// and acknowledgement). Stored messages and bodies never change after their
+// transaction commits, so entries never go stale; the one hazard is a message
+// id that a rolled-back transaction used and a later message reuses, which
+// callers handle with forget.
+//
+// An entry holds the parsed bundle in the form a recipient of one api-version
+// gets before the per-recipient MessageHeader fields are set (1.3.3
+// recipients: non-focal versions stripped). Users get a copy whose first
+// entry (the MessageHeader) is deep-copied and whose other entries share the
+// cached resources, which therefore must never be modified.
+type msgCache struct {
+	mu       sync.Mutex
+	ll       *list.List // front: most recently used; values *msgCacheEntry
+	items    map[msgKey]*list.Element
+	bytes    int // sum of the cached bodies' sizes, a proxy for memory
+	maxBytes int
+	maxItems int
+}
+
+type msgKey struct {
+	messageID int64
+	stripped  bool
+}
+
+type msgCacheEntry struct {
+	key    msgKey
+	msg    store.Message
+	bundle *dstu1.Bundle
+	size   int
+}
+
+func newMsgCache(maxItems, maxBytes int) *msgCache {
+	return &msgCache{ll: list.New(), items: map[msgKey]*list.Element{}, maxItems: maxItems, maxBytes: maxBytes}
+}
+
+// get returns the cached message and a private copy of its bundle (see msgCache).
+func (c *msgCache) get(k msgKey) (store.Message, *dstu1.Bundle, bool) {
+	if c == nil {
+		return store.Message{}, nil, false
+	}
+	c.mu.Lock()
+	el, ok := c.items[k]
+	if !ok {
+		c.mu.Unlock()
+		return store.Message{}, nil, false
+	}
+	c.ll.MoveToFront(el)
+	ce := el.Value.(*msgCacheEntry)
+	c.mu.Unlock()
+	return ce.msg, shareCopy(ce.bundle), true
+}
+
+// put caches b (which the caller must not modify afterwards) for k.
+func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int) {
+	if c == nil || size > c.maxBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[k]; ok {
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.items[k] = c.ll.PushFront(&msgCacheEntry{key: k, msg: m, bundle: b, size: size})
+	c.bytes += size
+	for c.ll.Len() > c.maxItems || c.bytes > c.maxBytes {
+		c.removeElement(c.ll.Back())
+	}
+}
+
+// forget drops a message (both forms), for example after the transaction that read it failed.
+func (c *msgCache) forget(messageID int64) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, stripped := range []bool{false, true} {
+		if el, ok := c.items[msgKey{messageID, stripped}]; ok {
+			c.removeElement(el)
+		}
+	}
+}
+
+func (c *msgCache) removeElement(el *list.Element) {
+	ce := el.Value.(*msgCacheEntry)
+	c.ll.Remove(el)
+	delete(c.items, ce.key)
+	c.bytes -= ce.size
+}
+
+// shareCopy copies b for one recipient: bundle and entry structs are new, the
+// MessageHeader resource is deep-copied, the other resources are shared.
+func shareCopy(b *dstu1.Bundle) *dstu1.Bundle {
+	c := *b
+	c.Authors = append([]dstu1.Person(nil), b.Authors...)
+	c.Links = append([]dstu1.Link(nil), b.Links...)
+	c.Categories = append([]dstu1.Category(nil), b.Categories...)
+	c.Entries = make([]*dstu1.Entry, len(b.Entries))
+	for i, e := range b.Entries {
+		if i == 0 {
+			c.Entries[i] = e.Clone()
+			continue
+		}
+		ec := *e
+		ec.Links = append([]dstu1.Link(nil), e.Links...)
+		ec.Authors = append([]dstu1.Person(nil), e.Authors...)
+		ec.Categories = append([]dstu1.Category(nil), e.Categories...)
+		c.Entries[i] = &ec
+	}
+	return &c
+}

@@ -1,0 +1,116 @@
+package koppeltaal
+
+import (
+	"testing"
+
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+func cacheTestBundle() *dstu1.Bundle {
+	b := dstu1.NewMessageBundle("urn:uuid:feed", "A")
+	mh := dstu1.NewResource("MessageHeader")
+	mh.Add(dstu1.NewPrimitive("identifier", "m1"))
+	b.AddEntry(mh, "urn:uuid:mh", "")
+	p := dstu1.NewResource("Patient")
+	p.Add(dstu1.NewPrimitive("gender", "F"))
+	b.AddEntry(p, "https://a.example/Patient/1", "https://a.example/Patient/1/_history/v1")
+	return b
+}
+
+// A recipient's changes to its copy must not reach the cache or other recipients.
+func TestMsgCacheCopiesAreIndependent(t *testing.T) {
+	c := newMsgCache(10, 1<<20)
+	k := msgKey{messageID: 7}
+	c.put(k, store.Message{ID: 7}, cacheTestBundle(), 100)
+
+	_, b1, ok := c.get(k)
+	if !ok {
+		t.Fatal("miss after put")
+	}
+	b1.Entries[0].SetTitle("changed")
+	b1.Entries[0].SetSelfLink("x")
+	b1.Entries[0].Resource.Add(dstu1.NewPrimitive("extra", "1"))
+	b1.Entries[1].StripVersion()
+	b1.Updated = "now"
+
+	m, b2, ok := c.get(k)
+	if !ok || m.ID != 7 {
+		t.Fatalf("get = %v, %v", m, ok)
+	}
+	if b2.Entries[0].Title != "" || b2.Entries[0].SelfLink() != "" || b2.Entries[0].Resource.Child("extra") != nil {
+		t.Fatalf("MessageHeader entry changed through another copy: %+v", b2.Entries[0])
+	}
+	if got := b2.Entries[1].SelfLink(); got != "https://a.example/Patient/1/_history/v1" {
+		t.Fatalf("self link of a shared entry changed: %q", got)
+	}
+	if b2.Updated != "" {
+		t.Fatalf("bundle updated changed: %q", b2.Updated)
+	}
+}
+
+func TestMsgCacheBounds(t *testing.T) {
+	tests := []struct {
+		name            string
+		maxItems, bytes int
+		size            int
+		puts            int
+		wantItems       int
+	}{
+		{"by count", 3, 1 << 20, 10, 5, 3},
+		{"by bytes", 100, 25, 10, 5, 2},
+		{"too large for the cache", 100, 25, 30, 5, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newMsgCache(tt.maxItems, tt.bytes)
+			for i := 1; i <= tt.puts; i++ {
+				c.put(msgKey{messageID: int64(i)}, store.Message{ID: int64(i)}, cacheTestBundle(), tt.size)
+			}
+			if c.ll.Len() != tt.wantItems || len(c.items) != tt.wantItems || c.bytes != tt.wantItems*tt.size {
+				t.Fatalf("items %d/%d bytes %d, want %d items", c.ll.Len(), len(c.items), c.bytes, tt.wantItems)
+			}
+			if tt.wantItems > 0 {
+				// The most recent ones survive.
+				if _, _, ok := c.get(msgKey{messageID: int64(tt.puts)}); !ok {
+					t.Fatal("most recent message evicted")
+				}
+				if _, _, ok := c.get(msgKey{messageID: 1}); ok {
+					t.Fatal("oldest message kept")
+				}
+			}
+		})
+	}
+}
+
+func TestMsgCacheForget(t *testing.T) {
+	c := newMsgCache(10, 1<<20)
+	c.put(msgKey{5, false}, store.Message{ID: 5}, cacheTestBundle(), 10)
+	c.put(msgKey{5, true}, store.Message{ID: 5}, cacheTestBundle(), 10)
+	c.put(msgKey{6, false}, store.Message{ID: 6}, cacheTestBundle(), 10)
+	c.forget(5)
+	for _, k := range []msgKey{{5, false}, {5, true}} {
+		if _, _, ok := c.get(k); ok {
+			t.Fatalf("%v still cached", k)
+		}
+	}
+	if _, _, ok := c.get(msgKey{6, false}); !ok || c.bytes != 10 {
+		t.Fatalf("other message lost or bytes wrong: %d", c.bytes)
+	}
+	// A refused request keeps the message; a failed transaction drops it.
+	s := &Service{msgs: c}
+	s.forgetMessage(6, fail(409, "conflict", "no"))
+	if _, _, ok := c.get(msgKey{6, false}); !ok {
+		t.Fatal("refused request dropped the message")
+	}
+	s.forgetMessage(6, errTest)
+	if _, _, ok := c.get(msgKey{6, false}); ok {
+		t.Fatal("failed transaction kept the message")
+	}
+}
+
+var errTest = errorString("commit failed")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
