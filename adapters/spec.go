@@ -3,6 +3,7 @@ package adapters
 import (
 	"errors"
 	"fmt"
+	suggestpkg "github.com/koppelpoort/koppelpoort/internal/suggest"
 	"os"
 	"regexp"
 	"sort"
@@ -298,12 +299,7 @@ func contains(list []string, s string) bool {
 
 // suggest returns ` (did you mean "x"?)` for a near miss.
 func suggest(got string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := levenshtein(got, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
+	best := suggestpkg.Closest(got, known)
 	if best == "" {
 		return ""
 	}
@@ -312,26 +308,6 @@ func suggest(got string, known []string) string {
 
 // Suggest is suggest for other packages (route keys use it too).
 func Suggest(got string, known []string) string { return suggest(got, known) }
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
 
 // JSONSchema returns the JSON Schema (draft 2020-12 subset) of the settings.
 func (s Spec) JSONSchema() map[string]any {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/koppelpoort/koppelpoort/internal/suggest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -130,44 +131,14 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return m
 }
 
-// closest returns the known key within edit distance 2 of k, if any.
+// closest returns the known key nearest to k, if any is close.
 func closest(k string, fields map[string]reflect.Type) string {
 	names := make([]string, 0, len(fields))
 	for n := range fields {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	limit := 2
-	if len(k) >= 6 {
-		limit = 3
-	}
-	best, bestD := "", limit+1
-	for _, n := range names {
-		if d := levenshtein(strings.ToLower(k), n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return suggest.Closest(k, names)
 }
 
 // envRef matches ${NAME} and ${NAME:-default}; $${ escapes a literal ${.
