@@ -104,3 +104,13 @@ func TestReplayCmd(t *testing.T) {
 		t.Fatalf("after replay: %s", out)
 	}
 }
+
+func TestLintSkipsRouteTestFiles(t *testing.T) {
+	out, err := runCmd(t, newLintCmd(), "../../examples/epd-to-koppeltaal/patients.yaml", "../../examples/epd-to-koppeltaal/patients_test.yaml")
+	if err != nil {
+		t.Fatalf("a glob matching route tests too must not fail lint: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "patients_test.yaml: skipped (a route test file") {
+		t.Fatalf("route test file not reported as skipped:\n%s", out)
+	}
+}
