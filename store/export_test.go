@@ -9,12 +9,23 @@ import (
 // ExplainClaimSQLite returns SQLite's query plan for the claim query's inner select.
 func ExplainClaimSQLite(t *testing.T, path string) string {
 	t.Helper()
+	return explainSQLite(t, path, `SELECT id FROM queue WHERE instance_id = ? AND status = 'New' AND event = ? ORDER BY id LIMIT 1`, 1, "E")
+}
+
+// ExplainReplaceOlderSQLite returns SQLite's query plan for ReplaceOlder's update.
+func ExplainReplaceOlderSQLite(t *testing.T, path string) string {
+	t.Helper()
+	return explainSQLite(t, path, replaceOlderSQL, "ReplacedByNewVersion", 1, "v", 1, "https://a/CarePlan/1", "E", 10)
+}
+
+func explainSQLite(t *testing.T, path, q string, args ...any) string {
+	t.Helper()
 	s, err := Open(context.Background(), Config{DSN: path}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rows, err := s.r.Query(`EXPLAIN QUERY PLAN SELECT id FROM queue WHERE instance_id = ? AND status = 'New' AND event = ? ORDER BY id LIMIT 1`, 1, "E")
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

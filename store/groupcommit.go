@@ -83,7 +83,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 		}
 		return
 	}
-	tx := &Tx{tx: sqltx, dialect: s.dialect, noCancel: true, stmts: s.stmts}
+	tx := &Tx{tx: sqltx, dialect: s.dialect, noCancel: true, stmts: s.stmts, subs: s.subs}
 	results := make([]error, len(batch))
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {

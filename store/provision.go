@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -209,6 +211,7 @@ func (t *Tx) SetSubscriptions(ctx context.Context, instanceID int64, events []st
 	if strings.Join(cur, "\x00") == strings.Join(want, "\x00") {
 		return false, nil
 	}
+	t.instChanged = true
 	if _, err := t.exec(ctx, "DELETE FROM subscriptions WHERE instance_id = ?", instanceID); err != nil {
 		return false, fmt.Errorf("clear subscriptions: %w", err)
 	}
@@ -237,7 +240,20 @@ type Subscriber struct {
 }
 
 // Subscribers returns the instances of domainID subscribed to event, ordered by id.
+// Every posted message asks this, and the answer only changes when the
+// configuration is applied, so it is served from a cache that a committed
+// instance or subscription change drops (see InstancesGeneration) and that
+// lives at most subsTTL (changes by another process on a shared PostgreSQL).
+// Callers must not modify the returned slice.
 func (t *Tx) Subscribers(ctx context.Context, domainID int64, event string) ([]Subscriber, error) {
+	useCache := t.subs != nil && !t.instChanged // this transaction's own changes are not in the cache
+	var gen uint64
+	if useCache {
+		gen = t.subs.gen.Load() // before the query: a change committed meanwhile invalidates the result
+		if subs, ok := t.subs.get(domainID, event, gen); ok {
+			return subs, nil
+		}
+	}
 	var subs []Subscriber
 	err := t.sel(ctx, &subs, `SELECT i.id, i.api_version FROM app_instances i
 		JOIN subscriptions s ON s.instance_id = i.id
@@ -245,5 +261,48 @@ func (t *Tx) Subscribers(ctx context.Context, domainID int64, event string) ([]S
 	if err != nil {
 		return nil, fmt.Errorf("subscribers of %s: %w", event, err)
 	}
+	if useCache {
+		t.subs.put(domainID, event, gen, subs)
+	}
 	return subs, nil
+}
+
+// subsTTL bounds the age of a cached subscriber list.
+const subsTTL = time.Second
+
+type subsKey struct {
+	domainID int64
+	event    string
+}
+
+type subsEntry struct {
+	subs []Subscriber
+	gen  uint64
+	at   time.Time
+}
+
+// subsCache caches Subscribers per domain and event; gen is the Store's instance generation.
+type subsCache struct {
+	gen *atomic.Uint64
+	mu  sync.Mutex
+	m   map[subsKey]subsEntry
+}
+
+func (c *subsCache) get(domainID int64, event string, gen uint64) ([]Subscriber, bool) {
+	c.mu.Lock()
+	e, ok := c.m[subsKey{domainID, event}]
+	c.mu.Unlock()
+	if !ok || e.gen != gen || time.Since(e.at) >= subsTTL {
+		return nil, false
+	}
+	return e.subs, true
+}
+
+func (c *subsCache) put(domainID int64, event string, gen uint64, subs []Subscriber) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= 10000 { // bounded: events are free text in messages
+		clear(c.m)
+	}
+	c.m[subsKey{domainID, event}] = subsEntry{subs: subs, gen: gen, at: time.Now()}
 }

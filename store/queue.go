@@ -43,16 +43,19 @@ func (t *Tx) InsertEntry(ctx context.Context, e Entry) (int64, error) {
 	return id, nil
 }
 
+// replaceOlderSQL: the status list is literal so the planners can use the
+// partial index queue_replace_open (migration 0005).
+const replaceOlderSQL = `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
+	WHERE instance_id = ? AND focal_ref = ? AND event = ? AND id < ?
+	AND status NOT IN ('` + StatusSuccess + `', '` + StatusReplacedByNewVersion + `')`
+
 // ReplaceOlder marks the instance's older entries for the same focal resource
 // and event as ReplacedByNewVersion, unless they are already Success (or replaced).
 func (t *Tx) ReplaceOlder(ctx context.Context, instanceID int64, focalRef, event string, newerID, now int64, version string) (int64, error) {
 	if focalRef == "" {
 		return 0, nil
 	}
-	res, err := t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
-		WHERE instance_id = ? AND focal_ref = ? AND event = ? AND id < ? AND status NOT IN (?, ?)`,
-		StatusReplacedByNewVersion, now, version, instanceID, focalRef, event, newerID,
-		StatusSuccess, StatusReplacedByNewVersion)
+	res, err := t.exec(ctx, replaceOlderSQL, StatusReplacedByNewVersion, now, version, instanceID, focalRef, event, newerID)
 	if err != nil {
 		return 0, fmt.Errorf("replace older entries of %s: %w", focalRef, err)
 	}

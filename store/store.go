@@ -96,11 +96,12 @@ type Store struct {
 
 	// instGen counts committed changes to application instances (see InstancesGeneration).
 	instGen atomic.Uint64
+	subs    *subsCache
 }
 
 // InstancesGeneration changes after every committed transaction of this Store
-// that created or changed an application instance (UpsertInstance,
-// DisableInstance). Caches of
+// that created or changed an application instance or its subscriptions
+// (UpsertInstance, DisableInstance, SetSubscriptions). Caches of
 // instance rows compare it to drop what they read before such a change.
 // Changes made by another process on a shared PostgreSQL database are not seen.
 func (s *Store) InstancesGeneration() uint64 { return s.instGen.Load() }
@@ -127,6 +128,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		return nil, err
 	}
 	s.log = logger
+	s.subs = &subsCache{gen: &s.instGen, m: map[subsKey]subsEntry{}}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -268,8 +270,10 @@ type Tx struct {
 	noCancel bool
 	// stmts: prepared statements of the SQLite writer (group commit), or nil.
 	stmts *stmtCache
-	// instChanged: an application instance was written; see InstancesGeneration.
+	// instChanged: an application instance or subscription was written; see InstancesGeneration.
 	instChanged bool
+	// subs: the Store's subscriber cache (nil: no caching).
+	subs *subsCache
 }
 
 // stmt returns the cached prepared statement for q bound to this transaction, or nil.
@@ -366,7 +370,7 @@ func (s *Store) run(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx 
 			panic(p)
 		}
 	}()
-	tx := &Tx{tx: sqltx, dialect: s.dialect}
+	tx := &Tx{tx: sqltx, dialect: s.dialect, subs: s.subs}
 	if err := fn(tx); err != nil {
 		if rerr := sqltx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
 			s.log.Warn("store: rollback failed", "err", rerr)

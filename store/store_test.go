@@ -436,6 +436,14 @@ func TestSQLiteClaimUsesIndex(t *testing.T) {
 	}
 }
 
+func TestSQLiteReplaceOlderUsesOpenIndex(t *testing.T) {
+	// Only the open entries of one focal resource are visited, not its whole history.
+	plan := store.ExplainReplaceOlderSQLite(t, filepath.Join(t.TempDir(), "kp.db"))
+	if !strings.Contains(plan, "queue_replace_open") {
+		t.Fatalf("ReplaceOlder plan does not use queue_replace_open:\n%s", plan)
+	}
+}
+
 const childEnv = "KOPPELPOORT_STORE_CRASH_CHILD"
 
 // TestSQLiteSurvivesSIGKILL runs a child process that commits messages and
@@ -637,6 +645,61 @@ func TestInstancesGeneration(t *testing.T) {
 			if changed := s.InstancesGeneration() != before; changed != tt.changes {
 				t.Errorf("%s: generation changed = %v, want %v", tt.name, changed, tt.changes)
 			}
+		}
+	})
+}
+
+// Subscribers is cached; a subscription change must show at once, to later
+// transactions and to the changing transaction itself.
+func TestSubscribersSeeChangesAtOnce(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t)
+		domainID, instanceID := fixture(t, s, "D", "u1")
+		subscribers := func() []store.Subscriber {
+			var subs []store.Subscriber
+			if err := s.View(ctx, func(tx *store.Tx) error {
+				var err error
+				subs, err = tx.Subscribers(ctx, domainID, "E")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return subs
+		}
+		set := func(events ...string) {
+			if err := s.Update(ctx, func(tx *store.Tx) error {
+				_, err := tx.SetSubscriptions(ctx, instanceID, events)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, step := range []struct {
+			events []string
+			want   int
+		}{{nil, 0}, {[]string{"E"}, 1}, {[]string{"F"}, 0}, {[]string{"E", "F"}, 1}} {
+			set(step.events...)
+			for range 2 { // the second read comes from the cache
+				if got := subscribers(); len(got) != step.want {
+					t.Fatalf("after subscribing to %v: %d subscribers, want %d", step.events, len(got), step.want)
+				}
+			}
+		}
+		// Inside the transaction that changes them, Subscribers sees the change.
+		if err := s.Update(ctx, func(tx *store.Tx) error {
+			if _, err := tx.SetSubscriptions(ctx, instanceID, nil); err != nil {
+				return err
+			}
+			subs, err := tx.Subscribers(ctx, domainID, "E")
+			if err == nil && len(subs) != 0 {
+				err = fmt.Errorf("own change not seen: %v", subs)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := subscribers(); len(got) != 0 {
+			t.Fatalf("after unsubscribing: %v", got)
 		}
 	})
 }
