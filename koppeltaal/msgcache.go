@@ -12,9 +12,10 @@ import (
 // reading and acknowledging a message does not read and re-parse its stored
 // body each time (every message is rendered about twice per recipient: claim
 // and acknowledgement). Stored messages and bodies never change after their
-// transaction commits, so entries never go stale; the one hazard is a message
-// id that a rolled-back transaction used and a later message reuses, which
-// callers handle with forget.
+// transaction commits, so entries never go stale. It is filled only from
+// committed data (read transactions, or after the claim's commit): a message
+// read inside a group-commit batch could still be rolled back, and its id
+// reused by another message.
 //
 // An entry holds the parsed bundle in the form a recipient of one api-version
 // gets before the per-recipient MessageHeader fields are set (1.3.3
@@ -78,20 +79,6 @@ func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int) {
 	c.bytes += size
 	for c.ll.Len() > c.maxItems || c.bytes > c.maxBytes {
 		c.removeElement(c.ll.Back())
-	}
-}
-
-// forget drops a message (both forms), for example after the transaction that read it failed.
-func (c *msgCache) forget(messageID int64) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, stripped := range []bool{false, true} {
-		if el, ok := c.items[msgKey{messageID, stripped}]; ok {
-			c.removeElement(el)
-		}
 	}
 }
 

@@ -82,35 +82,3 @@ func TestMsgCacheBounds(t *testing.T) {
 		})
 	}
 }
-
-func TestMsgCacheForget(t *testing.T) {
-	c := newMsgCache(10, 1<<20)
-	c.put(msgKey{5, false}, store.Message{ID: 5}, cacheTestBundle(), 10)
-	c.put(msgKey{5, true}, store.Message{ID: 5}, cacheTestBundle(), 10)
-	c.put(msgKey{6, false}, store.Message{ID: 6}, cacheTestBundle(), 10)
-	c.forget(5)
-	for _, k := range []msgKey{{5, false}, {5, true}} {
-		if _, _, ok := c.get(k); ok {
-			t.Fatalf("%v still cached", k)
-		}
-	}
-	if _, _, ok := c.get(msgKey{6, false}); !ok || c.bytes != 10 {
-		t.Fatalf("other message lost or bytes wrong: %d", c.bytes)
-	}
-	// A refused request keeps the message; a failed transaction drops it.
-	s := &Service{msgs: c}
-	s.forgetMessage(6, fail(409, "conflict", "no"))
-	if _, _, ok := c.get(msgKey{6, false}); !ok {
-		t.Fatal("refused request dropped the message")
-	}
-	s.forgetMessage(6, errTest)
-	if _, _, ok := c.get(msgKey{6, false}); ok {
-		t.Fatal("failed transaction kept the message")
-	}
-}
-
-var errTest = errorString("commit failed")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }

@@ -30,31 +30,33 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 		return nil, perr
 	}
 	now := s.now()
-	var out *dstu1.Bundle
-	var claimed int64 // message id, for forgetMessage
+	var e store.Entry
+	found := false
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		e, err := tx.ClaimNext(ctx, c.ID, store.Filter{Patient: patient, Event: f.Event}, store.Claim{
+		var err error
+		e, err = tx.ClaimNext(ctx, c.ID, store.Filter{Patient: patient, Event: f.Event}, store.Claim{
 			Now: now.UnixMicro(), Deadline: now.Add(s.cfg.ClaimTimeout).UnixMicro(),
 			Version: FormatVersion(now), APIVersion: c.APIVersion,
 		})
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		claimed = e.MessageID
-		out, err = s.renderMessage(ctx, tx, c, e, base)
+		found = err == nil
 		return err
 	})
 	if err != nil {
-		s.forgetMessage(claimed, err)
 		return nil, fmt.Errorf("claim next for %s: %w", c.Username, err)
 	}
-	if out == nil {
+	if !found {
 		return s.searchBundle(base, "/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", nil, 0, 0, 0), nil
 	}
 	s.metrics.Claimed.Inc()
+	// Rendered after the commit, outside the single SQLite writer. Should it
+	// fail, the claim stands and times out like one whose reply got lost.
+	out, err := s.renderMessage(ctx, nil, c, e, base)
+	if err != nil {
+		return nil, fmt.Errorf("claim next for %s: entry %d: %w", c.Username, e.ID, err)
+	}
 	return out, nil
 }
 
@@ -203,7 +205,8 @@ func (s *Service) searchBundle(base, self string, entries []*dstu1.Entry, total,
 	return b
 }
 
-// renderMessage loads the stored message of entry e and adds what the server
+// renderMessage loads the stored message of entry e (through tx, or a read
+// transaction of its own when tx is nil) and adds what the server
 // adds for a recipient (SPEC.md §4.3): entry metadata, ProcessingStatus,
 // IsExpired, and for 1.3.3 recipients only the focal version.
 func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
@@ -227,17 +230,30 @@ func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e 
 // loadMessage returns a stored message and a copy of its bundle that the
 // caller may change in the bundle fields and the first (MessageHeader) entry
 // only; with stripped, non-focal versions are removed (1.3.3 recipients).
-// Parsed bundles come from s.msgs when possible (see msgCache).
+// Parsed bundles come from s.msgs when possible (see msgCache). A nil tx reads
+// a cache miss in a read transaction of its own (the message must be committed).
 func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, stripped bool) (store.Message, *dstu1.Bundle, error) {
 	k := msgKey{messageID: id, stripped: stripped}
 	if m, b, ok := s.msgs.get(k); ok {
 		return m, b, nil
 	}
-	m, err := tx.MessageByID(ctx, id)
-	if err != nil {
-		return m, nil, err
+	var m store.Message
+	var format string
+	var body []byte
+	read := func(tx *store.Tx) error {
+		var err error
+		if m, err = tx.MessageByID(ctx, id); err != nil {
+			return err
+		}
+		format, body, err = tx.Body(ctx, m.BodyID)
+		return err
 	}
-	format, body, err := tx.Body(ctx, m.BodyID)
+	var err error
+	if tx != nil {
+		err = read(tx)
+	} else {
+		err = s.st.View(ctx, read)
+	}
 	if err != nil {
 		return m, nil, err
 	}
@@ -253,16 +269,6 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 	}
 	s.msgs.put(k, m, b, len(body))
 	return m, shareCopy(b), nil
-}
-
-// forgetMessage drops a message from the parse cache when the transaction that
-// read it failed for another reason than a refused request: it may have read a
-// message of the same batch that was never committed, whose id can come back.
-func (s *Service) forgetMessage(messageID int64, err error) {
-	var ke *Error
-	if messageID != 0 && err != nil && !errors.As(err, &ke) {
-		s.msgs.forget(messageID)
-	}
 }
 
 // AckResult is the outcome of an accepted processing-status update.
@@ -284,11 +290,9 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 		return nil, err
 	}
 	now := s.now()
-	var out *AckResult
-	var acked int64 // message id, for forgetMessage
+	var acked store.Entry
 	txErr := s.st.Update(ctx, func(tx *store.Tx) error {
 		e, err := tx.EntryForInstance(ctx, c.ID, id)
-		acked = e.MessageID
 		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
 			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
 		}
@@ -321,23 +325,24 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 			}
 			e.Status, e.Exception, e.StatusChangedAt, e.Version = to, ps.Exception, now.UnixMicro(), ver
 		}
-		b, err := s.renderMessage(ctx, tx, c, e, base)
-		if err != nil {
-			return err
-		}
-		out = &AckResult{Header: b.Entries[0].Resource, Location: b.Entries[0].SelfLink(), Status: e.Status}
+		acked = e
 		return nil
 	})
 	if txErr != nil {
-		s.forgetMessage(acked, txErr)
 		var ke *Error
 		if errors.As(txErr, &ke) {
 			s.metrics.Rejected.WithLabelValues("acknowledge", fmt.Sprint(ke.Status)).Inc()
 		}
 		return nil, asKoppeltaalErr(txErr, "acknowledge", c)
 	}
-	s.metrics.Acked.WithLabelValues(out.Status).Inc()
-	return out, nil
+	s.metrics.Acked.WithLabelValues(acked.Status).Inc()
+	// Rendered after the commit, outside the single SQLite writer. Should it
+	// fail, the status change stands; repeating the PUT is accepted.
+	b, rerr := s.renderMessage(ctx, nil, c, acked, base)
+	if rerr != nil {
+		return nil, asKoppeltaalErr(rerr, "acknowledge", c)
+	}
+	return &AckResult{Header: b.Entries[0].Resource, Location: b.Entries[0].SelfLink(), Status: acked.Status}, nil
 }
 
 // readStatusUpdate extracts the requested ProcessingStatus from a PUT body: a
