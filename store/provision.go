@@ -244,14 +244,13 @@ type Subscriber struct {
 // configuration is applied, so it is served from a cache that a committed
 // instance or subscription change drops (see InstancesGeneration) and that
 // lives at most subsTTL (changes by another process on a shared PostgreSQL).
-// Callers must not modify the returned slice.
 func (t *Tx) Subscribers(ctx context.Context, domainID int64, event string) ([]Subscriber, error) {
 	useCache := t.subs != nil && !t.instChanged // this transaction's own changes are not in the cache
 	var gen uint64
 	if useCache {
 		gen = t.subs.gen.Load() // before the query: a change committed meanwhile invalidates the result
 		if subs, ok := t.subs.get(domainID, event, gen); ok {
-			return subs, nil
+			return append([]Subscriber(nil), subs...), nil // a few entries; callers may change their copy
 		}
 	}
 	var subs []Subscriber
