@@ -210,6 +210,18 @@ const checkpointName = "webhooks"
 // scan records a delivery for every queue row beyond the checkpoint whose
 // instance has a webhook, and moves the checkpoint up to the rows older than Settle.
 func (n *Notifier) scan(ctx context.Context) error {
+	// Without any webhook there is nothing to record; skip the write transaction, which would otherwise
+	// queue behind every POST in the single SQLite writer (about a fifth of its time under load). The
+	// checkpoint stays where it is, so a webhook configured later is told about what waits for it.
+	var anyHook bool
+	if err := n.st.View(ctx, func(tx *store.Tx) error {
+		return tx.Get(ctx, &anyHook, "SELECT EXISTS (SELECT 1 FROM app_instances WHERE webhook_url <> '')")
+	}); err != nil {
+		return fmt.Errorf("look for webhooks: %w", err)
+	}
+	if !anyHook {
+		return nil
+	}
 	now := time.Now()
 	return n.st.Update(ctx, func(tx *store.Tx) error {
 		var last int64
