@@ -21,20 +21,9 @@ func newLintCmd() *cobra.Command {
 		Short: "Check route files and print every problem with file:line:col",
 		Long:  "lint loads each route file the way serve does and prints every problem it finds.\nWith no arguments it checks the *.yaml files in the current directory. Exit status 1 when any route has an error.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				args = []string{"."}
-			}
-			var files []string
-			for _, a := range args {
-				if st, err := os.Stat(a); err == nil && st.IsDir() {
-					fs, err := routes.RouteFiles(a)
-					if err != nil {
-						return err
-					}
-					files = append(files, fs...)
-					continue
-				}
-				files = append(files, a)
+			files, err := expandArgs(args, routes.RouteFiles)
+			if err != nil {
+				return err
 			}
 			if len(files) == 0 {
 				return fmt.Errorf("no route files found in %v", args)
@@ -70,4 +59,26 @@ func newLintCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// expandArgs turns command-line arguments into files: a directory becomes the
+// files find returns for it, anything else is taken as a file; no arguments
+// means the current directory.
+func expandArgs(args []string, find func(dir string) ([]string, error)) ([]string, error) {
+	if len(args) == 0 {
+		args = []string{"."}
+	}
+	var files []string
+	for _, a := range args {
+		if st, err := os.Stat(a); err == nil && st.IsDir() {
+			found, err := find(a)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, found...)
+			continue
+		}
+		files = append(files, a)
+	}
+	return files, nil
 }

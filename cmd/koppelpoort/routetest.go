@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,20 +18,9 @@ func newRouteTestCmd() *cobra.Command {
 		Short: "Run route tests (*_test.yaml) and show a readable diff for each failure",
 		Long:  "test finds *_test.yaml files (recursively in directories; default: the current directory),\nfeeds their input records through the route under test with outputs captured, and compares\ndeliveries, drops and dead letters with the expectations. Exit status 1 when any test fails.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				args = []string{"."}
-			}
-			var files []string
-			for _, a := range args {
-				if st, err := os.Stat(a); err == nil && st.IsDir() {
-					found, err := routetest.FindFiles(a)
-					if err != nil {
-						return err
-					}
-					files = append(files, found...)
-					continue
-				}
-				files = append(files, a)
+			files, err := expandArgs(args, routetest.FindFiles)
+			if err != nil {
+				return err
 			}
 			if len(files) == 0 {
 				return fmt.Errorf("no route tests (*_test.yaml) found in %v", args)
