@@ -6,6 +6,7 @@ import (
 	suggestpkg "github.com/koppelpoort/koppelpoort/internal/suggest"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,7 +172,7 @@ func (s Spec) names() []string {
 func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*yaml.Node, error) {
 	scalar := func() (string, error) {
 		if v.Kind != yaml.ScalarNode {
-			return "", fmt.Errorf("want a %s, got a %s", f.Type, kindName(v))
+			return "", fmt.Errorf("want a %s, got a %s", f.Type, KindName(v))
 		}
 		val, err := expandEnv(v.Value, lookupEnv)
 		if err != nil {
@@ -185,7 +186,7 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 		if err != nil {
 			return nil, err
 		}
-		if len(f.Enum) > 0 && !contains(f.Enum, val) {
+		if len(f.Enum) > 0 && !slices.Contains(f.Enum, val) {
 			return nil, fmt.Errorf("%q is not one of %s", val, strings.Join(f.Enum, ", "))
 		}
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: val}, nil
@@ -218,7 +219,7 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: val}, nil
 	case TypeStrings:
 		if v.Kind != yaml.SequenceNode {
-			return nil, fmt.Errorf("want a list of strings, got a %s", kindName(v))
+			return nil, fmt.Errorf("want a list of strings, got a %s", KindName(v))
 		}
 		out := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		for _, item := range v.Content {
@@ -234,7 +235,7 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 		return out, nil
 	case TypeMap:
 		if v.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("want a mapping of name: value, got a %s", kindName(v))
+			return nil, fmt.Errorf("want a mapping of name: value, got a %s", KindName(v))
 		}
 		out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		for i := 0; i+1 < len(v.Content); i += 2 {
@@ -276,7 +277,8 @@ func expandEnv(s string, lookupEnv func(string) (string, bool)) (string, error) 
 	return out, nil
 }
 
-func kindName(n *yaml.Node) string {
+// KindName names a YAML node's kind for error messages ("mapping", "list", "single value").
+func KindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "mapping"
@@ -286,15 +288,6 @@ func kindName(n *yaml.Node) string {
 		return "single value"
 	}
 	return "alias"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // suggest returns ` (did you mean "x"?)` for a near miss.

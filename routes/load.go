@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -145,12 +146,12 @@ func (l *loader) errf(n *yaml.Node, format string, args ...any) {
 func (l *loader) fields(n *yaml.Node, what string, allowed ...string) map[string]*yaml.Node {
 	out := map[string]*yaml.Node{}
 	if n.Kind != yaml.MappingNode {
-		l.errf(n, "%s must be a mapping (key: value), not a %s", what, kindName(n))
+		l.errf(n, "%s must be a mapping (key: value), not a %s", what, adapters.KindName(n))
 		return out
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !contains(allowed, k.Value) {
+		if !slices.Contains(allowed, k.Value) {
 			l.errf(k, "unknown key %q in %s%s (allowed: %s)", k.Value, what, adapters.Suggest(k.Value, allowed), strings.Join(allowed, ", "))
 			continue
 		}
@@ -168,7 +169,7 @@ func (l *loader) str(n *yaml.Node, what string) string {
 		return ""
 	}
 	if n.Kind != yaml.ScalarNode {
-		l.errf(n, "%s must be a single value, not a %s", what, kindName(n))
+		l.errf(n, "%s must be a single value, not a %s", what, adapters.KindName(n))
 		return ""
 	}
 	return n.Value
@@ -177,7 +178,7 @@ func (l *loader) str(n *yaml.Node, what string) string {
 // expr compiles a scalar node as an expression and maps compile errors to file positions.
 func (l *loader) expr(e *transforms.Engine, n *yaml.Node, kind transforms.Kind, what string) *transforms.Program {
 	if n.Kind != yaml.ScalarNode {
-		l.errf(n, "%s must be an expression (a single value), not a %s", what, kindName(n))
+		l.errf(n, "%s must be an expression (a single value), not a %s", what, adapters.KindName(n))
 		return nil
 	}
 	p, err := e.Compile(n.Value, kind)
@@ -558,7 +559,7 @@ func (l *loader) koppeltaal(e *transforms.Engine, n *yaml.Node) *KoppeltaalTempl
 		l.errf(n, "koppeltaal needs an event (one of %s)", strings.Join(KoppeltaalEvents, ", "))
 	} else {
 		k.Event = l.str(v, "event")
-		if !contains(KoppeltaalEvents, k.Event) {
+		if !slices.Contains(KoppeltaalEvents, k.Event) {
 			l.errf(v, "unknown Koppeltaal event %q%s (one of %s)", k.Event, adapters.Suggest(k.Event, KoppeltaalEvents), strings.Join(KoppeltaalEvents, ", "))
 		}
 	}
@@ -579,7 +580,7 @@ func (l *loader) koppeltaal(e *transforms.Engine, n *yaml.Node) *KoppeltaalTempl
 		rt := ResourceTemplate{Type: l.str(rf["type"], "type")}
 		if rf["type"] == nil {
 			l.errf(item, "resource needs a type (one of %s)", strings.Join(KoppeltaalResourceTypes, ", "))
-		} else if !contains(KoppeltaalResourceTypes, rt.Type) {
+		} else if !slices.Contains(KoppeltaalResourceTypes, rt.Type) {
 			l.errf(rf["type"], "resource type %q is not allowed in a Koppeltaal message%s (one of %s)", rt.Type, adapters.Suggest(rt.Type, KoppeltaalResourceTypes), strings.Join(KoppeltaalResourceTypes, ", "))
 		}
 		if rf["id"] == nil {
@@ -691,27 +692,6 @@ func validName(s string) bool {
 		}
 	}
 	return true
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		return "single value"
-	}
-	return "alias"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func keys[V any](m map[string]V) []string {
