@@ -86,6 +86,37 @@ type Notifier struct {
 
 	stopped  chan struct{} // closed when Run returns: live streams end (server shutdown)
 	stopOnce sync.Once
+
+	// hooks caches whether any instance has a webhook; see anyWebhook.
+	hooks struct {
+		sync.Mutex
+		known   bool
+		any     bool
+		gen     uint64
+		checked time.Time
+	}
+}
+
+// anyWebhook reports whether some instance has a webhook URL. The answer is
+// cached until the store's instance generation moves (a configuration change in
+// this process) or 10 s pass (a change by another process on a shared database),
+// so the scan that follows every POST costs no query when nobody uses webhooks.
+func (n *Notifier) anyWebhook(ctx context.Context) (bool, error) {
+	h := &n.hooks
+	h.Lock()
+	defer h.Unlock()
+	gen := n.st.InstancesGeneration()
+	if h.known && h.gen == gen && time.Since(h.checked) < 10*time.Second {
+		return h.any, nil
+	}
+	var found bool
+	if err := n.st.View(ctx, func(tx *store.Tx) error {
+		return tx.Get(ctx, &found, "SELECT EXISTS (SELECT 1 FROM app_instances WHERE webhook_url <> '')")
+	}); err != nil {
+		return false, fmt.Errorf("look for webhooks: %w", err)
+	}
+	h.known, h.any, h.gen, h.checked = true, found, gen, time.Now()
+	return found, nil
 }
 
 type metrics struct {
@@ -213,14 +244,8 @@ func (n *Notifier) scan(ctx context.Context) error {
 	// Without any webhook there is nothing to record; skip the write transaction, which would otherwise
 	// queue behind every POST in the single SQLite writer (about a fifth of its time under load). The
 	// checkpoint stays where it is, so a webhook configured later is told about what waits for it.
-	var anyHook bool
-	if err := n.st.View(ctx, func(tx *store.Tx) error {
-		return tx.Get(ctx, &anyHook, "SELECT EXISTS (SELECT 1 FROM app_instances WHERE webhook_url <> '')")
-	}); err != nil {
-		return fmt.Errorf("look for webhooks: %w", err)
-	}
-	if !anyHook {
-		return nil
+	if anyHook, err := n.anyWebhook(ctx); err != nil || !anyHook {
+		return err
 	}
 	now := time.Now()
 	return n.st.Update(ctx, func(tx *store.Tx) error {
