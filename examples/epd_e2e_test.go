@@ -4,19 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
@@ -47,15 +45,7 @@ func ktServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := api.New(ctx, api.Options{Store: st, Config: *cfg.Koppeltaal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
-	return ts.URL
+	return apitest.Serve(t, api.Options{Store: st, Config: *cfg.Koppeltaal}).URL
 }
 
 // copyExample copies an example's route files (faster polling for the test) and test data to a temp dir.

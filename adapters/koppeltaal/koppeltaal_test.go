@@ -3,7 +3,6 @@ package koppeltaal_test
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/koppelpoort/koppelpoort/adapters"
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	kt "github.com/koppelpoort/koppelpoort/adapters/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
@@ -33,15 +31,7 @@ func server(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := api.New(ctx, api.Options{Store: st, Config: koppeltaal.DemoConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
-	return ts.URL
+	return apitest.Serve(t, api.Options{Store: st, Config: koppeltaal.DemoConfig()}).URL
 }
 
 func gatewayDB(t *testing.T) adapters.Host {

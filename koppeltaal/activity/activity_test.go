@@ -17,6 +17,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -63,14 +64,7 @@ func newEnv(t testing.TB, b storetest.Backend) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, Extensions: []func(*api.Server, chi.Router){reg.Extension}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
+	ts := apitest.Serve(t, api.Options{Store: st, Config: cfg, Extensions: []func(*api.Server, chi.Router){reg.Extension}})
 	if res, err := reg.Seed(ctx, cfg, ts.URL+api.Prefix); err != nil || res.Created != 1 {
 		t.Fatalf("seed: %+v %v", res, err)
 	}

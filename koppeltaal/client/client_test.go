@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -27,15 +25,7 @@ func newServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := api.New(ctx, api.Options{Store: st, Config: koppeltaal.DemoConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
-	return ts.URL
+	return apitest.Serve(t, api.Options{Store: st, Config: koppeltaal.DemoConfig()}).URL
 }
 
 func patientMessage(given string) client.Message {

@@ -21,6 +21,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
@@ -101,15 +102,8 @@ func newEnv(t testing.TB, st *store.Store, hookURL string, o notify.Options) *en
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(context.Background(), api.Options{Store: st, Config: config(hookURL),
+	ts := apitest.Serve(t, api.Options{Store: st, Config: config(hookURL),
 		Extensions: []func(*api.Server, chi.Router){nt.Extension}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
 	return &env{t: t, st: st, nt: nt, ts: ts}
 }
 
