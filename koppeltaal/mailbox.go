@@ -132,6 +132,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	requestHash := messageHash(event, data, ents)
 	result := &PostResult{}
 	now := s.now()
+	var stored store.Message // what was stored, for the message cache
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		last, err := tx.LockDomainVersion(ctx, c.DomainID)
 		if err != nil {
@@ -216,14 +217,16 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		if err != nil {
 			return err
 		}
-		msgID, err := tx.InsertMessage(ctx, store.Message{
+		stored = store.Message{
 			DomainID: c.DomainID, SenderInstanceID: c.ID, Event: event, MessageIdentifier: mh.Identifier(),
 			FeedID: b.ID, PatientRef: patient, FocalRef: focalURL, FocalVersion: focalVersion, Version: v,
 			BodyID: bodyID, CreatedAt: now.UnixMicro(),
-		})
+		}
+		msgID, err := tx.InsertMessage(ctx, stored)
 		if err != nil {
 			return err
 		}
+		stored.ID = msgID
 		for _, e := range puts {
 			content := EncodeResource(e.entry.Resource, f)
 			if err := tx.PutResourceVersion(ctx, store.ResourceVersion{DomainID: c.DomainID, URL: e.url,
@@ -289,6 +292,10 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		s.log.Info("koppeltaal: repeated POST answered with the original reply", "sender", c.Username, "message_id", result.MessageID)
 		return result, nil
 	}
+	// The recipients claim and acknowledge this message next: cache the tree just stored
+	// (committed now, and not touched again here) so that they need not read and parse it.
+	cached, size := cacheForm(b)
+	s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size)
 	s.metrics.Posted.WithLabelValues(event).Inc()
 	s.metrics.Delivered.Add(float64(len(result.Entries)))
 	s.log.Debug("koppeltaal: message accepted", "sender", c.Username, "event", event, "message_id", result.MessageID,

@@ -8,20 +8,21 @@ import (
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
-// msgCache keeps recently rendered messages parsed, so that claiming,
-// reading and acknowledging a message does not read and re-parse its stored
-// body each time (every message is rendered about twice per recipient: claim
-// and acknowledgement). Stored messages and bodies never change after their
-// transaction commits, so entries never go stale. It is filled only from
-// committed data (read transactions, or after the claim's commit): a message
-// read inside a group-commit batch could still be rolled back, and its id
-// reused by another message.
+// msgCache keeps recently stored or rendered messages ready to render, so that
+// claiming, reading and acknowledging a message does not read and re-parse its
+// stored body each time (every message is rendered about twice per recipient:
+// claim and acknowledgement). Stored messages and bodies never change after
+// their transaction commits, so entries never go stale. It is filled only
+// from committed data (after the POST's or the claim's commit, or from read
+// transactions): a message read inside a group-commit batch could still be
+// rolled back, and its id reused by another message.
 //
-// An entry holds the parsed bundle in the form a recipient of one api-version
-// gets before the per-recipient MessageHeader fields are set (1.3.3
-// recipients: non-focal versions stripped). Users get a copy whose first
-// entry (the MessageHeader) is deep-copied and whose other entries share the
-// cached resources, which therefore must never be modified.
+// An entry holds the message in the form a recipient of one api-version gets
+// before the per-recipient MessageHeader fields are set (1.3.3 recipients:
+// non-focal versions stripped), split in two: the feed metadata and the
+// MessageHeader entry as a parsed tree (the parts each recipient changes), and
+// all other entries pre-encoded in both formats (dstu1.EncodedEntries), which
+// are shared, never re-parsed, and cost the garbage collector nothing.
 type msgCache struct {
 	mu       sync.Mutex
 	ll       *list.List // front: most recently used; values *msgCacheEntry
@@ -64,7 +65,7 @@ func (c *msgCache) get(k msgKey) (store.Message, *dstu1.Bundle, bool) {
 	return ce.msg, shareCopy(ce.bundle), true
 }
 
-// put caches b (which the caller must not modify afterwards) for k.
+// put caches b (in cacheForm) for k.
 func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int) {
 	if c == nil || size > c.maxBytes {
 		return
@@ -89,8 +90,24 @@ func (c *msgCache) removeElement(el *list.Element) {
 	c.bytes -= ce.size
 }
 
-// shareCopy copies b for one recipient: bundle and entry structs are new, the
-// MessageHeader resource is deep-copied, the other resources are shared.
+// cacheForm splits a stored message bundle (which the caller must not modify
+// afterwards) into the cached form: metadata and a copy of the MessageHeader
+// entry as a tree, the other entries encoded. It returns the size to account.
+func cacheForm(b *dstu1.Bundle) (*dstu1.Bundle, int) {
+	c := *b
+	c.Authors = append([]dstu1.Person(nil), b.Authors...)
+	c.Links = append([]dstu1.Link(nil), b.Links...)
+	c.Categories = append([]dstu1.Category(nil), b.Categories...)
+	c.Entries = []*dstu1.Entry{b.Entries[0].Clone()}
+	tail := dstu1.EncodeEntries(b.Entries[1:])
+	c.SetEncodedTail(tail)
+	// The tree part is small; count it at a rough 4 KiB so that many tiny
+	// messages cannot make the cache hold unbounded trees.
+	return &c, tail.Size() + 4096
+}
+
+// shareCopy copies a cached bundle for one recipient: bundle and MessageHeader
+// entry are new, the encoded tail is shared.
 func shareCopy(b *dstu1.Bundle) *dstu1.Bundle {
 	c := *b
 	c.Authors = append([]dstu1.Person(nil), b.Authors...)
@@ -98,15 +115,7 @@ func shareCopy(b *dstu1.Bundle) *dstu1.Bundle {
 	c.Categories = append([]dstu1.Category(nil), b.Categories...)
 	c.Entries = make([]*dstu1.Entry, len(b.Entries))
 	for i, e := range b.Entries {
-		if i == 0 {
-			c.Entries[i] = e.Clone()
-			continue
-		}
-		ec := *e
-		ec.Links = append([]dstu1.Link(nil), e.Links...)
-		ec.Authors = append([]dstu1.Person(nil), e.Authors...)
-		ec.Categories = append([]dstu1.Category(nil), e.Categories...)
-		c.Entries[i] = &ec
+		c.Entries[i] = e.Clone()
 	}
 	return &c
 }

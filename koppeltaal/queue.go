@@ -164,7 +164,7 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 		params.Set("_count", strconv.Itoa(q.Count))
 		out = s.searchBundle(base, "/MessageHeader/_search?"+params.Encode(), nil, total, q.Page, q.Count)
 		for _, e := range es {
-			msg, err := s.renderMessage(ctx, tx, c, e, base)
+			msg, err := s.renderHeader(ctx, tx, c, e, base)
 			if err != nil {
 				return err
 			}
@@ -210,10 +210,26 @@ func (s *Service) searchBundle(base, self string, entries []*dstu1.Entry, total,
 // adds for a recipient (SPEC.md §4.3): entry metadata, ProcessingStatus,
 // IsExpired, and for 1.3.3 recipients only the focal version.
 func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
-	m, b, err := s.loadMessage(ctx, tx, e.MessageID, c.APIVersion == APIVersion133)
+	m, b, err := s.loadMessage(ctx, tx, e.MessageID, c.APIVersion == APIVersion133, false)
 	if err != nil {
 		return nil, err
 	}
+	return s.personalise(c, e, m, b, base), nil
+}
+
+// renderHeader is renderMessage for a summary: only the MessageHeader entry
+// is needed, so a message that is not cached is not put in the cache either
+// (searches page through old messages no one is about to claim).
+func (s *Service) renderHeader(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
+	m, b, err := s.loadMessage(ctx, tx, e.MessageID, c.APIVersion == APIVersion133, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.personalise(c, e, m, b, base), nil
+}
+
+// personalise sets the per-recipient fields on b, a private copy of message m.
+func (s *Service) personalise(c *Caller, e store.Entry, m store.Message, b *dstu1.Bundle, base string) *dstu1.Bundle {
 	changed := s.instant(time.UnixMicro(e.StatusChangedAt))
 	head := b.Entries[0]
 	head.SetTitle(fmt.Sprintf("MessageHeader with IID=%d", e.ID))
@@ -224,7 +240,7 @@ func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e 
 	mh.SetProcessingStatus(dstu1.ProcessingStatus{Status: e.Status, LastChanged: changed, Exception: e.Exception})
 	mh.SetIsExpired(m.IsExpired)
 	b.Updated = s.instant(s.now())
-	return b, nil
+	return b
 }
 
 // loadMessage returns a stored message and a copy of its bundle that the
@@ -232,7 +248,9 @@ func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e 
 // only; with stripped, non-focal versions are removed (1.3.3 recipients).
 // Parsed bundles come from s.msgs when possible (see msgCache). A nil tx reads
 // a cache miss in a read transaction of its own (the message must be committed).
-func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, stripped bool) (store.Message, *dstu1.Bundle, error) {
+// With headOnly, a cache miss returns the bundle with its MessageHeader entry
+// only and leaves the cache as it is.
+func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, stripped, headOnly bool) (store.Message, *dstu1.Bundle, error) {
 	k := msgKey{messageID: id, stripped: stripped}
 	if m, b, ok := s.msgs.get(k); ok {
 		return m, b, nil
@@ -267,8 +285,13 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 	if stripped {
 		b.StripNonFocalVersions()
 	}
-	s.msgs.put(k, m, b, len(body))
-	return m, shareCopy(b), nil
+	if headOnly {
+		b.Entries = b.Entries[:1]
+		return m, b, nil
+	}
+	cached, size := cacheForm(b)
+	s.msgs.put(k, m, cached, size)
+	return m, shareCopy(cached), nil
 }
 
 // AckResult is the outcome of an accepted processing-status update.
@@ -338,7 +361,7 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 	s.metrics.Acked.WithLabelValues(acked.Status).Inc()
 	// Rendered after the commit, outside the single SQLite writer. Should it
 	// fail, the status change stands; repeating the PUT is accepted.
-	b, rerr := s.renderMessage(ctx, nil, c, acked, base)
+	b, rerr := s.renderHeader(ctx, nil, c, acked, base)
 	if rerr != nil {
 		return nil, asKoppeltaalErr(rerr, "acknowledge", c)
 	}

@@ -55,8 +55,8 @@ func NewService(st *store.Store, cfg Config, logger *slog.Logger, metrics *Metri
 // 300 MB memory target: a parsed tree takes several times its body's size
 // (16 MiB of bodies showed as ~150 MiB more resident memory under load).
 const (
-	msgCacheItems = 1024
-	msgCacheBytes = 6 << 20
+	msgCacheItems = 8192
+	msgCacheBytes = 24 << 20
 )
 
 // Config returns the effective configuration (defaults applied).

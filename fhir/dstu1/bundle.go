@@ -29,6 +29,8 @@ type Bundle struct {
 	TotalResults string
 	HasTotal     bool
 	Entries      []*Entry
+	// tail: entries already encoded, written after Entries (see SetEncodedTail).
+	tail *EncodedEntries
 }
 
 // Entry is one feed entry. Resource is nil for a deleted entry (Deleted holds the deletion instant).

@@ -48,6 +48,7 @@ func (b *Bundle) AppendJSON(dst []byte, o JSONOptions) []byte {
 		}
 		w.entry(e)
 	}
+	w.buf = b.tail.appendJSON(w.buf, len(b.Entries) > 0)
 	w.buf = append(w.buf, "]}"...)
 	return w.buf
 }

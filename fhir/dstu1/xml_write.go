@@ -40,6 +40,7 @@ func (b *Bundle) AppendXML(dst []byte) []byte {
 	for _, e := range b.Entries {
 		w.entry(e)
 	}
+	w.buf = b.tail.appendXML(w.buf)
 	w.depth--
 	w.nl()
 	w.buf = append(w.buf, "</feed>\n"...)
