@@ -69,6 +69,8 @@ type resourceEntry struct {
 	typ     string
 	hash    string
 	focal   bool
+	content []byte // the resource encoded as stored (does not depend on the version)
+	slot    string // placeholder for its version in the pre-encoded body (see versionSlots)
 }
 
 // Post validates a message bundle, then in one transaction versions its
@@ -130,6 +132,21 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	}
 
 	requestHash := messageHash(event, data, ents)
+	// Encode outside the transaction (on SQLite, the one writer every request
+	// waits for): the resources as they are stored, and the body with a
+	// placeholder where each version goes, filled in once the versions are known.
+	slots := newVersionSlots()
+	for i := range ents {
+		ents[i].content = EncodeResource(ents[i].entry.Resource, f)
+		ents[i].slot = slots.add()
+		ents[i].entry.SetSelfLink(ents[i].url + "/_history/" + ents[i].slot)
+	}
+	if focal != nil {
+		if err := mh.SetData(0, focalURL+"/_history/"+focal.slot); err != nil {
+			return nil, err
+		}
+	}
+	template := EncodeBundle(b, f)
 	result := &PostResult{}
 	now := s.now()
 	var stored store.Message // what was stored, for the message cache
@@ -213,7 +230,11 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 				return err
 			}
 		}
-		bodyID, err := tx.InsertBody(ctx, formatName(f), EncodeBundle(b, f))
+		filled := make(map[string]string, len(ents))
+		for _, e := range ents {
+			filled[e.slot] = finalVersion[e.url]
+		}
+		bodyID, err := tx.InsertBody(ctx, formatName(f), slots.fill(template, filled))
 		if err != nil {
 			return err
 		}
@@ -227,12 +248,13 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			return err
 		}
 		stored.ID = msgID
-		for _, e := range puts {
-			content := EncodeResource(e.entry.Resource, f)
-			if err := tx.PutResourceVersion(ctx, store.ResourceVersion{DomainID: c.DomainID, URL: e.url,
-				ResourceType: e.typ, Version: v, ContentHash: e.hash, Content: content, InstanceID: c.ID, MessageID: msgID}); err != nil {
-				return err
-			}
+		rvs := make([]store.ResourceVersion, len(puts))
+		for i, e := range puts {
+			rvs[i] = store.ResourceVersion{DomainID: c.DomainID, URL: e.url, ResourceType: e.typ, Version: v,
+				ContentHash: e.hash, Content: e.content, InstanceID: c.ID, MessageID: msgID}
+		}
+		if err := tx.PutResourceVersions(ctx, rvs); err != nil {
+			return err
 		}
 		// Routing, synchronously in the same transaction: the 200 means every
 		// subscriber's queue already holds the message.
@@ -240,18 +262,15 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		if err != nil {
 			return err
 		}
-		result.Entries = result.Entries[:0]
-		for _, sub := range subs {
-			id, err := tx.InsertEntry(ctx, store.Entry{DomainID: c.DomainID, InstanceID: sub.InstanceID, MessageID: msgID,
-				Event: event, PatientRef: patient, FocalRef: focalURL, Status: store.StatusNew,
-				StatusChangedAt: now.UnixMicro(), Version: v, CreatedAt: now.UnixMicro()})
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ReplaceOlder(ctx, sub.InstanceID, focalURL, event, id, now.UnixMicro(), v); err != nil {
-				return err
-			}
-			result.Entries = append(result.Entries, id)
+		recipients := make([]int64, len(subs))
+		for i, sub := range subs {
+			recipients[i] = sub.InstanceID
+		}
+		result.Entries, err = tx.QueueForAll(ctx, store.Entry{DomainID: c.DomainID, MessageID: msgID,
+			Event: event, PatientRef: patient, FocalRef: focalURL, Status: store.StatusNew,
+			StatusChangedAt: now.UnixMicro(), Version: v, CreatedAt: now.UnixMicro()}, recipients)
+		if err != nil {
+			return err
 		}
 		if c.APIVersion != APIVersion135 && len(issued) > 0 {
 			// 1.3.3 senders get the focal version only (SPEC.md §4.8).

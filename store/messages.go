@@ -102,6 +102,62 @@ func (t *Tx) PutResourceVersion(ctx context.Context, rv ResourceVersion) error {
 	return nil
 }
 
+// PutResourceVersions is PutResourceVersion for several resources of one
+// message: one upsert and one insert however many resources (URLs must be
+// distinct). This runs for every posted message.
+func (t *Tx) PutResourceVersions(ctx context.Context, rvs []ResourceVersion) error {
+	switch len(rvs) {
+	case 0:
+		return nil
+	case 1:
+		return t.PutResourceVersion(ctx, rvs[0])
+	}
+	now := micros(time.Now())
+	var b strings.Builder
+	b.WriteString(`INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
+		created_at, updated_at, last_modified_by) VALUES `)
+	args := make([]any, 0, 8*len(rvs))
+	for i, rv := range rvs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, rv.DomainID, rv.URL, rv.ResourceType, rv.Version, rv.ContentHash, now, now, nullID(rv.InstanceID))
+	}
+	b.WriteString(` ON CONFLICT (domain_id, url) DO UPDATE SET current_version = excluded.current_version,
+		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by
+		RETURNING id, url`)
+	var rows []struct {
+		ID  int64  `db:"id"`
+		URL string `db:"url"`
+	}
+	if err := t.sel(ctx, &rows, b.String(), args...); err != nil {
+		return fmt.Errorf("store %d resources: %w", len(rvs), err)
+	}
+	ids := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		ids[r.URL] = r.ID
+	}
+	b.Reset()
+	b.WriteString(`INSERT INTO resource_versions (resource_id, version, message_id, content, created_at) VALUES `)
+	args = args[:0]
+	for i, rv := range rvs {
+		id, ok := ids[rv.URL]
+		if !ok {
+			return fmt.Errorf("store resource %s: no id returned", rv.URL)
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, id, rv.Version, nullID(rv.MessageID), rv.Content, now)
+	}
+	if _, err := t.exec(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("store versions of %d resources: %w", len(rvs), err)
+	}
+	return nil
+}
+
 func nullID(id int64) any {
 	if id == 0 {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -205,4 +206,62 @@ func (t *Tx) EntriesOfMessage(ctx context.Context, messageID int64) ([]Entry, er
 	var es []Entry
 	err := t.sel(ctx, &es, "SELECT "+entryCols+" FROM queue WHERE message_id = ? ORDER BY id", messageID)
 	return es, err
+}
+
+// replaceOlderAllSQL is replaceOlderSQL for several instances at once, before
+// the new entries exist (so every open entry it finds is older). The "IN (?)"
+// is expanded by inQuery; the status list is literal for queue_replace_open.
+const replaceOlderAllSQL = `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
+	WHERE focal_ref = ? AND event = ? AND instance_id IN (?)
+	AND status NOT IN ('` + StatusSuccess + `', '` + StatusReplacedByNewVersion + `')`
+
+// QueueForAll queues one message for every instance in instanceIDs: it marks
+// their open entries for the same focal resource and event (e.FocalRef,
+// e.Event) as ReplacedByNewVersion, then inserts one entry per instance (e
+// with InstanceID set) in one statement. It returns the new entry ids in the
+// order of instanceIDs. Two statements however many subscribers: this runs
+// for every posted message.
+func (t *Tx) QueueForAll(ctx context.Context, e Entry, instanceIDs []int64) ([]int64, error) {
+	if len(instanceIDs) == 0 {
+		return nil, nil
+	}
+	if e.FocalRef != "" {
+		q, args := inQueryInt(replaceOlderAllSQL, []any{StatusReplacedByNewVersion, e.StatusChangedAt, e.Version, e.FocalRef, e.Event}, instanceIDs)
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return nil, fmt.Errorf("replace older entries of %s: %w", e.FocalRef, err)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
+		status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at) VALUES `)
+	args := make([]any, 0, 10*len(instanceIDs))
+	for i, inst := range instanceIDs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', '', ?)")
+		args = append(args, e.DomainID, inst, e.MessageID, e.Event, e.PatientRef, e.FocalRef, e.Status, e.StatusChangedAt,
+			e.Version, e.CreatedAt)
+	}
+	b.WriteString(" RETURNING id")
+	var ids []int64
+	if err := t.sel(ctx, &ids, b.String(), args...); err != nil {
+		return nil, fmt.Errorf("queue message %d for %d instances: %w", e.MessageID, len(instanceIDs), err)
+	}
+	if len(ids) != len(instanceIDs) {
+		return nil, fmt.Errorf("queue message %d: %d ids returned for %d instances", e.MessageID, len(ids), len(instanceIDs))
+	}
+	// Rows of one INSERT get increasing ids in VALUES order; RETURNING's order is not promised.
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// inQueryInt expands the "IN (?)" of q for ids, after the leading args.
+func inQueryInt(q string, leading []any, ids []int64) (string, []any) {
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+	args := append(leading, make([]any, 0, len(ids))...)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return strings.Replace(q, "IN (?)", "IN ("+marks+")", 1), args
 }
