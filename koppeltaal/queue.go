@@ -29,12 +29,24 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 	if perr != nil {
 		return nil, perr
 	}
+	filter := store.Filter{Patient: patient, Event: f.Event}
+	var waiting bool
+	if err := s.st.View(ctx, func(tx *store.Tx) (err error) {
+		waiting, err = tx.HasNew(ctx, c.ID, filter)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("claim next for %s: %w", c.Username, err)
+	}
+	if !waiting {
+		// An empty mailbox is the common answer to a poll: no write transaction for it.
+		return s.searchBundle(base, "/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", nil, 0, 0, 0), nil
+	}
 	now := s.now()
 	var e store.Entry
 	found := false
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		var err error
-		e, err = tx.ClaimNext(ctx, c.ID, store.Filter{Patient: patient, Event: f.Event}, store.Claim{
+		e, err = tx.ClaimNext(ctx, c.ID, filter, store.Claim{
 			Now: now.UnixMicro(), Deadline: now.Add(s.cfg.ClaimTimeout).UnixMicro(),
 			Version: FormatVersion(now), APIVersion: c.APIVersion,
 		})
