@@ -57,7 +57,7 @@ func TestQueueForAll(t *testing.T) {
 			status string
 		}{
 			first[0]: {c, store.StatusReplacedByNewVersion}, first[1]: {a, store.StatusReplacedByNewVersion},
-			first[2]: {bb, store.StatusSuccess},
+			first[2]:  {bb, store.StatusSuccess},
 			second[0]: {c, store.StatusNew}, second[1]: {a, store.StatusNew}, second[2]: {bb, store.StatusNew},
 		}
 		for i, inst := range insts {
