@@ -30,11 +30,8 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 		return nil, perr
 	}
 	filter := store.Filter{Patient: patient, Event: f.Event}
-	var waiting bool
-	if err := s.st.View(ctx, func(tx *store.Tx) (err error) {
-		waiting, err = tx.HasNew(ctx, c.ID, filter)
-		return err
-	}); err != nil {
+	waiting, err := s.st.HasNew(ctx, c.ID, filter)
+	if err != nil {
 		return nil, fmt.Errorf("claim next for %s: %w", c.Username, err)
 	}
 	if !waiting {
@@ -44,7 +41,7 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 	now := s.now()
 	var e store.Entry
 	found := false
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		var err error
 		e, err = tx.ClaimNext(ctx, c.ID, filter, store.Claim{
 			Now: now.UnixMicro(), Deadline: now.Add(s.cfg.ClaimTimeout).UnixMicro(),
@@ -282,7 +279,7 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 	if tx != nil {
 		err = read(tx)
 	} else {
-		err = s.st.View(ctx, read)
+		m, format, body, err = s.st.MessageWithBody(ctx, id)
 	}
 	if err != nil {
 		return m, nil, err

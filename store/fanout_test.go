@@ -139,8 +139,8 @@ func TestHasNew(t *testing.T) {
 		_, other := fixture(t, s, "D", "b")
 		has := func(instance int64, f store.Filter) bool {
 			t.Helper()
-			var ok bool
-			if err := s.View(ctx, func(tx *store.Tx) (err error) { ok, err = tx.HasNew(ctx, instance, f); return err }); err != nil {
+			ok, err := s.HasNew(ctx, instance, f)
+			if err != nil {
 				t.Fatal(err)
 			}
 			return ok

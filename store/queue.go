@@ -124,20 +124,6 @@ func (t *Tx) ClaimNext(ctx context.Context, instanceID int64, f Filter, c Claim)
 	return e, nil
 }
 
-// HasNew reports whether the instance has a New entry matching f. Claims ask
-// this first, in a read transaction, so that polling an empty mailbox does
-// not take a write transaction (on SQLite: a turn of the one writer).
-func (t *Tx) HasNew(ctx context.Context, instanceID int64, f Filter) (bool, error) {
-	f.Status = ""
-	cond, args := f.where([]any{instanceID})
-	var n int
-	err := t.get(ctx, &n, "SELECT COUNT(*) FROM (SELECT 1 FROM queue WHERE instance_id = ? AND status = 'New'"+cond+" LIMIT 1) AS waiting", args...)
-	if err != nil {
-		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, err)
-	}
-	return n > 0, nil
-}
-
 // EntryForInstance returns entry id if it belongs to instanceID; otherwise ErrNotFound
 // (an instance cannot tell other instances' entries from missing ones).
 func (t *Tx) EntryForInstance(ctx context.Context, instanceID, id int64) (Entry, error) {

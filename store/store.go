@@ -97,6 +97,7 @@ type Store struct {
 	// instGen counts committed changes to application instances (see InstancesGeneration).
 	instGen atomic.Uint64
 	subs    *subsCache
+	reads   readStmts // prepared single-statement reads on r (see reads.go)
 }
 
 // InstancesGeneration changes after every committed transaction of this Store
@@ -249,6 +250,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // Close closes all connections. It is safe to call on a half-opened store.
 func (s *Store) Close() error {
 	s.stopGroupCommit()
+	s.closeReadStmts()
 	var errs []error
 	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
