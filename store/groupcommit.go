@@ -67,6 +67,7 @@ func (s *Store) commitLoop() {
 			}
 		}
 		s.runBatch(batch)
+		s.kickCheckpoint()
 		// The connection is free again: prepare the statements this batch ran unprepared.
 		s.stmts.prepare(context.Background())
 	}

@@ -89,6 +89,8 @@ type Store struct {
 
 	// group commit (SQLite): requests, shutdown signal, committer finished
 	reqs      chan *writeReq
+	ckptKick  chan struct{} // background WAL checkpoints (see checkpoint.go)
+	ckptDone  chan struct{}
 	stmts     *stmtCache
 	closing   chan struct{}
 	stopped   chan struct{}
@@ -136,6 +138,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	if s.dialect == SQLite && !cfg.NoGroupCommit {
 		s.startGroupCommit()
+		s.startCheckpointer()
 	}
 	logger.Info("store opened", "dialect", string(s.dialect), "where", s.where)
 	return s, nil
@@ -187,6 +190,10 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 	wq := url.Values{}
 	wq.Add("_pragma", "cache_size(-16384)") // KiB
 	wq.Add("_pragma", "temp_store(MEMORY)")
+	if !cfg.NoGroupCommit {
+		// Checkpoints run in the background instead of inside the writer's commits (see checkpoint.go).
+		wq.Add("_pragma", "wal_autocheckpoint(0)")
+	}
 	w, err := sqlx.Open("sqlite", base+q.Encode()+"&"+wq.Encode()+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
@@ -250,6 +257,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // Close closes all connections. It is safe to call on a half-opened store.
 func (s *Store) Close() error {
 	s.stopGroupCommit()
+	s.finalCheckpoint()
 	s.closeReadStmts()
 	var errs []error
 	if s.r != nil && s.r != s.w {
