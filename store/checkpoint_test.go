@@ -60,3 +60,34 @@ func TestBackgroundCheckpointKeepsWALBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The writer counts its batches, the requests they carried and its busy time.
+func TestWriterStats(t *testing.T) {
+	s, err := store.Open(ctx, store.Config{DSN: filepath.Join(t.TempDir(), "kp.db")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := s.WriterStats()
+	domainID, inst := fixture(t, s, "D", "a")
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			queueMessages(t, s, domainID, inst, 5)
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	got := s.WriterStats()
+	if n := got.Requests - before.Requests; n != 9 { // the fixture and the eight writers
+		t.Fatalf("requests %d, want 9", n)
+	}
+	if b := got.Batches - before.Batches; b < 1 || b > 9 {
+		t.Fatalf("batches %d, want 1..9", b)
+	}
+	if got.Busy <= before.Busy {
+		t.Fatalf("busy time did not grow: %v", got.Busy)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 )
 
 // Group commit (SQLite): concurrent Update calls are run one after another in
@@ -73,7 +75,32 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// WriterStats are cumulative counters of the SQLite group-commit writer.
+type WriterStats struct {
+	Batches  uint64        // transactions committed (or failed) by the writer
+	Requests uint64        // Update calls they carried
+	Busy     time.Duration // time the writer spent running batches, COMMIT (fsync) included
+}
+
+// WriterStats returns the writer's counters (zero on PostgreSQL, which has no
+// single writer). Busy divided by wall time is the writer's utilisation: near
+// 1, every further write waits in line.
+func (s *Store) WriterStats() WriterStats {
+	return WriterStats{Batches: s.wstats.batches.Load(), Requests: s.wstats.requests.Load(),
+		Busy: time.Duration(s.wstats.busyNanos.Load())}
+}
+
+type writerCounters struct {
+	batches, requests, busyNanos atomic.Uint64
+}
+
 func (s *Store) runBatch(batch []*writeReq) {
+	start := time.Now()
+	defer func() {
+		s.wstats.batches.Add(1)
+		s.wstats.requests.Add(uint64(len(batch)))
+		s.wstats.busyNanos.Add(uint64(time.Since(start)))
+	}()
 	// The batch transaction is not tied to any caller's context: one caller
 	// giving up must not roll back the others' writes.
 	bg := context.Background()

@@ -91,6 +91,7 @@ type Store struct {
 	reqs      chan *writeReq
 	ckptKick  chan struct{} // background WAL checkpoints (see checkpoint.go)
 	ckptDone  chan struct{}
+	wstats    writerCounters
 	stmts     *stmtCache
 	closing   chan struct{}
 	stopped   chan struct{}

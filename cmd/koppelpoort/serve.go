@@ -103,6 +103,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	logger.Info("store ready", "dialect", string(st.Dialect()), "dsn", redactDSN(cfg.Store.DSN))
 
 	reg := server.NewRegistry()
+	registerStoreMetrics(reg, st)
 	app, err := buildApp(ctx, cfg, st, logger, reg, stdout)
 	if err != nil {
 		return err
