@@ -151,12 +151,19 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	now := s.now()
 	var stored store.Message // what was stored, for the message cache
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		last, err := tx.LockDomainVersion(ctx, c.DomainID)
+		urls := make([]string, len(ents), len(ents)+1) // +1: the lock list appends the focal reference
+		for i, e := range ents {
+			urls[i] = e.url
+		}
+		// Decision 7: the domain lock on SQLite; on PostgreSQL locks on this message's
+		// resources (and focal reference: replacement of older entries) and on its
+		// identifier, so posts about other resources run in parallel.
+		last, err := tx.LockForPost(ctx, c.DomainID, c.ID, mh.Identifier(), append(urls, focalURL))
 		if err != nil {
 			return err
 		}
 		// A retry of a POST whose reply the sender lost: answer as the first time
-		// (checked under the domain lock, before the version checks it would now fail).
+		// (checked under the lock, before the version checks it would now fail).
 		if prior, ok, err := tx.Receipt(ctx, c.ID, mh.Identifier(), requestHash); err != nil {
 			return err
 		} else if ok {
@@ -164,13 +171,14 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			result.Response = s.responseMessage(c, mh, prior.Data, base)
 			return nil
 		}
-		urls := make([]string, len(ents))
-		for i, e := range ents {
-			urls[i] = e.url
-		}
 		known, err := tx.Resources(ctx, c.DomainID, urls)
 		if err != nil {
 			return err
+		}
+		for _, r := range known {
+			// Strictly above each resource's current version (also where no domain
+			// version is kept, PostgreSQL), whatever the clock says.
+			last = max(last, r.CurrentVersion)
 		}
 		// Version checks (SPEC.md §7.3 B, CLIENTS.md): all before any write.
 		var conflicts []Issue
@@ -199,7 +207,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		}
 		// Storage loop: one new version for everything versioned in this message.
 		v := NextVersion(now, last)
-		if err := tx.SetDomainVersion(ctx, c.DomainID, v); err != nil {
+		if err := tx.PostVersionIssued(ctx, c.DomainID, v); err != nil {
 			return err
 		}
 		var issued []string // versioned URLs that got a new version, focal first

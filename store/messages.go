@@ -21,11 +21,16 @@ const (
 
 // LockDomainVersion locks the domain row for the rest of the transaction and
 // returns the last version issued in it. Versions are issued under this lock,
-// so they increase strictly even with several processes on PostgreSQL.
+// so they increase strictly even with several processes on PostgreSQL. POSTs
+// use LockForPost instead (no domain-wide lock on PostgreSQL); this lock is for
+// ActivityDefinitions.
 func (t *Tx) LockDomainVersion(ctx context.Context, domainID int64) (string, error) {
 	q := "SELECT last_version FROM domains WHERE id = ?"
 	if t.dialect == Postgres {
-		q += " FOR UPDATE"
+		// NO KEY UPDATE: serialises version writers like FOR UPDATE, but does not
+		// conflict with the KEY SHARE locks that concurrent POSTs' foreign keys
+		// (messages, queue, resources → domains) take on the same row.
+		q += " FOR NO KEY UPDATE"
 	}
 	var v string
 	if err := t.get(ctx, &v, q, domainID); err != nil {
