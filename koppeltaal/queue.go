@@ -284,6 +284,11 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 	if err != nil {
 		return m, nil, err
 	}
+	release, err := s.cpu.acquire(ctx)
+	defer release()
+	if err != nil {
+		return m, nil, err
+	}
 	b, err := dstu1.Limits{MaxBytes: 4 * s.cfg.MaxBodyBytes}.ParseBundle(body, formatFromName(format))
 	if err != nil {
 		return m, nil, fmt.Errorf("stored message %d does not parse: %w", m.ID, err)
@@ -324,25 +329,19 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 	now := s.now()
 	var acked store.Entry
 	txErr := s.st.Update(ctx, func(tx *store.Tx) error {
-		e, err := tx.EntryForInstance(ctx, c.ID, id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
-			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
-		}
-		if err != nil {
-			return err
-		}
-		if version != "" && version != e.Version {
-			return &Error{Status: http.StatusConflict, Issues: []Issue{{Severity: "error", Code: "conflict",
-				Details:  TextVersionNotCorrect + " The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + ".",
-				Resource: fmt.Sprintf("%s/MessageHeader/%d", base, id)}}}
-		}
-		to := ps.Status
-		switch {
-		case e.Status == to && (to == store.StatusSuccess || to == store.StatusFailed || to == store.StatusNew):
-			// Idempotent repeat (a client retrying after a lost reply).
-		case e.Status != store.StatusClaimed && e.Status != store.StatusNew:
-			return fail(http.StatusConflict, "conflict", "ProcessingStatus cannot change from %s to %s.", e.Status, to)
-		default:
+		// A POST may replace the entry (ReplacedByNewVersion) between reading it and
+		// the conditional update; on PostgreSQL that happens concurrently. Then read
+		// it again and answer as if the acknowledgement had come after the POST.
+		for attempt := 0; ; attempt++ {
+			e, repeat, err := s.checkAck(ctx, tx, c, id, version, ps.Status, base)
+			if err != nil {
+				return err
+			}
+			if repeat {
+				acked = e // idempotent repeat (a client retrying after a lost reply)
+				return nil
+			}
+			to := ps.Status
 			if to == store.StatusNew && e.RetryCount >= s.cfg.MaxRetries {
 				to = store.StatusMaximumRetriesExceeded // a New after the last allowed claim ends the retries
 			}
@@ -353,12 +352,15 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 				return err
 			}
 			if !ok {
+				if attempt == 0 {
+					continue
+				}
 				return fail(http.StatusConflict, "conflict", "MessageHeader %d changed concurrently; read it again.", id)
 			}
 			e.Status, e.Exception, e.StatusChangedAt, e.Version = to, ps.Exception, now.UnixMicro(), ver
+			acked = e
+			return nil
 		}
-		acked = e
-		return nil
 	})
 	if txErr != nil {
 		var ke *Error
@@ -375,6 +377,30 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 		return nil, asKoppeltaalErr(rerr, "acknowledge", c)
 	}
 	return &AckResult{Header: b.Entries[0].Resource, Location: b.Entries[0].SelfLink(), Status: acked.Status}, nil
+}
+
+// checkAck reads entry id of the caller and checks that it may take status to:
+// the entry's version when the client named one, and the allowed transitions.
+// repeat is true when the entry already has status to (Success, Failed or New):
+// an idempotent repeat that changes nothing.
+func (s *Service) checkAck(ctx context.Context, tx *store.Tx, c *Caller, id int64, version, to, base string) (e store.Entry, repeat bool, err error) {
+	e, err = tx.EntryForInstance(ctx, c.ID, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
+		return e, false, fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
+	}
+	if err != nil {
+		return e, false, err
+	}
+	if version != "" && version != e.Version {
+		return e, false, &Error{Status: http.StatusConflict, Issues: []Issue{{Severity: "error", Code: "conflict",
+			Details:  TextVersionNotCorrect + " The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + ".",
+			Resource: fmt.Sprintf("%s/MessageHeader/%d", base, id)}}}
+	}
+	repeat = e.Status == to && (to == store.StatusSuccess || to == store.StatusFailed || to == store.StatusNew)
+	if !repeat && e.Status != store.StatusClaimed && e.Status != store.StatusNew {
+		return e, false, fail(http.StatusConflict, "conflict", "ProcessingStatus cannot change from %s to %s.", e.Status, to)
+	}
+	return e, repeat, nil
 }
 
 // readStatusUpdate extracts the requested ProcessingStatus from a PUT body: a

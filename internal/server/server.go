@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -88,10 +89,16 @@ func New(opts Options) *Server {
 	return s
 }
 
-// NewRegistry returns a Prometheus registry with the Go runtime and process collectors.
+// NewRegistry returns a Prometheus registry with the Go runtime and process
+// collectors. The runtime's scheduler latencies (go_sched_latencies_seconds:
+// how long goroutines wait for a CPU) are included: when they grow, the CPU is
+// the limit, and the SQLite writer waits in that line too.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC, collectors.MetricsScheduler)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
 	return reg
 }
 
