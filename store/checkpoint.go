@@ -5,14 +5,22 @@ import (
 	"time"
 )
 
-// WAL checkpoints (SQLite) run in the background, not in the writer. By
-// default SQLite checkpoints inside the COMMIT that grows the WAL past 1,000
-// pages: the one writer every request waits for then copies those pages into
-// the database file and fsyncs it. With group commit, the writer connection
-// has automatic checkpoints off and this goroutine runs a PASSIVE checkpoint
-// on a read connection shortly after commits: it copies what no reader still
-// needs while the writer goes on appending, and SQLite starts the WAL file
-// over once everything is copied. Close runs a final TRUNCATE checkpoint.
+// WAL checkpoints (SQLite) run mostly in the background, not in the writer.
+// By default SQLite checkpoints inside the COMMIT that grows the WAL past
+// 1,000 pages: the one writer every request waits for then copies those pages
+// into the database file and fsyncs it. With group commit, a goroutine runs a
+// PASSIVE checkpoint on a read connection shortly after commits instead: it
+// copies what no reader still needs while the writer goes on appending.
+//
+// That alone does not bound the WAL: SQLite starts the WAL file over only when
+// a write transaction begins with every frame copied, which under a steady
+// stream of writes never happens. So the writer still checkpoints itself, every
+// writerCheckpointPages pages; by then the background has copied nearly
+// everything, its checkpoint is short, and the next write restarts the WAL.
+// Close runs a final TRUNCATE checkpoint.
+
+// writerCheckpointPages is the writer's wal_autocheckpoint (4 KiB pages: 16 MiB).
+const writerCheckpointPages = 4000
 
 // checkpointEvery is the longest a committed batch waits before the next checkpoint.
 const checkpointEvery = 200 * time.Millisecond

@@ -192,8 +192,9 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 	wq.Add("_pragma", "cache_size(-16384)") // KiB
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	if !cfg.NoGroupCommit {
-		// Checkpoints run in the background instead of inside the writer's commits (see checkpoint.go).
-		wq.Add("_pragma", "wal_autocheckpoint(0)")
+		// Checkpoints run mostly in the background instead of inside the writer's commits
+		// (see checkpoint.go); the writer's own, rarer ones keep the WAL from growing.
+		wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerCheckpointPages))
 	}
 	w, err := sqlx.Open("sqlite", base+q.Encode()+"&"+wq.Encode()+"&_txlock=immediate")
 	if err != nil {
