@@ -58,6 +58,27 @@ type Tracker struct {
 	// informational: on a server that was not started empty they are
 	// messages from before the run.
 	AllowStrays bool
+
+	// Prefilled messages (ExpectPrefill), kept compactly: a million of them
+	// cost a few bytes each instead of a map entry.
+	pfTag    string
+	pf       []*prefillGroup // by domain index in the identifier
+	pfOut    map[int]int64   // per instance: prefilled deliveries still expected
+	pfWrong  int64           // prefilled deliveries to instances that are not subscribers
+	unreadNw map[int]int64   // per instance: oldest New entries the read-back skipped
+}
+
+// prefillGroup is the prefill of one domain: n messages of one event from one
+// sender, each for the same subscribers. Delivery state is kept per message
+// and subscriber at index msg*len(subs)+slot.
+type prefillGroup struct {
+	event   string
+	sender  int32
+	subs    []int32
+	n       int
+	got     []uint16
+	newAcks []uint8
+	final   []uint8
 }
 
 type tracked struct {
@@ -105,6 +126,80 @@ func (t *Tracker) Expect(id string, e MessageExpectation) {
 	t.mu.Unlock()
 }
 
+// ExpectPrefill registers the messages --prefill wrote into the database
+// before the server started: accepted, each to be delivered once to every
+// subscriber of its domain (see Prefill). Call it before any delivery.
+func (t *Tracker) ExpectPrefill(p *Prefill) {
+	if p == nil || p.PerDomain <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pfTag = p.Tag
+	if t.pfOut == nil {
+		t.pfOut = map[int]int64{}
+	}
+	for _, d := range p.Domains {
+		g := &prefillGroup{event: EventPatient, sender: int32(d.Sender), n: p.PerDomain}
+		for _, s := range d.Subscribers {
+			g.subs = append(g.subs, int32(s))
+			t.pfOut[s] += int64(p.PerDomain)
+		}
+		k := p.PerDomain * len(g.subs)
+		g.got, g.newAcks, g.final = make([]uint16, k), make([]uint8, k), make([]uint8, k)
+		t.pf = append(t.pf, g)
+	}
+}
+
+// prefilled finds a prefilled message by identifier (t.mu held).
+func (t *Tracker) prefilled(id string) (*prefillGroup, int, bool) {
+	if len(t.pf) == 0 {
+		return nil, 0, false
+	}
+	d, n, ok := parsePrefillID(t.pfTag, id)
+	if !ok || d >= len(t.pf) || n >= t.pf[d].n {
+		return nil, 0, false
+	}
+	return t.pf[d], n, true
+}
+
+func (g *prefillGroup) slot(inst int) int {
+	for i, s := range g.subs {
+		if int(s) == inst {
+			return i
+		}
+	}
+	return -1
+}
+
+// outstanding is what delivery k still owes.
+func (g *prefillGroup) outstanding(k int) int64 {
+	return max(0, 1+int64(g.newAcks[k])-int64(g.got[k]))
+}
+
+// PrefillOutstanding counts the prefilled deliveries instance inst has not
+// had yet: its prefilled entries the server should still hold New.
+func (t *Tracker) PrefillOutstanding(inst int) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pfOut[inst]
+}
+
+// NotReadBack records that the read-back of instance inst skipped its n
+// oldest New entries (the undelivered prefill: reading a million of them
+// back page by page would take longer than the run). Check counts that many
+// undelivered prefilled messages it does not find in the read-back as still
+// waiting; a lost prefilled entry still shows, as a load-phase entry that
+// slid into the skipped range and is then missing.
+func (t *Tracker) NotReadBack(inst int, n int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.unreadNw == nil {
+		t.unreadNw = map[int]int64{}
+	}
+	t.unreadNw[inst] += n
+}
+
 // Accepted records a 200 reply and the focal version the server issued.
 func (t *Tracker) Accepted(id, versionOut string) { t.setOutcome(id, outAccepted, versionOut) }
 
@@ -139,6 +234,23 @@ func (t *Tracker) Delivered(id string, inst int) int {
 	defer t.mu.Unlock()
 	m := t.msgs[id]
 	if m == nil {
+		if g, n, ok := t.prefilled(id); ok {
+			i := g.slot(inst)
+			if i < 0 {
+				if int(g.sender) == inst {
+					t.self++
+				} else {
+					t.pfWrong++
+					t.example("prefilled message %s (%s) was delivered to %s, which is not subscribed", id, g.event, t.name(inst))
+				}
+				return 0
+			}
+			k := n*len(g.subs) + i
+			before := g.outstanding(k)
+			g.got[k]++
+			t.pfOut[inst] += g.outstanding(k) - before
+			return int(g.got[k])
+		}
 		t.strays++
 		if !t.AllowStrays {
 			t.example("delivery of identifier %q to %s: never posted by this run", id, t.name(inst))
@@ -164,6 +276,17 @@ func (t *Tracker) Acked(id string, inst int, status string) {
 	defer t.mu.Unlock()
 	m := t.msgs[id]
 	if m == nil {
+		if g, n, ok := t.prefilled(id); ok {
+			if i := g.slot(inst); i >= 0 {
+				k := n*len(g.subs) + i
+				before := g.outstanding(k)
+				g.final[k] = ackCode(status)
+				if g.final[k] == ackNew {
+					g.newAcks[k]++
+				}
+				t.pfOut[inst] += g.outstanding(k) - before
+			}
+		}
 		return
 	}
 	if i := m.slot(inst); i >= 0 {
@@ -184,6 +307,10 @@ func (t *Tracker) AckSuperseded(id string, inst int) {
 		if i := m.slot(inst); i >= 0 {
 			m.final[i] = ackReplaced
 		}
+	} else if g, n, ok := t.prefilled(id); ok {
+		if i := g.slot(inst); i >= 0 {
+			g.final[n*len(g.subs)+i] = ackReplaced
+		}
 	}
 }
 
@@ -202,6 +329,9 @@ func (t *Tracker) Outstanding() int64 {
 				n += int64(want - int(m.got[i]))
 			}
 		}
+	}
+	for _, o := range t.pfOut {
+		n += o
 	}
 	return n
 }
@@ -243,10 +373,24 @@ type Consistency struct {
 	AcksNotStuck         int64 `json:"acks_not_stuck"`
 	// StillQueued counts deliveries the server still holds as New or Claimed
 	// after the drain: not lost, but not delivered in time.
-	StillQueued  int64    `json:"still_queued"`
-	ReadbackDone bool     `json:"readback_done"`
-	Examples     []string `json:"examples,omitempty"`
-	Pass         bool     `json:"pass"`
+	StillQueued int64 `json:"still_queued"`
+	// Prefilled counts the messages --prefill wrote before the server started
+	// (included in Posted, Accepted, ExpectedDeliveries and Deliveries).
+	Prefilled int64 `json:"prefilled,omitempty"`
+	// PrefillDelivered counts deliveries of prefilled messages.
+	PrefillDelivered int64 `json:"prefill_delivered,omitempty"`
+	// PrefillWaiting counts prefilled deliveries not made yet that the server
+	// still holds New or Claimed ("still waiting (prefilled, not yet
+	// claimed)"): not a failure — a million cannot be claimed in one run.
+	PrefillWaiting int64 `json:"prefill_still_waiting,omitempty"`
+	// BehindPrefill counts deliveries of messages posted during the load that
+	// the server still holds New for an instance whose prefill is not yet all
+	// claimed: claims take the oldest entry, so they wait behind it. Not a
+	// failure; elsewhere such entries count as StillQueued.
+	BehindPrefill int64    `json:"queued_behind_prefill,omitempty"`
+	ReadbackDone  bool     `json:"readback_done"`
+	Examples      []string `json:"examples,omitempty"`
+	Pass          bool     `json:"pass"`
 }
 
 // Check evaluates all messages. rb may be nil when the server could not be
@@ -351,18 +495,101 @@ func (t *Tracker) Check(rb Readback) Consistency {
 					t.example("acknowledgement %s of message %s by %s did not stick: server says %s", want, id, t.name(int(inst)), srv)
 				}
 			default:
-				if srv == StatusNew || srv == StatusClaimed {
+				switch {
+				case srv != StatusNew && srv != StatusClaimed:
+				case t.pfOut[int(inst)] > 0:
+					c.BehindPrefill++
+				default:
 					c.StillQueued++
 					t.example("message %s (%s) is still %s for %s after the drain", id, m.event, srv, t.name(int(inst)))
 				}
 			}
 		}
 	}
+	t.checkPrefill(rb, &c)
 	c.ReadbackDone = rb != nil
 	c.Examples = append([]string(nil), t.examples...)
 	c.Pass = c.ReadbackDone && c.Duplicates == 0 && c.Missing == 0 && c.RejectedButDelivered == 0 &&
 		c.WrongRecipient == 0 && (c.Strays == 0 || t.AllowStrays) && c.AcksNotStuck == 0 && c.StillQueued == 0 && c.Accepted > 0
 	return c
+}
+
+// checkPrefill applies the rules of Check to the prefilled messages (t.mu
+// held). They cannot be superseded (no other message is about their
+// patients); a delivery not made yet is "still waiting" when the server
+// holds the entry New or Claimed, or when it lies in the range of old New
+// entries the read-back skipped (NotReadBack); otherwise it is missing.
+func (t *Tracker) checkPrefill(rb Readback, c *Consistency) {
+	c.WrongRecipient += t.pfWrong
+	unread := make(map[int]int64, len(t.unreadNw))
+	for k, v := range t.unreadNw {
+		unread[k] = v
+	}
+	for d, g := range t.pf {
+		for n := range g.n {
+			c.Posted++
+			c.Accepted++
+			c.Prefilled++
+			id := ""
+			for i, inst := range g.subs {
+				k := n*len(g.subs) + i
+				want, got := 1+int64(g.newAcks[k]), int64(g.got[k])
+				c.ExpectedDeliveries += want
+				c.Deliveries += got
+				c.PrefillDelivered += got
+				if got == want && g.final[k] == ackNone && rb == nil {
+					continue
+				}
+				if id == "" {
+					id = prefillID(t.pfTag, d, n)
+				}
+				srv, seen := "no read-back", false
+				if rb != nil {
+					srv, seen = rb[int(inst)][id]
+				}
+				switch {
+				case got > want:
+					c.Duplicates += got - want
+					t.example("prefilled message %s (%s) delivered %d times to %s, expected %d", id, g.event, got, t.name(int(inst)), want)
+				case got < want:
+					switch {
+					case rb == nil || srv == StatusNew || srv == StatusClaimed:
+						c.PrefillWaiting += want - got
+					case !seen && unread[int(inst)] > 0:
+						unread[int(inst)]--
+						c.PrefillWaiting += want - got
+					default:
+						c.Missing += want - got
+						t.example("prefilled message %s (%s) delivered %d times to %s, expected %d (server status: %s)", id, g.event, got, t.name(int(inst)), want, orAbsent(srv))
+					}
+				}
+				if rb == nil {
+					continue
+				}
+				switch g.final[k] {
+				case ackSuccess, ackFailed:
+					c.AcksChecked++
+					wantSt := StatusSuccess
+					if g.final[k] == ackFailed {
+						wantSt = StatusFailed
+					}
+					if srv != wantSt {
+						c.AcksNotStuck++
+						t.example("acknowledgement %s of prefilled message %s by %s did not stick: server says %s", wantSt, id, t.name(int(inst)), orAbsent(srv))
+					}
+				case ackReplaced:
+					// Nothing replaces a prefilled message: no later message is about its patient.
+					c.AcksNotStuck++
+					t.example("acknowledgement of prefilled message %s by %s was refused as replaced by a newer version, but none was sent", id, t.name(int(inst)))
+				default:
+					if got >= want && (srv == StatusNew || srv == StatusClaimed) {
+						c.StillQueued++
+						t.example("prefilled message %s (%s) is still %s for %s after its delivery", id, g.event, srv, t.name(int(inst)))
+					}
+				}
+			}
+		}
+	}
 }
 
 func boolInt(b bool) int64 {

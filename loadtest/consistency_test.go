@@ -180,3 +180,138 @@ func TestOutstanding(t *testing.T) {
 		t.Fatalf("outstanding after New %d, want 3", n)
 	}
 }
+
+// testPrefill is a prefill of 4 messages from instance 0 to instances 1..3.
+func testPrefill() *Prefill {
+	return &Prefill{Tag: "0123abcd-ef01-2345", PerDomain: 4, Domains: []PrefillDomain{{Domain: "d", Sender: 0, Subscribers: []int{1, 2, 3}}}}
+}
+
+func TestPrefillID(t *testing.T) {
+	id := prefillID("0123abcd-ef01-2345", 7, 999999)
+	if len(id) != 36 {
+		t.Fatalf("%q is not 36 characters", id)
+	}
+	if d, n, ok := parsePrefillID("0123abcd-ef01-2345", id); !ok || d != 7 || n != 999999 {
+		t.Fatalf("parse %q: %d %d %v", id, d, n, ok)
+	}
+	for _, bad := range []string{"0123abcd-ef01-2346-0007-0000000f423f", "m1", id[:35], strings.Replace(id, "-0007-", "-zzzz-", 1)} {
+		if _, _, ok := parsePrefillID("0123abcd-ef01-2345", bad); ok {
+			t.Errorf("%q parsed as a prefilled identifier", bad)
+		}
+	}
+}
+
+// TestConsistencyPrefill: prefilled messages count like posted ones. Each
+// delivered once (one acknowledged New and delivered again) passes; one not
+// yet claimed that the server still holds New is "still waiting", and a
+// load-phase message queued behind it is not "still queued".
+func TestConsistencyPrefill(t *testing.T) {
+	tr := newTestTracker()
+	p := testPrefill()
+	tr.ExpectPrefill(p)
+	if got := tr.PrefillOutstanding(1); got != 4 {
+		t.Fatalf("outstanding for instance 1: %d, want 4", got)
+	}
+	rb := Readback{}
+	for n := range 3 {
+		deliverAll(tr, prefillID(p.Tag, 0, n), StatusSuccess, rb)
+	}
+	id0 := prefillID(p.Tag, 0, 0)
+	tr.Delivered(id0, 2) // a second delivery after its Success
+	// Message 3 is waiting for instance 1 and 2; instance 3 got it.
+	id3 := prefillID(p.Tag, 0, 3)
+	rb[1][id3], rb[2][id3] = StatusNew, StatusNew
+	tr.Delivered(id3, 3)
+	tr.Acked(id3, 3, StatusSuccess)
+	rb[3][id3] = StatusSuccess
+	// A load-phase message behind the prefill of instance 1 and 2; instance 3 got it.
+	post(tr, "m1", "cp/1", "", "v1")
+	rb[1]["m1"], rb[2]["m1"] = StatusNew, StatusNew
+	tr.Delivered("m1", 3)
+	tr.Acked("m1", 3, StatusSuccess)
+	rb[3]["m1"] = StatusSuccess
+
+	// id0 was delivered twice to instance 2: a duplicate.
+	c := tr.Check(rb)
+	if c.Pass || c.Duplicates != 1 {
+		t.Fatalf("a prefilled message delivered twice passed: %+v", c)
+	}
+
+	// The same without the duplicate passes, also with one message
+	// acknowledged New and delivered again.
+	tr = newTestTracker()
+	tr.ExpectPrefill(p)
+	rb = Readback{}
+	tr.Delivered(id0, 2)
+	tr.Acked(id0, 2, StatusNew)
+	for n := range 3 {
+		deliverAll(tr, prefillID(p.Tag, 0, n), StatusSuccess, rb)
+	}
+	tr.Delivered(id3, 3)
+	tr.Acked(id3, 3, StatusSuccess)
+	rb[3][id3] = StatusSuccess
+	rb[1][id3] = StatusNew
+	tr.NotReadBack(2, 1) // instance 2's oldest New entry was not read back: id3
+	post(tr, "m1", "cp/1", "", "v1")
+	rb[1]["m1"], rb[2]["m1"] = StatusNew, StatusNew
+	tr.Delivered("m1", 3)
+	tr.Acked("m1", 3, StatusSuccess)
+	rb[3]["m1"] = StatusSuccess
+	c = tr.Check(rb)
+	if !c.Pass || c.Prefilled != 4 || c.PrefillWaiting != 2 || c.BehindPrefill != 2 || c.StillQueued != 0 || c.Accepted != 5 || c.PrefillDelivered != 11 {
+		t.Fatalf("want a pass with 2 prefilled deliveries waiting and 2 behind them: %+v", c)
+	}
+}
+
+// TestConsistencyPrefillLost: when the prefill has drained, a prefilled
+// message that never arrived and that the server does not hold is missing,
+// and a load-phase message still queued is no longer excused.
+func TestConsistencyPrefillLost(t *testing.T) {
+	tr := newTestTracker()
+	p := testPrefill()
+	tr.ExpectPrefill(p)
+	rb := Readback{}
+	for n := range 4 {
+		deliverAll(tr, prefillID(p.Tag, 0, n), StatusSuccess, rb)
+	}
+	post(tr, "m1", "cp/1", "", "v1")
+	deliverAll(tr, "m1", StatusSuccess, rb)
+	if c := tr.Check(rb); !c.Pass || c.PrefillWaiting != 0 || tr.Outstanding() != 0 {
+		t.Fatalf("all delivered once, want a pass: %+v", c)
+	}
+
+	tr = newTestTracker()
+	tr.ExpectPrefill(p)
+	rb = Readback{}
+	for n := range 3 {
+		deliverAll(tr, prefillID(p.Tag, 0, n), StatusSuccess, rb)
+	}
+	id3 := prefillID(p.Tag, 0, 3)
+	for inst := 2; inst <= 3; inst++ {
+		tr.Delivered(id3, inst)
+		tr.Acked(id3, inst, StatusSuccess)
+		rb[inst][id3] = StatusSuccess
+	}
+	// Instance 1 never got id3 and the server does not have it: lost.
+	c := tr.Check(rb)
+	if c.Pass || c.Missing != 1 || c.PrefillWaiting != 0 {
+		t.Fatalf("a lost prefilled message passed: %+v", c)
+	}
+	if !strings.Contains(strings.Join(c.Examples, "\n"), id3) {
+		t.Fatalf("no example names %s: %v", id3, c.Examples)
+	}
+
+	// A delivery to an instance that is not subscribed fails too.
+	tr = newTestTracker()
+	tr.ExpectPrefill(&Prefill{Tag: p.Tag, PerDomain: 1, Domains: []PrefillDomain{{Domain: "d", Sender: 0, Subscribers: []int{1, 2}}}})
+	rb = Readback{1: {}, 2: {}, 3: {}}
+	id := prefillID(p.Tag, 0, 0)
+	for inst := 1; inst <= 3; inst++ {
+		tr.Delivered(id, inst)
+		tr.Acked(id, inst, StatusSuccess)
+		rb[inst][id] = StatusSuccess
+	}
+	if c := tr.Check(rb); c.Pass || c.WrongRecipient != 1 {
+		t.Fatalf("delivery to an unsubscribed instance passed: %+v", c)
+	}
+}

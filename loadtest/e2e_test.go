@@ -109,3 +109,68 @@ func TestSelfLoadSQLite(t *testing.T) {
 		t.Fatal("HTML report has no inline SVG chart or uses scripts")
 	}
 }
+
+// TestSelfLoadPrefillSQLite writes 300 messages per domain straight into the
+// database before the server starts (--prefill): the consumers must claim
+// them all, and they must pass the consistency check with the load's own.
+func TestSelfLoadPrefillSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test skipped in -short mode")
+	}
+	bin := buildKoppelpoort(t)
+	sc, err := ParseScenario([]byte("duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\nprefill: 300\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Defaults()
+	if err := sc.Validate(true); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	srv, err := StartSelf(ctx, sc, SelfOptions{Command: []string{bin, "load", "serve-self"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	p := srv.Prefill
+	if p == nil || p.Messages() != 300 || len(p.Domains) != 1 || len(p.Domains[0].Subscribers) != sc.SubscribersPerEvent {
+		t.Fatalf("prefill %+v, want 300 messages for %d subscribers", p, sc.SubscribersPerEvent)
+	}
+	rep, err := Run(ctx, Options{FreshServer: true, Scenario: sc, Target: srv.URL, Instances: srv.Instances, ServerPID: srv.PID, StoreLabel: srv.StoreLabel, Prefill: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	t.Log(text.String())
+	if !rep.Pass {
+		t.Fatalf("consistency check failed with a prefill; server log:\n%s", tail(srv.LogPath, 30))
+	}
+	c := rep.Consistency
+	want := int64(300 * sc.SubscribersPerEvent)
+	if c.Prefilled != 300 || rep.Prefilled != 300 || c.PrefillDelivered < want || c.PrefillWaiting != 0 || c.BehindPrefill != 0 || rep.DrainEndedByPrefill {
+		t.Fatalf("prefilled %d (report %d), delivered %d (want ≥ %d), still waiting %d, behind %d, drain ended by prefill %v",
+			c.Prefilled, rep.Prefilled, c.PrefillDelivered, want, c.PrefillWaiting, c.BehindPrefill, rep.DrainEndedByPrefill)
+	}
+	if rep.Posted == 0 || c.Accepted <= 300 {
+		t.Fatalf("the load itself posted nothing: posted %d, accepted %d", rep.Posted, c.Accepted)
+	}
+	// The deepest claims saw the prefill: at least 300 waiting per instance.
+	deep := int64(0)
+	for _, o := range rep.ClaimByDepth {
+		if o.Name != depthBandNames[0] {
+			deep += o.Count
+		}
+	}
+	if deep == 0 {
+		t.Fatalf("no claim at a queue depth of 100 or more: %+v", rep.ClaimByDepth)
+	}
+	if !strings.Contains(text.String(), "prefilled: 300 messages") || !strings.Contains(text.String(), "still waiting (prefilled, not yet claimed)") {
+		t.Fatalf("report does not mention the prefill:\n%s", text.String())
+	}
+}

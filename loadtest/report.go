@@ -47,10 +47,18 @@ type Report struct {
 	// queue depth (accepted messages addressed to it minus its claims).
 	ClaimByDepth []OpStats `json:"claim_by_depth"`
 	// BacklogPosted is the number of messages posted before the load (--backlog).
-	BacklogPosted int64        `json:"backlog_posted,omitempty"`
-	Errors        []ErrorCount `json:"errors"`
-	Consistency   Consistency  `json:"consistency"`
-	CommitRate    *CommitRate  `json:"commit_rate,omitempty"`
+	BacklogPosted int64 `json:"backlog_posted,omitempty"`
+	// Prefilled is the number of messages written into the database before
+	// the server started (--prefill), PrefillSeconds how long that took.
+	Prefilled      int64   `json:"prefilled,omitempty"`
+	PrefillSeconds float64 `json:"prefill_seconds,omitempty"`
+	// DrainEndedByPrefill: the drain ended with instances still holding more
+	// prefilled messages than they could claim in the drain timeout (see
+	// waitDrained); their remaining entries are counted as waiting, not lost.
+	DrainEndedByPrefill bool         `json:"drain_ended_by_prefill,omitempty"`
+	Errors              []ErrorCount `json:"errors"`
+	Consistency         Consistency  `json:"consistency"`
+	CommitRate          *CommitRate  `json:"commit_rate,omitempty"`
 	// CommitRatio is PostedPerSecond divided by the raw commit rate.
 	CommitRatio float64 `json:"commit_ratio,omitempty"`
 	// WritesPerSecond counts every request that changes server state (accepted
@@ -145,6 +153,9 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 	rep.Ops = r.st.opStats(loadSeconds + drainSeconds)
 	rep.ClaimByDepth = r.st.depthStats()
 	rep.BacklogPosted = r.backlogPosted
+	if p := r.opts.Prefill; p != nil {
+		rep.Prefilled, rep.PrefillSeconds = p.Messages(), p.Seconds
+	}
 	if lw := r.lastWriteDone.Load(); lw > 0 {
 		writes := r.st.posted.Load() + rep.Delivered + rep.Acked
 		rep.WritesPerSecond = float64(writes) / time.Unix(0, lw).Sub(r.start).Seconds()
@@ -171,7 +182,15 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n%d domains, %d instances, %d CarePlan subscribers per domain, %d patients/domain, format %s, %s\n",
 		rep.Domains, rep.Instances, rep.CarePlanSubscribers, sc.PatientsPerDomain, sc.Format, mode)
-	fmt.Fprintf(w, "load %.1fs, drain %.1fs (drained: %v)\n\n", rep.LoadSeconds, rep.DrainSeconds, rep.Drained)
+	fmt.Fprintf(w, "load %.1fs, drain %.1fs (drained: %v)\n", rep.LoadSeconds, rep.DrainSeconds, rep.Drained)
+	if rep.Prefilled > 0 {
+		fmt.Fprintf(w, "prefilled: %d messages written into the database before the server started, in %.1fs (%.0f/s)\n",
+			rep.Prefilled, rep.PrefillSeconds, float64(rep.Prefilled)/max(rep.PrefillSeconds, 1e-9))
+	}
+	if rep.DrainEndedByPrefill {
+		fmt.Fprintf(w, "drain ended with %d prefilled deliveries still waiting: more than the consumers could claim in the drain timeout\n", rep.Consistency.PrefillWaiting)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "throughput: posted %.0f msg/s (%d accepted), delivered %.0f/s (%d), acked %d\n", rep.PostedPerSecond, rep.Posted, rep.DeliveredPerSecond, rep.Delivered, rep.Acked)
 	if rep.MissedTicks > 0 {
 		fmt.Fprintf(w, "open loop fell behind: %d sends skipped (all workers busy)\n", rep.MissedTicks)
@@ -192,8 +211,8 @@ func (rep *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", o.Name, o.Count, o.Errors, o.Rate, o.P50, o.P90, o.P99, o.Max)
 	}
 	tw.Flush()
-	if len(rep.ClaimByDepth) > 1 || rep.BacklogPosted > 0 {
-		fmt.Fprintf(w, "\nclaim latency by queue depth (estimated: sent to the instance minus claimed by it; backlog posted before the load: %d)\n", rep.BacklogPosted)
+	if len(rep.ClaimByDepth) > 1 || rep.BacklogPosted > 0 || rep.Prefilled > 0 {
+		fmt.Fprintf(w, "\nclaim latency by queue depth (estimated: sent to the instance minus claimed by it; backlog posted before the load: %d, prefilled: %d)\n", rep.BacklogPosted, rep.Prefilled)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "queue depth at claim\tclaims\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
 		for _, o := range rep.ClaimByDepth {
@@ -214,6 +233,10 @@ func (rep *Report) WriteText(w io.Writer) {
 		c.Deliveries, c.ExpectedDeliveries, c.Missing, c.Duplicates, c.Superseded, c.SupersededAfterAck)
 	fmt.Fprintf(w, "  rejected-but-delivered %d, wrong recipient %d, strays %d, unknown-outcome delivered %d, senders' own messages delivered back to them %d\n",
 		c.RejectedButDelivered, c.WrongRecipient, c.Strays, c.UnknownDelivered, c.SelfDeliveries)
+	if c.Prefilled > 0 {
+		fmt.Fprintf(w, "  prefilled %d messages (of the %d accepted): %d deliveries made, %d still waiting (prefilled, not yet claimed); %d deliveries of load-phase messages queued behind them\n",
+			c.Prefilled, c.Accepted, c.PrefillDelivered, c.PrefillWaiting, c.BehindPrefill)
+	}
 	if c.ReadbackDone {
 		fmt.Fprintf(w, "  acknowledgements verified by search: %d, not stuck %d, still queued %d\n", c.AcksChecked, c.AcksNotStuck, c.StillQueued)
 	} else {

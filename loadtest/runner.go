@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ type Options struct {
 	// StopLoad, when closed, ends the load phase early; the drain and the
 	// read-back still run (cancel the context of Run to abort everything).
 	StopLoad <-chan struct{}
+	// Prefill describes messages written into the server's database before
+	// it started (SelfServer.Prefill, --prefill): they are tracked like posted
+	// messages, count in the queue depth, and bound the drain (see waitDrained).
+	Prefill *Prefill
 }
 
 // patientState is the sender's knowledge of one patient's resources and the
@@ -98,6 +103,7 @@ type runner struct {
 	lastWriteDone  atomic.Int64
 	lastDelivery   atomic.Int64
 	consumers      []*atomic.Int64 // last time an empty claim started, per consumer
+	consumerInst   []int           // instance index per consumer
 	missed         atomic.Int64    // open-loop ticks dropped because all workers were busy
 	rr             atomic.Uint64
 	loadAvgStart   float64
@@ -144,26 +150,13 @@ func (r *runner) setup() error {
 	byDomain := map[string]*domainState{}
 	var names []string
 	for i, spec := range r.opts.Instances {
-		format := spec.Format
-		if format == "" || format == "mixed" {
-			format = r.sc.Format
-		}
-		if format == "mixed" {
-			format = []string{"json", "xml"}[i%2]
-		}
-		in := &instance{idx: i, spec: spec, auth: basicAuth(spec.Username, spec.Password), format: format}
+		in := &instance{idx: i, spec: spec, auth: basicAuth(spec.Username, spec.Password), format: instanceFormat(spec, i, r.sc.Format)}
 		r.insts = append(r.insts, in)
 		names = append(names, spec.Username)
 		d := byDomain[spec.Domain]
 		if d == nil {
-			host := strings.ToLower(strings.Map(func(c rune) rune {
-				if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
-					return c
-				}
-				return '-'
-			}, spec.Domain))
-			d = &domainState{name: spec.Domain, subs: map[string][]int{}, modules: map[int]bool{},
-				baseURL: "https://portal." + host + ".loadtest.example/fhir/Koppeltaal/"}
+			host := domainHost(spec.Domain)
+			d = &domainState{name: spec.Domain, subs: map[string][]int{}, modules: map[int]bool{}, baseURL: domainBaseURL(spec.Domain)}
 			d.practURL = d.baseURL + "Practitioner/" + host
 			d.orgURL = d.baseURL + "Organization/" + host
 			for n := range r.sc.PatientsPerDomain {
@@ -195,7 +188,49 @@ func (r *runner) setup() error {
 	r.depth = make([]instDepth, len(r.insts))
 	r.tr = NewTracker(names)
 	r.tr.AllowStrays = !r.opts.FreshServer
+	if p := r.opts.Prefill; p != nil && p.PerDomain > 0 {
+		for _, d := range p.Domains {
+			if d.Sender < 0 || d.Sender >= len(r.insts) {
+				return fmt.Errorf("loadtest: prefill of %s: sender #%d is not an instance of this run", d.Domain, d.Sender)
+			}
+			for _, sub := range d.Subscribers {
+				if sub < 0 || sub >= len(r.insts) {
+					return fmt.Errorf("loadtest: prefill of %s: subscriber #%d is not an instance of this run", d.Domain, sub)
+				}
+				r.depth[sub].queued.Add(int64(p.PerDomain))
+			}
+		}
+		r.tr.ExpectPrefill(p)
+	}
 	return nil
+}
+
+// instanceFormat is the wire format instance i uses: its own, else the
+// scenario's; "mixed" alternates JSON and XML by index.
+func instanceFormat(spec InstanceSpec, i int, scenarioFormat string) string {
+	format := spec.Format
+	if format == "" || format == "mixed" {
+		format = scenarioFormat
+	}
+	if format == "mixed" {
+		format = []string{"json", "xml"}[i%2]
+	}
+	return format
+}
+
+// domainHost is the domain name as a host-name label.
+func domainHost(domain string) string {
+	return strings.ToLower(strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
+			return c
+		}
+		return '-'
+	}, domain))
+}
+
+// domainBaseURL is the resource base of the practitioner portal of domain.
+func domainBaseURL(domain string) string {
+	return "https://portal." + domainHost(domain) + ".loadtest.example/fhir/Koppeltaal/"
 }
 
 // subscribersFor lists the instances of d that must receive event, without the sender.
@@ -244,6 +279,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		for range r.sc.ConsumersPerInstance {
 			mark := &atomic.Int64{}
 			r.consumers = append(r.consumers, mark)
+			r.consumerInst = append(r.consumerInst, in.idx)
 			cwg.Add(1)
 			go func() {
 				defer cwg.Done()
@@ -281,7 +317,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 	// Drain: consumers go on until every queue is empty or the drain timeout.
 	drainStart := time.Now()
-	drained := r.waitDrained(ctx, drainStart.Add(r.sc.DrainTimeout))
+	drained, byPrefill := r.waitDrained(ctx, drainStart.Add(r.sc.DrainTimeout))
 	drainSeconds := time.Since(drainStart).Seconds()
 	stopConsumers()
 	cwg.Wait()
@@ -305,6 +341,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	tlMu.Lock()
 	defer tlMu.Unlock()
 	rep := r.report(loadSeconds, drainSeconds, drained, cons, timeline, &server)
+	rep.DrainEndedByPrefill = byPrefill
 	if rep.Server != nil && peak != nil {
 		rep.Server.MaxRSSMiB = peak.MaxRSSMiB
 	}
@@ -731,7 +768,15 @@ func (r *runner) ack(ctx context.Context, in *instance, h headerInfo, delivery i
 // waitDrained waits until all queues are empty: no write in flight and every
 // consumer has seen an empty claim that started after the last write (plus a
 // grace for servers that fan out asynchronously), or until deadline.
-func (r *runner) waitDrained(ctx context.Context, deadline time.Time) bool {
+//
+// With a prefill, an instance whose prefilled messages are not all claimed
+// yet cannot have an empty queue, and whatever was posted to it during the
+// load waits behind them (claims take the oldest entry). Such an instance
+// does not hold up the drain once it is prefill-bound: it still has more
+// prefilled deliveries outstanding than twice its claim rate so far could
+// make before the deadline — at once when a million are waiting, at the
+// deadline whatever is left. byPrefill reports that the drain ended so.
+func (r *runner) waitDrained(ctx context.Context, deadline time.Time) (drained, byPrefill bool) {
 	grace := 10 * r.sc.PollInterval
 	if grace < 500*time.Millisecond {
 		grace = 500 * time.Millisecond
@@ -741,26 +786,47 @@ func (r *runner) waitDrained(ctx context.Context, deadline time.Time) bool {
 	for {
 		if r.writesInFlight.Load() == 0 {
 			last := r.lastWriteDone.Load()
-			quiet := true
-			for _, c := range r.consumers {
-				if c.Load() <= last+int64(grace) {
-					quiet = false
-					break
+			quiet, bound := true, false
+			for i, c := range r.consumers {
+				if c.Load() > last+int64(grace) {
+					continue
 				}
+				if r.prefillBound(r.consumerInst[i], deadline) {
+					bound = true
+					continue
+				}
+				quiet = false
+				break
 			}
 			if quiet && (r.tr.Outstanding() == 0 || time.Since(time.Unix(0, last)) > 3*time.Second) {
-				return true
+				return true, bound
 			}
 		}
 		if time.Now().After(deadline) {
-			return false
+			return false, false
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return false, false
 		case <-t.C:
 		}
 	}
+}
+
+// prefillBound tells whether instance inst still has so many prefilled
+// deliveries outstanding that it cannot make them before deadline at twice
+// the claim rate it has had since the start.
+func (r *runner) prefillBound(inst int, deadline time.Time) bool {
+	out := r.tr.PrefillOutstanding(inst)
+	if out == 0 {
+		return false
+	}
+	left := time.Until(deadline).Seconds()
+	if left <= 0 {
+		return true
+	}
+	rate := float64(r.depth[inst].claimed.Load()) / time.Since(r.start).Seconds()
+	return float64(out) > 2*rate*left
 }
 
 // readback asks the server, per subscribed instance, which messages it holds
@@ -774,7 +840,13 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 		m := map[string]string{}
 		rb[in.idx] = m
 		for _, status := range []string{StatusSuccess, StatusFailed, StatusNew, StatusClaimed, StatusReplaced, "MaximumRetriesExceeded"} {
-			next := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_summary=true&_count=1000&ProcessingStatus=" + status
+			next := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_summary=true&_count=" + strconv.Itoa(readbackPage) + "&ProcessingStatus=" + status
+			if skip := r.readbackSkip(in.idx, status); skip > 0 {
+				// The oldest New entries are the undelivered prefill: start behind
+				// most of it (see Tracker.NotReadBack).
+				next += "&page=" + strconv.Itoa(skip+1)
+				r.tr.NotReadBack(in.idx, int64(skip)*readbackPage)
+			}
 			for page := 0; next != "" && page < 100000; page++ {
 				t0 := time.Now()
 				reply, err := r.cl.do(ctx, in, "GET", next, nil)
@@ -803,6 +875,21 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 		}
 	}
 	return rb, nil
+}
+
+// readbackPage is the page size of the read-back (Koppelpoort's largest).
+const readbackPage = 1000
+
+// readbackSkip is the number of pages of instance inst's New entries the
+// read-back skips: those that hold nothing but its undelivered prefill, less
+// one page of margin. Paging through a million entries by offset would take
+// far longer than the run.
+func (r *runner) readbackSkip(inst int, status string) int {
+	if status != StatusNew || r.opts.Prefill == nil {
+		return 0
+	}
+	out := r.tr.PrefillOutstanding(inst)
+	return int(max(0, out-readbackPage) / readbackPage)
 }
 
 // prefill posts Backlog new-patient messages per domain before any consumer

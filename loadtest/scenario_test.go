@@ -49,6 +49,13 @@ func TestParseScenario(t *testing.T) {
 		{name: "bad share", yaml: "ack_failed_share: 1.5\n", self: true, wantErr: "ack_failed_share: 1.5"},
 		{name: "shares over one", yaml: "ack_failed_share: 0.6\nack_new_share: 0.6\n", self: true, wantErr: "exceeds 1"},
 		{name: "external needs target", yaml: "", self: false, wantErr: "target: required"},
+		{name: "prefill", yaml: "prefill: 1000000\n", self: true, check: func(t *testing.T, s *Scenario) {
+			if s.Prefill != 1_000_000 {
+				t.Fatalf("prefill %d", s.Prefill)
+			}
+		}},
+		{name: "prefill too large", yaml: "prefill: 10000001\n", self: true, wantErr: "prefill: 10000001 is not within 0..10000000"},
+		{name: "prefill needs self", yaml: "prefill: 10\ntarget: http://127.0.0.1:1\ninstances: [{domain: D, role: practitioner-portal, username: u}]\n", self: false, wantErr: "prefill: 10 needs --self"},
 		{name: "remote refused", yaml: "target: http://10.1.2.3:8080\ninstances: [{domain: D, role: practitioner-portal, username: u}]\n", self: false, wantErr: "--allow-remote"},
 		{name: "remote allowed", yaml: "target: http://10.1.2.3:8080\nallow_remote: true\ninstances: [{domain: D, role: practitioner-portal, username: u}]\n", self: false},
 		{name: "unknown role", yaml: "target: http://127.0.0.1:1\ninstances: [{domain: D, role: nurse, username: u}]\n", self: false, wantErr: "role \"nurse\""},

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -46,6 +47,8 @@ type SelfOptions struct {
 	LogLevel string
 	// StartTimeout bounds the wait for /readyz. Default 60s.
 	StartTimeout time.Duration
+	// Progress, when not nil, gets progress lines of the prefill (Scenario.Prefill).
+	Progress io.Writer
 }
 
 // SelfServer is a Koppelpoort server started by StartSelf.
@@ -62,6 +65,9 @@ type SelfServer struct {
 	Dir string
 	// LogPath is the server's log file.
 	LogPath string
+	// Prefill describes the messages written into the database before the
+	// server started (Scenario.Prefill); nil without. Pass it to Run.
+	Prefill *Prefill
 
 	opts     SelfOptions
 	cmd      *exec.Cmd
@@ -177,6 +183,14 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 		s.StoreLabel = "postgres " + s.pgDB
 	} else {
 		s.sqliteOK = true
+	}
+	if sc.Prefill > 0 {
+		// Provisioned and filled through the store while no server holds the
+		// database; the server applies the same configuration again at start
+		// (idempotent) and finds the messages waiting.
+		if s.Prefill, err = WritePrefill(ctx, dsn, o.SQLiteSynchronous, ktCfg, specs, sc, sc.Prefill, o.Progress); err != nil {
+			return nil, err
+		}
 	}
 	port, err := freePort()
 	if err != nil {

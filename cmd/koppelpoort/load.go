@@ -121,6 +121,7 @@ Exit status 1 when the consistency check fails.`,
 	fl.Float64Var(&f.newSh, "ack-new", 0.02, "share of first acknowledgements that are New (delivered again)")
 	fl.Float64Var(&f.staleSh, "stale-share", 0.02, "share of CarePlan updates sent with an outdated version (409 expected)")
 	fl.IntVar(&sc.Backlog, "backlog", 0, "new-patient messages per domain posted before the consumers start (deep queues; see claim latency by depth)")
+	fl.IntVar(&sc.Prefill, "prefill", 0, "with --self: new-patient messages per domain written straight into the fresh database before the server starts (deep queues in seconds; see loadtest/README.md)")
 	fl.DurationVar(&sc.DrainTimeout, "drain-timeout", 0, "max wait for the queues to empty after the load (default 60s)")
 	fl.DurationVar(&sc.RequestTimeout, "request-timeout", 0, "timeout of one HTTP request (default 30s)")
 
@@ -165,6 +166,7 @@ func scenarioFrom(cmd *cobra.Command, f *loadFlags) (*loadtest.Scenario, error) 
 		{"stale-share", func() { sc.StaleVersionShare = &f.staleSh }},
 		{"drain-timeout", func() { sc.DrainTimeout = fs.DrainTimeout }},
 		{"backlog", func() { sc.Backlog = fs.Backlog }},
+		{"prefill", func() { sc.Prefill = fs.Prefill }},
 		{"request-timeout", func() { sc.RequestTimeout = fs.RequestTimeout }},
 	} {
 		if set(o.name) {
@@ -218,10 +220,17 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 			return fmt.Errorf("find own binary to start the server: %w", err)
 		}
 		fmt.Fprintf(errw, "starting a Koppelpoort server (%d domains × %d instances)...\n", sc.Domains, sc.SubscribersPerEvent+1)
+		if sc.Prefill > 0 {
+			fmt.Fprintf(errw, "prefilling %d messages per domain into the fresh database...\n", sc.Prefill)
+		}
 		srv, err = loadtest.StartSelf(ctx, sc, loadtest.SelfOptions{Command: []string{exe, "load", "serve-self"}, DSN: f.dsn,
-			SQLiteSynchronous: f.sqliteSync, KeepData: f.keepData, DataDir: f.dataDir, CPUProfile: f.cpuProfile, LogLevel: f.serverLog})
+			SQLiteSynchronous: f.sqliteSync, KeepData: f.keepData, DataDir: f.dataDir, CPUProfile: f.cpuProfile, LogLevel: f.serverLog,
+			Progress: opts.Progress})
 		if err != nil {
 			return err
+		}
+		if p := srv.Prefill; p != nil {
+			fmt.Fprintf(errw, "prefilled %d messages (%d per domain, each for %d subscribers) in %.1fs\n", p.Messages(), p.PerDomain, len(p.Domains[0].Subscribers), p.Seconds)
 		}
 		defer func() {
 			abort() // first, so that the watcher below does not report the stop as a crash
@@ -229,7 +238,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 				fmt.Fprintf(errw, "warning: %v\n", err)
 			}
 		}()
-		opts.Target, opts.Instances, opts.ServerPID, opts.StoreLabel = srv.URL, srv.Instances, srv.PID, srv.StoreLabel
+		opts.Target, opts.Instances, opts.ServerPID, opts.StoreLabel, opts.Prefill = srv.URL, srv.Instances, srv.PID, srv.StoreLabel, srv.Prefill
 		opts.FreshServer = true
 		// A server that dies mid-run ends the run at once, with its last words.
 		go func() {
