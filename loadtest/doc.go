@@ -8,5 +8,7 @@
 // compares the result with the raw commit rate of the store on the same machine.
 //
 // Run drives a target; StartSelf starts a Koppelpoort server as a child process
-// on a fresh SQLite file or PostgreSQL database and provisions its domains.
+// on a fresh SQLite file or PostgreSQL database and provisions its domains,
+// after WritePrefill (Scenario.Prefill) has written waiting messages straight
+// into that database when the run wants deep queues from the start.
 package loadtest

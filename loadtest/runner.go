@@ -99,8 +99,10 @@ type runner struct {
 
 	start          time.Time
 	loadEnd        atomic.Int64 // unix nanos when the load phase ended (0 while running)
-	writesInFlight atomic.Int64
+	writesInFlight atomic.Int64 // POSTs and acknowledgements
 	lastWriteDone  atomic.Int64
+	postsInFlight  atomic.Int64 // POSTs only: they add to other instances' queues
+	lastPostDone   atomic.Int64
 	lastDelivery   atomic.Int64
 	consumers      []*atomic.Int64 // last time an empty claim started, per consumer
 	consumerInst   []int           // instance index per consumer
@@ -116,6 +118,9 @@ type runner struct {
 // replace queued entries).
 type instDepth struct {
 	queued, claimed atomic.Int64
+	// Acknowledgements of the instance in flight and when the last one
+	// ended: an acknowledgement New puts the entry back in its own queue.
+	acking, lastAck atomic.Int64
 }
 
 func basicAuth(user, pw string) string {
@@ -566,12 +571,15 @@ func (r *runner) post(ctx context.Context, d *domainState, in *instance, m *mess
 	r.tr.Expect(m.identifier, MessageExpectation{Event: m.event, Focal: m.focal.url, VersionIn: m.focal.version,
 		Sender: in.idx, Subscribers: d.subscribersFor(m.event, in.idx)})
 	r.writesInFlight.Add(1)
+	r.postsInFlight.Add(1)
 	t0 := time.Now()
 	// A POST in flight when the load phase ends is completed: cancelling it
 	// would leave its outcome unknown.
 	reply, err := r.cl.do(context.WithoutCancel(ctx), in, "POST", r.cl.base.String()+fhirBase+"/Mailbox", body)
 	dt := time.Since(t0)
 	r.lastWriteDone.Store(time.Now().UnixNano())
+	r.lastPostDone.Store(time.Now().UnixNano())
+	r.postsInFlight.Add(-1)
 	r.writesInFlight.Add(-1)
 	if err != nil {
 		if isHTTP(err) {
@@ -742,12 +750,15 @@ func (r *runner) ack(ctx context.Context, in *instance, h headerInfo, delivery i
 		link = h.entryID
 	}
 	r.writesInFlight.Add(1)
+	r.depth[in.idx].acking.Add(1)
 	t0 := time.Now()
 	// An acknowledgement is sent even while shutting down: a half-done claim
 	// would otherwise be reported as a miss.
 	_, err = r.cl.do(context.WithoutCancel(ctx), in, "PUT", r.cl.urlFor(link), body)
 	dt := time.Since(t0)
 	r.lastWriteDone.Store(time.Now().UnixNano())
+	r.depth[in.idx].lastAck.Store(time.Now().UnixNano())
+	r.depth[in.idx].acking.Add(-1)
 	r.writesInFlight.Add(-1)
 	if err != nil {
 		var he *httpError
@@ -775,7 +786,10 @@ func (r *runner) ack(ctx context.Context, in *instance, h headerInfo, delivery i
 // does not hold up the drain once it is prefill-bound: it still has more
 // prefilled deliveries outstanding than twice its claim rate so far could
 // make before the deadline — at once when a million are waiting, at the
-// deadline whatever is left. byPrefill reports that the drain ended so.
+// deadline whatever is left. Its consumers go on claiming until the drain
+// ends, and their acknowledgements (which only touch its own queue) do not
+// count as writes the others must wait for. byPrefill reports that the
+// drain ended with such an instance.
 func (r *runner) waitDrained(ctx context.Context, deadline time.Time) (drained, byPrefill bool) {
 	grace := 10 * r.sc.PollInterval
 	if grace < 500*time.Millisecond {
@@ -783,23 +797,31 @@ func (r *runner) waitDrained(ctx context.Context, deadline time.Time) (drained, 
 	}
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	bound := make([]bool, len(r.insts))
 	for {
-		if r.writesInFlight.Load() == 0 {
-			last := r.lastWriteDone.Load()
-			quiet, bound := true, false
+		anyBound := false
+		for i := range r.insts {
+			bound[i] = r.prefillBound(i, deadline)
+			anyBound = anyBound || bound[i]
+		}
+		inFlight := r.postsInFlight.Load() > 0
+		last := r.lastPostDone.Load()
+		for i := range r.insts {
+			if !bound[i] {
+				inFlight = inFlight || r.depth[i].acking.Load() > 0
+				last = max(last, r.depth[i].lastAck.Load())
+			}
+		}
+		if !inFlight {
+			quiet := true
 			for i, c := range r.consumers {
-				if c.Load() > last+int64(grace) {
-					continue
+				if !bound[r.consumerInst[i]] && c.Load() <= last+int64(grace) {
+					quiet = false
+					break
 				}
-				if r.prefillBound(r.consumerInst[i], deadline) {
-					bound = true
-					continue
-				}
-				quiet = false
-				break
 			}
 			if quiet && (r.tr.Outstanding() == 0 || time.Since(time.Unix(0, last)) > 3*time.Second) {
-				return true, bound
+				return true, anyBound
 			}
 		}
 		if time.Now().After(deadline) {
