@@ -90,13 +90,6 @@ func (s *Service) Post(ctx context.Context, c *Caller, body []byte, f Format, ba
 }
 
 func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, base string) (*PostResult, error) {
-	// Parsing, checking and encoding are CPU work: one request per CPU at a
-	// time; the slot is given back before waiting for the store.
-	release, err := s.cpu.acquire(ctx)
-	defer release()
-	if err != nil {
-		return nil, fmt.Errorf("post message from %s: %w", c.Username, err)
-	}
 	b, err := dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
 	if err != nil {
 		if errors.Is(err, dstu1.ErrTooLarge) {
@@ -154,7 +147,6 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		}
 	}
 	template := EncodeBundle(b, f)
-	release()
 	result := &PostResult{}
 	now := s.now()
 	var stored store.Message // what was stored, for the message cache
@@ -329,11 +321,8 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	}
 	// The recipients claim and acknowledge this message next: cache the tree just stored
 	// (committed now, and not touched again here) so that they need not read and parse it.
-	if release, err := s.cpu.acquire(ctx); err == nil {
-		cached, size := cacheForm(b)
-		release()
-		s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size)
-	}
+	cached, size := cacheForm(b)
+	s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size)
 	s.metrics.Posted.WithLabelValues(event).Inc()
 	s.metrics.Delivered.Add(float64(len(result.Entries)))
 	s.log.Debug("koppeltaal: message accepted", "sender", c.Username, "event", event, "message_id", result.MessageID,

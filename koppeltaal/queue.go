@@ -284,11 +284,6 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 	if err != nil {
 		return m, nil, err
 	}
-	release, err := s.cpu.acquire(ctx)
-	defer release()
-	if err != nil {
-		return m, nil, err
-	}
 	b, err := dstu1.Limits{MaxBytes: 4 * s.cfg.MaxBodyBytes}.ParseBundle(body, formatFromName(format))
 	if err != nil {
 		return m, nil, fmt.Errorf("stored message %d does not parse: %w", m.ID, err)

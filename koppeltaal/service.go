@@ -29,7 +29,6 @@ type Service struct {
 	insts   map[string]cachedInstance // by username; see instance
 	now     func() time.Time
 	metrics *Metrics
-	cpu     cpuSlots // bounds concurrent parsing and encoding (see cpulimit.go)
 }
 
 // NewService returns the core for st with cfg (defaults applied). metrics may be nil.
@@ -48,8 +47,7 @@ func NewService(st *store.Store, cfg Config, logger *slog.Logger, metrics *Metri
 		metrics = NewMetrics(nil)
 	}
 	return &Service{st: st, cfg: cfg, log: logger, verify: newVerifyCache(),
-		msgs: newMsgCache(msgCacheItems, msgCacheBytes), insts: map[string]cachedInstance{}, now: time.Now, metrics: metrics,
-		cpu: newCPUSlots()}, nil
+		msgs: newMsgCache(msgCacheItems, msgCacheBytes), insts: map[string]cachedInstance{}, now: time.Now, metrics: metrics}, nil
 }
 
 // Bounds of the message cache (sizes count the pre-encoded entries in both
