@@ -80,6 +80,7 @@ type WriterStats struct {
 	Batches  uint64        // transactions committed (or failed) by the writer
 	Requests uint64        // Update calls they carried
 	Busy     time.Duration // time the writer spent running batches, COMMIT (fsync) included
+	Commit   time.Duration // of which in COMMIT: writing the WAL and fsync
 }
 
 // WriterStats returns the writer's counters (zero on PostgreSQL, which has no
@@ -87,11 +88,11 @@ type WriterStats struct {
 // 1, every further write waits in line.
 func (s *Store) WriterStats() WriterStats {
 	return WriterStats{Batches: s.wstats.batches.Load(), Requests: s.wstats.requests.Load(),
-		Busy: time.Duration(s.wstats.busyNanos.Load())}
+		Busy: time.Duration(s.wstats.busyNanos.Load()), Commit: time.Duration(s.wstats.commitNanos.Load())}
 }
 
 type writerCounters struct {
-	batches, requests, busyNanos atomic.Uint64
+	batches, requests, busyNanos, commitNanos atomic.Uint64
 }
 
 func (s *Store) runBatch(batch []*writeReq) {
@@ -140,7 +141,10 @@ func (s *Store) runBatch(batch []*writeReq) {
 		}
 		results[i] = err
 	}
-	if err := sqltx.Commit(); err != nil {
+	commitStart := time.Now()
+	err = sqltx.Commit()
+	s.wstats.commitNanos.Add(uint64(time.Since(commitStart)))
+	if err != nil {
 		for _, r := range batch {
 			r.done <- fmt.Errorf("store: commit: %w", err)
 		}

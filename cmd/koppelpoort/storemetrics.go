@@ -21,5 +21,8 @@ func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "koppelpoort_store_writer_busy_seconds_total",
 			Help: "Time the SQLite writer spent running and committing batches; its rate is the writer's utilisation (1 = saturated)."},
 			func() float64 { return st.WriterStats().Busy.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "koppelpoort_store_writer_commit_seconds_total",
+			Help: "Part of the writer's busy time spent in COMMIT (writing the WAL and fsync)."},
+			func() float64 { return st.WriterStats().Commit.Seconds() }),
 	)
 }
