@@ -76,3 +76,29 @@ func BenchmarkClone(b *testing.B) {
 		_ = bundle.Clone()
 	}
 }
+
+// BenchmarkWriteJSONEncodedTail is BenchmarkWriteJSON the way a server renders a stored message for a
+// recipient: the MessageHeader entry written from the tree, the other entries copied pre-encoded.
+func BenchmarkWriteJSONEncodedTail(b *testing.B) {
+	_, _, bundle := benchInputs(b)
+	split := *bundle
+	split.Entries = bundle.Entries[:1]
+	split.SetEncodedTail(EncodeEntries(bundle.Entries[1:]))
+	buf := make([]byte, 0, 32<<10)
+	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
+	for b.Loop() {
+		buf = split.AppendJSON(buf[:0], JSONOptions{})
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkEncodeEntries is the one-time cost of preparing a stored message for the cache (both formats).
+func BenchmarkEncodeEntries(b *testing.B) {
+	_, _, bundle := benchInputs(b)
+	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
+	for b.Loop() {
+		EncodeEntries(bundle.Entries[1:])
+	}
+}
