@@ -43,6 +43,11 @@ func EncodeResource(r *dstu1.Resource, f Format) []byte {
 	return r.XML()
 }
 
+// ContentHash is the format-independent digest of a resource tree stored with
+// each version: a resource sent again with the same digest is unchanged and
+// keeps its version. Exported for tools that write straight into a store.
+func ContentHash(r *dstu1.Resource) string { return contentHash(r) }
+
 // contentHash is a format-independent digest of a resource tree, used to tell
 // whether a non-focal resource changed (and so needs a new version).
 func contentHash(r *dstu1.Resource) string {

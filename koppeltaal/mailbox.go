@@ -49,14 +49,30 @@ type PostResult struct {
 	Duplicate bool
 }
 
-// messageHash identifies "the same message" for retry detection: event, data references and every
-// resource entry's URL, version and content. Envelope details a sender may regenerate when it retries
-// (feed id and updated, MessageHeader timestamp) do not count.
+// messageHash identifies "the same message" for retry detection (see RequestHash).
 func messageHash(event string, data []string, ents []resourceEntry) string {
+	rs := make([]HashedResource, len(ents))
+	for i, e := range ents {
+		rs[i] = HashedResource{URL: e.url, Version: e.version, ContentHash: e.hash}
+	}
+	return RequestHash(event, data, rs)
+}
+
+// HashedResource is one versioned entry of a message as RequestHash sees it:
+// its URL, the version the sender based it on ("" for none) and ContentHash.
+type HashedResource struct{ URL, Version, ContentHash string }
+
+// RequestHash is the digest the server stores with an accepted POST to know a
+// retry of it (post_receipts): event, data references and every versioned
+// entry's URL, version and content. Envelope details a sender may regenerate
+// when it retries (feed id and updated, MessageHeader timestamp) do not count.
+// Exported for tools that write messages straight into a store (the load
+// tool's prefill), so that what they write matches what a POST stores.
+func RequestHash(event string, data []string, resources []HashedResource) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%q\n", event, data)
-	for _, e := range ents {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\n", e.url, e.version, e.hash)
+	for _, r := range resources {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\n", r.URL, r.Version, r.ContentHash)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

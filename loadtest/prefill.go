@@ -2,12 +2,8 @@ package loadtest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"runtime"
 	"runtime/debug"
@@ -368,10 +364,10 @@ func genPrefillRow(tag string, doms []*prefillDomain, di, n int, at time.Time) (
 	if len(stored.Entries) != 2 || stored.Entries[1].Resource == nil {
 		return prefillRow{}, fmt.Errorf("generated message %s: want a MessageHeader and a Patient entry, got %d entries", id, len(stored.Entries))
 	}
-	hash := resourceDigest(stored.Entries[1].Resource)
+	hash := koppeltaal.ContentHash(stored.Entries[1].Resource)
 	return prefillRow{dom: di, n: n, id: id, feedID: m.feedID, patient: url, version: v, at: at.UnixMicro(),
 		body: stored.Encode(f), content: stored.Entries[1].Resource.Encode(f), contentHash: hash,
-		requestHash: requestDigest(EventPatient, []string{url}, url, "", hash)}, nil
+		requestHash: koppeltaal.RequestHash(EventPatient, []string{url}, []koppeltaal.HashedResource{{URL: url, ContentHash: hash}})}, nil
 }
 
 // writePrefillRows writes one batch in the current transaction, as
@@ -404,49 +400,4 @@ func writePrefillRows(ctx context.Context, tx *store.Tx, doms []*prefillDomain, 
 	// Every message's own Patient (distinct URLs, each row with its message
 	// id): one multi-row upsert for the batch instead of two statements each.
 	return tx.PutResourceVersions(ctx, rvs)
-}
-
-// resourceDigest is the server's format-independent content digest of a
-// resource tree (koppeltaal's contentHash, which is not exported): it decides
-// whether a resource sent again unchanged keeps its version.
-func resourceDigest(r *dstu1.Resource) string {
-	h := sha256.New()
-	digestNode(h, r.Node)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func digestNode(h hash.Hash, n *dstu1.Node) {
-	if n == nil {
-		return
-	}
-	var lenBuf [8]byte
-	str := func(s string) {
-		binary.BigEndian.PutUint64(lenBuf[:], uint64(len(s)))
-		h.Write(lenBuf[:])
-		h.Write([]byte(s))
-	}
-	str(n.Name)
-	str(n.ID)
-	str(n.URL)
-	if n.HasValue {
-		str("=" + n.Value)
-	} else {
-		str("")
-	}
-	str(n.XHTML)
-	binary.BigEndian.PutUint64(lenBuf[:], uint64(len(n.Children)))
-	h.Write(lenBuf[:])
-	for _, c := range n.Children {
-		digestNode(h, c)
-	}
-}
-
-// requestDigest is the server's digest of a posted message for retry
-// detection (koppeltaal's messageHash, not exported) for a message with one
-// versioned entry.
-func requestDigest(event string, data []string, url, version, contentHash string) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%q\n", event, data)
-	fmt.Fprintf(h, "%s\x00%s\x00%s\n", url, version, contentHash)
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -76,21 +75,7 @@ func TestPostgresAckRacingANewerVersion(t *testing.T) {
 		done <- result{status: resp.StatusCode, body: string(body)}
 	}()
 	// Wait until the acknowledgement has read the entry and waits for the row in its update.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var waiting int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock' AND query LIKE 'UPDATE queue SET status%'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the acknowledgement never waited for the entry's row")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForLockWait(t, db, "UPDATE queue SET status%", "the acknowledgement never waited for the entry's row")
 	if _, err := holder.ExecContext(ctx, "UPDATE queue SET status = 'ReplacedByNewVersion', version = 'replaced' WHERE id = $1", entryID); err != nil {
 		t.Fatal(err)
 	}

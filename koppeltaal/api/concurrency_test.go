@@ -450,21 +450,7 @@ func TestPostgresPostsInOneDomainRunInParallel(t *testing.T) {
 		stuck <- result{s, rb, err}
 	}()
 	// Wait until that POST waits for the row lock, inside its transaction.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var waiting int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO resources%'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the POST of the locked CarePlan never waited for its row lock")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForLockWait(t, db, "INSERT INTO resources%", "the POST of the locked CarePlan never waited for its row lock")
 
 	others := make(chan result, 2)
 	for i := range 2 {
@@ -484,5 +470,26 @@ func TestPostgresPostsInOneDomainRunInParallel(t *testing.T) {
 	r := <-stuck
 	if r.err != nil || r.status != http.StatusOK {
 		t.Fatalf("the held POST after release: %d %v %s", r.status, r.err, r.body)
+	}
+}
+
+// waitForLockWait waits until a session of the test database waits for a lock
+// in a statement LIKE queryPattern, and fails with failure after 15 s.
+func waitForLockWait(t *testing.T, db *sql.DB, queryPattern, failure string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var waiting int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE $1`, queryPattern).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
