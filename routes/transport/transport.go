@@ -171,7 +171,9 @@ func (s *closingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 }
 
 // SubscribeInitialize creates the topic's tables (message.SubscribeInitializer).
-func (s *closingSubscriber) SubscribeInitialize(topic string) error { return s.sub.SubscribeInitialize(topic) }
+func (s *closingSubscriber) SubscribeInitialize(topic string) error {
+	return s.sub.SubscribeInitialize(topic)
+}
 
 func (s *closingSubscriber) Close() error {
 	s.once.Do(func() { close(s.closing) })
