@@ -30,14 +30,13 @@ func buildKoppelpoort(t *testing.T) string {
 	return bin
 }
 
-// TestSelfLoadSQLite runs a short real load against a Koppelpoort child
-// process on SQLite (synchronous=FULL) and requires the consistency check to pass.
-func TestSelfLoadSQLite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end load test skipped in -short mode")
-	}
+// startSelfForTest builds koppelpoort, reads scenario and starts a --self
+// server for it; the caller stops the server. The context ends with the test
+// (at most 3 minutes).
+func startSelfForTest(t *testing.T, scenario string) (context.Context, *Scenario, *SelfServer) {
+	t.Helper()
 	bin := buildKoppelpoort(t)
-	sc, err := ParseScenario([]byte("duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\n"))
+	sc, err := ParseScenario([]byte(scenario))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +45,21 @@ func TestSelfLoadSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	srv, err := StartSelf(ctx, sc, SelfOptions{Command: []string{bin, "load", "serve-self"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, sc, srv
+}
+
+// TestSelfLoadSQLite runs a short real load against a Koppelpoort child
+// process on SQLite (synchronous=FULL) and requires the consistency check to pass.
+func TestSelfLoadSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test skipped in -short mode")
+	}
+	ctx, sc, srv := startSelfForTest(t, "duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\n")
 	defer func() {
 		if err := srv.Stop(); err != nil {
 			t.Error(err)
@@ -117,21 +126,7 @@ func TestSelfLoadPrefillSQLite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end load test skipped in -short mode")
 	}
-	bin := buildKoppelpoort(t)
-	sc, err := ParseScenario([]byte("duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\nprefill: 300\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.Defaults()
-	if err := sc.Validate(true); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	srv, err := StartSelf(ctx, sc, SelfOptions{Command: []string{bin, "load", "serve-self"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, sc, srv := startSelfForTest(t, "duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\nprefill: 300\n")
 	defer func() {
 		if err := srv.Stop(); err != nil {
 			t.Error(err)
