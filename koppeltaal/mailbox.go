@@ -335,10 +335,12 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		s.log.Info("koppeltaal: repeated POST answered with the original reply", "sender", c.Username, "message_id", result.MessageID)
 		return result, nil
 	}
-	// The recipients claim and acknowledge this message next: cache the tree just stored
-	// (committed now, and not touched again here) so that they need not read and parse it.
-	cached, size := cacheForm(b)
-	s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size)
+	if len(result.Entries) > 0 {
+		// The recipients claim and acknowledge this message next: cache the tree just stored
+		// (committed now, and not touched again here) so that they need not read and parse it.
+		cached, size := cacheForm(b)
+		s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size)
+	}
 	s.metrics.Posted.WithLabelValues(event).Inc()
 	s.metrics.Delivered.Add(float64(len(result.Entries)))
 	s.log.Debug("koppeltaal: message accepted", "sender", c.Username, "event", event, "message_id", result.MessageID,
