@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
-	"github.com/koppelpoort/koppelpoort/routes"
-	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
 )
 
 // TestThroughput measures records/s from Accept to written output on SQLite. It runs only with
@@ -23,7 +19,7 @@ func TestThroughput(t *testing.T) {
 		t.Skip("set KOPPELPOORT_THROUGHPUT=<records> to measure gateway throughput")
 	}
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`name: tp
+	rt, db := runRoute(t, dir, `name: tp
 key: record.id
 input:
   http: {path: /x, auth: none, listen: "127.0.0.1:0"}
@@ -37,21 +33,7 @@ transforms:
 outputs:
   - name: out
     file: {dir: ./out, format: ndjson}
-`), 0o644)
-	r, err := routes.LoadFile(filepath.Join(dir, "r.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, _ := transport.OpenSQLite(filepath.Join(dir, "kp.db"), 1)
-	defer db.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	defer func() { cancel(); <-done; rt.Close() }()
+`, nil)
 	recs := make([]adapters.Record, n)
 	for i := range recs {
 		recs[i] = adapters.Record{Key: fmt.Sprint(i), Fields: map[string]any{"id": fmt.Sprint(i), "bsn": "111222333", "given": "Jan", "family": "Berg", "born": "03-02-1980"}}
