@@ -31,8 +31,8 @@ func buildKoppelpoort(t *testing.T) string {
 }
 
 // startSelfForTest builds koppelpoort, reads scenario and starts a --self
-// server for it; the caller stops the server. The context ends with the test
-// (at most 3 minutes).
+// server for it, stopped (its data directory removed) when the test ends. The
+// context ends with the test (at most 3 minutes).
 func startSelfForTest(t *testing.T, scenario string) (context.Context, *Scenario, *SelfServer) {
 	t.Helper()
 	bin := buildKoppelpoort(t)
@@ -50,7 +50,33 @@ func startSelfForTest(t *testing.T, scenario string) (context.Context, *Scenario
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(srv.Dir); !os.IsNotExist(err) {
+			t.Errorf("data directory %s left behind", srv.Dir)
+		}
+	})
 	return ctx, sc, srv
+}
+
+// runPassing runs the load with o against srv and fails the test, with the
+// server's log, unless the consistency check passes.
+func runPassing(t *testing.T, ctx context.Context, srv *SelfServer, o Options) *Report {
+	t.Helper()
+	o.FreshServer, o.Target, o.Instances, o.ServerPID, o.StoreLabel = true, srv.URL, srv.Instances, srv.PID, srv.StoreLabel
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	t.Log(text.String())
+	if !rep.Pass {
+		t.Fatalf("consistency check failed; server log:\n%s", tail(srv.LogPath, 30))
+	}
+	return rep
 }
 
 // TestSelfLoadSQLite runs a short real load against a Koppelpoort child
@@ -60,14 +86,6 @@ func TestSelfLoadSQLite(t *testing.T) {
 		t.Skip("end-to-end load test skipped in -short mode")
 	}
 	ctx, sc, srv := startSelfForTest(t, "duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\n")
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-		if _, err := os.Stat(srv.Dir); !os.IsNotExist(err) {
-			t.Errorf("data directory %s left behind", srv.Dir)
-		}
-	}()
 	cr, err := srv.MeasureCommitRate(ctx, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -75,16 +93,7 @@ func TestSelfLoadSQLite(t *testing.T) {
 	if cr.Commits == 0 || !strings.Contains(cr.Store, "synchronous=FULL") {
 		t.Fatalf("commit probe: %+v", cr)
 	}
-	rep, err := Run(ctx, Options{FreshServer: true, Scenario: sc, Target: srv.URL, Instances: srv.Instances, ServerPID: srv.PID, CommitRate: cr, StoreLabel: srv.StoreLabel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text strings.Builder
-	rep.WriteText(&text)
-	t.Log(text.String())
-	if !rep.Pass {
-		t.Fatalf("consistency check failed against Koppelpoort; server log:\n%s", tail(srv.LogPath, 30))
-	}
+	rep := runPassing(t, ctx, srv, Options{Scenario: sc, CommitRate: cr})
 	c := rep.Consistency
 	if rep.Posted == 0 || c.Deliveries == 0 || c.AcksChecked == 0 || rep.Acked == 0 {
 		t.Fatalf("too little happened: posted %d, deliveries %d, acks checked %d", rep.Posted, c.Deliveries, c.AcksChecked)
@@ -127,25 +136,11 @@ func TestSelfLoadPrefillSQLite(t *testing.T) {
 		t.Skip("end-to-end load test skipped in -short mode")
 	}
 	ctx, sc, srv := startSelfForTest(t, "duration: 3s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\nformat: mixed\ndrain_timeout: 60s\nprefill: 300\n")
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
 	p := srv.Prefill
 	if p == nil || p.Messages() != 300 || len(p.Domains) != 1 || len(p.Domains[0].Subscribers) != sc.SubscribersPerEvent {
 		t.Fatalf("prefill %+v, want 300 messages for %d subscribers", p, sc.SubscribersPerEvent)
 	}
-	rep, err := Run(ctx, Options{FreshServer: true, Scenario: sc, Target: srv.URL, Instances: srv.Instances, ServerPID: srv.PID, StoreLabel: srv.StoreLabel, Prefill: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text strings.Builder
-	rep.WriteText(&text)
-	t.Log(text.String())
-	if !rep.Pass {
-		t.Fatalf("consistency check failed with a prefill; server log:\n%s", tail(srv.LogPath, 30))
-	}
+	rep := runPassing(t, ctx, srv, Options{Scenario: sc, Prefill: p})
 	c := rep.Consistency
 	want := int64(300 * sc.SubscribersPerEvent)
 	if c.Prefilled != 300 || rep.Prefilled != 300 || c.PrefillDelivered < want || c.PrefillWaiting != 0 || c.BehindPrefill != 0 || rep.DrainEndedByPrefill {
@@ -165,6 +160,8 @@ func TestSelfLoadPrefillSQLite(t *testing.T) {
 	if deep == 0 {
 		t.Fatalf("no claim at a queue depth of 100 or more: %+v", rep.ClaimByDepth)
 	}
+	var text strings.Builder
+	rep.WriteText(&text)
 	if !strings.Contains(text.String(), "prefilled: 300 messages") || !strings.Contains(text.String(), "still waiting (prefilled, not yet claimed)") {
 		t.Fatalf("report does not mention the prefill:\n%s", text.String())
 	}
