@@ -13,13 +13,11 @@ import (
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/routes/transport"
-	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // examplesConfig loads examples/koppelpoort-examples.yaml, the config the READMEs start serve with.
@@ -38,14 +36,7 @@ func examplesConfig(t *testing.T) *config.Config {
 // ktServer runs this repository's Koppeltaal server with the examples' demo domain on a SQLite file.
 func ktServer(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	cfg := examplesConfig(t)
-	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(t.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return apitest.Serve(t, api.Options{Store: st, Config: *cfg.Koppeltaal}).URL
+	return apitest.ServeOnSQLite(t, *examplesConfig(t).Koppeltaal)
 }
 
 // copyExample copies an example's route files (faster polling for the test) and test data to a temp dir.

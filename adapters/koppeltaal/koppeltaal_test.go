@@ -2,7 +2,6 @@ package koppeltaal_test
 
 import (
 	"context"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,24 +13,16 @@ import (
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	kt "github.com/koppelpoort/koppelpoort/adapters/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/routes/transport"
-	"github.com/koppelpoort/koppelpoort/store"
 )
 
 func server(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(t.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return apitest.Serve(t, api.Options{Store: st, Config: koppeltaal.DemoConfig()}).URL
+	return apitest.ServeOnSQLite(t, koppeltaal.DemoConfig())
 }
 
 func gatewayDB(t *testing.T) adapters.Host {

@@ -3,29 +3,19 @@ package client_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/url"
-	"path/filepath"
 	"testing"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
-	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // newServer runs this repository's Koppeltaal server (demo domain) on a SQLite file behind httptest.
 func newServer(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(t.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return apitest.Serve(t, api.Options{Store: st, Config: koppeltaal.DemoConfig()}).URL
+	return apitest.ServeOnSQLite(t, koppeltaal.DemoConfig())
 }
 
 func patientMessage(given string) client.Message {

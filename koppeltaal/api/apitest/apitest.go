@@ -4,12 +4,16 @@ package apitest
 
 import (
 	"context"
+	"log/slog"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // Serve provisions opts.Config (unless opts.SkipApply), mounts the API on a
@@ -25,4 +29,16 @@ func Serve(t testing.TB, opts api.Options) *httptest.Server {
 	ts := httptest.NewServer(r)
 	t.Cleanup(ts.Close)
 	return ts
+}
+
+// ServeOnSQLite serves cfg from a fresh SQLite store in the test's temporary
+// directory and returns the server's base URL.
+func ServeOnSQLite(t testing.TB, cfg koppeltaal.Config) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Config{DSN: filepath.Join(t.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return Serve(t, api.Options{Store: st, Config: cfg}).URL
 }
