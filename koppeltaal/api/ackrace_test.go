@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"database/sql"
 	"io"
 	"net/http"
 	"strings"
@@ -32,16 +31,7 @@ func TestPostgresAckRacingANewerVersion(t *testing.T) {
 	self := bundleOf(t, claimed).Entries[0].SelfLink()
 
 	// A second connection holds the entry's row, as a POST replacing it would.
-	db, err := sql.Open("pgx", b.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	holder, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Rollback()
+	db, holder := lockingTx(t, b.DSN)
 	var entryID int64
 	if err := holder.QueryRowContext(ctx, "SELECT id FROM queue WHERE focal_ref = $1 AND status = 'Claimed' FOR UPDATE", plan).Scan(&entryID); err != nil {
 		t.Fatal(err)

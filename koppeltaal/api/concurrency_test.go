@@ -416,23 +416,8 @@ func TestPostgresPostsInOneDomainRunInParallel(t *testing.T) {
 	}
 	_, v1 := dstu1.SplitHistory(focalData(t, first))
 
-	db, err := sql.Open("pgx", b.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	holder, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			_ = holder.Rollback()
-		}
-	}
-	defer release()
+	db, holder := lockingTx(t, b.DSN)
+	release := func() { _ = holder.Rollback() }
 	var id int64
 	if err := holder.QueryRowContext(ctx, "SELECT id FROM resources WHERE url = $1 FOR UPDATE", plan).Scan(&id); err != nil {
 		t.Fatal(err)
@@ -492,4 +477,25 @@ func waitForLockWait(t *testing.T, db *sql.DB, queryPattern, failure string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// lockingTx opens a second connection to the test database and begins a
+// transaction on it, to hold locks that requests of the server under test then
+// meet. Both end with the test (a transaction already ended stays ended).
+func lockingTx(t *testing.T, dsn string) (*sql.DB, *sql.Tx) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = tx.Rollback()
+		db.Close()
+	})
+	return db, tx
 }
