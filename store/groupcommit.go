@@ -97,19 +97,22 @@ type writerCounters struct {
 
 func (s *Store) runBatch(batch []*writeReq) {
 	start := time.Now()
-	defer func() {
+	// answer counts the batch before replying, so a caller that has its answer
+	// also sees its request in WriterStats.
+	answer := func(errOf func(i int) error) {
 		s.wstats.batches.Add(1)
 		s.wstats.requests.Add(uint64(len(batch)))
 		s.wstats.busyNanos.Add(uint64(time.Since(start)))
-	}()
+		for i, r := range batch {
+			r.done <- errOf(i)
+		}
+	}
 	// The batch transaction is not tied to any caller's context: one caller
 	// giving up must not roll back the others' writes.
 	bg := context.Background()
 	sqltx, err := s.w.BeginTxx(bg, nil)
 	if err != nil {
-		for _, r := range batch {
-			r.done <- fmt.Errorf("store: begin: %w", err)
-		}
+		answer(func(int) error { return fmt.Errorf("store: begin: %w", err) })
 		return
 	}
 	tx := &Tx{tx: sqltx, dialect: s.dialect, noCancel: true, stmts: s.stmts, subs: s.subs}
@@ -130,9 +133,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 			if _, rerr := sqltx.ExecContext(bg, "ROLLBACK TO kp_req"); rerr != nil {
 				// The transaction is unusable: fail everyone in it.
 				_ = sqltx.Rollback()
-				for _, r := range batch {
-					r.done <- fmt.Errorf("store: rollback to savepoint: %w (after: %v)", rerr, err)
-				}
+				answer(func(int) error { return fmt.Errorf("store: rollback to savepoint: %w (after: %v)", rerr, err) })
 				return
 			}
 		}
@@ -145,17 +146,13 @@ func (s *Store) runBatch(batch []*writeReq) {
 	err = sqltx.Commit()
 	s.wstats.commitNanos.Add(uint64(time.Since(commitStart)))
 	if err != nil {
-		for _, r := range batch {
-			r.done <- fmt.Errorf("store: commit: %w", err)
-		}
+		answer(func(int) error { return fmt.Errorf("store: commit: %w", err) })
 		return
 	}
 	if tx.instChanged {
 		s.instGen.Add(1)
 	}
-	for i, r := range batch {
-		r.done <- results[i]
-	}
+	answer(func(i int) error { return results[i] })
 }
 
 func runGuarded(tx *Tx, fn func(tx *Tx) error) (err error) {
