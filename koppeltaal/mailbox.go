@@ -85,7 +85,6 @@ type resourceEntry struct {
 	typ     string
 	hash    string
 	focal   bool
-	content []byte // the resource encoded as stored (does not depend on the version)
 	slot    string // placeholder for its version in the pre-encoded body (see versionSlots)
 }
 
@@ -149,11 +148,11 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 
 	requestHash := messageHash(event, data, ents)
 	// Encode outside the transaction (on SQLite, the one writer every request
-	// waits for): the resources as they are stored, and the body with a
-	// placeholder where each version goes, filled in once the versions are known.
+	// waits for): the body with a placeholder where each version goes, filled
+	// in once the versions are known. The body is also where each resource
+	// version's content lives (resource_versions points at the message).
 	slots := newVersionSlots()
 	for i := range ents {
-		ents[i].content = EncodeResource(ents[i].entry.Resource, f)
 		ents[i].slot = slots.add()
 		ents[i].entry.SetSelfLink(ents[i].url + "/_history/" + ents[i].slot)
 	}
@@ -275,7 +274,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		rvs := make([]store.ResourceVersion, len(puts))
 		for i, e := range puts {
 			rvs[i] = store.ResourceVersion{DomainID: c.DomainID, URL: e.url, ResourceType: e.typ, Version: v,
-				ContentHash: e.hash, Content: e.content, InstanceID: c.ID, MessageID: msgID}
+				ContentHash: e.hash, InstanceID: c.ID, MessageID: msgID}
 		}
 		if err := tx.PutResourceVersions(ctx, rvs); err != nil {
 			return err

@@ -108,7 +108,6 @@ type prefillRow struct {
 	version     string
 	at          int64 // Unix microseconds: created_at and status_changed_at
 	body        []byte
-	content     []byte // the Patient as stored in resource_versions
 	contentHash string
 	requestHash string
 }
@@ -366,7 +365,7 @@ func genPrefillRow(tag string, doms []*prefillDomain, di, n int, at time.Time) (
 	}
 	hash := koppeltaal.ContentHash(stored.Entries[1].Resource)
 	return prefillRow{dom: di, n: n, id: id, feedID: m.feedID, patient: url, version: v, at: at.UnixMicro(),
-		body: stored.Encode(f), content: stored.Entries[1].Resource.Encode(f), contentHash: hash,
+		body: stored.Encode(f), contentHash: hash,
 		requestHash: koppeltaal.RequestHash(EventPatient, []string{url}, []koppeltaal.HashedResource{{URL: url, ContentHash: hash}})}, nil
 }
 
@@ -387,7 +386,7 @@ func writePrefillRows(ctx context.Context, tx *store.Tx, doms []*prefillDomain, 
 			return err
 		}
 		rvs = append(rvs, store.ResourceVersion{DomainID: d.id, URL: r.patient, ResourceType: "Patient",
-			Version: r.version, ContentHash: r.contentHash, Content: r.content, InstanceID: d.senderID, MessageID: msgID})
+			Version: r.version, ContentHash: r.contentHash, InstanceID: d.senderID, MessageID: msgID})
 		if _, err := tx.QueueForAll(ctx, store.Entry{DomainID: d.id, MessageID: msgID, Event: EventPatient, PatientRef: r.patient,
 			FocalRef: r.patient, Status: store.StatusNew, StatusChangedAt: r.at, Version: r.version, CreatedAt: r.at}, d.recipients); err != nil {
 			return err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -41,3 +42,30 @@ func explainSQLite(t *testing.T, path, q string, args ...any) string {
 	}
 	return b.String()
 }
+
+// OpenAtVersion opens dsn with the migrations up to version only, the schema
+// an older release left behind, for upgrade tests. Close it before store.Open
+// migrates the rest.
+func OpenAtVersion(t *testing.T, dsn string, version int) *Store {
+	t.Helper()
+	cfg := Config{DSN: dsn}
+	cfg.setDefaults()
+	var s *Store
+	var err error
+	if isPostgresDSN(dsn) {
+		s, err = openPostgres(context.Background(), cfg)
+	} else {
+		s, err = openSQLite(context.Background(), cfg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.log = slog.New(slog.DiscardHandler)
+	s.subs = &subsCache{gen: &s.instGen, m: map[subsKey]subsEntry{}}
+	if err := s.migrateTo(context.Background(), version); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	return s
+}
+

@@ -99,7 +99,7 @@ func TestPutResourceVersions(t *testing.T) {
 			rvs := make([]store.ResourceVersion, len(urls))
 			for i, u := range urls {
 				rvs[i] = store.ResourceVersion{DomainID: domainID, URL: u, ResourceType: "Patient", Version: version,
-					ContentHash: "h-" + version, Content: []byte(u + "@" + version), InstanceID: inst}
+					ContentHash: "h-" + version, InstanceID: inst}
 			}
 			if err := s.Update(ctx, func(tx *store.Tx) error { return tx.PutResourceVersions(ctx, rvs) }); err != nil {
 				t.Fatalf("put %s: %v", version, err)

@@ -83,9 +83,8 @@ type ResourceVersion struct {
 	ResourceType string
 	Version      string
 	ContentHash  string
-	Content      []byte
 	InstanceID   int64
-	MessageID    int64
+	MessageID    int64 // the message that issued the version; its body holds the resource as routed
 }
 
 // PutResourceVersion stores a new version and makes it current (one upsert
@@ -100,8 +99,8 @@ func (t *Tx) PutResourceVersion(ctx context.Context, rv ResourceVersion) error {
 	if err != nil {
 		return fmt.Errorf("store resource %s: %w", rv.URL, err)
 	}
-	if _, err := t.exec(ctx, `INSERT INTO resource_versions (resource_id, version, message_id, content, created_at)
-		VALUES (?, ?, ?, ?, ?)`, id, rv.Version, nullID(rv.MessageID), rv.Content, now); err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO resource_versions (resource_id, version, message_id, created_at)
+		VALUES (?, ?, ?, ?)`, id, rv.Version, nullID(rv.MessageID), now); err != nil {
 		return fmt.Errorf("store version %s of %s: %w", rv.Version, rv.URL, err)
 	}
 	return nil
@@ -144,7 +143,7 @@ func (t *Tx) PutResourceVersions(ctx context.Context, rvs []ResourceVersion) err
 		ids[r.URL] = r.ID
 	}
 	b.Reset()
-	b.WriteString(`INSERT INTO resource_versions (resource_id, version, message_id, content, created_at) VALUES `)
+	b.WriteString(`INSERT INTO resource_versions (resource_id, version, message_id, created_at) VALUES `)
 	args = args[:0]
 	for i, rv := range rvs {
 		id, ok := ids[rv.URL]
@@ -154,8 +153,8 @@ func (t *Tx) PutResourceVersions(ctx context.Context, rvs []ResourceVersion) err
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?)")
-		args = append(args, id, rv.Version, nullID(rv.MessageID), rv.Content, now)
+		b.WriteString("(?, ?, ?, ?)")
+		args = append(args, id, rv.Version, nullID(rv.MessageID), now)
 	}
 	if _, err := t.exec(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("store versions of %d resources: %w", len(rvs), err)

@@ -68,10 +68,17 @@ func latestMigration(d Dialect) int {
 // migrate applies the missing migrations in one transaction. Concurrent
 // openers are serialised by an advisory lock (PostgreSQL) or the write lock
 // taken at BEGIN IMMEDIATE (SQLite), so each migration runs exactly once.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error { return s.migrateTo(ctx, 0) }
+
+// migrateTo is migrate up to version upTo (0: all); upgrade tests build an
+// old schema with it.
+func (s *Store) migrateTo(ctx context.Context, upTo int) error {
 	ms, err := loadMigrations(s.dialect)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if upTo > 0 && upTo < len(ms) {
+		ms = ms[:upTo]
 	}
 	applied := 0
 	err = s.Update(ctx, func(tx *Tx) error {

@@ -1,0 +1,76 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
+)
+
+// Migration 0006 drops the copy of each resource version's content (the
+// issuing message's body holds it) and keeps every version row.
+func TestUpgradeKeepsResourceVersionsWithoutContent(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		old := store.OpenAtVersion(t, b.DSN, 5)
+		domainID, inst := fixture(t, old, "D", "a")
+		msgs := queueMessages(t, old, domainID, inst, 1)
+		err := old.Update(ctx, func(tx *store.Tx) error {
+			var msgID int64
+			if err := tx.Get(ctx, &msgID, "SELECT message_id FROM queue WHERE id = ?", msgs[0]); err != nil {
+				return err
+			}
+			var resID int64
+			if err := tx.Get(ctx, &resID, `INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
+				created_at, updated_at) VALUES (?, 'http://x/Patient/1', 'Patient', 'v2', 'h', 1, 1) RETURNING id`, domainID); err != nil {
+				return err
+			}
+			for _, v := range []string{"v1", "v2"} {
+				if _, err := tx.Exec(ctx, `INSERT INTO resource_versions (resource_id, version, message_id, content, created_at)
+					VALUES (?, ?, ?, ?, 7)`, resID, v, msgID, []byte("<Patient/>")); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		s := b.Open(t) // migrates to the latest version
+		type row struct {
+			Version   string `db:"version"`
+			MessageID int64  `db:"message_id"`
+			CreatedAt int64  `db:"created_at"`
+		}
+		var rows []row
+		err = s.View(ctx, func(tx *store.Tx) error {
+			return tx.Select(ctx, &rows, "SELECT version, message_id, created_at FROM resource_versions ORDER BY version")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.View(ctx, func(tx *store.Tx) error {
+			var n int
+			return tx.Get(ctx, &n, "SELECT COUNT(content) FROM resource_versions")
+		})
+		if err == nil {
+			t.Errorf("resource_versions still has a content column")
+		}
+		if len(rows) != 2 || rows[0].Version != "v1" || rows[1].Version != "v2" || rows[0].MessageID == 0 || rows[1].CreatedAt != 7 {
+			t.Fatalf("versions after upgrade: %+v", rows)
+		}
+		// The upgraded table takes new versions.
+		err = s.Update(ctx, func(tx *store.Tx) error {
+			return tx.PutResourceVersions(ctx, []store.ResourceVersion{
+				{DomainID: domainID, URL: "http://x/Patient/1", ResourceType: "Patient", Version: "v3", ContentHash: "h3", MessageID: rows[0].MessageID},
+				{DomainID: domainID, URL: "http://x/Patient/2", ResourceType: "Patient", Version: "v3", ContentHash: "h3"},
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
