@@ -35,6 +35,16 @@ func EncodeBundle(b *dstu1.Bundle, f Format) []byte {
 	return b.XML()
 }
 
+// encodeBundleSized is EncodeBundle into a buffer allocated once, for a bundle
+// about size bytes long (the body it was parsed from).
+func encodeBundleSized(b *dstu1.Bundle, f Format, size int) []byte {
+	buf := make([]byte, 0, size+size/8+512)
+	if f == dstu1.FormatJSON {
+		return b.AppendJSON(buf, dstu1.JSONOptions{})
+	}
+	return b.AppendXML(buf)
+}
+
 // EncodeResource writes r in format f.
 func EncodeResource(r *dstu1.Resource, f Format) []byte {
 	if f == dstu1.FormatJSON {

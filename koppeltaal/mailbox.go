@@ -161,7 +161,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			return nil, err
 		}
 	}
-	template := EncodeBundle(b, f)
+	template := encodeBundleSized(b, f, len(body))
 	result := &PostResult{}
 	now := s.now()
 	var stored store.Message // what was stored, for the message cache
@@ -337,7 +337,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	if len(result.Entries) > 0 {
 		// The recipients claim and acknowledge this message next: cache the tree just stored
 		// (committed now, and not touched again here) so that they need not read and parse it.
-		cached, size := cacheForm(b)
+		cached, size := cacheForm(b, len(body))
 		s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size)
 	}
 	s.metrics.Posted.WithLabelValues(event).Inc()

@@ -92,14 +92,16 @@ func (c *msgCache) removeElement(el *list.Element) {
 
 // cacheForm splits a stored message bundle (which the caller must not modify
 // afterwards) into the cached form: metadata and a copy of the MessageHeader
-// entry as a tree, the other entries encoded. It returns the size to account.
-func cacheForm(b *dstu1.Bundle) (*dstu1.Bundle, int) {
+// entry as a tree, the other entries encoded. encodedSize is the length of
+// the message as stored or posted (it sizes the buffers). It returns the size
+// to account.
+func cacheForm(b *dstu1.Bundle, encodedSize int) (*dstu1.Bundle, int) {
 	c := *b
 	c.Authors = append([]dstu1.Person(nil), b.Authors...)
 	c.Links = append([]dstu1.Link(nil), b.Links...)
 	c.Categories = append([]dstu1.Category(nil), b.Categories...)
 	c.Entries = []*dstu1.Entry{b.Entries[0].Clone()}
-	tail := dstu1.EncodeEntries(b.Entries[1:])
+	tail := dstu1.EncodeEntriesSized(b.Entries[1:], encodedSize)
 	c.SetEncodedTail(tail)
 	// The tree part is small; count it at a rough 4 KiB so that many tiny
 	// messages cannot make the cache hold unbounded trees.

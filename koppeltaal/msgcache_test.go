@@ -25,7 +25,7 @@ func TestMsgCacheCopiesAreIndependent(t *testing.T) {
 	k := msgKey{messageID: 7}
 	orig := cacheTestBundle()
 	wantJSON, wantXML := orig.JSON(), orig.XML()
-	cached, size := cacheForm(orig)
+	cached, size := cacheForm(orig, 0)
 	if size <= 0 || len(cached.Entries) != 1 || cached.EncodedTail().Len() != 1 {
 		t.Fatalf("cache form: %d entries, tail %d, size %d", len(cached.Entries), cached.EncodedTail().Len(), size)
 	}

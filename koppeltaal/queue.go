@@ -298,7 +298,7 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 		b.Entries = b.Entries[:1]
 		return m, b, nil
 	}
-	cached, size := cacheForm(b)
+	cached, size := cacheForm(b, len(body))
 	s.msgs.put(k, m, cached, size)
 	return m, shareCopy(cached), nil
 }

@@ -1,6 +1,7 @@
 package dstu1
 
 import (
+	"fmt"
 	"os"
 	"testing"
 )
@@ -93,12 +94,17 @@ func BenchmarkWriteJSONEncodedTail(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 }
 
-// BenchmarkEncodeEntries is the one-time cost of preparing a stored message for the cache (both formats).
+// BenchmarkEncodeEntries is the one-time cost of preparing a stored message for the cache (both formats),
+// without and with the size of the posted body as a hint (what the server passes).
 func BenchmarkEncodeEntries(b *testing.B) {
-	_, _, bundle := benchInputs(b)
-	b.ReportAllocs()
-	defer reportCPU(b, processCPU())
-	for b.Loop() {
-		EncodeEntries(bundle.Entries[1:])
+	_, jsonBody, bundle := benchInputs(b)
+	for _, hint := range []int{0, len(jsonBody)} {
+		b.Run(fmt.Sprintf("hint=%d", hint), func(b *testing.B) {
+			b.ReportAllocs()
+			defer reportCPU(b, processCPU())
+			for b.Loop() {
+				EncodeEntriesSized(bundle.Entries[1:], hint)
+			}
+		})
 	}
 }

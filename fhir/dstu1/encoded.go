@@ -17,19 +17,34 @@ type EncodedEntries struct {
 }
 
 // EncodeEntries writes entries in both formats (JSON with default options).
-func EncodeEntries(entries []*Entry) *EncodedEntries {
-	jw := newJSONWriter(make([]byte, 0, 2048), JSONOptions{})
+func EncodeEntries(entries []*Entry) *EncodedEntries { return EncodeEntriesSized(entries, 0) }
+
+// EncodeEntriesSized is EncodeEntries with an estimate of the JSON size (for
+// example the length of the body the entries were parsed from), so that the
+// buffers are allocated once instead of doubled up from a small start.
+func EncodeEntriesSized(entries []*Entry, jsonSize int) *EncodedEntries {
+	jw := newJSONWriter(make([]byte, 0, max(jsonSize, 2048)), JSONOptions{})
 	for i, e := range entries {
 		if i > 0 {
 			jw.buf = append(jw.buf, ',')
 		}
 		jw.entry(e)
 	}
-	xw := xmlWriter{buf: make([]byte, 0, 4096), depth: 1}
+	// XML of FHIR resources runs to about 1.3 times the JSON.
+	xw := xmlWriter{buf: make([]byte, 0, len(jw.buf)*3/2+512), depth: 1}
 	for _, e := range entries {
 		xw.entry(e)
 	}
-	return &EncodedEntries{n: len(entries), json: jw.buf, xml: xw.buf}
+	return &EncodedEntries{n: len(entries), json: clip(jw.buf), xml: clip(xw.buf)}
+}
+
+// clip copies b into a buffer of its own length when more than a quarter of
+// its capacity would sit unused in a cache.
+func clip(b []byte) []byte {
+	if cap(b)-len(b) > len(b)/4 {
+		return append(make([]byte, 0, len(b)), b...)
+	}
+	return b
 }
 
 // Len is the number of entries.
@@ -40,12 +55,12 @@ func (t *EncodedEntries) Len() int {
 	return t.n
 }
 
-// Size is the number of bytes held.
+// Size is the number of bytes held (allocated, not only used).
 func (t *EncodedEntries) Size() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.json) + len(t.xml)
+	return cap(t.json) + cap(t.xml)
 }
 
 // SetEncodedTail makes the writers append t after the bundle's Entries. The
