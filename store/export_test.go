@@ -68,4 +68,3 @@ func OpenAtVersion(t *testing.T, dsn string, version int) *Store {
 	}
 	return s
 }
-

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/koppelpoort/koppelpoort/store"
@@ -8,8 +9,9 @@ import (
 )
 
 // Migration 0006 drops the copy of each resource version's content (the
-// issuing message's body holds it) and keeps every version row.
-func TestUpgradeKeepsResourceVersionsWithoutContent(t *testing.T) {
+// issuing message's body holds it) and keeps every version row; 0007 rebuilds
+// post_receipts (SQLite) and keeps every receipt.
+func TestUpgradeKeepsVersionsAndReceipts(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		old := store.OpenAtVersion(t, b.DSN, 5)
 		domainID, inst := fixture(t, old, "D", "a")
@@ -22,6 +24,10 @@ func TestUpgradeKeepsResourceVersionsWithoutContent(t *testing.T) {
 			var resID int64
 			if err := tx.Get(ctx, &resID, `INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
 				created_at, updated_at) VALUES (?, 'http://x/Patient/1', 'Patient', 'v2', 'h', 1, 1) RETURNING id`, domainID); err != nil {
+				return err
+			}
+			if err := tx.InsertReceipt(ctx, store.Receipt{SenderInstanceID: inst, MessageIdentifier: "m-1", RequestHash: "rh",
+				MessageID: msgID, Data: []string{"http://x/Patient/1/_history/v2"}, CreatedAt: 9}); err != nil {
 				return err
 			}
 			for _, v := range []string{"v1", "v2"} {
@@ -47,6 +53,10 @@ func TestUpgradeKeepsResourceVersionsWithoutContent(t *testing.T) {
 		}
 		var rows []row
 		err = s.View(ctx, func(tx *store.Tx) error {
+			r, ok, err := tx.Receipt(ctx, inst, "m-1", "rh")
+			if err != nil || !ok || len(r.Data) != 1 || r.Data[0] != "http://x/Patient/1/_history/v2" || r.CreatedAt != 9 {
+				t.Errorf("receipt after upgrade: %+v found=%v err=%v", r, ok, err)
+			}
 			return tx.Select(ctx, &rows, "SELECT version, message_id, created_at FROM resource_versions ORDER BY version")
 		})
 		if err != nil {
@@ -61,6 +71,16 @@ func TestUpgradeKeepsResourceVersionsWithoutContent(t *testing.T) {
 		}
 		if len(rows) != 2 || rows[0].Version != "v1" || rows[1].Version != "v2" || rows[0].MessageID == 0 || rows[1].CreatedAt != 7 {
 			t.Fatalf("versions after upgrade: %+v", rows)
+		}
+		if b.Name == "sqlite" {
+			for _, table := range []string{"resource_versions", "post_receipts"} {
+				var ddl string
+				if err := s.View(ctx, func(tx *store.Tx) error {
+					return tx.Get(ctx, &ddl, "SELECT sql FROM sqlite_schema WHERE name = ?", table)
+				}); err != nil || !strings.Contains(ddl, "WITHOUT ROWID") {
+					t.Errorf("%s after upgrade: %q (%v), want WITHOUT ROWID", table, ddl, err)
+				}
+			}
 		}
 		// The upgraded table takes new versions.
 		err = s.Update(ctx, func(tx *store.Tx) error {
