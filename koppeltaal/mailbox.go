@@ -324,8 +324,8 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	}
 	if len(result.Warnings) > 0 {
 		// Resource URLs name patients: details only at debug level.
-		s.log.Warn("koppeltaal: version compatibility warnings (sender does not follow 1.3.5 versioning)",
-			"sender", c.Username, "message_id", result.MessageID, "count", len(result.Warnings))
+		s.metrics.VersionWarnings.Add(float64(len(result.Warnings)))
+		s.vwarn.note(s.log, s.now(), c.Username, result.MessageID, len(result.Warnings))
 		for _, w := range result.Warnings {
 			s.log.Debug("koppeltaal: version compatibility", "sender", c.Username, "message_id", result.MessageID, "warning", w)
 		}

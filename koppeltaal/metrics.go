@@ -10,6 +10,10 @@ type Metrics struct {
 	Acked     *prometheus.CounterVec // acknowledgements, by status set
 	Sweeps    *prometheus.CounterVec // sweeper changes, by result (requeued, max_retries)
 	Delivered prometheus.Counter     // queue entries created
+	// VersionWarnings counts resources accepted although their sender did not
+	// follow 1.3.5 versioning (no version where the server has one, or a version
+	// it never issued).
+	VersionWarnings prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -27,9 +31,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Queue entries changed by the claim sweeper."}, []string{"result"}),
 		Delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_queue_entries_created_total",
 			Help: "Queue entries created by routing (one per subscribed instance)."}),
+		VersionWarnings: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_version_warnings_total",
+			Help: "Resources accepted although the sender did not follow 1.3.5 versioning (logged per sender at most once a minute)."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Posted, m.Rejected, m.Claimed, m.Acked, m.Sweeps, m.Delivered} {
+		for _, c := range []prometheus.Collector{m.Posted, m.Rejected, m.Claimed, m.Acked, m.Sweeps, m.Delivered, m.VersionWarnings} {
 			_ = reg.Register(c)
 		}
 	}

@@ -29,6 +29,7 @@ type Service struct {
 	insts   map[string]cachedInstance // by username; see instance
 	now     func() time.Time
 	metrics *Metrics
+	vwarn   versionWarnLog
 }
 
 // NewService returns the core for st with cfg (defaults applied). metrics may be nil.
