@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -50,18 +49,10 @@ func OpenAtVersion(t *testing.T, dsn string, version int) *Store {
 	t.Helper()
 	cfg := Config{DSN: dsn}
 	cfg.setDefaults()
-	var s *Store
-	var err error
-	if isPostgresDSN(dsn) {
-		s, err = openPostgres(context.Background(), cfg)
-	} else {
-		s, err = openSQLite(context.Background(), cfg)
-	}
+	s, err := openUnmigrated(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.log = slog.New(slog.DiscardHandler)
-	s.subs = &subsCache{gen: &s.instGen, m: map[subsKey]subsEntry{}}
 	if err := s.migrateTo(context.Background(), version); err != nil {
 		s.Close()
 		t.Fatal(err)

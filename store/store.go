@@ -118,6 +118,24 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		return nil, err
 	}
 	cfg.setDefaults()
+	s, err := openUnmigrated(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.dialect == SQLite && !cfg.NoGroupCommit {
+		s.startGroupCommit()
+		s.startCheckpointer()
+	}
+	s.log.Info("store opened", "dialect", string(s.dialect), "where", s.where)
+	return s, nil
+}
+
+// openUnmigrated connects to cfg.DSN (defaults applied) without touching the schema.
+func openUnmigrated(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -133,15 +151,6 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	s.log = logger
 	s.subs = &subsCache{gen: &s.instGen, m: map[subsKey]subsEntry{}}
-	if err := s.migrate(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if s.dialect == SQLite && !cfg.NoGroupCommit {
-		s.startGroupCommit()
-		s.startCheckpointer()
-	}
-	logger.Info("store opened", "dialect", string(s.dialect), "where", s.where)
 	return s, nil
 }
 
