@@ -21,6 +21,9 @@ const (
 	textUnsupportedResourceFn = "The resource type '%s' is not supported."
 )
 
+// TextValidatedOnly answers a valid message with the ValidateOnly tag (our wording: the reply is unspecified).
+const TextValidatedOnly = "The message is valid. It was not processed: it carries the ValidateOnly tag."
+
 // allowedTypes are the resource types a 1.3.5 message may carry (SPEC.md §4.5);
 // Other resources count by their OtherResourceUsage code.
 var allowedTypes = map[string]bool{
@@ -47,7 +50,14 @@ type PostResult struct {
 	// Duplicate is true when the request repeated an accepted POST (same sender, MessageHeader.identifier and
 	// content — see messageHash): nothing was stored and Response repeats the original data references.
 	Duplicate bool
+	// ValidatedOnly is true when the message carried the ValidateOnly tag and passed every check a POST
+	// makes (versions included, against the current state): nothing was stored or routed, Response is nil.
+	ValidatedOnly bool
 }
+
+// errValidatedOnly ends the POST transaction of a ValidateOnly message after its checks, so that
+// nothing it would write is kept.
+var errValidatedOnly = errors.New("koppeltaal: validate only")
 
 // messageHash identifies "the same message" for retry detection (see RequestHash).
 func messageHash(event string, data []string, ents []resourceEntry) string {
@@ -147,6 +157,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	}
 
 	requestHash := messageHash(event, data, ents)
+	validateOnly := b.ValidateOnly()
 	// Encode outside the transaction (on SQLite, the one writer every request
 	// waits for): the body with a placeholder where each version goes, filled
 	// in once the versions are known. The body is also where each resource
@@ -179,12 +190,17 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		}
 		// A retry of a POST whose reply the sender lost: answer as the first time
 		// (checked under the lock, before the version checks it would now fail).
-		if prior, ok, err := tx.Receipt(ctx, c.ID, mh.Identifier(), requestHash); err != nil {
-			return err
-		} else if ok {
-			result.MessageID, result.Duplicate = prior.MessageID, true
-			result.Response = s.responseMessage(c, mh, prior.Data, base)
-			return nil
+		// A ValidateOnly message is checked as a new one.
+		if !validateOnly {
+			prior, ok, err := tx.Receipt(ctx, c.ID, mh.Identifier(), requestHash)
+			if err != nil {
+				return err
+			}
+			if ok {
+				result.MessageID, result.Duplicate = prior.MessageID, true
+				result.Response = s.responseMessage(c, mh, prior.Data, base)
+				return nil
+			}
 		}
 		known, err := tx.Resources(ctx, c.DomainID, urls)
 		if err != nil {
@@ -219,6 +235,10 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		}
 		if len(conflicts) > 0 {
 			return &Error{Status: http.StatusConflict, Issues: conflicts}
+		}
+		if validateOnly {
+			result.Warnings = warnings
+			return errValidatedOnly
 		}
 		// Storage loop: one new version for everything versioned in this message.
 		v := NextVersion(now, last)
@@ -315,6 +335,12 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		result.Response = s.responseMessage(c, mh, issued, base)
 		return nil
 	})
+	if errors.Is(err, errValidatedOnly) {
+		result.ValidatedOnly = true
+		s.log.Debug("koppeltaal: ValidateOnly message checked, not processed", "sender", c.Username,
+			"identifier", mh.Identifier(), "warnings", len(result.Warnings))
+		return result, nil
+	}
 	if err != nil {
 		var ke *Error
 		if errors.As(err, &ke) {

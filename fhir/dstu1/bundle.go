@@ -14,6 +14,8 @@ const (
 	TermMessage    = "http://hl7.org/fhir/tag/message"
 	// DomainTermPrefix starts the term of a Koppeltaal domain security tag; the domain name follows.
 	DomainTermPrefix = "http://ggz.koppeltaal.nl/fhir/Koppeltaal/Domain#"
+	// TermValidateOnly tags a message the server should only check, not process (ARCH 2018 §11.1).
+	TermValidateOnly = "http://ggz.koppeltaal.nl/fhir/Koppeltaal/ValidateOnly"
 )
 
 // Bundle is a DSTU1 bundle: an Atom feed in XML, a "resourceType":"Bundle" object in JSON.
@@ -187,6 +189,17 @@ func (b *Bundle) Domain() (string, bool) {
 func (b *Bundle) IsMessage() bool {
 	for _, c := range b.Categories {
 		if c.Term == TermMessage {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateOnly reports whether the bundle carries the Koppeltaal ValidateOnly tag (term
+// TermValidateOnly; the scheme, http://hl7.org/fhir/tag, is not required).
+func (b *Bundle) ValidateOnly() bool {
+	for _, c := range b.Categories {
+		if c.Term == TermValidateOnly {
 			return true
 		}
 	}

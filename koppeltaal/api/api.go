@@ -390,6 +390,17 @@ func (s *Server) postMailbox(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if res.ValidatedOnly {
+		// The ValidateOnly tag's reply is not specified (SPEC.md §4.7 gap): FHIR
+		// answers a validation with an OperationOutcome; nothing was processed,
+		// so there is no response message with issued versions to return.
+		issues := []dstu1.Issue{{Severity: "information", Type: "informational", Details: koppeltaal.TextValidatedOnly}}
+		for _, warn := range res.Warnings {
+			issues = append(issues, dstu1.Issue{Severity: "warning", Type: "informational", Details: warn})
+		}
+		s.writeResource(w, r, http.StatusOK, dstu1.NewOperationOutcome("", issues...))
+		return
+	}
 	s.writeBundle(w, r, http.StatusOK, res.Response)
 }
 
