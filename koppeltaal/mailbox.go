@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -58,6 +60,11 @@ type PostResult struct {
 // errValidatedOnly ends the POST transaction of a ValidateOnly message after its checks, so that
 // nothing it would write is kept.
 var errValidatedOnly = errors.New("koppeltaal: validate only")
+
+// errLockAgain ends a PostgreSQL POST transaction whose shared lock on a
+// resource it meant to leave unchanged came too late: the resource changed
+// first. The POST runs again with exclusive locks.
+var errLockAgain = errors.New("koppeltaal: lock again")
 
 // messageHash identifies "the same message" for retry detection (see RequestHash).
 func messageHash(event string, data []string, ents []resourceEntry) string {
@@ -173,18 +180,40 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		}
 	}
 	template := encodeBundleSized(b, f, len(body))
-	result := &PostResult{}
+	var result *PostResult
 	now := s.now()
 	var stored store.Message // what was stored, for the message cache
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		urls := make([]string, len(ents), len(ents)+1) // +1: the lock list appends the focal reference
+	// On PostgreSQL the first attempt locks the resources the message leaves
+	// unchanged in shared mode; if one of them changed before the locks were
+	// taken, the second attempt locks everything exclusively.
+	shareUnchanged := s.st.Dialect() == store.Postgres
+	update := func(tx *store.Tx) error {
+		urls := make([]string, len(ents))
 		for i, e := range ents {
 			urls[i] = e.url
 		}
 		// Decision 7: the domain lock on SQLite; on PostgreSQL locks on this message's
 		// resources (and focal reference: replacement of older entries) and on its
-		// identifier, so posts about other resources run in parallel.
-		last, err := tx.LockForPost(ctx, c.DomainID, c.ID, mh.Identifier(), append(urls, focalURL))
+		// identifier, so posts about other resources run in parallel — shared locks
+		// for the resources it carries unchanged, judged on a read before locking and
+		// confirmed on the read under the locks.
+		exclusive, readOnly := append(slices.Clip(urls), focalURL), map[string]string(nil)
+		if shareUnchanged {
+			before, err := tx.Resources(ctx, c.DomainID, urls)
+			if err != nil {
+				return err
+			}
+			exclusive, readOnly = exclusive[:0], map[string]string{}
+			for _, e := range ents {
+				if cur, ok := before[e.url]; ok && !e.focal && cur.ContentHash == e.hash {
+					readOnly[e.url] = e.hash
+				} else {
+					exclusive = append(exclusive, e.url)
+				}
+			}
+			exclusive = append(exclusive, focalURL)
+		}
+		last, err := tx.LockForPostSharing(ctx, c.DomainID, c.ID, mh.Identifier(), exclusive, slices.Collect(maps.Keys(readOnly)))
 		if err != nil {
 			return err
 		}
@@ -205,6 +234,11 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		known, err := tx.Resources(ctx, c.DomainID, urls)
 		if err != nil {
 			return err
+		}
+		for u, hash := range readOnly {
+			if cur, ok := known[u]; !ok || cur.ContentHash != hash {
+				return errLockAgain // changed between the first read and the shared lock
+			}
 		}
 		for _, r := range known {
 			// Strictly above each resource's current version (also where no domain
@@ -334,7 +368,18 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		result.MessageID, result.Version, result.Warnings = msgID, v, warnings
 		result.Response = s.responseMessage(c, mh, issued, base)
 		return nil
-	})
+	}
+	for {
+		result = &PostResult{}
+		err = s.st.Update(ctx, update)
+		if !errors.Is(err, errLockAgain) || !shareUnchanged {
+			break
+		}
+		shareUnchanged = false
+		s.metrics.PostLockRetries.Inc()
+		s.log.Debug("koppeltaal: a resource carried unchanged was changed concurrently; locking all exclusively",
+			"sender", c.Username, "identifier", mh.Identifier())
+	}
 	if errors.Is(err, errValidatedOnly) {
 		result.ValidatedOnly = true
 		s.log.Debug("koppeltaal: ValidateOnly message checked, not processed", "sender", c.Username,

@@ -14,6 +14,9 @@ type Metrics struct {
 	// follow 1.3.5 versioning (no version where the server has one, or a version
 	// it never issued).
 	VersionWarnings prometheus.Counter
+	// PostLockRetries counts PostgreSQL POSTs run a second time because a
+	// resource they carried unchanged (shared lock) changed before the lock.
+	PostLockRetries prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -33,9 +36,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Queue entries created by routing (one per subscribed instance)."}),
 		VersionWarnings: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_version_warnings_total",
 			Help: "Resources accepted although the sender did not follow 1.3.5 versioning (logged per sender at most once a minute)."}),
+		PostLockRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_post_lock_retries_total",
+			Help: "POSTs run again with exclusive locks because a resource they carried unchanged changed concurrently (PostgreSQL)."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Posted, m.Rejected, m.Claimed, m.Acked, m.Sweeps, m.Delivered, m.VersionWarnings} {
+		for _, c := range []prometheus.Collector{m.Posted, m.Rejected, m.Claimed, m.Acked, m.Sweeps, m.Delivered, m.VersionWarnings, m.PostLockRetries} {
 			_ = reg.Register(c)
 		}
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -28,30 +29,68 @@ import (
 // versions only have to increase per resource, and every resource the message
 // versions is locked and read by the caller.
 func (t *Tx) LockForPost(ctx context.Context, domainID, senderID int64, identifier string, urls []string) (string, error) {
+	return t.LockForPostSharing(ctx, domainID, senderID, identifier, urls, nil)
+}
+
+// LockForPostSharing is LockForPost where readOnly names resources the message
+// carries but leaves as they are (same content as the current version): on
+// PostgreSQL they get shared advisory locks, so the many posts that carry the
+// same unchanged resource — the practitioner and organization in every CarePlan
+// message of an institution — do not queue for each other, while a post that
+// changes it (exclusive lock) still waits for them and they for it. A URL in
+// both lists is locked exclusively. The caller must check, after reading the
+// resources under these locks, that each read-only one is indeed unchanged
+// (it may have changed before the lock was taken) and otherwise start over
+// with it in urls. On SQLite readOnly is ignored (the domain lock covers all).
+func (t *Tx) LockForPostSharing(ctx context.Context, domainID, senderID int64, identifier string, urls, readOnly []string) (string, error) {
 	if t.dialect != Postgres {
 		return t.LockDomainVersion(ctx, domainID)
 	}
-	keys := make([]int64, 0, len(urls)+1)
-	keys = append(keys, postLockKey("message", senderID, identifier))
-	for _, u := range urls {
-		keys = append(keys, postLockKey("resource", domainID, u))
+	type lock struct {
+		key    int64
+		shared bool
 	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
+	locks := make([]lock, 0, len(urls)+len(readOnly)+1)
+	locks = append(locks, lock{key: postLockKey("message", senderID, identifier)})
+	for _, u := range urls {
+		locks = append(locks, lock{key: postLockKey("resource", domainID, u)})
+	}
+	for _, u := range readOnly {
+		locks = append(locks, lock{key: postLockKey("resource", domainID, u), shared: true})
+	}
+	// Sorted by key, exclusive before shared, then one lock per key: the
+	// exclusive one where a key is in both lists.
+	slices.SortFunc(locks, func(a, b lock) int {
+		if a.key != b.key {
+			return cmp.Compare(a.key, b.key)
+		}
+		if a.shared == b.shared {
+			return 0
+		}
+		if !a.shared {
+			return -1
+		}
+		return 1
+	})
+	locks = slices.CompactFunc(locks, func(a, b lock) bool { return a.key == b.key })
 	// One round trip: the select list is evaluated left to right, so the locks
 	// are taken in the (sorted) order written.
 	var b strings.Builder
-	args := make([]any, len(keys))
+	args := make([]any, len(locks))
 	b.WriteString("SELECT ")
-	for i, k := range keys {
+	for i, l := range locks {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("pg_advisory_xact_lock(?)")
-		args[i] = k
+		if l.shared {
+			b.WriteString("pg_advisory_xact_lock_shared(?)")
+		} else {
+			b.WriteString("pg_advisory_xact_lock(?)")
+		}
+		args[i] = l.key
 	}
 	if _, err := t.exec(ctx, b.String(), args...); err != nil {
-		return "", fmt.Errorf("lock %d resources of message %s in domain %d: %w", len(urls), identifier, domainID, err)
+		return "", fmt.Errorf("lock %d resources of message %s in domain %d: %w", len(urls)+len(readOnly), identifier, domainID, err)
 	}
 	return "", nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
@@ -40,7 +41,13 @@ func newHarness(t testing.TB, b storetest.Backend, cfg koppeltaal.Config) *harne
 
 func newHarnessOn(t testing.TB, st *store.Store, cfg koppeltaal.Config) *harness {
 	t.Helper()
-	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(cfg)})
+	return newHarnessRegistering(t, st, cfg, nil)
+}
+
+// newHarnessRegistering is newHarnessOn with the koppeltaal_* metrics registered with reg.
+func newHarnessRegistering(t testing.TB, st *store.Store, cfg koppeltaal.Config, reg prometheus.Registerer) *harness {
+	t.Helper()
+	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(cfg), Registerer: reg})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
