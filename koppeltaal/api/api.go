@@ -302,9 +302,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, koppe
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, 0, fail(http.StatusRequestEntityTooLarge, "too-costly", "The body (%d bytes) is larger than the limit of %d bytes.", r.ContentLength, s.cfg.MaxBodyBytes)
 	}
-	// With a Content-Length the buffer is allocated once at its size
-	// (io.ReadAll would double up to it from 512 bytes).
-	buf := bytes.NewBuffer(make([]byte, 0, max(r.ContentLength, 0)+bytes.MinRead))
+	// With a Content-Length the buffer is allocated once at its size (io.ReadAll
+	// would double up to it from 512 bytes) — up to 1 MiB: a client announcing a
+	// large body does not get that memory before it has sent the bytes.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), 1<<20)+bytes.MinRead))
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	body := buf.Bytes()
 	if err != nil {
