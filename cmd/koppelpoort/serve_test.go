@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,5 +223,68 @@ func TestVersion(t *testing.T) {
 	out, err := exec.Command(binPath, "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "koppelpoort ") {
 		t.Fatalf("version: %q %v", out, err)
+	}
+}
+
+// TestServeReadmeCurlWalkthrough runs the README's curl walk-through against the
+// embedded default, with the sample messages of docs/curl: post, claim,
+// acknowledge, the same post again (a retry), an empty claim, and a message
+// with the ValidateOnly tag (checked, not stored: the claimed message is still
+// IID 1, as the README's acknowledge URL says).
+func TestServeReadmeCurlWalkthrough(t *testing.T) {
+	base, _, _, _ := startBinary(t, t.TempDir(), nil)
+	B := base + "/FHIR/Koppeltaal"
+	file := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "..", "docs", "curl", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	do := func(method, url, user string, body []byte) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, pass, _ := strings.Cut(user, ":")
+		req.SetBasicAuth(name, pass)
+		req.Header.Set("Accept", "application/json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	const epd, portal = "epd@demo:demo-epd", "portal@demo:demo-portal"
+
+	if st, body := do("POST", B+"/Mailbox", epd, file("patient-message-validate-only.json")); st != 200 ||
+		!strings.Contains(body, `"OperationOutcome"`) || !strings.Contains(body, "The message is valid.") {
+		t.Fatalf("ValidateOnly POST: %d %s", st, body)
+	}
+	issued := regexp.MustCompile(`Patient/1001/_history/[^"]+`)
+	st, posted := do("POST", B+"/Mailbox", epd, file("patient-message.json"))
+	version := issued.FindString(posted)
+	if st != 200 || version == "" {
+		t.Fatalf("POST: %d %s", st, posted)
+	}
+	if st, body := do("GET", B+"/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", portal, nil); st != 200 ||
+		!strings.Contains(body, "MessageHeader with IID=1") || !strings.Contains(body, "Patient/1001") {
+		t.Fatalf("claim: %d %s", st, body)
+	}
+	if st, body := do("PUT", B+"/MessageHeader/1", portal, file("ack-success.json")); st != 200 {
+		t.Fatalf("acknowledge: %d %s", st, body)
+	}
+	if st, again := do("POST", B+"/Mailbox", epd, file("patient-message.json")); st != 200 || issued.FindString(again) != version {
+		t.Fatalf("the same POST again: %d %s, want the first reply's %s", st, again, version)
+	}
+	if st, body := do("GET", B+"/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", portal, nil); st != 200 ||
+		!strings.Contains(body, `"totalResults":"0"`) {
+		t.Fatalf("claim after acknowledging: %d %s", st, body)
 	}
 }
