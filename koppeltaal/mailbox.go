@@ -184,9 +184,10 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	now := s.now()
 	var stored store.Message // what was stored, for the message cache
 	// On PostgreSQL the first attempt locks the resources the message leaves
-	// unchanged in shared mode; if one of them changed before the locks were
-	// taken, the second attempt locks everything exclusively.
-	shareUnchanged := s.st.Dialect() == store.Postgres
+	// unchanged in shared mode (only the others can be: the focal one always
+	// gets a new version); if one of them changed before the locks were taken,
+	// the second attempt locks everything exclusively.
+	shareUnchanged := s.st.Dialect() == store.Postgres && slices.ContainsFunc(ents, func(e resourceEntry) bool { return !e.focal })
 	update := func(tx *store.Tx) error {
 		urls := make([]string, len(ents))
 		for i, e := range ents {
