@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"database/sql"
 	"net/http"
 	"testing"
 	"time"
@@ -39,6 +40,27 @@ func postAsync(h *harness, b *dstu1.Bundle, timeout time.Duration) <-chan postRe
 	return out
 }
 
+// updateStuckInTransaction creates planURL (carrying the practitioner "Dr A"),
+// then posts an update of it carrying the practitioner as practName while a
+// second connection holds the CarePlan's resources row: that POST takes its
+// advisory locks and waits inside its transaction until holder ends.
+func updateStuckInTransaction(t *testing.T, h *harness, dsn, planURL, practURL, practName string) (db *sql.DB, holder *sql.Tx, result <-chan postResult) {
+	t.Helper()
+	first := postAs(h, "portal@a", "pa", carePlanWith(planURL, "", practURL, "Dr A"), dstu1.FormatJSON)
+	if first.Status != http.StatusOK {
+		t.Fatalf("create: %d %s", first.Status, first)
+	}
+	_, v1 := dstu1.SplitHistory(focalData(t, first))
+	db, holder = lockingTx(t, dsn)
+	var id int64
+	if err := holder.QueryRowContext(ctx, "SELECT id FROM resources WHERE url = $1 FOR UPDATE", planURL).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	result = postAsync(h, carePlanWith(planURL, v1, practURL, practName), time.Minute)
+	waitForLockWait(t, db, "INSERT INTO resources%", "the POST of the locked CarePlan never waited for its row lock")
+	return db, holder, result
+}
+
 func practitionerVersions(t *testing.T, h *harness, url string) int {
 	t.Helper()
 	var n int
@@ -61,20 +83,8 @@ func TestPostgresUnchangedResourceIsShared(t *testing.T) {
 	h := newHarness(t, b, twoDomains())
 	const plan1, plan2, plan3, pract = "https://a.example/CarePlan/1", "https://a.example/CarePlan/2",
 		"https://a.example/CarePlan/3", "https://a.example/Practitioner/1"
-	first := postAs(h, "portal@a", "pa", carePlanWith(plan1, "", pract, "Dr A"), dstu1.FormatJSON)
-	if first.Status != http.StatusOK {
-		t.Fatalf("create: %d %s", first.Status, first)
-	}
-	_, v1 := dstu1.SplitHistory(focalData(t, first))
-
 	// A POST that carries the practitioner unchanged is stuck in its transaction.
-	db, holder := lockingTx(t, b.DSN)
-	var id int64
-	if err := holder.QueryRowContext(ctx, "SELECT id FROM resources WHERE url = $1 FOR UPDATE", plan1).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	stuck := postAsync(h, carePlanWith(plan1, v1, pract, "Dr A"), time.Minute)
-	waitForLockWait(t, db, "INSERT INTO resources%", "the POST of the locked CarePlan never waited for its row lock")
+	db, holder, stuck := updateStuckInTransaction(t, h, b.DSN, plan1, pract, "Dr A")
 
 	// Another carrying it unchanged goes through.
 	if r := <-postAsync(h, carePlanWith(plan2, "", pract, "Dr A"), 5*time.Second); r.err != nil || r.status != http.StatusOK {
@@ -107,20 +117,8 @@ func TestPostgresSharedLockComesTooLate(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := newHarnessRegistering(t, b.Open(t), twoDomains(), reg)
 	const plan1, plan2, pract = "https://a.example/CarePlan/1", "https://a.example/CarePlan/2", "https://a.example/Practitioner/1"
-	first := postAs(h, "portal@a", "pa", carePlanWith(plan1, "", pract, "Dr A"), dstu1.FormatJSON)
-	if first.Status != http.StatusOK {
-		t.Fatalf("create: %d %s", first.Status, first)
-	}
-	_, v1 := dstu1.SplitHistory(focalData(t, first))
-
 	// A POST changing the practitioner is stuck in its transaction, holding its exclusive lock.
-	db, holder := lockingTx(t, b.DSN)
-	var id int64
-	if err := holder.QueryRowContext(ctx, "SELECT id FROM resources WHERE url = $1 FOR UPDATE", plan1).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	changer := postAsync(h, carePlanWith(plan1, v1, pract, "Dr B"), time.Minute)
-	waitForLockWait(t, db, "INSERT INTO resources%", "the POST changing the practitioner never waited for the CarePlan's row lock")
+	db, holder, changer := updateStuckInTransaction(t, h, b.DSN, plan1, pract, "Dr B")
 	// One carrying the practitioner as committed ("Dr A") judges it unchanged and waits for a shared lock.
 	late := postAsync(h, carePlanWith(plan2, "", pract, "Dr A"), time.Minute)
 	waitForLockWait(t, db, "SELECT pg_advisory_xact_lock%", "the POST carrying the practitioner did not wait for the lock")
