@@ -192,24 +192,9 @@ func TestConcurrentUpdatesOfOneVersion(t *testing.T) {
 		for i := range bodies {
 			bodies[i] = koppeltaal.EncodeBundle(carePlanMessage("A", plan, v1, pat, fmt.Sprint("update ", i)), dstu1.FormatJSON)
 		}
-		ok := 0
-		for i, r := range postAll(t, h, b, bodies) {
-			switch r.Status {
-			case http.StatusOK:
-				ok++
-				if _, v := dstu1.SplitHistory(focalData(t, r)); v <= v1 {
-					t.Errorf("accepted update got version %s, not above %s", v, v1)
-				}
-			case http.StatusConflict:
-				if got := outcome(t, r); !slices.Equal(got, []string{koppeltaal.TextVersionNotCorrect + " @" + plan}) {
-					t.Errorf("post %d: 409 issues %q", i, got)
-				}
-			default:
-				t.Errorf("post %d: %d %s", i, r.Status, r)
-			}
-		}
-		if ok != 1 {
-			t.Fatalf("%d of %d updates at version %s accepted, want exactly 1", ok, n, v1)
+		accepted := exactlyOneAccepted(t, postAll(t, h, b, bodies), koppeltaal.TextVersionNotCorrect+" @"+plan)
+		if _, v := dstu1.SplitHistory(focalData(t, accepted)); v <= v1 {
+			t.Errorf("accepted update got version %s, not above %s", v, v1)
 		}
 		if got := h.messageCount(); got != 2 {
 			t.Fatalf("%d messages stored, want 2", got)
@@ -229,22 +214,7 @@ func TestConcurrentFirstCreations(t *testing.T) {
 		for i := range bodies {
 			bodies[i] = koppeltaal.EncodeBundle(patientMessage("A", pat), dstu1.FormatJSON) // fresh identifier each
 		}
-		ok := 0
-		for i, r := range postAll(t, h, b, bodies) {
-			switch r.Status {
-			case http.StatusOK:
-				ok++
-			case http.StatusConflict:
-				if got := outcome(t, r); !slices.Equal(got, []string{koppeltaal.TextFocalWithoutVersion + " @" + pat}) {
-					t.Errorf("post %d: 409 issues %q", i, got)
-				}
-			default:
-				t.Errorf("post %d: %d %s", i, r.Status, r)
-			}
-		}
-		if ok != 1 {
-			t.Fatalf("%d of %d first creations accepted, want exactly 1", ok, n)
-		}
+		exactlyOneAccepted(t, postAll(t, h, b, bodies), koppeltaal.TextFocalWithoutVersion+" @"+pat)
 		if got := h.messageCount(); got != 1 {
 			t.Fatalf("%d messages stored, want 1", got)
 		}
@@ -456,6 +426,29 @@ func TestPostgresPostsInOneDomainRunInParallel(t *testing.T) {
 	if r.err != nil || r.status != http.StatusOK {
 		t.Fatalf("the held POST after release: %d %v %s", r.status, r.err, r.body)
 	}
+}
+
+// exactlyOneAccepted checks that of concurrent POSTs exactly one got 200 and
+// every other a 409 with the one issue want; it returns the accepted reply.
+func exactlyOneAccepted(t *testing.T, replies []reply, want string) reply {
+	t.Helper()
+	var accepted []reply
+	for i, r := range replies {
+		switch r.Status {
+		case http.StatusOK:
+			accepted = append(accepted, r)
+		case http.StatusConflict:
+			if got := outcome(t, r); !slices.Equal(got, []string{want}) {
+				t.Errorf("post %d: 409 issues %q, want %q", i, got, want)
+			}
+		default:
+			t.Errorf("post %d: %d %s", i, r.Status, r)
+		}
+	}
+	if len(accepted) != 1 {
+		t.Fatalf("%d of %d concurrent POSTs accepted, want exactly 1", len(accepted), len(replies))
+	}
+	return accepted[0]
 }
 
 // waitForLockWait waits until a session of the test database waits for a lock
