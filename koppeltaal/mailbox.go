@@ -214,7 +214,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			}
 			exclusive = append(exclusive, focalURL)
 		}
-		last, err := tx.LockForPostSharing(ctx, c.DomainID, c.ID, mh.Identifier(), exclusive, slices.Collect(maps.Keys(readOnly)))
+		last, err := tx.LockForPost(ctx, c.DomainID, c.ID, mh.Identifier(), exclusive, slices.Collect(maps.Keys(readOnly)))
 		if err != nil {
 			return err
 		}

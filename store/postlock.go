@@ -28,21 +28,17 @@ import (
 // collision only serialises two unrelated posts. The returned version is "":
 // versions only have to increase per resource, and every resource the message
 // versions is locked and read by the caller.
-func (t *Tx) LockForPost(ctx context.Context, domainID, senderID int64, identifier string, urls []string) (string, error) {
-	return t.LockForPostSharing(ctx, domainID, senderID, identifier, urls, nil)
-}
-
-// LockForPostSharing is LockForPost where readOnly names resources the message
-// carries but leaves as they are (same content as the current version): on
-// PostgreSQL they get shared advisory locks, so the many posts that carry the
-// same unchanged resource — the practitioner and organization in every CarePlan
-// message of an institution — do not queue for each other, while a post that
-// changes it (exclusive lock) still waits for them and they for it. A URL in
-// both lists is locked exclusively. The caller must check, after reading the
-// resources under these locks, that each read-only one is indeed unchanged
-// (it may have changed before the lock was taken) and otherwise start over
-// with it in urls. On SQLite readOnly is ignored (the domain lock covers all).
-func (t *Tx) LockForPostSharing(ctx context.Context, domainID, senderID int64, identifier string, urls, readOnly []string) (string, error) {
+//
+// readOnly names resources the message carries but leaves as they are (same
+// content as the current version): on PostgreSQL they get shared locks, so the
+// many posts that carry the same unchanged resource — the practitioner and
+// organization in every CarePlan message of an institution — do not queue for
+// each other, while a post that changes it (exclusive) still waits for them and
+// they for it. A URL in both lists is locked exclusively. The caller must check,
+// after reading the resources under these locks, that each read-only one is
+// indeed unchanged (it may have changed before the lock was taken) and
+// otherwise start over with it in urls. SQLite ignores readOnly.
+func (t *Tx) LockForPost(ctx context.Context, domainID, senderID int64, identifier string, urls, readOnly []string) (string, error) {
 	if t.dialect != Postgres {
 		return t.LockDomainVersion(ctx, domainID)
 	}

@@ -11,18 +11,19 @@ import (
 
 // TestLockForPostPostgres: a POST's locks cover exactly its resources (also
 // ones without a row) and its sender + identifier — another POST about other
-// resources, or the same URL in another domain, does not wait for them.
+// resources, or the same URL in another domain, does not wait for them. A
+// resource locked read-only (shared) is shared with other readers, not writers.
 func TestLockForPostPostgres(t *testing.T) {
 	s := storetest.NewPostgres(t).Open(t)
 	dA, inst := fixture(t, s, "A", "u@a")
 	dB, _ := fixture(t, s, "B", "u@b")
-	const a, b, c = "https://x/Patient/a", "https://x/Patient/b", "https://x/CarePlan/c"
+	const a, b, c, pr = "https://x/Patient/a", "https://x/Patient/b", "https://x/CarePlan/c", "https://x/Practitioner/p"
 
 	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- s.Update(ctx, func(tx *store.Tx) error {
 			// Duplicates and any order are fine.
-			if _, err := tx.LockForPost(ctx, dA, inst, "m1", []string{b, a, b}); err != nil {
+			if _, err := tx.LockForPost(ctx, dA, inst, "m1", []string{b, a, b}, []string{pr}); err != nil {
 				return err
 			}
 			close(held)
@@ -35,13 +36,16 @@ func TestLockForPostPostgres(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("first lock: %v", err)
 	}
-	try := func(domainID int64, identifier string, urls ...string) error {
+	tryShared := func(domainID int64, identifier string, urls, readOnly []string) error {
 		c, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		return s.Update(c, func(tx *store.Tx) error {
-			_, err := tx.LockForPost(c, domainID, inst, identifier, urls)
+			_, err := tx.LockForPost(c, domainID, inst, identifier, urls, readOnly)
 			return err
 		})
+	}
+	try := func(domainID int64, identifier string, urls ...string) error {
+		return tryShared(domainID, identifier, urls, nil)
 	}
 	if err := try(dA, "m2", c); err != nil {
 		t.Fatalf("other resource in the same domain: %v, want no wait", err)
@@ -55,6 +59,18 @@ func TestLockForPostPostgres(t *testing.T) {
 	}
 	if start, err := time.Now(), try(dA, "m1", c); err == nil || time.Since(start) < 400*time.Millisecond {
 		t.Fatalf("the same sender and identifier: %v after %v, want to wait until the deadline", err, time.Since(start))
+	}
+	if err := tryShared(dA, "m4", []string{c}, []string{pr}); err != nil {
+		t.Fatalf("a resource another POST holds read-only, read-only too: %v, want no wait", err)
+	}
+	if start, err := time.Now(), try(dA, "m5", pr); err == nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatalf("writing a resource another POST holds read-only: %v after %v, want to wait until the deadline", err, time.Since(start))
+	}
+	if start, err := time.Now(), tryShared(dA, "m6", nil, []string{a}); err == nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatalf("reading a resource another POST writes: %v after %v, want to wait until the deadline", err, time.Since(start))
+	}
+	if start, err := time.Now(), tryShared(dA, "m7", []string{pr}, []string{pr}); err == nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatalf("a URL in both lists must be locked exclusively: %v after %v", err, time.Since(start))
 	}
 	close(release)
 	if err := <-done; err != nil {
@@ -73,7 +89,7 @@ func TestPostVersionIssued(t *testing.T) {
 		d, inst := fixture(t, s, "A", "u@a")
 		for _, v := range []string{"2026-01-01T00:00:00:000.0001", "2026-01-01T00:00:00:000.0002"} {
 			if err := s.Update(ctx, func(tx *store.Tx) error {
-				last, err := tx.LockForPost(ctx, d, inst, "m-"+v, []string{"https://x/Patient/1"})
+				last, err := tx.LockForPost(ctx, d, inst, "m-"+v, []string{"https://x/Patient/1"}, nil)
 				if err != nil {
 					return err
 				}
