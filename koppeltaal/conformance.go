@@ -6,12 +6,17 @@ import (
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 )
 
-// Extension URLs of the Conformance statement (SPEC.md §12).
+// Extension URLs of the Conformance statement (SPEC.md §12, CLIENTS.md). The OAuth URIs are published
+// under the smartplatforms.org URLs the old server used (the Koppeltaal Test Game looks them up there and
+// nowhere else), and again under the smarthealthit.org URLs the documents name, for clients written from
+// them: clients look an extension up by its URL, so the second pair does not disturb one looking for the first.
 const (
-	ExtConformanceAuthorize = "http://fhir-registry.smarthealthit.org/Profile/oauth-uris#authorize"
-	ExtConformanceToken     = "http://fhir-registry.smarthealthit.org/Profile/oauth-uris#token"
-	ExtConformanceLaunch    = "http://fhir.vitalhealthsoftware.com/Profile/Conformance#Launch"
-	conformanceValidatePfx  = "http://fhir.vitalhealthsoftware.com/Profile/Conformance#"
+	ExtConformanceAuthorize      = "http://fhir-registry.smartplatforms.org/Profile/oauth-uris#authorize"
+	ExtConformanceToken          = "http://fhir-registry.smartplatforms.org/Profile/oauth-uris#token"
+	ExtConformanceAuthorizeSMART = "http://fhir-registry.smarthealthit.org/Profile/oauth-uris#authorize"
+	ExtConformanceTokenSMART     = "http://fhir-registry.smarthealthit.org/Profile/oauth-uris#token"
+	ExtConformanceLaunch         = "http://fhir.vitalhealthsoftware.com/Profile/Conformance#Launch"
+	conformanceValidatePfx       = "http://fhir.vitalhealthsoftware.com/Profile/Conformance#"
 )
 
 // ServerVersion is the Koppeltaal version this server implements, as Conformance.version.
@@ -48,10 +53,13 @@ func (s *Service) Conformance(root string) *dstu1.Resource {
 		dstu1.NewPrimitive("format", "xml"),
 		dstu1.NewPrimitive("format", "json"),
 	)
+	uri := func(ext, path string) *dstu1.Node {
+		return dstu1.NewExtension(ext, dstu1.NewPrimitive("valueUri", root+"/OAuth2/Koppeltaal/"+path))
+	}
+	// The old server's two first (a client that reads them by position finds them there), then Launch.
 	sec := dstu1.NewElement("security",
-		dstu1.NewExtension(ExtConformanceLaunch, dstu1.NewPrimitive("valueUri", root+"/OAuth2/Koppeltaal/Launch")),
-		dstu1.NewExtension(ExtConformanceAuthorize, dstu1.NewPrimitive("valueUri", root+"/OAuth2/Koppeltaal/Authorize")),
-		dstu1.NewExtension(ExtConformanceToken, dstu1.NewPrimitive("valueUri", root+"/OAuth2/Koppeltaal/Token")),
+		uri(ExtConformanceAuthorize, "Authorize"), uri(ExtConformanceToken, "Token"), uri(ExtConformanceLaunch, "Launch"),
+		uri(ExtConformanceAuthorizeSMART, "Authorize"), uri(ExtConformanceTokenSMART, "Token"),
 		dstu1.NewPrimitive("description", "HTTP Basic with the application-instance credentials, or an OAuth2 Bearer token from the SMART launch."),
 	)
 	rest := dstu1.NewElement("rest", dstu1.NewPrimitive("mode", "server"), sec)

@@ -16,9 +16,11 @@ import (
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
-// Error texts clients look for (CLIENTS.md, SPEC.md §3.13). Do not reword.
+// Error texts clients look for (CLIENTS.md, SPEC.md §3.13). Do not reword: clients compare
+// issue[0].details as an exact string, and the stale-version text has no final period (CLIENTS.md),
+// although the documents print one.
 const (
-	TextVersionNotCorrect     = "The specified resource version is not correct."
+	TextVersionNotCorrect     = "The specified resource version is not correct"
 	TextFocalWithoutVersion   = "No version specified for the focal resource, message is rejected."
 	textUnsupportedResourceFn = "The resource type '%s' is not supported."
 )

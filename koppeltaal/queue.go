@@ -387,9 +387,11 @@ func (s *Service) checkAck(ctx context.Context, tx *store.Tx, c *Caller, id int6
 		return e, false, err
 	}
 	if version != "" && version != e.Version {
-		return e, false, &Error{Status: http.StatusConflict, Issues: []Issue{{Severity: "error", Code: "conflict",
-			Details:  TextVersionNotCorrect + " The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + ".",
-			Resource: fmt.Sprintf("%s/MessageHeader/%d", base, id)}}}
+		// issue[0] is the exact text clients compare; the current state goes in a second issue.
+		return e, false, &Error{Status: http.StatusConflict, Issues: []Issue{
+			{Severity: "error", Code: "conflict", Details: TextVersionNotCorrect, Resource: fmt.Sprintf("%s/MessageHeader/%d", base, id)},
+			{Severity: "information", Code: "informational",
+				Details: "The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + "."}}}
 	}
 	repeat = e.Status == to && (to == store.StatusSuccess || to == store.StatusFailed || to == store.StatusNew)
 	if !repeat && e.Status != store.StatusClaimed && e.Status != store.StatusNew {

@@ -59,7 +59,7 @@ func ExampleNewOperationOutcome() {
 	oo := dstu1.NewOperationOutcome("", dstu1.Issue{
 		Severity: "error",
 		Type:     "conflict",
-		Details:  "The specified resource version is not correct.",
+		Details:  "The specified resource version is not correct",
 		Resource: "https://app.example/fhir/Patient/1",
 	})
 	fmt.Print(string(oo.XML()))
@@ -68,7 +68,7 @@ func ExampleNewOperationOutcome() {
 	// <OperationOutcome xmlns="http://hl7.org/fhir">
 	//   <text>
 	//     <status value="generated"/>
-	//     <div xmlns="http://www.w3.org/1999/xhtml"><p>The specified resource version is not correct.</p></div>
+	//     <div xmlns="http://www.w3.org/1999/xhtml"><p>The specified resource version is not correct</p></div>
 	//   </text>
 	//   <issue>
 	//     <extension url="http://ggz.koppeltaal.nl/fhir/Koppeltaal/OperationOutcome#IssueResource">
@@ -81,8 +81,8 @@ func ExampleNewOperationOutcome() {
 	//       <system value="http://hl7.org/fhir/issue-type"/>
 	//       <code value="conflict"/>
 	//     </type>
-	//     <details value="The specified resource version is not correct."/>
+	//     <details value="The specified resource version is not correct"/>
 	//   </issue>
 	// </OperationOutcome>
-	// {"resourceType":"OperationOutcome","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>The specified resource version is not correct.</p></div>"},"issue":[{"extension":[{"url":"http://ggz.koppeltaal.nl/fhir/Koppeltaal/OperationOutcome#IssueResource","valueResource":{"reference":"https://app.example/fhir/Patient/1"}}],"severity":"error","type":{"system":"http://hl7.org/fhir/issue-type","code":"conflict"},"details":"The specified resource version is not correct."}]}
+	// {"resourceType":"OperationOutcome","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>The specified resource version is not correct</p></div>"},"issue":[{"extension":[{"url":"http://ggz.koppeltaal.nl/fhir/Koppeltaal/OperationOutcome#IssueResource","valueResource":{"reference":"https://app.example/fhir/Patient/1"}}],"severity":"error","type":{"system":"http://hl7.org/fhir/issue-type","code":"conflict"},"details":"The specified resource version is not correct"}]}
 }

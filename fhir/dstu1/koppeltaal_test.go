@@ -295,7 +295,7 @@ func TestMutations(t *testing.T) {
 }
 
 func TestBuilders(t *testing.T) {
-	oo := NewOperationOutcome("", Issue{Severity: "error", Type: "conflict", Details: "The specified resource version is not correct.", Resource: "http://x/Patient/1"})
+	oo := NewOperationOutcome("", Issue{Severity: "error", Type: "conflict", Details: "The specified resource version is not correct", Resource: "http://x/Patient/1"})
 	for _, f := range []Format{FormatXML, FormatJSON} {
 		var out []byte
 		if f == FormatXML {
@@ -311,7 +311,7 @@ func TestBuilders(t *testing.T) {
 			t.Fatalf("%v: %s", f, d)
 		}
 		issue := back.Child("issue")
-		if issue.Str("details") != "The specified resource version is not correct." || issue.Str("type", "code") != "conflict" ||
+		if issue.Str("details") != "The specified resource version is not correct" || issue.Str("type", "code") != "conflict" ||
 			issue.Extension(ExtIssueResource).ExtensionValue().Str("reference") != "http://x/Patient/1" {
 			t.Fatalf("%v: issue lost:\n%s", f, out)
 		}

@@ -192,7 +192,9 @@ func TestCreateUpdateArchive(t *testing.T) {
 				// Stale version: 409, nothing changes.
 				before = e.messages()
 				r3 := e.do("PUT", path, d1Portal, f, koppeltaal.EncodeResource(res, f))
-				if r3.Status != http.StatusConflict || !strings.Contains(string(r3.Body), koppeltaal.TextVersionNotCorrect) {
+				// Clients compare issue[0].details exactly: no final period (CLIENTS.md).
+				if oo, err := dstu1.ParseResource(r3.Body, f); r3.Status != http.StatusConflict || err != nil ||
+					oo.Str("issue", "details") != "The specified resource version is not correct" {
 					t.Fatalf("stale update: %d %s", r3.Status, r3.Body)
 				}
 				if got := identifiers(e.list(d1Portal, f, "")); len(got) != 1 || e.messages() != before {
