@@ -29,9 +29,17 @@ func (s *Service) Sweep(ctx context.Context) (store.SweepResult, error) {
 	return r, nil
 }
 
-// Run sweeps every SweepInterval until ctx ends. Several processes may run it
-// on one PostgreSQL: each sweep is one conditional UPDATE, so they never conflict.
+// SweeperJob names the claim sweeper's lease (store.RunExclusive).
+const SweeperJob = "koppeltaal-sweeper"
+
+// Run sweeps every SweepInterval until ctx ends, in one process at a time
+// among all processes sharing the database (store.RunExclusive): the others
+// stand by and one takes over within seconds when the sweeping one stops.
 func (s *Service) Run(ctx context.Context) error {
+	return s.st.RunExclusive(ctx, SweeperJob, store.ExclusiveOptions{}, s.sweepLoop)
+}
+
+func (s *Service) sweepLoop(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	for {

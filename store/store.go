@@ -86,6 +86,7 @@ type Store struct {
 	r       *sqlx.DB // the read pool; same as w on PostgreSQL
 	log     *slog.Logger
 	where   string // DSN without secrets, for error messages
+	holder  string // this Store's name in runner_leases (see RunExclusive)
 
 	// group commit (SQLite): requests, shutdown signal, committer finished
 	reqs      chan *writeReq
@@ -150,6 +151,7 @@ func openUnmigrated(ctx context.Context, cfg Config, logger *slog.Logger) (*Stor
 		return nil, err
 	}
 	s.log = logger
+	s.holder = newHolder()
 	s.subs = &subsCache{gen: &s.instGen, m: map[subsKey]subsEntry{}}
 	return s, nil
 }
