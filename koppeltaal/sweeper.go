@@ -34,9 +34,12 @@ const SweeperJob = "koppeltaal-sweeper"
 
 // Run sweeps every SweepInterval until ctx ends, in one process at a time
 // among all processes sharing the database (store.RunExclusive): the others
-// stand by and one takes over within seconds when the sweeping one stops.
+// stand by and one takes over when the sweeping one stops. The lease lasts
+// three sweep intervals (1 s to 15 s): a killed sweeper is replaced about as
+// fast as a sweep matters.
 func (s *Service) Run(ctx context.Context) error {
-	return s.st.RunExclusive(ctx, SweeperJob, store.ExclusiveOptions{}, s.sweepLoop)
+	ttl := min(max(3*s.cfg.SweepInterval, time.Second), 15*time.Second)
+	return s.st.RunExclusive(ctx, SweeperJob, store.ExclusiveOptions{TTL: ttl}, s.sweepLoop)
 }
 
 func (s *Service) sweepLoop(ctx context.Context) error {
