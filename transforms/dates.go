@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -189,15 +190,40 @@ func parseLayout(s, layout string, loc *time.Location) (time.Time, error) {
 	if pos != len(in) {
 		return time.Time{}, fmt.Errorf("date %q does not match layout %q: unexpected %q at the end", s, layout, in[pos:])
 	}
-	if year < 0 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
-		return time.Time{}, fmt.Errorf("date %q is not a valid date for layout %q", s, layout)
+	if why := calendarProblem(year, month, day, hour, minute, sec); why != "" {
+		return time.Time{}, &invalidDateError{in: s, why: why}
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, loc)
-	if t.Day() != day || int(t.Month()) != month {
-		return time.Time{}, fmt.Errorf("date %q does not exist (day %d of month %d)", s, day, month)
-	}
-	return t, nil
+	return time.Date(year, time.Month(month), day, hour, minute, sec, 0, loc), nil
 }
+
+// invalidDateError is a date written in a known layout that does not exist on the calendar (31-02-1980):
+// the data is wrong, not the layout, so parse_date says so instead of "not a recognised date format".
+type invalidDateError struct{ in, why string }
+
+func (e *invalidDateError) Error() string { return fmt.Sprintf("date %q is not a valid date: %s", e.in, e.why) }
+
+// calendarProblem says what is wrong with a parsed date and time, or "" when it exists.
+func calendarProblem(year, month, day, hour, minute, sec int) string {
+	switch {
+	case year < 0:
+		return "it has no year"
+	case month < 1 || month > 12:
+		return fmt.Sprintf("there is no month %d", month)
+	case day < 1:
+		return "there is no day 0"
+	case day > daysIn(year, time.Month(month)):
+		return fmt.Sprintf("%s %d has no day %d", time.Month(month), year, day)
+	case hour > 23:
+		return fmt.Sprintf("there is no hour %d", hour)
+	case minute > 59:
+		return fmt.Sprintf("there is no minute %d", minute)
+	case sec > 59:
+		return fmt.Sprintf("there is no second %d", sec)
+	}
+	return ""
+}
+
+func daysIn(year int, m time.Month) int { return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day() }
 
 // formatLayout writes t (in loc) with a Dutch-style layout.
 func formatLayout(t time.Time, layout string, loc *time.Location) (string, error) {
@@ -267,10 +293,15 @@ func parseAuto(s string, loc *time.Location, withTime bool) (time.Time, error) {
 	if hasTime {
 		families[0], families[1] = families[1], families[0]
 	}
+	var invalid error // the first layout the text matched but the calendar does not have
 	for _, f := range families {
 		isDateTime := f.dateTime
 		for _, l := range f.layouts {
 			t, err := parseLayout(in, l, loc)
+			var ide *invalidDateError
+			if errors.As(err, &ide) && invalid == nil {
+				invalid = err
+			}
 			if err != nil {
 				continue
 			}
@@ -280,6 +311,9 @@ func parseAuto(s string, loc *time.Location, withTime bool) (time.Time, error) {
 			}
 			return t, nil
 		}
+	}
+	if invalid != nil {
+		return time.Time{}, invalid
 	}
 	return time.Time{}, fmt.Errorf("date %q: not a recognised date format (give a layout such as \"dd-mm-jjjj\")", s)
 }

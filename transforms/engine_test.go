@@ -246,3 +246,28 @@ func TestParseAutoForms(t *testing.T) {
 		t.Errorf("date from date-time: %v %v", d, err)
 	}
 }
+
+// A date in a known layout that does not exist on the calendar is "not a valid date", not an unknown format
+// (issue 14, defect 7): the integrator must look at the data, not at the layout.
+func TestParseAutoInvalidDate(t *testing.T) {
+	loc, _ := time.LoadLocation("Europe/Amsterdam")
+	for in, want := range map[string]string{
+		"31-02-1980": `date "31-02-1980" is not a valid date: February 1980 has no day 31`,
+		"1980-13-01": `date "1980-13-01" is not a valid date: there is no month 13`,
+		"29-02-2023": `date "29-02-2023" is not a valid date: February 2023 has no day 29`,
+		"31/04/2024": `date "31/04/2024" is not a valid date: April 2024 has no day 31`,
+		"32-01-2024": `date "32-01-2024" is not a valid date: January 2024 has no day 32`,
+		"hello":      `date "hello": not a recognised date format (give a layout such as "dd-mm-jjjj")`,
+	} {
+		_, err := parseAuto(in, loc, false)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %s", in, err, want)
+		}
+	}
+	if _, err := parseLayout("30-02-2024", "dd-mm-jjjj", loc); err == nil || !strings.Contains(err.Error(), "is not a valid date: February 2024 has no day 30") {
+		t.Errorf("explicit layout: %v", err)
+	}
+	if _, err := parseAuto("29-02-2024", loc, false); err != nil {
+		t.Errorf("leap day: %v", err)
+	}
+}
