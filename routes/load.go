@@ -27,25 +27,7 @@ const (
 // LoadFiles loads route files and globs (a glob skips route tests, *_test.yaml); all problems of all files
 // are returned together (as Diagnostics). Route names must be unique.
 func LoadFiles(patterns ...string) ([]*Route, error) {
-	var files []string
-	var diags Diagnostics
-	for _, p := range patterns {
-		matches, err := filepath.Glob(p)
-		if err != nil || len(matches) == 0 {
-			if _, statErr := os.Stat(p); statErr != nil {
-				diags = append(diags, Diagnostic{File: p, Line: 1, Column: 1, Severity: SevError, Message: "no route file matches this path"})
-				continue
-			}
-			matches = []string{p}
-		}
-		for _, m := range matches {
-			// "routes/*.yaml" also matches the route tests next to the routes; they are not routes.
-			if len(matches) > 1 && IsTestFile(filepath.Base(m)) || p != m && IsTestFile(filepath.Base(m)) {
-				continue
-			}
-			files = append(files, m)
-		}
-	}
+	files, diags := MatchFiles(patterns...)
 	var out []*Route
 	names := map[string]string{}
 	for _, f := range files {
@@ -69,6 +51,31 @@ func LoadFiles(patterns ...string) ([]*Route, error) {
 		return nil, diags.sorted()
 	}
 	return out, nil
+}
+
+// MatchFiles expands route files and globs into the route files they name, in order; a glob skips the
+// route tests next to the routes (*_test.yaml). A pattern that matches nothing is a diagnostic.
+func MatchFiles(patterns ...string) ([]string, Diagnostics) {
+	var files []string
+	var diags Diagnostics
+	for _, p := range patterns {
+		matches, err := filepath.Glob(p)
+		if err != nil || len(matches) == 0 {
+			if _, statErr := os.Stat(p); statErr != nil {
+				diags = append(diags, Diagnostic{File: p, Line: 1, Column: 1, Severity: SevError, Message: "no route file matches this path"})
+				continue
+			}
+			matches = []string{p}
+		}
+		for _, m := range matches {
+			// "routes/*.yaml" also matches the route tests next to the routes; they are not routes.
+			if len(matches) > 1 && IsTestFile(filepath.Base(m)) || p != m && IsTestFile(filepath.Base(m)) {
+				continue
+			}
+			files = append(files, m)
+		}
+	}
+	return files, diags
 }
 
 // LoadDir loads every *.yaml / *.yml route file directly in dir (files ending in _test.yaml are route tests

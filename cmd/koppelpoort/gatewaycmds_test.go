@@ -114,3 +114,41 @@ func TestLintSkipsRouteTestFiles(t *testing.T) {
 		t.Fatalf("route test file not reported as skipped:\n%s", out)
 	}
 }
+
+// `koppelpoort lint examples` lints the example routes and checks the example configuration as a
+// configuration instead of reporting it as a broken route (issue 14, defect 24).
+func TestLintDirectoryWithConfig(t *testing.T) {
+	out, err := runCmd(t, newLintCmd(), "../../examples")
+	if err != nil {
+		t.Fatalf("lint examples: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"examples/koppelpoort-examples.yaml: ok (Koppelpoort configuration; routes: 5 files)",
+		"examples/epd-to-koppeltaal/patients.yaml: ok (route epd-patients)",
+		"examples/koppeltaal-to-epd/activity-status.yaml: ok (route kt-activity-status)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "patients.yaml: ok"); n != 1 {
+		t.Errorf("patients.yaml linted %d times (named by the directory and the config): want once\n%s", n, out)
+	}
+	// A broken configuration is an error naming the file and key.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "kp.yaml"), []byte("server:\n  adr: x\nroutes: [nope/*.yaml]\n"), 0o644)
+	out, err = runCmd(t, newLintCmd(), dir)
+	var ee exitError
+	if !errors.As(err, &ee) || !strings.Contains(out, `unknown key "adr"`) {
+		t.Fatalf("broken config: %v\n%s", err, out)
+	}
+}
+
+// `koppelpoort lint` with no arguments in a folder without routes says where it looked (defect 8).
+func TestLintNoArgumentsNoRoutes(t *testing.T) {
+	t.Chdir(t.TempDir())
+	_, err := runCmd(t, newLintCmd())
+	if err == nil || strings.Contains(err.Error(), "[]") || !strings.Contains(err.Error(), "in the current directory") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -3,62 +3,140 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	_ "github.com/koppelpoort/koppelpoort/adapters/all" // register the built-in adapters
+	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/routes"
 )
 
 // newLintCmd checks route files: strict YAML keys, adapter settings against their specs, expressions (with
-// file:line:col and a caret), unknown functions and unreachable rules.
+// file:line:col and a caret), unknown functions and unreachable rules. A Koppelpoort configuration file among
+// them is checked as a configuration, and the routes it names are linted too.
 func newLintCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "lint [route files or directories...]",
+		Use:   "lint [route files, config files or directories...]",
 		Short: "Check route files and print every problem with file:line:col",
-		Long:  "lint loads each route file the way serve does and prints every problem it finds.\nWith no arguments it checks the *.yaml files in the current directory. Exit status 1 when any route has an error.",
+		Long: `lint loads each route file the way serve does and prints every problem it finds.
+A directory is searched recursively for *.yaml files (route tests, *_test.yaml, and testdata/ folders are
+skipped); a Koppelpoort configuration file (server:, store:, koppeltaal:, routes:) is checked as a
+configuration and the route files its routes: entries name are linted with it.
+With no arguments it checks the current directory. Exit status 1 when any file has an error.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := expandArgs(args, routes.RouteFiles)
+			files, err := expandArgs(args, lintFiles)
 			if err != nil {
 				return err
 			}
 			if len(files) == 0 {
-				return fmt.Errorf("no route files found in %v", args)
+				if len(args) == 0 {
+					return fmt.Errorf("no route files (*.yaml) in the current directory; name route files or directories, e.g. koppelpoort lint routes/")
+				}
+				return fmt.Errorf("no route files (*.yaml) in %s", strings.Join(args, ", "))
 			}
-			out := cmd.OutOrStdout()
-			failed := 0
+			l := linter{out: cmd.OutOrStdout(), seen: map[string]bool{}}
 			for _, f := range files {
-				if strings.HasSuffix(f, "_test.yaml") || strings.HasSuffix(f, "_test.yml") {
-					// A glob like routes/*.yaml also matches the route tests next to the routes.
-					fmt.Fprintf(out, "%s: skipped (a route test file: run it with koppelpoort test)\n", filepath.Clean(f))
-					continue
-				}
-				r, err := routes.LoadFile(f)
-				var ds routes.Diagnostics
-				switch {
-				case errors.As(err, &ds):
-					failed++
-					fmt.Fprintln(out, ds.Error())
-				case err != nil:
-					failed++
-					fmt.Fprintf(out, "%s: error: %v\n", f, err)
-				default:
-					if len(r.Warnings) > 0 {
-						fmt.Fprintln(out, r.Warnings.Error())
-					}
-					fmt.Fprintf(out, "%s: ok (route %s)\n", filepath.Clean(f), r.Name)
-				}
+				l.file(f)
 			}
-			if failed > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%d of %d route files have errors\n", failed, len(files))
+			if l.failed > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d of %d files have errors\n", l.failed, l.checked)
 				return exitError{code: 1}
 			}
 			return nil
 		},
 	}
+}
+
+// linter prints one verdict per file and remembers what it checked, so a route named both on the command
+// line and by a configuration file is linted once.
+type linter struct {
+	out             io.Writer
+	seen            map[string]bool
+	failed, checked int
+}
+
+func (l *linter) file(f string) {
+	f = filepath.Clean(f)
+	if l.seen[f] {
+		return
+	}
+	l.seen[f] = true
+	if routes.IsTestFile(filepath.Base(f)) {
+		// A glob like routes/*.yaml also matches the route tests next to the routes.
+		fmt.Fprintf(l.out, "%s: skipped (a route test file: run it with koppelpoort test)\n", f)
+		return
+	}
+	l.checked++
+	if src, err := os.ReadFile(f); err == nil && config.IsConfigFile(src) {
+		l.config(f)
+		return
+	}
+	r, err := routes.LoadFile(f)
+	var ds routes.Diagnostics
+	switch {
+	case errors.As(err, &ds):
+		l.failed++
+		fmt.Fprintln(l.out, ds.Error())
+	case err != nil:
+		l.failed++
+		fmt.Fprintf(l.out, "%s: error: %v\n", f, err)
+	default:
+		if len(r.Warnings) > 0 {
+			fmt.Fprintln(l.out, r.Warnings.Error())
+		}
+		fmt.Fprintf(l.out, "%s: ok (route %s)\n", f, r.Name)
+	}
+}
+
+// config checks a configuration file as serve reads it, then lints the routes it names.
+func (l *linter) config(f string) {
+	cfg, err := config.Load(f, os.Getenv)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		l.failed++
+		fmt.Fprintf(l.out, "%s: error: %v\n", f, err)
+		return
+	}
+	files, diags := routes.MatchFiles(cfg.RoutePatterns()...)
+	if len(diags) > 0 {
+		l.failed++
+		fmt.Fprintln(l.out, diags.Error())
+	}
+	fmt.Fprintf(l.out, "%s: ok (Koppelpoort configuration; routes: %d files)\n", f, len(files))
+	for _, rf := range files {
+		l.file(rf)
+	}
+}
+
+// lintFiles finds the *.yaml files under dir, recursively, skipping testdata/ and hidden folders.
+func lintFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != dir && (name == "testdata" || strings.HasPrefix(name, ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if (strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) && !routes.IsTestFile(name) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
 }
 
 // expandArgs turns command-line arguments into files: a directory becomes the

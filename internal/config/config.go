@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -217,4 +219,35 @@ func yamlError(path string, err error) error {
 	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
 	return fmt.Errorf("%s: %s", path, msg)
+}
+
+// IsConfigFile reports whether src looks like a Koppelpoort configuration file rather than a route file: a
+// mapping whose top-level keys are all configuration sections (server, store, log, koppeltaal, routes).
+// `koppelpoort lint` uses it so a config next to the routes is checked as a config, not as a broken route.
+func IsConfigFile(src []byte) bool {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return false
+	}
+	top := doc.Content[0]
+	sections := yamlFields(reflect.TypeOf(Config{}))
+	for i := 0; i < len(top.Content); i += 2 {
+		if _, ok := sections[top.Content[i].Value]; !ok {
+			return false
+		}
+	}
+	return len(top.Content) > 0
+}
+
+// RoutePatterns returns the routes: entries with relative ones resolved against the configuration file's
+// directory (the working directory for the embedded default).
+func (c *Config) RoutePatterns() []string {
+	out := make([]string, 0, len(c.Routes))
+	for _, p := range c.Routes {
+		if !filepath.IsAbs(p) && c.Path != "" {
+			p = filepath.Join(filepath.Dir(c.Path), p)
+		}
+		out = append(out, p)
+	}
+	return out
 }
