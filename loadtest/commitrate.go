@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/koppelpoort/koppelpoort/store"
 	_ "modernc.org/sqlite" // driver "sqlite" for the commit probe
 )
 
@@ -77,7 +78,7 @@ func MeasurePostgresCommitRate(ctx context.Context, dsn string, d time.Duration)
 	defer cancel()
 	conn, err := pgx.Connect(cctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("commit probe: connect to postgres: %s", redactDSN(err.Error(), dsn))
+		return nil, fmt.Errorf("commit probe: connect to postgres: %s", store.Redact(err.Error(), dsn))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE koppelpoort_commitprobe (id bigserial PRIMARY KEY, at bigint NOT NULL, payload bytea NOT NULL)`); err != nil {
@@ -109,14 +110,4 @@ func probe(ctx context.Context, d time.Duration, insert func(i int64) error) (*C
 	}
 	secs := time.Since(start).Seconds()
 	return &CommitRate{Commits: n, Seconds: secs, PerSecond: float64(n) / secs}, ctx.Err()
-}
-
-// redactDSN removes the password of dsn from s.
-func redactDSN(s, dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			s = strings.ReplaceAll(s, pw, "xxxxx")
-		}
-	}
-	return s
 }

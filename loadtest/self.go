@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/store"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -175,7 +176,7 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	}
 	if o.DSN != "" {
 		if !strings.HasPrefix(o.DSN, "postgres://") && !strings.HasPrefix(o.DSN, "postgresql://") {
-			return nil, fmt.Errorf("--dsn %q: want a postgres:// URL (SQLite is the default)", redactDSN(o.DSN, o.DSN))
+			return nil, fmt.Errorf("--dsn %q: want a postgres:// URL (SQLite is the default)", store.Redact(o.DSN, o.DSN))
 		}
 		if dsn, err = s.createPostgresDB(ctx, o.DSN); err != nil {
 			return nil, err
@@ -365,7 +366,7 @@ func (s *SelfServer) createPostgresDB(ctx context.Context, adminDSN string) (str
 	defer cancel()
 	conn, err := pgx.Connect(cctx, adminDSN)
 	if err != nil {
-		return "", fmt.Errorf("connect to postgres to create the load-test database: %s", redactDSN(err.Error(), adminDSN))
+		return "", fmt.Errorf("connect to postgres to create the load-test database: %s", store.Redact(err.Error(), adminDSN))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	name := "kp_load_" + randomHex(6)
@@ -375,7 +376,7 @@ func (s *SelfServer) createPostgresDB(ctx context.Context, adminDSN string) (str
 	s.pgAdmin, s.pgDB = adminDSN, name
 	u, err := url.Parse(adminDSN)
 	if err != nil {
-		return "", fmt.Errorf("postgres dsn: %s", redactDSN(err.Error(), adminDSN))
+		return "", fmt.Errorf("postgres dsn: %s", store.Redact(err.Error(), adminDSN))
 	}
 	u.Path = "/" + name
 	return u.String(), nil

@@ -250,14 +250,25 @@ func openPostgres(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 // redactErr renders err without the password that may be part of dsn.
-func redactErr(err error, dsn string) string {
-	msg := err.Error()
+func redactErr(err error, dsn string) string { return Redact(err.Error(), dsn) }
+
+// Redact removes the password of a postgres:// dsn from s (an error message, a log line, the dsn itself),
+// so whatever quotes the DSN can be shown on a console or written to a log.
+func Redact(s, dsn string) string {
 	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			s = strings.ReplaceAll(s, pw, "xxxxx")
 		}
 	}
-	return msg
+	return s
+}
+
+// Where describes the database without secrets: "SQLite <path>" or "PostgreSQL <host>:<port>/<db>".
+func (s *Store) Where() string {
+	if s.dialect == Postgres {
+		return "PostgreSQL " + strings.TrimPrefix(s.where, "postgres ")
+	}
+	return "SQLite " + s.where
 }
 
 func oneLine(s string) string {
