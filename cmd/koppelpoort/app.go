@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -17,6 +16,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
+	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +27,8 @@ type app struct {
 	mounts  []server.Mounter
 	workers []func(ctx context.Context) error
 	closers []func() error
+	// reload re-reads the route files (SIGHUP); nil when there is nothing to reload.
+	reload func(ctx context.Context) error
 }
 
 // close releases what buildApp opened, last opened first.
@@ -37,8 +39,8 @@ func (a *app) close() {
 }
 
 // buildApp provisions the Koppeltaal configuration and assembles the API and
-// the gateway routes on the open store.
-func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *slog.Logger, reg prometheus.Registerer, stdout io.Writer) (*app, error) {
+// the gateway routes (loaded and checked by the caller) on the open store.
+func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*routes.Route, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{}
 	if cfg.Koppeltaal != nil {
 		if cfg.Path == "" {
@@ -87,12 +89,10 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *
 			a.mounts = append(a.mounts, server.MountFunc(func(r chi.Router) {
 				r.Handle(koppeltaal.DemoGamePath, oauth.DemoGamePage())
 			}))
-			printDemoBanner(stdout, cfg)
 		}
 	}
 	rt, err := runtime.ForServe(ctx, runtime.ServeOptions{
-		ConfigDir:  filepath.Dir(cfg.Path),
-		Patterns:   cfg.Routes,
+		Routes:     rs,
 		DSN:        cfg.Store.DSN,
 		Logger:     logger,
 		Registerer: reg,
@@ -109,11 +109,12 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, logger *
 }
 
 // printDemoBanner tells a newcomer how to reach the demo domain. The demo
-// credentials are public by design (they only exist without a config file).
-func printDemoBanner(w io.Writer, cfg *config.Config) {
+// credentials are public by design (they only exist without a config file);
+// the store is named by store.Where, which never shows a password.
+func printDemoBanner(w io.Writer, cfg *config.Config, where string) {
 	base := "http://" + cfg.Server.Addr
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nKoppelpoort is running on the embedded default (SQLite at %s) with a demo domain.\n", cfg.Store.DSN)
+	fmt.Fprintf(&b, "\nKoppelpoort is running on %s with a demo domain (no --config file).\n", where)
 	fmt.Fprintf(&b, "Koppeltaal FHIR base: %s/FHIR/Koppeltaal   (demo domain %q)\n", base, koppeltaal.DemoDomain)
 	fmt.Fprintf(&b, "Demo application instances (HTTP Basic username:password):\n")
 	for _, in := range cfg.Koppeltaal.Instances {

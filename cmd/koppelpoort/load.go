@@ -323,7 +323,7 @@ func newLoadServeSelfCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return serve(ctx, cfg, cmd.OutOrStdout(), cmd.ErrOrStderr(), nil)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file written by load --self")

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
+	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -42,7 +43,10 @@ the environment (KOPPELPOORT_ADDR, KOPPELPOORT_DSN), and the flags.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			return serve(ctx, cfg, cmd.OutOrStdout(), cmd.ErrOrStderr(), hup)
 		},
 	}
 	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "configuration file (YAML)")
@@ -85,11 +89,24 @@ func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// serve runs everything until ctx is cancelled (SIGINT/SIGTERM).
-func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
+// serve runs everything until ctx is cancelled (SIGINT/SIGTERM); reload receives SIGHUP.
+//
+// Everything that can be checked without changing anything is checked first — the configuration (by
+// loadConfig), every route file, the listen address — so a broken route or a busy port stops serve before it
+// migrates the database or applies the configuration (issue 14, defects 1 and 25).
+func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, reload <-chan os.Signal) error {
 	logger := newLogger(cfg.Log, stderr)
 	slog.SetDefault(logger)
-
+	rs, err := loadRoutes(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+	}
+	defer ln.Close()
+	cfg.Server.Addr = ln.Addr().String() // the real port when the address asked for port 0
 	st, err := store.Open(ctx, store.Config{
 		DSN:               cfg.Store.DSN,
 		SQLiteSynchronous: cfg.Store.SQLiteSynchronous,
@@ -100,16 +117,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 		return err
 	}
 	defer st.Close()
-	logger.Info("store ready", "dialect", string(st.Dialect()), "dsn", redactDSN(cfg.Store.DSN))
-
 	reg := server.NewRegistry()
 	registerStoreMetrics(reg, st)
-	app, err := buildApp(ctx, cfg, st, logger, reg, stdout)
+	app, err := buildApp(ctx, cfg, st, rs, logger, reg)
 	if err != nil {
 		return err
 	}
 	defer app.close()
-
 	srv := server.New(server.Options{
 		Addr:            cfg.Server.Addr,
 		Logger:          logger,
@@ -120,14 +134,16 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 		WriteTimeout:    cfg.Server.WriteTimeout,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 	})
-
+	if cfg.Path == "" {
+		// Only now: the address is bound and every part has started, so "running" is true.
+		printDemoBanner(stdout, cfg, st.Where())
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range app.workers {
 		g.Go(func() error { return run(gctx) })
 	}
-	g.Go(func() error {
-		return srv.Run(gctx, nil)
-	})
+	g.Go(func() error { return srv.Serve(gctx, ln, nil) })
+	g.Go(func() error { return handleReloads(gctx, reload, app, logger) })
 	err = g.Wait()
 	logger.Info("stopped")
 	if err != nil && ctx.Err() == nil {
@@ -136,16 +152,37 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	return nil
 }
 
-// redactDSN hides the password of a postgres:// URL for logs.
-func redactDSN(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		return dsn
+// loadRoutes loads and checks the route files the configuration names, before anything is opened.
+func loadRoutes(cfg *config.Config) ([]*routes.Route, error) {
+	if len(cfg.Routes) == 0 {
+		return nil, nil
 	}
-	scheme, rest, _ := strings.Cut(dsn, "://")
-	creds, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return dsn
+	rs, err := routes.LoadFiles(cfg.RoutePatterns()...)
+	if err != nil {
+		return nil, fmt.Errorf("routes are not valid:\n%w", err)
 	}
-	user, _, _ := strings.Cut(creds, ":")
-	return fmt.Sprintf("%s://%s:***@%s", scheme, user, host)
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("routes: %v match no route files", cfg.Routes)
+	}
+	return rs, nil
+}
+
+// handleReloads answers SIGHUP. A SIGHUP must never end serve (its default action would): until routes can be
+// reloaded in place it is logged and ignored.
+func handleReloads(ctx context.Context, reload <-chan os.Signal, a *app, logger *slog.Logger) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case sig := <-reload:
+			if a.reload == nil {
+				logger.Info("signal received; nothing to reload", "signal", sig.String())
+				continue
+			}
+			logger.Info("signal received; reloading routes", "signal", sig.String())
+			if err := a.reload(ctx); err != nil {
+				logger.Error("reload failed; the running routes are unchanged", "error", err)
+			}
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 // These tests run the real binary as a newcomer would: built with go build,
@@ -286,5 +289,98 @@ func TestServeReadmeCurlWalkthrough(t *testing.T) {
 	if st, body := do("GET", B+"/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", portal, nil); st != 200 ||
 		!strings.Contains(body, `"totalResults":"0"`) {
 		t.Fatalf("claim after acknowledging: %d %s", st, body)
+	}
+}
+
+// A busy port stops serve before it says it is running and before it creates or migrates a database
+// (issue 14, defects 1 and 25).
+func TestServeBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "serve", "--addr", ln.Addr().String())
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("serve on a busy port exited 0")
+	}
+	if strings.Contains(stdout.String(), "running") {
+		t.Errorf("serve said it was running on a port it could not bind:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "koppelpoort: listen on "+ln.Addr().String()) {
+		t.Errorf("no listen error:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "koppelpoort-data")); !os.IsNotExist(err) {
+		t.Errorf("serve created its data directory before finding the port busy (stat: %v)", err)
+	}
+}
+
+// A broken route stops serve with its position before the database is created or migrated (defect 25).
+func TestServeBrokenRouteChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "kp.yaml"), []byte("store:\n  dsn: ./data/kp.db\nroutes: [r.yaml]\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte("name: r\ninput:\n  http: {path: /in, auth: none}\noutputs:\n  - name: out\n    file: {dir: out, formt: json}\n"), 0o600)
+	cmd := exec.Command(binPath, "serve", "--config", filepath.Join(dir, "kp.yaml"), "--addr", freeAddr(t))
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("want exit status 1, got %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "koppelpoort: routes are not valid") || !strings.Contains(string(out), `r.yaml:6:22: error: file: unknown setting "formt"`) {
+		t.Errorf("output:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("serve created the database before it found the broken route (stat: %v)", err)
+	}
+}
+
+// SIGHUP does not end serve (its default action would end the process at once, logging nothing).
+func TestServeSIGHUPKeepsRunning(t *testing.T) {
+	base, cmd, _, stderr := startBinary(t, t.TempDir(), nil)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), `"signal":"hangup"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP not logged:\n%s", stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("serve ended after SIGHUP: %v\n%s", err, stderr)
+	}
+	resp.Body.Close()
+}
+
+// The banner of the embedded default names the store it really runs on and never its password (defect 18).
+func TestServeBannerNamesStoreWithoutPassword(t *testing.T) {
+	_, _, stdout, _ := startBinary(t, t.TempDir(), nil)
+	if !strings.Contains(stdout.String(), "running on SQLite ./koppelpoort-data/koppelpoort.db") {
+		t.Errorf("banner:\n%s", stdout)
+	}
+}
+
+func TestServeBannerPostgresWithoutPassword(t *testing.T) {
+	u, err := url.Parse(storetest.NewPostgres(t).DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "secret-pw") // trust auth: any password is accepted
+	dsn := u.String()
+	_, _, stdout, stderr := startBinary(t, t.TempDir(), []string{"KOPPELPOORT_DSN=" + dsn})
+	out := stdout.String() + stderr.String()
+	if strings.Contains(out, "secret-pw") {
+		t.Errorf("the password is on the console:\n%s", out)
+	}
+	if !strings.Contains(stdout.String(), "running on PostgreSQL 127.0.0.1:") || strings.Contains(stdout.String(), "SQLite") {
+		t.Errorf("banner names the wrong store:\n%s", stdout)
 	}
 }

@@ -20,6 +20,9 @@ type ServeOptions struct {
 	ConfigDir string
 	// Patterns are the `routes:` entries: files or globs.
 	Patterns []string
+	// Routes, when set, are the routes already loaded and checked (serve loads them before it opens the
+	// store, so a broken route changes nothing); ConfigDir and Patterns are then ignored.
+	Routes []*routes.Route
 	// DB and Dialect: the store's database. When DB is nil, DSN is opened with OpenDB.
 	DB      *sql.DB
 	Dialect string
@@ -34,23 +37,27 @@ type ServeOptions struct {
 // refuses to start with an invalid route and says why. With no patterns it returns (nil, nil).
 // The caller mounts the result (Mount) on its router, runs Run(ctx) as a worker and calls Close at the end.
 func ForServe(ctx context.Context, o ServeOptions) (*Runtime, error) {
-	if len(o.Patterns) == 0 {
-		return nil, nil
-	}
-	var patterns []string
-	for _, p := range o.Patterns {
-		if !filepath.IsAbs(p) && o.ConfigDir != "" {
-			p = filepath.Join(o.ConfigDir, p)
+	rs := o.Routes
+	if rs == nil {
+		if len(o.Patterns) == 0 {
+			return nil, nil
 		}
-		patterns = append(patterns, p)
+		var patterns []string
+		for _, p := range o.Patterns {
+			if !filepath.IsAbs(p) && o.ConfigDir != "" {
+				p = filepath.Join(o.ConfigDir, p)
+			}
+			patterns = append(patterns, p)
+		}
+		var err error
+		if rs, err = routes.LoadFiles(patterns...); err != nil {
+			return nil, fmt.Errorf("routes are not valid:\n%w", err)
+		}
+		if len(rs) == 0 {
+			return nil, fmt.Errorf("routes: %v match no route files", o.Patterns)
+		}
 	}
-	rs, err := routes.LoadFiles(patterns...)
-	if err != nil {
-		return nil, fmt.Errorf("routes are not valid:\n%w", err)
-	}
-	if len(rs) == 0 {
-		return nil, fmt.Errorf("routes: %v match no route files", o.Patterns)
-	}
+	var err error
 	db, dialect := o.DB, o.Dialect
 	var own *sql.DB
 	if db == nil {
