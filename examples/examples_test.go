@@ -4,6 +4,7 @@ package examples_test
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -65,6 +66,29 @@ func TestExamplesRouteTests(t *testing.T) {
 					t.Errorf("%s / %s:\n%s\nactual:\n%s", f, r.Name, strings.Join(r.Failures, "\n"), r.Actual)
 				}
 			}
+		}
+	}
+}
+
+// Running the examples must not leave untracked files in the checkout (issue 14, defect 12): what the
+// routes create at run time is ignored by git.
+func TestExampleRuntimeFilesIgnored(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	if err := exec.Command("git", "rev-parse", "--is-inside-work-tree").Run(); err != nil {
+		t.Skip("not a git checkout")
+	}
+	for _, p := range []string{
+		"epd-to-koppeltaal/inbox/patienten_20261127.csv",
+		"epd-to-koppeltaal/inbox/done/patienten_20261127.csv",
+		"epd-to-koppeltaal/inbox/error/patienten_broken.csv.error.txt",
+		"koppeltaal-to-epd/archive/activity-status.ndjson",
+		"koppeltaal-to-epd/epd.db",
+		"koppeltaal-to-epd/epd.db-wal",
+	} {
+		if err := exec.Command("git", "check-ignore", "-q", p).Run(); err != nil {
+			t.Errorf("%s is not ignored by git: running the examples leaves it untracked", p)
 		}
 	}
 }
