@@ -200,7 +200,9 @@ func parseLayout(s, layout string, loc *time.Location) (time.Time, error) {
 // the data is wrong, not the layout, so parse_date says so instead of "not a recognised date format".
 type invalidDateError struct{ in, why string }
 
-func (e *invalidDateError) Error() string { return fmt.Sprintf("date %q is not a valid date: %s", e.in, e.why) }
+func (e *invalidDateError) Error() string {
+	return fmt.Sprintf("date %q is not a valid date: %s", e.in, e.why)
+}
 
 // calendarProblem says what is wrong with a parsed date and time, or "" when it exists.
 func calendarProblem(year, month, day, hour, minute, sec int) string {
