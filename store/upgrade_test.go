@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -91,6 +92,50 @@ func TestUpgradeKeepsVersionsAndReceipts(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// Migration 0009 gives every ActivityDefinition an owner: its creator's
+// application, or the one a seeded definition names. One that named another
+// application than its creator's (issue 16 item 1) thereby stops counting as
+// that application's.
+func TestUpgradeActivityDefinitionOwner(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		old := store.OpenAtVersion(t, b.DSN, 8)
+		domainID, inst := fixture(t, old, "D", "a") // application app-a
+		err := old.Update(ctx, func(tx *store.Tx) error {
+			for _, r := range []struct {
+				ident, app string
+				by         any
+			}{{"own", "app-a", inst}, {"injected", "app-other", inst}, {"seeded", "app-seeded", nil}} {
+				if _, err := tx.Exec(ctx, `INSERT INTO activity_definitions (domain_id, identifier, application, version,
+					content, created_by, created_at, updated_at) VALUES (?, ?, ?, 'v', ?, ?, 1, 1)`,
+					domainID, r.ident, r.app, []byte("{}"), r.by); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s := b.Open(t)
+		var rows []struct {
+			Ident string `db:"identifier"`
+			Owner string `db:"owner_application"`
+		}
+		if err := s.View(ctx, func(tx *store.Tx) error {
+			return tx.Select(ctx, &rows, "SELECT identifier, owner_application FROM activity_definitions ORDER BY id")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := "[{own app-a} {injected app-a} {seeded app-seeded}]"
+		if got := fmt.Sprint(rows); got != want {
+			t.Fatalf("owners after upgrade: %s, want %s", got, want)
 		}
 	})
 }

@@ -54,10 +54,14 @@ func urls(u string) []string {
 
 // Definition is one stored ActivityDefinition.
 type Definition struct {
-	ID               int64  `db:"id"`
-	DomainID         int64  `db:"domain_id"`
-	Identifier       string `db:"identifier"`
-	Application      string `db:"application"`
+	ID          int64  `db:"id"`
+	DomainID    int64  `db:"domain_id"`
+	Identifier  string `db:"identifier"`
+	Application string `db:"application"` // the application the definition names
+	// Owner is the application that defined it (its creator's, or for a seeded one the one it
+	// names). Only the owner's instances change it, and it is visible outside its domain only
+	// when it names its owner (see visibleWhere).
+	Owner            string `db:"owner_application"`
 	Version          string `db:"version"`
 	IsActive         bool   `db:"is_active"`
 	IsArchived       bool   `db:"is_archived"`
@@ -66,7 +70,7 @@ type Definition struct {
 	UpdatedAt        int64  `db:"updated_at"`
 }
 
-const defCols = "id, domain_id, identifier, application, version, is_active, is_archived, is_domain_specific, content, updated_at"
+const defCols = "id, domain_id, identifier, application, owner_application, version, is_active, is_archived, is_domain_specific, content, updated_at"
 
 // Ref is the resource path of d: Other/ActivityDefinition:<id>.
 func (d Definition) Ref() string { return fmt.Sprintf("Other/ActivityDefinition:%d", d.ID) }
@@ -236,10 +240,8 @@ func canWrite(c *koppeltaal.Caller) error {
 func (g *Registry) List(ctx context.Context, c *koppeltaal.Caller, includeArchived bool) ([]Definition, error) {
 	var out []Definition
 	err := g.st.View(ctx, func(tx *store.Tx) error {
-		return tx.Select(ctx, &out, "SELECT "+defCols+` FROM activity_definitions ad
-			WHERE (ad.domain_id = ? OR (ad.is_domain_specific = ? AND ad.application IN
-				(SELECT a.ident FROM applications a JOIN app_instances i ON i.application_id = a.id WHERE i.domain_id = ?)))
-			AND (? OR ad.is_archived = ?) ORDER BY ad.id`, c.DomainID, false, c.DomainID, includeArchived, false)
+		return tx.Select(ctx, &out, "SELECT "+defCols+" FROM activity_definitions ad WHERE "+visibleWhere+
+			" AND (? OR ad.is_archived = ?) ORDER BY ad.id", c.DomainID, false, c.DomainID, includeArchived, false)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list activity definitions for %s: %w", c.Username, err)
@@ -258,11 +260,19 @@ func (g *Registry) Get(ctx context.Context, c *koppeltaal.Caller, id int64) (Def
 	return d, err
 }
 
+// visibleWhere selects the definitions visible in a domain (arguments: the
+// domain id, false, the domain id): those created there, and those that are
+// not domain specific, name the application that defined them, and whose
+// application has an instance there (SPEC.md §6.1 [inferred]). A definition
+// naming another application than its owner's — one the server did not know
+// when it was posted — stays in its domain.
+const visibleWhere = `(ad.domain_id = ? OR (ad.is_domain_specific = ? AND ad.application = ad.owner_application
+	AND ad.owner_application IN (SELECT a.ident FROM applications a JOIN app_instances i ON i.application_id = a.id
+		WHERE i.domain_id = ?)))`
+
 func visible(ctx context.Context, tx *store.Tx, c *koppeltaal.Caller, id int64) (Definition, error) {
 	var d Definition
-	err := tx.Get(ctx, &d, "SELECT "+defCols+` FROM activity_definitions ad WHERE ad.id = ? AND (ad.domain_id = ? OR
-		(ad.is_domain_specific = ? AND ad.application IN
-			(SELECT a.ident FROM applications a JOIN app_instances i ON i.application_id = a.id WHERE i.domain_id = ?)))`,
+	err := tx.Get(ctx, &d, "SELECT "+defCols+" FROM activity_definitions ad WHERE ad.id = ? AND "+visibleWhere,
 		id, c.DomainID, false, c.DomainID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fail(http.StatusNotFound, "not-found", "ActivityDefinition:%d does not exist.", id)
@@ -299,7 +309,7 @@ func (g *Registry) Create(ctx context.Context, c *koppeltaal.Caller, r *dstu1.Re
 	if err := canWrite(c); err != nil {
 		return Definition{}, err
 	}
-	return g.write(ctx, c.DomainID, c.ID, 0, "", r, base)
+	return g.write(ctx, writer{domainID: c.DomainID, instanceID: c.ID, app: c.AppIdent}, 0, "", r, base)
 }
 
 // Update replaces definition id (visible in c's domain) with r. A non-empty
@@ -308,12 +318,47 @@ func (g *Registry) Update(ctx context.Context, c *koppeltaal.Caller, id int64, v
 	if err := canWrite(c); err != nil {
 		return Definition{}, err
 	}
-	return g.write(ctx, c.DomainID, c.ID, id, version, r, base)
+	return g.write(ctx, writer{domainID: c.DomainID, instanceID: c.ID, app: c.AppIdent}, id, version, r, base)
 }
 
-// write creates (id 0) or updates a definition in domainID and queues the
+// writer is who writes a definition: an application instance, or (instanceID
+// 0, app "") the configuration, which may name any application.
+type writer struct {
+	domainID, instanceID int64
+	app                  string
+}
+
+// mayName checks that w may publish a definition naming application app (issue
+// 16): its own application, or one the server does not know (CLIENTS.md: such
+// a definition is accepted; visibleWhere keeps it in its domain). Naming
+// another registered application would publish in that application's domains.
+func (w writer) mayName(ctx context.Context, tx *store.Tx, app string) error {
+	if w.app == "" || app == w.app {
+		return nil
+	}
+	var n int
+	if err := tx.Get(ctx, &n, "SELECT COUNT(*) FROM applications WHERE ident = ?", app); err != nil {
+		return fmt.Errorf("look up application %q: %w", app, err)
+	}
+	if n > 0 {
+		return fail(http.StatusForbidden, "security",
+			"Application instances define ActivityDefinitions of their own application (%s) only, not of %s.", w.app, app)
+	}
+	return nil
+}
+
+// owner is the owner of a definition w creates that names app.
+func (w writer) owner(app string) string {
+	if w.app == "" {
+		return app
+	}
+	return w.app
+}
+
+// write creates (id 0) or updates a definition in w's domain and queues the
 // CreateOrUpdateActivityDefinition message, all in one transaction.
-func (g *Registry) write(ctx context.Context, domainID, instanceID, id int64, version string, r *dstu1.Resource, base string) (Definition, error) {
+func (g *Registry) write(ctx context.Context, w writer, id int64, version string, r *dstu1.Resource, base string) (Definition, error) {
+	domainID, instanceID := w.domainID, w.instanceID
 	f, err := check(r)
 	if err != nil {
 		return Definition{}, err
@@ -329,6 +374,10 @@ func (g *Registry) write(ctx context.Context, domainID, instanceID, id int64, ve
 		if err != nil {
 			return err
 		}
+		if err := w.mayName(ctx, tx, f.application); err != nil {
+			return err
+		}
+		owner := w.owner(f.application)
 		if id != 0 {
 			c := &koppeltaal.Caller{Instance: store.Instance{DomainID: domainID}}
 			cur, err := visible(ctx, tx, c, id)
@@ -337,6 +386,15 @@ func (g *Registry) write(ctx context.Context, domainID, instanceID, id int64, ve
 			}
 			if cur.DomainID != domainID {
 				return fail(http.StatusForbidden, "security", "ActivityDefinition:%d belongs to another domain; it can only be changed there.", id)
+			}
+			if w.app != "" && cur.Owner != w.app {
+				return fail(http.StatusForbidden, "security", "ActivityDefinition:%d belongs to application %s; only its instances can change it.", id, cur.Owner)
+			}
+			if w.app == "" {
+				owner = cur.Owner // seeding changes content, not ownership
+				if owner == "" {
+					owner = f.application
+				}
 			}
 			if version != "" && version != cur.Version {
 				return &koppeltaal.Error{Status: http.StatusConflict, Issues: []koppeltaal.Issue{{Severity: "error", Code: "conflict",
@@ -360,23 +418,24 @@ func (g *Registry) write(ctx context.Context, domainID, instanceID, id int64, ve
 		}
 		content := r.JSON()
 		if id == 0 {
-			id, err = tx.InsertID(ctx, `INSERT INTO activity_definitions (domain_id, identifier, application, version, is_active,
-				is_archived, is_domain_specific, content, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				domainID, f.identifier, f.application, v, f.active, f.archived, f.domainSpec, content, nullID(instanceID),
+			id, err = tx.InsertID(ctx, `INSERT INTO activity_definitions (domain_id, identifier, application, owner_application,
+				version, is_active, is_archived, is_domain_specific, content, created_by, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				domainID, f.identifier, f.application, owner, v, f.active, f.archived, f.domainSpec, content, nullID(instanceID),
 				now.UnixMicro(), now.UnixMicro())
 			if err != nil {
 				return fmt.Errorf("create activity definition %q: %w", f.identifier, err)
 			}
-		} else if _, err := tx.Exec(ctx, `UPDATE activity_definitions SET identifier = ?, application = ?, version = ?, is_active = ?,
-			is_archived = ?, is_domain_specific = ?, content = ?, updated_at = ? WHERE id = ?`,
-			f.identifier, f.application, v, f.active, f.archived, f.domainSpec, content, now.UnixMicro(), id); err != nil {
+		} else if _, err := tx.Exec(ctx, `UPDATE activity_definitions SET identifier = ?, application = ?, owner_application = ?,
+			version = ?, is_active = ?, is_archived = ?, is_domain_specific = ?, content = ?, updated_at = ? WHERE id = ?`,
+			f.identifier, f.application, owner, v, f.active, f.archived, f.domainSpec, content, now.UnixMicro(), id); err != nil {
 			return fmt.Errorf("update activity definition %d: %w", id, err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO activity_definition_versions (definition_id, version, content, created_at) VALUES (?, ?, ?, ?)",
 			id, v, content, now.UnixMicro()); err != nil {
 			return fmt.Errorf("store version of activity definition %d: %w", id, err)
 		}
-		d = Definition{ID: id, DomainID: domainID, Identifier: f.identifier, Application: f.application, Version: v,
+		d = Definition{ID: id, DomainID: domainID, Identifier: f.identifier, Application: f.application, Owner: owner, Version: v,
 			IsActive: f.active, IsArchived: f.archived, IsDomainSpecific: f.domainSpec, Content: content, UpdatedAt: now.UnixMicro()}
 		queued, err = g.publish(ctx, tx, d, r, base, now)
 		return err
@@ -413,9 +472,9 @@ func (g *Registry) publish(ctx context.Context, tx *store.Tx, d Definition, r *d
 	var doms []dom
 	q := "SELECT id, name FROM domains WHERE id = ?"
 	args := []any{d.DomainID}
-	if !d.IsDomainSpecific {
+	if !d.IsDomainSpecific && d.Application == d.Owner { // the domains visibleWhere shows it in
 		q += ` OR id IN (SELECT i.domain_id FROM app_instances i JOIN applications a ON a.id = i.application_id WHERE a.ident = ?)`
-		args = append(args, d.Application)
+		args = append(args, d.Owner)
 	}
 	if err := tx.Select(ctx, &doms, q+" ORDER BY id", args...); err != nil {
 		return 0, fmt.Errorf("domains of activity definition %d: %w", d.ID, err)

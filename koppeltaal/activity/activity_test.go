@@ -56,16 +56,18 @@ type env struct {
 	cfg koppeltaal.Config
 }
 
-func newEnv(t testing.TB, b storetest.Backend) *env {
+func newEnv(t testing.TB, b storetest.Backend) *env { return newEnvWith(t, b, config()) }
+
+// newEnvWith serves cfg with the registry and seeds its definitions.
+func newEnvWith(t testing.TB, b storetest.Backend, cfg koppeltaal.Config) *env {
 	t.Helper()
 	st := b.Open(t)
-	cfg := config()
 	reg, err := activity.New(activity.Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := apitest.Serve(t, api.Options{Store: st, Config: cfg, Extensions: []func(*api.Server, chi.Router){reg.Extension}})
-	if res, err := reg.Seed(ctx, cfg, ts.URL+api.Prefix); err != nil || res.Created != 1 {
+	if res, err := reg.Seed(ctx, cfg, ts.URL+api.Prefix); err != nil || res.Created != len(cfg.ActivityDefinitions) {
 		t.Fatalf("seed: %+v %v", res, err)
 	}
 	return &env{t: t, st: st, reg: reg, ts: ts, cfg: cfg}
@@ -247,7 +249,7 @@ func TestPublishedMessageAndDomainScope(t *testing.T) {
 		c := e.cfg.ActivityDefinitions[0]
 		c.Identifier, c.DomainSpecific = "only-d1", true
 		body := koppeltaal.EncodeResource(activity.FromConfig(c), f)
-		if r := e.do("POST", "/FHIR/Koppeltaal/Other", d1Portal, f, body); r.Status != http.StatusCreated {
+		if r := e.do("POST", "/FHIR/Koppeltaal/Other", d1Game, f, body); r.Status != http.StatusCreated {
 			t.Fatalf("create: %d %s", r.Status, r.Body)
 		}
 		if got := identifiers(e.list(d2Portal, f, "")); len(got) != 1 {

@@ -85,12 +85,12 @@ func (g *Registry) Seed(ctx context.Context, cfg koppeltaal.Config, base string)
 		r := FromConfig(c)
 		switch {
 		case !found:
-			if _, err := g.write(ctx, dom.ID, 0, 0, "", r, base); err != nil {
+			if _, err := g.write(ctx, writer{domainID: dom.ID}, 0, "", r, base); err != nil {
 				return res, fmt.Errorf("%s: %w", where, err)
 			}
 			res.Created++
 		case !sameContent(cur, r):
-			if _, err := g.write(ctx, dom.ID, 0, cur.ID, "", r, base); err != nil {
+			if _, err := g.write(ctx, writer{domainID: dom.ID}, cur.ID, "", r, base); err != nil {
 				return res, fmt.Errorf("%s: %w", where, err)
 			}
 			res.Updated++
