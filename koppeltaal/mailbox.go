@@ -184,6 +184,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	template := encodeBundleSized(b, f, len(body))
 	var result *PostResult
 	now := s.now()
+	epoch := s.st.Epoch()    // before the transaction: what it writes belongs to this epoch or a later one
 	var stored store.Message // what was stored, for the message cache
 	// On PostgreSQL the first attempt locks the resources the message leaves
 	// unchanged in shared mode (only the others can be: the focal one always
@@ -412,7 +413,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		// The recipients claim and acknowledge this message next: cache the tree just stored
 		// (committed now, and not touched again here) so that they need not read and parse it.
 		cached, size := cacheForm(b, len(body))
-		s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size)
+		s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size, epoch)
 	}
 	s.metrics.Posted.WithLabelValues(event).Inc()
 	s.metrics.Delivered.Add(float64(len(result.Entries)))

@@ -12,10 +12,18 @@ import (
 // claiming, reading and acknowledging a message does not read and re-parse its
 // stored body each time (every message is rendered about twice per recipient:
 // claim and acknowledgement). Stored messages and bodies never change after
-// their transaction commits, so entries never go stale. It is filled only
-// from committed data (after the POST's or the claim's commit, or from read
-// transactions): a message read inside a group-commit batch could still be
-// rolled back, and its id reused by another message.
+// their transaction commits. It is filled only from committed data (after the
+// POST's or the claim's commit, or from read transactions): a message read
+// inside a group-commit batch could still be rolled back, and its id reused by
+// another message.
+//
+// An id alone does not name a message for good: a database that lost its last
+// transactions (a failover to an asynchronous standby, a restore) hands the
+// same ids to other messages (issue 15: a cached message of one patient was
+// served for another patient's queue entry). So an entry is only used for a
+// queue row whose message fields (domain, event, focal resource, patient,
+// created_at, all copied into the row when it is queued) match the cached
+// message, and the whole cache starts over when the store's Epoch moves.
 //
 // An entry holds the message in the form a recipient of one api-version gets
 // before the per-recipient MessageHeader fields are set (1.3.3 recipients:
@@ -25,6 +33,7 @@ import (
 // are shared, never re-parsed, and cost the garbage collector nothing.
 type msgCache struct {
 	mu       sync.Mutex
+	epoch    uint64     // store.Epoch the entries were read under
 	ll       *list.List // front: most recently used; values *msgCacheEntry
 	items    map[msgKey]*list.Element
 	bytes    int // sum of the cached bodies' sizes, a proxy for memory
@@ -48,33 +57,67 @@ func newMsgCache(maxItems, maxBytes int) *msgCache {
 	return &msgCache{ll: list.New(), items: map[msgKey]*list.Element{}, maxItems: maxItems, maxBytes: maxBytes}
 }
 
-// get returns the cached message and a private copy of its bundle (see msgCache).
-func (c *msgCache) get(k msgKey) (store.Message, *dstu1.Bundle, bool) {
+// isMessageOf reports whether m is the message queue entry e was queued for.
+func isMessageOf(m store.Message, e store.Entry) bool {
+	return m.ID == e.MessageID && m.DomainID == e.DomainID && m.CreatedAt == e.CreatedAt &&
+		m.Event == e.Event && m.FocalRef == e.FocalRef && m.PatientRef == e.PatientRef
+}
+
+// syncEpoch empties the cache when the store's epoch moved (c.mu held).
+func (c *msgCache) syncEpoch(epoch uint64) {
+	if epoch == c.epoch {
+		return
+	}
+	c.ll.Init()
+	clear(c.items)
+	c.bytes, c.epoch = 0, epoch
+}
+
+// get returns the cached message of queue entry e and a private copy of its
+// bundle (see msgCache); epoch is the store's current Epoch. A cached message
+// that is not e's is dropped.
+func (c *msgCache) get(k msgKey, e store.Entry, epoch uint64) (store.Message, *dstu1.Bundle, bool) {
 	if c == nil {
 		return store.Message{}, nil, false
 	}
 	c.mu.Lock()
+	c.syncEpoch(epoch)
 	el, ok := c.items[k]
 	if !ok {
 		c.mu.Unlock()
 		return store.Message{}, nil, false
 	}
-	c.ll.MoveToFront(el)
 	ce := el.Value.(*msgCacheEntry)
+	if !isMessageOf(ce.msg, e) {
+		c.removeElement(el) // another message under a reused id
+		c.mu.Unlock()
+		return store.Message{}, nil, false
+	}
+	c.ll.MoveToFront(el)
 	c.mu.Unlock()
 	return ce.msg, shareCopy(ce.bundle), true
 }
 
-// put caches b (in cacheForm) for k.
-func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int) {
+// put caches b (in cacheForm) for k, replacing another message cached under
+// the same id; epoch is the store's Epoch before m was read or written.
+func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int, epoch uint64) {
 	if c == nil || size > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if epoch != c.epoch {
+		if epoch < c.epoch {
+			return // read before the epoch moved: it may come from the database before
+		}
+		c.syncEpoch(epoch)
+	}
 	if el, ok := c.items[k]; ok {
-		c.ll.MoveToFront(el)
-		return
+		if el.Value.(*msgCacheEntry).msg == m {
+			c.ll.MoveToFront(el)
+			return
+		}
+		c.removeElement(el)
 	}
 	c.items[k] = c.ll.PushFront(&msgCacheEntry{key: k, msg: m, bundle: b, size: size})
 	c.bytes += size

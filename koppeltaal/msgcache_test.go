@@ -29,9 +29,9 @@ func TestMsgCacheCopiesAreIndependent(t *testing.T) {
 	if size <= 0 || len(cached.Entries) != 1 || cached.EncodedTail().Len() != 1 {
 		t.Fatalf("cache form: %d entries, tail %d, size %d", len(cached.Entries), cached.EncodedTail().Len(), size)
 	}
-	c.put(k, store.Message{ID: 7}, cached, size)
+	c.put(k, store.Message{ID: 7}, cached, size, 0)
 
-	_, b1, ok := c.get(k)
+	_, b1, ok := c.get(k, store.Entry{MessageID: 7}, 0)
 	if !ok {
 		t.Fatal("miss after put")
 	}
@@ -47,7 +47,7 @@ func TestMsgCacheCopiesAreIndependent(t *testing.T) {
 	b1.Updated = "now"
 	b1.SetLink("self", "y")
 
-	m, b2, ok := c.get(k)
+	m, b2, ok := c.get(k, store.Entry{MessageID: 7}, 0)
 	if !ok || m.ID != 7 {
 		t.Fatalf("get = %v, %v", m, ok)
 	}
@@ -72,20 +72,77 @@ func TestMsgCacheBounds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newMsgCache(tt.maxItems, tt.bytes)
 			for i := 1; i <= tt.puts; i++ {
-				c.put(msgKey{messageID: int64(i)}, store.Message{ID: int64(i)}, cacheTestBundle(), tt.size)
+				c.put(msgKey{messageID: int64(i)}, store.Message{ID: int64(i)}, cacheTestBundle(), tt.size, 0)
 			}
 			if c.ll.Len() != tt.wantItems || len(c.items) != tt.wantItems || c.bytes != tt.wantItems*tt.size {
 				t.Fatalf("items %d/%d bytes %d, want %d items", c.ll.Len(), len(c.items), c.bytes, tt.wantItems)
 			}
 			if tt.wantItems > 0 {
 				// The most recent ones survive.
-				if _, _, ok := c.get(msgKey{messageID: int64(tt.puts)}); !ok {
+				if _, _, ok := c.get(msgKey{messageID: int64(tt.puts)}, store.Entry{MessageID: int64(tt.puts)}, 0); !ok {
 					t.Fatal("most recent message evicted")
 				}
-				if _, _, ok := c.get(msgKey{messageID: 1}); ok {
+				if _, _, ok := c.get(msgKey{messageID: 1}, store.Entry{MessageID: 1}, 0); ok {
 					t.Fatal("oldest message kept")
 				}
 			}
 		})
+	}
+}
+
+// A cached message is only served for a queue entry of that very message: the
+// same id with other message fields (a reused id, issue 15) is a miss that
+// drops the stale entry, and a moved store epoch empties the cache.
+func TestMsgCacheChecksIdentity(t *testing.T) {
+	msg := store.Message{ID: 7, DomainID: 1, Event: "CreateOrUpdatePatient", FocalRef: "https://a.example/Patient/1",
+		PatientRef: "https://a.example/Patient/1", CreatedAt: 1000}
+	entry := store.Entry{ID: 3, MessageID: 7, DomainID: 1, Event: msg.Event, FocalRef: msg.FocalRef, PatientRef: msg.PatientRef, CreatedAt: 1000}
+	k := msgKey{messageID: 7}
+	for _, tt := range []struct {
+		name   string
+		change func(e *store.Entry)
+	}{
+		{"created_at", func(e *store.Entry) { e.CreatedAt++ }},
+		{"patient", func(e *store.Entry) { e.PatientRef = "https://a.example/Patient/2" }},
+		{"focal resource", func(e *store.Entry) { e.FocalRef = "https://a.example/CarePlan/1" }},
+		{"event", func(e *store.Entry) { e.Event = "CreateOrUpdateCarePlan" }},
+		{"domain", func(e *store.Entry) { e.DomainID = 2 }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newMsgCache(10, 1<<20)
+			cached, size := cacheForm(cacheTestBundle(), 0)
+			c.put(k, msg, cached, size, 0)
+			if _, _, ok := c.get(k, entry, 0); !ok {
+				t.Fatal("miss for the message's own entry")
+			}
+			other := entry
+			tt.change(&other)
+			if _, _, ok := c.get(k, other, 0); ok {
+				t.Fatal("hit for an entry of another message with the same id")
+			}
+			if _, _, ok := c.get(k, entry, 0); ok || c.ll.Len() != 0 {
+				t.Fatal("the stale entry was kept")
+			}
+		})
+	}
+	c := newMsgCache(10, 1<<20)
+	cached, size := cacheForm(cacheTestBundle(), 0)
+	c.put(k, msg, cached, size, 4)
+	if _, _, ok := c.get(k, entry, 5); ok || c.ll.Len() != 0 {
+		t.Fatal("entry kept after the epoch moved")
+	}
+	c.put(k, msg, cached, size, 4) // read before the move
+	if c.ll.Len() != 0 {
+		t.Fatal("a message read under an older epoch was cached")
+	}
+	// A message under a reused id replaces the cached one on put.
+	c.put(k, msg, cached, size, 5)
+	newer := msg
+	newer.CreatedAt, newer.PatientRef = 2000, "https://a.example/Patient/2"
+	c.put(k, newer, cached, size, 5)
+	e2 := entry
+	e2.CreatedAt, e2.PatientRef = 2000, newer.PatientRef
+	if m, _, ok := c.get(k, e2, 5); !ok || m != newer || c.ll.Len() != 1 {
+		t.Fatalf("put did not replace the message cached under a reused id: %v %v", m, ok)
 	}
 }

@@ -219,7 +219,7 @@ func (s *Service) searchBundle(base, self string, entries []*dstu1.Entry, total,
 // adds for a recipient (SPEC.md §4.3): entry metadata, ProcessingStatus,
 // IsExpired, and for 1.3.3 recipients only the focal version.
 func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
-	m, b, err := s.loadMessage(ctx, tx, e.MessageID, c.APIVersion == APIVersion133, false)
+	m, b, err := s.loadMessage(ctx, tx, e, c.APIVersion == APIVersion133, false)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +230,7 @@ func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e 
 // is needed, so a message that is not cached is not put in the cache either
 // (searches page through old messages no one is about to claim).
 func (s *Service) renderHeader(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
-	m, b, err := s.loadMessage(ctx, tx, e.MessageID, c.APIVersion == APIVersion133, true)
+	m, b, err := s.loadMessage(ctx, tx, e, c.APIVersion == APIVersion133, true)
 	if err != nil {
 		return nil, err
 	}
@@ -252,16 +252,18 @@ func (s *Service) personalise(c *Caller, e store.Entry, m store.Message, b *dstu
 	return b
 }
 
-// loadMessage returns a stored message and a copy of its bundle that the
-// caller may change in the bundle fields and the first (MessageHeader) entry
-// only; with stripped, non-focal versions are removed (1.3.3 recipients).
-// Parsed bundles come from s.msgs when possible (see msgCache). A nil tx reads
-// a cache miss in a read transaction of its own (the message must be committed).
-// With headOnly, a cache miss returns the bundle with its MessageHeader entry
-// only and leaves the cache as it is.
-func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, stripped, headOnly bool) (store.Message, *dstu1.Bundle, error) {
+// loadMessage returns the stored message of queue entry e and a copy of its
+// bundle that the caller may change in the bundle fields and the first
+// (MessageHeader) entry only; with stripped, non-focal versions are removed
+// (1.3.3 recipients). Parsed bundles come from s.msgs when possible (see
+// msgCache). A nil tx reads a cache miss in a read transaction of its own (the
+// message must be committed). With headOnly, a cache miss returns the bundle
+// with its MessageHeader entry only and leaves the cache as it is.
+func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, e store.Entry, stripped, headOnly bool) (store.Message, *dstu1.Bundle, error) {
+	id := e.MessageID
 	k := msgKey{messageID: id, stripped: stripped}
-	if m, b, ok := s.msgs.get(k); ok {
+	epoch := s.st.Epoch()
+	if m, b, ok := s.msgs.get(k, e, epoch); ok {
 		return m, b, nil
 	}
 	var m store.Message
@@ -284,6 +286,11 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 	if err != nil {
 		return m, nil, err
 	}
+	if !isMessageOf(m, e) {
+		// The queue row and the message row disagree: they cannot both be from one database.
+		return m, nil, fmt.Errorf("queue entry %d does not match its message %d (%s %s created %d, entry %s %s created %d)",
+			e.ID, m.ID, m.Event, m.FocalRef, m.CreatedAt, e.Event, e.FocalRef, e.CreatedAt)
+	}
 	b, err := dstu1.Limits{MaxBytes: 4 * s.cfg.MaxBodyBytes}.ParseBundle(body, formatFromName(format))
 	if err != nil {
 		return m, nil, fmt.Errorf("stored message %d does not parse: %w", m.ID, err)
@@ -299,7 +306,7 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, id int64, strip
 		return m, b, nil
 	}
 	cached, size := cacheForm(b, len(body))
-	s.msgs.put(k, m, cached, size)
+	s.msgs.put(k, m, cached, size, epoch)
 	return m, shareCopy(cached), nil
 }
 
@@ -328,7 +335,7 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 		// the conditional update; on PostgreSQL that happens concurrently. Then read
 		// it again and answer as if the acknowledgement had come after the POST.
 		for attempt := 0; ; attempt++ {
-			e, repeat, err := s.checkAck(ctx, tx, c, id, version, ps.Status, base)
+			e, repeat, err := s.checkAck(ctx, tx, c, id, version, ps, base)
 			if err != nil {
 				return err
 			}
@@ -374,17 +381,25 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 	return &AckResult{Header: b.Entries[0].Resource, Location: b.Entries[0].SelfLink(), Status: acked.Status}, nil
 }
 
-// checkAck reads entry id of the caller and checks that it may take status to:
-// the entry's version when the client named one, and the allowed transitions.
-// repeat is true when the entry already has status to (Success, Failed or New):
-// an idempotent repeat that changes nothing.
-func (s *Service) checkAck(ctx context.Context, tx *store.Tx, c *Caller, id int64, version, to, base string) (e store.Entry, repeat bool, err error) {
+// checkAck reads entry id of the caller and checks that it may take status
+// ps: the entry's version when the client named one, and the allowed
+// transitions. repeat is true when the entry already has status ps (Success,
+// Failed or New): an idempotent repeat that changes nothing. An identical
+// repeat (Failed: with the same exception) is accepted whatever version the
+// link names: it is the retry of a PUT whose reply was lost, and that PUT
+// changed the version (issue 15).
+func (s *Service) checkAck(ctx context.Context, tx *store.Tx, c *Caller, id int64, version string, ps dstu1.ProcessingStatus, base string) (e store.Entry, repeat bool, err error) {
+	to := ps.Status
 	e, err = tx.EntryForInstance(ctx, c.ID, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
 		return e, false, fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
 	}
 	if err != nil {
 		return e, false, err
+	}
+	repeat = e.Status == to && (to == store.StatusSuccess || to == store.StatusFailed || to == store.StatusNew)
+	if repeat && (to != store.StatusFailed || e.Exception == ps.Exception) {
+		return e, true, nil
 	}
 	if version != "" && version != e.Version {
 		// issue[0] is the exact text clients compare; the current state goes in a second issue.
@@ -393,7 +408,6 @@ func (s *Service) checkAck(ctx context.Context, tx *store.Tx, c *Caller, id int6
 			{Severity: "information", Code: "informational",
 				Details: "The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + "."}}}
 	}
-	repeat = e.Status == to && (to == store.StatusSuccess || to == store.StatusFailed || to == store.StatusNew)
 	if !repeat && e.Status != store.StatusClaimed && e.Status != store.StatusNew {
 		return e, false, fail(http.StatusConflict, "conflict", "ProcessingStatus cannot change from %s to %s.", e.Status, to)
 	}

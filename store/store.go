@@ -102,14 +102,20 @@ type Store struct {
 	instGen atomic.Uint64
 	subs    *subsCache
 	reads   readStmts // prepared single-statement reads on r (see reads.go)
+	// id is the identity of the database (see identity.go and Epoch).
+	id identity
 }
 
 // InstancesGeneration changes after every committed transaction of this Store
 // that created or changed an application instance or its subscriptions
-// (UpsertInstance, DisableInstance, SetSubscriptions). Caches of
-// instance rows compare it to drop what they read before such a change.
-// Changes made by another process on a shared PostgreSQL database are not seen.
-func (s *Store) InstancesGeneration() uint64 { return s.instGen.Load() }
+// (UpsertInstance, DisableInstance, SetSubscriptions), and when the Epoch
+// moves. Caches of instance rows compare it to drop what they read before such
+// a change. Changes made by another process on a shared PostgreSQL database are
+// not seen.
+func (s *Store) InstancesGeneration() uint64 {
+	s.Epoch() // looks at the SQLite file now and then
+	return s.instGen.Load()
+}
 
 // Open opens (creating when needed) the database named by cfg.DSN and applies
 // the embedded migrations. An unreachable PostgreSQL gives one clear error after
@@ -153,7 +159,16 @@ func openUnmigrated(ctx context.Context, cfg Config, logger *slog.Logger) (*Stor
 	s.log = logger
 	s.holder = newHolder()
 	s.subs = &subsCache{gen: &s.instGen, m: map[subsKey]subsEntry{}}
+	s.id.onChange = func() { s.instGen.Add(1) } // instance and subscriber caches start over
 	return s, nil
+}
+
+// logger is s.log, or a discarding logger while Open has not set it yet.
+func (s *Store) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.log
 }
 
 func isPostgresDSN(dsn string) bool {
@@ -226,7 +241,13 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	r.SetMaxOpenConns(cfg.MaxOpenConns)
 	r.SetMaxIdleConns(cfg.MaxOpenConns)
-	return &Store{dialect: SQLite, w: w, r: r, where: path}, nil
+	s := &Store{dialect: SQLite, w: w, r: r, where: path}
+	if err := s.id.watchFile(path); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*Store, error) {
@@ -236,7 +257,8 @@ func openPostgres(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	pc.ConnectTimeout = cfg.ConnectTimeout
 	where := fmt.Sprintf("postgres %s:%d/%s", pc.Host, pc.Port, pc.Database)
-	db := sqlx.NewDb(stdlib.OpenDB(*pc), "pgx")
+	s := &Store{dialect: Postgres, where: where}
+	db := sqlx.NewDb(stdlib.OpenDB(*pc, stdlib.OptionAfterConnect(s.pgAfterConnect)), "pgx")
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -246,7 +268,8 @@ func openPostgres(ctx context.Context, cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: cannot reach %s: %s", where, oneLine(redactErr(err, cfg.DSN)))
 	}
-	return &Store{dialect: Postgres, w: db, r: db, where: where}, nil
+	s.w, s.r = db, db
+	return s, nil
 }
 
 // redactErr renders err without the password that may be part of dsn.
@@ -295,6 +318,9 @@ func (s *Store) Close() error {
 
 // Ready reports whether the database is reachable and all migrations are applied.
 func (s *Store) Ready(ctx context.Context) error {
+	if err := s.fileReplaced(); err != nil {
+		return err
+	}
 	var v int
 	if err := s.r.GetContext(ctx, &v, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"); err != nil {
 		return fmt.Errorf("store not ready (%s): %w", s.where, err)

@@ -55,3 +55,40 @@ func TestRepeatedPostIsAnsweredOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestRetriedAcknowledgementIsAccepted (issue 15): a client that lost the
+// reply to a status PUT and sends the identical PUT again — to the versioned
+// link it had, which the first PUT made stale — gets 200 and the current
+// state; a PUT that would change something still needs the current version.
+func TestRetriedAcknowledgementIsAccepted(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, twoDomains())
+		f := dstu1.FormatJSON
+		for i := 0; i < 2; i++ {
+			if r := postAs(h, "portal@a", "pa", patientMessage("A", "https://a.example/Patient/"+uuid.NewString()), f); r.Status != 200 {
+				t.Fatal(r)
+			}
+		}
+		status := func(r reply) string {
+			ps, _ := dstu1.AsMessageHeader(resourceOf(t, r)).ProcessingStatus()
+			return ps.Status + "/" + ps.Exception
+		}
+		for _, c := range []struct{ status, exception, other, otherException string }{
+			{"Success", "", "New", ""},
+			{"Failed", "cannot map patient", "Failed", "another reason"},
+		} {
+			link := bundleOf(t, claim(h, "game@a", "ga", f)).Entries[0].SelfLink()
+			first := ack(h, "game@a", "ga", link, c.status, c.exception, f)
+			retry := ack(h, "game@a", "ga", link, c.status, c.exception, f)
+			if first.Status != 200 || retry.Status != 200 {
+				t.Fatalf("%s: first %d, retry with the link it was sent to %d: %s", c.status, first.Status, retry.Status, retry)
+			}
+			if status(retry) != c.status+"/"+c.exception || retry.Header.Get("Content-Location") != first.Header.Get("Content-Location") {
+				t.Fatalf("%s retry answered %s at %s, first %s", c.status, status(retry), retry.Header.Get("Content-Location"), first.Header.Get("Content-Location"))
+			}
+			if r := ack(h, "game@a", "ga", link, c.other, c.otherException, f); r.Status != http.StatusConflict {
+				t.Fatalf("%s then %s %q on the stale link: %d, want 409: %s", c.status, c.other, c.otherException, r.Status, r)
+			}
+		}
+	})
+}
