@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 )
 
 // Extension URLs of the Conformance statement (SPEC.md §12, CLIENTS.md). The OAuth URIs are published
@@ -41,11 +42,11 @@ func (s *Service) Conformance(root string) *dstu1.Resource {
 	r.Add(
 		dstu1.NewPrimitive("version", ServerVersion),
 		dstu1.NewPrimitive("name", "Koppeltaal"),
-		dstu1.NewPrimitive("publisher", "Koppelpoort"),
+		dstu1.NewPrimitive("publisher", buildinfo.Product),
 		dstu1.NewPrimitive("description", "Koppeltaal 1.3.x server (FHIR DSTU1 messaging) implemented by Koppelpoort"),
 		dstu1.NewPrimitive("status", "active"),
 		dstu1.NewPrimitive("date", s.instant(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))),
-		dstu1.NewElement("software", dstu1.NewPrimitive("name", "Koppelpoort"), dstu1.NewPrimitive("version", ServerVersion)),
+		dstu1.NewElement("software", dstu1.NewPrimitive("name", buildinfo.Product), dstu1.NewPrimitive("version", buildinfo.Version())),
 		dstu1.NewElement("implementation", dstu1.NewPrimitive("description", "Koppelpoort Koppeltaal server"),
 			dstu1.NewPrimitive("url", root+"/FHIR/Koppeltaal")),
 		dstu1.NewPrimitive("fhirVersion", "0.0.82"),
@@ -82,6 +83,7 @@ func (s *Service) Conformance(root string) *dstu1.Resource {
 	rest.Add(dstu1.NewElement("operation", dstu1.NewPrimitive("code", "transaction"),
 		dstu1.NewPrimitive("documentation", "POST [base]/Mailbox publishes a Koppeltaal message")))
 	rest.Add(dstu1.NewElement("query", dstu1.NewPrimitive("name", "MessageHeader.GetNextNewAndClaim"),
+		dstu1.NewPrimitive("definition", dstu1.KoppeltaalBase+"Query#MessageHeader.GetNextNewAndClaim"),
 		dstu1.NewPrimitive("documentation", "Claims and returns the oldest New message of the caller's mailbox")))
 	r.Add(rest)
 	msg := dstu1.NewElement("messaging", dstu1.NewPrimitive("endpoint", root+"/FHIR/Koppeltaal/Mailbox"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -464,6 +465,10 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 	if mh.Child("source") == nil {
 		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.source is missing.")
 	}
+	completeSource(mh, c)
+	if missing := mh.MissingRequired(); len(missing) > 0 {
+		return nil, nil, fail(http.StatusBadRequest, "required", "The MessageHeader lacks %s, which DSTU1 requires.", strings.Join(missing, ", "))
+	}
 	data := mh.Data()
 	if len(data) == 0 || data[0] == "" {
 		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.data (the focal resource reference) is missing.")
@@ -495,6 +500,38 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 	return mh, ents, nil
 }
 
+// ServerSource is MessageHeader.source of every MessageHeader the server itself writes (Mailbox replies,
+// its CreateOrUpdateActivityDefinition messages), for the FHIR base URL base: all four fields filled —
+// clients parse replies with the DSTU1 cardinalities (software and endpoint 1..1), and the old server's
+// empty values broke them (CLIENTS.md). The product and its version come from internal/buildinfo.
+func ServerSource(base string) dstu1.Source {
+	return dstu1.Source{Name: "Koppeltaal", Software: buildinfo.Product, Version: buildinfo.Version(), Endpoint: base + "/Mailbox"}
+}
+
+// completeSource fills the elements DSTU1 requires in MessageHeader.source that a sender left out or empty
+// (the Java test connector sends only an empty endpoint): software = the sending application, endpoint =
+// "not used" (Koppeltaal does not use it; the old server wrote that in its own messages). Recipients parse
+// the forwarded header with the DSTU1 cardinalities and would refuse the message otherwise.
+func completeSource(mh *dstu1.MessageHeader, c *Caller) {
+	src := mh.Child("source")
+	filled := false
+	fill := func(name, v string) {
+		if cur := src.Child(name); cur == nil || (cur.Value == "" && len(cur.Children) == 0) {
+			src.SetChild(dstu1.NewPrimitive(name, v))
+			filled = true
+		}
+	}
+	app := c.AppIdent
+	if app == "" {
+		app = c.Username
+	}
+	fill("software", app)
+	fill("endpoint", "not used")
+	if filled {
+		mh.SortElements() // an added element goes last; XML needs schema order
+	}
+}
+
 // responseMessage builds the reply to an accepted POST (SPEC.md §4.8, CLIENTS.md).
 func (s *Service) responseMessage(c *Caller, req *dstu1.MessageHeader, data []string, base string) *dstu1.Bundle {
 	id := "urn:uuid:" + uuid.NewString()
@@ -506,7 +543,7 @@ func (s *Service) responseMessage(c *Caller, req *dstu1.MessageHeader, data []st
 		Event:              ev,
 		ResponseIdentifier: req.Identifier(),
 		ResponseCode:       "ok",
-		Source:             dstu1.Source{Endpoint: base + "/Mailbox"},
+		Source:             ServerSource(base),
 		Data:               data,
 	})
 	b.AddEntry(mh.Resource, id, "")

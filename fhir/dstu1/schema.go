@@ -22,19 +22,41 @@ const (
 
 func (k kind) primitive() bool { return k == kindString || k == kindNumber || k == kindBool }
 
+// primitive is the FHIR primitive type of a value (the XSD type of its value attribute), for value checks.
+type primitive uint8
+
+const (
+	primNone primitive = iota // a complex type
+	primString
+	primBoolean
+	primInteger
+	primDecimal
+	primDateTime
+	primDate
+	primInstant
+	primUri
+	primId
+	primCode
+	primOid
+	primUuid
+	primBase64Binary
+)
+
 // typeDef is one complex type of the DSTU1 schemas (generated into schema_gen.go).
 type typeDef struct {
 	name  string
 	kind  kind
+	prim  primitive
 	elems map[string]elemDef
 }
 
 // elemDef describes an element of a type: its type index in schemaTypes, whether it repeats (a JSON array),
-// and its position in the schema sequence.
+// whether the schema requires it (minOccurs 1, outside a choice), and its position in the schema sequence.
 type elemDef struct {
-	typ     int
-	order   int
-	repeats bool
+	typ      int
+	order    int
+	repeats  bool
+	required bool
 }
 
 // typeUnknown marks an element the schema does not know; such elements are kept as they are.

@@ -498,7 +498,7 @@ func (g *Registry) publish(ctx context.Context, tx *store.Tx, d Definition, r *d
 		mh := dstu1.NewMessageHeader(dstu1.MessageHeaderFields{
 			ID: ident, Identifier: ident, Timestamp: now.UTC().Format(time.RFC3339),
 			Event:  dstu1.Coding{System: dstu1.SystemMessageEvents, Code: Event, Display: Event},
-			Source: dstu1.Source{Software: "Koppeltaal", Version: "v1.3.x", Endpoint: "not used"},
+			Source: koppeltaal.ServerSource(base),
 			Data:   []string{self},
 		})
 		b.AddEntry(mh.Resource, "", "")

@@ -224,18 +224,28 @@ func TestPublishedMessageAndDomainScope(t *testing.T) {
 		f := dstu1.FormatXML
 		// The seeded definition of Game (instances in D1 and D2, not domain specific) is visible in D2
 		// and was announced in both domains.
-		if got := identifiers(e.list(d2Portal, f, "")); len(got) != 1 || got[0] != "seeded" {
+		list := e.list(d2Portal, f, "")
+		if got := identifiers(list); len(got) != 1 || got[0] != "seeded" {
 			t.Fatalf("D2 list: %v", got)
 		}
-		for _, cred := range [][2]string{d1Portal, d2Portal} {
+		if missing := list.MissingRequired(); missing != nil {
+			t.Fatalf("list misses %q", missing)
+		}
+		for i, cred := range [][2]string{d1Portal, d2Portal} {
+			f := []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON}[i]
 			r := e.do("GET", "/FHIR/Koppeltaal/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim", cred, f, nil)
 			bun, err := dstu1.ParseBundle(r.Body, f)
 			if err != nil || bun.MessageHeader() == nil {
 				t.Fatalf("%s: no CreateOrUpdateActivityDefinition: %d %s", cred[0], r.Status, r.Body)
 			}
+			// The server writes both entries: every element DSTU1 marks 1..1 must be there (CLIENTS.md).
+			if missing := bun.MissingRequired(); missing != nil {
+				t.Fatalf("%s: the server's message misses %q", f, missing)
+			}
 			mh := bun.MessageHeader()
 			src := mh.Source()
-			if mh.EventCode() != "CreateOrUpdateActivityDefinition" || src.Software != "Koppeltaal" || src.Endpoint != "not used" || mh.Patient() != "" {
+			if mh.EventCode() != "CreateOrUpdateActivityDefinition" || src.Name != "Koppeltaal" || src.Software != "Koppelpoort" ||
+				src.Version == "" || src.Endpoint != e.ts.URL+api.Prefix+"/Mailbox" || mh.Patient() != "" {
 				t.Fatalf("message header: %s %+v", mh.EventCode(), src)
 			}
 			if d := mh.Data(); len(d) != 1 || !versioned.MatchString(d[0]) || bun.Entries[1].SelfLink() != d[0] {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -21,6 +22,7 @@ var volatile = []struct {
 	{regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`), "UUID"},
 	{regexp.MustCompile(`http://127\.0\.0\.1:\d+`), "http://SERVER"},
 	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(:\d{3}\.\d{4}|Z|[+-]\d\d:\d\d)`), "TIME"},
+	{regexp.MustCompile(`"` + regexp.QuoteMeta(buildinfo.Version()) + `"`), `"VERSION"`},
 }
 
 // TestPublishedMessageGolden pins the wire form (XML and JSON) of the

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -96,4 +98,97 @@ func TestConformanceOAuthURIs(t *testing.T) {
 			t.Errorf("%s: security extensions start with %v", f, exts)
 		}
 	}
+}
+
+// requireComplete fails when a reply misses an element DSTU1 marks 1..1 in what the server wrote
+// (apitest.MissingRequired): the Python connector refuses such a reply as a broken resource.
+func requireComplete(t *testing.T, what string, r reply) {
+	t.Helper()
+	missing, err := apitest.MissingRequired(r.Body, fmtOf(t, r))
+	if err != nil {
+		t.Fatalf("%s: reply does not parse: %v: %s", what, err, r)
+	}
+	if len(missing) > 0 {
+		t.Errorf("%s (%d): missing 1..1 elements %q in %.300s", what, r.Status, missing, r)
+	}
+}
+
+// TestRepliesAreComplete drives every kind of reply the core API writes — Conformance, the Mailbox reply, the
+// ValidateOnly outcome, refusals, claims (also empty), searches, reads, acknowledgements — in both formats
+// and checks that each holds every element DSTU1 marks 1..1. The Mailbox reply's source is spelled out:
+// name, software, version and endpoint, all non-empty (CLIENTS.md).
+func TestRepliesAreComplete(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		cfg := domainFor("TestConnector")
+		h := newHarness(t, b, cfg)
+		for _, f := range []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON} {
+			t.Run(f.String(), func(t *testing.T) {
+				get := func(path, user, pass string) reply {
+					return h.do(req{method: "GET", path: "/FHIR/Koppeltaal" + path, user: user, pass: pass, accept: ctypeOf(f)})
+				}
+				post := func(body []byte) reply {
+					return h.do(req{method: "POST", path: "/FHIR/Koppeltaal/Mailbox", user: "sender", pass: "ps",
+						accept: ctypeOf(f), ctype: ctypeOf(f), body: convert(t, body, f)})
+				}
+				requireComplete(t, "metadata", get("/metadata", "", ""))
+
+				// The Java test connector's message leaves source.software out and source.endpoint empty (its
+				// patient and identifier made unique per format).
+				example := []byte(strings.NewReplacer("3db7ce43-cb49-4c18-bcd9-8adc37ffd657", "patient-"+f.String(),
+					"5ce95052-e8df-45bb-840d-672ecec205b3", "message-"+f.String()).
+					Replace(string(fixture(t, "examples/createorupdatepatient-request-testconnector.xml"))))
+				r := post(example)
+				if r.Status != http.StatusOK {
+					t.Fatalf("post: %d %s", r.Status, r)
+				}
+				requireComplete(t, "Mailbox reply", r)
+				src := header(t, bundleOf(t, r)).Source()
+				if src.Name == "" || src.Software != "Koppelpoort" || src.Version == "" || src.Endpoint != h.ts.URL+"/FHIR/Koppeltaal/Mailbox" {
+					t.Errorf("Mailbox reply source %+v", src)
+				}
+				requireComplete(t, "the same POST again (a retry)", post(example))
+				// Another message on the version the sender came with, which this server has replaced: 409.
+				again, err := dstu1.ParseBundle(convert(t, example, f), f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again.MessageHeader().Child("identifier").Value = "stale-" + f.String()
+				if r := post(koppeltaal.EncodeBundle(again, f)); r.Status != http.StatusConflict {
+					t.Fatalf("stale post: %d %s", r.Status, r)
+				} else {
+					requireComplete(t, "409", r)
+				}
+				again.Categories = append(again.Categories, dstu1.Category{Term: dstu1.TermValidateOnly, Scheme: dstu1.SchemeTag})
+				current := header(t, bundleOf(t, r)).Data()[0] // the version the first POST issued
+				again.Entries[1].SetSelfLink(current)
+				if err := again.MessageHeader().SetData(0, current); err != nil {
+					t.Fatal(err)
+				}
+				if r := post(koppeltaal.EncodeBundle(again, f)); r.Status != http.StatusOK {
+					t.Fatalf("ValidateOnly: %d %s", r.Status, r)
+				} else {
+					requireComplete(t, "ValidateOnly", r)
+				}
+				requireComplete(t, "unparseable POST", h.do(req{method: "POST", path: "/FHIR/Koppeltaal/Mailbox", user: "sender", pass: "ps",
+					accept: ctypeOf(f), ctype: ctypeOf(f), body: []byte("<feed")}))
+				requireComplete(t, "401", get("/MessageHeader/_search?_summary=true", "sender", "wrong"))
+				requireComplete(t, "404", get("/MessageHeader/999999", "sender", "ps"))
+
+				claimed := claim(h, "receiver", "pr", f)
+				requireComplete(t, "claim", claimed)
+				self := bundleOf(t, claimed).Entries[0].SelfLink()
+				id := strings.TrimPrefix(bundleOf(t, claimed).Entries[0].ID, h.ts.URL+"/FHIR/Koppeltaal")
+				requireComplete(t, "empty claim", claim(h, "receiver", "pr", f))
+				requireComplete(t, "search", get("/MessageHeader/_search?_summary=true&_count=5", "receiver", "pr"))
+				requireComplete(t, "read by _id", get("/MessageHeader/_search?_id="+self, "receiver", "pr"))
+				requireComplete(t, "read", get(id, "receiver", "pr"))
+				acked := ack(h, "receiver", "pr", self, "Success", "", f)
+				if acked.Status != http.StatusOK {
+					t.Fatalf("ack: %d %s", acked.Status, acked)
+				}
+				requireComplete(t, "acknowledgement", acked)
+				requireComplete(t, "stale acknowledgement", ack(h, "receiver", "pr", self, "Success", "", f))
+			})
+		}
+	})
 }

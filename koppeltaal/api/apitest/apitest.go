@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -41,4 +42,24 @@ func ServeOnSQLite(t testing.TB, cfg koppeltaal.Config) string {
 	}
 	t.Cleanup(func() { st.Close() })
 	return Serve(t, api.Options{Store: st, Config: cfg}).URL
+}
+
+// MissingRequired parses a reply body of the Koppeltaal API (a bundle or one resource) and returns the
+// elements DSTU1 marks 1..1 that are missing from what the server wrote (dstu1.Resource.MissingRequired):
+// a resource (OperationOutcome, Conformance, MessageHeader), every entry of a search bundle, and the
+// MessageHeader of a message bundle — the message's other entries are the sender's resources, passed on as
+// they were posted. Clients that parse replies with the DSTU1 cardinalities (the Python connector) refuse a
+// reply that misses one (CLIENTS.md "Fields clients require in replies").
+func MissingRequired(body []byte, f dstu1.Format) ([]string, error) {
+	if r, err := dstu1.ParseResource(body, f); err == nil {
+		return r.MissingRequired(), nil
+	}
+	b, err := dstu1.ParseBundle(body, f)
+	if err != nil {
+		return nil, err
+	}
+	if b.IsMessage() && len(b.Entries) > 0 {
+		b.Entries = b.Entries[:1]
+	}
+	return b.MissingRequired(), nil
 }

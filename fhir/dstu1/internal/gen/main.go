@@ -1,6 +1,6 @@
 // Command gen reads the FHIR DSTU1 (0.0.82) XML schemas in fhir/dstu1/schema and writes the element table
-// (type + element → child type, repeats, primitive kind, schema order) that the codec uses to convert between
-// the XML and JSON forms. It is run by `go generate ./fhir/dstu1/`; its output is committed.
+// (type + element → child type, repeats, required, primitive kind and type, schema order) that the codec uses
+// to convert between the XML and JSON forms and to check values and required elements. It is run by `go generate ./fhir/dstu1/`; its output is committed.
 package main
 
 import (
@@ -37,11 +37,12 @@ func (n *xnode) attr(name string) string {
 
 // elem is one element of a complex type, in schema order.
 type elem struct {
-	name    string
-	typ     string // schema type name; "" for xhtml:div and resource refs
-	repeats bool
-	xhtml   bool
-	simple  bool // element of a simple (text) type, e.g. xmlIdRef
+	name     string
+	typ      string // schema type name; "" for xhtml:div and resource refs
+	repeats  bool
+	required bool // minOccurs ≥ 1 outside a choice (a choice's alternatives are never required one by one)
+	xhtml    bool
+	simple   bool // element of a simple (text) type, e.g. xmlIdRef
 }
 
 type ctype struct {
@@ -50,8 +51,9 @@ type ctype struct {
 	restrict bool
 	elems    []elem
 	attrs    []string
-	inline   bool // Resource.Inline: a choice of whole resources
-	simple   bool // simpleContent (Binary)
+	valueTyp string // type of the value attribute, for primitives (boolean-primitive, AddressUse-list, ...)
+	inline   bool   // Resource.Inline: a choice of whole resources
+	simple   bool   // simpleContent (Binary)
 }
 
 func main() {
@@ -136,6 +138,28 @@ func main() {
 		}
 		return false
 	}
+	// prim names the FHIR primitive of a type's value (the value attribute's simple type): "dateTime" for
+	// dateTime-primitive, "code" for the enumerations (AddressUse-list, ...), "" for complex types.
+	prim := func(name string) string {
+		for n := name; n != ""; {
+			t := types[n]
+			if t == nil {
+				return ""
+			}
+			switch v := t.valueTyp; {
+			case strings.HasSuffix(v, "-list"):
+				return "code"
+			case v == "SampledDataDataType-primitive": // decimals and E/L/U separated by spaces
+				return "string"
+			case strings.HasSuffix(v, "-primitive"):
+				return strings.TrimSuffix(v, "-primitive")
+			case v != "":
+				log.Fatalf("type %s: value attribute of unknown type %q", name, v)
+			}
+			n = t.base
+		}
+		return ""
+	}
 	rootOf := func(name string) string { // the FHIR primitive a type derives from (boolean, integer, ...)
 		for n := name; n != ""; {
 			t := types[n]
@@ -190,6 +214,9 @@ func main() {
 	b.WriteString("\t{name: \"#xhtml\", kind: kindXHTML},\n")
 	for _, n := range names {
 		fmt.Fprintf(&b, "\t{name: %q, kind: %s", n, kind(n))
+		if p := prim(n); p != "" {
+			fmt.Fprintf(&b, ", prim: prim%s", strings.ToUpper(p[:1])+p[1:])
+		}
 		els := flatten(n)
 		if len(els) > 0 {
 			b.WriteString(", elems: map[string]elemDef{")
@@ -211,7 +238,11 @@ func main() {
 					}
 					ti = idx
 				}
-				fmt.Fprintf(&b, "%q: {typ: %d, order: %d, repeats: %v}, ", e.name, ti, i, e.repeats)
+				fmt.Fprintf(&b, "%q: {typ: %d, order: %d, repeats: %v", e.name, ti, i, e.repeats)
+				if e.required {
+					b.WriteString(", required: true")
+				}
+				b.WriteString("}, ")
 			}
 			b.WriteString("}")
 		}
@@ -281,33 +312,39 @@ func parseComplex(c *xnode) *ctype {
 		}
 	}
 	for i := range body {
-		collect(t, &body[i], false)
+		collect(t, &body[i], false, false)
 	}
 	return t
 }
 
-// collect walks sequences and choices; every element of a choice with maxOccurs>1 repeats.
-func collect(t *ctype, n *xnode, repeating bool) {
+// collect walks sequences and choices; every element of a choice with maxOccurs>1 repeats, and no element
+// inside a choice is required by itself. minOccurs defaults to 1 (XML Schema).
+func collect(t *ctype, n *xnode, repeating, inChoice bool) {
 	switch n.XMLName.Local {
 	case "attribute":
 		t.attrs = append(t.attrs, n.attr("name"))
+		if n.attr("name") == "value" {
+			t.valueTyp = n.attr("type")
+		}
 	case "sequence", "choice":
 		rep := repeating || (n.attr("maxOccurs") != "" && n.attr("maxOccurs") != "1")
+		choice := inChoice || n.XMLName.Local == "choice" || n.attr("minOccurs") == "0"
 		for i := range n.Children {
-			collect(t, &n.Children[i], rep)
+			collect(t, &n.Children[i], rep, choice)
 		}
 	case "element":
 		max := n.attr("maxOccurs")
 		rep := repeating || (max != "" && max != "1" && max != "0")
+		required := !inChoice && n.attr("minOccurs") != "0"
 		if ref := n.attr("ref"); ref != "" {
 			if ref == "xhtml:div" {
-				t.elems = append(t.elems, elem{name: "div", xhtml: true})
+				t.elems = append(t.elems, elem{name: "div", xhtml: true, required: !inChoice && n.attr("minOccurs") != "0"})
 				return
 			}
 			t.inline = true // Resource.Inline: choice of resource elements
 			return
 		}
 		typ := n.attr("type")
-		t.elems = append(t.elems, elem{name: n.attr("name"), typ: typ, repeats: rep, simple: strings.HasPrefix(typ, "xs:")})
+		t.elems = append(t.elems, elem{name: n.attr("name"), typ: typ, repeats: rep, required: required, simple: strings.HasPrefix(typ, "xs:")})
 	}
 }
