@@ -318,7 +318,7 @@ func (c *Config) Validate() error {
 			bad("%s: set password or password_hash", where)
 		case in.Password != "" && in.PasswordHash != "":
 			bad("%s: set password or password_hash, not both", where)
-		case in.PasswordHash != "" && !isSupportedHash(in.PasswordHash):
+		case in.PasswordHash != "" && !IsSupportedHash(in.PasswordHash):
 			bad("%s: password_hash is not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash", where)
 		}
 		switch in.APIVersion {
@@ -389,7 +389,7 @@ func validateOAuth(where string, a ApplicationConfig, bad func(string, ...any)) 
 	if a.OAuthSecret != "" && a.OAuthSecretHash != "" {
 		bad("%s: set oauth_secret or oauth_secret_hash, not both", where)
 	}
-	if a.OAuthSecretHash != "" && !isSupportedHash(a.OAuthSecretHash) {
+	if a.OAuthSecretHash != "" && !IsSupportedHash(a.OAuthSecretHash) {
 		bad("%s: oauth_secret_hash is not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash", where)
 	}
 	if a.LaunchURL != "" && !absHTTPURL(a.LaunchURL) {

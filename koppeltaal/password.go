@@ -15,9 +15,10 @@ import (
 )
 
 // HashPassword hashes a plain-text password with bcrypt (default cost).
-func HashPassword(plain string) (string, error) { return hashPasswordCost(plain, bcrypt.DefaultCost) }
+func HashPassword(plain string) (string, error) { return HashPasswordCost(plain, bcrypt.DefaultCost) }
 
-func hashPasswordCost(plain string, cost int) (string, error) {
+// HashPasswordCost hashes with bcrypt at cost (0: default).
+func HashPasswordCost(plain string, cost int) (string, error) {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}
@@ -28,7 +29,8 @@ func hashPasswordCost(plain string, cost int) (string, error) {
 	return string(h), nil
 }
 
-func isSupportedHash(h string) bool {
+// IsSupportedHash reports whether h is a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash this server verifies.
+func IsSupportedHash(h string) bool {
 	switch {
 	case strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"), strings.HasPrefix(h, "$2y$"):
 		_, err := bcrypt.Cost([]byte(h))

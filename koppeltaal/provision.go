@@ -49,7 +49,7 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			hashes[i] = in.PasswordHash
 			continue
 		}
-		h, err := hashPasswordCost(in.Password, cfg.BcryptCost)
+		h, err := HashPasswordCost(in.Password, cfg.BcryptCost)
 		if err != nil {
 			return res, fmt.Errorf("koppeltaal.instances[%d] (username %q): %w", i, in.Username, err)
 		}

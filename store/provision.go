@@ -20,14 +20,46 @@ type Domain struct {
 	ID          int64  `db:"id"`
 	Name        string `db:"name"`
 	LastVersion string `db:"last_version"`
+	// DTAPPhase is development, test, acceptance or production (SPEC.md §14).
+	DTAPPhase  string `db:"dtap_phase"`
+	ManagedBy  string `db:"managed_by"`
+	RowVersion int64  `db:"row_version"`
+	CreatedAt  int64  `db:"created_at"`
+	UpdatedAt  int64  `db:"updated_at"`
 }
+
+const domainCols = "id, name, last_version, dtap_phase, managed_by, row_version, created_at, updated_at"
 
 // Application is a registered application (its Ident is the OAuth client_id).
 type Application struct {
-	ID    int64  `db:"id"`
-	Ident string `db:"ident"`
-	Name  string `db:"name"`
-	Roles string `db:"roles"`
+	ID         int64  `db:"id"`
+	Ident      string `db:"ident"`
+	Name       string `db:"name"`
+	Roles      string `db:"roles"`
+	ManagedBy  string `db:"managed_by"`
+	RowVersion int64  `db:"row_version"`
+	CreatedAt  int64  `db:"created_at"`
+	UpdatedAt  int64  `db:"updated_at"`
+}
+
+const applicationCols = "id, ident, name, roles, managed_by, row_version, created_at, updated_at"
+
+// Domains lists every domain, ordered by id.
+func (t *Tx) Domains(ctx context.Context) ([]Domain, error) {
+	var ds []Domain
+	if err := t.sel(ctx, &ds, "SELECT "+domainCols+" FROM domains ORDER BY id"); err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	return ds, nil
+}
+
+// Applications lists every application, ordered by id.
+func (t *Tx) Applications(ctx context.Context) ([]Application, error) {
+	var as []Application
+	if err := t.sel(ctx, &as, "SELECT "+applicationCols+" FROM applications ORDER BY id"); err != nil {
+		return nil, fmt.Errorf("list applications: %w", err)
+	}
+	return as, nil
 }
 
 // Instance is an application instance: an application in one domain with its credentials.
@@ -67,7 +99,7 @@ func (t *Tx) EnsureDomain(ctx context.Context, name string) (id int64, created b
 // DomainByName returns the domain or ErrNotFound.
 func (t *Tx) DomainByName(ctx context.Context, name string) (Domain, error) {
 	var d Domain
-	err := t.get(ctx, &d, "SELECT id, name, last_version FROM domains WHERE name = ?", name)
+	err := t.get(ctx, &d, "SELECT "+domainCols+" FROM domains WHERE name = ?", name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("domain %q: %w", name, ErrNotFound)
 	}
@@ -77,7 +109,7 @@ func (t *Tx) DomainByName(ctx context.Context, name string) (Domain, error) {
 // UpsertApplication creates or updates an application; changed reports whether anything changed.
 func (t *Tx) UpsertApplication(ctx context.Context, a Application) (id int64, changed bool, err error) {
 	var cur Application
-	err = t.get(ctx, &cur, "SELECT id, ident, name, roles FROM applications WHERE ident = ?", a.Ident)
+	err = t.get(ctx, &cur, "SELECT "+applicationCols+" FROM applications WHERE ident = ?", a.Ident)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		id, err = t.insertID(ctx, "INSERT INTO applications (ident, name, roles, created_at) VALUES (?, ?, ?, ?)",
@@ -304,4 +336,14 @@ func (c *subsCache) put(domainID int64, event string, gen uint64, subs []Subscri
 		clear(c.m)
 	}
 	c.m[subsKey{domainID, event}] = subsEntry{subs: subs, gen: gen, at: time.Now()}
+}
+
+// ApplicationByIdent returns the application with that identifier (client_id), or ErrNotFound.
+func (t *Tx) ApplicationByIdent(ctx context.Context, ident string) (Application, error) {
+	var a Application
+	err := t.get(ctx, &a, "SELECT "+applicationCols+" FROM applications WHERE ident = ?", ident)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, fmt.Errorf("application %q: %w", ident, ErrNotFound)
+	}
+	return a, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -42,6 +43,7 @@ func (a *app) close() {
 // the gateway routes (loaded and checked by the caller) on the open store.
 func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*routes.Route, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{}
+	limiter := oauth.NewLimiter(0, 0) // failed logins of instances, OAuth clients and administrators
 	if cfg.Koppeltaal != nil {
 		if cfg.Path == "" {
 			cfg.Koppeltaal.WithDemoRoot("http://" + cfg.Server.Addr) // the demo game lives on this server
@@ -50,7 +52,7 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 			return nil, fmt.Errorf("provision koppeltaal configuration: %w", err)
 		}
 		// SSO, activity definitions and push notifications (issue 4).
-		sso, err := oauth.New(oauth.Options{Store: st, Config: *cfg.Koppeltaal, Logger: logger, Registerer: reg})
+		sso, err := oauth.New(oauth.Options{Store: st, Config: *cfg.Koppeltaal, Logger: logger, Registerer: reg, Limiter: limiter})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal oauth: %w", err)
 		}
@@ -91,6 +93,16 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 			}))
 		}
 	}
+	// Administrators after the Koppeltaal objects: their scopes name domains and applications.
+	accounts, err := admin.New(admin.Options{Store: st, Config: cfg.Admin, Logger: logger, Limiter: limiter})
+	if err != nil {
+		return nil, fmt.Errorf("administrators: %w", err)
+	}
+	if err := accounts.ApplyConfig(ctx); err != nil {
+		return nil, fmt.Errorf("provision administrators: %w", err)
+	}
+	a.mounts = append(a.mounts, accounts)
+	a.workers = append(a.workers, accounts.Run)
 	rt, err := runtime.ForServe(ctx, runtime.ServeOptions{
 		Routes:     rs,
 		DSN:        cfg.Store.DSN,
@@ -125,6 +137,7 @@ func printDemoBanner(w io.Writer, cfg *config.Config, where string) {
 		koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base)
 	fmt.Fprintf(&b, "     and open its Location in a browser: the demo game (%s%s) signs in and claims the patient's next message.\n",
 		base, koppeltaal.DemoGamePath)
+	fmt.Fprintf(&b, "Console: %s/console/   (administrator %s:%s)\n", base, admin.DemoUser, admin.DemoPassword)
 	fmt.Fprintf(&b, "These credentials are for trying Koppelpoort out; use a --config file for anything else.\n\n")
 	_, _ = io.WriteString(w, b.String())
 }

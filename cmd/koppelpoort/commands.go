@@ -12,5 +12,6 @@ func extraCommands() []*cobra.Command {
 		newSchemaCmd(),
 		newReplayCmd(),
 		newLoadCmd(),
+		newAdminCmd(),
 	}
 }

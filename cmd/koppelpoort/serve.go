@@ -107,12 +107,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	defer ln.Close()
 	cfg.Server.Addr = ln.Addr().String() // the real port when the address asked for port 0
-	st, err := store.Open(ctx, store.Config{
-		DSN:               cfg.Store.DSN,
-		SQLiteSynchronous: cfg.Store.SQLiteSynchronous,
-		BusyTimeout:       cfg.Store.BusyTimeout,
-		MaxOpenConns:      cfg.Store.MaxOpenConns,
-	}, logger)
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -185,4 +180,14 @@ func handleReloads(ctx context.Context, reload <-chan os.Signal, a *app, logger 
 			}
 		}
 	}
+}
+
+// openStore opens (and migrates) the configured store.
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.Store, error) {
+	return store.Open(ctx, store.Config{
+		DSN:               cfg.Store.DSN,
+		SQLiteSynchronous: cfg.Store.SQLiteSynchronous,
+		BusyTimeout:       cfg.Store.BusyTimeout,
+		MaxOpenConns:      cfg.Store.MaxOpenConns,
+	}, logger)
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"go.yaml.in/yaml/v3"
 )
@@ -42,6 +43,8 @@ type Config struct {
 	// Absent: no Koppeltaal domains (the built-in demo domain is used only when
 	// Koppelpoort runs without a configuration file).
 	Koppeltaal *koppeltaal.Config `yaml:"koppeltaal"`
+	// Admin holds the administrator accounts and session settings of the console and the Support API.
+	Admin admin.Config `yaml:"admin"`
 	// Routes lists gateway route files or glob patterns, relative to the config file.
 	Routes []string `yaml:"routes"`
 
@@ -88,6 +91,7 @@ func Default() *Config {
 	c := &Config{}
 	demo := koppeltaal.DemoConfig()
 	c.Koppeltaal = &demo
+	c.Admin = admin.DemoConfig()
 	c.setDefaults()
 	return c
 }
@@ -108,6 +112,7 @@ func (c *Config) setDefaults() {
 	if c.Koppeltaal != nil {
 		c.Koppeltaal.SetDefaults()
 	}
+	c.Admin.SetDefaults()
 	if c.Store.DSN == "" {
 		c.Store.DSN = DefaultDSN
 	}
@@ -150,6 +155,9 @@ func (c *Config) Validate() error {
 		if err := c.Koppeltaal.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("koppeltaal: %w", err))
 		}
+	}
+	if err := c.Admin.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		if c.Path != "" {

@@ -1,0 +1,261 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// AuthLimiter throttles failed logins (koppeltaal/oauth.Limiter is one).
+type AuthLimiter interface {
+	Allow(r *http.Request) bool
+	Failed(r *http.Request)
+}
+
+// Options configure New.
+type Options struct {
+	Store  *store.Store
+	Config Config
+	Logger *slog.Logger
+	// Limiter throttles failed logins and token uses; nil: no throttling.
+	Limiter AuthLimiter
+	// Auditor records administrative actions; nil: LogAuditor over Logger.
+	Auditor Auditor
+	// SecureCookies forces the Secure attribute on session cookies. Without it
+	// cookies are Secure when the request came over TLS (or X-Forwarded-Proto https).
+	SecureCookies bool
+}
+
+// Accounts authenticates administrators and manages their accounts, sessions and tokens.
+type Accounts struct {
+	st      *store.Store
+	cfg     Config
+	log     *slog.Logger
+	limit   AuthLimiter
+	audit   Auditor
+	secure  bool
+	mu      sync.Mutex
+	now     func() time.Time
+	dummyPw func() string
+}
+
+// New returns the accounts service; it does not touch the database (see ApplyConfig).
+func New(opts Options) (*Accounts, error) {
+	if opts.Store == nil {
+		return nil, errors.New("admin: New needs a Store")
+	}
+	cfg := opts.Config
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Auditor == nil {
+		opts.Auditor = LogAuditor{Logger: opts.Logger}
+	}
+	a := &Accounts{st: opts.Store, cfg: cfg, log: opts.Logger, limit: opts.Limiter, audit: opts.Auditor,
+		secure: opts.SecureCookies, now: time.Now}
+	a.dummyPw = sync.OnceValue(func() string {
+		h, _ := koppeltaal.HashPasswordCost(randomSecret(), cfg.BcryptCost)
+		return h
+	})
+	return a, nil
+}
+
+// Store returns the store the accounts live in.
+func (a *Accounts) Store() *store.Store { return a.st }
+
+// Auditor returns where administrative actions are recorded.
+func (a *Accounts) Auditor() Auditor { return a.audit }
+
+// SetClock replaces the clock (tests: session expiry).
+func (a *Accounts) SetClock(now func() time.Time) {
+	a.mu.Lock()
+	a.now = now
+	a.mu.Unlock()
+}
+
+func (a *Accounts) clock() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now()
+}
+
+// NewUser is an administrator to create (CLI, Support API).
+type NewUser struct {
+	Username, Name, Email, Password, Role string
+	// Domains (names) and Applications (ids) the administrator administers.
+	Domains, Applications []string
+}
+
+// ErrInvalid wraps a refusal of bad input (the message says what is wrong).
+var ErrInvalid = errors.New("invalid")
+
+// CreateUser validates and creates an administrator managed by the API.
+func (a *Accounts) CreateUser(ctx context.Context, tx *store.Tx, u NewUser) (store.AdminUser, error) {
+	if err := checkUser(u.Username, u.Role, u.Domains, u.Applications); err != nil {
+		return store.AdminUser{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := CheckPasswordPolicy(u.Password); err != nil {
+		return store.AdminUser{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	hash, err := koppeltaal.HashPasswordCost(u.Password, a.cfg.BcryptCost)
+	if err != nil {
+		return store.AdminUser{}, err
+	}
+	row := store.AdminUser{Username: u.Username, Name: u.Name, Email: u.Email, PasswordHash: hash, Role: u.Role,
+		ManagedBy: store.ManagedByAPI}
+	if row.DomainIDs, row.ApplicationIDs, err = resolveScopes(ctx, tx, u.Domains, u.Applications); err != nil {
+		return store.AdminUser{}, err
+	}
+	if row.ID, err = tx.InsertAdminUser(ctx, row); err != nil {
+		return store.AdminUser{}, err
+	}
+	return tx.AdminUserByID(ctx, row.ID)
+}
+
+// resolveScopes turns domain names and application ids into row ids; unknown ones are ErrInvalid.
+func resolveScopes(ctx context.Context, tx *store.Tx, domains, apps []string) (dIDs, aIDs []int64, err error) {
+	for _, name := range domains {
+		d, err := tx.DomainByName(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, fmt.Errorf("%w: domain %q does not exist", ErrInvalid, name)
+		} else if err != nil {
+			return nil, nil, err
+		}
+		dIDs = append(dIDs, d.ID)
+	}
+	for _, ident := range apps {
+		app, err := tx.ApplicationByIdent(ctx, ident)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, fmt.Errorf("%w: application %q does not exist", ErrInvalid, ident)
+		} else if err != nil {
+			return nil, nil, err
+		}
+		aIDs = append(aIDs, app.ID)
+	}
+	return dIDs, aIDs, nil
+}
+
+// ApplyConfig creates or updates the administrators declared in the file
+// (managed by the file from then on) in one transaction. A plain-text password
+// that still matches is not rehashed. Administrators removed from the file
+// are disabled, like removed instances.
+func (a *Accounts) ApplyConfig(ctx context.Context) error {
+	hashes := make([]string, len(a.cfg.Users))
+	for i, u := range a.cfg.Users {
+		hashes[i] = u.PasswordHash
+		if u.Password != "" {
+			h, err := koppeltaal.HashPasswordCost(u.Password, a.cfg.BcryptCost)
+			if err != nil {
+				return fmt.Errorf("admin.users[%d]: %w", i, err)
+			}
+			hashes[i] = h
+		}
+	}
+	return a.st.Update(ctx, func(tx *store.Tx) error {
+		declared := map[string]bool{}
+		for i, u := range a.cfg.Users {
+			where := fmt.Sprintf("admin.users[%d] (username %q)", i, u.Username)
+			declared[u.Username] = true
+			dIDs, aIDs, err := resolveScopes(ctx, tx, u.Domains, u.Applications)
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			cur, err := tx.AdminUserByUsername(ctx, u.Username)
+			if errors.Is(err, store.ErrNotFound) {
+				_, err = tx.InsertAdminUser(ctx, store.AdminUser{Username: u.Username, Name: u.Name, Email: u.Email,
+					PasswordHash: hashes[i], Role: u.Role, ManagedBy: store.ManagedByConfig, DomainIDs: dIDs, ApplicationIDs: aIDs})
+				if err != nil {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+				continue
+			} else if err != nil {
+				return err
+			}
+			if cur.ManagedBy != store.ManagedByConfig {
+				a.log.Warn("admin: an administrator created through the API is now managed by the configuration file",
+					"username", u.Username)
+			}
+			next := cur
+			next.Name, next.Email, next.Role, next.Disabled, next.ManagedBy = u.Name, u.Email, u.Role, false, store.ManagedByConfig
+			next.DomainIDs, next.ApplicationIDs = dIDs, aIDs
+			if u.PasswordHash != "" && cur.PasswordHash != u.PasswordHash ||
+				u.Password != "" && !koppeltaal.CheckPassword(cur.PasswordHash, u.Password) {
+				next.PasswordHash = hashes[i]
+			}
+			if sameUser(cur, next) {
+				continue
+			}
+			if err := tx.UpdateAdminUser(ctx, next); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			if next.PasswordHash != cur.PasswordHash || next.Role != cur.Role {
+				if err := tx.DeleteAdminSessionsOf(ctx, cur.ID); err != nil {
+					return err
+				}
+			}
+		}
+		all, err := tx.AdminUsers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, u := range all {
+			if u.ManagedBy != store.ManagedByConfig || declared[u.Username] || u.Disabled {
+				continue
+			}
+			u.Disabled = true
+			if err := tx.UpdateAdminUser(ctx, u); err != nil {
+				return err
+			}
+			if err := tx.DeleteAdminSessionsOf(ctx, u.ID); err != nil {
+				return err
+			}
+			a.log.Warn("admin: administrator removed from the configuration file is disabled", "username", u.Username)
+		}
+		return nil
+	})
+}
+
+func sameUser(a, b store.AdminUser) bool {
+	return a.Name == b.Name && a.Email == b.Email && a.Role == b.Role && a.Disabled == b.Disabled &&
+		a.ManagedBy == b.ManagedBy && a.PasswordHash == b.PasswordHash &&
+		fmt.Sprint(a.DomainIDs) == fmt.Sprint(b.DomainIDs) && fmt.Sprint(a.ApplicationIDs) == fmt.Sprint(b.ApplicationIDs)
+}
+
+// ErrUnauthorized is every failed login or token check: unknown user, wrong
+// password, disabled account, expired or revoked session or token.
+var ErrUnauthorized = errors.New("admin: not authenticated")
+
+// ErrThrottled is a login refused because of too many failures from the address.
+var ErrThrottled = errors.New("admin: too many failed attempts; try again later")
+
+// checkLogin verifies username and password; unknown users cost a hash check too.
+func (a *Accounts) checkLogin(ctx context.Context, username, password string) (store.AdminUser, error) {
+	var u store.AdminUser
+	err := a.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		u, err = tx.AdminUserByUsername(ctx, username)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		_ = koppeltaal.CheckPassword(a.dummyPw(), password)
+		return u, ErrUnauthorized
+	}
+	if err != nil {
+		return u, err
+	}
+	if !koppeltaal.CheckPassword(u.PasswordHash, password) || u.Disabled {
+		return u, ErrUnauthorized
+	}
+	return u, nil
+}
