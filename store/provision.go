@@ -109,7 +109,7 @@ func (t *Tx) DomainByName(ctx context.Context, name string) (Domain, error) {
 // UpsertApplication creates or updates an application; changed reports whether anything changed.
 func (t *Tx) UpsertApplication(ctx context.Context, a Application) (id int64, changed bool, err error) {
 	var cur Application
-	err = t.get(ctx, &cur, "SELECT "+applicationCols+" FROM applications WHERE ident = ?", a.Ident)
+	err = t.get(ctx, &cur, "SELECT id, ident, name, roles FROM applications WHERE ident = ?", a.Ident)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		id, err = t.insertID(ctx, "INSERT INTO applications (ident, name, roles, created_at) VALUES (?, ?, ?, ?)",
