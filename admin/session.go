@@ -55,7 +55,9 @@ func (s Scope) HasDomain(id int64) bool { return s.All || contains(s.DomainIDs, 
 func (s Scope) HasApplication(id int64) bool { return s.All || contains(s.ApplicationIDs, id) }
 
 // HasInstance reports whether the scope administers an instance of appID in domainID.
-func (s Scope) HasInstance(domainID, appID int64) bool { return s.HasDomain(domainID) || s.HasApplication(appID) }
+func (s Scope) HasInstance(domainID, appID int64) bool {
+	return s.HasDomain(domainID) || s.HasApplication(appID)
+}
 
 func contains(ids []int64, id int64) bool {
 	for _, v := range ids {
