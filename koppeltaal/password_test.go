@@ -6,7 +6,7 @@ import (
 )
 
 func TestVerifyCacheConcurrent(t *testing.T) {
-	h, err := hashPasswordCost("right", 4)
+	h, err := HashPasswordCost("right", 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestVerifyCacheConcurrent(t *testing.T) {
 		wg.Wait()
 	}
 	// A changed stored hash does not reuse the cached success.
-	h2, _ := hashPasswordCost("other", 4)
+	h2, _ := HashPasswordCost("other", 4)
 	if c.check(h2, "right") {
 		t.Fatal("cached success survived a password change")
 	}
