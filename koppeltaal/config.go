@@ -37,6 +37,9 @@ type Config struct {
 	// ActivityDefinitions are seeded at start (created, or updated when changed) through the
 	// same path as POST [base]/Other, so subscribers get CreateOrUpdateActivityDefinition.
 	ActivityDefinitions []ActivityDefinitionConfig `yaml:"activity_definitions"`
+
+	// Storage bounds the Storage Service (SPEC.md §9).
+	Storage StorageConfig `yaml:"storage"`
 }
 
 // ActivityDefinitionConfig is one seeded ActivityDefinition (SPEC.md §3.7, §4.10).
@@ -215,6 +218,7 @@ func (c *Config) SetDefaults() {
 	if c.BcryptCost == 0 {
 		c.BcryptCost = DefaultBcryptCost
 	}
+	c.Storage.SetDefaults()
 	for i := range c.Instances {
 		if c.Instances[i].APIVersion == "" {
 			c.Instances[i].APIVersion = DefaultAPIVersion
@@ -263,6 +267,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		bad("koppeltaal.bcrypt_cost %d: want 4..31 (default %d)", c.BcryptCost, DefaultBcryptCost)
+	}
+	if err := c.Storage.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	domains := map[string]bool{}
 	for i, d := range c.Domains {

@@ -17,6 +17,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/storage"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -64,6 +65,10 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal activity definitions: %w", err)
 		}
+		stor, err := storage.New(storage.Options{Store: st, Config: cfg.Koppeltaal.Storage, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("koppeltaal storage service: %w", err)
+		}
 		kt, err := api.New(ctx, api.Options{
 			Store:      st,
 			Config:     *cfg.Koppeltaal,
@@ -73,7 +78,7 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 			Bearer:     sso,
 			Limiter:    sso.Limiter(),
 			// Middleware first (CORS, notifier wake-up), then routes.
-			Extensions: []func(*api.Server, chi.Router){sso.Extension, push.Extension, ads.Extension},
+			Extensions: []func(*api.Server, chi.Router){sso.Extension, push.Extension, ads.Extension, stor.Extension},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal api: %w", err)

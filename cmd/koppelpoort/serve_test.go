@@ -290,6 +290,23 @@ func TestServeReadmeCurlWalkthrough(t *testing.T) {
 		!strings.Contains(body, `"totalResults":"0"`) {
 		t.Fatalf("claim after acknowledging: %d %s", st, body)
 	}
+
+	// The Storage Service section: store, search, delete.
+	const game = "game@demo:demo-game"
+	P := url.QueryEscape("https://epd.example.org/fhir/Koppeltaal/Patient/1001")
+	if st, body := do("POST", B+"/Other?code=StorageItem", game, file("storage-item.json")); st != 201 || !strings.Contains(body, "StorageItem") {
+		t.Fatalf("store an item: %d %s", st, body)
+	}
+	if st, body := do("GET", B+"/Other/_search?code=StorageItem&patient="+P+"&objectType=GameState&objectKey=progress", game, nil); st != 200 ||
+		!strings.Contains(body, "eyJsZXZlbCI6M30=") || !strings.Contains(body, "Other/StorageItem:1/_history/") {
+		t.Fatalf("search the item: %d %s", st, body)
+	}
+	if st, body := do("GET", B+"/Other/_search?code=StorageItem&patient="+P, portal, nil); st != 200 || !strings.Contains(body, `"totalResults":"0"`) {
+		t.Fatalf("another instance searches the game's items: %d %s", st, body)
+	}
+	if st, body := do("DELETE", B+"/Other/StorageItem:1", game, nil); st != 204 {
+		t.Fatalf("delete the item: %d %s", st, body)
+	}
 }
 
 // A busy port stops serve before it says it is running and before it creates or migrates a database

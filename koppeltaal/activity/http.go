@@ -19,13 +19,7 @@ import (
 // group; pass it in api.Options.Extensions.
 func (g *Registry) Extension(s *api.Server, r chi.Router) {
 	h := &handlers{g: g, s: s}
-	r.Get("/Other/_search", s.Auth(h.search))
-	r.Get("/Other", s.Auth(h.search))
-	r.Post("/Other", s.Auth(h.create))
-	r.Get("/Other/{ref}", s.Auth(h.read))
-	r.Get("/Other/{ref}/_history/{version}", s.Auth(h.read))
-	r.Put("/Other/{ref}", s.Auth(h.update))
-	r.Put("/Other/{ref}/_history/{version}", s.Auth(h.update))
+	s.HandleOther(dstu1.KindActivityDefinition, api.OtherHandlers{Search: h.search, Create: h.create, Read: h.read, Update: h.update})
 }
 
 type handlers struct {
@@ -37,7 +31,7 @@ func (h *handlers) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if code := q.Get("code"); code != dstu1.KindActivityDefinition {
 		h.s.WriteError(w, r, fail(http.StatusBadRequest, "not-supported",
-			"Searching Other needs code=ActivityDefinition (got %q); the storage service is not supported.", code))
+			"Searching Other needs code=ActivityDefinition or code=StorageItem (got %q).", code))
 		return
 	}
 	inc := strings.ToLower(q.Get("includearchived"))

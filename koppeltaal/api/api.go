@@ -92,6 +92,7 @@ type Server struct {
 	ext    []func(s *Server, r chi.Router)
 	bearer BearerVerifier
 	limit  AuthLimiter
+	other  map[string]OtherHandlers // by OtherResourceUsage code; see HandleOther
 }
 
 // New provisions opts.Config into the store (idempotent) and returns the server.
@@ -133,6 +134,7 @@ func (s *Server) Mount(r chi.Router) {
 		for _, ext := range s.ext {
 			ext(s, r)
 		}
+		s.mountOther(r)
 		r.Get("/metadata", s.metadata)
 		r.Post("/Mailbox", s.auth(s.postMailbox))
 		r.Get("/MessageHeader/_search", s.auth(s.searchMessageHeaders))

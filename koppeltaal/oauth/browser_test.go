@@ -16,6 +16,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
+	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -57,6 +58,30 @@ func TestBrowserModuleFromAnotherOrigin(t *testing.T) {
 	defer cancel()
 
 	// The portal starts the launch server-to-server and sends the browser to the redirect.
+	// Played twice: the second play finds the state the first kept in the Storage Service and updates it.
+	for play := 1; play <= 2; play++ {
+		got := playDemoGame(t, bctx, e, gameURL)
+		if got["patient"] != patientA || got["domain"] != domain || got["plays"] != float64(play) {
+			t.Fatalf("browser module result of play %d: %v", play, got)
+		}
+		if play == 1 && (got["event"] != "CreateOrUpdateCarePlan" || got["about"] != patientA) {
+			t.Fatalf("first play claimed %v about %v, want the CarePlan message about A", got["event"], got["about"])
+		}
+	}
+	var items []store.StorageItem
+	if err := e.st.View(ctx, func(tx *store.Tx) error {
+		return tx.Select(ctx, &items, "SELECT id, domain_id, instance_id, patient_ref, object_type, object_key, content_type, content, size, version, created_at, updated_at FROM storage_items")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].PatientRef != patientA || string(items[0].Content) != `{"plays":2}` {
+		t.Fatalf("storage after two plays: %+v", items)
+	}
+}
+
+// playDemoGame launches the demo game for patientA in the browser and returns its result.
+func playDemoGame(t *testing.T, bctx context.Context, e *env, gameURL string) map[string]any {
+	t.Helper()
 	launch := e.launch("Game", patientA)
 	start := gameURL + "?iss=" + e.ts.URL + "/FHIR/Koppeltaal&launch=" + launch + "&launch_id=" + launch + "&application_id=Game"
 	if err := chromedp.Do(bctx, chromedp.Navigate(start)); err != nil { // first call: no timeout (it owns the browser)
@@ -82,7 +107,5 @@ func TestBrowserModuleFromAnotherOrigin(t *testing.T) {
 	if err := json.Unmarshal([]byte(result), &got); err != nil || state.Value != "ok" {
 		t.Fatalf("browser module failed (%s): %s", state.Value, result)
 	}
-	if got["patient"] != patientA || got["domain"] != domain || got["event"] != "CreateOrUpdateCarePlan" || got["about"] != patientA {
-		t.Fatalf("browser module result: %v", got)
-	}
+	return got
 }

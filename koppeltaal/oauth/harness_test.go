@@ -21,6 +21,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/storage"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -112,8 +113,12 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	if err != nil {
 		t.Fatal(err)
 	}
+	stor, err := storage.New(storage.Options{Store: st, Config: cfg.Storage})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: oa, Limiter: oa.Limiter(),
-		Extensions: []func(*api.Server, chi.Router){oa.Extension, nt.Extension, ads.Extension}})
+		Extensions: []func(*api.Server, chi.Router){oa.Extension, nt.Extension, ads.Extension, stor.Extension}})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
