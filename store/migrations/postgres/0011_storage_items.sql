@@ -1,4 +1,4 @@
--- 0008: the Storage Service (SPEC.md §9): state that browser modules without a
+-- 0011: the Storage Service (SPEC.md §9): state that browser modules without a
 -- back end keep per patient. An item belongs to one application instance (so
 -- to one domain and one application) and one patient; only that instance sees
 -- it. object_key is unique per instance, patient and object_type when set.
