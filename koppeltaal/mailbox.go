@@ -29,13 +29,14 @@ const (
 // TextValidatedOnly answers a valid message with the ValidateOnly tag (our wording: the reply is unspecified).
 const TextValidatedOnly = "The message is valid. It was not processed: it carries the ValidateOnly tag."
 
-// allowedTypes are the resource types a 1.3.5 message may carry (SPEC.md §4.5);
-// Other resources count by their OtherResourceUsage code.
+// allowedTypes are the resource types a 1.3.5 message may carry (SPEC.md §4.5), and the BlackBoxState
+// that the Test Game sends with its status updates (CLIENTS.md); Other resources count by their
+// OtherResourceUsage code.
 var allowedTypes = map[string]bool{
 	"MessageHeader": true, "Organization": true, "Practitioner": true, "Patient": true, "RelatedPerson": true,
 	"Device": true, "CarePlan": true,
 	dstu1.KindActivityDefinition: true, dstu1.KindCarePlanActivityStatus: true, dstu1.KindUserMessage: true,
-	dstu1.KindCareTeam: true,
+	dstu1.KindCareTeam: true, dstu1.KindBlackBoxState: true,
 }
 
 // eventsWithoutPatient are the events whose MessageHeader needs no #Patient
@@ -477,6 +478,9 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 		return nil, nil, fail(http.StatusBadRequest, "required",
 			"MessageHeader extension %s is required for %s.", dstu1.ExtMessageHeaderPatient, event)
 	}
+	if err := checkFocalPatient(b, mh); err != nil {
+		return nil, nil, err
+	}
 	var ents []resourceEntry
 	seen := map[string]bool{}
 	for i, e := range b.Entries {
@@ -498,6 +502,65 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 		ents = append(ents, resourceEntry{entry: e, url: url, version: v, typ: e.ResourceType(), hash: contentHash(e.Resource)})
 	}
 	return mh, ents, nil
+}
+
+// checkFocalPatient refuses a message whose MessageHeader#Patient names another patient than its focal
+// resource does (issue 14 #15: it would be filed, searched and claimed under the extension's patient):
+// the focal Patient of CreateOrUpdatePatient, CarePlan.patient, RelatedPerson.patient. Only a Patient in
+// the extension is compared (TA lets a CarePlan message name a RelatedPerson there); a message without the
+// extension, or whose focal resource names no patient, is not judged. References are compared without
+// /_history/, a relative one resolved against the focal resource's base URL.
+func checkFocalPatient(b *dstu1.Bundle, mh *dstu1.MessageHeader) error {
+	ext, _ := dstu1.SplitHistory(mh.Patient())
+	if ext == "" || resourceTypeOf(ext) != "Patient" {
+		return nil
+	}
+	focalURL, _ := dstu1.SplitHistory(mh.Data()[0])
+	var named string
+	switch event := mh.EventCode(); event {
+	case "CreateOrUpdatePatient":
+		named = focalURL
+	case "CreateOrUpdateCarePlan", "CreateOrUpdateRelatedPerson":
+		for _, e := range b.Entries[1:] {
+			if self, _ := dstu1.SplitHistory(e.SelfLink()); self == focalURL && e.Resource != nil {
+				named = resolveReference(focalURL, e.Resource.Str("patient", "reference"))
+				break
+			}
+		}
+	}
+	if named == "" || named == ext {
+		return nil
+	}
+	return fail(http.StatusBadRequest, "invalid",
+		"The MessageHeader#Patient extension names %s, but the focal resource %s of this %s message is about %s.",
+		ext, focalURL, mh.EventCode(), named)
+}
+
+// resourceTypeOf is the type segment of a resource URL ".../<Type>/<id>", or "".
+func resourceTypeOf(url string) string {
+	parts := strings.Split(strings.TrimSuffix(url, "/"), "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[len(parts)-2]
+}
+
+// resolveReference makes ref (absolute, or relative as "Patient/1") absolute against the base of the
+// resource at from (".../CarePlan/7" → "..."), without /_history/; "" when ref is empty or cannot be resolved.
+func resolveReference(from, ref string) string {
+	ref, _ = dstu1.SplitHistory(strings.TrimSpace(ref))
+	if ref == "" || strings.Contains(ref, "://") || strings.HasPrefix(ref, "urn:") {
+		return ref
+	}
+	if strings.HasPrefix(ref, "#") || strings.HasPrefix(ref, "/") {
+		return "" // a contained resource or a server-relative path: nothing to compare with
+	}
+	typ := resourceTypeOf(from)
+	i := strings.LastIndex(from, "/"+typ+"/")
+	if typ == "" || i < 0 {
+		return ""
+	}
+	return from[:i] + "/" + ref
 }
 
 // ServerSource is MessageHeader.source of every MessageHeader the server itself writes (Mailbox replies,

@@ -35,6 +35,9 @@ const (
 	KindCarePlanActivityResult = "CarePlanActivityResult"
 	KindStorageItem            = "StorageItem"
 	KindCareTeam               = "CareTeam"
+	// KindBlackBoxState is a module's own state (an opaque blob under its own URL) that the Koppeltaal Test Game
+	// sends with its status updates; not in the value set, but deployed (CLIENTS.md).
+	KindBlackBoxState = "BlackBoxState"
 )
 
 // extURLs returns both accepted forms of a Koppeltaal extension URL: ".../Koppeltaal/X#Y" and the older

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
@@ -189,6 +191,104 @@ func TestRepliesAreComplete(t *testing.T) {
 				requireComplete(t, "acknowledgement", acked)
 				requireComplete(t, "stale acknowledgement", ack(h, "receiver", "pr", self, "Success", "", f))
 			})
+		}
+	})
+}
+
+// TestTestGameBlackBoxState: the Test Game's status update carries an Other coded BlackBoxState (its state,
+// under its own URLs). It is accepted and passed through unchanged: another instance claims it, in either
+// format, with the same content (the same tree; the same bytes when it reads the format that was posted).
+func TestTestGameBlackBoxState(t *testing.T) {
+	raw := fixture(t, "testgame/updatecareplanactivitystatus-blackboxstate.json")
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, domainFor("Demo"))
+		for _, in := range []dstu1.Format{dstu1.FormatJSON, dstu1.FormatXML} {
+			for _, out := range []dstu1.Format{dstu1.FormatJSON, dstu1.FormatXML} {
+				t.Run(in.String()+"-to-"+out.String(), func(t *testing.T) {
+					// A new activity (its own resource URLs) and message per case.
+					id := in.String() + "-" + out.String()
+					posted, err := dstu1.ParseBundle([]byte(strings.ReplaceAll(string(raw), "9f2c", id)), dstu1.FormatJSON)
+					if err != nil {
+						t.Fatal(err)
+					}
+					posted.MessageHeader().Child("identifier").Value = "game-" + id
+					body := koppeltaal.EncodeBundle(posted, in)
+					r := h.do(req{method: "POST", path: "/FHIR/Koppeltaal/Mailbox", user: "sender", pass: "ps",
+						accept: ctypeOf(in), ctype: ctypeOf(in), body: body})
+					if r.Status != http.StatusOK {
+						t.Fatalf("post: %d %s", r.Status, r)
+					}
+					sent, _ := dstu1.ParseBundle(body, in)
+					got := bundleOf(t, claim(h, "receiver", "pr", out))
+					if len(got.Entries) != 3 || got.Entries[2].ResourceType() != "BlackBoxState" {
+						t.Fatalf("claimed %d entries: %s", len(got.Entries), koppeltaal.EncodeBundle(got, out))
+					}
+					if eq, diff := dstu1.EqualResource(sent.Entries[2].Resource, got.Entries[2].Resource); !eq {
+						t.Fatalf("BlackBoxState changed on the way: %s", diff)
+					}
+					if in == out && string(koppeltaal.EncodeResource(got.Entries[2].Resource, out)) != string(koppeltaal.EncodeResource(sent.Entries[2].Resource, in)) {
+						t.Fatalf("BlackBoxState bytes changed:\n%s\n%s", koppeltaal.EncodeResource(got.Entries[2].Resource, out),
+							koppeltaal.EncodeResource(sent.Entries[2].Resource, in))
+					}
+					if u, _ := dstu1.SplitHistory(got.Entries[2].SelfLink()); u != "https://game.example/koppeltaal/Other/BlackBoxState:"+id {
+						t.Fatalf("BlackBoxState self link %q", got.Entries[2].SelfLink())
+					}
+				})
+			}
+		}
+	})
+}
+
+// TestFocalPatientMismatch: a message whose MessageHeader#Patient extension names another patient than its
+// focal resource (the Patient of CreateOrUpdatePatient, CarePlan.patient) is refused with a 400 that says so,
+// and nothing is stored; where they agree — also written differently (versioned, relative) — or where the
+// extension names a RelatedPerson (TA allows that for CarePlans), the message is accepted.
+func TestFocalPatientMismatch(t *testing.T) {
+	var a, other string // per format: each run creates its patient
+	carePlan := func(ext, patientRef string) *dstu1.Bundle {
+		b := carePlanMessage("A", "https://a.example/fhir/CarePlan/"+uuid.NewString(), "", ext, "n")
+		b.Entries[1].Resource.Add(dstu1.NewReference("patient", patientRef))
+		b.Entries[1].Resource.SortElements()
+		return b
+	}
+	patientWithExt := func(ext string) *dstu1.Bundle {
+		b := patientMessage("A", a)
+		b.MessageHeader().SetPatient(ext)
+		return b
+	}
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, twoDomains())
+		for _, f := range []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON} {
+			a, other = "https://a.example/fhir/Patient/A"+f.String(), "https://a.example/fhir/Patient/B"+f.String()
+			for _, c := range []struct {
+				name   string
+				msg    *dstu1.Bundle
+				status int
+			}{
+				{"Patient A with extension B", patientWithExt(other), http.StatusBadRequest},
+				{"CarePlan of A with extension B", carePlan(other, a), http.StatusBadRequest},
+				{"CarePlan of A (relative) with extension B", carePlan(other, "Patient/A"+f.String()), http.StatusBadRequest},
+				{"Patient A with extension A, versioned", patientWithExt(a + "/_history/2026-11-28T12:00:00:000.0000"), http.StatusOK},
+				{"CarePlan of A (relative) with extension A", carePlan(a, "Patient/A"+f.String()), http.StatusOK},
+				{"CarePlan of A with a RelatedPerson extension", carePlan("https://a.example/fhir/RelatedPerson/R", a), http.StatusOK},
+			} {
+				t.Run(f.String()+"/"+c.name, func(t *testing.T) {
+					before := h.messageCount()
+					r := postAs(h, "portal@a", "pa", c.msg, f)
+					if r.Status != c.status {
+						t.Fatalf("%d, want %d: %s", r.Status, c.status, r)
+					}
+					if c.status == http.StatusOK {
+						return
+					}
+					if got := firstIssue(t, r); !strings.Contains(got, other) || !strings.Contains(got, a) || !strings.Contains(got, "MessageHeader#Patient") {
+						t.Fatalf("the refusal should name both patients and the extension: %q", got)
+					}
+					if h.messageCount() != before {
+						t.Fatal("a refused message was stored")
+					}
+				})
+			}
 		}
 	})
 }
