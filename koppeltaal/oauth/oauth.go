@@ -317,15 +317,19 @@ func (s *Server) launch(kind string) http.HandlerFunc {
 			secret, expires = activationCode(), now.Add(time.Duration(c.ActivationCodeLifetimeDays)*24*time.Hour)
 		}
 		err = s.st.Update(r.Context(), func(tx *store.Tx) error {
-			var instanceID int64
-			err := tx.Get(r.Context(), &instanceID, `SELECT i.id FROM app_instances i JOIN applications a ON a.id = i.application_id
-				WHERE i.domain_id = ? AND a.ident = ?`, portal.DomainID, clientID)
-			if errors.Is(err, sql.ErrNoRows) {
-				return errNoInstance
+			var inst struct {
+				ID           int64  `db:"id"`
+				PasswordHash string `db:"password_hash"`
+			}
+			err := tx.Get(r.Context(), &inst, `SELECT i.id, i.password_hash FROM app_instances i
+				JOIN applications a ON a.id = i.application_id WHERE i.domain_id = ? AND a.ident = ?`, portal.DomainID, clientID)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && (store.Instance{PasswordHash: inst.PasswordHash}).Disabled()) {
+				return errNoInstance // a removed instance (decision 17) cannot be launched
 			}
 			if err != nil {
 				return fmt.Errorf("look up instance of %s: %w", clientID, err)
 			}
+			instanceID := inst.ID
 			_, err = tx.InsertID(r.Context(), `INSERT INTO oauth_launches (launch_hash, kind, client_id, instance_id,
 				portal_instance_id, patient, user_ref, resource, intent, expires_at, created_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash(secret), kind, clientID, instanceID, portal.ID,
@@ -358,6 +362,22 @@ func (s *Server) launch(kind string) http.HandlerFunc {
 }
 
 var errNoInstance = errors.New("oauth: application has no instance in the domain")
+
+// instancesEnabled refuses a launch (and the codes and tokens that come from
+// it) once the launched instance or the portal instance that asked for it was
+// removed from the configuration (decision 17, issue 16 item 7).
+func instancesEnabled(ctx context.Context, tx *store.Tx, l launchRow) error {
+	for _, id := range []int64{l.InstanceID, l.PortalInstanceID} {
+		in, err := tx.InstanceByID(ctx, id)
+		if err != nil {
+			return fmt.Errorf("read instance %d of launch %d: %w", id, l.ID, err)
+		}
+		if in.Disabled() {
+			return errGrant("the application instance " + in.Username + " was removed from this server")
+		}
+	}
+	return nil
+}
 
 // addQuery appends v to the query of u (which may already have one).
 func addQuery(u string, v url.Values) string {
@@ -408,6 +428,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_client", fmt.Sprintf("client_id %q is not registered", clientID))
 		return
 	}
+	// RFC 6749 §4.1.3: Token must repeat the redirect_uri when Authorize had one.
+	given := redirect
 	if redirect == "" && len(c.RedirectURIs) == 1 {
 		redirect = c.RedirectURIs[0]
 	} else if !registered(c.RedirectURIs, redirect) {
@@ -450,6 +472,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		case now.UnixMicro() >= l.ExpiresAt:
 			return errGrant("the launch has expired")
 		}
+		if err := instancesEnabled(r.Context(), tx, l); err != nil {
+			return err
+		}
 		// Single use, also under concurrency: only the first UPDATE matches.
 		res, err := tx.Exec(r.Context(), "UPDATE oauth_launches SET used_at = ? WHERE id = ? AND used_at IS NULL", now.UnixMicro(), l.ID)
 		if err != nil {
@@ -459,7 +484,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return errGrant("the launch was already used")
 		}
 		_, err = tx.InsertID(r.Context(), `INSERT INTO oauth_codes (code_hash, launch_id, client_id, redirect_uri, scope,
-			expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`, hash(code), l.ID, clientID, redirect, GrantedScope,
+			expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`, hash(code), l.ID, clientID, given, GrantedScope,
 			now.Add(c.CodeLifetime).UnixMicro(), now.UnixMicro())
 		if err != nil {
 			return fmt.Errorf("store code: %w", err)
@@ -632,8 +657,12 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client
 			return errRevoke("the authorization code was already used; the tokens issued for it are revoked")
 		case now.UnixMicro() >= row.ExpiresAt:
 			return errGrant("the authorization code has expired")
-		case p.Get("redirect_uri") != row.RedirectURI && !(p.Get("redirect_uri") == "" && !p.Has("redirect_uri")):
+		case row.RedirectURI != "" && !p.Has("redirect_uri"):
+			return errGrant("redirect_uri is required: the authorization request had one (RFC 6749 §4.1.3)")
+		case row.RedirectURI != "" && p.Get("redirect_uri") != row.RedirectURI:
 			return errGrant("redirect_uri does not match the one used on Authorize")
+		case row.RedirectURI == "" && p.Has("redirect_uri") && !registered(c.RedirectURIs, p.Get("redirect_uri")):
+			return errGrant("redirect_uri is not registered for this client")
 		}
 		res, err := tx.Exec(r.Context(), "UPDATE oauth_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", now.UnixMicro(), row.ID)
 		if err != nil {
@@ -694,6 +723,9 @@ func (s *Server) issue(ctx context.Context, tx *store.Tx, c *client, launchID in
 	var l launchRow
 	if err := tx.Get(ctx, &l, "SELECT "+launchCols+" FROM oauth_launches WHERE id = ?", launchID); err != nil {
 		return nil, fmt.Errorf("read launch %d: %w", launchID, err)
+	}
+	if err := instancesEnabled(ctx, tx, l); err != nil {
+		return nil, err
 	}
 	var domain string
 	if err := tx.Get(ctx, &domain, "SELECT d.name FROM app_instances i JOIN domains d ON d.id = i.domain_id WHERE i.id = ?", l.InstanceID); err != nil {
