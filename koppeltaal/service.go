@@ -75,6 +75,8 @@ type Caller struct {
 	// caller to that patient's messages: claim, search, read and acknowledge see
 	// only them, and posting a message about another patient is refused.
 	Patient string
+	// TokenExpiresAt is when the Bearer token expires (zero for Basic).
+	TokenExpiresAt time.Time
 }
 
 // patientScope applies the caller's patient restriction to a requested patient

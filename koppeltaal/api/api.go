@@ -198,8 +198,8 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, fail(http.StatusTooManyRequests, "security", "Too many failed authentication attempts from this address; try again later."))
 			return
 		}
-		if authz := r.Header.Get("Authorization"); len(authz) >= 6 && strings.EqualFold(authz[:6], "bearer") && s.bearer != nil {
-			c, err := s.bearer.Verify(r.Context(), strings.TrimSpace(authz[6:]))
+		if token, ok := bearerToken(r); ok && s.bearer != nil {
+			c, err := s.bearer.Verify(r.Context(), token)
 			var expired *TokenExpiredError
 			switch {
 			case errors.As(err, &expired):
@@ -245,6 +245,30 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	}
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
+	authz := r.Header.Get("Authorization")
+	if len(authz) < 6 || !strings.EqualFold(authz[:6], "bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(authz[6:]), true
+}
+
+// Recheck verifies r's credentials again, for a request that lasts (the live
+// stream): it returns the caller they stand for now, or an error once they no
+// longer do — an expired (*TokenExpiredError), replaced or revoked token, a
+// removed instance, a changed password (koppeltaal.ErrUnauthorized).
+func (s *Server) Recheck(r *http.Request) (*koppeltaal.Caller, error) {
+	if token, ok := bearerToken(r); ok && s.bearer != nil {
+		return s.bearer.Verify(r.Context(), token)
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return nil, koppeltaal.ErrUnauthorized
+	}
+	return s.svc.Authenticate(r.Context(), user, pass)
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string) {

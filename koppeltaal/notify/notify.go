@@ -47,6 +47,11 @@ type Options struct {
 	// whose transaction commits late (PostgreSQL, several writers) are not
 	// skipped. Default 10s.
 	Settle time.Duration
+	// RecheckInterval is how often an open live stream verifies its caller's
+	// credentials again (a replaced or revoked token, a removed instance, a
+	// changed password end it); a Bearer stream also ends when its token
+	// expires. Default 5s.
+	RecheckInterval time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -70,6 +75,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Settle <= 0 {
 		o.Settle = 10 * time.Second
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = 5 * time.Second
 	}
 }
 

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -87,6 +88,15 @@ func (n *Notifier) stream(s *api.Server) http.HandlerFunc {
 		defer poll.Stop()
 		beat := time.NewTicker(25 * time.Second)
 		defer beat.Stop()
+		recheck := time.NewTicker(n.o.RecheckInterval)
+		defer recheck.Stop()
+		var expired <-chan time.Time
+		if !c.TokenExpiresAt.IsZero() {
+			t := time.NewTimer(time.Until(c.TokenExpiresAt))
+			defer t.Stop()
+			expired = t.C
+		}
+		epoch := n.st.Epoch()
 		for {
 			changed := n.changed()
 			var anns []Announcement
@@ -110,6 +120,15 @@ func (n *Notifier) stream(s *api.Server) http.HandlerFunc {
 			case <-n.stopped:
 				return
 			case <-changed:
+			case <-expired:
+				closeStream(w, rc, "The access token expired.")
+				return
+			case <-recheck.C:
+				if reason := n.stillValid(s, r, c, epoch); reason != "" {
+					n.log.Info("notify: stream closed", "instance", c.Username, "reason", reason)
+					closeStream(w, rc, reason)
+					return
+				}
 			case <-poll.C:
 			case <-beat.C:
 				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
@@ -123,19 +142,53 @@ func (n *Notifier) stream(s *api.Server) http.HandlerFunc {
 	}
 }
 
-// cursor is where the stream starts: Last-Event-ID, or the caller's newest queue row.
-func (n *Notifier) cursor(r *http.Request, c *koppeltaal.Caller) (int64, error) {
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		if id, err := strconv.ParseInt(v, 10, 64); err == nil && id >= 0 {
-			return id, nil
-		}
+// stillValid re-checks the caller of an open stream (issue 16 item 5): its
+// credentials must still stand for the same instance and patient, and the
+// database must be the one the cursor counts in (store.Epoch). It returns why
+// the stream must end, or "".
+func (n *Notifier) stillValid(s *api.Server, r *http.Request, c *koppeltaal.Caller, epoch uint64) string {
+	now, err := s.Recheck(r)
+	var expired *api.TokenExpiredError
+	switch {
+	case errors.As(err, &expired):
+		return "The access token expired."
+	case errors.Is(err, koppeltaal.ErrUnauthorized):
+		return "The credentials are no longer valid (token replaced or revoked, instance removed or password changed)."
+	case err != nil:
+		n.log.Warn("notify: stream re-check failed; trying again", "instance", c.Username, "err", err)
+		return ""
+	case now.ID != c.ID || now.Patient != c.Patient:
+		return "The credentials now stand for another caller."
+	case n.st.Epoch() != epoch:
+		return "The database changed; reconnect."
 	}
+	return ""
+}
+
+// closeStream tells the client why the stream ends (an EventSource reconnects
+// by itself and then gets the 401 of its credentials).
+func closeStream(w http.ResponseWriter, rc *http.ResponseController, reason string) {
+	b, _ := json.Marshal(map[string]string{"reason": reason})
+	fmt.Fprintf(w, "event: closed\ndata: %s\n\n", b)
+	_ = rc.Flush()
+}
+
+// cursor is where the stream starts: Last-Event-ID, or the caller's newest
+// queue row — also when Last-Event-ID is beyond it: a database that lost its
+// last rows (failover, restore) hands those ids out again, and they must be
+// announced.
+func (n *Notifier) cursor(r *http.Request, c *koppeltaal.Caller) (int64, error) {
 	var last int64
 	err := n.st.View(r.Context(), func(tx *store.Tx) error {
 		return tx.Get(r.Context(), &last, "SELECT COALESCE(MAX(id), 0) FROM queue WHERE instance_id = ?", c.ID)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("stream cursor for %s: %w", c.Username, err)
+	}
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		if id, err := strconv.ParseInt(v, 10, 64); err == nil && id >= 0 {
+			return min(id, last), nil
+		}
 	}
 	return last, nil
 }

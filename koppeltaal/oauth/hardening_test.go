@@ -1,12 +1,17 @@
 package oauth_test
 
 import (
+	"bufio"
+	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -110,4 +115,81 @@ func TestTokenNeedsTheAuthorizeRedirectURI(t *testing.T) {
 			t.Fatalf("token without redirect_uri after Authorize without one: %d %s", r.Status, r.Body)
 		}
 	})
+}
+
+// openStream opens the live stream with a Bearer token and returns its lines
+// (closed when the server ends the stream).
+func (e *env) openStream(access string) <-chan string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	e.t.Cleanup(cancel)
+	hr, _ := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/FHIR/Koppeltaal/_stream", nil)
+	hr.Header.Set("Authorization", "Bearer "+access)
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil || resp.StatusCode != 200 {
+		e.t.Fatalf("stream: %v %v", err, resp)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
+}
+
+// streamCloses waits for the stream to end and returns the reason it gave.
+func streamCloses(t *testing.T, lines <-chan string, within time.Duration) string {
+	t.Helper()
+	deadline := time.After(within)
+	reason := ""
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				if reason == "" {
+					t.Fatal("the stream ended without a closed event")
+				}
+				return reason
+			}
+			if strings.HasPrefix(l, "data: ") && strings.Contains(l, `"reason"`) {
+				reason = l
+			}
+		case <-deadline:
+			t.Fatalf("the stream was still open after %s", within)
+		}
+	}
+}
+
+// TestStreamEndsWithItsToken (issue 16 item 5): the live stream of a Bearer
+// caller ends when the token expires and when it is replaced (refresh) or
+// its instance is removed; a new token opens a new stream.
+func TestStreamEndsWithItsToken(t *testing.T) {
+	b := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")}
+	e := newEnvOn(t, b.Open(t), "https://game.example/play", func(c *koppeltaal.Config) {
+		c.Applications[1].TokenLifetime = 2 * time.Second
+	}, notify.Options{RecheckInterval: 100 * time.Millisecond})
+
+	start := time.Now()
+	lines := e.openStream(e.bearerFor(patientA))
+	if reason := streamCloses(t, lines, 10*time.Second); !strings.Contains(reason, "expired") || time.Since(start) < time.Second {
+		t.Fatalf("stream of an expiring token ended after %s with %s", time.Since(start), reason)
+	}
+
+	b2 := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")}
+	e2 := newEnvOn(t, b2.Open(t), "https://game.example/play", nil, notify.Options{RecheckInterval: 100 * time.Millisecond})
+	code := e2.authorize("Game", e2.game, e2.launch("Game", patientA))
+	_, tok := e2.token(code, e2.game, [2]string{})
+	lines = e2.openStream(tok["access_token"].(string))
+	if r := e2.refresh(tok["refresh_token"].(string), [2]string{}); r.Status != 200 {
+		t.Fatalf("refresh: %d %s", r.Status, r.Body)
+	}
+	streamCloses(t, lines, 5*time.Second)
+
+	lines = e2.openStream(e2.bearerFor(patientA))
+	e2.disable(gameUser)
+	streamCloses(t, lines, 5*time.Second)
 }

@@ -867,7 +867,7 @@ func (s *Server) Verify(ctx context.Context, token string) (*koppeltaal.Caller, 
 		if in.Disabled() { // removed from the configuration since the token was issued
 			return koppeltaal.ErrUnauthorized
 		}
-		c = &koppeltaal.Caller{Instance: in, Patient: patient}
+		c = &koppeltaal.Caller{Instance: in, Patient: patient, TokenExpiresAt: time.UnixMicro(t.AccessExpiresAt)}
 		return nil
 	})
 	if err != nil {
