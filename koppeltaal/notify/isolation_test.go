@@ -16,7 +16,6 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
-	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -27,23 +26,9 @@ type stream struct {
 
 func openStream(t *testing.T, base string, cred [2]string) stream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	hr, _ := http.NewRequestWithContext(ctx, "GET", base+"/FHIR/Koppeltaal/_stream", nil)
+	hr, _ := http.NewRequest("GET", base+"/FHIR/Koppeltaal/_stream", nil)
 	hr.SetBasicAuth(cred[0], cred[1])
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("stream for %s: %v %v", cred[0], err, resp)
-	}
-	lines := make(chan string, 100)
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines := apitest.Stream(t, hr)
 	for l := range lines {
 		if strings.HasPrefix(l, "event: ready") {
 			break
@@ -140,17 +125,7 @@ func TestStreamEndsWhenTheInstanceIsRemoved(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnv(t, b.Open(t), "", notify.Options{RecheckInterval: 100 * time.Millisecond})
 		s := openStream(t, e.ts.URL, game)
-		err := e.st.Update(context.Background(), func(tx *store.Tx) error {
-			in, err := tx.InstanceByUsername(context.Background(), game[0])
-			if err != nil {
-				return err
-			}
-			_, err = tx.DisableInstance(context.Background(), in.ID)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		storetest.DisableInstance(t, e.st, game[0])
 		closed := false
 		deadline := time.After(5 * time.Second)
 		for !closed {

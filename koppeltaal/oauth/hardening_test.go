@@ -1,8 +1,6 @@
 package oauth_test
 
 import (
-	"bufio"
-	"context"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -11,27 +9,10 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
-	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
-
-// disable removes an instance from the configuration as a restart with it
-// left out does (koppeltaal decision 17).
-func (e *env) disable(username string) {
-	e.t.Helper()
-	err := e.st.Update(ctx, func(tx *store.Tx) error {
-		in, err := tx.InstanceByUsername(ctx, username)
-		if err != nil {
-			return err
-		}
-		_, err = tx.DisableInstance(ctx, in.ID)
-		return err
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-}
 
 // authorizeReply runs Authorize for a launch and returns the raw reply.
 func (e *env) authorizeReply(client, redirect, launch string) reply {
@@ -49,7 +30,7 @@ func TestRemovedInstanceCannotBeLaunched(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		t.Run("launch", func(t *testing.T) {
 			e := newEnv(t, b, nil)
-			e.disable(gameUser)
+			storetest.DisableInstance(t, e.st, gameUser)
 			q := url.Values{"client_id": {"Game"}, "patient": {patientA}, "user": {practUser}, "resource": {activityID}}
 			r := e.do(req{method: "GET", path: "/OAuth2/Koppeltaal/Launch?" + q.Encode(), basic: portal})
 			if r.Status != http.StatusBadRequest || jsonOf(t, r)["error"] != "invalid_request" {
@@ -64,7 +45,7 @@ func TestRemovedInstanceCannotBeLaunched(t *testing.T) {
 			t.Run("authorize after "+removed+" was removed", func(t *testing.T) {
 				e := newEnv(t, b, func(c *koppeltaal.Config) {})
 				launch := e.launch("Game", patientA)
-				e.disable(removed)
+				storetest.DisableInstance(t, e.st, removed)
 				r := e.authorizeReply("Game", e.game, launch)
 				loc, _ := url.Parse(r.Header.Get("Location"))
 				if r.Status != http.StatusFound || loc == nil || loc.Query().Get("error") != "access_denied" || loc.Query().Get("code") != "" {
@@ -74,7 +55,7 @@ func TestRemovedInstanceCannotBeLaunched(t *testing.T) {
 			t.Run("token after "+removed+" was removed", func(t *testing.T) {
 				e := newEnv(t, b, nil)
 				code := e.authorize("Game", e.game, e.launch("Game", patientA))
-				e.disable(removed)
+				storetest.DisableInstance(t, e.st, removed)
 				if r, tok := e.token(code, e.game, [2]string{}); tok != nil || r.Status != http.StatusBadRequest || jsonOf(t, r)["error"] != "invalid_grant" {
 					t.Fatalf("Token for a code whose instance was removed: %d %s", r.Status, r.Body)
 				}
@@ -117,28 +98,12 @@ func TestTokenNeedsTheAuthorizeRedirectURI(t *testing.T) {
 	})
 }
 
-// openStream opens the live stream with a Bearer token and returns its lines
-// (closed when the server ends the stream).
+// openStream opens the live stream with a Bearer token and returns its lines.
 func (e *env) openStream(access string) <-chan string {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	e.t.Cleanup(cancel)
-	hr, _ := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/FHIR/Koppeltaal/_stream", nil)
+	hr, _ := http.NewRequest("GET", e.ts.URL+"/FHIR/Koppeltaal/_stream", nil)
 	hr.Header.Set("Authorization", "Bearer "+access)
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil || resp.StatusCode != 200 {
-		e.t.Fatalf("stream: %v %v", err, resp)
-	}
-	lines := make(chan string, 100)
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	return lines
+	return apitest.Stream(e.t, hr)
 }
 
 // streamCloses waits for the stream to end and returns the reason it gave.
@@ -190,6 +155,6 @@ func TestStreamEndsWithItsToken(t *testing.T) {
 	streamCloses(t, lines, 5*time.Second)
 
 	lines = e2.openStream(e2.bearerFor(patientA))
-	e2.disable(gameUser)
+	storetest.DisableInstance(t, e2.st, gameUser)
 	streamCloses(t, lines, 5*time.Second)
 }

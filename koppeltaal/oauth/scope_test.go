@@ -12,6 +12,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 // bearerFor runs a launch for patient and returns an access token.
@@ -140,17 +141,7 @@ func TestBearerOfDisabledInstanceStopsWorking(t *testing.T) {
 	if r := e.do(claim); r.Status != http.StatusOK {
 		t.Fatalf("claim with a fresh token: %d %s", r.Status, r.Body)
 	}
-	err := e.st.Update(context.Background(), func(tx *store.Tx) error {
-		in, err := tx.InstanceByUsername(context.Background(), gameUser)
-		if err != nil {
-			return err
-		}
-		_, err = tx.DisableInstance(context.Background(), in.ID)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	storetest.DisableInstance(t, e.st, gameUser)
 	if r := e.do(claim); r.Status != http.StatusUnauthorized {
 		t.Fatalf("claim with the token of a disabled instance: %d, want 401", r.Status)
 	}

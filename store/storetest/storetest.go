@@ -81,3 +81,21 @@ func NewPostgres(t testing.TB) Backend {
 	u.Path = "/" + name
 	return Backend{Name: "postgres", DSN: u.String()}
 }
+
+// DisableInstance removes the instance with that login from service as a
+// restart without it in the configuration does (store.Tx.DisableInstance).
+func DisableInstance(t testing.TB, s *store.Store, username string) {
+	t.Helper()
+	ctx := context.Background()
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		in, err := tx.InstanceByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		_, err = tx.DisableInstance(ctx, in.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("disable instance %s: %v", username, err)
+	}
+}

@@ -3,11 +3,14 @@
 package apitest
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -62,4 +65,31 @@ func MissingRequired(body []byte, f dstu1.Format) ([]string, error) {
 		b.Entries = b.Entries[:1]
 	}
 	return b.MissingRequired(), nil
+}
+
+// Stream sends r (a request for the live stream, credentials set) and returns
+// the lines of the event stream as they arrive; the channel closes when the
+// server ends the stream. Any other reply than 200 fails the test.
+func Stream(t testing.TB, r *http.Request) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	resp, err := http.DefaultClient.Do(r.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
 }
