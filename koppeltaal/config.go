@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // Config is the `koppeltaal:` section of the Koppelpoort configuration file:
@@ -88,6 +90,25 @@ const (
 // DomainConfig declares one Koppeltaal domain.
 type DomainConfig struct {
 	Name string `yaml:"name"`
+	// DTAPPhase is development, test, acceptance or production (default). The
+	// console's Test Portal creates test patients only outside production.
+	DTAPPhase string `yaml:"dtap_phase"`
+}
+
+// Validate checks one domain declaration.
+func (d DomainConfig) Validate() error {
+	switch {
+	case strings.TrimSpace(d.Name) == "":
+		return errors.New("domain name is empty")
+	case len(d.Name) > 100 || strings.ContainsAny(d.Name, "/?#%\r\n\t"):
+		return fmt.Errorf("domain name %q: at most 100 characters, none of / ? # %% or control characters", d.Name)
+	}
+	switch d.DTAPPhase {
+	case "", store.DTAPDevelopment, store.DTAPTest, store.DTAPAcceptance, store.DTAPProduction:
+	default:
+		return fmt.Errorf("domain %q: dtap_phase %q: want %s", d.Name, d.DTAPPhase, strings.Join(store.DTAPPhases, ", "))
+	}
+	return nil
 }
 
 // ApplicationConfig declares one application; its ID is also its OAuth client_id.
@@ -273,39 +294,33 @@ func (c *Config) Validate() error {
 	}
 	domains := map[string]bool{}
 	for i, d := range c.Domains {
-		switch {
-		case strings.TrimSpace(d.Name) == "":
-			bad("koppeltaal.domains[%d]: name is empty", i)
-		case domains[d.Name]:
+		if err := d.Validate(); err != nil {
+			bad("koppeltaal.domains[%d]: %v", i, err)
+		} else if domains[d.Name] {
 			bad("koppeltaal.domains[%d]: domain %q is declared twice", i, d.Name)
 		}
 		domains[d.Name] = true
 	}
 	apps := map[string]bool{}
 	for i, a := range c.Applications {
-		switch {
-		case strings.TrimSpace(a.ID) == "":
+		if strings.TrimSpace(a.ID) == "" {
 			bad("koppeltaal.applications[%d]: id is empty", i)
-		case apps[a.ID]:
+		} else if apps[a.ID] {
 			bad("koppeltaal.applications[%d]: application %q is declared twice", i, a.ID)
 		}
 		apps[a.ID] = true
-		for _, r := range a.Roles {
-			if !contains(Roles, r) {
-				bad("koppeltaal.applications[%d] (id %q): unknown role %q (want one of %s)", i, a.ID, r, strings.Join(Roles, ", "))
-			}
+		if err := a.Validate(); err != nil && strings.TrimSpace(a.ID) != "" {
+			bad("koppeltaal.applications[%d] (id %q): %v", i, a.ID, err)
 		}
-		validateOAuth(fmt.Sprintf("koppeltaal.applications[%d] (id %q)", i, a.ID), a, bad)
 	}
 	users := map[string]bool{}
 	pairs := map[string]bool{}
 	for i, in := range c.Instances {
 		where := fmt.Sprintf("koppeltaal.instances[%d] (username %q)", i, in.Username)
-		if strings.TrimSpace(in.Username) == "" {
-			bad("koppeltaal.instances[%d]: username is empty", i)
-		} else if strings.Contains(in.Username, ":") {
-			bad("%s: username must not contain ':' (HTTP Basic separates user and password with it)", where)
-		} else if users[in.Username] {
+		if err := in.Validate(); err != nil {
+			bad("%s: %v", where, err)
+		}
+		if users[in.Username] {
 			bad("%s: username is used by two instances", where)
 		}
 		users[in.Username] = true
@@ -325,28 +340,6 @@ func (c *Config) Validate() error {
 			bad("%s: set password or password_hash", where)
 		case in.Password != "" && in.PasswordHash != "":
 			bad("%s: set password or password_hash, not both", where)
-		case in.PasswordHash != "" && !IsSupportedHash(in.PasswordHash):
-			bad("%s: password_hash is not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash", where)
-		}
-		switch in.APIVersion {
-		case "", APIVersion133, APIVersion135:
-		default:
-			bad("%s: api_version %q: want %q or %q", where, in.APIVersion, APIVersion133, APIVersion135)
-		}
-		for _, e := range in.Subscriptions {
-			if !KnownEvent(e) {
-				bad("%s: unknown subscription %q (want one of %s)", where, e, strings.Join(Events, ", "))
-			}
-		}
-		if in.Webhook != nil {
-			if !absHTTPURL(in.Webhook.URL) {
-				bad("%s: webhook.url %q: want an absolute http(s) URL", where, in.Webhook.URL)
-			}
-			for k, v := range in.Webhook.Headers {
-				if k == "" || strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(v, "\r\n") {
-					bad("%s: webhook.headers %q: not a valid HTTP header name/value", where, k)
-				}
-			}
 		}
 	}
 	ads := map[string]bool{}
@@ -386,39 +379,95 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Validate checks what one instance declaration says about itself (username,
+// password hash, api-version, subscriptions, webhook); whether its domain and
+// application exist is the caller's to check.
+func (in InstanceConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch {
+	case strings.TrimSpace(in.Username) == "":
+		bad("username is empty")
+	case strings.Contains(in.Username, ":"):
+		bad("username must not contain ':' (HTTP Basic separates user and password with it)")
+	case len(in.Username) > 100 || strings.ContainsAny(in.Username, " \t\r\n"):
+		bad("username: at most 100 characters without spaces")
+	}
+	if in.PasswordHash != "" && !IsSupportedHash(in.PasswordHash) {
+		bad("password_hash is not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash")
+	}
+	switch in.APIVersion {
+	case "", APIVersion133, APIVersion135:
+	default:
+		bad("api_version %q: want %q or %q", in.APIVersion, APIVersion133, APIVersion135)
+	}
+	for _, e := range in.Subscriptions {
+		if !KnownEvent(e) {
+			bad("unknown subscription %q (want one of %s)", e, strings.Join(Events, ", "))
+		}
+	}
+	if in.Webhook != nil {
+		if !absHTTPURL(in.Webhook.URL) {
+			bad("webhook.url %q: want an absolute http(s) URL", in.Webhook.URL)
+		}
+		for k, v := range in.Webhook.Headers {
+			if k == "" || strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(v, "\r\n") {
+				bad("webhook.headers %q: not a valid HTTP header name/value", k)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func absHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
+// Validate checks one application declaration: id, roles and SSO settings.
+func (a ApplicationConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.TrimSpace(a.ID) == "" || len(a.ID) > 100 || strings.ContainsAny(a.ID, " /?#%\t\r\n") {
+		bad("id %q: want 1 to 100 characters without spaces or / ? # %%", a.ID)
+	}
+	for _, r := range a.Roles {
+		if !contains(Roles, r) {
+			bad("unknown role %q (want one of %s)", r, strings.Join(Roles, ", "))
+		}
+	}
+	validateOAuth(a, bad)
+	return errors.Join(errs...)
+}
+
 // validateOAuth checks the SSO settings of one application.
-func validateOAuth(where string, a ApplicationConfig, bad func(string, ...any)) {
+func validateOAuth(a ApplicationConfig, bad func(string, ...any)) {
 	if a.OAuthSecret != "" && a.OAuthSecretHash != "" {
-		bad("%s: set oauth_secret or oauth_secret_hash, not both", where)
+		bad("set oauth_secret or oauth_secret_hash, not both")
 	}
 	if a.OAuthSecretHash != "" && !IsSupportedHash(a.OAuthSecretHash) {
-		bad("%s: oauth_secret_hash is not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash", where)
+		bad("oauth_secret_hash is not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash")
 	}
 	if a.LaunchURL != "" && !absHTTPURL(a.LaunchURL) {
-		bad("%s: launch_url %q: want an absolute http(s) URL", where, a.LaunchURL)
+		bad("launch_url %q: want an absolute http(s) URL", a.LaunchURL)
 	}
 	for j, u := range a.RedirectURIs {
 		pu, err := url.Parse(u)
 		if err != nil || pu.Scheme == "" || pu.Fragment != "" || (pu.Host == "" && (pu.Scheme == "http" || pu.Scheme == "https")) {
-			bad("%s: redirect_uris[%d] %q: want an absolute URL without fragment (RFC 6749 §3.1.2)", where, j, u)
+			bad("redirect_uris[%d] %q: want an absolute URL without fragment (RFC 6749 §3.1.2)", j, u)
 		}
 	}
 	for j, o := range a.AllowedOrigins {
 		pu, err := url.Parse(o)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" {
-			bad("%s: allowed_origins[%d] %q: want an origin scheme://host[:port] without path", where, j, o)
+			bad("allowed_origins[%d] %q: want an origin scheme://host[:port] without path", j, o)
 		}
 	}
 	if (a.LaunchURL != "" || len(a.RedirectURIs) > 0) && !a.PublicClient && a.OAuthSecret == "" && a.OAuthSecretHash == "" {
-		bad("%s: a launchable confidential client needs oauth_secret or oauth_secret_hash (or public_client: true)", where)
+		bad("a launchable confidential client needs oauth_secret or oauth_secret_hash (or public_client: true)")
 	}
 	if a.TokenLifetime < 0 || a.CodeLifetime < 0 || a.LaunchLifetime < 0 || a.ActivationCodeLifetimeDays < 0 {
-		bad("%s: token_lifetime, code_lifetime, launch_lifetime and activation_code_lifetime_days must not be negative", where)
+		bad("token_lifetime, code_lifetime, launch_lifetime and activation_code_lifetime_days must not be negative")
 	}
 }
 
@@ -462,7 +511,7 @@ func (c *Config) WithDemoRoot(root string) {
 // bridge, with the fixed, documented (and therefore insecure) demo passwords above.
 func DemoConfig() Config {
 	c := Config{
-		Domains: []DomainConfig{{Name: DemoDomain}},
+		Domains: []DomainConfig{{Name: DemoDomain, DTAPPhase: store.DTAPTest}},
 		Applications: []ApplicationConfig{
 			{ID: "DemoPortal", Name: "Demo practitioner and patient portal", Roles: []string{"PractitionerPortal", "PatientPortal"}},
 			{ID: "DemoGame", Name: "Demo game", Roles: []string{"Game"},

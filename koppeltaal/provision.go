@@ -59,18 +59,18 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 		res = ApplyResult{}
 		domainIDs := map[string]int64{}
 		for _, d := range cfg.Domains {
-			id, created, err := tx.EnsureDomain(ctx, d.Name)
+			dom, created, _, err := PutDomain(ctx, tx, d, store.ManagedByConfig, 0)
 			if err != nil {
 				return err
 			}
-			domainIDs[d.Name] = id
+			domainIDs[d.Name] = dom.ID
 			if created {
 				res.DomainsCreated++
 			}
 		}
 		appIDs := map[string]int64{}
 		for _, a := range cfg.Applications {
-			id, changed, err := tx.UpsertApplication(ctx, store.Application{Ident: a.ID, Name: a.Name, Roles: strings.Join(a.Roles, ",")})
+			id, changed, err := PutApplication(ctx, tx, a, store.ManagedByConfig, 0)
 			if err != nil {
 				return err
 			}
@@ -82,27 +82,19 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 		configured := map[string]bool{}
 		for i, in := range cfg.Instances {
 			configured[in.Username] = true
-			plain := in.Password
-			keep := func(stored string) bool {
-				if in.PasswordHash != "" {
-					return stored == in.PasswordHash
-				}
-				return CheckPassword(stored, plain)
+			where := fmt.Sprintf("koppeltaal.instances[%d] (username %q)", i, in.Username)
+			if prev, err := tx.InstanceByUsername(ctx, in.Username); err == nil && prev.ManagedBy == store.ManagedByAPI {
+				logger.Warn("koppeltaal: an instance created through the Support API is now managed by the configuration file",
+					"username", in.Username, "entry", where)
 			}
-			hookURL, hookHeaders := webhookColumns(in.Webhook)
-			id, changed, err := tx.UpsertInstance(ctx, store.Instance{
-				DomainID: domainIDs[in.Domain], ApplicationID: appIDs[in.Application], Username: in.Username,
-				PasswordHash: hashes[i], APIVersion: in.APIVersion, WebhookURL: hookURL, WebhookHeaders: hookHeaders,
-			}, keep)
+			id, changed, subChanged, err := PutInstance(ctx, tx, in, Secret{Hash: hashes[i], Plain: in.Password},
+				domainIDs[in.Domain], appIDs[in.Application], store.ManagedByConfig, 0)
 			if err != nil {
-				return fmt.Errorf("koppeltaal.instances[%d] (username %q): %w", i, in.Username, err)
+				return fmt.Errorf("%s: %w", where, err)
 			}
+			_ = id
 			if changed {
 				res.InstancesChanged++
-			}
-			subChanged, err := tx.SetSubscriptions(ctx, id, in.Subscriptions)
-			if err != nil {
-				return fmt.Errorf("koppeltaal.instances[%d] (username %q): %w", i, in.Username, err)
 			}
 			if subChanged {
 				res.SubscriptionsChanged++
@@ -113,7 +105,8 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			return err
 		}
 		for _, in := range all {
-			if configured[in.Username] {
+			// Instances created through the Support API are not the file's to disable.
+			if configured[in.Username] || in.ManagedBy != store.ManagedByConfig {
 				continue
 			}
 			changed, err := tx.DisableInstance(ctx, in.ID)
@@ -135,6 +128,60 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 		"applications_changed", res.ApplicationsChanged, "instances_changed", res.InstancesChanged,
 		"subscriptions_changed", res.SubscriptionsChanged, "instances_disabled", res.InstancesDisabled)
 	return res, nil
+}
+
+// PutDomain creates or updates one domain, managed by managedBy (store.ManagedByConfig
+// or store.ManagedByAPI). Apply and the Support API both go through it. With
+// version > 0 an update only happens if the domain still has that row version.
+func PutDomain(ctx context.Context, tx *store.Tx, d DomainConfig, managedBy string, version int64) (store.Domain, bool, bool, error) {
+	if err := d.Validate(); err != nil {
+		return store.Domain{}, false, false, err
+	}
+	return tx.PutDomain(ctx, store.Domain{Name: d.Name, DTAPPhase: d.DTAPPhase, ManagedBy: managedBy, RowVersion: version})
+}
+
+// PutApplication creates or updates one application (see PutDomain).
+func PutApplication(ctx context.Context, tx *store.Tx, a ApplicationConfig, managedBy string, version int64) (int64, bool, error) {
+	return tx.PutApplication(ctx, store.Application{Ident: a.ID, Name: a.Name, Roles: strings.Join(a.Roles, ","),
+		ManagedBy: managedBy, RowVersion: version})
+}
+
+// Secret is a password to store: a hash, and the plain text it came from when
+// known (an unchanged plain-text password does not replace the stored hash).
+type Secret struct {
+	Hash  string
+	Plain string
+}
+
+// PutInstance creates or updates one application instance of appID in
+// domainID with its credentials, api-version, webhook and subscriptions
+// (see PutDomain). It reports whether the instance and whether its
+// subscriptions changed. Apply and the Support API both go through it.
+func PutInstance(ctx context.Context, tx *store.Tx, in InstanceConfig, pw Secret, domainID, appID int64, managedBy string, version int64) (id int64, changed, subChanged bool, err error) {
+	keep := func(stored string) bool {
+		if pw.Plain == "" {
+			return stored == pw.Hash
+		}
+		return CheckPassword(stored, pw.Plain)
+	}
+	hookURL, hookHeaders := webhookColumns(in.Webhook)
+	id, changed, err = tx.PutInstance(ctx, store.Instance{
+		DomainID: domainID, ApplicationID: appID, Username: in.Username, PasswordHash: pw.Hash,
+		APIVersion: in.APIVersion, WebhookURL: hookURL, WebhookHeaders: hookHeaders, ManagedBy: managedBy, RowVersion: version,
+	}, keep)
+	if err != nil {
+		return 0, false, false, err
+	}
+	subChanged, err = tx.SetSubscriptions(ctx, id, in.Subscriptions)
+	if err != nil {
+		return 0, false, false, err
+	}
+	if subChanged && !changed {
+		if err := tx.BumpInstanceVersion(ctx, id); err != nil {
+			return 0, false, false, err
+		}
+	}
+	return id, changed, subChanged, nil
 }
 
 // webhookColumns stores a webhook as its URL and its headers as a JSON object

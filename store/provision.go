@@ -74,6 +74,10 @@ type Instance struct {
 	APIVersion     string `db:"api_version"`
 	WebhookURL     string `db:"webhook_url"`
 	WebhookHeaders string `db:"webhook_headers"`
+	ManagedBy      string `db:"managed_by"`
+	RowVersion     int64  `db:"row_version"`
+	CreatedAt      int64  `db:"created_at"`
+	UpdatedAt      int64  `db:"updated_at"`
 }
 
 // Disabled reports whether the instance was removed from the configuration
@@ -96,6 +100,68 @@ func (t *Tx) EnsureDomain(ctx context.Context, name string) (id int64, created b
 	return id, true, nil
 }
 
+// PutDomain creates the domain named d.Name, or updates its DTAP phase and
+// who manages it. With d.RowVersion set, an update only happens when the row
+// still has that version (ErrStaleVersion otherwise). It returns the domain as stored.
+func (t *Tx) PutDomain(ctx context.Context, d Domain) (out Domain, created, changed bool, err error) {
+	now := micros(time.Now())
+	if d.DTAPPhase == "" {
+		d.DTAPPhase = DTAPProduction
+	}
+	if d.ManagedBy == "" {
+		d.ManagedBy = ManagedByConfig
+	}
+	cur, err := t.DomainByName(ctx, d.Name)
+	if errors.Is(err, ErrNotFound) {
+		_, err = t.insertID(ctx, "INSERT INTO domains (name, dtap_phase, managed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+			d.Name, d.DTAPPhase, d.ManagedBy, now, now)
+		if err != nil {
+			return out, false, false, fmt.Errorf("create domain %q: %w", d.Name, err)
+		}
+		out, err = t.DomainByName(ctx, d.Name)
+		return out, true, true, err
+	} else if err != nil {
+		return out, false, false, fmt.Errorf("look up domain %q: %w", d.Name, err)
+	}
+	if d.RowVersion != 0 && d.RowVersion != cur.RowVersion {
+		return cur, false, false, fmt.Errorf("domain %q: %w", d.Name, ErrStaleVersion)
+	}
+	if cur.DTAPPhase == d.DTAPPhase && cur.ManagedBy == d.ManagedBy {
+		return cur, false, false, nil
+	}
+	res, err := t.exec(ctx, `UPDATE domains SET dtap_phase = ?, managed_by = ?, row_version = row_version + 1, updated_at = ?
+		WHERE id = ? AND row_version = ?`, d.DTAPPhase, d.ManagedBy, now, cur.ID, cur.RowVersion)
+	if err != nil {
+		return cur, false, false, fmt.Errorf("update domain %q: %w", d.Name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cur, false, false, fmt.Errorf("domain %q: %w", d.Name, ErrStaleVersion)
+	}
+	out, err = t.DomainByName(ctx, d.Name)
+	return out, false, true, err
+}
+
+// DTAP phases of a domain (SPEC.md §14 Domains.DTAPPhase).
+const (
+	DTAPDevelopment = "development"
+	DTAPTest        = "test"
+	DTAPAcceptance  = "acceptance"
+	DTAPProduction  = "production"
+)
+
+// DTAPPhases lists the phases in order.
+var DTAPPhases = []string{DTAPDevelopment, DTAPTest, DTAPAcceptance, DTAPProduction}
+
+// DomainByID returns the domain or ErrNotFound.
+func (t *Tx) DomainByID(ctx context.Context, id int64) (Domain, error) {
+	var d Domain
+	err := t.get(ctx, &d, "SELECT "+domainCols+" FROM domains WHERE id = ?", id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("domain %d: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
 // DomainByName returns the domain or ErrNotFound.
 func (t *Tx) DomainByName(ctx context.Context, name string) (Domain, error) {
 	var d Domain
@@ -106,32 +172,58 @@ func (t *Tx) DomainByName(ctx context.Context, name string) (Domain, error) {
 	return d, err
 }
 
-// UpsertApplication creates or updates an application; changed reports whether anything changed.
-func (t *Tx) UpsertApplication(ctx context.Context, a Application) (id int64, changed bool, err error) {
+// PutApplication creates the application a.Ident or updates its name, roles
+// and who manages it (with a.RowVersion set: only if the row still has it).
+func (t *Tx) PutApplication(ctx context.Context, a Application) (id int64, changed bool, err error) {
+	now := micros(time.Now())
+	if a.ManagedBy == "" {
+		a.ManagedBy = ManagedByConfig
+	}
 	var cur Application
-	err = t.get(ctx, &cur, "SELECT id, ident, name, roles FROM applications WHERE ident = ?", a.Ident)
+	err = t.get(ctx, &cur, "SELECT id, ident, name, roles, managed_by, row_version FROM applications WHERE ident = ?", a.Ident)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		id, err = t.insertID(ctx, "INSERT INTO applications (ident, name, roles, created_at) VALUES (?, ?, ?, ?)",
-			a.Ident, a.Name, a.Roles, micros(time.Now()))
+		id, err = t.insertID(ctx, "INSERT INTO applications (ident, name, roles, managed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+			a.Ident, a.Name, a.Roles, a.ManagedBy, now, now)
 		if err != nil {
 			return 0, false, fmt.Errorf("create application %q: %w", a.Ident, err)
 		}
+		t.instChanged = true
 		return id, true, nil
 	case err != nil:
 		return 0, false, fmt.Errorf("look up application %q: %w", a.Ident, err)
 	}
-	if cur.Name == a.Name && cur.Roles == a.Roles {
+	if a.RowVersion != 0 && a.RowVersion != cur.RowVersion {
+		return cur.ID, false, fmt.Errorf("application %q: %w", a.Ident, ErrStaleVersion)
+	}
+	if cur.Name == a.Name && cur.Roles == a.Roles && cur.ManagedBy == a.ManagedBy {
 		return cur.ID, false, nil
 	}
-	if _, err := t.exec(ctx, "UPDATE applications SET name = ?, roles = ? WHERE id = ?", a.Name, a.Roles, cur.ID); err != nil {
+	res, err := t.exec(ctx, `UPDATE applications SET name = ?, roles = ?, managed_by = ?, row_version = row_version + 1,
+		updated_at = ? WHERE id = ? AND row_version = ?`, a.Name, a.Roles, a.ManagedBy, now, cur.ID, cur.RowVersion)
+	if err != nil {
 		return 0, false, fmt.Errorf("update application %q: %w", a.Ident, err)
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cur.ID, false, fmt.Errorf("application %q: %w", a.Ident, ErrStaleVersion)
+	}
+	t.instChanged = true
 	return cur.ID, true, nil
 }
 
+// ApplicationByID returns the application or ErrNotFound.
+func (t *Tx) ApplicationByID(ctx context.Context, id int64) (Application, error) {
+	var a Application
+	err := t.get(ctx, &a, "SELECT "+applicationCols+" FROM applications WHERE id = ?", id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, fmt.Errorf("application %d: %w", id, ErrNotFound)
+	}
+	return a, err
+}
+
 const instanceSelect = `SELECT i.id, i.domain_id, d.name AS domain_name, i.application_id, a.ident AS app_ident,
-	i.username, i.password_hash, i.api_version, i.webhook_url, i.webhook_headers
+	i.username, i.password_hash, i.api_version, i.webhook_url, i.webhook_headers, i.managed_by, i.row_version,
+	i.created_at, i.updated_at
 	FROM app_instances i JOIN domains d ON d.id = i.domain_id JOIN applications a ON a.id = i.application_id `
 
 // InstanceByUsername returns the instance with that login, or ErrNotFound.
@@ -164,18 +256,36 @@ func (t *Tx) Instances(ctx context.Context) ([]Instance, error) {
 	return ins, err
 }
 
-// UpsertInstance creates or updates the instance of in.ApplicationID in
-// in.DomainID. The password hash is only replaced when keepHash reports false
+// ErrUsernameTaken is PutInstance refusing a username another instance has.
+var ErrUsernameTaken = fmt.Errorf("username is used by another application instance: %w", ErrConflict)
+
+// PutInstance creates or updates the instance of in.ApplicationID in
+// in.DomainID (its username, password hash, api-version, webhook and who
+// manages it). The password hash is only replaced when keepHash reports false
 // for the stored hash (so an unchanged plain-text password does not rehash).
-func (t *Tx) UpsertInstance(ctx context.Context, in Instance, keepHash func(stored string) bool) (id int64, changed bool, err error) {
+// With in.RowVersion set, an update only happens if the row still has that
+// version (ErrStaleVersion otherwise).
+func (t *Tx) PutInstance(ctx context.Context, in Instance, keepHash func(stored string) bool) (id int64, changed bool, err error) {
 	now := micros(time.Now())
+	if in.ManagedBy == "" {
+		in.ManagedBy = ManagedByConfig
+	}
+	var owner int64
+	err = t.get(ctx, &owner, "SELECT id FROM app_instances WHERE username = ? AND NOT (domain_id = ? AND application_id = ?)",
+		in.Username, in.DomainID, in.ApplicationID)
+	if err == nil {
+		return 0, false, fmt.Errorf("instance %q: %w", in.Username, ErrUsernameTaken)
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, fmt.Errorf("look up instance %q: %w", in.Username, err)
+	}
 	var cur Instance
 	err = t.get(ctx, &cur, instanceSelect+"WHERE i.domain_id = ? AND i.application_id = ?", in.DomainID, in.ApplicationID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		id, err = t.insertID(ctx, `INSERT INTO app_instances (domain_id, application_id, username, password_hash,
-			api_version, webhook_url, webhook_headers, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			in.DomainID, in.ApplicationID, in.Username, in.PasswordHash, in.APIVersion, in.WebhookURL, in.WebhookHeaders, now, now)
+			api_version, webhook_url, webhook_headers, managed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			in.DomainID, in.ApplicationID, in.Username, in.PasswordHash, in.APIVersion, in.WebhookURL, in.WebhookHeaders,
+			in.ManagedBy, now, now)
 		if err != nil {
 			return 0, false, fmt.Errorf("create instance %q: %w", in.Username, err)
 		}
@@ -184,21 +294,35 @@ func (t *Tx) UpsertInstance(ctx context.Context, in Instance, keepHash func(stor
 	case err != nil:
 		return 0, false, fmt.Errorf("look up instance %q: %w", in.Username, err)
 	}
+	if in.RowVersion != 0 && in.RowVersion != cur.RowVersion {
+		return cur.ID, false, fmt.Errorf("instance %q: %w", in.Username, ErrStaleVersion)
+	}
 	hash := in.PasswordHash
 	if keepHash != nil && keepHash(cur.PasswordHash) {
 		hash = cur.PasswordHash
 	}
 	if cur.Username == in.Username && cur.PasswordHash == hash && cur.APIVersion == in.APIVersion &&
-		cur.WebhookURL == in.WebhookURL && cur.WebhookHeaders == in.WebhookHeaders {
+		cur.WebhookURL == in.WebhookURL && cur.WebhookHeaders == in.WebhookHeaders && cur.ManagedBy == in.ManagedBy {
 		return cur.ID, false, nil
 	}
-	if _, err := t.exec(ctx, `UPDATE app_instances SET username = ?, password_hash = ?, api_version = ?,
-		webhook_url = ?, webhook_headers = ?, updated_at = ? WHERE id = ?`,
-		in.Username, hash, in.APIVersion, in.WebhookURL, in.WebhookHeaders, now, cur.ID); err != nil {
+	res, err := t.exec(ctx, `UPDATE app_instances SET username = ?, password_hash = ?, api_version = ?,
+		webhook_url = ?, webhook_headers = ?, managed_by = ?, row_version = row_version + 1, updated_at = ?
+		WHERE id = ? AND row_version = ?`,
+		in.Username, hash, in.APIVersion, in.WebhookURL, in.WebhookHeaders, in.ManagedBy, now, cur.ID, cur.RowVersion)
+	if err != nil {
 		return 0, false, fmt.Errorf("update instance %q: %w", in.Username, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cur.ID, false, fmt.Errorf("instance %q: %w", in.Username, ErrStaleVersion)
 	}
 	t.instChanged = true
 	return cur.ID, true, nil
+}
+
+// BumpInstanceVersion moves an instance's row version (its subscriptions changed).
+func (t *Tx) BumpInstanceVersion(ctx context.Context, id int64) error {
+	_, err := t.exec(ctx, "UPDATE app_instances SET row_version = row_version + 1, updated_at = ? WHERE id = ?", micros(time.Now()), id)
+	return err
 }
 
 // DisabledHashPrefix marks the password hash of a disabled instance: no
@@ -209,8 +333,8 @@ const DisabledHashPrefix = "!disabled:"
 // DisabledHashPrefix) and from receiving messages (subscriptions removed). Its
 // queue rows stay. changed is false when it was already disabled.
 func (t *Tx) DisableInstance(ctx context.Context, id int64) (changed bool, err error) {
-	res, err := t.exec(ctx, `UPDATE app_instances SET password_hash = ? || password_hash, updated_at = ?
-		WHERE id = ? AND password_hash NOT LIKE ?`, DisabledHashPrefix, micros(time.Now()), id, DisabledHashPrefix+"%")
+	res, err := t.exec(ctx, `UPDATE app_instances SET password_hash = ? || password_hash, updated_at = ?,
+		row_version = row_version + 1 WHERE id = ? AND password_hash NOT LIKE ?`, DisabledHashPrefix, micros(time.Now()), id, DisabledHashPrefix+"%")
 	if err != nil {
 		return false, fmt.Errorf("disable instance %d: %w", id, err)
 	}

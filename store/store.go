@@ -108,7 +108,7 @@ type Store struct {
 
 // InstancesGeneration changes after every committed transaction of this Store
 // that created or changed an application instance or its subscriptions
-// (UpsertInstance, DisableInstance, SetSubscriptions), and when the Epoch
+// (PutApplication, PutInstance, DisableInstance, SetSubscriptions), and when the Epoch
 // moves. Caches of instance rows compare it to drop what they read before such
 // a change. Changes made by another process on a shared PostgreSQL database are
 // not seen.

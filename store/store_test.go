@@ -30,11 +30,11 @@ func fixture(t testing.TB, s *store.Store, domain, user string) (domainID, insta
 		if err != nil {
 			return err
 		}
-		appID, _, err := tx.UpsertApplication(ctx, store.Application{Ident: "app-" + user, Name: user})
+		appID, _, err := tx.PutApplication(ctx, store.Application{Ident: "app-" + user, Name: user})
 		if err != nil {
 			return err
 		}
-		instanceID, _, err = tx.UpsertInstance(ctx, store.Instance{DomainID: domainID, ApplicationID: appID,
+		instanceID, _, err = tx.PutInstance(ctx, store.Instance{DomainID: domainID, ApplicationID: appID,
 			Username: user, PasswordHash: "x", APIVersion: "1.3.5"}, nil)
 		return err
 	})
@@ -191,7 +191,7 @@ func TestFailedTransactionLeavesNothing(t *testing.T) {
 					return err
 				}
 				// instance referencing a missing domain: foreign key violation
-				_, _, err := tx.UpsertInstance(ctx, store.Instance{DomainID: 999999, ApplicationID: 999999, Username: "x"}, nil)
+				_, _, err := tx.PutInstance(ctx, store.Instance{DomainID: 999999, ApplicationID: 999999, Username: "x"}, nil)
 				return err
 			}},
 		}
@@ -609,7 +609,7 @@ func TestInstancesGeneration(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				_, _, err = tx.UpsertInstance(ctx, store.Instance{DomainID: domainID, ApplicationID: in.ApplicationID,
+				_, _, err = tx.PutInstance(ctx, store.Instance{DomainID: domainID, ApplicationID: in.ApplicationID,
 					Username: "u1", PasswordHash: hash, APIVersion: "1.3.5"}, nil)
 				return err
 			})

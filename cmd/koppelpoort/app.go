@@ -10,6 +10,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/admin/supportapi"
+	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -106,7 +108,15 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 	if err := accounts.ApplyConfig(ctx); err != nil {
 		return nil, fmt.Errorf("provision administrators: %w", err)
 	}
-	a.mounts = append(a.mounts, accounts)
+	kcfg := koppeltaal.Config{}
+	if cfg.Koppeltaal != nil {
+		kcfg = *cfg.Koppeltaal
+	}
+	support, err := supportapi.New(supportapi.Options{Accounts: accounts, Koppeltaal: kcfg, Logger: logger, Version: buildinfo.Version()})
+	if err != nil {
+		return nil, fmt.Errorf("support api: %w", err)
+	}
+	a.mounts = append(a.mounts, accounts, support)
 	a.workers = append(a.workers, accounts.Run)
 	rt, err := runtime.ForServe(ctx, runtime.ServeOptions{
 		Routes:     rs,
