@@ -69,7 +69,7 @@ func (s *Service) Conformance(root string) *dstu1.Resource {
 		dstu1.NewElement("operation", dstu1.NewPrimitive("code", "vread")),
 		dstu1.NewElement("operation", dstu1.NewPrimitive("code", "update")),
 		dstu1.NewElement("operation", dstu1.NewPrimitive("code", "search-type")))
-	for _, p := range []string{"_id", "_count", "_summary", "_query", "Patient", "event", "ProcessingStatus"} {
+	for _, p := range []string{"_id", "_count", "_summary", "_query", "Patient", "event", "ProcessingStatus", "identifier"} {
 		typ := "token"
 		if p == "Patient" {
 			typ = "reference"

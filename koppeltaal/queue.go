@@ -122,8 +122,9 @@ type SearchQuery struct {
 	Patient          string
 	Event            string
 	ProcessingStatus string
-	Count            int // 0: default page size; clamped to MaxCount
-	Page             int // 1-based
+	Identifier       string // MessageHeader.identifier (1.1.0 "search by identifier")
+	Count            int    // 0: default page size; clamped to MaxCount
+	Page             int    // 1-based
 	Summary          bool
 }
 
@@ -154,7 +155,7 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 	q.Patient = patient
 	var out *dstu1.Bundle
 	err := s.st.View(ctx, func(tx *store.Tx) error {
-		es, total, err := tx.Search(ctx, c.ID, store.Filter{Patient: q.Patient, Event: q.Event, Status: q.ProcessingStatus},
+		es, total, err := tx.Search(ctx, c.ID, store.Filter{Patient: q.Patient, Event: q.Event, Status: q.ProcessingStatus, Identifier: q.Identifier},
 			(q.Page-1)*q.Count, q.Count)
 		if err != nil {
 			return err
@@ -169,6 +170,9 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 		}
 		if q.ProcessingStatus != "" {
 			params.Set("ProcessingStatus", q.ProcessingStatus)
+		}
+		if q.Identifier != "" {
+			params.Set("identifier", q.Identifier)
 		}
 		params.Set("_count", strconv.Itoa(q.Count))
 		out = s.searchBundle(base, "/MessageHeader/_search?"+params.Encode(), nil, total, q.Page, q.Count)

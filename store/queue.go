@@ -63,15 +63,23 @@ func (t *Tx) ReplaceOlder(ctx context.Context, instanceID int64, focalRef, event
 	return res.RowsAffected()
 }
 
-// Filter narrows claims and searches to one patient, event or status.
+// Filter narrows claims and searches to one patient, event, status or message identifier.
 type Filter struct {
 	Patient string
 	Event   string
 	Status  string
+	// Identifier is the MessageHeader.identifier of the message (indexed, migration 0012).
+	Identifier string
 }
 
 func (f Filter) where(args []any) (string, []any) {
 	var b strings.Builder
+	if f.Identifier != "" {
+		// Written as a set of queue ids so that SQLite looks the few rows up (queue_message) instead of
+		// walking the instance's mailbox (queue_instance, which it prefers for the ORDER BY id).
+		b.WriteString(" AND id IN (SELECT q.id FROM queue q WHERE q.message_id IN (SELECT m.id FROM messages m WHERE m.message_identifier = ?))")
+		args = append(args, f.Identifier)
+	}
 	if f.Patient != "" {
 		b.WriteString(" AND patient_ref = ?")
 		args = append(args, f.Patient)

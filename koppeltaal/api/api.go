@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -431,16 +432,39 @@ func (s *Server) postMailbox(w http.ResponseWriter, r *http.Request) {
 	s.writeBundle(w, r, http.StatusOK, res.Response)
 }
 
+// searchMessageHeaders answers GET MessageHeader[/_search]: the claim named query, a read by _id, or a
+// search. Parameters the server does not know are ignored (FHIR servers do) and left out of the self link;
+// _count and page must be whole numbers from 1.
 func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	c := callerFrom(r)
 	base := s.base(r)
-	patient, event := q.Get("Patient"), q.Get("event")
-	if event == "" {
-		event = q.Get("Event") // TA/ARCH spelling
+	// Spellings clients use: Patient (TD-MSG) or patient, event or Event (TA/ARCH), ProcessingStatus or
+	// processingStatus (the Test Game, CLIENTS.md).
+	patient, err := oneOf(q, "Patient", "patient")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	if patient == "" {
-		patient = q.Get("patient")
+	event, err := oneOf(q, "event", "Event")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status, err := oneOf(q, "ProcessingStatus", "processingStatus")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	count, err := s.countParam(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := pageParam(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	// Messages are filed under the unversioned patient URL.
 	patient, _ = dstu1.SplitHistory(patient)
@@ -449,7 +473,7 @@ func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fail(http.StatusBadRequest, "not-supported", "Named query '%s' is not supported; use MessageHeader.GetNextNewAndClaim.", named))
 			return
 		}
-		if q.Get("ProcessingStatus") != "" {
+		if status != "" {
 			s.writeError(w, r, fail(http.StatusBadRequest, "invalid", "ProcessingStatus cannot be passed to MessageHeader.GetNextNewAndClaim."))
 			return
 		}
@@ -476,15 +500,63 @@ func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
 		s.writeBundle(w, r, http.StatusOK, b)
 		return
 	}
-	count, _ := strconv.Atoi(q.Get("_count"))
-	page, _ := strconv.Atoi(q.Get("page"))
 	b, err := s.svc.Search(r.Context(), c, koppeltaal.SearchQuery{Patient: patient, Event: event,
-		ProcessingStatus: q.Get("ProcessingStatus"), Count: count, Page: page, Summary: true}, base)
+		ProcessingStatus: status, Identifier: q.Get("identifier"), Count: count, Page: page, Summary: true}, base)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.writeBundle(w, r, http.StatusOK, b)
+}
+
+// oneOf returns the value of a search parameter that clients spell in several ways (names[0] is the
+// canonical one, used in errors): one value, or the same value under several spellings.
+func oneOf(q url.Values, names ...string) (string, error) {
+	v := ""
+	for _, n := range names {
+		if got := q.Get(n); got != "" {
+			if v != "" && got != v {
+				return "", fail(http.StatusBadRequest, "invalid", "The parameter %s is given twice with different values (%s and %s).", names[0], v, got)
+			}
+			v = got
+		}
+	}
+	return v, nil
+}
+
+// maxPage bounds page so that the offset (page-1)·_count stays a small number; no mailbox has that many pages.
+const maxPage = 1_000_000_000
+
+// countParam reads _count: absent (0, the default page size) or a whole number from 1. More than the
+// server's maximum is read as the maximum, not refused: clients ask for up to 5000 (CLIENTS.md), and a
+// number too long for an int is still only large.
+func (s *Server) countParam(q url.Values) (int, error) {
+	v := q.Get("_count")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange && v[0] != '-' {
+		n, err = s.cfg.MaxCount, nil
+	}
+	if err != nil || n < 1 {
+		return 0, fail(http.StatusBadRequest, "invalid", "The parameter _count must be a whole number from 1 (more than %d is read as %d), not '%s'.",
+			s.cfg.MaxCount, s.cfg.MaxCount, v)
+	}
+	return min(n, s.cfg.MaxCount), nil
+}
+
+// pageParam reads page: absent (0, the first page) or a whole number from 1 to maxPage.
+func pageParam(q url.Values) (int, error) {
+	v := q.Get("page")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxPage {
+		return 0, fail(http.StatusBadRequest, "invalid", "The parameter page must be a whole number from 1 to %d, not '%s'.", maxPage, v)
+	}
+	return n, nil
 }
 
 func (s *Server) readMessageHeader(w http.ResponseWriter, r *http.Request) {

@@ -292,3 +292,74 @@ func TestFocalPatientMismatch(t *testing.T) {
 		}
 	})
 }
+
+// TestSearchParameters: MessageHeader searches filter on identifier (1.1.0 "search by identifier") and on
+// processingStatus as the Test Game spells it; _count and page must be whole numbers from 1 (400 naming the
+// parameter otherwise), a _count above the maximum is clamped (clients send up to 5000); parameters the
+// server does not know are ignored, as FHIR servers do, and left out of the self link.
+func TestSearchParameters(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, twoDomains())
+		var ids []string
+		for i := 0; i < 3; i++ {
+			m := patientMessage("A", "https://a.example/Patient/search-"+uuid.NewString())
+			if r := postAs(h, "portal@a", "pa", m, dstu1.FormatJSON); r.Status != http.StatusOK {
+				t.Fatalf("post: %d %s", r.Status, r)
+			}
+			ids = append(ids, m.MessageHeader().Identifier())
+		}
+		claim(h, "game@a", "ga", dstu1.FormatJSON) // the first one is Claimed now
+		for _, f := range []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON} {
+			search := func(query string) reply {
+				return h.do(req{method: "GET", path: "/FHIR/Koppeltaal/MessageHeader/_search?" + query, user: "game@a", pass: "ga", accept: ctypeOf(f)})
+			}
+			found := func(query string) []string {
+				t.Helper()
+				r := search(query)
+				if r.Status != http.StatusOK {
+					t.Fatalf("%s %s: %d %s", f, query, r.Status, r)
+				}
+				var got []string
+				for _, e := range bundleOf(t, r).Entries {
+					got = append(got, dstu1.AsMessageHeader(e.Resource).Identifier())
+				}
+				return got
+			}
+			if got := found("_summary=true&identifier=" + ids[1]); len(got) != 1 || got[0] != ids[1] {
+				t.Errorf("%s: identifier=%s found %v", f, ids[1], got)
+			}
+			if self := bundleOf(t, search("identifier="+ids[1])).Link("self"); !strings.Contains(self, "identifier="+ids[1]) {
+				t.Errorf("%s: self link %q does not keep the identifier filter", f, self)
+			}
+			if got := found("identifier=no-such-message"); len(got) != 0 {
+				t.Errorf("%s: unknown identifier found %v", f, got)
+			}
+			if got := found("_count=999&processingStatus=Claimed"); len(got) != 1 || got[0] != ids[0] {
+				t.Errorf("%s: processingStatus=Claimed found %v", f, got)
+			}
+			if got := found("_count=999&processingStatus=New&ProcessingStatus=New"); len(got) != 2 {
+				t.Errorf("%s: both spellings, same value: %v", f, got)
+			}
+			if got := found("_count=5000&unknown-parameter=x"); len(got) != 3 {
+				t.Errorf("%s: _count=5000 with an unknown parameter: %v", f, got)
+			}
+			if self := bundleOf(t, search("_count=5000&unknown-parameter=x")).Link("self"); !strings.Contains(self, "_count=1000") || strings.Contains(self, "unknown") {
+				t.Errorf("%s: self link %q: want the clamped _count=1000 and no unknown parameter", f, self)
+			}
+			if got := found("_count=1&page=3"); len(got) != 1 || got[0] != ids[2] {
+				t.Errorf("%s: _count=1&page=3 found %v", f, got)
+			}
+			for _, bad := range []struct{ query, param string }{
+				{"_count=abc", "_count"}, {"_count=-1", "_count"}, {"_count=0", "_count"}, {"_count=1.5", "_count"},
+				{"page=0", "page"}, {"page=-2", "page"}, {"page=x", "page"}, {"_count=10&page=99999999999999999999", "page"},
+				{"processingStatus=New&ProcessingStatus=Claimed", "ProcessingStatus"},
+				{"_query=MessageHeader.GetNextNewAndClaim&_count=abc", "_count"},
+			} {
+				r := search(bad.query)
+				if r.Status != http.StatusBadRequest || fmtOf(t, r) != f || !strings.Contains(firstIssue(t, r), bad.param) {
+					t.Errorf("%s: %s: %d %s, want 400 naming %s", f, bad.query, r.Status, r, bad.param)
+				}
+			}
+		}
+	})
+}
