@@ -16,7 +16,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
 // Environment variables that override the file (and are overridden by flags).
@@ -220,13 +220,35 @@ func Parse(path string, raw []byte, getenv func(string) string) (*Config, error)
 	return c, nil
 }
 
-// yamlError renders a yaml.v3 error on one line, prefixed with the file name:
-// "unmarshal errors:\n  line 2: ..." becomes "line 2: ...".
+// yamlError renders a YAML error on one line, prefixed with the file name. A syntax error names the place
+// the parser stopped as file:line:column, and the construct it was reading ("while parsing a flow sequence
+// at line 20, column 22") when that started elsewhere; decoding errors name their lines.
 func yamlError(path string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	msg = strings.ReplaceAll(msg, "\n  ", "; ")
-	return fmt.Errorf("%s: %s", path, msg)
+	var les *yaml.LoadErrors
+	var le *yaml.LoadError
+	var all []*yaml.LoadError
+	switch {
+	case errors.As(err, &les):
+		all = les.Errors
+	case errors.As(err, &le):
+		all = []*yaml.LoadError{le}
+	}
+	var msgs []string
+	for _, le := range all {
+		if le.Mark.Line == 0 {
+			msgs = nil
+			break
+		}
+		msg := fmt.Sprintf("%s:%d:%d: %s", path, le.Mark.Line, le.Mark.Column, le.Message)
+		if le.ContextMsg != "" && le.ContextMark != le.Mark {
+			msg += fmt.Sprintf(" (%s at line %d, column %d)", le.ContextMsg, le.ContextMark.Line, le.ContextMark.Column)
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 }
 
 // IsConfigFile reports whether src looks like a Koppelpoort configuration file rather than a route file: a

@@ -47,8 +47,8 @@ func TestStrictDecodingNamesFileLineAndKey(t *testing.T) {
 			[]string{"line 2, column 3", `unknown key "adr" in section server`, `did you mean "addr"`}},
 		{"unknown key inside a list item", "koppeltaal:\n  instances:\n    - application: A\n      pasword: x\n",
 			[]string{"line 4", `unknown key "pasword" in section koppeltaal.instances[]`, `did you mean "password"`}},
-		{"wrong type", "server:\n  read_timeout: soon\n", []string{"bad.yaml", "line 2"}},
-		{"bad number", "koppeltaal:\n  max_retries: many\n", []string{"line 2", "many"}},
+		{"wrong type", "server:\n  read_timeout: soon\n", []string{"bad.yaml:2:17: ", "soon", "time.Duration"}},
+		{"bad number", "koppeltaal:\n  max_retries: many\n", []string{"bad.yaml:2:16: ", "many"}},
 		{"unset variable", "store:\n  dsn: ${KP_NOT_SET_ANYWHERE}\n", []string{"line 2", "KP_NOT_SET_ANYWHERE is not set"}},
 		{"not YAML", "server: [unclosed\n", []string{"bad.yaml"}},
 	}
@@ -123,5 +123,22 @@ func TestDefaultHasDemoDomain(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("embedded default does not validate: %v", err)
+	}
+}
+
+// TestSyntaxErrorPosition: a YAML syntax error in a real file is reported as file:line:column of the place
+// the parser stopped (line 22, where ',' or ']' was expected), with the construct it was in.
+func TestSyntaxErrorPosition(t *testing.T) {
+	_, err := Load("testdata/syntax-error.yaml", env(nil))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"testdata/syntax-error.yaml:22:15: ", "did not find expected ',' or ']'", "flow sequence", "line 20, column 22"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error spans several lines: %q", err)
 	}
 }

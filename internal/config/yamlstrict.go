@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/koppelpoort/koppelpoort/internal/suggest"
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
 func errEOF() error { return io.EOF }
