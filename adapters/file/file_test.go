@@ -161,4 +161,25 @@ func TestOutboundIdempotent(t *testing.T) {
 	if n := strings.Count(string(b), "\n"); n != 1 {
 		t.Fatalf("%d lines, want 1:\n%s", n, b)
 	}
+	// envelope defaults to false: the line is the fields (issue 14, defect 26).
+	if got := strings.TrimSpace(string(b)); got != `{"a":1}` {
+		t.Fatalf("line %s, want the fields only", got)
+	}
+}
+
+func TestOutboundNDJSONEnvelope(t *testing.T) {
+	dir := t.TempDir()
+	o := &Outbound{Dir: dir, Format: "ndjson", FileName: "out.ndjson", Envelope: true}
+	if err := o.Provision(context.Background(), adapters.Host{}); err != nil {
+		t.Fatal(err)
+	}
+	d := adapters.Delivery{Route: "r", RecordKey: "rec", IdempotencyKey: "k1", Fields: map[string]any{"a": 1}}
+	o.Deliver(context.Background(), d)
+	o2 := &Outbound{Dir: dir, Format: "ndjson", FileName: "out.ndjson", Envelope: true}
+	o2.Provision(context.Background(), adapters.Host{})
+	o2.Deliver(context.Background(), d)
+	b, _ := os.ReadFile(filepath.Join(dir, "out.ndjson"))
+	if got := strings.TrimSpace(string(b)); got != `{"route":"r","record_key":"rec","idempotency_key":"k1","fields":{"a":1}}` {
+		t.Fatalf("got %s", got)
+	}
 }

@@ -14,7 +14,7 @@ import (
 
 // OutboundSpec is the outbound file adapter's settings.
 var OutboundSpec = adapters.Spec{
-	Summary: "Write each delivery as a JSON file named after its idempotency key (a retry overwrites the same file), or append NDJSON lines (a key already in the file is skipped).",
+	Summary: "Write each delivery as a JSON file named after its idempotency key (a retry overwrites the same file), or append NDJSON lines (a key already written is skipped; the keys are kept in <file_name>.keys).",
 	Fields: []adapters.Field{
 		{Name: "dir", Type: adapters.TypeString, Required: true, Description: "Folder to write to (relative to the route file)."},
 		{Name: "format", Type: adapters.TypeString, Default: "json", Enum: []string{"json", "ndjson"}, Description: "json: one file per delivery; ndjson: one line per delivery in file_name."},
@@ -54,7 +54,23 @@ func (o *Outbound) Provision(_ context.Context, h adapters.Host) error {
 	if o.Format != "ndjson" {
 		return nil
 	}
-	f, err := os.Open(filepath.Join(o.Dir, o.FileName))
+	// The keys already written: the .keys file beside the data, and envelope lines in files written before it.
+	if err := o.readKeys(o.keysPath(), func(line []byte) string { return string(line) }); err != nil {
+		return err
+	}
+	return o.readKeys(filepath.Join(o.Dir, o.FileName), func(line []byte) string {
+		var e struct {
+			Key string `json:"idempotency_key"`
+		}
+		_ = json.Unmarshal(line, &e)
+		return e.Key
+	})
+}
+
+func (o *Outbound) keysPath() string { return filepath.Join(o.Dir, o.FileName+".keys") }
+
+func (o *Outbound) readKeys(path string, key func(line []byte) string) error {
+	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -65,11 +81,8 @@ func (o *Outbound) Provision(_ context.Context, h adapters.Host) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for sc.Scan() {
-		var e struct {
-			Key string `json:"idempotency_key"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Key != "" {
-			o.seen[e.Key] = true
+		if k := key(sc.Bytes()); k != "" {
+			o.seen[k] = true
 		}
 	}
 	return sc.Err()
@@ -78,7 +91,7 @@ func (o *Outbound) Provision(_ context.Context, h adapters.Host) error {
 // Deliver writes one delivery.
 func (o *Outbound) Deliver(_ context.Context, d adapters.Delivery) error {
 	var v any = d.Fields
-	if o.Envelope || o.Format == "ndjson" {
+	if o.Envelope {
 		v = envelope{Route: d.Route, RecordKey: d.RecordKey, IdempotencyKey: d.IdempotencyKey, Fields: d.Fields, Koppeltaal: d.Koppeltaal}
 	}
 	o.mu.Lock()
@@ -91,20 +104,13 @@ func (o *Outbound) Deliver(_ context.Context, d adapters.Delivery) error {
 		if err != nil {
 			return fmt.Errorf("encode delivery: %w", err)
 		}
-		f, err := os.OpenFile(filepath.Join(o.Dir, o.FileName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
-		if err != nil {
-			return adapters.Transient(fmt.Errorf("open %s: %w", o.FileName, err))
+		// The line first, then its key: a crash in between repeats the line on retry (at least once), never
+		// loses it.
+		if err := appendSynced(filepath.Join(o.Dir, o.FileName), append(b, '\n')); err != nil {
+			return err
 		}
-		if _, err := f.Write(append(b, '\n')); err != nil {
-			f.Close()
-			return adapters.Transient(fmt.Errorf("append to %s: %w", o.FileName, err))
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return adapters.Transient(fmt.Errorf("sync %s: %w", o.FileName, err))
-		}
-		if err := f.Close(); err != nil {
-			return adapters.Transient(err)
+		if err := appendSynced(o.keysPath(), []byte(d.IdempotencyKey+"\n")); err != nil {
+			return err
 		}
 		o.seen[d.IdempotencyKey] = true
 		return nil
@@ -120,6 +126,26 @@ func (o *Outbound) Deliver(_ context.Context, d adapters.Delivery) error {
 	}
 	if err := os.Rename(tmp, name); err != nil {
 		return adapters.Transient(fmt.Errorf("rename %s: %w", tmp, err))
+	}
+	return nil
+}
+
+// appendSynced appends b to the file at path and fsyncs it.
+func appendSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return adapters.Transient(fmt.Errorf("open %s: %w", filepath.Base(path), err))
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return adapters.Transient(fmt.Errorf("append to %s: %w", filepath.Base(path), err))
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return adapters.Transient(fmt.Errorf("sync %s: %w", filepath.Base(path), err))
+	}
+	if err := f.Close(); err != nil {
+		return adapters.Transient(err)
 	}
 	return nil
 }
