@@ -125,8 +125,14 @@ func (s *Service) Post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	return res, nil
 }
 
-func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, base string) (*PostResult, error) {
-	b, err := dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
+func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, base string) (_ *PostResult, err error) {
+	var b *dstu1.Bundle
+	defer func() {
+		if err != nil {
+			s.logRejected(c, b, err)
+		}
+	}()
+	b, err = dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
 	if err != nil {
 		if errors.Is(err, dstu1.ErrTooLarge) {
 			return nil, fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
@@ -422,6 +428,26 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	s.log.Debug("koppeltaal: message accepted", "sender", c.Username, "event", event, "message_id", result.MessageID,
 		"version", result.Version, "recipients", len(result.Entries))
 	return result, nil
+}
+
+// logRejected logs a refused message with its sender, identifier, event and reason, so a 409 in the access
+// log can be explained without the sender's help. Issue resources (URLs that name patients) are left out.
+func (s *Service) logRejected(c *Caller, b *dstu1.Bundle, err error) {
+	var ke *Error
+	if !errors.As(err, &ke) {
+		return // a server error: the HTTP layer logs it at ERROR
+	}
+	reasons := make([]string, len(ke.Issues))
+	for i, is := range ke.Issues {
+		reasons[i] = is.Details
+	}
+	attrs := []any{"sender", c.Username, "status", ke.Status, "reason", strings.Join(reasons, "; ")}
+	if b != nil {
+		if mh := b.MessageHeader(); mh != nil {
+			attrs = append(attrs, "message_identifier", mh.Identifier(), "event", mh.EventCode())
+		}
+	}
+	s.log.Warn("koppeltaal: message rejected", attrs...)
 }
 
 // checkMessage does the structural checks of SPEC.md §3.1/§4 that need no database.

@@ -1,0 +1,89 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) lines() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// A refused POST is logged with who sent it, which message and why (issue 14, defect 10: a 409 showed only
+// as "http request status=409"). Resource URLs name patients, so they stay out of the line.
+func TestRejectedPostIsLoggedWithSenderMessageAndReason(t *testing.T) {
+	var logs lockedBuffer
+	st := storetest.Backend{Name: "sqlite", DSN: t.TempDir() + "/kp.db"}.Open(t)
+	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(ericTest()), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	srv.Mount(r)
+	ts := httptest.NewServer(r)
+	defer ts.Close()
+	h := &harness{t: t, st: st, srv: srv, ts: ts}
+	body := fixture(t, "examples/bv-step1-createorupdatecareplan-request.xml")
+	post := func(b []byte) reply {
+		return h.do(req{method: "POST", path: "/FHIR/Koppeltaal/Mailbox", user: "emhp", pass: "pw-emhp", body: b})
+	}
+	if r := post(body); r.Status != http.StatusOK {
+		t.Fatalf("first post: %d %s", r.Status, r)
+	}
+	// The same resources under a new message identifier, without versions: an update that names no version.
+	again := bytes.ReplaceAll(body, []byte("299b2931-7e7c-46ab-abe1-1bea66c8d3ec"), []byte("0b6f3f4e-5d43-4a53-9f0e-3c1b8f1d2a77"))
+	if r := post(again); r.Status != http.StatusConflict {
+		t.Fatalf("update without version: %d %s", r.Status, r)
+	}
+	var found map[string]any
+	for _, l := range logs.lines() {
+		if l["msg"] == "koppeltaal: message rejected" {
+			found = l
+		}
+	}
+	if found == nil {
+		t.Fatalf("no rejection logged:\n%s", logs.b.String())
+	}
+	want := map[string]any{"level": "WARN", "sender": "emhp", "message_identifier": "0b6f3f4e-5d43-4a53-9f0e-3c1b8f1d2a77",
+		"event": "CreateOrUpdateCarePlan", "status": float64(409), "reason": koppeltaal.TextFocalWithoutVersion}
+	for k, v := range want {
+		if found[k] != v {
+			t.Errorf("%s = %v, want %v (line %v)", k, found[k], v, found)
+		}
+	}
+	if strings.Contains(logs.b.String(), "/Patient/") && strings.Contains(found["reason"].(string), "/Patient/") {
+		t.Errorf("a patient URL in the rejection line: %v", found)
+	}
+}
