@@ -69,6 +69,23 @@ type Sink interface {
 	Accept(ctx context.Context, recs []Record) error
 }
 
+// Checker is implemented by sinks that can run the route's rules and transforms on records without storing
+// or delivering anything. An inbound that answers its sender (HTTP) uses it to report the keys the route gives
+// the records and, when asked to, to refuse records the route could never deliver.
+type Checker interface {
+	Check(ctx context.Context, recs []Record) []Verdict
+}
+
+// Verdict is what the route would do with one record.
+type Verdict struct {
+	// Key is the record key the route computes (its key: expression), else the inbound's.
+	Key string `json:"key"`
+	// Outcome is "routed", "dropped" or "dead_lettered".
+	Outcome string `json:"outcome"`
+	// Reason explains a drop or dead letter.
+	Reason string `json:"reason,omitempty"`
+}
+
 // Inbound feeds a route until ctx ends.
 type Inbound interface {
 	Run(ctx context.Context, sink Sink) error

@@ -18,12 +18,13 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/adapters"
 	"github.com/koppelpoort/koppelpoort/adapters/file"
+	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
 // InboundSpec is the inbound HTTP adapter's settings.
 var InboundSpec = adapters.Spec{
-	Summary: "Accept POSTed JSON (an object or an array of objects), NDJSON or CSV on a path. The reply (202 with the record keys) comes only after the records are durable.",
+	Summary: "Accept POSTed JSON (an object or an array of objects), NDJSON or CSV on a path. The reply (202 with the records' keys as the route computes them) comes only after the records are durable.",
 	Fields: []adapters.Field{
 		{Name: "path", Type: adapters.TypeString, Required: true, Description: "Path to accept POSTs on, e.g. /hooks/rom."},
 		{Name: "listen", Type: adapters.TypeString, Description: "Own listen address (e.g. :8090). Empty: mounted on the Koppelpoort server's router."},
@@ -36,6 +37,7 @@ var InboundSpec = adapters.Spec{
 		{Name: "username", Type: adapters.TypeString, Description: "Expected user (auth: basic)."},
 		{Name: "password", Type: adapters.TypeSecret, Description: "Expected password (auth: basic), usually ${ENV_VAR}."},
 		{Name: "max_body", Type: adapters.TypeInt, Default: 10 << 20, Description: "Largest accepted body in bytes."},
+		{Name: "reply", Type: adapters.TypeString, Default: "accepted", Enum: []string{"accepted", "checked"}, Description: "accepted: 202 once the records are stored. checked: the route's rules and transforms run first; a body with a record the route would dead-letter is refused with 422 and each record's reason, and nothing is stored."},
 	},
 }
 
@@ -52,6 +54,7 @@ type Inbound struct {
 	Username  string   `yaml:"username"`
 	Password  string   `yaml:"password"`
 	MaxBody   int64    `yaml:"max_body"`
+	Reply     string   `yaml:"reply"`
 
 	sink   atomic.Pointer[adapters.Sink]
 	log    *slog.Logger
@@ -96,7 +99,7 @@ func (in *Inbound) Provision(_ context.Context, h adapters.Host) error {
 	in.ln = ln
 	mux := nethttp.NewServeMux()
 	mux.Handle(in.Path, in)
-	in.server = &nethttp.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	in.server = &nethttp.Server{Handler: server.RequestLog(in.log, mux), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
@@ -205,18 +208,56 @@ func (in *Inbound) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if sourceID == "" {
 		sourceID = uuid.NewString()
 	}
-	keys := make([]string, len(recs))
 	for i := range recs {
 		recs[i].Key = fmt.Sprintf("%s#%d", sourceID, i+1)
 		recs[i].Meta = map[string]string{"adapter": "http", "path": in.Path, "source_id": sourceID}
-		keys[i] = recs[i].Key
+	}
+	verdicts := check(r.Context(), *sp, recs)
+	if in.Reply == "checked" {
+		if refused := deadLettered(verdicts); len(refused) > 0 {
+			writeJSON(w, nethttp.StatusUnprocessableEntity, map[string]any{
+				"error":   fmt.Sprintf("%d of %d records cannot be processed by the route; nothing was accepted", len(refused), len(recs)),
+				"records": refused,
+			})
+			return
+		}
 	}
 	if err := (*sp).Accept(r.Context(), recs); err != nil {
 		in.logger().Error("http inbound: records not stored", "path", in.Path, "error", err)
 		writeJSON(w, nethttp.StatusServiceUnavailable, map[string]string{"error": "records could not be stored; retry later"})
 		return
 	}
-	writeJSON(w, nethttp.StatusAccepted, map[string]any{"accepted": len(recs), "keys": keys})
+	keys := make([]string, len(verdicts))
+	for i, v := range verdicts {
+		keys[i] = v.Key
+	}
+	reply := map[string]any{"accepted": len(recs), "keys": keys}
+	if in.Reply == "checked" {
+		reply["records"] = verdicts
+	}
+	writeJSON(w, nethttp.StatusAccepted, reply)
+}
+
+// check asks the route what it would do with recs; a sink that cannot tell keeps the inbound's keys.
+func check(ctx context.Context, sink adapters.Sink, recs []adapters.Record) []adapters.Verdict {
+	if c, ok := sink.(adapters.Checker); ok {
+		return c.Check(ctx, recs)
+	}
+	out := make([]adapters.Verdict, len(recs))
+	for i, r := range recs {
+		out[i] = adapters.Verdict{Key: r.Key, Outcome: "routed"}
+	}
+	return out
+}
+
+func deadLettered(vs []adapters.Verdict) []adapters.Verdict {
+	var out []adapters.Verdict
+	for _, v := range vs {
+		if v.Outcome == "dead_lettered" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // DecodeFileLines lets route tests feed files through this adapter's decoder.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -72,18 +73,44 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 				return
 			}
-			s.log.LogAttrs(r.Context(), levelFor(code), "http request",
-				slogStr("request_id", middleware.GetReqID(r.Context())),
-				slogStr("method", r.Method),
-				slogStr("path", r.URL.Path),
-				slogInt("status", code),
-				slogInt("bytes", ww.BytesWritten()),
-				slogDur("duration", elapsed),
-				slogStr("remote", r.RemoteAddr),
-			)
+			logRequest(s.log, r, code, ww.BytesWritten(), elapsed)
 		}()
 		next.ServeHTTP(ww, r)
 	})
+}
+
+// logRequest writes the one line per request: the path but not the query string (Koppeltaal queries carry
+// patient URLs).
+func logRequest(log *slog.Logger, r *http.Request, code, bytes int, elapsed time.Duration) {
+	log.LogAttrs(r.Context(), levelFor(code), "http request",
+		slogStr("request_id", middleware.GetReqID(r.Context())),
+		slogStr("method", r.Method),
+		slogStr("path", r.URL.Path),
+		slogInt("status", code),
+		slogInt("bytes", bytes),
+		slogDur("duration", elapsed),
+		slogStr("remote", r.RemoteAddr),
+	)
+}
+
+// RequestLog gives a handler served outside the main router (an inbound adapter's own listener) the same
+// request ids and request log lines as the server.
+func RequestLog(log *slog.Logger, next http.Handler) http.Handler {
+	return middleware.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if id := middleware.GetReqID(r.Context()); id != "" {
+			w.Header().Set("X-Request-Id", id)
+		}
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		defer func() {
+			code := ww.Status()
+			if code == 0 {
+				code = http.StatusOK
+			}
+			logRequest(log, r, code, ww.BytesWritten(), time.Since(start))
+		}()
+		next.ServeHTTP(ww, r)
+	}))
 }
 
 // recoverer turns a panic into a logged 500 instead of a dropped connection.

@@ -300,6 +300,26 @@ func (s sink) Accept(ctx context.Context, recs []adapters.Record) error {
 	return nil
 }
 
+// Check runs the route's rules and transforms on recs without storing anything (adapters.Checker).
+func (s sink) Check(_ context.Context, recs []adapters.Record) []adapters.Verdict {
+	var r *liveRoute
+	for _, lr := range s.rt.routes {
+		if lr.Name == s.route {
+			r = lr
+		}
+	}
+	out := make([]adapters.Verdict, len(recs))
+	for i, rec := range recs {
+		if r == nil {
+			out[i] = adapters.Verdict{Key: rec.Key, Outcome: string(routes.Routed)}
+			continue
+		}
+		res := r.Process(rec)
+		out[i] = adapters.Verdict{Key: res.Key, Outcome: string(res.Outcome), Reason: res.Reason}
+	}
+	return out
+}
+
 // handler processes one record inside the transport's consuming transaction: deliveries and dead letters
 // commit together with the consumer offset, so a crash either redoes the record or has fully recorded it.
 func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
@@ -404,3 +424,6 @@ func insertDeadLetter(ctx context.Context, exec execFn, dialect, id, route, stag
 	}
 	return nil
 }
+
+// Interface guards.
+var _ adapters.Checker = sink{}

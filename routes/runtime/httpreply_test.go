@@ -1,0 +1,144 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+)
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const checkedRoute = `name: hooks
+key: record.id
+input:
+  http: {path: /hooks, listen: 127.0.0.1:0, auth: none, reply: %s}
+rules:
+  - when: record.patient == "blocked"
+    dead_letter: "patient {{ record.patient }} not allowed"
+  - when: record.patient == "skip"
+    drop: "skipped"
+  - transform: out
+transforms:
+  out:
+    fields: {patient: record.patient}
+outputs:
+  - name: archive
+    file: {dir: ./archive, format: ndjson}
+`
+
+// startLogged runs routeYAML on a SQLite file in dir with its logs in logs; it returns the route's URL.
+func startLogged(t *testing.T, dir, routeYAML string, logs *logBuffer) (string, *sql.DB) {
+	t.Helper()
+	p := filepath.Join(dir, "r.yaml")
+	os.WriteFile(p, []byte(routeYAML), 0o644)
+	r, err := routes.LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := transport.OpenSQLite(filepath.Join(dir, "kp.db"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; rt.Close(); db.Close() })
+	return "http://" + r.Input.Adapter.(*kphttp.Inbound).Addr() + "/hooks", db
+}
+
+func postJSON(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// The 202 lists the keys the route gives the records (its key: expression), not batch ids (issue 14,
+// defect 27); the route's own listener writes request log lines like the server's.
+func TestHTTPInboundRepliesRouteKeysAndLogsRequests(t *testing.T) {
+	var logs logBuffer
+	url, _ := startLogged(t, t.TempDir(), strings.Replace(checkedRoute, "%s", "accepted", 1), &logs)
+	code, reply := postJSON(t, url, `[{"id": "ev-1", "patient": "p1"}, {"id": "ev-2", "patient": "blocked"}]`)
+	if code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, reply)
+	}
+	if keys, _ := json.Marshal(reply["keys"]); string(keys) != `["ev-1","ev-2"]` {
+		t.Errorf("keys %s, want the route's record keys", keys)
+	}
+	waitFor(t, "a request log line", func() bool {
+		return strings.Contains(logs.String(), `"msg":"http request"`) && strings.Contains(logs.String(), `"path":"/hooks","status":202`)
+	})
+}
+
+// reply: checked refuses a body with a record the route would dead-letter, with the route's reason, and
+// stores nothing (issue 14, defect 22: the sender of an unmappable payload got 202 and never heard).
+func TestHTTPInboundCheckedReply(t *testing.T) {
+	var logs logBuffer
+	dir := t.TempDir()
+	url, db := startLogged(t, dir, strings.Replace(checkedRoute, "%s", "checked", 1), &logs)
+	code, reply := postJSON(t, url, `[{"id": "ev-1", "patient": "p1"}, {"id": "ev-2", "patient": "blocked"}]`)
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("want 422, got %d %v", code, reply)
+	}
+	recs, _ := json.Marshal(reply["records"])
+	if string(recs) != `[{"key":"ev-2","outcome":"dead_lettered","reason":"patient blocked not allowed"}]` {
+		t.Errorf("records %s", recs)
+	}
+	// A good body (a drop is fine: the route handled it on purpose) is accepted and delivered.
+	code, reply = postJSON(t, url, `[{"id": "ev-3", "patient": "p3"}, {"id": "ev-4", "patient": "skip"}]`)
+	if code != http.StatusAccepted {
+		t.Fatalf("good body: %d %v", code, reply)
+	}
+	archive := filepath.Join(dir, "archive", "out.ndjson")
+	waitFor(t, "ev-3 archived", func() bool {
+		b, _ := os.ReadFile(archive)
+		return strings.Contains(string(b), "p3")
+	})
+	time.Sleep(100 * time.Millisecond) // give a wrongly stored ev-1 / ev-2 the time to show up
+	b, _ := os.ReadFile(archive)
+	if strings.Contains(string(b), "p1") {
+		t.Errorf("a record of the refused body was stored and delivered:\n%s", b)
+	}
+	if dl, _ := runtime.ListDeadLetters(context.Background(), db, "sqlite", runtime.Filter{}); len(dl) != 0 {
+		t.Errorf("the refused body left dead letters: %+v", dl)
+	}
+}
