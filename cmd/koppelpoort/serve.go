@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/routes"
@@ -97,6 +98,8 @@ func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, reload <-chan os.Signal) error {
 	logger := newLogger(cfg.Log, stderr)
 	slog.SetDefault(logger)
+	b := buildinfo.Current()
+	logger.Info("koppelpoort starting", "version", b.Version, "commit", b.Commit)
 	rs, err := loadRoutes(cfg)
 	if err != nil {
 		return err
@@ -113,6 +116,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	defer st.Close()
 	reg := server.NewRegistry()
+	registerBuildInfo(reg)
 	registerStoreMetrics(reg, st)
 	app, err := buildApp(ctx, cfg, st, rs, logger, reg)
 	if err != nil {

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
+)
+
+// deploy/build.sh gives the same bytes for the same commit and flags (reproducible), and the binary says
+// which version and commit it is (issue 14, defect 27: `version` printed "dev").
+func TestReleaseBuildIsReproducibleAndVersioned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary twice")
+	}
+	dir := t.TempDir()
+	env := append(os.Environ(), "VERSION=v9.8.7-test", "COMMIT=0123456789abcdef0123456789abcdef01234567")
+	var sums [2][32]byte
+	for i, name := range []string{"a", "b"} {
+		out := filepath.Join(dir, name, "koppelpoort")
+		cmd := exec.Command("bash", "../../deploy/build.sh", out)
+		cmd.Env = env
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("deploy/build.sh: %v\n%s", err, b)
+		}
+		bin, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums[i] = sha256.Sum256(bin)
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds of the same commit differ: %x vs %x", sums[0], sums[1])
+	}
+	got, err := exec.Command(filepath.Join(dir, "a", "koppelpoort"), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "koppelpoort v9.8.7-test (commit 0123456789abcdef0123456789abcdef01234567, " + runtime.Version() + ", " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"
+	if string(got) != want {
+		t.Errorf("version = %q, want %q", got, want)
+	}
+	if bytes.Contains(must(os.ReadFile(filepath.Join(dir, "a", "koppelpoort"))), []byte(mustAbs(t, "../.."))) {
+		t.Error("the release binary contains the checkout's path (-trimpath missing)")
+	}
+}
+
+// The binary built from a checkout names the checkout's commit.
+func TestVersionNamesCommit(t *testing.T) {
+	out, err := exec.Command(binPath, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "koppelpoort ") {
+		t.Fatalf("version: %q %v", out, err)
+	}
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skip("not a git checkout: no commit to name")
+	}
+	if !strings.Contains(string(out), "(commit "+strings.TrimSpace(string(head))+", ") || strings.HasPrefix(string(out), "koppelpoort dev ") {
+		t.Errorf("version %q does not name version and commit %s", out, head)
+	}
+}
+
+// Without build flags the toolchain's VCS stamp fills in (go build in a checkout, with -buildvcs).
+func TestBuildString(t *testing.T) {
+	b := buildinfo.Build{Version: "v0.0.0-20261202-abcdef", Commit: "abcdef", Time: "2026-12-02T16:00:00Z", Modified: true}
+	want := "koppelpoort v0.0.0-20261202-abcdef (commit abcdef+modified, 2026-12-02T16:00:00Z, " + runtime.Version() + ", " + runtime.GOOS + "/" + runtime.GOARCH + ")"
+	if b.String() != want {
+		t.Errorf("%q, want %q", b.String(), want)
+	}
+}
+
+// The systemd unit passes systemd-analyze verify (no unknown keys, every path checked) and its hardening
+// keeps the exposure score low.
+func TestSystemdUnitVerifies(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze not installed (Debian package systemd); .ci/run installs it")
+	}
+	unit, err := os.ReadFile("../../deploy/koppelpoort.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// verify checks that ExecStart's binary exists: point it at the binary this test built.
+	p := filepath.Join(t.TempDir(), "koppelpoort.service")
+	os.WriteFile(p, bytes.ReplaceAll(unit, []byte("/usr/local/bin/koppelpoort"), []byte(binPath)), 0o644)
+	out, err := exec.Command("systemd-analyze", "verify", p).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	// Exposure 0 (locked down) .. 10 (unprotected); the threshold is in tenths.
+	out, err = exec.Command("systemd-analyze", "security", "--offline=yes", "--threshold=20", p).CombinedOutput()
+	if err != nil {
+		t.Errorf("exposure above 2.0: %v\n%s", err, lastLines(string(out), 3))
+	}
+	t.Log(lastLines(string(out), 1))
+}
+
+// The Dockerfile cannot be built here (no container engine on this machine), so it is checked as text:
+// distroless or scratch, a non-root user, the binary from deploy/build.sh (the release flags), no
+// downloads by ADD, pinned base images.
+func TestDockerfileStatic(t *testing.T) {
+	src, err := os.ReadFile("../../deploy/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var froms, users, runs, copies, entry []string
+	for _, line := range strings.Split(string(src), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch strings.ToUpper(f[0]) {
+		case "FROM":
+			froms = append(froms, f[1])
+		case "USER":
+			users = append(users, f[1])
+		case "RUN":
+			runs = append(runs, line)
+		case "COPY":
+			copies = append(copies, line)
+		case "ENTRYPOINT":
+			entry = append(entry, line)
+		case "ADD":
+			t.Errorf("ADD (%s): use COPY; downloads make builds unreproducible", line)
+		}
+	}
+	if len(froms) < 2 {
+		t.Fatalf("want a build stage and a runtime stage, got FROM %v", froms)
+	}
+	final := froms[len(froms)-1]
+	if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
+		t.Errorf("runtime image %s is neither distroless/static nor scratch", final)
+	}
+	for _, f := range froms {
+		if !strings.Contains(f, ":") || strings.HasSuffix(f, ":latest") {
+			t.Errorf("base image %s is not pinned to a tag", f)
+		}
+	}
+	if len(users) == 0 || users[len(users)-1] == "root" || strings.HasPrefix(users[len(users)-1], "0") {
+		t.Errorf("the image must run as a non-root user, USER %v", users)
+	}
+	if !strings.Contains(strings.Join(runs, "\n"), "deploy/build.sh /out/koppelpoort") {
+		t.Error("the binary is not built by deploy/build.sh (the release flags)")
+	}
+	if !strings.Contains(strings.Join(copies, "\n"), "--from=build /out/koppelpoort /usr/local/bin/koppelpoort") ||
+		len(entry) != 1 || !strings.Contains(entry[0], "/usr/local/bin/koppelpoort") {
+		t.Errorf("the runtime stage must copy and run the built binary: COPY %v ENTRYPOINT %v", copies, entry)
+	}
+	t.Log("docker build not run: this machine has no container engine")
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
