@@ -6,11 +6,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
 
 	"github.com/spf13/cobra"
 )

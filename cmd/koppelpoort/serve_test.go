@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -25,26 +25,6 @@ import (
 // started as a child process, stopped with SIGTERM.
 
 var binPath string
-
-// syncBuffer is a bytes.Buffer that the child's output copier and the test may use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Bytes() []byte { return []byte(b.String()) }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "koppelpoort-bin")
@@ -64,24 +44,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startBinary runs `koppelpoort serve args...` in dir and waits until /healthz answers.
-func startBinary(t *testing.T, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *syncBuffer) {
+func startBinary(t *testing.T, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *testkit.Buffer) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	cmd = exec.Command(binPath, append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &testkit.Buffer{}, &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -204,8 +174,8 @@ func TestServeMisspelledConfigKey(t *testing.T) {
 }
 
 func TestServeUnreachablePostgres(t *testing.T) {
-	addr := freeAddr(t) // nothing listens here
-	line := runFailing(t, []string{"KOPPELPOORT_DSN=postgres://kp:secret-pw@" + addr + "/kp?sslmode=disable"}, "serve", "--addr", freeAddr(t))
+	addr := testkit.FreeAddr(t) // nothing listens here
+	line := runFailing(t, []string{"KOPPELPOORT_DSN=postgres://kp:secret-pw@" + addr + "/kp?sslmode=disable"}, "serve", "--addr", testkit.FreeAddr(t))
 	if !strings.Contains(line, addr) || strings.Contains(line, "secret-pw") {
 		t.Errorf("error line %q should name the address and hide the password", line)
 	}
@@ -338,7 +308,7 @@ func TestServeBrokenRouteChangesNothing(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "kp.yaml"), []byte("store:\n  dsn: ./data/kp.db\nroutes: [r.yaml]\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte("name: r\ninput:\n  http: {path: /in, auth: none}\noutputs:\n  - name: out\n    file: {dir: out, formt: json}\n"), 0o600)
-	cmd := exec.Command(binPath, "serve", "--config", filepath.Join(dir, "kp.yaml"), "--addr", freeAddr(t))
+	cmd := exec.Command(binPath, "serve", "--config", filepath.Join(dir, "kp.yaml"), "--addr", testkit.FreeAddr(t))
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {

@@ -2,49 +2,24 @@ package api_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // A refused POST is logged with who sent it, which message and why (issue 14, defect 10: a 409 showed only
 // as "http request status=409"). Resource URLs name patients, so they stay out of the line.
 func TestRejectedPostIsLoggedWithSenderMessageAndReason(t *testing.T) {
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	st := storetest.Backend{Name: "sqlite", DSN: t.TempDir() + "/kp.db"}.Open(t)
 	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(ericTest()), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
@@ -68,13 +43,13 @@ func TestRejectedPostIsLoggedWithSenderMessageAndReason(t *testing.T) {
 		t.Fatalf("update without version: %d %s", r.Status, r)
 	}
 	var found map[string]any
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		if l["msg"] == "koppeltaal: message rejected" {
 			found = l
 		}
 	}
 	if found == nil {
-		t.Fatalf("no rejection logged:\n%s", logs.b.String())
+		t.Fatalf("no rejection logged:\n%s", logs.String())
 	}
 	want := map[string]any{"level": "WARN", "sender": "emhp", "message_identifier": "0b6f3f4e-5d43-4a53-9f0e-3c1b8f1d2a77",
 		"event": "CreateOrUpdateCarePlan", "status": float64(409), "reason": koppeltaal.TextFocalWithoutVersion}
@@ -83,7 +58,7 @@ func TestRejectedPostIsLoggedWithSenderMessageAndReason(t *testing.T) {
 			t.Errorf("%s = %v, want %v (line %v)", k, found[k], v, found)
 		}
 	}
-	if strings.Contains(logs.b.String(), "/Patient/") && strings.Contains(found["reason"].(string), "/Patient/") {
+	if strings.Contains(logs.String(), "/Patient/") && strings.Contains(found["reason"].(string), "/Patient/") {
 		t.Errorf("a patient URL in the rejection line: %v", found)
 	}
 }

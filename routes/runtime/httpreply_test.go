@@ -1,7 +1,6 @@
 package runtime_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,37 +9,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
-	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
 )
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const checkedRoute = `name: hooks
 key: record.id
 input:
-  http: {path: /hooks, listen: 127.0.0.1:0, auth: none, reply: %s}
+  http: {path: /hooks, listen: ADDR, auth: none, reply: %s}
 rules:
   - when: record.patient == "blocked"
     dead_letter: "patient {{ record.patient }} not allowed"
@@ -55,29 +34,13 @@ outputs:
     file: {dir: ./archive, format: ndjson}
 `
 
-// startLogged runs routeYAML on a SQLite file in dir with its logs in logs; it returns the route's URL.
-func startLogged(t *testing.T, dir, routeYAML string, logs *logBuffer) (string, *sql.DB) {
+// startLogged runs routeYAML (whose input listens on a free address written as ADDR) on a SQLite file in dir,
+// logging into logs; it returns the route's URL and the database.
+func startLogged(t *testing.T, dir, routeYAML string, logs *testkit.Buffer) (string, *sql.DB) {
 	t.Helper()
-	p := filepath.Join(dir, "r.yaml")
-	os.WriteFile(p, []byte(routeYAML), 0o644)
-	r, err := routes.LoadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := transport.OpenSQLite(filepath.Join(dir, "kp.db"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; rt.Close(); db.Close() })
-	return "http://" + r.Input.Adapter.(*kphttp.Inbound).Addr() + "/hooks", db
+	addr := testkit.FreeAddr(t)
+	_, db := runRouteLogged(t, dir, strings.ReplaceAll(routeYAML, "ADDR", addr), nil, slog.New(slog.NewJSONHandler(logs, nil)))
+	return "http://" + addr + "/hooks", db
 }
 
 func postJSON(t *testing.T, url, body string) (int, map[string]any) {
@@ -95,7 +58,7 @@ func postJSON(t *testing.T, url, body string) (int, map[string]any) {
 // The 202 lists the keys the route gives the records (its key: expression), not batch ids (issue 14,
 // defect 27); the route's own listener writes request log lines like the server's.
 func TestHTTPInboundRepliesRouteKeysAndLogsRequests(t *testing.T) {
-	var logs logBuffer
+	var logs testkit.Buffer
 	url, _ := startLogged(t, t.TempDir(), strings.Replace(checkedRoute, "%s", "accepted", 1), &logs)
 	code, reply := postJSON(t, url, `[{"id": "ev-1", "patient": "p1"}, {"id": "ev-2", "patient": "blocked"}]`)
 	if code != http.StatusAccepted {
@@ -112,7 +75,7 @@ func TestHTTPInboundRepliesRouteKeysAndLogsRequests(t *testing.T) {
 // reply: checked refuses a body with a record the route would dead-letter, with the route's reason, and
 // stores nothing (issue 14, defect 22: the sender of an unmappable payload got 202 and never heard).
 func TestHTTPInboundCheckedReply(t *testing.T) {
-	var logs logBuffer
+	var logs testkit.Buffer
 	dir := t.TempDir()
 	url, db := startLogged(t, dir, strings.Replace(checkedRoute, "%s", "checked", 1), &logs)
 	code, reply := postJSON(t, url, `[{"id": "ev-1", "patient": "p1"}, {"id": "ev-2", "patient": "blocked"}]`)

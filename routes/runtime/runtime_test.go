@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -171,6 +172,12 @@ func start(t *testing.T, db *sql.DB, dialect string, r *routes.Route) (string, f
 // It returns the runtime and its database.
 func runRoute(t *testing.T, dir, routeYAML string, before func(*runtime.Runtime)) (*runtime.Runtime, *sql.DB) {
 	t.Helper()
+	return runRouteLogged(t, dir, routeYAML, before, nil)
+}
+
+// runRouteLogged is runRoute with the runtime's logs going to logger (nil: slog's default).
+func runRouteLogged(t *testing.T, dir, routeYAML string, before func(*runtime.Runtime), logger *slog.Logger) (*runtime.Runtime, *sql.DB) {
+	t.Helper()
 	p := filepath.Join(dir, "r.yaml")
 	if err := os.WriteFile(p, []byte(routeYAML), 0o644); err != nil {
 		t.Fatal(err)
@@ -184,7 +191,7 @@ func runRoute(t *testing.T, dir, routeYAML string, before func(*runtime.Runtime)
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
+	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond, Logger: logger})
 	if err != nil {
 		cancel()
 		db.Close()
