@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -194,62 +193,51 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	now := s.now()
 	epoch := s.st.Epoch()    // before the transaction: what it writes belongs to this epoch or a later one
 	var stored store.Message // what was stored, for the message cache
-	// On PostgreSQL the first attempt locks the resources the message leaves
-	// unchanged in shared mode (only the others can be: the focal one always
-	// gets a new version); if one of them changed before the locks were taken,
-	// the second attempt locks everything exclusively.
+	// The first attempt may lock the resources the message carries unchanged in
+	// shared mode (PostgreSQL; only non-focal ones: the focal one always gets a
+	// new version); if one of them changed before its lock was taken, the second
+	// attempt locks everything exclusively.
 	shareUnchanged := s.st.Dialect() == store.Postgres && slices.ContainsFunc(ents, func(e resourceEntry) bool { return !e.focal })
+	urls := make([]string, len(ents))
+	for i, e := range ents {
+		urls[i] = e.url
+	}
 	update := func(tx *store.Tx) error {
-		urls := make([]string, len(ents))
-		for i, e := range ents {
-			urls[i] = e.url
-		}
 		// Decision 7: the domain lock on SQLite; on PostgreSQL locks on this message's
 		// resources (and focal reference: replacement of older entries) and on its
 		// identifier, so posts about other resources run in parallel — shared locks
-		// for the resources it carries unchanged, judged on a read before locking and
-		// confirmed on the read under the locks.
-		exclusive, readOnly := append(slices.Clip(urls), focalURL), map[string]string(nil)
+		// for the resources it carries unchanged. A ValidateOnly message is checked
+		// as a new one (no receipt lookup).
+		l := store.PostLock{DomainID: c.DomainID, SenderID: c.ID, Identifier: mh.Identifier(),
+			Exclusive: append(slices.Clip(urls), focalURL), Read: urls}
+		if !validateOnly {
+			l.RequestHash = requestHash
+		}
 		if shareUnchanged {
-			before, err := tx.Resources(ctx, c.DomainID, urls)
-			if err != nil {
-				return err
-			}
-			exclusive, readOnly = exclusive[:0], map[string]string{}
+			l.Exclusive, l.Unchanged = []string{focalURL}, map[string]string{}
 			for _, e := range ents {
-				if cur, ok := before[e.url]; ok && !e.focal && cur.ContentHash == e.hash {
-					readOnly[e.url] = e.hash
+				if e.focal {
+					l.Exclusive = append(l.Exclusive, e.url)
 				} else {
-					exclusive = append(exclusive, e.url)
+					l.Unchanged[e.url] = e.hash
 				}
 			}
-			exclusive = append(exclusive, focalURL)
 		}
-		last, err := tx.LockForPost(ctx, c.DomainID, c.ID, mh.Identifier(), exclusive, slices.Collect(maps.Keys(readOnly)))
+		locked, err := tx.LockForPost(ctx, l)
 		if err != nil {
 			return err
 		}
 		// A retry of a POST whose reply the sender lost: answer as the first time
 		// (checked under the lock, before the version checks it would now fail).
-		// A ValidateOnly message is checked as a new one.
-		if !validateOnly {
-			prior, ok, err := tx.Receipt(ctx, c.ID, mh.Identifier(), requestHash)
-			if err != nil {
-				return err
-			}
-			if ok {
-				result.MessageID, result.Duplicate = prior.MessageID, true
-				result.Response = s.responseMessage(c, mh, prior.Data, base)
-				return nil
-			}
+		if locked.HasReceipt {
+			result.MessageID, result.Duplicate = locked.Receipt.MessageID, true
+			result.Response = s.responseMessage(c, mh, locked.Receipt.Data, base)
+			return nil
 		}
-		known, err := tx.Resources(ctx, c.DomainID, urls)
-		if err != nil {
-			return err
-		}
-		for u, hash := range readOnly {
-			if cur, ok := known[u]; !ok || cur.ContentHash != hash {
-				return errLockAgain // changed between the first read and the shared lock
+		known, last := locked.Resources, locked.LastVersion
+		for _, u := range locked.Shared {
+			if cur, ok := known[u]; !ok || cur.ContentHash != l.Unchanged[u] {
+				return errLockAgain // changed between the lock statement's check and its shared lock
 			}
 		}
 		for _, r := range known {
@@ -323,28 +311,6 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		for _, e := range ents {
 			filled[e.slot] = finalVersion[e.url]
 		}
-		bodyID, err := tx.InsertBody(ctx, formatName(f), slots.fill(template, filled))
-		if err != nil {
-			return err
-		}
-		stored = store.Message{
-			DomainID: c.DomainID, SenderInstanceID: c.ID, Event: event, MessageIdentifier: mh.Identifier(),
-			FeedID: b.ID, PatientRef: patient, FocalRef: focalURL, FocalVersion: focalVersion, Version: v,
-			BodyID: bodyID, CreatedAt: now.UnixMicro(),
-		}
-		msgID, err := tx.InsertMessage(ctx, stored)
-		if err != nil {
-			return err
-		}
-		stored.ID = msgID
-		rvs := make([]store.ResourceVersion, len(puts))
-		for i, e := range puts {
-			rvs[i] = store.ResourceVersion{DomainID: c.DomainID, URL: e.url, ResourceType: e.typ, Version: v,
-				ContentHash: e.hash, InstanceID: c.ID, MessageID: msgID}
-		}
-		if err := tx.PutResourceVersions(ctx, rvs); err != nil {
-			return err
-		}
 		// Routing, synchronously in the same transaction: the 200 means every
 		// subscriber's queue already holds the message.
 		subs, err := tx.Subscribers(ctx, c.DomainID, event)
@@ -354,12 +320,6 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		recipients := make([]int64, len(subs))
 		for i, sub := range subs {
 			recipients[i] = sub.InstanceID
-		}
-		result.Entries, err = tx.QueueForAll(ctx, store.Entry{DomainID: c.DomainID, MessageID: msgID,
-			Event: event, PatientRef: patient, FocalRef: focalURL, Status: store.StatusNew,
-			StatusChangedAt: now.UnixMicro(), Version: v, CreatedAt: now.UnixMicro()}, recipients)
-		if err != nil {
-			return err
 		}
 		if c.APIVersion != APIVersion135 && len(issued) > 0 {
 			// 1.3.3 senders get the focal version only (SPEC.md §4.8).
@@ -373,10 +333,23 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		} else if len(issued) == 0 || !strings.HasPrefix(issued[0], focalURL+"/_history/") {
 			issued = append([]string{focalURL + "/_history/" + focalVersion}, issued...)
 		}
-		if err := tx.InsertReceipt(ctx, store.Receipt{SenderInstanceID: c.ID, MessageIdentifier: mh.Identifier(),
-			RequestHash: requestHash, MessageID: msgID, Data: issued, CreatedAt: now.UnixMicro()}); err != nil {
+		stored = store.Message{
+			DomainID: c.DomainID, SenderInstanceID: c.ID, Event: event, MessageIdentifier: mh.Identifier(),
+			FeedID: b.ID, PatientRef: patient, FocalRef: focalURL, FocalVersion: focalVersion, Version: v,
+			CreatedAt: now.UnixMicro(),
+		}
+		rvs := make([]store.ResourceVersion, len(puts))
+		for i, e := range puts {
+			rvs[i] = store.ResourceVersion{DomainID: c.DomainID, URL: e.url, ResourceType: e.typ, Version: v,
+				ContentHash: e.hash, InstanceID: c.ID}
+		}
+		msgID, entries, err := tx.Accept(ctx, store.Accepted{Format: formatName(f), Body: slots.fill(template, filled),
+			Message: stored, Versions: rvs, Recipients: recipients,
+			Receipt: &store.Receipt{SenderInstanceID: c.ID, MessageIdentifier: mh.Identifier(), RequestHash: requestHash, Data: issued}})
+		if err != nil {
 			return err
 		}
+		stored.ID, result.Entries = msgID, entries
 		result.MessageID, result.Version, result.Warnings = msgID, v, warnings
 		result.Response = s.responseMessage(c, mh, issued, base)
 		return nil

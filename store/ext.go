@@ -14,6 +14,14 @@ func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error
 	return t.exec(ctx, q, args...)
 }
 
+// Queue runs a statement whose result is not needed (an audit row, a counter):
+// on PostgreSQL it is sent together with the transaction's next statement or
+// its COMMIT, so it costs no round trip of its own; an error it causes is
+// returned from there (and rolls the transaction back). On SQLite it runs now.
+func (t *Tx) Queue(ctx context.Context, q string, args ...any) error {
+	return t.queue(ctx, q, args...)
+}
+
 // Get scans one row into dest (sqlx rules: struct fields by `db` tag, or a scalar).
 // No row gives sql.ErrNoRows.
 func (t *Tx) Get(ctx context.Context, dest any, q string, args ...any) error {

@@ -76,6 +76,10 @@ func (t *Tx) Resources(ctx context.Context, domainID int64, urls []string) (map[
 	return out, nil
 }
 
+// resourcesSQLPG is Resources on PostgreSQL: one statement text whatever the number of URLs.
+const resourcesSQLPG = `SELECT id, url, resource_type, current_version, content_hash FROM resources
+	WHERE domain_id = $1 AND url = ANY($2::text[])`
+
 // ResourceVersion is a new version of a resource to store.
 type ResourceVersion struct {
 	DomainID     int64

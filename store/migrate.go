@@ -101,7 +101,7 @@ func (s *Store) migrateTo(ctx context.Context, upTo int) error {
 			return fmt.Errorf("database schema version %d is newer than this binary knows (%d): upgrade koppelpoort", have, len(ms))
 		}
 		for _, m := range ms[have:] {
-			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
+			if err := tx.execScript(ctx, m.sql); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.name, err)
 			}
 			if _, err := tx.exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

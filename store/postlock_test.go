@@ -12,19 +12,38 @@ import (
 // TestLockForPostPostgres: a POST's locks cover exactly its resources (also
 // ones without a row) and its sender + identifier — another POST about other
 // resources, or the same URL in another domain, does not wait for them. A
-// resource locked read-only (shared) is shared with other readers, not writers.
+// resource carried unchanged (its current content hash) is locked shared: with
+// other readers, not writers; carried changed, it is locked exclusively.
 func TestLockForPostPostgres(t *testing.T) {
 	s := storetest.NewPostgres(t).Open(t)
 	dA, inst := fixture(t, s, "A", "u@a")
 	dB, _ := fixture(t, s, "B", "u@b")
 	const a, b, c, pr = "https://x/Patient/a", "https://x/Patient/b", "https://x/CarePlan/c", "https://x/Practitioner/p"
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		return tx.PutResourceVersion(ctx, store.ResourceVersion{DomainID: dA, URL: pr, ResourceType: "Practitioner",
+			Version: "v1", ContentHash: "h1", InstanceID: inst})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func(urls ...string) map[string]string {
+		m := map[string]string{}
+		for _, u := range urls {
+			m[u] = "h1"
+		}
+		return m
+	}
 
 	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- s.Update(ctx, func(tx *store.Tx) error {
 			// Duplicates and any order are fine.
-			if _, err := tx.LockForPost(ctx, dA, inst, "m1", []string{b, a, b}, []string{pr}); err != nil {
+			st, err := tx.LockForPost(ctx, store.PostLock{DomainID: dA, SenderID: inst, Identifier: "m1",
+				Exclusive: []string{b, a, b}, Unchanged: unchanged(pr), Read: []string{pr, a}})
+			if err != nil {
 				return err
+			}
+			if len(st.Shared) != 1 || st.Shared[0] != pr || st.Resources[pr].CurrentVersion != "v1" || len(st.Resources) != 1 {
+				t.Errorf("lock state: shared %v, resources %v; want %s shared and read", st.Shared, st.Resources, pr)
 			}
 			close(held)
 			<-release
@@ -36,11 +55,12 @@ func TestLockForPostPostgres(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("first lock: %v", err)
 	}
-	tryShared := func(domainID int64, identifier string, urls, readOnly []string) error {
+	tryShared := func(domainID int64, identifier string, urls []string, readOnly map[string]string) error {
 		c, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		return s.Update(c, func(tx *store.Tx) error {
-			_, err := tx.LockForPost(c, domainID, inst, identifier, urls, readOnly)
+			_, err := tx.LockForPost(c, store.PostLock{DomainID: domainID, SenderID: inst, Identifier: identifier,
+				Exclusive: urls, Unchanged: readOnly})
 			return err
 		})
 	}
@@ -60,16 +80,19 @@ func TestLockForPostPostgres(t *testing.T) {
 	if start, err := time.Now(), try(dA, "m1", c); err == nil || time.Since(start) < 400*time.Millisecond {
 		t.Fatalf("the same sender and identifier: %v after %v, want to wait until the deadline", err, time.Since(start))
 	}
-	if err := tryShared(dA, "m4", []string{c}, []string{pr}); err != nil {
+	if err := tryShared(dA, "m4", []string{c}, unchanged(pr)); err != nil {
 		t.Fatalf("a resource another POST holds read-only, read-only too: %v, want no wait", err)
 	}
 	if start, err := time.Now(), try(dA, "m5", pr); err == nil || time.Since(start) < 400*time.Millisecond {
 		t.Fatalf("writing a resource another POST holds read-only: %v after %v, want to wait until the deadline", err, time.Since(start))
 	}
-	if start, err := time.Now(), tryShared(dA, "m6", nil, []string{a}); err == nil || time.Since(start) < 400*time.Millisecond {
+	if start, err := time.Now(), tryShared(dA, "m4b", nil, map[string]string{pr: "other content"}); err == nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatalf("a resource carried with other content than its current version: %v after %v, want an exclusive lock", err, time.Since(start))
+	}
+	if start, err := time.Now(), tryShared(dA, "m6", nil, unchanged(a)); err == nil || time.Since(start) < 400*time.Millisecond {
 		t.Fatalf("reading a resource another POST writes: %v after %v, want to wait until the deadline", err, time.Since(start))
 	}
-	if start, err := time.Now(), tryShared(dA, "m7", []string{pr}, []string{pr}); err == nil || time.Since(start) < 400*time.Millisecond {
+	if start, err := time.Now(), tryShared(dA, "m7", []string{pr}, unchanged(pr)); err == nil || time.Since(start) < 400*time.Millisecond {
 		t.Fatalf("a URL in both lists must be locked exclusively: %v after %v", err, time.Since(start))
 	}
 	close(release)
@@ -89,10 +112,12 @@ func TestPostVersionIssued(t *testing.T) {
 		d, inst := fixture(t, s, "A", "u@a")
 		for _, v := range []string{"2026-01-01T00:00:00:000.0001", "2026-01-01T00:00:00:000.0002"} {
 			if err := s.Update(ctx, func(tx *store.Tx) error {
-				last, err := tx.LockForPost(ctx, d, inst, "m-"+v, []string{"https://x/Patient/1"}, nil)
+				st, err := tx.LockForPost(ctx, store.PostLock{DomainID: d, SenderID: inst, Identifier: "m-" + v,
+					Exclusive: []string{"https://x/Patient/1"}})
 				if err != nil {
 					return err
 				}
+				last := st.LastVersion
 				want := ""
 				if b.Name == "sqlite" && v != "2026-01-01T00:00:00:000.0001" {
 					want = "2026-01-01T00:00:00:000.0001"

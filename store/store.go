@@ -87,6 +87,8 @@ type Store struct {
 	log     *slog.Logger
 	where   string // DSN without secrets, for error messages
 	holder  string // this Store's name in runner_leases (see RunExclusive)
+	// roundTrips counts round trips to PostgreSQL (roundtrips.go).
+	roundTrips atomic.Uint64
 
 	// group commit (SQLite): requests, shutdown signal, committer finished
 	reqs      chan *writeReq
@@ -258,6 +260,7 @@ func openPostgres(ctx context.Context, cfg Config) (*Store, error) {
 	pc.ConnectTimeout = cfg.ConnectTimeout
 	where := fmt.Sprintf("postgres %s:%d/%s", pc.Host, pc.Port, pc.Database)
 	s := &Store{dialect: Postgres, where: where}
+	pc.DialFunc = countingDial(pc.DialFunc, &s.roundTrips) // also dials the other hosts of a multi-host DSN
 	db := sqlx.NewDb(stdlib.OpenDB(*pc, stdlib.OptionAfterConnect(s.pgAfterConnect)), "pgx")
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
@@ -333,7 +336,8 @@ func (s *Store) Ready(ctx context.Context) error {
 
 // Tx is one database transaction; the repository methods hang off it.
 type Tx struct {
-	tx      *sqlx.Tx
+	tx      *sqlx.Tx // SQLite
+	pg      *pgTx    // PostgreSQL (see pgtx.go)
 	dialect Dialect
 	// noCancel: statements ignore the caller's cancellation (group commit: an
 	// interrupted SQLite statement could roll back other requests' writes).
@@ -368,6 +372,10 @@ func (t *Tx) c(ctx context.Context) context.Context {
 func (t *Tx) Dialect() Dialect { return t.dialect }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if t.pg != nil {
+		tag, err := t.pg.exec(ctx, sqlx.Rebind(sqlx.DOLLAR, q), args)
+		return pgResult{tag}, err
+	}
 	q = t.tx.Rebind(q)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(t.c(ctx), args...)
@@ -375,7 +383,22 @@ func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error
 	return t.tx.ExecContext(t.c(ctx), q, args...)
 }
 
+// queue runs a statement whose result is not needed: on PostgreSQL it is sent
+// with the transaction's next statement or its COMMIT (no round trip of its
+// own), and an error it causes is returned from there; elsewhere it runs now.
+func (t *Tx) queue(ctx context.Context, q string, args ...any) error {
+	if t.pg != nil {
+		t.pg.queue(sqlx.Rebind(sqlx.DOLLAR, q), args)
+		return nil
+	}
+	_, err := t.exec(ctx, q, args...)
+	return err
+}
+
 func (t *Tx) get(ctx context.Context, dest any, q string, args ...any) error {
+	if t.pg != nil {
+		return t.pg.query(ctx, sqlx.Rebind(sqlx.DOLLAR, q), args, func(rows pgx.Rows) error { return scanOne(rows, dest) })
+	}
 	q = t.tx.Rebind(q)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.GetContext(t.c(ctx), dest, args...)
@@ -384,6 +407,9 @@ func (t *Tx) get(ctx context.Context, dest any, q string, args ...any) error {
 }
 
 func (t *Tx) sel(ctx context.Context, dest any, q string, args ...any) error {
+	if t.pg != nil {
+		return t.pg.query(ctx, sqlx.Rebind(sqlx.DOLLAR, q), args, func(rows pgx.Rows) error { return scanAll(rows, dest) })
+	}
 	q = t.tx.Rebind(q)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.SelectContext(t.c(ctx), dest, args...)
@@ -394,6 +420,10 @@ func (t *Tx) sel(ctx context.Context, dest any, q string, args ...any) error {
 // insertID runs an INSERT and returns the new row's id (RETURNING works on both dialects).
 func (t *Tx) insertID(ctx context.Context, q string, args ...any) (int64, error) {
 	var id int64
+	if t.pg != nil {
+		err := t.get(ctx, &id, q+" RETURNING id", args...)
+		return id, err
+	}
 	q = t.tx.Rebind(q + " RETURNING id")
 	if st := t.stmt(ctx, q); st != nil {
 		err := st.QueryRowxContext(t.c(ctx), args...).Scan(&id)
@@ -401,6 +431,19 @@ func (t *Tx) insertID(ctx context.Context, q string, args ...any) (int64, error)
 	}
 	err := t.tx.QueryRowxContext(t.c(ctx), q, args...).Scan(&id)
 	return id, err
+}
+
+// execScript runs SQL that may hold several statements (a migration file).
+func (t *Tx) execScript(ctx context.Context, script string) error {
+	if t.pg != nil {
+		if err := t.pg.flush(ctx); err != nil { // BEGIN and anything queued
+			return err
+		}
+		_, err := t.pg.pc.Exec(ctx, script) // no arguments: simple protocol, several statements allowed
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, script)
+	return err
 }
 
 // Update runs fn in a write transaction and commits it; any error from fn (or
@@ -426,11 +469,10 @@ func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx *Tx) error) (err error) {
-	opts := &sql.TxOptions{}
-	if readOnly && s.dialect == Postgres {
-		opts.ReadOnly = true
+	if s.dialect == Postgres {
+		return s.runPG(ctx, db, readOnly, fn)
 	}
-	sqltx, err := db.BeginTxx(ctx, opts)
+	sqltx, err := db.BeginTxx(ctx, &sql.TxOptions{})
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
@@ -448,6 +490,36 @@ func (s *Store) run(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx 
 		return err
 	}
 	if err := sqltx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	if tx.instChanged {
+		s.instGen.Add(1)
+	}
+	return nil
+}
+
+// runPG is run on PostgreSQL: a pipelined transaction (pgtx.go).
+func (s *Store) runPG(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx *Tx) error) error {
+	p, err := beginPG(ctx, db, readOnly)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer p.end()
+	defer func() {
+		if r := recover(); r != nil {
+			_ = p.rollback()
+			panic(r)
+		}
+	}()
+	tx := &Tx{pg: p, dialect: s.dialect, subs: s.subs}
+	if err := fn(tx); err != nil {
+		if rerr := p.rollback(); rerr != nil {
+			s.log.Warn("store: rollback failed", "err", rerr)
+		}
+		return err
+	}
+	if err := p.commit(ctx); err != nil {
+		_ = p.rollback()
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	if tx.instChanged {

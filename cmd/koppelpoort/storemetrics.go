@@ -8,7 +8,10 @@ import (
 // registerStoreMetrics exposes the SQLite writer's counters: with one writer
 // for every change, its utilisation says how close the server is to its limit.
 func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
-	if st.Dialect() != store.SQLite {
+	if st.Dialect() == store.Postgres {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "koppelpoort_store_round_trips_total",
+			Help: "Round trips to PostgreSQL (a turn from sending to receiving on a connection); per request, the waits a request costs."},
+			func() float64 { return float64(st.RoundTrips()) }))
 		return
 	}
 	reg.MustRegister(

@@ -405,7 +405,7 @@ func TestPostgresPostsInOneDomainRunInParallel(t *testing.T) {
 		stuck <- result{s, rb, err}
 	}()
 	// Wait until that POST waits for the row lock, inside its transaction.
-	waitForLockWait(t, db, "INSERT INTO resources%", "the POST of the locked CarePlan never waited for its row lock")
+	waitForLockWait(t, db, "%INSERT INTO resources%", "the POST of the locked CarePlan never waited for its row lock")
 
 	others := make(chan result, 2)
 	for i := range 2 {

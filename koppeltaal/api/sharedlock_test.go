@@ -57,7 +57,7 @@ func updateStuckInTransaction(t *testing.T, h *harness, dsn, planURL, practURL, 
 		t.Fatal(err)
 	}
 	result = postAsync(h, carePlanWith(planURL, v1, practURL, practName), time.Minute)
-	waitForLockWait(t, db, "INSERT INTO resources%", "the POST of the locked CarePlan never waited for its row lock")
+	waitForLockWait(t, db, "%INSERT INTO resources%", "the POST of the locked CarePlan never waited for its row lock")
 	return db, holder, result
 }
 
@@ -92,7 +92,7 @@ func TestPostgresUnchangedResourceIsShared(t *testing.T) {
 	}
 	// One that changes it waits for the stuck one's shared lock.
 	changer := postAsync(h, carePlanWith(plan3, "", pract, "Dr B"), time.Minute)
-	waitForLockWait(t, db, "SELECT pg_advisory_xact_lock%", "the POST changing the practitioner did not wait for the shared lock")
+	waitForLockWait(t, db, "SELECT %pg_advisory_xact_lock%", "the POST changing the practitioner did not wait for the shared lock")
 	select {
 	case r := <-changer:
 		t.Fatalf("the POST changing the practitioner finished while a POST carrying it was open: %d %s", r.status, r.body)
@@ -121,7 +121,7 @@ func TestPostgresSharedLockComesTooLate(t *testing.T) {
 	db, holder, changer := updateStuckInTransaction(t, h, b.DSN, plan1, pract, "Dr B")
 	// One carrying the practitioner as committed ("Dr A") judges it unchanged and waits for a shared lock.
 	late := postAsync(h, carePlanWith(plan2, "", pract, "Dr A"), time.Minute)
-	waitForLockWait(t, db, "SELECT pg_advisory_xact_lock%", "the POST carrying the practitioner did not wait for the lock")
+	waitForLockWait(t, db, "SELECT %pg_advisory_xact_lock%", "the POST carrying the practitioner did not wait for the lock")
 	_ = holder.Rollback()
 	for name, c := range map[string]<-chan postResult{"changer": changer, "late": late} {
 		if r := <-c; r.err != nil || r.status != http.StatusOK {
