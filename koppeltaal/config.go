@@ -487,6 +487,22 @@ const (
 	DemoRoot = "http://127.0.0.1:8080"
 	// DemoActivity is the identifier of the demo game's ActivityDefinition.
 	DemoActivity = "demo-game"
+	// DemoPatient is the patient of the demo domain's CarePlan (posted by serve at start) and of the
+	// launches the banner and the README show.
+	DemoPatient = "https://portal.example/fhir/Koppeltaal/Patient/1"
+
+	// The demo module is `koppelpoort testclient` (a simulated e-learning module, a confidential OAuth
+	// client) listening on DemoModuleRoot: Launch sends the browser to its /launch, Authorize back to its
+	// /callback.
+	DemoModuleUser     = "module@demo"
+	DemoModulePassword = "demo-module"
+	DemoModuleClient   = "DemoModule"
+	DemoModuleSecret   = "demo-module-secret"
+	DemoModuleRoot     = "http://127.0.0.1:8090"
+	DemoModuleActivity = "demo-module"
+	// The legacy portal speaks api-version 1.3.3 (a hybrid domain, SPEC.md §7.5).
+	DemoLegacyUser     = "legacy@demo"
+	DemoLegacyPassword = "demo-legacy"
 )
 
 // WithDemoRoot points the demo game's launch URL and redirect URI at root
@@ -507,8 +523,12 @@ func (c *Config) WithDemoRoot(root string) {
 }
 
 // DemoConfig is the configuration `koppelpoort serve` runs without a config
-// file: one domain "Demo" with a practitioner/patient portal, a game and an EPD
-// bridge, with the fixed, documented (and therefore insecure) demo passwords above.
+// file: one domain "Demo" with a practitioner/patient portal (the owner of care
+// plans), a game, an EPD bridge, the demo module (`koppelpoort testclient`) and a
+// portal on api-version 1.3.3, with the fixed, documented (and therefore
+// insecure) demo passwords above. It has what `koppelpoort regress` needs: two
+// subscribers of CreateOrUpdateCarePlan, a confidential and a public OAuth
+// client, a 1.3.3 instance and activity definitions.
 func DemoConfig() Config {
 	c := Config{
 		Domains: []DomainConfig{{Name: DemoDomain, DTAPPhase: store.DTAPTest}},
@@ -519,20 +539,33 @@ func DemoConfig() Config {
 				LaunchURL: DemoRoot + DemoGamePath, RedirectURIs: []string{DemoRoot + DemoGamePath},
 				PublicClient: true, RefreshTokens: true},
 			{ID: "DemoEPD", Name: "Demo EPD bridge"},
+			{ID: DemoModuleClient, Name: "Demo module (koppelpoort testclient)", Roles: []string{"ELearning"},
+				// A server-side module: confidential client with a secret; its pages run on DemoModuleRoot.
+				OAuthSecret: DemoModuleSecret, LaunchURL: DemoModuleRoot + "/launch", RedirectURIs: []string{DemoModuleRoot + "/callback"},
+				RefreshTokens: true, AllowedOrigins: []string{DemoModuleRoot}},
+			{ID: "DemoLegacyPortal", Name: "Demo portal on the 1.3.3 API", Roles: []string{"PatientPortal"}},
 		},
 		Instances: []InstanceConfig{
+			// The portal owns the care plans it sends: it keeps their versions from the Mailbox replies
+			// instead of subscribing to its own CreateOrUpdateCarePlan messages.
 			{Application: "DemoPortal", Domain: DemoDomain, Username: DemoPortalUser, Password: DemoPortalPassword,
-				APIVersion: APIVersion135, Subscriptions: []string{"CreateOrUpdateCarePlan", "UpdateCarePlanActivityStatus",
-					"CreateOrUpdatePatient", "CreateOrUpdateUserMessage"}},
+				APIVersion: APIVersion135, Subscriptions: []string{"UpdateCarePlanActivityStatus",
+					"CreateOrUpdateCarePlanActivityResult", "CreateOrUpdatePatient", "CreateOrUpdateUserMessage"}},
 			{Application: "DemoGame", Domain: DemoDomain, Username: DemoGameUser, Password: DemoGamePassword,
 				APIVersion: APIVersion135, Subscriptions: []string{"CreateOrUpdateCarePlan", "CreateOrUpdatePatient",
 					"CreateOrUpdatePractitioner", "CreateOrUpdateUserMessage"}},
 			{Application: "DemoEPD", Domain: DemoDomain, Username: DemoEPDUser, Password: DemoEPDPassword,
 				APIVersion: APIVersion135, Subscriptions: []string{"CreateOrUpdateCarePlan", "UpdateCarePlanActivityStatus"}},
+			{Application: DemoModuleClient, Domain: DemoDomain, Username: DemoModuleUser, Password: DemoModulePassword,
+				APIVersion: APIVersion135, Subscriptions: []string{"CreateOrUpdateCarePlan", "CreateOrUpdateActivityDefinition"}},
+			{Application: "DemoLegacyPortal", Domain: DemoDomain, Username: DemoLegacyUser, Password: DemoLegacyPassword,
+				APIVersion: APIVersion133, Subscriptions: []string{"CreateOrUpdateCarePlan"}},
 		},
 		ActivityDefinitions: []ActivityDefinitionConfig{
 			{Identifier: DemoActivity, Domain: DemoDomain, Application: "DemoGame", Name: "Demo game",
 				Description: "A tiny game page served by Koppelpoort itself, to try the SSO launch.", Kind: "Game"},
+			{Identifier: DemoModuleActivity, Domain: DemoDomain, Application: DemoModuleClient, Name: "Demo module",
+				Description: "koppelpoort testclient: a simulated e-learning module that reports its progress.", Kind: "ELearning"},
 		},
 	}
 	c.SetDefaults()

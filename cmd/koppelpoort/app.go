@@ -98,6 +98,7 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 			a.mounts = append(a.mounts, server.MountFunc(func(r chi.Router) {
 				r.Handle(koppeltaal.DemoGamePath, oauth.DemoGamePage())
 			}))
+			seedDemoCarePlan(ctx, kt.Service(), root+api.Prefix, logger)
 		}
 	}
 	// Administrators after the Koppeltaal objects: their scopes name domains and applications.
@@ -145,13 +146,16 @@ func printDemoBanner(w io.Writer, cfg *config.Config, where string) {
 	fmt.Fprintf(&b, "Koppeltaal FHIR base: %s/FHIR/Koppeltaal   (demo domain %q)\n", base, koppeltaal.DemoDomain)
 	fmt.Fprintf(&b, "Demo application instances (HTTP Basic username:password):\n")
 	for _, in := range cfg.Koppeltaal.Instances {
-		fmt.Fprintf(&b, "  %-12s %s:%s   subscribed to %s\n", in.Application, in.Username, in.Password, strings.Join(in.Subscriptions, ", "))
+		fmt.Fprintf(&b, "  %-16s %s:%s   subscribed to %s\n", in.Application, in.Username, in.Password, strings.Join(in.Subscriptions, ", "))
 	}
 	fmt.Fprintf(&b, "Try: curl -u %s:%s %s/FHIR/Koppeltaal/metadata\n", koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base)
-	fmt.Fprintf(&b, "SSO: curl -i -u %s:%s '%s/OAuth2/Koppeltaal/Launch?client_id=DemoGame&patient=https://portal.example/Patient/1'\n",
-		koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base)
-	fmt.Fprintf(&b, "     and open its Location in a browser: the demo game (%s%s) signs in and claims the patient's next message.\n",
+	fmt.Fprintf(&b, "SSO: curl -i -u %s:%s '%s/OAuth2/Koppeltaal/Launch?client_id=DemoGame&patient=%s'\n",
+		koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base, koppeltaal.DemoPatient)
+	fmt.Fprintf(&b, "     and open its Location in a browser: the demo game (%s%s) signs in and claims the demo patient's CarePlan.\n",
 		base, koppeltaal.DemoGamePath)
+	fmt.Fprintf(&b, "A module at work: koppelpoort testclient   (the demo module %s on %s: it works on its activity in that CarePlan)\n",
+		koppeltaal.DemoModuleClient, koppeltaal.DemoModuleRoot)
+	fmt.Fprintf(&b, "Regression Test: koppelpoort regress %s\n", base)
 	fmt.Fprintf(&b, "Console: %s/console/   (administrator %s:%s)\n", base, admin.DemoUser, admin.DemoPassword)
 	fmt.Fprintf(&b, "These credentials are for trying Koppelpoort out; use a --config file for anything else.\n\n")
 	_, _ = io.WriteString(w, b.String())

@@ -13,5 +13,7 @@ func extraCommands() []*cobra.Command {
 		newReplayCmd(),
 		newLoadCmd(),
 		newAdminCmd(),
+		newRegressCmd(),
+		newTestClientCmd(),
 	}
 }

@@ -5,7 +5,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -192,28 +191,11 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes raw as the configuration file named path (used in errors).
+// Parse decodes raw as the configuration file named path (used in errors); an empty file is all defaults.
 func Parse(path string, raw []byte, getenv func(string) string) (*Config, error) {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, errEOF()) {
-			doc = yaml.Node{} // empty file: all defaults
-		} else {
-			return nil, yamlError(path, err)
-		}
-	}
 	c := &Config{Path: path}
-	if doc.Kind != 0 {
-		if err := substituteEnv(&doc, getenv); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if err := CheckKnownFields(&doc, c); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if err := doc.Decode(c); err != nil {
-			return nil, yamlError(path, err)
-		}
+	if err := DecodeStrict(path, raw, getenv, c); err != nil {
+		return nil, err
 	}
 	c.Path = path
 	c.setDefaults()

@@ -17,12 +17,15 @@ import (
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 )
 
-// Client talks to one Koppeltaal server as one application instance (HTTP Basic, sent pre-emptively).
+// Client talks to one Koppeltaal server as one application instance (HTTP Basic, sent pre-emptively), or
+// as a launched module with an OAuth2 access token.
 type Client struct {
 	// BaseURL is the server root, e.g. https://kt.example.nl (the client adds /FHIR/Koppeltaal/...).
 	BaseURL  string
 	Username string
 	Password string
+	// Token, when set, is sent as "Authorization: Bearer" instead of the Basic credentials.
+	Token string
 	// Format is the wire format; default JSON.
 	Format dstu1.Format
 	// HTTP is the HTTP client; default one with a 30s timeout.
@@ -93,7 +96,10 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte) ([]
 	if body != nil {
 		req.Header.Set("Content-Type", mt)
 	}
-	if c.Username != "" {
+	switch {
+	case c.Token != "":
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	case c.Username != "":
 		req.SetBasicAuth(c.Username, c.Password)
 	}
 	resp, err := c.httpClient().Do(req)
