@@ -36,6 +36,11 @@ type Result struct {
 func (r *Route) Process(rec adapters.Record) Result {
 	env := transforms.Env{Record: rec.Fields, Meta: rec.Meta, Route: r.Name}
 	key := rec.Key
+	views, err := r.engine.Views(rec.Fields)
+	if err != nil {
+		return Result{Outcome: DeadLettered, Key: key, Reason: err.Error()}
+	}
+	env.Views = views
 	if r.Key != nil {
 		v, err := r.Key.Eval(env)
 		if err != nil {

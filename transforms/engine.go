@@ -36,6 +36,9 @@ type Shape struct {
 	Fields []string
 	// StringValues says every value is a string (CSV, form posts), so `record.x` is typed string.
 	StringValues bool
+	// Views are top-level names expressions may use besides record, each computed from the record once per
+	// record (the mllp input's `msg`: the parsed HL7 message, so expressions write msg.PID[3][1]).
+	Views map[string]func(record map[string]any) (any, error)
 }
 
 // Config configures an Engine for one route.
@@ -72,6 +75,8 @@ type Env struct {
 	Route string
 	// Vars are the values a transform computed in its `fields` section; later expressions see them as `fields`.
 	Vars map[string]any
+	// Views are the Shape's views computed for this record (Engine.Views).
+	Views map[string]any
 }
 
 // CompileError is an expression that does not compile; Line and Column (both 1-based) are positions inside
@@ -121,6 +126,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 		"meta":   map[string]string{},
 		"route":  "",
 		"fields": map[string]any{},
+	}
+	for name := range cfg.Shape.Views {
+		if _, taken := envType[name]; taken {
+			return nil, fmt.Errorf("view %q would hide the expression variable of the same name", name)
+		}
+		envType[name] = map[string]any{}
 	}
 	e.opts = append([]expr.Option{expr.Env(envType)}, e.library()...)
 	return e, nil
@@ -244,8 +255,27 @@ func (p *Program) EvalBool(env Env) (bool, error) {
 	return b, nil
 }
 
+// Views computes the Shape's views for one record; the result goes into Env.Views.
+func (e *Engine) Views(record map[string]any) (map[string]any, error) {
+	if len(e.cfg.Shape.Views) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]any, len(e.cfg.Shape.Views))
+	for name, f := range e.cfg.Shape.Views {
+		v, err := f(record)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
 func (env Env) asMap() map[string]any {
 	m := map[string]any{"record": env.Record, "meta": env.Meta, "route": env.Route, "fields": env.Vars}
+	for k, v := range env.Views {
+		m[k] = v
+	}
 	if env.Record == nil {
 		m["record"] = map[string]any{}
 	}

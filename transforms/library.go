@@ -10,6 +10,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/google/uuid"
+	"github.com/koppelpoort/koppelpoort/hl7v2"
 )
 
 // FunctionDoc describes one library function for `koppelpoort lint`, docs and editor help.
@@ -52,6 +53,7 @@ var Functions = []FunctionDoc{
 	{"uuid", "uuid()", "a random UUID"},
 	{"stable_id", "stable_id(parts...)", "a deterministic id (hex SHA-256 prefix) from the parts: the same record gives the same id"},
 	{"str", "str(x)", "x as a string (nil → \"\")"},
+	{"hl7", "hl7(msg, path)", "one value of the HL7 v2 message of an mllp input by path, 1-based: \"PID-3.1\", \"PID-3(2).1\" (second repetition), \"PID-5.1.2\" (subcomponent), \"OBX(2)-5\"; \"\" when absent"},
 }
 
 func str(v any) string { return Text(v) }
@@ -243,6 +245,7 @@ func (e *Engine) library() []expr.Option {
 		fn("ext_value", func(p ...any) (any, error) { return ExtensionValue(p[0], str(p[1])), nil }, new(func(any, string) any)),
 		fn("uuid", func(p ...any) (any, error) { return uuid.NewString(), nil }, new(func() string)),
 		fn("stable_id", func(p ...any) (any, error) { return StableID(strArgs(p)...), nil }),
+		fn("hl7", func(p ...any) (any, error) { return hl7v2.ViewPath(p[0], str(p[1])) }, new(func(any, string) string)),
 	}
 }
 
