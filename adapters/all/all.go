@@ -6,5 +6,6 @@ import (
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	_ "github.com/koppelpoort/koppelpoort/adapters/http"
 	_ "github.com/koppelpoort/koppelpoort/adapters/koppeltaal"
+	_ "github.com/koppelpoort/koppelpoort/adapters/mllp"
 	_ "github.com/koppelpoort/koppelpoort/adapters/sql"
 )
