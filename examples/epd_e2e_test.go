@@ -27,7 +27,7 @@ func examplesConfig(t *testing.T) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Koppeltaal == nil || len(cfg.Routes) != 3 {
+	if cfg.Koppeltaal == nil || len(cfg.Routes) != 4 {
 		t.Fatalf("examples config: koppeltaal %v, routes %v", cfg.Koppeltaal != nil, cfg.Routes)
 	}
 	return cfg
@@ -218,7 +218,7 @@ func TestExamplesConfigRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rs) != 5 {
-		t.Fatalf("loaded %d routes, want 5", len(rs))
+	if len(rs) != 6 {
+		t.Fatalf("loaded %d routes, want 6", len(rs))
 	}
 }

@@ -124,7 +124,7 @@ func TestLintDirectoryWithConfig(t *testing.T) {
 		t.Fatalf("lint examples: %v\n%s", err, out)
 	}
 	for _, want := range []string{
-		"examples/koppelpoort-examples.yaml: ok (Koppelpoort configuration; routes: 5 files)",
+		"examples/koppelpoort-examples.yaml: ok (Koppelpoort configuration; routes: 6 files)",
 		"examples/epd-to-koppeltaal/patients.yaml: ok (route epd-patients)",
 		"examples/koppeltaal-to-epd/activity-status.yaml: ok (route kt-activity-status)",
 	} {
@@ -132,7 +132,7 @@ func TestLintDirectoryWithConfig(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "patients.yaml: ok"); n != 1 {
+	if n := strings.Count(out, "epd-to-koppeltaal/patients.yaml: ok"); n != 1 {
 		t.Errorf("patients.yaml linted %d times (named by the directory and the config): want once\n%s", n, out)
 	}
 	// A broken configuration is an error naming the file and key.
