@@ -3,7 +3,6 @@ package adapters
 import (
 	"errors"
 	"fmt"
-	suggestpkg "github.com/koppelpoort/koppelpoort/internal/suggest"
 	"os"
 	"regexp"
 	"slices"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	suggestpkg "github.com/koppelpoort/koppelpoort/internal/suggest"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -359,4 +360,14 @@ func (s Spec) Markdown(id string) string {
 		fmt.Fprintf(&b, "| `%s` | %s | %v | %s | %s |\n", f.Name, f.Type, f.Required, def, esc(desc))
 	}
 	return b.String()
+}
+
+// Duration is a duration setting (TypeDuration) in an adapter's struct: Go syntax, 500ms, 30s, 5m.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses the setting.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
 }

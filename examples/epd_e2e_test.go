@@ -56,6 +56,22 @@ func copyExample(t *testing.T, name string) string {
 	return dst
 }
 
+// runExample runs an example's routes (a copy) on a gateway database in front of this repository's
+// Koppeltaal server; it returns the copy's folder, the database and a client for the demo game.
+func runExample(t *testing.T, name string) (string, *sql.DB, *client.Client) {
+	t.Helper()
+	base := ktServer(t)
+	t.Setenv("KOPPELPOORT_URL", base)
+	dir := copyExample(t, name)
+	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	runRoutes(t, dir, db)
+	return dir, db, &client.Client{BaseURL: base, Username: koppeltaal.DemoGameUser, Password: koppeltaal.DemoGamePassword}
+}
+
 func runRoutes(t *testing.T, dir string, db *sql.DB) {
 	t.Helper()
 	rs, err := routes.LoadDir(dir)
@@ -124,16 +140,7 @@ func claimAll(t *testing.T, c *client.Client, n int) []*dstu1.Bundle {
 // game claims from its mailbox; a second export of the same patient is a valid update; a broken file ends
 // in error/ with the bad row; an invalid BSN is a dead letter that replay can see.
 func TestEPDToKoppeltaal(t *testing.T) {
-	base := ktServer(t)
-	t.Setenv("KOPPELPOORT_URL", base)
-	dir := copyExample(t, "epd-to-koppeltaal")
-	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	runRoutes(t, dir, db)
-	game := &client.Client{BaseURL: base, Username: koppeltaal.DemoGameUser, Password: koppeltaal.DemoGamePassword}
+	dir, db, game := runExample(t, "epd-to-koppeltaal")
 
 	drop(t, dir, "patienten_20261127.csv", "@epd-to-koppeltaal/testdata/patienten_20261127.csv")
 	msgs := claimAll(t, game, 2)

@@ -5,13 +5,11 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
-	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/routes/transport"
@@ -56,18 +54,9 @@ func mllpSend(t *testing.T, addr, msg string) (code, text string) {
 // and leaves nothing behind (no message, no dead letter); a message sent again after a lost ACK is not
 // delivered twice.
 func TestHL7ToKoppeltaal(t *testing.T) {
-	base := ktServer(t)
-	t.Setenv("KOPPELPOORT_URL", base)
 	addr := testkit.FreeAddr(t)
 	t.Setenv("HL7_LISTEN", addr)
-	dir := copyExample(t, "hl7-to-koppeltaal")
-	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	runRoutes(t, dir, db)
-	game := &client.Client{BaseURL: base, Username: koppeltaal.DemoGameUser, Password: koppeltaal.DemoGamePassword}
+	_, db, game := runExample(t, "hl7-to-koppeltaal")
 
 	a04 := "MSH|^~\\&|EPD|GGZ|KOPPELPOORT|GGZ|20261202101500||ADT^A04^ADT_A01|MSG00001|P|2.5|||AL|NE||8859/1\r" +
 		"EVN|A04|20261202101500\r" +

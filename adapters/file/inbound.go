@@ -45,23 +45,15 @@ var InboundSpec = adapters.Spec{
 // Inbound watches a folder.
 type Inbound struct {
 	Format       `yaml:",inline"`
-	Path         string   `yaml:"path"`
-	Pattern      string   `yaml:"pattern"`
-	OnBadRows    string   `yaml:"on_bad_rows"`
-	PollInterval duration `yaml:"poll_interval"`
-	MinAge       duration `yaml:"min_age"`
-	DoneDir      string   `yaml:"done_dir"`
-	ErrorDir     string   `yaml:"error_dir"`
+	Path         string            `yaml:"path"`
+	Pattern      string            `yaml:"pattern"`
+	OnBadRows    string            `yaml:"on_bad_rows"`
+	PollInterval adapters.Duration `yaml:"poll_interval"`
+	MinAge       adapters.Duration `yaml:"min_age"`
+	DoneDir      string            `yaml:"done_dir"`
+	ErrorDir     string            `yaml:"error_dir"`
 
 	log *slog.Logger
-}
-
-type duration struct{ time.Duration }
-
-func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	d.Duration = v
-	return err
 }
 
 // Validate checks settings beyond the spec.

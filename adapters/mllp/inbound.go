@@ -44,26 +44,18 @@ func init() {
 
 // Inbound receives HL7 v2 messages over MLLP.
 type Inbound struct {
-	Listen      string   `yaml:"listen"`
-	Reply       string   `yaml:"reply"`
-	TLSCert     string   `yaml:"tls_cert"`
-	TLSKey      string   `yaml:"tls_key"`
-	TLSClientCA string   `yaml:"tls_client_ca"`
-	MaxMessage  int      `yaml:"max_message"`
-	IdleTimeout duration `yaml:"idle_timeout"`
+	Listen      string            `yaml:"listen"`
+	Reply       string            `yaml:"reply"`
+	TLSCert     string            `yaml:"tls_cert"`
+	TLSKey      string            `yaml:"tls_key"`
+	TLSClientCA string            `yaml:"tls_client_ca"`
+	MaxMessage  int               `yaml:"max_message"`
+	IdleTimeout adapters.Duration `yaml:"idle_timeout"`
 
 	log   *slog.Logger
 	route string
 	ln    net.Listener
 	conns sync.WaitGroup
-}
-
-type duration struct{ time.Duration }
-
-func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	d.Duration = v
-	return err
 }
 
 // Record fields an MLLP record has besides the message itself (so expressions are checked at load).

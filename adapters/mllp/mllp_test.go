@@ -238,7 +238,7 @@ func TestOutbound(t *testing.T) {
 	d := adapters.Delivery{IdempotencyKey: "0123456789abcdef0123456789", Fields: map[string]any{"hl7": strings.Replace(adtA04, "|MSG1|", "||", 1)}}
 	for code, want := range map[string]string{hl7v2.AA: "", hl7v2.AE: "transient", hl7v2.AR: "rejected"} {
 		addr, n := receiver(t, code, nil)
-		o := &Outbound{Address: addr, Field: "hl7", Timeout: duration{5 * time.Second}}
+		o := &Outbound{Address: addr, Field: "hl7", Timeout: adapters.Duration{Duration: 5 * time.Second}}
 		if err := o.Provision(context.Background(), adapters.Host{}); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +259,7 @@ func TestOutbound(t *testing.T) {
 		o.Close()
 	}
 	// Nobody listening: transient.
-	o := &Outbound{Address: "127.0.0.1:1", Field: "hl7", Timeout: duration{time.Second}}
+	o := &Outbound{Address: "127.0.0.1:1", Field: "hl7", Timeout: adapters.Duration{Duration: time.Second}}
 	if err := o.Deliver(context.Background(), d); !errors.Is(err, adapters.ErrTransient) {
 		t.Errorf("connection refused: %v", err)
 	}
@@ -283,7 +283,7 @@ func TestTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go in.Run(ctx, s)
-	o := &Outbound{Address: in.Addr(), Field: "hl7", TLS: true, TLSCA: certFile, Timeout: duration{5 * time.Second}}
+	o := &Outbound{Address: in.Addr(), Field: "hl7", TLS: true, TLSCA: certFile, Timeout: adapters.Duration{Duration: 5 * time.Second}}
 	if err := o.Provision(context.Background(), adapters.Host{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}

@@ -31,13 +31,13 @@ var OutboundSpec = adapters.Spec{
 
 // Outbound sends messages over one MLLP connection, reconnecting when it breaks.
 type Outbound struct {
-	Address string   `yaml:"address"`
-	Field   string   `yaml:"field"`
-	TLS     bool     `yaml:"tls"`
-	TLSCA   string   `yaml:"tls_ca"`
-	TLSCert string   `yaml:"tls_cert"`
-	TLSKey  string   `yaml:"tls_key"`
-	Timeout duration `yaml:"timeout"`
+	Address string            `yaml:"address"`
+	Field   string            `yaml:"field"`
+	TLS     bool              `yaml:"tls"`
+	TLSCA   string            `yaml:"tls_ca"`
+	TLSCert string            `yaml:"tls_cert"`
+	TLSKey  string            `yaml:"tls_key"`
+	Timeout adapters.Duration `yaml:"timeout"`
 
 	tlsConfig *tls.Config
 	mu        sync.Mutex // one message at a time on the connection
