@@ -46,8 +46,8 @@ func (t *Tx) InsertEntry(ctx context.Context, e Entry) (int64, error) {
 
 // replaceOlderSQL: the status list is literal so the planners can use the
 // partial index queue_replace_open (migration 0005).
-const replaceOlderSQL = `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
-	WHERE instance_id = ? AND focal_ref = ? AND event = ? AND id < ?
+const replaceOlderSQL = `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?,
+	status_history = status_history || ? WHERE instance_id = ? AND focal_ref = ? AND event = ? AND id < ?
 	AND status NOT IN ('` + StatusSuccess + `', '` + StatusReplacedByNewVersion + `')`
 
 // ReplaceOlder marks the instance's older entries for the same focal resource
@@ -56,7 +56,8 @@ func (t *Tx) ReplaceOlder(ctx context.Context, instanceID int64, focalRef, event
 	if focalRef == "" {
 		return 0, nil
 	}
-	res, err := t.exec(ctx, replaceOlderSQL, StatusReplacedByNewVersion, now, version, instanceID, focalRef, event, newerID)
+	res, err := t.exec(ctx, replaceOlderSQL, StatusReplacedByNewVersion, now, version, historyEntry(StatusReplacedByNewVersion, now),
+		instanceID, focalRef, event, newerID)
 	if err != nil {
 		return 0, fmt.Errorf("replace older entries of %s: %w", focalRef, err)
 	}
@@ -114,11 +115,11 @@ func (t *Tx) ClaimNext(ctx context.Context, instanceID int64, f Filter, c Claim)
 	if t.dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	args := []any{StatusClaimed, c.Now, c.Deadline, c.Version, c.APIVersion, instanceID}
+	args := []any{StatusClaimed, c.Now, c.Deadline, c.Version, c.APIVersion, historyEntry(StatusClaimed, c.Now), instanceID}
 	args = append(args, fargs...)
 	// status = 'New' is a literal so the planners can use the partial index queue_claim.
 	q := `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = ?, version = ?,
-		retry_count = retry_count + 1, fetched_api_version = ?
+		retry_count = retry_count + 1, fetched_api_version = ?, status_history = status_history || ?
 		WHERE id = (SELECT id FROM queue WHERE instance_id = ? AND status = 'New'` + cond + ` ORDER BY id LIMIT 1` + lock + `)
 		AND status = 'New' RETURNING ` + entryCols
 	var e Entry
@@ -159,7 +160,8 @@ type StatusChange struct {
 // SetStatus applies ch to entry id if it still has status ch.From; ok is false otherwise.
 func (t *Tx) SetStatus(ctx context.Context, id int64, ch StatusChange) (ok bool, err error) {
 	res, err := t.exec(ctx, `UPDATE queue SET status = ?, exception = ?, status_changed_at = ?, version = ?,
-		claim_deadline = NULL WHERE id = ? AND status = ?`, ch.To, ch.Exception, ch.Now, ch.Version, id, ch.From)
+		claim_deadline = NULL, status_history = status_history || ? WHERE id = ? AND status = ?`,
+		ch.To, ch.Exception, ch.Now, ch.Version, historyEntry(ch.To, ch.Now), id, ch.From)
 	if err != nil {
 		return false, fmt.Errorf("set entry %d to %s: %w", id, ch.To, err)
 	}
@@ -193,15 +195,16 @@ type SweepResult struct {
 // MaximumRetriesExceeded once they were claimed maxRetries times.
 func (t *Tx) Sweep(ctx context.Context, now int64, maxRetries int, version string) (SweepResult, error) {
 	var r SweepResult
-	res, err := t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
-		WHERE status = ? AND claim_deadline < ? AND retry_count >= ?`,
-		StatusMaximumRetriesExceeded, now, version, StatusClaimed, now, maxRetries)
+	res, err := t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?,
+		status_history = status_history || ? WHERE status = ? AND claim_deadline < ? AND retry_count >= ?`,
+		StatusMaximumRetriesExceeded, now, version, historyEntry(StatusMaximumRetriesExceeded, now), StatusClaimed, now, maxRetries)
 	if err != nil {
 		return r, fmt.Errorf("sweep: max retries: %w", err)
 	}
 	r.MaxRetries, _ = res.RowsAffected()
-	res, err = t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
-		WHERE status = ? AND claim_deadline < ?`, StatusNew, now, version, StatusClaimed, now)
+	res, err = t.exec(ctx, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?,
+		status_history = status_history || ? WHERE status = ? AND claim_deadline < ?`,
+		StatusNew, now, version, historyEntry(StatusNew, now), StatusClaimed, now)
 	if err != nil {
 		return r, fmt.Errorf("sweep: requeue: %w", err)
 	}
@@ -219,8 +222,8 @@ func (t *Tx) EntriesOfMessage(ctx context.Context, messageID int64) ([]Entry, er
 // replaceOlderAllSQL is replaceOlderSQL for several instances at once, before
 // the new entries exist (so every open entry it finds is older). The "IN (?)"
 // is expanded by inQuery; the status list is literal for queue_replace_open.
-const replaceOlderAllSQL = `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?
-	WHERE focal_ref = ? AND event = ? AND instance_id IN (?)
+const replaceOlderAllSQL = `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?,
+	status_history = status_history || ? WHERE focal_ref = ? AND event = ? AND instance_id IN (?)
 	AND status NOT IN ('` + StatusSuccess + `', '` + StatusReplacedByNewVersion + `')`
 
 // QueueForAll queues one message for every instance in instanceIDs: it marks
@@ -234,7 +237,8 @@ func (t *Tx) QueueForAll(ctx context.Context, e Entry, instanceIDs []int64) ([]i
 		return nil, nil
 	}
 	if e.FocalRef != "" {
-		q, args := inQueryInt(replaceOlderAllSQL, []any{StatusReplacedByNewVersion, e.StatusChangedAt, e.Version, e.FocalRef, e.Event}, instanceIDs)
+		q, args := inQueryInt(replaceOlderAllSQL, []any{StatusReplacedByNewVersion, e.StatusChangedAt, e.Version,
+			historyEntry(StatusReplacedByNewVersion, e.StatusChangedAt), e.FocalRef, e.Event}, instanceIDs)
 		if _, err := t.exec(ctx, q, args...); err != nil {
 			return nil, fmt.Errorf("replace older entries of %s: %w", e.FocalRef, err)
 		}
@@ -262,6 +266,32 @@ func (t *Tx) QueueForAll(ctx context.Context, e Entry, instanceIDs []int64) ([]i
 	// Rows of one INSERT get increasing ids in VALUES order; RETURNING's order is not promised.
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// historyEntry is one status change as appended to queue.status_history.
+func historyEntry(status string, at int64) string { return fmt.Sprintf("%d %s;", at, status) }
+
+// StatusChangeAt is one entry of a queue entry's status history.
+type StatusChangeAt struct {
+	At     int64 // Unix µs
+	Status string
+}
+
+// ParseStatusHistory reads queue.status_history; the entry's creation (status
+// New at created_at) is not in it.
+func ParseStatusHistory(h string) []StatusChangeAt {
+	var out []StatusChangeAt
+	for _, part := range strings.Split(h, ";") {
+		at, status, ok := strings.Cut(strings.TrimSpace(part), " ")
+		if !ok {
+			continue
+		}
+		var us int64
+		if _, err := fmt.Sscan(at, &us); err == nil {
+			out = append(out, StatusChangeAt{At: us, Status: status})
+		}
+	}
+	return out
 }
 
 // inQueryInt expands the "IN (?)" of q for ids, after the leading args.

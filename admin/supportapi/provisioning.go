@@ -28,6 +28,7 @@ func (a *API) provisioning() []Resource {
 		{Type: "SubscriptionsPerApplication", List: a.listSubscriptions, Get: a.getSubscription, Create: a.createSubscription,
 			Delete: a.deleteSubscription, NotAllowed: map[string]string{"PATCH": "DELETE the subscription and POST the new one"}},
 		{Type: "Server", List: a.listServer, Get: a.getServer},
+		a.messageResource(),
 	}
 }
 
