@@ -15,7 +15,7 @@ func ExplainClaimSQLite(t *testing.T, path string) string {
 // ExplainReplaceOlderSQLite returns SQLite's query plan for ReplaceOlder's update.
 func ExplainReplaceOlderSQLite(t *testing.T, path string) string {
 	t.Helper()
-	return explainSQLite(t, path, replaceOlderSQL, "ReplacedByNewVersion", 1, "v", 1, "https://a/CarePlan/1", "E", 10)
+	return explainSQLite(t, path, replaceOlderSQL, "ReplacedByNewVersion", 1, "v", "1 ReplacedByNewVersion;", 1, "https://a/CarePlan/1", "E", 10)
 }
 
 func explainSQLite(t *testing.T, path, q string, args ...any) string {
