@@ -11,7 +11,7 @@ import (
 // BrowseQuery selects messages for the message browser, newest first. The
 // scope is whole domains (DomainIDs) and/or the messages that instances sent
 // or received (InstanceIDs); the rest are filters. Every query is an index
-// seek per domain or instance (migration 0012), never a scan of all messages.
+// seek per domain or instance (migrations 0012, 0013), never a scan of all messages.
 type BrowseQuery struct {
 	DomainIDs   []int64
 	InstanceIDs []int64
