@@ -28,32 +28,21 @@ func TestRegressAgainstServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		addr, hook := testkit.FreeAddr(t), testkit.FreeAddr(t)
-		cfg := config.Default()
-		cfg.Server.Addr, cfg.Store.DSN = addr, b.DSN
-		kt := cfg.Koppeltaal
-		kt.ClaimTimeout, kt.SweepInterval, kt.MaxRetries = 2*time.Second, 300*time.Millisecond, 2
-		for i := range kt.Instances {
-			if kt.Instances[i].Username == koppeltaal.DemoModuleUser {
-				kt.Instances[i].Webhook = &koppeltaal.WebhookConfig{URL: "http://" + hook + "/koppeltaal/hook"}
-			}
-		}
-		var logs testkit.Buffer
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- serve(ctx, cfg, io.Discard, &logs, nil) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
+		hook := testkit.FreeAddr(t)
+		var kt *koppeltaal.Config
+		base := serveDemo(t, b.DSN, func(cfg *config.Config) {
+			kt = cfg.Koppeltaal
+			kt.ClaimTimeout, kt.SweepInterval, kt.MaxRetries = 2*time.Second, 300*time.Millisecond, 2
+			for i := range kt.Instances {
+				if kt.Instances[i].Username == koppeltaal.DemoModuleUser {
+					kt.Instances[i].Webhook = &koppeltaal.WebhookConfig{URL: "http://" + hook + "/koppeltaal/hook"}
+				}
 			}
 		})
-		waitHealthy(t, "http://"+addr)
-
-		rc := demoRegressConfig("http://" + addr)
+		rc := demoRegressConfig(base)
 		rc.ClaimTimeout, rc.SweepInterval, rc.MaxRetries = kt.ClaimTimeout, time.Second, kt.MaxRetries
 		rc.Webhook = &regress.Webhook{Username: koppeltaal.DemoModuleUser, Listen: hook}
-		rep, err := regress.Run(ctx, regress.Options{Config: rc, Known: regress.ParseKnown(string(known))})
+		rep, err := regress.Run(context.Background(), regress.Options{Config: rc, Known: regress.ParseKnown(string(known))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,18 +61,36 @@ func TestRegressAgainstServe(t *testing.T) {
 	})
 }
 
-// waitHealthy waits until base/healthz answers.
-func waitHealthy(t *testing.T, base string) {
+// serveDemo runs serve in process, as without a configuration file (the demo domain) but on dsn and with
+// change applied to the configuration, until the test ends; it returns the server's root URL.
+func serveDemo(t *testing.T, dsn string, change func(*config.Config)) string {
 	t.Helper()
+	cfg := config.Default()
+	cfg.Server.Addr, cfg.Store.DSN = testkit.FreeAddr(t), dsn
+	if change != nil {
+		change(cfg)
+	}
+	base := "http://" + cfg.Server.Addr
+	var logs testkit.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, &logs, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
-			return
+			return base
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s/healthz did not answer within 20s", base)
+	t.Fatalf("serve did not answer %s/healthz within 20s; log:\n%s", base, logs.String())
+	return ""
 }
 
 // TestRegressExampleConfigIsTheDemo keeps the configuration file --help shows equal to the accounts
