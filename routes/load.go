@@ -13,6 +13,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/rules"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
@@ -599,6 +601,7 @@ func (l *loader) koppeltaal(e *transforms.Engine, n *yaml.Node) *KoppeltaalTempl
 			if v.Kind != yaml.MappingNode {
 				l.errf(v, "resource fields must be a mapping of FHIR element: expression")
 			} else {
+				l.dstu1Elements(rt.Type, v)
 				rt.Fields = l.value(e, v, rt.Type)
 			}
 		}
@@ -608,6 +611,21 @@ func (l *loader) koppeltaal(e *transforms.Engine, n *yaml.Node) *KoppeltaalTempl
 		l.errf(n, "event %s needs `patient:` (the Patient id for the MessageHeader#Patient extension)", k.Event)
 	}
 	return k
+}
+
+// dstu1Elements checks the element names of a resource's fields against the DSTU1 schema: a misspelt
+// element (birthdate) would otherwise reach subscribers as an element their parser does not know.
+func (l *loader) dstu1Elements(typ string, fields *yaml.Node) {
+	known := dstu1.ResourceElements(client.DSTU1Type(typ))
+	if known == nil {
+		return // an unknown type is reported on its own
+	}
+	for i := 0; i+1 < len(fields.Content); i += 2 {
+		k := fields.Content[i]
+		if !slices.Contains(known, k.Value) {
+			l.errf(k, "%s has no DSTU1 element %q%s", typ, k.Value, adapters.Suggest(k.Value, known))
+		}
+	}
 }
 
 func (l *loader) rule(e *transforms.Engine, n *yaml.Node, ts map[string]*Transform, outputs map[string]bool) *rules.Rule {

@@ -140,6 +140,9 @@ func (r *Route) apply(name string, rec adapters.Record, env transforms.Env) (map
 		}
 		kt.Resources = append(kt.Resources, adapters.KoppeltaalResource{Type: rt.Type, ID: id, Body: body})
 	}
+	if err := checkDSTU1(name, kt); err != nil {
+		return nil, nil, err
+	}
 	return fields, kt, nil
 }
 

@@ -188,3 +188,12 @@ func PatientURL(base, p string) string {
 	}
 	return ResourceURL(base, "Patient", p)
 }
+
+// DSTU1Type is the FHIR resource type a declared resource is sent as: Other for the Koppeltaal kinds
+// (CarePlanActivityStatus, UserMessage, CareTeam, ActivityDefinition, ...), the type itself otherwise.
+func DSTU1Type(typ string) string {
+	if otherKinds[typ] {
+		return "Other"
+	}
+	return typ
+}
