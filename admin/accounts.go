@@ -29,7 +29,7 @@ type Options struct {
 	// Auditor records administrative actions; nil: LogAuditor over Logger.
 	Auditor Auditor
 	// SecureCookies forces the Secure attribute on session cookies. Without it
-	// cookies are Secure when the request came over TLS (or X-Forwarded-Proto https).
+	// cookies are Secure when the request came over TLS (or a trusted proxy says https: server.trusted_proxies).
 	SecureCookies bool
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -102,7 +103,7 @@ func remoteAddr(r *http.Request) string {
 }
 
 func (a *Accounts) secureRequest(r *http.Request) bool {
-	return a.secure || r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+	return a.secure || server.Scheme(r) == "https" // TLS, or a trusted proxy's X-Forwarded-Proto
 }
 
 // Login checks the credentials and starts a session: it sets the session

@@ -14,7 +14,9 @@ import (
 // the domains, applications and application instances this server serves.
 // It is applied to the store idempotently at start (see Apply).
 type Config struct {
-	// PublicURL is the base used in links the server writes. Empty: taken from the request.
+	// PublicURL is the base of every link the server writes (scheme://host[:port]),
+	// required by api.New and oauth.New; koppelpoort serve sets it from
+	// server.public_url (in the file, koppeltaal.public_url is refused as moved).
 	PublicURL    string              `yaml:"public_url"`
 	Domains      []DomainConfig      `yaml:"domains"`
 	Applications []ApplicationConfig `yaml:"applications"`

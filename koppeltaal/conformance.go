@@ -33,7 +33,7 @@ var focusOf = map[string]string{
 
 // Conformance returns the Conformance statement (SPEC.md §12, CLIENTS.md): name
 // "Koppeltaal", fhirVersion 0.0.82, and the OAuth endpoints of this server
-// (root is the scheme://host[:port] the client reached, or public_url).
+// (root is the configured public URL, scheme://host[:port]; never the request's Host).
 func (s *Service) Conformance(root string) *dstu1.Resource {
 	r := dstu1.NewResource("Conformance")
 	for _, v := range []string{"ValidateRequestsAgainstSchema", "ValidateRepliesAgainstSchema", "ValidateRequestsAgainstProfile", "ValidateRepliesAgainstProfile"} {

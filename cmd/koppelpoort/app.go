@@ -43,13 +43,15 @@ func (a *app) close() {
 }
 
 // buildApp provisions the Koppeltaal configuration and assembles the API and
-// the gateway routes (loaded and checked by the caller) on the open store.
-func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*routes.Route, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
+// the gateway routes (loaded and checked by the caller) on the open store;
+// public is the server's public URL (config.ServerConfig.Public).
+func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.Store, rs []*routes.Route, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{}
 	limiter := oauth.NewLimiter(0, 0) // failed logins of instances, OAuth clients and administrators
 	if cfg.Koppeltaal != nil {
+		cfg.Koppeltaal.PublicURL = public // every link the Koppeltaal server writes
 		if cfg.Path == "" {
-			cfg.Koppeltaal.WithDemoRoot("http://" + cfg.Server.Addr) // the demo game lives on this server
+			cfg.Koppeltaal.WithDemoRoot(public) // the demo game lives on this server
 		}
 		if _, err := koppeltaal.Apply(ctx, *cfg.Koppeltaal, st, logger); err != nil {
 			return nil, fmt.Errorf("provision koppeltaal configuration: %w", err)
@@ -85,11 +87,7 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal api: %w", err)
 		}
-		root := strings.TrimSuffix(cfg.Koppeltaal.PublicURL, "/")
-		if root == "" {
-			root = "http://" + cfg.Server.Addr
-		}
-		if _, err := ads.Seed(ctx, *cfg.Koppeltaal, root+api.Prefix); err != nil {
+		if _, err := ads.Seed(ctx, *cfg.Koppeltaal, public+api.Prefix); err != nil {
 			return nil, fmt.Errorf("seed activity definitions: %w", err)
 		}
 		a.mounts = append(a.mounts, kt, sso)
@@ -139,8 +137,7 @@ func buildApp(ctx context.Context, cfg *config.Config, st *store.Store, rs []*ro
 // printDemoBanner tells a newcomer how to reach the demo domain. The demo
 // credentials are public by design (they only exist without a config file);
 // the store is named by store.Where, which never shows a password.
-func printDemoBanner(w io.Writer, cfg *config.Config, where string) {
-	base := "http://" + cfg.Server.Addr
+func printDemoBanner(w io.Writer, cfg *config.Config, base, where string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nKoppelpoort is running on %s with a demo domain (no --config file).\n", where)
 	fmt.Fprintf(&b, "Koppeltaal FHIR base: %s/FHIR/Koppeltaal   (demo domain %q)\n", base, koppeltaal.DemoDomain)

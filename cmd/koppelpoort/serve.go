@@ -23,6 +23,7 @@ type serveFlags struct {
 	configPath string
 	addr       string
 	dsn        string
+	publicURL  string
 }
 
 func newServeCmd() *cobra.Command {
@@ -35,7 +36,7 @@ func newServeCmd() *cobra.Command {
 Without --config it runs on the embedded default: SQLite in ./koppelpoort-data/,
 HTTP on 127.0.0.1:8080 and a demo Koppeltaal domain whose credentials are printed
 at start. Settings are taken from, in rising priority: defaults, the --config file,
-the environment (KOPPELPOORT_ADDR, KOPPELPOORT_DSN), and the flags.`,
+the environment (KOPPELPOORT_ADDR, KOPPELPOORT_DSN, KOPPELPOORT_PUBLIC_URL), and the flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(f, os.Getenv)
@@ -53,6 +54,7 @@ the environment (KOPPELPOORT_ADDR, KOPPELPOORT_DSN), and the flags.`,
 	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().StringVar(&f.addr, "addr", "", "listen address (default 127.0.0.1:8080; env KOPPELPOORT_ADDR)")
 	cmd.Flags().StringVar(&f.dsn, "dsn", "", "store: SQLite file path or postgres:// URL (env KOPPELPOORT_DSN)")
+	cmd.Flags().StringVar(&f.publicURL, "public-url", "", "URL clients reach this server at (default http://<addr>; env KOPPELPOORT_PUBLIC_URL)")
 	return cmd
 }
 
@@ -73,6 +75,9 @@ func loadConfig(f serveFlags, getenv func(string) string) (*config.Config, error
 	}
 	if f.dsn != "" {
 		cfg.Store.DSN = f.dsn
+	}
+	if f.publicURL != "" {
+		cfg.Server.PublicURL = f.publicURL
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -110,6 +115,14 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	defer ln.Close()
 	cfg.Server.Addr = ln.Addr().String() // the real port when the address asked for port 0
+	public, err := cfg.Server.Public()
+	if err != nil {
+		return err
+	}
+	proxies, err := cfg.Server.Proxies()
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -118,7 +131,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	reg := server.NewRegistry()
 	registerBuildInfo(reg)
 	registerStoreMetrics(reg, st)
-	app, err := buildApp(ctx, cfg, st, rs, logger, reg)
+	app, err := buildApp(ctx, cfg, public, st, rs, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -132,10 +145,11 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		ReadTimeout:     cfg.Server.ReadTimeout,
 		WriteTimeout:    cfg.Server.WriteTimeout,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
+		TrustedProxies:  proxies,
 	})
 	if cfg.Path == "" {
 		// Only now: the address is bound and every part has started, so "running" is true.
-		printDemoBanner(stdout, cfg, st.Where())
+		printDemoBanner(stdout, cfg, public, st.Where())
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range app.workers {

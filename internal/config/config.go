@@ -7,6 +7,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,8 +23,9 @@ import (
 
 // Environment variables that override the file (and are overridden by flags).
 const (
-	EnvAddr = "KOPPELPOORT_ADDR" // listen address, e.g. 0.0.0.0:8080
-	EnvDSN  = "KOPPELPOORT_DSN"  // store: a SQLite path or a postgres:// URL
+	EnvAddr      = "KOPPELPOORT_ADDR"       // listen address, e.g. 0.0.0.0:8080
+	EnvDSN       = "KOPPELPOORT_DSN"        // store: a SQLite path or a postgres:// URL
+	EnvPublicURL = "KOPPELPOORT_PUBLIC_URL" // the URL clients reach the server at
 )
 
 // Defaults of the embedded default setup (`koppelpoort serve` without a file).
@@ -61,6 +65,71 @@ type ServerConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// ShutdownTimeout is how long in-flight requests get on SIGINT/SIGTERM. Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// PublicURL is the URL clients reach this server at (scheme://host[:port],
+	// no path). Every absolute URL the server writes — Conformance OAuth URIs,
+	// the Launch iss, links in bundles — starts with it; the request's Host and
+	// X-Forwarded-* headers never make it into one. Default http://<addr> (with
+	// the port bound when addr asks for port 0) when addr names a host; required
+	// when addr listens on all interfaces. Env KOPPELPOORT_PUBLIC_URL and flag
+	// --public-url override.
+	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the reverse proxies in front of this server (IP
+	// addresses or CIDR prefixes such as 10.0.0.0/8). Only when the TCP peer is
+	// one of them are X-Forwarded-For / Forwarded (the client's address, for
+	// failed-login limits and logs) and X-Forwarded-Proto believed. Default
+	// none: the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Public returns the public URL: PublicURL, or http://<addr> when that names
+// a host and a port a client can reach.
+func (s ServerConfig) Public() (string, error) {
+	if s.PublicURL != "" {
+		u, err := url.Parse(s.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+			strings.Trim(u.Path, "/") != "" || u.User != nil {
+			return "", fmt.Errorf("server.public_url %q: want scheme://host[:port] (http or https, no path), such as https://kt.example.org", s.PublicURL)
+		}
+		return u.Scheme + "://" + u.Host, nil
+	}
+	host, port, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return "", fmt.Errorf("server.addr %q: %v", s.Addr, err)
+	}
+	if ip, perr := netip.ParseAddr(host); host == "" || (perr == nil && ip.IsUnspecified()) {
+		return "", fmt.Errorf("server.public_url is required when server.addr (%s) listens on all interfaces: "+
+			"set it to the URL clients reach this server at, such as https://kt.example.org", s.Addr)
+	}
+	if port == "0" {
+		return "", fmt.Errorf("server.addr %s: the public URL is known once the port is bound", s.Addr)
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// checkPublic is Public before the listen address is bound (port 0 allowed).
+func (s ServerConfig) checkPublic() error {
+	if host, port, err := net.SplitHostPort(s.Addr); err == nil && port == "0" && s.PublicURL == "" {
+		s.Addr = net.JoinHostPort(host, "1")
+	}
+	_, err := s.Public()
+	return err
+}
+
+// Proxies parses TrustedProxies.
+func (s ServerConfig) Proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, v := range s.TrustedProxies {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("server.trusted_proxies[%d]: %q is not an IP address or CIDR prefix (such as 10.0.0.0/8)", i, v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // StoreConfig is the `store:` section.
@@ -150,6 +219,15 @@ func (c *Config) Validate() error {
 	if c.Store.BusyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("store.busy_timeout: must not be negative"))
 	}
+	if err := c.Server.checkPublic(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.Server.Proxies(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Koppeltaal != nil && c.Koppeltaal.PublicURL != "" {
+		errs = append(errs, fmt.Errorf("koppeltaal.public_url: moved to server.public_url (one public URL for every link the server writes)"))
+	}
 	if c.Koppeltaal != nil {
 		if err := c.Koppeltaal.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("koppeltaal: %w", err))
@@ -167,13 +245,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ApplyEnv applies the KOPPELPOORT_ADDR and KOPPELPOORT_DSN overrides.
+// ApplyEnv applies the KOPPELPOORT_ADDR, KOPPELPOORT_DSN and KOPPELPOORT_PUBLIC_URL overrides.
 func (c *Config) ApplyEnv(getenv func(string) string) {
 	if v := getenv(EnvAddr); v != "" {
 		c.Server.Addr = v
 	}
 	if v := getenv(EnvDSN); v != "" {
 		c.Store.DSN = v
+	}
+	if v := getenv(EnvPublicURL); v != "" {
+		c.Server.PublicURL = v
 	}
 }
 

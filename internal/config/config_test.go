@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -71,15 +72,15 @@ func TestStrictDecodingNamesFileLineAndKey(t *testing.T) {
 }
 
 func TestEnvDefaultsAndEscapes(t *testing.T) {
-	c, err := Parse("x.yaml", []byte("store:\n  dsn: ${KP_DSN:-/tmp/kp.db}\nkoppeltaal:\n  public_url: $${NOT_A_VAR}\n"), env(nil))
+	c, err := Parse("x.yaml", []byte("store:\n  dsn: ${KP_DSN:-/tmp/kp.db}\nserver:\n  public_url: $${NOT_A_VAR}\n"), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Store.DSN != "/tmp/kp.db" {
 		t.Errorf("dsn = %q, want the ${VAR:-default} default", c.Store.DSN)
 	}
-	if c.Koppeltaal.PublicURL != "${NOT_A_VAR}" {
-		t.Errorf("public_url = %q, want the escaped literal", c.Koppeltaal.PublicURL)
+	if c.Server.PublicURL != "${NOT_A_VAR}" {
+		t.Errorf("public_url = %q, want the escaped literal", c.Server.PublicURL)
 	}
 }
 
@@ -140,5 +141,57 @@ func TestSyntaxErrorPosition(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error spans several lines: %q", err)
+	}
+}
+
+// The public URL is configuration, never the request's Host (issue 16 item 9):
+// derived from a listen address that names a host, required otherwise.
+func TestPublicURL(t *testing.T) {
+	cases := []struct {
+		addr, public, want, err string
+	}{
+		{"127.0.0.1:8080", "", "http://127.0.0.1:8080", ""},
+		{"localhost:9000", "", "http://localhost:9000", ""},
+		{"[::1]:8080", "", "http://[::1]:8080", ""},
+		{"0.0.0.0:8080", "", "", "server.public_url is required"},
+		{":8080", "", "", "server.public_url is required"},
+		{"[::]:8080", "", "", "server.public_url is required"},
+		{"127.0.0.1:0", "", "", "known once the port is bound"},
+		{"0.0.0.0:8080", "https://kt.example.org/", "https://kt.example.org", ""},
+		{"0.0.0.0:8080", "https://kt.example.org:8443", "https://kt.example.org:8443", ""},
+		{"0.0.0.0:8080", "https://kt.example.org/koppeltaal", "", "no path"},
+		{"0.0.0.0:8080", "kt.example.org", "", "want scheme://host"},
+		{"0.0.0.0:8080", "ftp://kt.example.org", "", "want scheme://host"},
+	}
+	for _, c := range cases {
+		got, err := ServerConfig{Addr: c.addr, PublicURL: c.public}.Public()
+		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("addr %q public_url %q: %q, %v; want %q, %q", c.addr, c.public, got, err, c.want, c.err)
+		}
+	}
+	if err := (ServerConfig{Addr: "127.0.0.1:0"}).checkPublic(); err != nil {
+		t.Errorf("port 0 before binding: %v", err)
+	}
+	c, err := Parse("m.yaml", []byte("koppeltaal:\n  public_url: https://kt.example.org\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "moved to server.public_url") {
+		t.Errorf("koppeltaal.public_url: %v", err)
+	}
+	c, _ = Parse("e.yaml", nil, env(nil))
+	c.ApplyEnv(env(map[string]string{EnvPublicURL: "https://env.example"}))
+	if got, _ := c.Server.Public(); got != "https://env.example" {
+		t.Errorf("%s: %q", EnvPublicURL, got)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	p, err := ServerConfig{TrustedProxies: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "10.1.2.3/8"}}.Proxies()
+	if err != nil || fmt.Sprint(p) != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32 10.0.0.0/8]" {
+		t.Fatalf("proxies: %v %v", p, err)
+	}
+	if _, err := (ServerConfig{TrustedProxies: []string{"proxy.example"}}).Proxies(); err == nil || !strings.Contains(err.Error(), "trusted_proxies[0]") {
+		t.Fatalf("a host name: %v", err)
 	}
 }

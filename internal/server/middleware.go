@@ -82,7 +82,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 // logRequest writes the one line per request: the path but not the query string (Koppeltaal queries carry
 // patient URLs).
 func logRequest(log *slog.Logger, r *http.Request, code, bytes int, elapsed time.Duration) {
-	log.LogAttrs(r.Context(), levelFor(code), "http request",
+	attrs := []slog.Attr{
 		slogStr("request_id", middleware.GetReqID(r.Context())),
 		slogStr("method", r.Method),
 		slogStr("path", r.URL.Path),
@@ -90,7 +90,11 @@ func logRequest(log *slog.Logger, r *http.Request, code, bytes int, elapsed time
 		slogInt("bytes", bytes),
 		slogDur("duration", elapsed),
 		slogStr("remote", r.RemoteAddr),
-	)
+	}
+	if peer := Peer(r); peer != "" {
+		attrs = append(attrs, slogStr("proxy", peer)) // remote is then the client a trusted proxy named
+	}
+	log.LogAttrs(r.Context(), levelFor(code), "http request", attrs...)
 }
 
 // RequestLog gives a handler served outside the main router (an inbound adapter's own listener) the same

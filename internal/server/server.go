@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -49,6 +50,9 @@ type Options struct {
 	ReadTimeout, WriteTimeout time.Duration
 	// ShutdownTimeout is how long in-flight requests get to finish. Default 15s.
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For, Forwarded
+	// and X-Forwarded-Proto headers are believed (forwarded.go). Default none.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP server.
@@ -78,7 +82,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newHTTPMetrics(opts.Registry)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.echoRequestID, s.accessLog, s.recoverer)
+	r.Use(middleware.RequestID, s.trustForwarded, s.echoRequestID, s.accessLog, s.recoverer)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))

@@ -108,6 +108,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts.Config.MaxBodyBytes = opts.MaxBodyBytes
 	}
 	opts.Config.SetDefaults()
+	if opts.Config.PublicURL == "" {
+		return nil, errors.New("koppeltaal api: Config.PublicURL is required: the URL clients reach this server at, the base of every link it writes")
+	}
 	if !opts.SkipApply {
 		if _, err := koppeltaal.Apply(ctx, opts.Config, opts.Store, opts.Logger); err != nil {
 			return nil, err
@@ -277,20 +280,10 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string
 	s.writeError(w, r, fail(http.StatusUnauthorized, "security", "%s", msg))
 }
 
-// root is scheme://host of this server as the client sees it (or public_url).
-func (s *Server) root(r *http.Request) string {
-	if s.cfg.PublicURL != "" {
-		return strings.TrimSuffix(s.cfg.PublicURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host
-}
+// root is the server's public URL (Config.PublicURL, scheme://host[:port]).
+// Links never come from the request: its Host and X-Forwarded-* headers are
+// whatever the client sent (issue 16 item 9).
+func (s *Server) root(*http.Request) string { return strings.TrimSuffix(s.cfg.PublicURL, "/") }
 
 func (s *Server) base(r *http.Request) string { return s.root(r) + Prefix }
 

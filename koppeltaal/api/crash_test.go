@@ -60,17 +60,19 @@ func runServerChild(dsn string) {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)
 	}
-	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(crashConfig())})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(2)
-	}
-	go func() { _ = srv.Run(ctx) }()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)
 	}
+	cfg := fastHashes(crashConfig())
+	cfg.PublicURL = "http://" + ln.Addr().String()
+	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(2)
+	}
+	go func() { _ = srv.Run(ctx) }()
 	fmt.Printf("listening http://%s\n", ln.Addr())
 	r := chi.NewRouter()
 	srv.Mount(r)

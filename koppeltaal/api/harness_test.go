@@ -20,6 +20,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -47,14 +48,17 @@ func newHarnessOn(t testing.TB, st *store.Store, cfg koppeltaal.Config) *harness
 // newHarnessRegistering is newHarnessOn with the koppeltaal_* metrics registered with reg.
 func newHarnessRegistering(t testing.TB, st *store.Store, cfg koppeltaal.Config, reg prometheus.Registerer) *harness {
 	t.Helper()
-	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(cfg), Registerer: reg})
-	if err != nil {
-		t.Fatalf("api.New: %v", err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
+	var srv *api.Server
+	ts := apitest.NewServer(t, func(public string) http.Handler {
+		cfg.PublicURL = public
+		var err error
+		if srv, err = api.New(ctx, api.Options{Store: st, Config: fastHashes(cfg), Registerer: reg}); err != nil {
+			t.Fatalf("api.New: %v", err)
+		}
+		r := chi.NewRouter()
+		srv.Mount(r)
+		return r
+	})
 	return &harness{t: t, st: st, srv: srv, ts: ts}
 }
 

@@ -114,7 +114,9 @@ func TestSweeper(t *testing.T) {
 // TestPanicIsAnOperationOutcome: even a crashing handler answers a JSON client in JSON.
 func TestPanicIsAnOperationOutcome(t *testing.T) {
 	st := sqliteOnly(t).Open(t)
-	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(twoDomains()), Extensions: []func(*api.Server, chi.Router){
+	cfg := fastHashes(twoDomains())
+	cfg.PublicURL = "http://koppeltaal.test" // no link is looked at
+	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, Extensions: []func(*api.Server, chi.Router){
 		func(_ *api.Server, r chi.Router) {
 			r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
 		},

@@ -93,6 +93,9 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	ts := httptest.NewUnstartedServer(nil) // its URL is the public URL of the server under test
+	t.Cleanup(ts.Close)
+	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
 	if _, err := koppeltaal.Apply(ctx, cfg, st, nil); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -125,8 +128,8 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	r := chi.NewRouter()
 	srv.Mount(r)
 	oa.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
+	ts.Config.Handler = r
+	ts.Start()
 	if _, err := ads.Seed(ctx, cfg, ts.URL+api.Prefix); err != nil {
 		t.Fatalf("seed: %v", err)
 	}

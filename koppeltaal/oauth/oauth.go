@@ -44,7 +44,7 @@ const RefreshLifetime = 30 * 24 * time.Hour
 // Options configure New.
 type Options struct {
 	Store *store.Store
-	// Config supplies the applications (OAuth clients) and public_url.
+	// Config supplies the applications (OAuth clients) and PublicURL (required).
 	Config koppeltaal.Config
 	// Service authenticates the portal's application instance on Launch and
 	// MobileLaunch; nil: a Service of its own over Store.
@@ -86,6 +86,9 @@ func New(opts Options) (*Server, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("oauth: Config.PublicURL is required: the Launch iss and the OAuth endpoints are under it")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -160,19 +163,8 @@ func (s *Server) Mount(r chi.Router) {
 	})
 }
 
-func (s *Server) root(r *http.Request) string {
-	if s.public != "" {
-		return s.public
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host
-}
+// root is the server's public URL (Config.PublicURL), never the request's Host.
+func (s *Server) root(*http.Request) string { return s.public }
 
 // hash is how launches, codes and tokens are stored: hex SHA-256. They are
 // random with at least 122 bits, so a plain hash is enough (no salt or KDF).

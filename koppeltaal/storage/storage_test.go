@@ -52,6 +52,7 @@ func newEnv(t *testing.T, b storetest.Backend, limits koppeltaal.StorageConfig) 
 	ts := httptest.NewServer(r)
 	t.Cleanup(ts.Close)
 	cfg.WithDemoRoot(ts.URL)
+	cfg.PublicURL = ts.URL
 	if _, err := koppeltaal.Apply(ctx, cfg, st, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -20,19 +20,35 @@ import (
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
-// Serve provisions opts.Config (unless opts.SkipApply), mounts the API on a
-// chi router and serves it until the test ends.
-func Serve(t testing.TB, opts api.Options) *httptest.Server {
+// NewServer starts a test HTTP server whose handler build makes, knowing the
+// server's URL first: the Koppeltaal server writes its links from its
+// configured public URL (koppeltaal.Config.PublicURL), never from the request.
+func NewServer(t testing.TB, build func(publicURL string) http.Handler) *httptest.Server {
 	t.Helper()
-	srv, err := api.New(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("koppeltaal api: %v", err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config.Handler = build("http://" + ts.Listener.Addr().String())
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts
+}
+
+// Serve provisions opts.Config (unless opts.SkipApply), mounts the API on a
+// chi router and serves it until the test ends; an empty Config.PublicURL is
+// the test server's URL.
+func Serve(t testing.TB, opts api.Options) *httptest.Server {
+	t.Helper()
+	return NewServer(t, func(public string) http.Handler {
+		if opts.Config.PublicURL == "" {
+			opts.Config.PublicURL = public
+		}
+		srv, err := api.New(context.Background(), opts)
+		if err != nil {
+			t.Fatalf("koppeltaal api: %v", err)
+		}
+		r := chi.NewRouter()
+		srv.Mount(r)
+		return r
+	})
 }
 
 // ServeOnSQLite serves cfg from a fresh SQLite store in the test's temporary
