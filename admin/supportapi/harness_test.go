@@ -63,6 +63,9 @@ type env struct {
 func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	t.Helper()
 	ctx := context.Background()
+	ts := httptest.NewUnstartedServer(nil)
+	t.Cleanup(ts.Close)
+	cfg.PublicURL = "http://" + ts.Listener.Addr().String() // links are written from the public URL
 	kt, err := api.New(ctx, api.Options{Store: st, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -82,8 +85,8 @@ func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	kt.Mount(r)
 	acc.Mount(r)
 	sapi.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
+	ts.Config.Handler = r
+	ts.Start()
 	e := &env{t: t, st: st, ts: ts, acc: acc, tokens: map[string]string{}}
 	for _, u := range adminUsers() {
 		tok, _, err := acc.CreateTokenFor(ctx, u.Username, "test", time.Hour)

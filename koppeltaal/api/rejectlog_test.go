@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -21,14 +21,18 @@ import (
 func TestRejectedPostIsLoggedWithSenderMessageAndReason(t *testing.T) {
 	var logs testkit.Buffer
 	st := storetest.Backend{Name: "sqlite", DSN: t.TempDir() + "/kp.db"}.Open(t)
-	srv, err := api.New(ctx, api.Options{Store: st, Config: fastHashes(ericTest()), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	defer ts.Close()
+	var srv *api.Server
+	ts := apitest.NewServer(t, func(public string) http.Handler {
+		cfg := fastHashes(ericTest())
+		cfg.PublicURL = public
+		var err error
+		if srv, err = api.New(ctx, api.Options{Store: st, Config: cfg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}); err != nil {
+			t.Fatal(err)
+		}
+		r := chi.NewRouter()
+		srv.Mount(r)
+		return r
+	})
 	h := &harness{t: t, st: st, srv: srv, ts: ts}
 	body := fixture(t, "examples/bv-step1-createorupdatecareplan-request.xml")
 	post := func(b []byte) reply {
