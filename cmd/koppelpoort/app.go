@@ -96,7 +96,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 			a.mounts = append(a.mounts, server.MountFunc(func(r chi.Router) {
 				r.Handle(koppeltaal.DemoGamePath, oauth.DemoGamePage())
 			}))
-			seedDemoCarePlan(ctx, kt.Service(), root+api.Prefix, logger)
+			seedDemoCarePlan(ctx, kt.Service(), public+api.Prefix, logger)
 		}
 	}
 	// Administrators after the Koppeltaal objects: their scopes name domains and applications.
