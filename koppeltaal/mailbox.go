@@ -133,13 +133,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	}()
 	b, err = dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
 	if err != nil {
-		if errors.Is(err, dstu1.ErrTooLarge) {
-			return nil, fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
-		}
-		if errors.Is(err, dstu1.ErrNullInArray) {
-			return nil, fail(http.StatusBadRequest, "structure", "%s", dstu1.ErrNullInArray.Error())
-		}
-		return nil, fail(http.StatusBadRequest, "structure", "The message cannot be parsed: %v", err)
+		return nil, parseFailure("The message", err)
 	}
 	mh, ents, err := s.checkMessage(c, b)
 	if err != nil {
@@ -423,6 +417,28 @@ func (s *Service) logRejected(c *Caller, b *dstu1.Bundle, err error) {
 	s.log.Warn("koppeltaal: message rejected", attrs...)
 }
 
+// parseFailure is the refusal of a body that does not parse: 413 when it is too large; the documented text
+// for a null in a JSON array (TO p20, clients may match it); otherwise 400 with the codec's error, which
+// names the line, column, element path and what was expected, the path also as the issue's location.
+func parseFailure(what string, err error) *Error {
+	var loc string
+	var se *dstu1.SyntaxError
+	if errors.As(err, &se) {
+		loc = se.Path
+	}
+	var e *Error
+	switch {
+	case errors.Is(err, dstu1.ErrTooLarge):
+		return fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
+	case errors.Is(err, dstu1.ErrNullInArray):
+		e = fail(http.StatusBadRequest, "structure", "%s", dstu1.ErrNullInArray.Error())
+	default:
+		e = fail(http.StatusBadRequest, "structure", "%s cannot be parsed: %v", what, err)
+	}
+	e.Issues[0].Location = loc
+	return e
+}
+
 // checkMessage does the structural checks of SPEC.md §3.1/§4 that need no database.
 func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader, []resourceEntry, error) {
 	mh := b.MessageHeader()
@@ -436,6 +452,10 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 		if t := e.ResourceType(); !allowedTypes[t] {
 			return nil, nil, fail(http.StatusBadRequest, "not-supported", textUnsupportedResourceFn, t)
 		}
+	}
+	if ds := b.Domains(); len(ds) > 1 {
+		return nil, nil, fail(http.StatusBadRequest, "security",
+			"The message has %d different domain tags (%s); a message belongs to exactly one domain.", len(ds), strings.Join(ds, ", "))
 	}
 	domain, ok := b.Domain()
 	if !ok {

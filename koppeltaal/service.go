@@ -104,6 +104,7 @@ type Issue struct {
 	Code     string // http://hl7.org/fhir/issue-type code: invalid, conflict, security, not-found, ...
 	Details  string
 	Resource string // OperationOutcome#IssueResource reference, optional
+	Location string // the element the issue is about (OperationOutcome.issue.location), optional
 }
 
 func (e *Error) Error() string {

@@ -1,6 +1,9 @@
 package dstu1
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Well-known URLs of the Atom feed and Koppeltaal tags.
 const (
@@ -183,6 +186,20 @@ func (b *Bundle) Domain() (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Domains returns the distinct domain names of the bundle's security tags, in order (a tag repeated with the
+// same domain counts once). More than one makes the message's domain ambiguous.
+func (b *Bundle) Domains() []string {
+	var out []string
+	for _, c := range b.Categories {
+		if c.Scheme == SchemeSecurity && strings.HasPrefix(c.Term, DomainTermPrefix) {
+			if d := c.Term[len(DomainTermPrefix):]; !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
 }
 
 // IsMessage reports whether the bundle carries the FHIR message tag.

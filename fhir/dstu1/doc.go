@@ -48,6 +48,15 @@
 // rejection is a *SyntaxError with a line/column and an element or JSON path; sentinels (ErrTooLarge,
 // ErrTooDeep, ErrTooManyElements, ErrInvalidUTF8, ErrDTD, ErrNullInArray, ErrNotFHIR) work with errors.Is.
 //
+// # What a value must be
+//
+// JSON values must have the JSON type DSTU1 gives them (strings, numbers for integer and decimal, true/false;
+// arrays for repeating elements; no null members; strings for Atom fields). Every primitive's value is
+// checked against its DSTU1 type from the schemas (dates and times in range, 32-bit integers, decimals of at
+// most 28 digits, URIs, codes, ids, base64, ...; values.go says where deployed Koppeltaal clients are allowed
+// more than the schema). Limits.SkipValueChecks turns the value checks off for bodies that were checked when
+// they came in. Resource.MissingRequired lists the elements the schema requires that a resource lacks.
+//
 // # Koppeltaal access
 //
 // Bundle.Domain, Bundle.IsMessage, Bundle.MessageHeader, Entry.SelfLink, Entry.ResourceType (the

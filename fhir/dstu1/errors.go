@@ -49,6 +49,8 @@ func (e *SyntaxError) Error() string {
 	}
 	b.WriteString(": ")
 	switch {
+	case e.Msg != "" && e.Err == ErrNotFHIR: // the message says what is not valid; the sentinel adds nothing
+		b.WriteString(e.Msg)
 	case e.Msg != "" && e.Err != nil:
 		b.WriteString(e.Err.Error())
 		b.WriteString(": ")

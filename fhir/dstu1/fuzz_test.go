@@ -133,3 +133,47 @@ func FuzzXMLScanner(f *testing.F) {
 		}
 	})
 }
+
+// valueElements are the Extension value[x] elements of each primitive type, to put a fuzzed value in.
+var valueElements = []string{"valueBoolean", "valueInteger", "valueDecimal", "valueBase64Binary", "valueInstant",
+	"valueString", "valueUri", "valueDate", "valueDateTime", "valueCode"}
+
+// FuzzPrimitiveValues puts a value into each primitive type, in both wire forms: the two readers agree on
+// whether it is valid (checkValue), an accepted value survives both writers unchanged, and a value refused
+// for its type alone is read with SkipValueChecks.
+func FuzzPrimitiveValues(f *testing.F) {
+	for _, v := range []string{"2019-03-19T12:00:02+02:00", "2019-02-30", "1.5", "-2147483649", "yesterday", "true",
+		"eyJsZXZlbCI6M30=", "not used", "urn:uuid:x", "1e400", " code", "12-04-1990", "2026-11-28T14:02"} {
+		for i := range valueElements {
+			f.Add(v, uint8(i))
+		}
+	}
+	f.Fuzz(func(t *testing.T, v string, which uint8) {
+		name := valueElements[int(which)%len(valueElements)]
+		ext := NewExtension("http://x/e", NewPrimitive(name, v))
+		r := NewResource("Patient")
+		r.Add(ext)
+		d, _ := lookup(typeExtension, name)
+		valueErr := checkValue(schemaTypes[d.typ].prim, v)
+		// JSON: the value as the writer puts it (a number, boolean or string), when the writer can.
+		if checkPrimitive(kindOf(d.typ), v) != nil || !utf8.ValidString(v) || !validXMLChars(v) {
+			return
+		}
+		for _, form := range []Format{FormatXML, FormatJSON} {
+			out := r.Encode(form)
+			back, err := fuzzLimits.ParseResource(out, form)
+			if (err == nil) != (valueErr == nil) {
+				t.Fatalf("%s %q in %v: parse error %v, checkValue %v\n%s", name, v, form, err, valueErr, out)
+			}
+			if err == nil {
+				if got := back.Child("extension").Child(name); got == nil || got.Value != v {
+					t.Fatalf("%s %q in %v came back as %+v", name, v, form, got)
+				}
+				continue
+			}
+			if _, err := (Limits{SkipValueChecks: true}).ParseResource(out, form); err != nil {
+				t.Fatalf("%s %q in %v: refused also without value checks: %v", name, v, form, err)
+			}
+		}
+	})
+}

@@ -112,11 +112,30 @@ func (c *jsonConv) str(v jval) (string, error) {
 	return "", c.fail(v.off, ErrNotFHIR, "expected a string")
 }
 
-// text reads an Atom text value (ids, titles, instants, author names), trimmed as the XML reader trims
+// string requires a JSON string (ids, urls, links, categories: no number or boolean stands in for one).
+func (c *jsonConv) string(v jval) (string, error) {
+	if v.kind != 's' {
+		return "", c.fail(v.off, ErrNotFHIR, "expected a JSON string, found %s", jsonValueName(v.kind))
+	}
+	return c.str(v)
+}
+
+// text reads an Atom text value (ids, titles, author names): a JSON string, trimmed as the XML reader trims
 // element text.
 func (c *jsonConv) text(v jval) (string, error) {
-	s, err := c.str(v)
+	s, err := c.string(v)
 	return strings.TrimSpace(s), err
+}
+
+// instant reads an Atom date (updated, published, deleted): a string holding an instant.
+func (c *jsonConv) instant(v jval) (string, error) {
+	s, err := c.text(v)
+	if err == nil && !c.lim.SkipValueChecks {
+		if verr := checkAtomDate(s); verr != nil {
+			return "", c.fail(v.off, ErrNotFHIR, "%v", verr)
+		}
+	}
+	return s, err
 }
 
 // each calls fn for every element of an array member, rejecting nulls.
@@ -140,10 +159,10 @@ func (c *jsonConv) each(v jval, fn func(jval) error) error {
 func (c *jsonConv) bundle(v jval) (*Bundle, error) {
 	b := &Bundle{}
 	for _, m := range v.obj {
-		if m.val.kind == 'z' {
-			continue
-		}
 		c.push(m.key)
+		if m.val.kind == 'z' {
+			return nil, c.fail(m.val.off, ErrNotFHIR, "%q is null: expected a value (FHIR JSON has no null members; leave it out)", m.key)
+		}
 		var err error
 		switch m.key {
 		case "resourceType":
@@ -152,11 +171,15 @@ func (c *jsonConv) bundle(v jval) (*Bundle, error) {
 		case "title":
 			b.Title, err = c.text(m.val)
 		case "updated":
-			b.Updated, err = c.text(m.val)
+			b.Updated, err = c.instant(m.val)
 		case "published":
-			b.Published, err = c.text(m.val)
+			b.Published, err = c.instant(m.val)
 		case "totalResults":
-			b.TotalResults, err = c.text(m.val)
+			if m.val.kind == 'n' { // servers write it as a string; a number means the same
+				b.TotalResults = m.val.str
+			} else {
+				b.TotalResults, err = c.text(m.val)
+			}
 			b.HasTotal = true
 		case "author":
 			b.Authors, err = c.persons(m.val)
@@ -185,10 +208,10 @@ func (c *jsonConv) entry(v jval) (*Entry, error) {
 	}
 	e := &Entry{}
 	for _, m := range v.obj {
-		if m.val.kind == 'z' {
-			continue
-		}
 		c.push(m.key)
+		if m.val.kind == 'z' {
+			return nil, c.fail(m.val.off, ErrNotFHIR, "%q is null: expected a value (FHIR JSON has no null members; leave it out)", m.key)
+		}
 		var err error
 		switch m.key {
 		case "id":
@@ -196,11 +219,11 @@ func (c *jsonConv) entry(v jval) (*Entry, error) {
 		case "title":
 			e.Title, err = c.text(m.val)
 		case "updated":
-			e.Updated, err = c.text(m.val)
+			e.Updated, err = c.instant(m.val)
 		case "published":
-			e.Published, err = c.text(m.val)
+			e.Published, err = c.instant(m.val)
 		case "deleted":
-			e.Deleted, err = c.text(m.val)
+			e.Deleted, err = c.instant(m.val)
 		case "author":
 			e.Authors, err = c.persons(m.val)
 		case "link":
@@ -209,7 +232,7 @@ func (c *jsonConv) entry(v jval) (*Entry, error) {
 			e.Categories, err = c.categories(m.val)
 		case "summary":
 			var s string
-			if s, err = c.str(m.val); err == nil {
+			if s, err = c.string(m.val); err == nil {
 				e.Summary, err = c.xhtml(m.val.off, s)
 			}
 		case "content":
@@ -237,70 +260,64 @@ func (c *jsonConv) xhtml(off int, s string) (string, error) {
 	return x, nil
 }
 
-func (c *jsonConv) persons(v jval) ([]Person, error) {
-	var out []Person
-	err := c.each(v, func(pv jval) error {
-		var p Person
-		for _, m := range pv.obj {
-			var err error
-			switch m.key {
-			case "name":
-				p.Name, err = c.text(m.val)
-			case "uri":
-				p.URI, err = c.text(m.val)
-			}
+// eachObject reads an array of objects whose members are strings (Atom authors, links, categories): add
+// is called once per object, then set once per member.
+func (c *jsonConv) eachObject(v jval, what string, add func(), set func(key, val string)) error {
+	return c.each(v, func(ov jval) error {
+		if ov.kind != 'o' {
+			return c.fail(ov.off, ErrNotFHIR, "%s must be a JSON object, found %s", what, jsonValueName(ov.kind))
+		}
+		add()
+		for _, m := range ov.obj {
+			c.push(m.key)
+			s, err := c.string(m.val)
 			if err != nil {
 				return err
 			}
+			set(m.key, s)
+			c.pop()
 		}
-		out = append(out, p)
 		return nil
+	})
+}
+
+func (c *jsonConv) persons(v jval) ([]Person, error) {
+	var out []Person
+	err := c.eachObject(v, "an author", func() { out = append(out, Person{}) }, func(key, val string) {
+		switch p := &out[len(out)-1]; key { // trimmed, as the XML reader trims element text
+		case "name":
+			p.Name = strings.TrimSpace(val)
+		case "uri":
+			p.URI = strings.TrimSpace(val)
+		}
 	})
 	return out, err
 }
 
 func (c *jsonConv) links(v jval) ([]Link, error) {
 	var out []Link
-	err := c.each(v, func(lv jval) error {
-		var l Link
-		for _, m := range lv.obj {
-			var err error
-			switch m.key {
-			case "rel":
-				l.Rel, err = c.str(m.val)
-			case "href":
-				l.Href, err = c.str(m.val)
-			}
-			if err != nil {
-				return err
-			}
+	err := c.eachObject(v, "a link", func() { out = append(out, Link{}) }, func(key, val string) {
+		switch l := &out[len(out)-1]; key {
+		case "rel":
+			l.Rel = val
+		case "href":
+			l.Href = val
 		}
-		out = append(out, l)
-		return nil
 	})
 	return out, err
 }
 
 func (c *jsonConv) categories(v jval) ([]Category, error) {
 	var out []Category
-	err := c.each(v, func(cv jval) error {
-		var cat Category
-		for _, m := range cv.obj {
-			var err error
-			switch m.key {
-			case "term":
-				cat.Term, err = c.str(m.val)
-			case "label":
-				cat.Label, err = c.str(m.val)
-			case "scheme":
-				cat.Scheme, err = c.str(m.val)
-			}
-			if err != nil {
-				return err
-			}
+	err := c.eachObject(v, "a category", func() { out = append(out, Category{}) }, func(key, val string) {
+		switch cat := &out[len(out)-1]; key {
+		case "term":
+			cat.Term = val
+		case "label":
+			cat.Label = val
+		case "scheme":
+			cat.Scheme = val
 		}
-		out = append(out, cat)
-		return nil
 	})
 	return out, err
 }
@@ -331,17 +348,17 @@ func (c *jsonConv) object(n *Node, v jval, t int, root bool) error {
 	unknownKids := false // only then do repetitions of unknown elements need a shape check
 	for _, m := range v.obj {
 		key := m.key
-		if m.val.kind == 'z' {
-			continue // a null member is an absent element
-		}
 		c.push(key)
+		if m.val.kind == 'z' {
+			return c.fail(m.val.off, ErrNotFHIR, "%q is null: expected a value (FHIR JSON has no null members; leave it out)", key)
+		}
 		var err error
 		switch {
 		case root && key == "resourceType":
 		case key == "_id" || key == "id": // DSTU1 writes "_id"; the Python connector writes "id"
-			n.ID, err = c.str(m.val)
+			n.ID, err = c.string(m.val)
 		case isExt && key == "url":
-			n.URL, err = c.str(m.val)
+			n.URL, err = c.string(m.val)
 		case len(key) > 1 && key[0] == '_':
 			extras = append(extras, m)
 		default:
@@ -385,6 +402,9 @@ func (c *jsonConv) member(n *Node, obj jval, t int, key string, v jval) (known b
 		return known, c.fail(v.off, ErrNotFHIR, "unexpected member %q", key)
 	}
 	if v.kind != 'a' {
+		if known && d.repeats {
+			return known, c.fail(v.off, ErrNotFHIR, "%q repeats: expected a JSON array, found %s", key, jsonValueName(v.kind))
+		}
 		child, err := c.value(key, d, known, v)
 		if err != nil {
 			return known, err
@@ -450,8 +470,10 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 	k := kindOf(d.typ)
 	switch k {
 	case kindString, kindNumber, kindBool:
-		if v.kind == 'o' || v.kind == 'a' {
-			return nil, c.fail(v.off, ErrNotFHIR, "%q is a primitive (%s): expected a JSON %s", name, schemaTypes[d.typ].name, jsonKindName(k))
+		// DSTU1 JSON: integer and decimal are JSON numbers, boolean is true/false, every other primitive a string.
+		if want := jsonKindOf(k); v.kind != want && !(want == 't' && v.kind == 'f') {
+			return nil, c.fail(v.off, ErrNotFHIR, "%q is %s: expected a JSON %s, found %s", name, aType(d.typ),
+				jsonKindName(k), jsonValueName(v.kind))
 		}
 		s, err := c.str(v)
 		if err != nil {
@@ -459,6 +481,11 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 		}
 		if err := checkPrimitive(k, s); err != nil {
 			return nil, c.fail(v.off, ErrNotFHIR, "%q: %v", name, err)
+		}
+		if !c.lim.SkipValueChecks {
+			if err := checkValue(schemaTypes[d.typ].prim, s); err != nil {
+				return nil, c.fail(v.off, ErrNotFHIR, "%q: %v", name, err)
+			}
 		}
 		n := c.ar.node()
 		n.Name, n.Value, n.HasValue = name, s, true
@@ -480,7 +507,7 @@ func (c *jsonConv) value(name string, d elemDef, known bool, v jval) (*Node, err
 		return &Node{Name: name, Children: []*Node{r}}, nil
 	}
 	if v.kind != 'o' {
-		return nil, c.fail(v.off, ErrNotFHIR, "%q is a %s: expected a JSON object", name, schemaTypes[d.typ].name)
+		return nil, c.fail(v.off, ErrNotFHIR, "%q is %s: expected a JSON object", name, aType(d.typ))
 	}
 	n := c.ar.node()
 	n.Name = name
@@ -513,6 +540,34 @@ func jsonKindName(k kind) string {
 	return "string"
 }
 
+// jsonKindOf is the JSON value kind (jval.kind) a primitive of kind k takes; booleans are 't' or 'f'.
+func jsonKindOf(k kind) byte {
+	switch k {
+	case kindNumber:
+		return 'n'
+	case kindBool:
+		return 't'
+	}
+	return 's'
+}
+
+// jsonValueName names a JSON value kind for errors ("a number", "an object").
+func jsonValueName(k byte) string {
+	switch k {
+	case 's':
+		return "a string"
+	case 'n':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'o':
+		return "an object"
+	case 'a':
+		return "an array"
+	}
+	return "null"
+}
+
 // primitiveExtras applies "_name": the id and extensions of primitive element(s) name.
 func (c *jsonConv) primitiveExtras(n *Node, t int, name string, v jval) error {
 	d, known := childType(t, name)
@@ -538,7 +593,7 @@ func (c *jsonConv) primitiveExtras(n *Node, t int, name string, v jval) error {
 			c.push(m.key)
 			switch m.key {
 			case "_id", "id":
-				s, err := c.str(m.val)
+				s, err := c.string(m.val)
 				if err != nil {
 					return err
 				}

@@ -419,11 +419,11 @@ func checkPrimitive(k kind, v string) error {
 	switch k {
 	case kindBool:
 		if v != "true" && v != "false" {
-			return fmt.Errorf("a boolean must be true or false")
+			return fmt.Errorf("expected a boolean (true or false), found %q", truncate(v, 60))
 		}
 	case kindNumber:
 		if !validNumber(v) {
-			return fmt.Errorf("not a valid number")
+			return fmt.Errorf("expected a number, found %q", truncate(v, 60))
 		}
 	}
 	return nil

@@ -334,6 +334,9 @@ type Issue struct {
 	Details  string
 	// Resource is the reference put in the Koppeltaal OperationOutcome#IssueResource extension; optional.
 	Resource string
+	// Location is the element the issue is about, as OperationOutcome.issue.location (a path such as
+	// entry[0].content.identifier); optional.
+	Location string
 }
 
 // NewOperationOutcome builds an OperationOutcome with a generated narrative (the text, or the issue
@@ -358,6 +361,7 @@ func NewOperationOutcome(text string, issues ...Issue) *Resource {
 			in.Add(NewCoding("type", SystemIssueType, is.Type, ""))
 		}
 		addStr(in, "details", is.Details)
+		addStr(in, "location", is.Location)
 		r.Add(in)
 	}
 	return r

@@ -3,6 +3,7 @@ package dstu1
 import (
 	"cmp"
 	"slices"
+	"strings"
 )
 
 //go:generate go run ./internal/gen -schema schema -out schema_gen.go
@@ -151,4 +152,13 @@ func sortSchema(n *Node, t int) {
 		db, _ := childType(t, b.Name)
 		return cmp.Compare(da.order, db.order)
 	})
+}
+
+// aType names schema type t with its article, for errors: "an id", "a dateTime", "a CodeableConcept".
+func aType(t int) string {
+	name := schemaTypes[t].name
+	if strings.ContainsRune("aeiouAEIOU", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
 }

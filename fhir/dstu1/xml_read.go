@@ -2,6 +2,8 @@ package dstu1
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -15,6 +17,7 @@ type xmlReader struct {
 	depth    int
 	count    int
 	path     []string
+	entryIdx int // index of the feed entry being read, for error paths
 	ar       arena
 	kids     []*Node // children of the open elements, innermost last
 }
@@ -25,7 +28,11 @@ func newXMLReader(data []byte, l Limits) *xmlReader {
 
 func (r *xmlReader) failAt(off int, sentinel error, format string, args ...any) *SyntaxError {
 	line, col := lineCol(r.data, off)
-	return &SyntaxError{Format: FormatXML, Line: line, Column: col, Path: strings.Join(r.path, "/"),
+	path := slices.Clone(r.path)
+	if len(path) > 1 && path[0] == "feed" && path[1] == "entry" {
+		path[1] = "entry[" + strconv.Itoa(r.entryIdx) + "]"
+	}
+	return &SyntaxError{Format: FormatXML, Line: line, Column: col, Path: strings.Join(path, "/"),
 		Msg: fmt.Sprintf(format, args...), Err: sentinel}
 }
 
@@ -158,9 +165,9 @@ func (r *xmlReader) feedChild(b *Bundle, t xtok) error {
 		case "title":
 			b.Title, err = r.text()
 		case "updated":
-			b.Updated, err = r.text()
+			b.Updated, err = r.date()
 		case "published":
-			b.Published, err = r.text()
+			b.Published, err = r.date()
 		case "author":
 			var p Person
 			p, err = r.person()
@@ -172,6 +179,7 @@ func (r *xmlReader) feedChild(b *Bundle, t xtok) error {
 			b.Categories = append(b.Categories, categoryOf(t))
 			err = r.skip()
 		case "entry":
+			r.entryIdx = len(b.Entries) // errors name it as feed/entry[i], as JSON paths do
 			var e *Entry
 			e, err = r.entry()
 			b.Entries = append(b.Entries, e)
@@ -218,9 +226,9 @@ func (r *xmlReader) entry() (*Entry, error) {
 				case "title":
 					e.Title, err = r.text()
 				case "updated":
-					e.Updated, err = r.text()
+					e.Updated, err = r.date()
 				case "published":
-					e.Published, err = r.text()
+					e.Published, err = r.date()
 				case "author":
 					var p Person
 					p, err = r.person()
@@ -262,6 +270,11 @@ func (r *xmlReader) deletedEntry(t xtok) (*Entry, error) {
 	}
 	if e.Deleted == "" {
 		return nil, r.fail(ErrNotFHIR, "deleted-entry without a when attribute")
+	}
+	if !r.lim.SkipValueChecks {
+		if err := checkAtomDate(e.Deleted); err != nil {
+			return nil, r.fail(ErrNotFHIR, "deleted-entry when: %v", err)
+		}
 	}
 	for {
 		tok, err := r.next()
@@ -316,6 +329,17 @@ func (r *xmlReader) content() (*Resource, error) {
 			res = &Resource{Node: n}
 		}
 	}
+}
+
+// date reads an Atom date element (updated, published): its text, an instant.
+func (r *xmlReader) date() (string, error) {
+	s, err := r.text()
+	if err == nil && !r.lim.SkipValueChecks {
+		if verr := checkAtomDate(s); verr != nil {
+			return "", r.fail(ErrNotFHIR, "%v", verr)
+		}
+	}
+	return s, err
 }
 
 // text reads the character content of a simple element (Atom id, title, ...), trimmed.
@@ -475,11 +499,16 @@ func (r *xmlReader) element(start xtok, t int, known bool) (*Node, error) {
 	}
 	if known {
 		if n.HasValue && !k.primitive() {
-			return nil, r.fail(ErrNotFHIR, "<%s> is a %s and cannot have a value attribute", n.Name, schemaTypes[t].name)
+			return nil, r.fail(ErrNotFHIR, "<%s> is %s and cannot have a value attribute", n.Name, aType(t))
 		}
 		if n.HasValue {
 			if err := checkPrimitive(k, n.Value); err != nil {
 				return nil, r.fail(ErrNotFHIR, "<%s value=%q>: %v", n.Name, n.Value, err)
+			}
+			if !r.lim.SkipValueChecks {
+				if err := checkValue(schemaTypes[t].prim, n.Value); err != nil {
+					return nil, r.fail(ErrNotFHIR, "<%s>: %v", n.Name, err)
+				}
 			}
 		}
 	}

@@ -391,7 +391,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if sev == "" {
 			sev = "error"
 		}
-		issues[i] = dstu1.Issue{Severity: sev, Type: is.Code, Details: is.Details, Resource: is.Resource}
+		issues[i] = dstu1.Issue{Severity: sev, Type: is.Code, Details: is.Details, Resource: is.Resource, Location: is.Location}
 	}
 	s.writeResource(w, r, ke.Status, dstu1.NewOperationOutcome("", issues...))
 }

@@ -363,3 +363,86 @@ func TestSearchParameters(t *testing.T) {
 		}
 	})
 }
+
+// TestMalformedMessagesRefused: the hostile messages that were accepted and routed before (issue 10) are
+// refused with 400 and an OperationOutcome in the client's format whose issue names the element — in the
+// details and as issue.location — and says what was expected; nothing is stored. Two identical domain tags
+// are one domain (accepted); two different ones make the domain ambiguous (refused).
+func TestMalformedMessagesRefused(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, twoDomains())
+		const p = "https://a.example/Patient/malformed" // the refused messages never create it
+		base := func(patientURL string) *dstu1.Bundle {
+			m := patientMessage("A", patientURL)
+			m.Entries[1].Resource.Add(dstu1.NewExtension("https://a.example/ext#score", dstu1.NewPrimitive("valueDecimal", "1.5")))
+			m.Entries[1].Resource.Add(dstu1.NewPrimitive("active", "true"))
+			m.Entries[1].Resource.SortElements()
+			return m
+		}
+		cases := []struct {
+			name     string
+			f        dstu1.Format
+			from, to string // a replacement in the encoded message
+			where    string // the element named
+		}{
+			{"identifier a number", dstu1.FormatJSON, `"identifier":"`, `"identifier":12345,"x":"`, "entry[0].content.identifier"},
+			{"data an object", dstu1.FormatJSON, `"data":[{"reference":"` + p + `"}]`, `"data":{"reference":"` + p + `"}`, "entry[0].content.data"},
+			{"timestamp a number", dstu1.FormatJSON, `"timestamp":"2026-11-28T12:00:00Z"`, `"timestamp":1764331200`, "entry[0].content.timestamp"},
+			{"timestamp yesterday", dstu1.FormatJSON, `"timestamp":"2026-11-28T12:00:00Z"`, `"timestamp":"yesterday"`, "entry[0].content.timestamp"},
+			{"reference a number", dstu1.FormatJSON, `"data":[{"reference":"`, `"data":[{"reference":42,"x":"`, "entry[0].content.data[0].reference"},
+			{"extension null", dstu1.FormatJSON, `"name":[{"text":"P"}]`, `"name":[{"extension":null,"text":"P"}]`, "entry[1].content.name[0].extension"},
+			{"name an object", dstu1.FormatJSON, `"name":[{"text":"P"}]`, `"name":{"text":"P"}`, "entry[1].content.name"},
+			{"entry id a number", dstu1.FormatJSON, `{"id":"` + p + `"`, `{"id":7`, "entry[1].id"},
+			{"a number of 400 digits", dstu1.FormatJSON, `"valueDecimal":1.5`, `"valueDecimal":` + strings.Repeat("7", 400), "entry[1].content.extension[0].valueDecimal"},
+			{"boolean a string", dstu1.FormatJSON, `"active":true`, `"active":"true"`, "entry[1].content.active"},
+			{"instant out of range", dstu1.FormatXML, `<timestamp value="2026-11-28T12:00:00Z"/>`, `<timestamp value="2026-11-31T12:00:00Z"/>`, "feed/entry[0]/content/MessageHeader/timestamp"},
+			{"dateTime not a date", dstu1.FormatXML, `<active value="true"/>`, `<active value="true"/><birthDate value="12-04-1990"/>`, "feed/entry[1]/content/Patient/birthDate"},
+			{"boolean yes", dstu1.FormatXML, `<active value="true"/>`, `<active value="yes"/>`, "feed/entry[1]/content/Patient/active"},
+			{"decimal of 400 digits", dstu1.FormatXML, `<valueDecimal value="1.5"/>`, `<valueDecimal value="` + strings.Repeat("7", 400) + `"/>`, "feed/entry[1]/content/Patient/extension/valueDecimal"},
+			{"integer not whole", dstu1.FormatXML, `<active value="true"/>`, `<active value="true"/><multipleBirthInteger value="1.5"/>`, "feed/entry[1]/content/Patient/multipleBirthInteger"},
+			{"uri with a space", dstu1.FormatXML, `<endpoint value="https://sender.example/fhir"/>`, `<endpoint value="https://sender example/fhir"/>`, "feed/entry[0]/content/MessageHeader/source/endpoint"},
+		}
+		for _, c := range cases {
+			t.Run(c.f.String()+"/"+c.name, func(t *testing.T) {
+				good := string(koppeltaal.EncodeBundle(base(p), c.f))
+				bad := strings.Replace(good, c.from, c.to, 1)
+				if bad == good {
+					t.Fatalf("%q is not in %s", c.from, good)
+				}
+				before := h.messageCount()
+				r := h.do(req{method: "POST", path: "/FHIR/Koppeltaal/Mailbox", user: "portal@a", pass: "pa",
+					accept: ctypeOf(c.f), ctype: ctypeOf(c.f), body: []byte(bad)})
+				if r.Status != http.StatusBadRequest || fmtOf(t, r) != c.f {
+					t.Fatalf("%d %s, want 400 in %s", r.Status, r, c.f)
+				}
+				issue := resourceOf(t, r).Child("issue")
+				if d := issue.Str("details"); !strings.Contains(d, c.where) || !strings.Contains(d, "expected") {
+					t.Errorf("details %q: want the element %s and what was expected", d, c.where)
+				}
+				if loc := issue.Str("location"); loc != c.where {
+					t.Errorf("location %q, want %q", loc, c.where)
+				}
+				if h.messageCount() != before {
+					t.Error("a refused message was stored")
+				}
+			})
+		}
+		for _, f := range []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON} {
+			domainTag := func(d string) dstu1.Category {
+				return dstu1.Category{Term: dstu1.DomainTermPrefix + d, Label: d, Scheme: dstu1.SchemeSecurity}
+			}
+			m := base(p)
+			m.Categories = append(m.Categories, domainTag("B"))
+			before := h.messageCount()
+			r := postAs(h, "portal@a", "pa", m, f)
+			if r.Status != http.StatusBadRequest || !strings.Contains(firstIssue(t, r), "A, B") || h.messageCount() != before {
+				t.Errorf("%s: two domain tags A and B: %d %s", f, r.Status, r)
+			}
+			m = base("https://a.example/Patient/two-tags-" + f.String())
+			m.Categories = append(m.Categories, domainTag("A"))
+			if r := postAs(h, "portal@a", "pa", m, f); r.Status != http.StatusOK {
+				t.Errorf("%s: the domain tag twice: %d %s", f, r.Status, r)
+			}
+		}
+	})
+}

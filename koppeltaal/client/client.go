@@ -117,9 +117,13 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte) ([]
 	return b, resp.Header, nil
 }
 
+// replyLimits read a server's replies: their values are taken as the server wrote them (a client refusing a
+// date another Koppeltaal server accepted from its sender would only lose the message).
+var replyLimits = dstu1.Limits{SkipValueChecks: true}
+
 // outcomeText pulls the readable part out of an OperationOutcome (or returns a short raw snippet).
 func outcomeText(b []byte) string {
-	if r, err := dstu1.ParseResource(b, dstu1.Sniff(b)); err == nil && r.Type() == "OperationOutcome" {
+	if r, err := replyLimits.ParseResource(b, dstu1.Sniff(b)); err == nil && r.Type() == "OperationOutcome" {
 		var parts []string
 		r.Node.Each("issue", func(n *dstu1.Node) bool {
 			if d := n.Str("details"); d != "" {
@@ -144,7 +148,7 @@ func (c *Client) Metadata(ctx context.Context) (*dstu1.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := dstu1.ParseResource(b, dstu1.Sniff(b))
+	r, err := replyLimits.ParseResource(b, dstu1.Sniff(b))
 	if err != nil {
 		return nil, fmt.Errorf("koppeltaal: metadata reply: %w", err)
 	}
@@ -168,7 +172,7 @@ func (c *Client) PostMessage(ctx context.Context, msg *dstu1.Bundle) (*dstu1.Bun
 }
 
 func (c *Client) parseBundle(b []byte, what string) (*dstu1.Bundle, error) {
-	bundle, err := dstu1.ParseBundle(b, dstu1.Sniff(b))
+	bundle, err := replyLimits.ParseBundle(b, dstu1.Sniff(b))
 	if err != nil {
 		return nil, fmt.Errorf("koppeltaal: %s: %w", what, err)
 	}

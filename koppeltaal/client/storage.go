@@ -42,7 +42,7 @@ func (c *Client) writeItem(ctx context.Context, method, target string, it dstu1.
 }
 
 func (c *Client) parseItem(b []byte, loc string) (Item, error) {
-	r, err := dstu1.ParseResource(b, dstu1.Sniff(b))
+	r, err := replyLimits.ParseResource(b, dstu1.Sniff(b))
 	if err != nil {
 		return Item{}, fmt.Errorf("koppeltaal: storage item reply: %w", err)
 	}
