@@ -271,3 +271,31 @@ func TestParseAutoInvalidDate(t *testing.T) {
 		t.Errorf("leap day: %v", err)
 	}
 }
+
+// JSON numbers are numbers: string + number joins them as people write it (issue 14, defect 23: this linted
+// clean and failed on every record); number + number still adds; a missing field is an error that says so.
+func TestStringPlusNumber(t *testing.T) {
+	e := newTestEngine(t, Shape{})
+	for src, want := range map[string]any{
+		`"kl-" + record.clientnr`:  "kl-1234",
+		`record.clientnr + "-x"`:   "1234-x",
+		`"kl-" + record.big`:       "kl-12345678901234567",
+		`"score " + record.score`:  "score 7.5",
+		`record.clientnr + 1`:      1235,
+		`"a" + "b"`:                "ab",
+		`"kl-" + str(record.none)`: "kl-",
+	} {
+		p, err := e.Compile(src, Any)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		got, err := p.Eval(Env{Record: map[string]any{"clientnr": 1234, "big": 12345678901234567, "score": 7.5}})
+		if err != nil || got != want {
+			t.Errorf("%s = %#v (%v), want %#v", src, got, err, want)
+		}
+	}
+	p, _ := e.Compile(`"kl-" + record.none`, Any)
+	if _, err := p.Eval(Env{Record: map[string]any{}}); err == nil || !strings.Contains(err.Error(), "a field is missing") {
+		t.Errorf("missing field: %v", err)
+	}
+}

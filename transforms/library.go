@@ -53,6 +53,7 @@ var Functions = []FunctionDoc{
 	{"uuid", "uuid()", "a random UUID"},
 	{"stable_id", "stable_id(parts...)", "a deterministic id (hex SHA-256 prefix) from the parts: the same record gives the same id"},
 	{"str", "str(x)", "x as a string (nil → \"\")"},
+	{"concat", "concat(a, b)", "a and b joined as text; what + does when one side is a string and the other a number (\"kl-\" + record.clientnr), an error when one is nil"},
 	{"hl7", "hl7(msg, path)", "one value of the HL7 v2 message of an mllp input by path, 1-based: \"PID-3.1\", \"PID-3(2).1\" (second repetition), \"PID-5.1.2\" (subcomponent), \"OBX(2)-5\"; \"\" when absent"},
 }
 
@@ -246,7 +247,20 @@ func (e *Engine) library() []expr.Option {
 		fn("uuid", func(p ...any) (any, error) { return uuid.NewString(), nil }, new(func() string)),
 		fn("stable_id", func(p ...any) (any, error) { return StableID(strArgs(p)...), nil }),
 		fn("hl7", func(p ...any) (any, error) { return hl7v2.ViewPath(p[0], str(p[1])) }, new(func(any, string) string)),
+		fn("concat", concat, new(func(string, any) string), new(func(any, string) string)),
+		// string + anything: JSON numbers are numbers, and "kl-" + record.clientnr should read as people
+		// write it (a type error on every record otherwise). Numbers added to numbers stay numbers.
+		expr.Operator("+", "concat"),
 	}
+}
+
+func concat(p ...any) (any, error) {
+	for _, x := range p {
+		if x == nil {
+			return nil, fmt.Errorf("cannot join %q and nil: a field is missing (write record.x ?? \"\" for an optional one)", str(p[0])+str(p[1]))
+		}
+	}
+	return str(p[0]) + str(p[1]), nil
 }
 
 // StableID is a deterministic id from parts: 32 hex characters of SHA-256 over the parts joined by NUL.

@@ -177,8 +177,8 @@ func decodeJSON(file string, data []byte) ([]adapters.Record, []RowError, error)
 		var recs []adapters.Record
 		var bad []RowError
 		for i, raw := range items {
-			var m map[string]any
-			if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+			m, err := adapters.DecodeObject(raw)
+			if err != nil || m == nil {
 				bad = append(bad, RowError{Line: i + 1, Reason: fmt.Sprintf("item %d is not a JSON object", i+1)})
 				continue
 			}
@@ -188,8 +188,8 @@ func decodeJSON(file string, data []byte) ([]adapters.Record, []RowError, error)
 		}
 		return recs, bad, nil
 	}
-	var m map[string]any
-	if err := json.Unmarshal(trimmed, &m); err != nil {
+	m, err := adapters.DecodeObject(trimmed)
+	if err != nil {
 		return nil, nil, fmt.Errorf("JSON: want an object or an array of objects: %w", err)
 	}
 	return []adapters.Record{record(file, 1, m, "json")}, nil, nil
@@ -207,8 +207,8 @@ func decodeNDJSON(file string, data []byte) ([]adapters.Record, []RowError, erro
 		if len(text) == 0 {
 			continue
 		}
-		var m map[string]any
-		if err := json.Unmarshal(text, &m); err != nil || m == nil {
+		m, err := adapters.DecodeObject(text)
+		if err != nil || m == nil {
 			reason := "not a JSON object"
 			if err != nil {
 				reason = err.Error()
