@@ -56,11 +56,11 @@ func (s *Store) HasNew(ctx context.Context, instanceID int64, f Filter) (bool, e
 	cond, args := f.where([]any{instanceID})
 	st, err := s.readStmt(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM queue WHERE instance_id = ? AND status = 'New'"+cond+" LIMIT 1) AS waiting")
 	if err != nil {
-		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, err)
+		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, unavailable(err))
 	}
 	var n int
 	if err := st.GetContext(ctx, &n, args...); err != nil {
-		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, err)
+		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, unavailable(err))
 	}
 	return n > 0, nil
 }
@@ -73,7 +73,7 @@ func (s *Store) MessageWithBody(ctx context.Context, id int64) (m Message, forma
 		COALESCE(m.body_id, 0) AS body_id, m.is_expired, m.created_at, b.format, b.body
 		FROM messages m JOIN message_bodies b ON b.id = m.body_id WHERE m.id = ?`)
 	if err != nil {
-		return m, "", nil, fmt.Errorf("read message %d: %w", id, err)
+		return m, "", nil, fmt.Errorf("read message %d: %w", id, unavailable(err))
 	}
 	var row struct {
 		Message
@@ -85,7 +85,7 @@ func (s *Store) MessageWithBody(ctx context.Context, id int64) (m Message, forma
 		return m, "", nil, fmt.Errorf("message %d (with its body): %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return m, "", nil, fmt.Errorf("read message %d: %w", id, err)
+		return m, "", nil, fmt.Errorf("read message %d: %w", id, unavailable(err))
 	}
 	return row.Message, row.Format, row.Body, nil
 }

@@ -89,6 +89,8 @@ type Store struct {
 	holder  string // this Store's name in runner_leases (see RunExclusive)
 	// roundTrips counts round trips to PostgreSQL (roundtrips.go).
 	roundTrips atomic.Uint64
+	// health is the outcome of the last commits, for Ready (health.go).
+	health health
 
 	// group commit (SQLite): requests, shutdown signal, committer finished
 	reqs      chan *writeReq
@@ -234,6 +236,10 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
+		if werr := dirWritable(filepath.Dir(path)); werr != nil {
+			// SQLite says only "unable to open database file".
+			return nil, fmt.Errorf("store: open sqlite %s: %w: SQLite needs to write its -wal and -shm files next to the database: %v", path, err, werr)
+		}
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
 	r, err := sqlx.Open("sqlite", base+q.Encode())
@@ -250,6 +256,17 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// dirWritable reports why files cannot be created in dir (a read-only file
+// system, permissions), or nil.
+func dirWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".koppelpoort-writable-*")
+	if err != nil {
+		return fmt.Errorf("the directory is not writable (%w)", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*Store, error) {
@@ -319,17 +336,24 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// Ready reports whether the database is reachable and all migrations are applied.
+// Ready reports whether the database is reachable, all migrations are
+// applied and it can commit: when the last commit failed with ErrUnavailable,
+// or the store made none for a few seconds and a probe write fails (read-only
+// file system, full disk, a PostgreSQL standby, primary gone), it is not
+// ready, although reads may still work.
 func (s *Store) Ready(ctx context.Context) error {
 	if err := s.fileReplaced(); err != nil {
 		return err
 	}
 	var v int
 	if err := s.r.GetContext(ctx, &v, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"); err != nil {
-		return fmt.Errorf("store not ready (%s): %w", s.where, err)
+		return fmt.Errorf("store not ready (%s): %w", s.where, unavailable(err))
 	}
 	if want := latestMigration(s.dialect); v < want {
 		return fmt.Errorf("store not ready (%s): schema version %d, want %d", s.where, v, want)
+	}
+	if err := s.canCommit(ctx); err != nil {
+		return fmt.Errorf("store not ready (%s): cannot commit: %w", s.where, err)
 	}
 	return nil
 }
@@ -456,16 +480,25 @@ func (t *Tx) execScript(ctx context.Context, script string) error {
 // through tx, must not call Update or View itself, and must not rely on
 // running in a transaction of its own (it sees earlier callers' writes of the
 // same batch, which is what a serial order would show too).
+//
+// An error of a database that cannot commit now (unreachable, read-only, disk
+// full) matches ErrUnavailable.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	var err error
 	if s.reqs != nil {
-		return s.updateGrouped(ctx, fn)
+		err = s.updateGrouped(ctx, fn)
+	} else {
+		err = s.run(ctx, s.w, false, fn)
 	}
-	return s.run(ctx, s.w, false, fn)
+	err = unavailable(err)
+	s.health.note(err)
+	return err
 }
 
-// View runs fn in a read-only transaction on the read pool.
+// View runs fn in a read-only transaction on the read pool. An error of a
+// database that cannot be read now matches ErrUnavailable.
 func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.run(ctx, s.r, true, fn)
+	return unavailable(s.run(ctx, s.r, true, fn))
 }
 
 func (s *Store) run(ctx context.Context, db *sqlx.DB, readOnly bool, fn func(tx *Tx) error) (err error) {

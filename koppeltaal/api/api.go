@@ -28,6 +28,10 @@ import (
 // Prefix is where the FHIR API lives; clients drop any other path prefix (CLIENTS.md).
 const Prefix = "/FHIR/Koppeltaal"
 
+// RetryAfterUnavailable is the Retry-After (seconds) of a 503 while the
+// database is unavailable: about what a PostgreSQL failover takes.
+const RetryAfterUnavailable = 5
+
 // Realm is the HTTP Basic realm announced on 401.
 const Realm = "Koppeltaal"
 
@@ -379,9 +383,20 @@ func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status in
 
 // writeError answers err as an OperationOutcome: its own status for a
 // *koppeltaal.Error, 500 (logged, details hidden) for anything else.
+//
+// A database that cannot serve the request now (store.ErrUnavailable: a
+// failover, a full disk, a read-only file system) is 503 with Retry-After:
+// nothing was stored, and the same request will work once the database is back.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ke *koppeltaal.Error
-	if !errors.As(err, &ke) {
+	switch {
+	case errors.As(err, &ke):
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.Warn("koppeltaal: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterUnavailable))
+		ke = fail(http.StatusServiceUnavailable, "transient",
+			"The database is unavailable at the moment; nothing was changed. Try again in a few seconds.")
+	default:
 		s.log.Error("koppeltaal: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ke = fail(http.StatusInternalServerError, "exception", "The server could not process the request; the error is logged.")
 	}
