@@ -38,9 +38,9 @@ func isUnavailable(err error) bool {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"), // insufficient resources: disk full, out of memory, too many connections
-			strings.HasPrefix(pe.Code, "58"), // system error: I/O
-			pe.Code == "25006",               // read_only_sql_transaction: a standby, or default_transaction_read_only
+			strings.HasPrefix(pe.Code, "53"),                           // insufficient resources: disk full, out of memory, too many connections
+			strings.HasPrefix(pe.Code, "58"),                           // system error: I/O
+			pe.Code == "25006",                                         // read_only_sql_transaction: a standby, or default_transaction_read_only
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // shutting down, crashed, not accepting connections yet
 			return true
 		}
