@@ -1,4 +1,4 @@
--- 0013: one row that /readyz rewrites when the store made no commit for a few
+-- 0014: one row that /readyz rewrites when the store made no commit for a few
 -- seconds (or its last commit failed), to learn whether it can commit at all:
 -- a read-only file system, a full disk or a PostgreSQL standby still answer reads.
 CREATE TABLE store_probe (
