@@ -19,12 +19,17 @@ import (
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
-// Default retry policy for outbound deliveries.
+// Default retry policy for outbound deliveries: 1s, 2s, 4s ... doubling up to 5m between attempts, 12
+// attempts, so a delivery gives up after about 18 minutes of failing (RetryPolicy.Total) — long enough to
+// ride out a restart or a short maintenance of the target, which take minutes, not seconds.
 const (
-	DefaultMaxAttempts = 5
-	DefaultBackoff     = 500 * time.Millisecond
-	DefaultMaxBackoff  = 30 * time.Second
+	DefaultMaxAttempts = 12
+	DefaultBackoff     = time.Second
+	DefaultMaxBackoff  = 5 * time.Minute
 )
+
+// shortRetries is the total below which lint warns that a route gives up before a target restart is over.
+const shortRetries = time.Minute
 
 // LoadFiles loads route files and globs (a glob skips route tests, *_test.yaml); all problems of all files
 // are returned together (as Diagnostics). Route names must be unique.
@@ -263,6 +268,10 @@ func (l *loader) load(src []byte) *Route {
 	r.Description = l.str(top["description"], "description")
 	if n := top["retry"]; n != nil {
 		l.retry(n, &r.Retry)
+		if total := r.Retry.Total(); total < shortRetries {
+			l.at(SevWarning, n.Line, n.Column, "retries give up after %s of failing; a restart of the target takes minutes (the default retries for about %s)",
+				total, RetryPolicy{MaxAttempts: DefaultMaxAttempts, Backoff: DefaultBackoff, MaxBackoff: DefaultMaxBackoff}.Total().Round(time.Minute))
+		}
 	}
 
 	// The input comes first: its shape lets expressions be type-checked.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	"github.com/koppelpoort/koppelpoort/routes"
@@ -71,5 +72,25 @@ func TestLintWarnings(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings %q lack %q", got, want)
 		}
+	}
+}
+
+// The default retries ride out a restart of the target (minutes), and lint warns about a policy that gives
+// up within a minute (issue 14, defect 11: a record was dead-lettered after 5 tries in 8.2 s).
+func TestRetryDefaultsRideOutARestart(t *testing.T) {
+	r, err := routes.LoadFile("testdata/patients.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total := r.Retry.Total(); total < 10*time.Minute || total > time.Hour {
+		t.Errorf("default retries give up after %s, want between 10 minutes and an hour", total)
+	}
+	src := "name: r\ninput:\n  http: {path: /x, auth: none}\nretry: {max_attempts: 5, backoff: 500ms, max_backoff: 30s}\noutputs:\n  - name: o\n    file: {dir: ./o}\n"
+	r, err = routes.Load("r.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Warnings.Error(), "r.yaml:4:8: warning: retries give up after 7.5s of failing") {
+		t.Errorf("warnings: %v", r.Warnings)
 	}
 }

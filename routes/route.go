@@ -80,6 +80,16 @@ type RetryPolicy struct {
 	Backoff, MaxBackoff time.Duration
 }
 
+// Total is how long a delivery that keeps failing is retried before it becomes a dead letter: the sum of
+// the waits between its attempts.
+func (p RetryPolicy) Total() time.Duration {
+	var d time.Duration
+	for n := 1; n < p.MaxAttempts; n++ {
+		d += adapters.Backoff(n, p.Backoff, p.MaxBackoff)
+	}
+	return d
+}
+
 // KoppeltaalEvents are the Koppeltaal 1.3.x message events a route may produce.
 var KoppeltaalEvents = []string{"CreateOrUpdatePatient", "CreateOrUpdatePractitioner", "CreateOrUpdateRelatedPerson",
 	"CreateOrUpdateCarePlan", "UpdateCarePlanActivityStatus", "CreateOrUpdateCarePlanActivityResult",

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,8 +43,12 @@ type Options struct {
 	// with the Go and process collectors.
 	Registry *prometheus.Registry
 	// Ready reports whether the server can serve traffic (store reachable,
-	// migrations applied); /readyz answers 503 with its error otherwise.
+	// migrations applied); /readyz answers 503 with its error otherwise. It is
+	// the check named "store"; Checks adds more.
 	Ready func(ctx context.Context) error
+	// Checks are further named readiness checks (a route whose output has been
+	// failing too long, ...). /readyz runs them all and reports each.
+	Checks []Check
 	// Mounts register the API handlers.
 	Mounts []Mounter
 	// ReadTimeout, WriteTimeout bound one request. Defaults 30s and 60s.
@@ -161,16 +166,40 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
+// Check is one named readiness check: nil when fine, an error saying what is wrong otherwise.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// readyz answers 200 when every check passes and 503 otherwise, with each check's verdict:
+// {"status":"unavailable","error":"route epd-patients: ...","checks":{"store":"ok","route epd-patients":"..."}}.
+// "error" is the first failing check's message (what a load balancer log shows).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := s.opts.Checks
 	if s.opts.Ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		if err := s.opts.Ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "{\"status\":\"unavailable\",\"error\":%q}\n", err.Error())
-			return
-		}
+		checks = append([]Check{{Name: "store", Fn: s.opts.Ready}}, checks...)
 	}
-	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	results := make(map[string]string, len(checks))
+	first := ""
+	for _, c := range checks {
+		if err := c.Fn(ctx); err != nil {
+			results[c.Name] = err.Error()
+			if first == "" {
+				first = c.Name + ": " + err.Error()
+			}
+			continue
+		}
+		results[c.Name] = "ok"
+	}
+	body := map[string]any{"status": "ready", "checks": results}
+	status := http.StatusOK
+	if first != "" {
+		body["status"], body["error"], status = "unavailable", first, http.StatusServiceUnavailable
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
 }

@@ -100,3 +100,22 @@ func TestGracefulShutdownWaitsForInFlightRequest(t *testing.T) {
 		t.Fatalf("in-flight request got %q, want it to complete", got)
 	}
 }
+
+// /readyz runs every named check and reports each: one failing check makes the server unready and names
+// itself, the others still say ok.
+func TestReadyzNamedChecks(t *testing.T) {
+	var routeErr error
+	base, stop := startServer(t, Options{
+		Ready:  func(context.Context) error { return nil },
+		Checks: []Check{{Name: "route epd-patients", Fn: func(context.Context) error { return routeErr }}},
+	})
+	defer stop()
+	if code, body, _ := get(t, base+"/readyz"); code != 200 || body != `{"checks":{"route epd-patients":"ok","store":"ok"},"status":"ready"}`+"\n" {
+		t.Errorf("ready: %d %s", code, body)
+	}
+	routeErr = errors.New("output koppeltaal failing for 3m0s")
+	code, body, _ := get(t, base+"/readyz")
+	if code != 503 || body != `{"checks":{"route epd-patients":"output koppeltaal failing for 3m0s","store":"ok"},"error":"route epd-patients: output koppeltaal failing for 3m0s","status":"unavailable"}`+"\n" {
+		t.Errorf("a failing check: %d %s", code, body)
+	}
+}
