@@ -13,10 +13,11 @@ import (
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
-// AuthLimiter throttles failed logins (koppeltaal/oauth.Limiter is one).
+// AuthLimiter throttles failed logins per account and address (internal/loginlimit.Limiter is one).
 type AuthLimiter interface {
-	Allow(r *http.Request) bool
-	Failed(r *http.Request)
+	Allow(r *http.Request, account string) bool
+	Failed(r *http.Request, account string)
+	Succeeded(r *http.Request, account string)
 }
 
 // Options configure New.

@@ -13,8 +13,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -36,7 +36,7 @@ func newEnv(t *testing.T, b storetest.Backend, users ...admin.UserConfig) *env {
 	if _, err := koppeltaal.Apply(context.Background(), kcfg, st, nil); err != nil {
 		t.Fatal(err)
 	}
-	acc, err := admin.New(admin.Options{Store: st, Config: admin.Config{Users: users, BcryptCost: 4}, Limiter: oauth.NewLimiter(5, time.Minute)})
+	acc, err := admin.New(admin.Options{Store: st, Config: admin.Config{Users: users, BcryptCost: 4}, Limiter: loginlimit.New(loginlimit.Config{Window: time.Minute, PerAccountAndAddress: 5})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,17 +109,20 @@ func (a *Accounts) secureRequest(r *http.Request) bool {
 // Login checks the credentials and starts a session: it sets the session
 // cookie on w and returns the principal (with its CSRF token).
 func (a *Accounts) Login(w http.ResponseWriter, r *http.Request, username, password string) (*Principal, error) {
-	if a.limit != nil && !a.limit.Allow(r) {
+	if a.limit != nil && !a.limit.Allow(r, username) {
 		return nil, ErrThrottled
 	}
 	ctx := r.Context()
 	u, err := a.checkLogin(ctx, username, password)
 	if err != nil {
 		if errors.Is(err, ErrUnauthorized) && a.limit != nil {
-			a.limit.Failed(r)
+			a.limit.Failed(r, username)
 		}
 		a.log.Info("admin: login refused", "username", username, "remote", remoteAddr(r))
 		return nil, err
+	}
+	if a.limit != nil {
+		a.limit.Succeeded(r, username)
 	}
 	now := a.clock()
 	secret := randomSecret()
@@ -227,9 +230,8 @@ func (a *Accounts) authSession(r *http.Request, secret string) (*Principal, erro
 }
 
 func (a *Accounts) authToken(r *http.Request, tok string) (*Principal, error) {
-	if a.limit != nil && !a.limit.Allow(r) {
-		return nil, ErrThrottled
-	}
+	// A token is 256 random bits: a valid one is never refused (a flood of failures from a shared address
+	// must not lock out the tokens used from it); failures still count towards the address's limit.
 	ctx := r.Context()
 	now := a.clock()
 	var k store.AdminToken
@@ -247,7 +249,7 @@ func (a *Accounts) authToken(r *http.Request, tok string) (*Principal, error) {
 	}
 	if err != nil || u.Disabled || k.RevokedAt.Valid || now.UnixMicro() > k.ExpiresAt {
 		if a.limit != nil {
-			a.limit.Failed(r)
+			a.limit.Failed(r, "")
 		}
 		return nil, ErrUnauthorized
 	}

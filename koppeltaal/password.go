@@ -106,12 +106,25 @@ func newVerifyCache() *verifyCache {
 	return c
 }
 
-func (c *verifyCache) check(hash, plain string) bool {
+func (c *verifyCache) keyOf(hash, plain string) string {
 	m := hmac.New(sha256.New, c.key[:])
 	m.Write([]byte(hash))
 	m.Write([]byte{0})
 	m.Write([]byte(plain))
-	k := string(m.Sum(nil))
+	return string(m.Sum(nil))
+}
+
+// known reports whether plain was verified against hash before (no check is run).
+func (c *verifyCache) known(hash, plain string) bool {
+	k := c.keyOf(hash, plain)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, hit := c.ok[k]
+	return hit
+}
+
+func (c *verifyCache) check(hash, plain string) bool {
+	k := c.keyOf(hash, plain)
 	for {
 		c.mu.Lock()
 		if _, hit := c.ok[k]; hit {

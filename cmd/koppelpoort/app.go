@@ -13,6 +13,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/internal/config"
+	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
@@ -47,7 +48,7 @@ func (a *app) close() {
 // public is the server's public URL (config.ServerConfig.Public).
 func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.Store, rs []*routes.Route, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{}
-	limiter := oauth.NewLimiter(0, 0) // failed logins of instances, OAuth clients and administrators
+	limiter := newLoginLimiter(cfg.Server.FailedLogins, reg) // instances, OAuth clients and administrators
 	if cfg.Koppeltaal != nil {
 		cfg.Koppeltaal.PublicURL = public // every link the Koppeltaal server writes
 		if cfg.Path == "" {
@@ -156,4 +157,17 @@ func printDemoBanner(w io.Writer, cfg *config.Config, base, where string) {
 	fmt.Fprintf(&b, "Console: %s/console/   (administrator %s:%s)\n", base, admin.DemoUser, admin.DemoPassword)
 	fmt.Fprintf(&b, "These credentials are for trying Koppelpoort out; use a --config file for anything else.\n\n")
 	_, _ = io.WriteString(w, b.String())
+}
+
+// newLoginLimiter is the one failed-login limiter of the process, counting its refusals in
+// koppelpoort_logins_throttled_total{reason}.
+func newLoginLimiter(cfg loginlimit.Config, reg prometheus.Registerer) *loginlimit.Limiter {
+	l := loginlimit.New(cfg)
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_logins_throttled_total",
+		Help: "Logins refused unchecked under the failed-login limits, by the limit that refused them."}, []string{"reason"})
+	if reg != nil {
+		_ = reg.Register(refused)
+	}
+	l.OnRefuse = func(r loginlimit.Reason) { refused.WithLabelValues(string(r)).Inc() }
+	return l
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"go.yaml.in/yaml/v4"
 )
@@ -79,6 +80,10 @@ type ServerConfig struct {
 	// failed-login limits and logs) and X-Forwarded-Proto believed. Default
 	// none: the TCP peer is the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// FailedLogins limits password guessing against instances, OAuth clients and
+	// administrators (docs/security.md): window 15m, per_account_and_address 10,
+	// per_account 20, per_address 100, remember_good 720h.
+	FailedLogins loginlimit.Config `yaml:"failed_logins"`
 }
 
 // Public returns the public URL: PublicURL, or http://<addr> when that names

@@ -81,12 +81,45 @@ func tokenPrefix(t string) string {
 	return "..."
 }
 
-// AuthLimiter throttles failed client authentication per source address.
+// AuthLimiter throttles password guessing (internal/loginlimit.Limiter is one).
 type AuthLimiter interface {
-	// Allow reports whether r's source may try to authenticate now.
-	Allow(r *http.Request) bool
-	// Failed records a failed attempt from r's source.
-	Failed(r *http.Request)
+	// Allow reports whether the password of a login to account from r may be checked now.
+	Allow(r *http.Request, account string) bool
+	// Failed records a failed login to account from r.
+	Failed(r *http.Request, account string)
+	// Succeeded records a successful login to account from r.
+	Succeeded(r *http.Request, account string)
+	// RetryAfter is how long a refused client should wait.
+	RetryAfter() time.Duration
+}
+
+// ErrThrottled refuses a login under the failed-login limits (see AuthLimiter).
+var ErrThrottled = errors.New("koppeltaal: too many failed logins; try again later")
+
+// BasicLogin checks the HTTP Basic credentials of an application instance
+// under limit (nil: no limit): the caller, ErrThrottled or
+// koppeltaal.ErrUnauthorized. A password this process already verified as
+// correct is let in even while the limits refuse others (issue 16 item 2).
+func BasicLogin(ctx context.Context, svc *koppeltaal.Service, limit AuthLimiter, r *http.Request, user, pass string) (*koppeltaal.Caller, error) {
+	if limit != nil && !limit.Allow(r, user) {
+		if c, ok := svc.AuthenticateKnown(ctx, user, pass); ok {
+			return c, nil
+		}
+		return nil, ErrThrottled
+	}
+	c, err := svc.Authenticate(ctx, user, pass)
+	if limit != nil && errors.Is(err, koppeltaal.ErrUnauthorized) {
+		limit.Failed(r, user)
+	} else if limit != nil && err == nil {
+		limit.Succeeded(r, user)
+	}
+	return c, err
+}
+
+// throttled answers a login refused under the failed-login limits.
+func (s *Server) throttled(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(s.limit.RetryAfter().Seconds())))
+	s.writeError(w, r, fail(http.StatusTooManyRequests, "security", "Too many failed logins to this account or from this address; try again later."))
 }
 
 // Server serves the Koppeltaal API.
@@ -201,11 +234,8 @@ func callerFrom(r *http.Request) *koppeltaal.Caller {
 // BearerVerifier is configured, an OAuth2 Bearer token.
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.limit != nil && !s.limit.Allow(r) {
-			w.Header().Set("Retry-After", "60")
-			s.writeError(w, r, fail(http.StatusTooManyRequests, "security", "Too many failed authentication attempts from this address; try again later."))
-			return
-		}
+		// Bearer tokens are 256 random bits: guessing them is hopeless, so they are not
+		// throttled (a throttle would only let a flood from a shared address block valid ones).
 		if token, ok := bearerToken(r); ok && s.bearer != nil {
 			c, err := s.bearer.Verify(r.Context(), token)
 			var expired *TokenExpiredError
@@ -215,9 +245,6 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 				s.writeError(w, r, fail(http.StatusUnauthorized, "expired", "%s", expired.Error()))
 				return
 			case errors.Is(err, koppeltaal.ErrUnauthorized):
-				if s.limit != nil {
-					s.limit.Failed(r)
-				}
 				s.log.Info("koppeltaal: bearer token refused", "remote", r.RemoteAddr)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="invalid_token"`)
 				s.writeError(w, r, fail(http.StatusUnauthorized, "security", "Authentication failed: the Bearer token is unknown, revoked or replaced."))
@@ -238,11 +265,13 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 			s.unauthorized(w, r, msg)
 			return
 		}
-		c, err := s.svc.Authenticate(r.Context(), user, pass)
+		c, err := BasicLogin(r.Context(), s.svc, s.limit, r, user, pass)
+		if errors.Is(err, ErrThrottled) {
+			s.log.Info("koppeltaal: login throttled", "username", user, "remote", r.RemoteAddr)
+			s.throttled(w, r)
+			return
+		}
 		if errors.Is(err, koppeltaal.ErrUnauthorized) {
-			if s.limit != nil {
-				s.limit.Failed(r)
-			}
 			s.log.Info("koppeltaal: authentication failed", "username", user, "remote", r.RemoteAddr)
 			s.unauthorized(w, r, "Authentication failed: unknown application instance or wrong password.")
 			return

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -50,8 +52,9 @@ type Options struct {
 	// MobileLaunch; nil: a Service of its own over Store.
 	Service *koppeltaal.Service
 	Logger  *slog.Logger
-	// Limiter throttles failed client/instance authentication; nil: a default NewLimiter(0, 0).
-	Limiter *Limiter
+	// Limiter throttles password guessing (portals on Launch, client secrets on
+	// Token, activation codes on Authorize); nil: one with the default limits.
+	Limiter *loginlimit.Limiter
 	// Registerer receives the koppeltaal_oauth_* metrics; nil: not registered.
 	Registerer prometheus.Registerer
 }
@@ -61,7 +64,7 @@ type Server struct {
 	st      *store.Store
 	svc     *koppeltaal.Service
 	log     *slog.Logger
-	limit   *Limiter
+	limit   *loginlimit.Limiter
 	public  string
 	clients map[string]*client
 	mu      sync.RWMutex
@@ -101,7 +104,7 @@ func New(opts Options) (*Server, error) {
 		opts.Service = svc
 	}
 	if opts.Limiter == nil {
-		opts.Limiter = NewLimiter(0, 0)
+		opts.Limiter = loginlimit.New(loginlimit.Config{})
 	}
 	s := &Server{st: opts.Store, svc: opts.Service, log: opts.Logger, limit: opts.Limiter,
 		public: strings.TrimSuffix(cfg.PublicURL, "/"), clients: map[string]*client{}, now: time.Now,
@@ -141,8 +144,8 @@ func (s *Server) clock() time.Time {
 	return s.now()
 }
 
-// Limiter returns the shared failed-authentication limiter.
-func (s *Server) Limiter() *Limiter { return s.limit }
+// Limiter returns the failed-login limiter (shared with the FHIR API and the administrators).
+func (s *Server) Limiter() *loginlimit.Limiter { return s.limit }
 
 // Mount registers the OAuth endpoints under /OAuth2/Koppeltaal on r. Token is
 // also reachable from the configured browser origins (CORS).
@@ -255,20 +258,18 @@ const launchCols = "id, kind, client_id, instance_id, portal_instance_id, patien
 // The portal authenticates with its application-instance credentials.
 func (s *Server) launch(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.limit.Allow(r) {
-			w.Header().Set("Retry-After", "60")
-			oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed authentication attempts from this address")
-			return
-		}
 		user, pass, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "the portal authenticates with HTTP Basic (its application-instance credentials)")
 			return
 		}
-		portal, err := s.svc.Authenticate(r.Context(), user, pass)
+		portal, err := api.BasicLogin(r.Context(), s.svc, s.limit, r, user, pass)
+		if errors.Is(err, api.ErrThrottled) {
+			s.tooMany(w, "launch", "invalid_client")
+			return
+		}
 		if errors.Is(err, koppeltaal.ErrUnauthorized) {
-			s.limit.Failed(r)
 			s.refused.WithLabelValues("launch", "invalid_client").Inc()
 			s.log.Info("oauth: launch authentication failed", "username", user, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
@@ -387,6 +388,13 @@ func splitHistory(u string) (string, string) {
 	return u, ""
 }
 
+// tooMany answers a request refused under the failed-login limits.
+func (s *Server) tooMany(w http.ResponseWriter, endpoint, code string) {
+	s.refused.WithLabelValues(endpoint, "throttled").Inc()
+	w.Header().Set("Retry-After", strconv.Itoa(int(s.limit.RetryAfter().Seconds())))
+	oauthError(w, http.StatusTooManyRequests, code, "too many failed logins to this account or from this address; try again later")
+}
+
 func (s *Server) serverError(w http.ResponseWriter, what string, err error) {
 	s.log.Error("oauth: "+what+" failed", "err", err)
 	oauthError(w, http.StatusInternalServerError, "server_error", "the server could not process the request; the error is logged")
@@ -407,12 +415,6 @@ func parseScope(scope string) (launch string, ok bool) {
 // or redirect_uri are answered directly (never redirected); the others are
 // redirected to the registered redirect_uri as RFC 6749 §4.1.2.1 says.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	if !s.limit.Allow(r) {
-		// Activation codes are typed by people and shorter than tokens: guessing is throttled.
-		w.Header().Set("Retry-After", "60")
-		oauthError(w, http.StatusTooManyRequests, "invalid_request", "too many failed attempts from this address")
-		return
-	}
 	q := r.URL.Query()
 	clientID, redirect, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
 	c := s.clients[clientID]
@@ -444,13 +446,22 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_scope", "the scope must hold launch:<launch id or activation code>")
 		return
 	}
+	// Activation codes are typed by people and have ~49 bits: guessing them is
+	// throttled per address. Web launch ids (UUIDs, 122 bits) are not worth guessing.
+	guessable := uuid.Validate(launch) != nil
+	if guessable && !s.limit.Allow(r, "") {
+		s.tooMany(w, "authorize", "invalid_request")
+		return
+	}
 	now := s.clock()
 	code := uuid.NewString()
 	var l launchRow
 	err := s.st.Update(r.Context(), func(tx *store.Tx) error {
 		err := tx.Get(r.Context(), &l, "SELECT "+launchCols+" FROM oauth_launches WHERE launch_hash = ?", hash(launch))
 		if errors.Is(err, sql.ErrNoRows) {
-			s.limit.Failed(r)
+			if guessable {
+				s.limit.Failed(r, "")
+			}
 			return errGrant("unknown launch")
 		}
 		if err != nil {
@@ -542,11 +553,6 @@ const tokenCols = "id, chain, launch_id, client_id, instance_id, scope, access_e
 // token handles Token for grant_type authorization_code and refresh_token,
 // by GET (the JS Test Game, the Python connector) or POST (form).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	if !s.limit.Allow(r) {
-		w.Header().Set("Retry-After", "60")
-		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed authentication attempts from this address")
-		return
-	}
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "the form cannot be parsed: "+err.Error())
 		return
@@ -580,8 +586,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		basic = false // a public client that sends "client_id:" in Basic: no secret to check
 	}
 	if basic || secret != "" {
+		// Codes and refresh tokens are 122 to 256 random bits; what is throttled is guessing a client secret.
+		if !s.limit.Allow(r, clientID) {
+			s.tooMany(w, "token", "invalid_client")
+			return
+		}
 		if !c.checkSecret(secret) {
-			s.limit.Failed(r)
+			s.limit.Failed(r, clientID)
 			s.refused.WithLabelValues("token", "invalid_client").Inc()
 			s.log.Info("oauth: client authentication failed", "client_id", clientID, "remote", r.RemoteAddr)
 			if basic {
@@ -590,6 +601,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 			return
 		}
+		s.limit.Succeeded(r, clientID)
 		authenticated = true
 	}
 	switch gt := p.Get("grant_type"); gt {
