@@ -44,6 +44,8 @@ type Config struct {
 
 	// Storage bounds the Storage Service (SPEC.md §9).
 	Storage StorageConfig `yaml:"storage"`
+	// Retention is automatic data removal (SPEC.md §10).
+	Retention RetentionConfig `yaml:"retention"`
 }
 
 // ActivityDefinitionConfig is one seeded ActivityDefinition (SPEC.md §3.7, §4.10).
@@ -95,6 +97,8 @@ type DomainConfig struct {
 	// DTAPPhase is development, test, acceptance or production (default). The
 	// console's Test Portal creates test patients only outside production.
 	DTAPPhase string `yaml:"dtap_phase"`
+	// MessageSettings are per-event retention exceptions (DomainMessageSettings, SPEC.md §10.1).
+	MessageSettings []DomainMessageSettingConfig `yaml:"message_settings"`
 }
 
 // Validate checks one domain declaration.
@@ -144,6 +148,9 @@ type ApplicationConfig struct {
 	ActivationCodeLifetimeDays int `yaml:"activation_code_lifetime_days"`
 	// AllowedOrigins are browser origins (scheme://host[:port]) allowed by CORS on metadata, Token and the FHIR API.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+
+	// MessageSettings are per-event retention exceptions (ApplicationMessageSettings, SPEC.md §10.1).
+	MessageSettings []ApplicationMessageSettingConfig `yaml:"message_settings"`
 }
 
 // WebhookConfig is the push notification endpoint of an application instance (SPEC.md §13.1).
@@ -242,6 +249,7 @@ func (c *Config) SetDefaults() {
 		c.BcryptCost = DefaultBcryptCost
 	}
 	c.Storage.SetDefaults()
+	c.Retention.SetDefaults()
 	for i := range c.Instances {
 		if c.Instances[i].APIVersion == "" {
 			c.Instances[i].APIVersion = DefaultAPIVersion
@@ -294,6 +302,7 @@ func (c *Config) Validate() error {
 	if err := c.Storage.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	c.validateRetention(bad)
 	domains := map[string]bool{}
 	for i, d := range c.Domains {
 		if err := d.Validate(); err != nil {

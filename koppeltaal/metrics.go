@@ -17,6 +17,11 @@ type Metrics struct {
 	// PostLockRetries counts PostgreSQL POSTs run a second time because a
 	// resource they carried unchanged (shared lock) changed before the lock.
 	PostLockRetries prometheus.Counter
+	// Automatic data removal (SPEC.md §10).
+	RetentionRemoved *prometheus.CounterVec // message bodies removed, by reason (retrieved, age)
+	RetentionBytes   prometheus.Counter     // bytes of removed bodies and storage items
+	RetentionOldest  prometheus.Gauge       // age of the oldest body still kept, after the last run
+	RetentionRuns    *prometheus.CounterVec // removal runs, by result (ok, error)
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -38,9 +43,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Resources accepted although the sender did not follow 1.3.5 versioning (logged per sender at most once a minute)."}),
 		PostLockRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_post_lock_retries_total",
 			Help: "POSTs run again with exclusive locks because a resource they carried unchanged changed concurrently (PostgreSQL)."}),
+		RetentionRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_retention_bodies_removed_total",
+			Help: "Message bodies removed by automatic data removal: every recipient succeeded (retrieved) or past the maximum age (age)."}, []string{"reason"}),
+		RetentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_retention_bytes_freed_total",
+			Help: "Bytes of message bodies and Storage Service items removed by automatic data removal."}),
+		RetentionOldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "koppeltaal_retention_oldest_body_age_seconds",
+			Help: "Age of the oldest message body still kept, measured by the last removal run (0: none)."}),
+		RetentionRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_retention_runs_total",
+			Help: "Runs of the removal job, by result."}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Posted, m.Rejected, m.Claimed, m.Acked, m.Sweeps, m.Delivered, m.VersionWarnings, m.PostLockRetries} {
+		for _, c := range []prometheus.Collector{m.Posted, m.Rejected, m.Claimed, m.Acked, m.Sweeps, m.Delivered, m.VersionWarnings, m.PostLockRetries,
+			m.RetentionRemoved, m.RetentionBytes, m.RetentionOldest, m.RetentionRuns} {
 			_ = reg.Register(c)
 		}
 	}

@@ -126,6 +126,20 @@ func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int, epo
 	}
 }
 
+// drop forgets message id in both forms (its body was removed).
+func (c *msgCache) drop(id int64) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, stripped := range []bool{false, true} {
+		if el, ok := c.items[msgKey{messageID: id, stripped: stripped}]; ok {
+			c.removeElement(el)
+		}
+	}
+}
+
 func (c *msgCache) removeElement(el *list.Element) {
 	ce := el.Value.(*msgCacheEntry)
 	c.ll.Remove(el)

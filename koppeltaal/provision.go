@@ -67,6 +67,9 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			if created {
 				res.DomainsCreated++
 			}
+			if err := tx.SetDomainMessageSettings(ctx, dom.ID, domainMessageSettings(d.MessageSettings)); err != nil {
+				return err
+			}
 		}
 		appIDs := map[string]int64{}
 		for _, a := range cfg.Applications {
@@ -77,6 +80,9 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			appIDs[a.ID] = id
 			if changed {
 				res.ApplicationsChanged++
+			}
+			if err := tx.SetApplicationMessageSettings(ctx, id, applicationMessageSettings(a.MessageSettings)); err != nil {
+				return err
 			}
 		}
 		configured := map[string]bool{}
@@ -195,4 +201,20 @@ func webhookColumns(w *WebhookConfig) (string, string) {
 	}
 	b, _ := json.Marshal(w.Headers)
 	return w.URL, string(b)
+}
+
+func domainMessageSettings(cs []DomainMessageSettingConfig) []store.DomainMessageSetting {
+	out := make([]store.DomainMessageSetting, len(cs))
+	for i, c := range cs {
+		out[i] = store.DomainMessageSetting{Event: c.Event, MaxAgeDays: c.MaximumMessageAgeDays, RetainOnSuccess: c.RetainOnSuccessfulRetrieval}
+	}
+	return out
+}
+
+func applicationMessageSettings(cs []ApplicationMessageSettingConfig) []store.ApplicationMessageSetting {
+	out := make([]store.ApplicationMessageSetting, len(cs))
+	for i, c := range cs {
+		out[i] = store.ApplicationMessageSetting{Event: c.Event, RetainmentRequired: c.RetainmentRequired}
+	}
+	return out
 }

@@ -19,6 +19,8 @@ import (
 type ClaimFilter struct {
 	Patient string
 	Event   string
+	// IncludeExpired also claims entries of expired messages (include-expired=yes, SPEC.md §10.2).
+	IncludeExpired bool
 }
 
 // Claim atomically claims the caller's oldest New message and returns the
@@ -29,7 +31,7 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 	if perr != nil {
 		return nil, perr
 	}
-	filter := store.Filter{Patient: patient, Event: f.Event}
+	filter := store.Filter{Patient: patient, Event: f.Event, IncludeExpired: f.IncludeExpired}
 	if s.st.Dialect() == store.SQLite {
 		// An empty mailbox is the common answer to a poll: no turn of SQLite's one
 		// writer for it. (On PostgreSQL a claim that finds nothing writes nothing and
@@ -130,6 +132,7 @@ type SearchQuery struct {
 	Count            int    // 0: default page size; clamped to MaxCount
 	Page             int    // 1-based
 	Summary          bool
+	IncludeExpired   bool // include-expired=yes: entries of expired messages too (SPEC.md §10.2)
 }
 
 var searchableStatus = map[string]bool{
@@ -159,7 +162,8 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 	q.Patient = patient
 	var out *dstu1.Bundle
 	err := s.st.View(ctx, func(tx *store.Tx) error {
-		es, total, err := tx.Search(ctx, c.ID, store.Filter{Patient: q.Patient, Event: q.Event, Status: q.ProcessingStatus, Identifier: q.Identifier},
+		es, total, err := tx.Search(ctx, c.ID, store.Filter{Patient: q.Patient, Event: q.Event, Status: q.ProcessingStatus,
+			Identifier: q.Identifier, IncludeExpired: q.IncludeExpired},
 			(q.Page-1)*q.Count, q.Count)
 		if err != nil {
 			return err
@@ -177,6 +181,9 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 		}
 		if q.Identifier != "" {
 			params.Set("identifier", q.Identifier)
+		}
+		if q.IncludeExpired {
+			params.Set("include-expired", "yes")
 		}
 		params.Set("_count", strconv.Itoa(q.Count))
 		out = s.searchBundle(base, "/MessageHeader/_search?"+params.Encode(), nil, total, q.Page, q.Count)
@@ -227,18 +234,48 @@ func (s *Service) searchBundle(base, self string, entries []*dstu1.Entry, total,
 // adds for a recipient (SPEC.md §4.3): entry metadata, ProcessingStatus,
 // IsExpired, and for 1.3.3 recipients only the focal version.
 func (s *Service) renderMessage(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
-	m, b, err := s.loadMessage(ctx, tx, e, c.APIVersion == APIVersion133, false)
+	m, b, err := s.load(ctx, tx, c, e, base, false)
 	if err != nil {
 		return nil, err
 	}
 	return s.personalise(c, e, m, b, base), nil
 }
 
+// load is loadMessage, or for an expired message the MessageHeader rebuilt
+// from its row (also when the body went after e was read).
+func (s *Service) load(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string, headOnly bool) (store.Message, *dstu1.Bundle, error) {
+	if !e.IsExpired {
+		m, b, err := s.loadMessage(ctx, tx, e, c.APIVersion == APIVersion133, headOnly)
+		if !errors.Is(err, store.ErrNotFound) {
+			return m, b, err
+		}
+	}
+	var m store.Message
+	read := func(tx *store.Tx) error {
+		var err error
+		m, err = tx.MessageByID(ctx, e.MessageID)
+		return err
+	}
+	var err error
+	if tx != nil {
+		err = read(tx)
+	} else {
+		err = s.st.View(ctx, read)
+	}
+	if err != nil {
+		return m, nil, err
+	}
+	if !m.IsExpired || !isMessageOf(m, e) {
+		return m, nil, fmt.Errorf("queue entry %d: message %d has no body and is not expired", e.ID, m.ID)
+	}
+	return m, s.expiredMessage(m, c.DomainName, base), nil
+}
+
 // renderHeader is renderMessage for a summary: only the MessageHeader entry
 // is needed, so a message that is not cached is not put in the cache either
 // (searches page through old messages no one is about to claim).
 func (s *Service) renderHeader(ctx context.Context, tx *store.Tx, c *Caller, e store.Entry, base string) (*dstu1.Bundle, error) {
-	m, b, err := s.loadMessage(ctx, tx, e, c.APIVersion == APIVersion133, true)
+	m, b, err := s.load(ctx, tx, c, e, base, true)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +292,7 @@ func (s *Service) personalise(c *Caller, e store.Entry, m store.Message, b *dstu
 	head.SetSelfLink(fmt.Sprintf("%s/MessageHeader/%d/_history/%s", base, e.ID, e.Version))
 	mh := b.MessageHeader()
 	mh.SetProcessingStatus(dstu1.ProcessingStatus{Status: e.Status, LastChanged: changed, Exception: e.Exception})
-	mh.SetIsExpired(m.IsExpired)
+	mh.SetIsExpired(m.IsExpired || e.IsExpired)
 	b.Updated = s.instant(s.now())
 	return b
 }
@@ -281,6 +318,9 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, e store.Entry, 
 		var err error
 		if m, err = tx.MessageByID(ctx, id); err != nil {
 			return err
+		}
+		if m.BodyID == 0 {
+			return fmt.Errorf("message %d has no body: %w", id, store.ErrNotFound)
 		}
 		format, body, err = tx.Body(ctx, m.BodyID)
 		return err
@@ -339,7 +379,9 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 	}
 	now := s.now()
 	var acked store.Entry
+	var retired *store.Message // the message whose body this acknowledgement removed
 	txErr := s.st.Update(ctx, func(tx *store.Tx) error {
+		acked, retired = store.Entry{}, nil
 		// A POST may replace the entry (ReplacedByNewVersion) between reading it and
 		// the conditional update; on PostgreSQL that happens concurrently. Then read
 		// it again and answer as if the acknowledgement had come after the POST.
@@ -369,6 +411,12 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 				return fail(http.StatusConflict, "conflict", "MessageHeader %d changed concurrently; read it again.", id)
 			}
 			e.Status, e.Exception, e.StatusChangedAt, e.Version = to, ps.Exception, now.UnixMicro(), ver
+			if to == store.StatusSuccess {
+				if retired, err = s.retireIfRetrieved(ctx, tx, e.MessageID); err != nil {
+					return err
+				}
+				e.IsExpired = retired != nil
+			}
 			acked = e
 			return nil
 		}
@@ -381,6 +429,11 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 		return nil, asKoppeltaalErr(txErr, "acknowledge", c)
 	}
 	s.metrics.Acked.WithLabelValues(acked.Status).Inc()
+	if retired != nil {
+		s.msgs.drop(acked.MessageID)
+		b := s.personalise(c, acked, *retired, s.expiredMessage(*retired, c.DomainName, base), base)
+		return &AckResult{Header: b.Entries[0].Resource, Location: b.Entries[0].SelfLink(), Status: acked.Status}, nil
+	}
 	// Rendered after the commit, outside the single SQLite writer. Should it
 	// fail, the status change stands; repeating the PUT is accepted.
 	b, rerr := s.renderHeader(ctx, nil, c, acked, base)

@@ -862,7 +862,9 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 		m := map[string]string{}
 		rb[in.idx] = m
 		for _, status := range []string{StatusSuccess, StatusFailed, StatusNew, StatusClaimed, StatusReplaced, "MaximumRetriesExceeded"} {
-			next := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_summary=true&_count=" + strconv.Itoa(readbackPage) + "&ProcessingStatus=" + status
+			// include-expired: a message every subscriber acknowledged has lost its body
+			// (SPEC.md §10.2) and is left out of searches without it.
+			next := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_summary=true&include-expired=yes&_count=" + strconv.Itoa(readbackPage) + "&ProcessingStatus=" + status
 			if skip := r.readbackSkip(in.idx, status); skip > 0 {
 				// The oldest New entries are the undelivered prefill: start behind
 				// most of it (see Tracker.NotReadBack).

@@ -94,7 +94,8 @@ r AS (INSERT INTO resources (domain_id, url, resource_type, current_version, con
 	FROM unnest($14::bigint[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[])
 		AS v(domain_id, url, typ, version, hash, inst)
 	ON CONFLICT (domain_id, url) DO UPDATE SET current_version = excluded.current_version,
-		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by
+		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by,
+		content = NULL
 	RETURNING id, current_version),
 v AS (INSERT INTO resource_versions (resource_id, version, message_id, created_at)
 	SELECT r.id, r.current_version, m.id, $13 FROM r, m),

@@ -9,7 +9,7 @@ import (
 // ExplainClaimSQLite returns SQLite's query plan for the claim query's inner select.
 func ExplainClaimSQLite(t *testing.T, path string) string {
 	t.Helper()
-	return explainSQLite(t, path, `SELECT id FROM queue WHERE instance_id = ? AND status = 'New' AND event = ? ORDER BY id LIMIT 1`, 1, "E")
+	return explainSQLite(t, path, `SELECT id FROM `+waitingFrom(SQLite, Filter{})+` WHERE instance_id = ? AND status = 'New' AND is_expired = FALSE AND event = ? ORDER BY id LIMIT 1`, 1, "E")
 }
 
 // ExplainReplaceOlderSQLite returns SQLite's query plan for ReplaceOlder's update.

@@ -98,7 +98,8 @@ func (t *Tx) PutResourceVersion(ctx context.Context, rv ResourceVersion) error {
 	id, err := t.insertID(ctx, `INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
 		created_at, updated_at, last_modified_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (domain_id, url) DO UPDATE SET current_version = excluded.current_version,
-		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by`,
+		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by,
+		content = NULL`,
 		rv.DomainID, rv.URL, rv.ResourceType, rv.Version, rv.ContentHash, now, now, nullID(rv.InstanceID))
 	if err != nil {
 		return fmt.Errorf("store resource %s: %w", rv.URL, err)
@@ -133,7 +134,8 @@ func (t *Tx) PutResourceVersions(ctx context.Context, rvs []ResourceVersion) err
 		args = append(args, rv.DomainID, rv.URL, rv.ResourceType, rv.Version, rv.ContentHash, now, now, nullID(rv.InstanceID))
 	}
 	b.WriteString(` ON CONFLICT (domain_id, url) DO UPDATE SET current_version = excluded.current_version,
-		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by
+		content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_modified_by = excluded.last_modified_by,
+		content = NULL
 		RETURNING id, url`)
 	var rows []struct {
 		ID  int64  `db:"id"`
@@ -235,12 +237,15 @@ func (t *Tx) InsertMessage(ctx context.Context, m Message) (int64, error) {
 	return id, nil
 }
 
+// messageCols are the columns of a Message, from messages m.
+const messageCols = `m.id, m.domain_id, COALESCE(m.sender_instance_id, 0) AS sender_instance_id, m.event,
+	m.message_identifier, m.feed_id, m.patient_ref, m.focal_ref, m.focal_version, m.version, COALESCE(m.body_id, 0) AS body_id,
+	m.is_expired, m.created_at`
+
 // MessageByID returns the message metadata.
 func (t *Tx) MessageByID(ctx context.Context, id int64) (Message, error) {
 	var m Message
-	err := t.get(ctx, &m, `SELECT id, domain_id, COALESCE(sender_instance_id, 0) AS sender_instance_id, event,
-		message_identifier, feed_id, patient_ref, focal_ref, focal_version, version, COALESCE(body_id, 0) AS body_id,
-		is_expired, created_at FROM messages WHERE id = ?`, id)
+	err := t.get(ctx, &m, `SELECT `+messageCols+` FROM messages m WHERE m.id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("message %d: %w", id, ErrNotFound)
 	}

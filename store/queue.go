@@ -26,10 +26,11 @@ type Entry struct {
 	Exception         string `db:"exception"`
 	FetchedAPIVersion string `db:"fetched_api_version"`
 	CreatedAt         int64  `db:"created_at"`
+	IsExpired         bool   `db:"is_expired"` // the message's body was removed (SPEC.md §10)
 }
 
 const entryCols = `id, domain_id, instance_id, message_id, event, patient_ref, focal_ref, status, status_changed_at,
-	version, COALESCE(claim_deadline, 0) AS claim_deadline, retry_count, exception, fetched_api_version, created_at`
+	version, COALESCE(claim_deadline, 0) AS claim_deadline, retry_count, exception, fetched_api_version, created_at, is_expired`
 
 // InsertEntry queues a message for one instance and returns the entry id.
 func (t *Tx) InsertEntry(ctx context.Context, e Entry) (int64, error) {
@@ -65,16 +66,21 @@ func (t *Tx) ReplaceOlder(ctx context.Context, instanceID int64, focalRef, event
 }
 
 // Filter narrows claims and searches to one patient, event, status or message identifier.
+// Entries of expired messages are left out unless IncludeExpired (SPEC.md §10.2).
 type Filter struct {
 	Patient string
 	Event   string
 	Status  string
 	// Identifier is the MessageHeader.identifier of the message (indexed, migration 0012).
-	Identifier string
+	Identifier     string
+	IncludeExpired bool
 }
 
 func (f Filter) where(args []any) (string, []any) {
 	var b strings.Builder
+	if !f.IncludeExpired {
+		b.WriteString(" AND is_expired = FALSE") // a literal, for the partial index queue_claim_live
+	}
 	if f.Identifier != "" {
 		// Written as a set of queue ids so that SQLite looks the few rows up (queue_message) instead of
 		// walking the instance's mailbox (queue_instance, which it prefers for the ORDER BY id).
@@ -94,6 +100,17 @@ func (f Filter) where(args []any) (string, []any) {
 		args = append(args, f.Status)
 	}
 	return b.String(), args
+}
+
+// waitingFrom is the FROM of a look for waiting entries: on SQLite, without
+// expired entries, the partial index queue_claim_live by name — its planner,
+// without statistics, prefers queue_claim's two equalities and would then walk
+// an offline instance's expired entries on every claim.
+func waitingFrom(d Dialect, f Filter) string {
+	if d == SQLite && !f.IncludeExpired {
+		return "queue INDEXED BY queue_claim_live"
+	}
+	return "queue"
 }
 
 // Claim is what ClaimNext sets on the claimed entry.
@@ -117,10 +134,11 @@ func (t *Tx) ClaimNext(ctx context.Context, instanceID int64, f Filter, c Claim)
 	}
 	args := []any{StatusClaimed, c.Now, c.Deadline, c.Version, c.APIVersion, historyEntry(StatusClaimed, c.Now), instanceID}
 	args = append(args, fargs...)
-	// status = 'New' is a literal so the planners can use the partial index queue_claim.
+	// status = 'New' (and is_expired = FALSE from the filter) are literals so the planners can use the
+	// partial index queue_claim_live.
 	q := `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = ?, version = ?,
 		retry_count = retry_count + 1, fetched_api_version = ?, status_history = status_history || ?
-		WHERE id = (SELECT id FROM queue WHERE instance_id = ? AND status = 'New'` + cond + ` ORDER BY id LIMIT 1` + lock + `)
+		WHERE id = (SELECT id FROM ` + waitingFrom(t.dialect, f) + ` WHERE instance_id = ? AND status = 'New'` + cond + ` ORDER BY id LIMIT 1` + lock + `)
 		AND status = 'New' RETURNING ` + entryCols
 	var e Entry
 	err := t.get(ctx, &e, q, args...)

@@ -54,7 +54,7 @@ func (s *Store) closeReadStmts() {
 func (s *Store) HasNew(ctx context.Context, instanceID int64, f Filter) (bool, error) {
 	f.Status = ""
 	cond, args := f.where([]any{instanceID})
-	st, err := s.readStmt(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM queue WHERE instance_id = ? AND status = 'New'"+cond+" LIMIT 1) AS waiting")
+	st, err := s.readStmt(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM "+waitingFrom(s.dialect, f)+" WHERE instance_id = ? AND status = 'New'"+cond+" LIMIT 1) AS waiting")
 	if err != nil {
 		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, unavailable(err))
 	}

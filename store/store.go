@@ -133,6 +133,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
+	if s.dialect == SQLite {
+		if err := s.prepareSQLiteFile(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err

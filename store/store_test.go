@@ -431,8 +431,8 @@ func TestBadConfig(t *testing.T) {
 func TestSQLiteClaimUsesIndex(t *testing.T) {
 	// The claim's inner query must be an index search, so its latency does not grow with the queue.
 	plan := store.ExplainClaimSQLite(t, filepath.Join(t.TempDir(), "kp.db"))
-	if !strings.Contains(plan, "queue_claim") || strings.Contains(plan, "SCAN queue") {
-		t.Fatalf("claim plan does not use queue_claim:\n%s", plan)
+	if !strings.Contains(plan, "queue_claim_live") || strings.Contains(plan, "SCAN queue") {
+		t.Fatalf("claim plan does not use queue_claim_live:\n%s", plan)
 	}
 }
 

@@ -163,3 +163,44 @@ func schemaV1Fixture(t testing.TB, s *store.Store, domain, user string) (domainI
 	}
 	return domainID, instanceID
 }
+
+// Migration 0015 (automatic data removal): queue entries and messages of an
+// older database are not expired, stay claimable through the rebuilt claim
+// index, and can then be expired; resources gain an empty content column.
+func TestUpgradeRetention(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		old := store.OpenAtVersion(t, b.DSN, 14)
+		domainID, inst := schemaV1Fixture(t, old, "D", "a")
+		entries := queueMessages(t, old, domainID, inst, 3)
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s := b.Open(t)
+		var expired int
+		if err := s.View(ctx, func(tx *store.Tx) error {
+			return tx.Get(ctx, &expired, "SELECT COUNT(*) FROM queue WHERE is_expired")
+		}); err != nil || expired != 0 {
+			t.Fatalf("expired entries after upgrade: %d %v", expired, err)
+		}
+		var claimed store.Entry
+		if err := s.Update(ctx, func(tx *store.Tx) error {
+			var err error
+			claimed, err = tx.ClaimNext(ctx, inst, store.Filter{}, store.Claim{Now: 1, Deadline: 2, Version: "v"})
+			return err
+		}); err != nil || claimed.ID != entries[0] {
+			t.Fatalf("claim after upgrade: %+v %v", claimed, err)
+		}
+		if err := s.Update(ctx, func(tx *store.Tx) error {
+			return tx.ExpireMessage(ctx, claimed.MessageID, 0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(ctx, func(tx *store.Tx) error {
+			var err error
+			claimed, err = tx.ClaimNext(ctx, inst, store.Filter{}, store.Claim{Now: 1, Deadline: 2, Version: "v"})
+			return err
+		}); err != nil || claimed.ID != entries[1] {
+			t.Fatalf("claim after expiring the first: %+v %v", claimed, err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -23,7 +24,11 @@ func carePlanMsg(patient string) client.Message {
 // those its instances sent or received.
 func TestMessageBrowser(t *testing.T) {
 	backends(t, func(t *testing.T, b storetest.Backend) {
-		e := newEnv(t, b.Open(t), ktConfig())
+		cfg := ktConfig()
+		// Keep the body of the message its only recipient acknowledges below: by
+		// default it goes with the last Success (SPEC.md §10.2).
+		cfg.Domains[0].MessageSettings = []koppeltaal.DomainMessageSettingConfig{{Event: "CreateOrUpdatePatient", RetainOnSuccessfulRetrieval: true}}
+		e := newEnv(t, b.Open(t), cfg)
 		epd := e.kt("epd@a", "ea")
 		for _, p := range []string{"p1", "p2", "p3"} {
 			if err := e.post(epd, "A", patientMsg(p)); err != nil {

@@ -163,8 +163,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 // Service returns the core behind the server.
 func (s *Server) Service() *koppeltaal.Service { return s.svc }
 
-// Run runs the background work (the claim sweeper) until ctx ends.
-func (s *Server) Run(ctx context.Context) error { return s.svc.Run(ctx) }
+// Run runs the background work until ctx ends: the claim sweeper and the
+// removal job (SPEC.md §10), each in one process at a time on a shared database.
+func (s *Server) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.svc.RunRetention(ctx) }()
+	err := s.svc.Run(ctx)
+	return errors.Join(err, <-done)
+}
 
 // Mount registers the Koppeltaal endpoints under /FHIR/Koppeltaal on r.
 func (s *Server) Mount(r chi.Router) {
@@ -514,7 +520,7 @@ func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fail(http.StatusBadRequest, "invalid", "ProcessingStatus cannot be passed to MessageHeader.GetNextNewAndClaim."))
 			return
 		}
-		b, err := s.svc.Claim(r.Context(), c, koppeltaal.ClaimFilter{Patient: patient, Event: event}, base)
+		b, err := s.svc.Claim(r.Context(), c, koppeltaal.ClaimFilter{Patient: patient, Event: event, IncludeExpired: includeExpired(q)}, base)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -538,7 +544,8 @@ func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := s.svc.Search(r.Context(), c, koppeltaal.SearchQuery{Patient: patient, Event: event,
-		ProcessingStatus: status, Identifier: q.Get("identifier"), Count: count, Page: page, Summary: true}, base)
+		ProcessingStatus: status, Identifier: q.Get("identifier"), Count: count, Page: page, Summary: true,
+		IncludeExpired: includeExpired(q)}, base)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -594,6 +601,12 @@ func pageParam(q url.Values) (int, error) {
 		return 0, fail(http.StatusBadRequest, "invalid", "The parameter page must be a whole number from 1 to %d, not '%s'.", maxPage, v)
 	}
 	return n, nil
+}
+
+// includeExpired reads include-expired=yes (SPEC.md §10.2; true is accepted too).
+func includeExpired(q url.Values) bool {
+	v := strings.ToLower(q.Get("include-expired"))
+	return v == "yes" || v == "true"
 }
 
 func (s *Server) readMessageHeader(w http.ResponseWriter, r *http.Request) {
