@@ -547,11 +547,15 @@ func checkFocalPatient(b *dstu1.Bundle, mh *dstu1.MessageHeader) error {
 			}
 		}
 	}
-	if named == "" || named == ext {
+	switch {
+	case named == "" || named == ext:
 		return nil
+	case named == focalURL:
+		return fail(http.StatusBadRequest, "invalid", "The MessageHeader#Patient extension names %s, but the focal Patient of this %s message is %s.",
+			ext, mh.EventCode(), named)
 	}
 	return fail(http.StatusBadRequest, "invalid",
-		"The MessageHeader#Patient extension names %s, but the focal resource %s of this %s message is about %s.",
+		"The MessageHeader#Patient extension names %s, but the focal resource %s of this %s message is about patient %s.",
 		ext, focalURL, mh.EventCode(), named)
 }
 
