@@ -56,3 +56,19 @@ func TestProcessDeadLettersInvalidDSTU1(t *testing.T) {
 		t.Fatalf("malformed date: %s: %s", res.Outcome, res.Reason)
 	}
 }
+
+// A dead letter says where the route gave up: a dead_letter rule is stage rules, a transform that fails is
+// stage transform (issue 14, defect 6: a transform error showed stage rules).
+func TestDeadLetterStage(t *testing.T) {
+	r, err := routes.Load("p.yaml", []byte(strings.Replace(patientRoute, "%s", "            birthDate: fhir_date(record.born)", 1)+
+		"rules:\n  - when: record.id == \"x\"\n    dead_letter: not x\n  - transform: patient\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ id, born, stage string }{{"x", "1990-01-01", routes.StageRules}, {"1", "31-02-1990", routes.StageTransform}} {
+		res := r.Process(adapters.Record{Key: tc.id, Fields: map[string]any{"id": tc.id, "born": tc.born}})
+		if res.Outcome != routes.DeadLettered || res.Stage != tc.stage {
+			t.Errorf("%s: %s at stage %q (%s), want stage %s", tc.id, res.Outcome, res.Stage, res.Reason, tc.stage)
+		}
+	}
+}

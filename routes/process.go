@@ -19,12 +19,20 @@ const (
 	DeadLettered Outcome = "dead_lettered"
 )
 
+// Stages of a route where a record can be dead-lettered; the dead letter records which one (its stage).
+const (
+	StageInput     = "input"     // the record's views (an mllp message that does not parse) or its key
+	StageRules     = "rules"     // a dead_letter rule, or a condition that fails to evaluate
+	StageTransform = "transform" // a transform that fails, or a message DSTU1 does not accept
+)
+
 // Result is the outcome of processing one record: deliveries to make, or the reason it was dropped or
-// dead-lettered.
+// dead-lettered (and at which stage).
 type Result struct {
 	Outcome    Outcome
 	Key        string
 	Reason     string
+	Stage      string
 	Deliveries []adapters.Delivery
 }
 
@@ -38,13 +46,13 @@ func (r *Route) Process(rec adapters.Record) Result {
 	key := rec.Key
 	views, err := r.engine.Views(rec.Fields)
 	if err != nil {
-		return Result{Outcome: DeadLettered, Key: key, Reason: err.Error()}
+		return Result{Outcome: DeadLettered, Stage: StageInput, Key: key, Reason: err.Error()}
 	}
 	env.Views = views
 	if r.Key != nil {
 		v, err := r.Key.Eval(env)
 		if err != nil {
-			return Result{Outcome: DeadLettered, Key: key, Reason: fmt.Sprintf("key: %v", err)}
+			return Result{Outcome: DeadLettered, Stage: StageInput, Key: key, Reason: fmt.Sprintf("key: %v", err)}
 		}
 		if s := transforms.Text(v); s != "" {
 			key = s
@@ -52,19 +60,19 @@ func (r *Route) Process(rec adapters.Record) Result {
 	}
 	d, err := rules.Evaluate(r.Rules, env)
 	if err != nil {
-		return Result{Outcome: DeadLettered, Key: key, Reason: err.Error()}
+		return Result{Outcome: DeadLettered, Stage: StageRules, Key: key, Reason: err.Error()}
 	}
 	switch d.Action {
 	case rules.Drop:
 		return Result{Outcome: Dropped, Key: key, Reason: d.Reason}
 	case rules.DeadLetter:
-		return Result{Outcome: DeadLettered, Key: key, Reason: d.Reason}
+		return Result{Outcome: DeadLettered, Stage: StageRules, Key: key, Reason: d.Reason}
 	}
 	res := Result{Outcome: Routed, Key: key}
 	for _, b := range d.Branches {
 		fields, kt, err := r.apply(b.Transform, rec, env)
 		if err != nil {
-			return Result{Outcome: DeadLettered, Key: key, Reason: err.Error()}
+			return Result{Outcome: DeadLettered, Stage: StageTransform, Key: key, Reason: err.Error()}
 		}
 		outs := b.Outputs
 		if len(outs) == 0 {
@@ -77,7 +85,7 @@ func (r *Route) Process(rec adapters.Record) Result {
 			K *adapters.KoppeltaalMessage
 		}{fields, kt})
 		if err != nil {
-			return Result{Outcome: DeadLettered, Key: key, Reason: fmt.Sprintf("encode transform result: %v", err)}
+			return Result{Outcome: DeadLettered, Stage: StageTransform, Key: key, Reason: fmt.Sprintf("encode transform result: %v", err)}
 		}
 		for _, o := range outs {
 			res.Deliveries = append(res.Deliveries, adapters.Delivery{
