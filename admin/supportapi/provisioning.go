@@ -807,3 +807,26 @@ func (a *API) getServer(_ context.Context, id string) (jsonapi.Resource, error) 
 	}
 	return a.serverResource(), nil
 }
+
+// Visible returns the domains and instances the administrator in ctx may see
+// (for pages outside the Support API that keep to the same scope, like the
+// console's dashboard), within tx.
+func (a *API) Visible(ctx context.Context, tx *store.Tx) ([]store.Domain, []store.Instance, error) {
+	v, err := a.load(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ds []store.Domain
+	for _, d := range sortedDomains(v) {
+		if v.seesDomain(d.ID) {
+			ds = append(ds, d)
+		}
+	}
+	var ins []store.Instance
+	for _, in := range v.insts {
+		if v.scope.HasInstance(in.DomainID, in.ApplicationID) {
+			ins = append(ins, in)
+		}
+	}
+	return ds, ins, nil
+}

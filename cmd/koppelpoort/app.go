@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/admin/console"
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/internal/config"
@@ -49,6 +50,7 @@ func (a *app) close() {
 func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.Store, rs []*routes.Route, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{}
 	limiter := newLoginLimiter(cfg.Server.FailedLogins, reg) // instances, OAuth clients and administrators
+	var portal console.Portal                                // the console's Test Portal uses the Koppeltaal server in process
 	if cfg.Koppeltaal != nil {
 		cfg.Koppeltaal.PublicURL = public // every link the Koppeltaal server writes
 		if cfg.Path == "" {
@@ -93,6 +95,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		}
 		a.mounts = append(a.mounts, kt, sso)
 		a.workers = append(a.workers, kt.Run, push.Run, sso.Run)
+		portal = console.Portal{Service: kt.Service(), Activities: ads, OAuth: sso, PublicURL: public}
 		if cfg.Path == "" {
 			a.mounts = append(a.mounts, server.MountFunc(func(r chi.Router) {
 				r.Handle(koppeltaal.DemoGamePath, oauth.DemoGamePage())
@@ -116,7 +119,15 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	if err != nil {
 		return nil, fmt.Errorf("support api: %w", err)
 	}
-	a.mounts = append(a.mounts, accounts, support)
+	var gatherer prometheus.Gatherer
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		gatherer = g
+	}
+	web, err := console.New(console.Options{Accounts: accounts, Support: support, Gatherer: gatherer, Portal: portal, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	a.mounts = append(a.mounts, accounts, support, web)
 	a.workers = append(a.workers, accounts.Run)
 	rt, err := runtime.ForServe(ctx, runtime.ServeOptions{
 		Routes:     rs,

@@ -281,77 +281,125 @@ func (s *Server) launch(kind string) http.HandlerFunc {
 			return
 		}
 		q := r.URL.Query()
-		clientID, patient := q.Get("client_id"), q.Get("patient")
+		patient := q.Get("patient")
 		if patient == "" {
 			patient = q.Get("Patient") // ARCH/TA spelling
 		}
-		c := s.clients[clientID]
-		switch {
-		case clientID == "":
-			oauthError(w, http.StatusBadRequest, "invalid_request", "client_id (the application to launch) is required")
-			return
-		case c == nil:
-			oauthError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("application %q is not registered on this server", clientID))
-			return
-		case kind == kindWeb && c.LaunchURL == "":
-			oauthError(w, http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("application %q has no launch_url; it cannot be launched on the web", clientID))
-			return
-		case patient == "":
-			oauthError(w, http.StatusBadRequest, "invalid_request", "patient (the Patient URL) is required")
-			return
-		}
-		patient, _ = splitHistory(patient)
-		now := s.clock()
-		var secret string
-		var expires time.Time
-		if kind == kindWeb {
-			secret, expires = uuid.NewString(), now.Add(c.LaunchLifetime)
-		} else {
-			secret, expires = activationCode(), now.Add(time.Duration(c.ActivationCodeLifetimeDays)*24*time.Hour)
-		}
-		err = s.st.Update(r.Context(), func(tx *store.Tx) error {
-			var inst struct {
-				ID           int64  `db:"id"`
-				PasswordHash string `db:"password_hash"`
-			}
-			err := tx.Get(r.Context(), &inst, `SELECT i.id, i.password_hash FROM app_instances i
-				JOIN applications a ON a.id = i.application_id WHERE i.domain_id = ? AND a.ident = ?`, portal.DomainID, clientID)
-			if errors.Is(err, sql.ErrNoRows) || (err == nil && (store.Instance{PasswordHash: inst.PasswordHash}).Disabled()) {
-				return errNoInstance // a removed instance (decision 17) cannot be launched
-			}
-			if err != nil {
-				return fmt.Errorf("look up instance of %s: %w", clientID, err)
-			}
-			instanceID := inst.ID
-			_, err = tx.InsertID(r.Context(), `INSERT INTO oauth_launches (launch_hash, kind, client_id, instance_id,
-				portal_instance_id, patient, user_ref, resource, intent, expires_at, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash(secret), kind, clientID, instanceID, portal.ID,
-				patient, q.Get("user"), q.Get("resource"), q.Get("intent"), expires.UnixMicro(), now.UnixMicro())
-			if err != nil {
-				return fmt.Errorf("store launch: %w", err)
-			}
-			return nil
-		})
-		if errors.Is(err, errNoInstance) {
-			oauthError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("application %q has no instance in domain %q", clientID, portal.DomainName))
+		res, err := s.StartLaunch(r.Context(), portal, LaunchRequest{Kind: kind, ClientID: q.Get("client_id"), Patient: patient,
+			User: q.Get("user"), Resource: q.Get("resource"), Intent: q.Get("intent")}, s.root(r))
+		var le *LaunchError
+		if errors.As(err, &le) {
+			oauthError(w, le.Status, le.Code, le.Description)
 			return
 		}
 		if err != nil {
 			s.serverError(w, "launch", err)
 			return
 		}
-		s.log.Info("oauth: launch created", "kind", kind, "client_id", clientID, "portal", portal.Username, "domain", portal.DomainName)
 		if kind == kindMobile {
-			writeJSON(w, http.StatusOK, map[string]any{"activation_code": secret, "expires_in": c.ActivationCodeLifetimeDays})
+			writeJSON(w, http.StatusOK, map[string]any{"activation_code": res.ActivationCode, "expires_in": res.ExpiresInDays})
 			return
 		}
-		v := url.Values{}
-		v.Set("iss", s.root(r)+api.Prefix)
-		v.Set("launch", secret)
-		v.Set("launch_id", secret)
-		v.Set("application_id", clientID)
-		http.Redirect(w, r, addQuery(c.LaunchURL, v), http.StatusFound)
+		http.Redirect(w, r, res.Location, http.StatusFound)
 	}
+}
+
+// Launch kinds of LaunchRequest.
+const (
+	KindWeb    = kindWeb
+	KindMobile = kindMobile
+)
+
+// LaunchRequest is what a portal asks Launch or MobileLaunch for.
+type LaunchRequest struct {
+	Kind     string // KindWeb or KindMobile
+	ClientID string // the application to launch
+	Patient  string // the Patient URL
+	User     string // the user's URL (the patient or a practitioner)
+	Resource string // the CarePlan activity identifier
+	Intent   string
+}
+
+// LaunchResult is a created launch: the URL to send the browser to (web) or the activation code (mobile).
+type LaunchResult struct {
+	Location       string
+	ActivationCode string
+	ExpiresInDays  int
+}
+
+// LaunchError is a launch refused with an RFC 6749 error.
+type LaunchError struct {
+	Status      int
+	Code        string
+	Description string
+}
+
+func (e *LaunchError) Error() string { return e.Code + ": " + e.Description }
+
+// StartLaunch creates a launch for portal (an authenticated instance) as the
+// Launch and MobileLaunch endpoints do; root is the scheme://host the launch's
+// iss names. The console's Test Portal calls it in process.
+func (s *Server) StartLaunch(ctx context.Context, portal *koppeltaal.Caller, req LaunchRequest, root string) (LaunchResult, error) {
+	var res LaunchResult
+	kind, clientID, patient := req.Kind, req.ClientID, req.Patient
+	c := s.clients[clientID]
+	switch {
+	case clientID == "":
+		return res, &LaunchError{http.StatusBadRequest, "invalid_request", "client_id (the application to launch) is required"}
+	case c == nil:
+		return res, &LaunchError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("application %q is not registered on this server", clientID)}
+	case kind == kindWeb && c.LaunchURL == "":
+		return res, &LaunchError{http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("application %q has no launch_url; it cannot be launched on the web", clientID)}
+	case patient == "":
+		return res, &LaunchError{http.StatusBadRequest, "invalid_request", "patient (the Patient URL) is required"}
+	}
+	patient, _ = splitHistory(patient)
+	now := s.clock()
+	var secret string
+	var expires time.Time
+	if kind == kindWeb {
+		secret, expires = uuid.NewString(), now.Add(c.LaunchLifetime)
+	} else {
+		secret, expires = activationCode(), now.Add(time.Duration(c.ActivationCodeLifetimeDays)*24*time.Hour)
+	}
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		var inst struct {
+			ID           int64  `db:"id"`
+			PasswordHash string `db:"password_hash"`
+		}
+		err := tx.Get(ctx, &inst, `SELECT i.id, i.password_hash FROM app_instances i
+			JOIN applications a ON a.id = i.application_id WHERE i.domain_id = ? AND a.ident = ?`, portal.DomainID, clientID)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (store.Instance{PasswordHash: inst.PasswordHash}).Disabled()) {
+			return errNoInstance // a removed instance (decision 17) cannot be launched
+		}
+		if err != nil {
+			return fmt.Errorf("look up instance of %s: %w", clientID, err)
+		}
+		_, err = tx.InsertID(ctx, `INSERT INTO oauth_launches (launch_hash, kind, client_id, instance_id,
+			portal_instance_id, patient, user_ref, resource, intent, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash(secret), kind, clientID, inst.ID, portal.ID,
+			patient, req.User, req.Resource, req.Intent, expires.UnixMicro(), now.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("store launch: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, errNoInstance) {
+		return res, &LaunchError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("application %q has no instance in domain %q", clientID, portal.DomainName)}
+	}
+	if err != nil {
+		return res, err
+	}
+	s.log.Info("oauth: launch created", "kind", kind, "client_id", clientID, "portal", portal.Username, "domain", portal.DomainName)
+	if kind == kindMobile {
+		return LaunchResult{ActivationCode: secret, ExpiresInDays: c.ActivationCodeLifetimeDays}, nil
+	}
+	v := url.Values{}
+	v.Set("iss", root+api.Prefix)
+	v.Set("launch", secret)
+	v.Set("launch_id", secret)
+	v.Set("application_id", clientID)
+	return LaunchResult{Location: addQuery(c.LaunchURL, v)}, nil
 }
 
 var errNoInstance = errors.New("oauth: application has no instance in the domain")

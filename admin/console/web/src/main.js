@@ -1,0 +1,75 @@
+// The Koppelpoort console: a small single-page app (Preact + htm) over the Support API.
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { html } from "./html.js";
+import { logout, session } from "./api.js";
+import { Login } from "./login.js";
+import { Dashboard } from "./dashboard.js";
+import { Messages, MessageDetail } from "./messages.js";
+import { Domains, Applications, Instances, InstanceDetail } from "./provisioning.js";
+import { TestPortal } from "./testportal.js";
+
+const pages = [
+  ["#/", "Dashboard"],
+  ["#/messages", "Messages"],
+  ["#/instances", "Instances"],
+  ["#/applications", "Applications"],
+  ["#/domains", "Domains"],
+  ["#/portal", "Test Portal"],
+];
+
+function parseHash() {
+  const raw = location.hash || "#/";
+  const [path, query] = raw.split("?");
+  return { path, params: new URLSearchParams(query || "") };
+}
+
+function route(r, me) {
+  const m = r.path.match(/^#\/(messages|instances)\/(\w+)$/);
+  if (m && m[1] === "messages") return html`<${MessageDetail} id=${m[2]} />`;
+  if (m && m[1] === "instances") return html`<${InstanceDetail} id=${m[2]} me=${me} />`;
+  switch (r.path) {
+    case "#/messages": return html`<${Messages} params=${r.params} />`;
+    case "#/instances": return html`<${Instances} me=${me} />`;
+    case "#/applications": return html`<${Applications} me=${me} />`;
+    case "#/domains": return html`<${Domains} me=${me} />`;
+    case "#/portal": return html`<${TestPortal} />`;
+    default: return html`<${Dashboard} />`;
+  }
+}
+
+function App() {
+  const [me, setMe] = useState(undefined);
+  const [r, setRoute] = useState(parseHash());
+  useEffect(() => {
+    session().then(setMe, () => setMe(null));
+    const onHash = () => setRoute(parseHash());
+    const onOut = () => setMe(null);
+    addEventListener("hashchange", onHash);
+    addEventListener("kp-logged-out", onOut);
+    return () => { removeEventListener("hashchange", onHash); removeEventListener("kp-logged-out", onOut); };
+  }, []);
+  useEffect(() => { // move focus to the page heading for keyboard and screen-reader users
+    const h1 = document.querySelector("main h1");
+    if (h1) { h1.setAttribute("tabindex", "-1"); h1.focus({ preventScroll: true }); }
+  }, [r.path]);
+  if (me === undefined) return html`<main class="container"><p aria-busy="true">Loading…</p></main>`;
+  if (me === null) return html`<${Login} onLogin=${setMe} />`;
+  const current = "#/" + (r.path.split("/")[1] || "");
+  return html`
+    <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main").focus(); }}>Skip to content</a>
+    <header class="top container">
+      <nav aria-label="Main">
+        <ul><li><strong>Koppelpoort</strong></li>
+          ${pages.map(([href, label]) => html`<li><a href=${href} aria-current=${current === href ? "page" : undefined}>${label}</a></li>`)}
+        </ul>
+        <ul>
+          <li><small>${me.name || me.username} · ${me.role} administrator${me.domains.length ? " of " + me.domains.join(", ") : ""}${me.applications.length ? " of " + me.applications.join(", ") : ""}</small></li>
+          <li><button class="secondary outline" onClick=${() => logout().finally(() => setMe(null))}>Log out</button></li>
+        </ul>
+      </nav>
+    </header>
+    <main id="main" class="container" tabindex="-1">${route(r, me)}</main>`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,0 +1,157 @@
+import { useEffect, useState } from "preact/hooks";
+import { html } from "./html.js";
+import { attrs, EVENTS, jsonapi, resourceDoc, when } from "./api.js";
+
+// useList loads a Support API collection (every page up to 500 items: provisioning lists are small).
+function useList(type) {
+  const [list, setList] = useState(null);
+  const [err, setErr] = useState("");
+  const reload = () => jsonapi("GET", `/${type}?page[size]=500`).then((d) => setList(d.data.map(attrs)), (x) => setErr(x.message));
+  useEffect(() => { reload(); }, [type]);
+  return [list, err, reload];
+}
+
+function Managed({ by }) {
+  return by === "config"
+    ? html`<span class="badge" title="Declared in the configuration file: change it there">file</span>`
+    : html`<span class="badge" title="Created through the console or the Support API">runtime</span>`;
+}
+
+function Form({ title, onSubmit, children, result }) {
+  const [err, setErr] = useState("");
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setErr("");
+    try { await onSubmit(new FormData(e.target), e.target); } catch (x) { setErr(x.message); } finally { setBusy(false); }
+  };
+  return html`<details open=${!!result}><summary role="button" class="secondary outline">${title}</summary>
+    <form onSubmit=${submit}>${children}
+      ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
+      <button type="submit" aria-busy=${busy}>Save</button>
+    </form>${result}</details>`;
+}
+
+export function Domains({ me }) {
+  const [list, err, reload] = useList("Domain");
+  const create = async (f) => {
+    await jsonapi("POST", "/Domain", resourceDoc("Domain", { Name: f.get("name"), DTAPPhase: f.get("phase") }));
+    reload();
+  };
+  return html`<h1>Domains</h1>
+    ${err && html`<p role="alert">${err}</p>`}
+    <div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">DTAP phase</th><th scope="col">Managed by</th><th scope="col">Created</th></tr></thead>
+    <tbody>${(list || []).map((d) => html`<tr><td>${d.Name}</td><td>${d.DTAPPhase}</td><td><${Managed} by=${d.ManagedBy} /></td><td>${when(d.CreatedAt)}</td></tr>`)}</tbody></table></div>
+    ${me.role === "system" && html`<${Form} title="New domain" onSubmit=${create}>
+      <div class="grid-form">
+        <label>Name<input name="name" required maxlength="100" /></label>
+        <label>DTAP phase<select name="phase"><option>production</option><option>acceptance</option><option>test</option><option>development</option></select></label>
+      </div></${Form}>`}`;
+}
+
+export function Applications({ me }) {
+  const [list, err, reload] = useList("Application");
+  const create = async (f) => {
+    const roles = f.getAll("roles");
+    await jsonapi("POST", "/Application", resourceDoc("Application", { Identifier: f.get("ident"), Name: f.get("name"), ApplicationRoles: roles }));
+    reload();
+  };
+  const ROLES = ["PractitionerPortal", "PatientPortal", "RelatedPersonPortal", "Game", "ELearning", "ROM"];
+  return html`<h1>Applications</h1>
+    ${err && html`<p role="alert">${err}</p>`}
+    <div class="scroll"><table><thead><tr><th scope="col">Identifier (client_id)</th><th scope="col">Name</th><th scope="col">Roles</th><th scope="col">Managed by</th></tr></thead>
+    <tbody>${(list || []).map((a) => html`<tr><td><code>${a.Identifier}</code></td><td>${a.Name}</td><td>${a.ApplicationRoles.join(", ")}</td><td><${Managed} by=${a.ManagedBy} /></td></tr>`)}</tbody></table></div>
+    ${me.role === "system" && html`<${Form} title="Register an application" onSubmit=${create}>
+      <div class="grid-form">
+        <label>Identifier<input name="ident" required maxlength="100" pattern="[^\\s/?#%]+" /></label>
+        <label>Name<input name="name" /></label>
+      </div>
+      <fieldset><legend>Roles</legend>${ROLES.map((r) => html`<label><input type="checkbox" name="roles" value=${r} /> ${r}</label>`)}</fieldset>
+    </${Form}>`}`;
+}
+
+function Secret({ label, value }) {
+  return value && html`<article aria-live="assertive"><p>${label}: <span class="secret">${value}</span></p>
+    <p><small>Shown once. Copy it now: the server keeps only a hash.</small></p></article>`;
+}
+
+export function Instances({ me }) {
+  const [list, err, reload] = useList("ApplicationInstance");
+  const [apps] = useList("Application");
+  const [domains] = useList("Domain");
+  const [created, setCreated] = useState(null);
+  const create = async (f, form) => {
+    const body = { Username: f.get("username"), Application: f.get("application"), Domain: f.get("domain"),
+      ApiVersion: f.get("apiVersion"), Subscriptions: f.getAll("subs") };
+    if (f.get("webhook")) body.WebhookUrl = f.get("webhook");
+    const doc = await jsonapi("POST", "/ApplicationInstance", resourceDoc("ApplicationInstance", body));
+    setCreated({ username: body.Username, password: doc.data.meta.password, id: doc.data.id });
+    form.reset();
+    reload();
+  };
+  return html`<h1>Application instances</h1>
+    ${err && html`<p role="alert">${err}</p>`}
+    <div class="scroll"><table><thead><tr><th scope="col">Username</th><th scope="col">Application</th><th scope="col">Domain</th><th scope="col">API</th><th scope="col">Subscriptions</th><th scope="col">Webhook</th><th scope="col">State</th></tr></thead>
+    <tbody>${(list || []).map((i) => html`<tr>
+      <td><a href=${"#/instances/" + i.id}>${i.Username}</a> <${Managed} by=${i.ManagedBy} /></td><td>${i.Application}</td><td>${i.Domain}</td>
+      <td>${i.ApiVersion}</td><td>${i.Subscriptions.join(", ")}</td><td>${i.WebhookUrl}</td><td>${i.Active ? "active" : "inactive"}</td></tr>`)}</tbody></table></div>
+    ${me.role !== "application" && html`<${Form} title="New application instance" onSubmit=${create}
+        result=${created && html`<${Secret} label=${"Password of " + created.username} value=${created.password} />`}>
+      <div class="grid-form">
+        <label>Username<input name="username" required maxlength="100" autocomplete="off" /></label>
+        <label>Application<select name="application" required>${(apps || []).map((a) => html`<option>${a.Identifier}</option>`)}</select></label>
+        <label>Domain<select name="domain" required>${(domains || []).map((d) => html`<option>${d.Name}</option>`)}</select></label>
+        <label>API version<select name="apiVersion"><option>1.3.5</option><option>1.3.3</option></select></label>
+        <label>Webhook URL<input name="webhook" type="url" placeholder="https://module.example/koppeltaal/hook" /></label>
+      </div>
+      <fieldset><legend>Subscriptions</legend>${EVENTS.map((e) => html`<label><input type="checkbox" name="subs" value=${e} /> ${e}</label>`)}</fieldset>
+    </${Form}>`}`;
+}
+
+export function InstanceDetail({ id }) {
+  const [inst, setInst] = useState(null);
+  const [err, setErr] = useState("");
+  const [secret, setSecret] = useState("");
+  const [saved, setSaved] = useState("");
+  const load = () => jsonapi("GET", "/ApplicationInstance/" + id).then((d) => setInst(attrs(d.data)), (x) => setErr(x.message));
+  useEffect(() => { load(); }, [id]);
+  if (err && !inst) return html`<h1>Instance ${id}</h1><p role="alert">${err}</p>`;
+  if (!inst) return html`<h1>Instance ${id}</h1><p aria-busy="true">Loading…</p>`;
+  const patch = async (attributes) => {
+    setErr(""); setSaved("");
+    try {
+      const doc = await jsonapi("PATCH", "/ApplicationInstance/" + id, resourceDoc("ApplicationInstance", attributes, id, inst.version));
+      setInst(attrs(doc.data));
+      if (doc.data.meta.password) setSecret(doc.data.meta.password);
+      setSaved("Saved.");
+    } catch (x) { setErr(x.message); }
+  };
+  const save = (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    patch({ ApiVersion: f.get("apiVersion"), Subscriptions: f.getAll("subs"), WebhookUrl: f.get("webhook") || null });
+  };
+  const file = inst.ManagedBy === "config";
+  return html`<p><a href="#/instances">← Instances</a></p>
+    <h1>${inst.Username}</h1>
+    <p>${inst.Application} in domain ${inst.Domain} · ${inst.Active ? "active" : "inactive"} · <${Managed} by=${inst.ManagedBy} /></p>
+    ${file && html`<p>This instance is declared in the configuration file: change it there.</p>`}
+    <form onSubmit=${save}>
+      <fieldset disabled=${file}>
+        <div class="grid-form">
+          <label>API version<select name="apiVersion">${["1.3.5", "1.3.3"].map((v) => html`<option selected=${inst.ApiVersion === v}>${v}</option>`)}</select></label>
+          <label>Webhook URL<input name="webhook" type="url" value=${inst.WebhookUrl} /></label>
+        </div>
+        <fieldset><legend>Subscriptions</legend>${EVENTS.map((e) => html`<label><input type="checkbox" name="subs" value=${e} checked=${inst.Subscriptions.includes(e)} /> ${e}</label>`)}</fieldset>
+        <button type="submit">Save</button>
+      </fieldset>
+    </form>
+    ${!file && html`<div role="group">
+      <button class="secondary" onClick=${() => patch({ ResetPassword: true })}>Reset password</button>
+      <button class="secondary" onClick=${() => patch({ Active: !inst.Active })}>${inst.Active ? "Deactivate" : "Activate"}</button>
+    </div>`}
+    <p aria-live="polite">${saved}</p>
+    ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
+    <${Secret} label="New password" value=${secret} />`;
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// screenshotDir is where TestConsoleInBrowser saves a PNG of each page when
+// KOPPELPOORT_CONSOLE_SCREENSHOTS is set (docs/console/ has the committed ones).
+func screenshotDir() string { return os.Getenv("KOPPELPOORT_CONSOLE_SCREENSHOTS") }
+
+// TestConsoleInBrowser drives the web console of `koppelpoort serve` (the
+// embedded default: demo domain and administrator) in headless Chromium, as
+// an administrator would: log in, find a message by patient and open it,
+// register an application and create an instance and post with its new
+// credentials, and run a Test Portal launch through to the module's status
+// update, at desktop and at phone width.
+func TestConsoleInBrowser(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("headless-browser test skipped: %s not found (apt-get install -y chromium)", chromium)
+	}
+	base, _, _, stderr := startBinary(t, t.TempDir(), nil)
+	epd := &client.Client{BaseURL: base, Username: koppeltaal.DemoEPDUser, Password: koppeltaal.DemoEPDPassword}
+	patient := "https://epd.example/fhir/Koppeltaal/Patient/browser-1"
+	msg, err := client.BuildMessage(client.Message{Event: "CreateOrUpdatePatient", Patient: patient, Resources: []client.Resource{{
+		Type: "Patient", ID: "browser-1", Body: map[string]any{"name": []any{map[string]any{"text": "Bea Browser"}}}}}},
+		client.BuildOptions{Domain: koppeltaal.DemoDomain, ResourceBase: "https://epd.example/fhir/Koppeltaal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := epd.PostMessage(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.NoFirstRun, chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	var jsErrors []string
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/console/")); err != nil { // first call owns the browser: no timeout
+		t.Fatal(err)
+	}
+	_ = chromedp.Listen(bctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			jsErrors = append(jsErrors, msg)
+		}
+	})
+	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Text("body"))
+			t.Fatalf("%s: %v\nJS errors: %v\npage:\n%s\nserver log:\n%s", what, err, jsErrors, body, stderr)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		if screenshotDir() == "" {
+			return
+		}
+		run("settle "+name, chromedp.Sleep(400*time.Millisecond))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(screenshotDir(), name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Log in.
+	run("login page", chromedp.WaitVisible(`#username`))
+	shot("login")
+	run("log in", chromedp.SendKeys(`#username`, admin.DemoUser), chromedp.SendKeys(`#password`, admin.DemoPassword),
+		chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`//h1[text()="Dashboard"]`),
+		chromedp.WaitVisible(`//td/a[text()="portal@demo"]`))
+	shot("dashboard")
+
+	// Find the message by patient and open it.
+	run("search by patient", chromedp.Click(`//nav//a[text()="Messages"]`), chromedp.WaitVisible(`input[name=Patient]`),
+		chromedp.SendKeys(`input[name=Patient]`, patient), chromedp.Click(`//form//button[text()="Search"]`),
+		chromedp.WaitVisible(`//td[text()="`+patient+`"]`))
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("main tbody tr").length`))
+	if err != nil || rows != 1 {
+		t.Fatalf("search by patient shows %d messages, want 1", rows)
+	}
+	shot("messages")
+	run("open the message", chromedp.Click(`main tbody tr td a`), chromedp.WaitVisible(`//h2[text()="Recipients"]`),
+		chromedp.WaitVisible(`//pre[contains(., "Bea Browser")]`))
+	shot("message-json")
+	run("XML body", chromedp.Click(`//button[text()="XML"]`), chromedp.WaitVisible(`//pre[contains(., "<feed")]`))
+	shot("message-xml")
+
+	// Register an application, create an instance of it, and post with the credentials the page shows once.
+	run("register an application", chromedp.Click(`//nav//a[text()="Applications"]`), chromedp.WaitVisible(`//h1[text()="Applications"]`),
+		chromedp.Click(`//summary[text()="Register an application"]`), chromedp.SendKeys(`input[name=ident]`, "BrowserModule"),
+		chromedp.SendKeys(`input[name=name]`, "A module made in the browser"), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`//code[text()="BrowserModule"]`))
+	shot("applications")
+	run("create an instance", chromedp.Click(`//nav//a[text()="Instances"]`), chromedp.WaitVisible(`//h1[text()="Application instances"]`),
+		chromedp.Click(`//summary[text()="New application instance"]`), chromedp.SendKeys(`input[name=username]`, "browser-module@demo"),
+		chromedp.SetValue(`select[name=application]`, "BrowserModule"), chromedp.SetValue(`select[name=domain]`, koppeltaal.DemoDomain),
+		chromedp.Click(`input[value=CreateOrUpdatePatient]`), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`.secret`))
+	password, err := chromedp.Run(ctx, chromedp.Text(`.secret`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot("instances")
+	module := &client.Client{BaseURL: base, Username: "browser-module@demo", Password: strings.TrimSpace(password)}
+	own, err := client.BuildMessage(client.Message{Event: "CreateOrUpdatePatient", Patient: "m-1", Resources: []client.Resource{{
+		Type: "Patient", ID: "m-1", Body: map[string]any{"name": []any{map[string]any{"text": "Mo Module"}}}}}},
+		client.BuildOptions{Domain: koppeltaal.DemoDomain, ResourceBase: "https://module.example/fhir/Koppeltaal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := module.PostMessage(context.Background(), own); err != nil {
+		t.Fatalf("post with the credentials shown in the console: %v", err)
+	}
+	run("instance page", chromedp.Click(`//td/a[text()="browser-module@demo"]`), chromedp.WaitVisible(`//h1[text()="browser-module@demo"]`))
+	shot("instance")
+
+	// Test Portal: CarePlan with the demo game's activity, web launch as the patient, the module's status update.
+	run("test portal", chromedp.Click(`//nav//a[text()="Test Portal"]`), chromedp.WaitVisible(`select[name=activity]`),
+		chromedp.SetValue(`select[name=portal]`, koppeltaal.DemoPortalUser), chromedp.SetValue(`select[name=activity]`, koppeltaal.DemoActivity),
+		chromedp.Click(`//button[starts-with(text(), "Create patient")]`), chromedp.WaitVisible(`//h2[starts-with(text(), "CarePlan for")]`),
+		chromedp.WaitVisible(`#portal-messages tr[data-event=CreateOrUpdateCarePlan]`))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.open = () => null, true)`)); err != nil { // the test opens the tab itself
+		t.Fatal(err)
+	}
+	run("launch as the patient", chromedp.Click(`//button[text()="Launch as patient (new tab)"]`), chromedp.WaitVisible(`#launch-link`))
+	href, err := chromedp.Run(ctx, chromedp.AttributeValue(`#launch-link`, "href"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	launchURL := href.Value
+	tab, cancelTab := chromedp.NewContext(bctx)
+	defer cancelTab()
+	tctx, cancelT := context.WithTimeout(tab, 60*time.Second)
+	defer cancelT()
+	if err := chromedp.Do(tab, chromedp.Navigate(launchURL)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tctx, chromedp.WaitVisible(`#result[data-done]`)); err != nil {
+		log, _ := chromedp.Run(tab, chromedp.Text(`#log`))
+		t.Fatalf("the module did not finish: %v\n%s", err, log)
+	}
+	result, err := chromedp.Run(tctx, chromedp.Text(`#result`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(result), &got); err != nil || got["reported"] != "Completed" || got["event"] == nil {
+		t.Fatalf("module result: %s", result)
+	}
+	if screenshotDir() != "" {
+		if png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100)); err == nil {
+			_ = os.WriteFile(filepath.Join(screenshotDir(), "module.png"), png, 0o644)
+		}
+	}
+	run("the status update appears", chromedp.WaitVisible(`#portal-messages tr[data-event=UpdateCarePlanActivityStatus]`))
+	shot("test-portal")
+
+	// Phone width: the message browser still works.
+	run("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(`//nav//a[text()="Messages"]`),
+		chromedp.WaitVisible(`input[name=Patient]`))
+	shot("messages-phone")
+	run("dashboard at phone width", chromedp.Click(`//nav//a[text()="Dashboard"]`), chromedp.WaitVisible(`//h1[text()="Dashboard"]`))
+	shot("dashboard-phone")
+	if len(jsErrors) > 0 {
+		t.Fatalf("JavaScript errors: %v", jsErrors)
+	}
+
+	// Logged out, the API gives nothing.
+	resp, err := http.Get(base + "/jsonapi/Koppeltaal/Message")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("Support API without credentials: %d", resp.StatusCode)
+	}
+	_ = fmt.Sprint
+}
