@@ -19,7 +19,6 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 )
 
-const chromium = "/usr/bin/chromium"
 
 // screenshotDir is where TestConsoleInBrowser saves a PNG of each page when
 // KOPPELPOORT_CONSOLE_SCREENSHOTS is set (docs/console/ has the committed ones).
