@@ -19,7 +19,6 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 )
 
-
 // screenshotDir is where TestConsoleInBrowser saves a PNG of each page when
 // KOPPELPOORT_CONSOLE_SCREENSHOTS is set (docs/console/ has the committed ones).
 func screenshotDir() string { return os.Getenv("KOPPELPOORT_CONSOLE_SCREENSHOTS") }
