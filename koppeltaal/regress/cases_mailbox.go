@@ -170,6 +170,16 @@ func mailboxCases() []Case {
 				base, v := dstu1.SplitHistory(first(data))
 				t.Expect(base == d.CarePlan && v != "", "reply data[0]", d.CarePlan+"/_history/<version>", first(data))
 			}},
+		{ID: "mailbox/legacy-nonfocal-not-checked", Title: "a 1.3.3 sender's other resources are not version-checked: an outdated Patient version next to the right focal one is accepted",
+			Ref: "SPEC.md §7.1, §7.3 B (1.3.3: only the focal resource is versioned)", Formats: both, Needs: []Capability{CapLegacy}, Run: func(t *T) {
+				d := t.newDossier()
+				t.postOK(t.Portal(), d, t.carePlan(d, "Available")) // a 1.3.5 sender: every resource gets a version
+				old := maps.Clone(d.Versions)
+				t.postOK(t.Portal(), d, t.patientMessage(d, "Tweede")) // the Patient's version moves on
+				mixed := *d
+				mixed.Versions = map[string]string{d.CarePlan: d.version(d.CarePlan), d.Patient: old[d.Patient]}
+				t.postOK(t.Legacy(), nil, t.carePlan(&mixed, "InProgress"))
+			}},
 		{ID: "mailbox/python-connector-replay", Title: "the Python connector's recorded Mailbox posts (fresh URLs, this server's versions) get 200, or 409 where they re-post a stale version",
 			Ref: "CLIENTS.md (recorded requests, clients/python-connector-requests.jsonl)", Formats: both, Run: func(t *T) {
 				t.replayRecording("python-connector-requests.jsonl", true)
