@@ -95,6 +95,17 @@ mutation defect7-garbage-count koppeltaal/api/api.go \
 	if false {
 		return 0, fail(http.StatusBadRequest, "invalid", "The parameter _count' \
   search/bad-count-or-page
+mutation defect7-json-types fhir/dstu1/json_read.go \
+  "if want := jsonKindOf(k); v.kind != want && !(want == 't' && v.kind == 'f') {" \
+  "if want := jsonKindOf(k); false && v.kind != want {" \
+  hostile/identifier-number hostile/data-reference-number
+mutation defect7-primitive-values fhir/dstu1/values.go \
+  'func checkValue(p primitive, v string) error {' \
+  'func checkValue(p primitive, v string) error {
+	if true {
+		return nil
+	}' \
+  hostile/timestamp-yesterday hostile/xml-invalid-datetime hostile/xml-invalid-instant hostile/xml-invalid-uri
 mutation patient-extension-mismatch koppeltaal/mailbox.go \
   'if named == "" || named == ext {' 'if named == "" || named == ext || true {' \
   hostile/patient-extension-mismatch

@@ -70,8 +70,8 @@ func hostileCases() []Case {
 				p := b.Entries[2].Resource
 				p.Children = append([]*dstu1.Node{dstu1.NewExtension(dstu1.KoppeltaalBase+"Patient#Age", dstu1.NewPrimitive("valueInteger", "12a"))}, p.Children...)
 			}, names: []string{"valueInteger"}},
-		{id: "xml-invalid-uri", title: `MessageHeader.event.system "not a uri" (spaces)`, ref: xmlPrimitive, formats: xmlOnly,
-			xmlMut: replaceValue("system", "not a uri"), names: []string{"system"}},
+		{id: "xml-invalid-uri", title: `MessageHeader.event.system "http://exa mple.org/MessageEvents" (a space in the host; "not used" is a URI clients send)`, ref: xmlPrimitive, formats: xmlOnly,
+			xmlMut: replaceValue("system", "http://exa mple.org/MessageEvents"), names: []string{"system"}},
 		{id: "null-in-array", title: "a JSON array holding null", ref: "SPEC.md §3.13 (the documented text; the old server said 500)", formats: jsonOnly,
 			jsonMut: func(m map[string]any) { mh(m)["data"] = []any{nil} }, names: []string{textNullInArray}, statuses: []int{400, 422, 500}},
 		{id: "unsupported-resource", title: "a Condition entry (an unsupported resource type)", ref: "SPEC.md §3.13, §4.5", formats: both,

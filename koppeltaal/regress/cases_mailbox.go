@@ -99,7 +99,7 @@ func mailboxCases() []Case {
 				stale := t.staleUpdate(d)
 				resp := t.post(t.Portal(), t.encode(stale))
 				t.outcome(resp, http.StatusConflict)
-				oo, err := dstu1.ParseResource(resp.Body, t.replyFormat(resp))
+				oo, err := replyLimits.ParseResource(resp.Body, t.replyFormat(resp))
 				t.Require(err == nil, "the 409 body", "an OperationOutcome", err)
 				var named []string
 				oo.Each("issue", func(n *dstu1.Node) bool {
