@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,16 +52,24 @@ func (e *httpError) Error() string {
 }
 
 // client does the HTTP calls; one shared keep-alive pool for all instances.
+// With several targets (processes of one server on one database) every request
+// goes to the next target in turn.
 type client struct {
-	base    *url.URL
+	targets []*url.URL
+	next    atomic.Uint64
 	hc      *http.Client
 	timeout time.Duration
 }
 
-func newClient(target string, conns int, timeout time.Duration) (*client, error) {
-	u, err := url.Parse(strings.TrimRight(target, "/"))
-	if err != nil {
-		return nil, fmt.Errorf("target %q: %w", target, err)
+// newClient makes a client for targets: one base URL, or several separated by commas.
+func newClient(targets string, conns int, timeout time.Duration) (*client, error) {
+	c := &client{timeout: timeout}
+	for _, t := range strings.Split(targets, ",") {
+		u, err := url.Parse(strings.TrimRight(strings.TrimSpace(t), "/"))
+		if err != nil {
+			return nil, fmt.Errorf("target %q: %w", t, err)
+		}
+		c.targets = append(c.targets, u)
 	}
 	tr := &http.Transport{
 		Proxy:               nil, // a load test must reach the target directly
@@ -70,24 +79,34 @@ func newClient(target string, conns int, timeout time.Duration) (*client, error)
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &client{base: u, hc: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+	c.hc = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse // Koppeltaal clients do not follow redirects on FHIR calls
-	}}, timeout: timeout}, nil
+	}}
+	return c, nil
+}
+
+// base is the base URL for the next request (round robin over the targets).
+func (c *client) base() *url.URL {
+	if len(c.targets) == 1 {
+		return c.targets[0]
+	}
+	return c.targets[(c.next.Add(1)-1)%uint64(len(c.targets))]
 }
 
 func (c *client) close() { c.hc.CloseIdleConnections() }
 
-// urlFor maps a link the server returned onto the target: like the Python
+// urlFor maps a link the server returned onto a target: like the Python
 // connector, only the path and query of a returned link are used.
 func (c *client) urlFor(link string) string {
+	base := c.base()
 	if strings.HasPrefix(link, "/") {
-		return c.base.String() + link
+		return base.String() + link
 	}
 	u, err := url.Parse(link)
 	if err != nil || u.Path == "" {
-		return c.base.String() + link
+		return base.String() + link
 	}
-	out := *c.base
+	out := *base
 	out.Path, out.RawPath, out.RawQuery = u.Path, u.RawPath, u.RawQuery
 	return out.String()
 }

@@ -315,3 +315,24 @@ func TestConsistencyPrefillLost(t *testing.T) {
 		t.Fatalf("delivery to an unsubscribed instance passed: %+v", c)
 	}
 }
+
+// An acknowledgement without an answer (a failover) may not have stuck: the
+// server then delivers the message once more, which is no duplicate; a second
+// extra delivery still is.
+func TestConsistencyUnansweredAck(t *testing.T) {
+	for _, extra := range []int{1, 2} {
+		tr := newTestTracker()
+		rb := Readback{}
+		post(tr, "m1", "cp/1", "", "v1")
+		tr.Delivered("m1", 2)
+		tr.AckUnknown("m1", 2)
+		for range extra - 1 {
+			tr.Delivered("m1", 2)
+		}
+		deliverAll(tr, "m1", StatusSuccess, rb)
+		c := tr.Check(rb)
+		if want := int64(extra - 1); c.Duplicates != want {
+			t.Errorf("%d extra deliveries after one unanswered acknowledgement: %d duplicates, want %d", extra, c.Duplicates, want)
+		}
+	}
+}

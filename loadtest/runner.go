@@ -22,7 +22,8 @@ import (
 type Options struct {
 	// Scenario is the validated scenario (Defaults applied).
 	Scenario *Scenario
-	// Target is the base URL of the server.
+	// Target is the base URL of the server, or several separated by commas
+	// (processes of one server on one database): requests go to each in turn.
 	Target string
 	// Instances are the application instances to act as.
 	Instances []InstanceSpec
@@ -255,7 +256,7 @@ func (r *runner) loadRunning() bool { return r.loadEnd.Load() == 0 }
 // so that servers which cache password checks are measured warm.
 func (r *runner) warmup(ctx context.Context) {
 	for _, in := range r.insts {
-		_, _ = r.cl.do(ctx, in, "GET", r.cl.base.String()+fhirBase+"/MessageHeader/_search?_summary=true&_count=1", nil)
+		_, _ = r.cl.do(ctx, in, "GET", r.cl.base().String()+fhirBase+"/MessageHeader/_search?_summary=true&_count=1", nil)
 	}
 }
 
@@ -575,16 +576,18 @@ func (r *runner) post(ctx context.Context, d *domainState, in *instance, m *mess
 	t0 := time.Now()
 	// A POST in flight when the load phase ends is completed: cancelling it
 	// would leave its outcome unknown.
-	reply, err := r.cl.do(context.WithoutCancel(ctx), in, "POST", r.cl.base.String()+fhirBase+"/Mailbox", body)
+	reply, err := r.cl.do(context.WithoutCancel(ctx), in, "POST", r.cl.base().String()+fhirBase+"/Mailbox", body)
 	dt := time.Since(t0)
 	r.lastWriteDone.Store(time.Now().UnixNano())
 	r.lastPostDone.Store(time.Now().UnixNano())
 	r.postsInFlight.Add(-1)
 	r.writesInFlight.Add(-1)
 	if err != nil {
-		if isHTTP(err) {
+		if isHTTP(err) && httpStatus(err) < 500 {
 			r.tr.Rejected(m.identifier)
 		} else {
+			// No reply, or a 5xx (a 503 during a failover may follow a COMMIT whose reply was lost):
+			// the message may or may not be stored.
 			r.tr.Unknown(m.identifier)
 		}
 		if expectConflict && httpStatus(err) == 409 {
@@ -643,7 +646,7 @@ func firstOr(h []headerInfo, f func(headerInfo) string) string {
 
 // consume is one claim loop of a subscribed instance.
 func (r *runner) consume(ctx context.Context, in *instance, d *domainState, emptyMark *atomic.Int64) {
-	claimURL := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim"
+	claimURL := r.cl.base().String() + fhirBase + "/MessageHeader/_search?_query=MessageHeader.GetNextNewAndClaim"
 	for ctx.Err() == nil {
 		t0 := time.Now()
 		// Never abandon a claim in flight: the server would keep the message Claimed.
@@ -768,6 +771,10 @@ func (r *runner) ack(ctx context.Context, in *instance, h headerInfo, delivery i
 			r.st.ok(OpAckReplaced, dt)
 			return
 		}
+		if !isHTTP(err) || httpStatus(err) >= 500 {
+			// It may not have stuck: the server then delivers the message again after the claim timeout.
+			r.tr.AckUnknown(h.identifier, in.idx)
+		}
 		r.st.fail(OpAck, errorKind(err), dt, err.Error())
 		return
 	}
@@ -864,7 +871,7 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 		for _, status := range []string{StatusSuccess, StatusFailed, StatusNew, StatusClaimed, StatusReplaced, "MaximumRetriesExceeded"} {
 			// include-expired: a message every subscriber acknowledged has lost its body
 			// (SPEC.md §10.2) and is left out of searches without it.
-			next := r.cl.base.String() + fhirBase + "/MessageHeader/_search?_summary=true&include-expired=yes&_count=" + strconv.Itoa(readbackPage) + "&ProcessingStatus=" + status
+			next := r.cl.base().String() + fhirBase + "/MessageHeader/_search?_summary=true&include-expired=yes&_count=" + strconv.Itoa(readbackPage) + "&ProcessingStatus=" + status
 			if skip := r.readbackSkip(in.idx, status); skip > 0 {
 				// The oldest New entries are the undelivered prefill: start behind
 				// most of it (see Tracker.NotReadBack).

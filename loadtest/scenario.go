@@ -38,7 +38,8 @@ var knownRoles = []string{RolePractitionerPortal, RolePatientPortal, RoleRelated
 // (strictly: unknown keys are errors) and/or set by flags. Zero values get the
 // defaults documented on each field (see Defaults).
 type Scenario struct {
-	// Target is the base URL of the Koppeltaal server (scheme://host:port), without /FHIR/Koppeltaal.
+	// Target is the base URL of the Koppeltaal server (scheme://host:port), without /FHIR/Koppeltaal;
+	// several separated by commas (processes of one server on one database) get the requests in turn.
 	// Ignored with --self.
 	Target string `yaml:"target" json:"target"`
 	// AllowRemote permits a target that is not a loopback address.
@@ -350,8 +351,17 @@ func validateInstances(in []InstanceSpec) []error {
 	return errs
 }
 
-// checkTarget refuses non-loopback targets unless allowed.
+// checkTarget refuses non-loopback targets unless allowed; target may list
+// several, separated by commas.
 func checkTarget(target string, allowRemote bool) error {
+	if ts := strings.Split(target, ","); len(ts) > 1 {
+		for _, t := range ts {
+			if err := checkTarget(strings.TrimSpace(t), allowRemote); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%q is not an http(s) URL like http://127.0.0.1:8080", target)

@@ -139,3 +139,22 @@ func TestParseInstanceFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCompare(t *testing.T) {
+	legs, err := ParseCompare("sqlite, postgres,postgres*2", "postgres://x@127.0.0.1/postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(legs) != 3 || legs[0].DSN != "" || legs[1].Processes != 1 || legs[2].Processes != 2 || legs[2].DSN == "" {
+		t.Fatalf("legs: %+v", legs)
+	}
+	for _, bad := range []string{"postgres", "sqlite*2", "mysql", "postgres*0", "postgres*x"} {
+		dsn := "postgres://x@127.0.0.1/postgres"
+		if bad == "postgres" {
+			dsn = ""
+		}
+		if _, err := ParseCompare(bad, dsn); err == nil {
+			t.Errorf("--compare %q accepted", bad)
+		}
+	}
+}

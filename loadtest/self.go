@@ -50,6 +50,13 @@ type SelfOptions struct {
 	StartTimeout time.Duration
 	// Progress, when not nil, gets progress lines of the prefill (Scenario.Prefill).
 	Progress io.Writer
+	// Processes is how many server processes share the database (default 1;
+	// more need PostgreSQL). URL then lists them all, separated by commas, and
+	// the load goes to each in turn.
+	Processes int
+	// ClaimTimeout is the server's koppeltaal claim_timeout (0: its default,
+	// 5m). A claim whose reply is lost (a failover) is delivered again after it.
+	ClaimTimeout time.Duration
 }
 
 // SelfServer is a Koppelpoort server started by StartSelf.
@@ -70,7 +77,11 @@ type SelfServer struct {
 	// server started (Scenario.Prefill); nil without. Pass it to Run.
 	Prefill *Prefill
 
+	// PIDs are all server processes (PID is the first).
+	PIDs []int
+
 	opts     SelfOptions
+	others   []*SelfServer // the further processes of Processes; they share Dir and the database
 	cmd      *exec.Cmd
 	exited   chan error
 	died     chan struct{} // closed when the process ends, for whatever reason
@@ -151,6 +162,12 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 60 * time.Second
 	}
+	if o.Processes <= 0 {
+		o.Processes = 1
+	}
+	if o.Processes > 1 && o.DSN == "" {
+		return nil, errors.New("loadtest: several server processes need a shared PostgreSQL database (--dsn postgres://...)")
+	}
 	ktCfg, specs, err := Provision(sc)
 	if err != nil {
 		return nil, err
@@ -162,9 +179,11 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	s := &SelfServer{Dir: dir, Instances: specs, opts: o, LogPath: filepath.Join(dir, "server.log")}
 	defer func() {
 		if err != nil {
-			if s.cmd != nil && s.cmd.Process != nil { // started but never became ready
-				_ = s.cmd.Process.Kill()
-				<-s.exited
+			for _, p := range append([]*SelfServer{s}, s.others...) {
+				if p.cmd != nil && p.cmd.Process != nil { // started but never became ready
+					_ = p.cmd.Process.Kill()
+					<-p.exited
+				}
 			}
 			s.cleanup()
 		}
@@ -193,22 +212,46 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 			return nil, err
 		}
 	}
+	if err := s.startProcess(ctx, dsn, ktCfg, "koppelpoort.yaml"); err != nil {
+		return nil, err
+	}
+	s.PIDs = []int{s.PID}
+	urls := []string{s.URL}
+	for i := 2; i <= o.Processes; i++ {
+		p := &SelfServer{Dir: dir, opts: o, LogPath: filepath.Join(dir, fmt.Sprintf("server-%d.log", i))}
+		s.others = append(s.others, p)
+		if err := p.startProcess(ctx, dsn, ktCfg, fmt.Sprintf("koppelpoort-%d.yaml", i)); err != nil {
+			return nil, err
+		}
+		s.PIDs, urls = append(s.PIDs, p.PID), append(urls, p.URL)
+	}
+	s.URL = strings.Join(urls, ",")
+	if o.Processes > 1 {
+		s.StoreLabel += fmt.Sprintf(", %d server processes", o.Processes)
+	}
+	return s, nil
+}
+
+// startProcess starts one server process with its own listen address and
+// configuration file cfgName (in s.Dir) and waits until it is ready.
+func (s *SelfServer) startProcess(ctx context.Context, dsn string, ktCfg koppeltaal.Config, cfgName string) error {
+	o := s.opts
 	port, err := freePort()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	s.URL = "http://" + addr
-	cfgPath := filepath.Join(dir, "koppelpoort.yaml")
+	cfgPath := filepath.Join(s.Dir, cfgName)
 	if err := writeServerConfig(cfgPath, addr, dsn, o, ktCfg); err != nil {
-		return nil, err
+		return err
 	}
 	logf, err := os.Create(s.LogPath)
 	if err != nil {
-		return nil, fmt.Errorf("create server log: %w", err)
+		return fmt.Errorf("create server log: %w", err)
 	}
 	args := append(append([]string(nil), o.Command[1:]...), "--config", cfgPath)
-	if o.CPUProfile != "" {
+	if o.CPUProfile != "" && cfgName == "koppelpoort.yaml" {
 		args = append(args, "--cpuprofile", o.CPUProfile)
 	}
 	cmd := exec.Command(o.Command[0], args...)
@@ -216,7 +259,7 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a ^C on the load tool reaches us, not the server
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start server %s: %w", o.Command[0], err)
+		return fmt.Errorf("start server %s: %w", o.Command[0], err)
 	}
 	s.cmd, s.PID = cmd, cmd.Process.Pid
 	s.exited = make(chan error, 1)
@@ -227,10 +270,7 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 		close(s.died)
 		s.exited <- err
 	}()
-	if err := s.waitReady(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s.waitReady(ctx)
 }
 
 func freePort() (int, error) {
@@ -244,15 +284,21 @@ func freePort() (int, error) {
 
 func writeServerConfig(path, addr, dsn string, o SelfOptions, kt koppeltaal.Config) error {
 	type ktSection struct {
-		Domains      []koppeltaal.DomainConfig      `yaml:"domains"`
-		Applications []koppeltaal.ApplicationConfig `yaml:"applications"`
-		Instances    []koppeltaal.InstanceConfig    `yaml:"instances"`
+		Domains       []koppeltaal.DomainConfig      `yaml:"domains"`
+		Applications  []koppeltaal.ApplicationConfig `yaml:"applications"`
+		Instances     []koppeltaal.InstanceConfig    `yaml:"instances"`
+		ClaimTimeout  string                         `yaml:"claim_timeout,omitempty"`
+		SweepInterval string                         `yaml:"sweep_interval,omitempty"`
+	}
+	kts := ktSection{Domains: kt.Domains, Applications: kt.Applications, Instances: kt.Instances}
+	if o.ClaimTimeout > 0 {
+		kts.ClaimTimeout, kts.SweepInterval = o.ClaimTimeout.String(), min(o.ClaimTimeout/4, 10*time.Second).String()
 	}
 	doc := map[string]any{
 		"server":     map[string]any{"addr": addr},
 		"store":      map[string]any{"dsn": dsn, "sqlite_synchronous": strings.ToUpper(o.SQLiteSynchronous)},
 		"log":        map[string]any{"level": o.LogLevel, "format": "json"},
-		"koppeltaal": ktSection{Domains: kt.Domains, Applications: kt.Applications, Instances: kt.Instances},
+		"koppeltaal": kts,
 	}
 	var b bytes.Buffer
 	b.WriteString("# Written by koppelpoort load --self for one run; passwords are random per run.\n")
@@ -310,8 +356,24 @@ func tail(path string, n int) string {
 // LogTail returns the last n lines of the server's log.
 func (s *SelfServer) LogTail(n int) string { return tail(s.LogPath, n) }
 
-// Died is closed when the server process has ended (crashed or stopped).
-func (s *SelfServer) Died() <-chan struct{} { return s.died }
+// Died is closed when a server process has ended (crashed or stopped).
+func (s *SelfServer) Died() <-chan struct{} {
+	if len(s.others) == 0 {
+		return s.died
+	}
+	any := make(chan struct{})
+	for _, p := range append([]*SelfServer{s}, s.others...) {
+		go func() {
+			<-p.died
+			select {
+			case <-any:
+			default:
+				close(any)
+			}
+		}()
+	}
+	return any
+}
 
 // MeasureCommitRate probes the raw commit rate of the store this server uses.
 func (s *SelfServer) MeasureCommitRate(ctx context.Context, d time.Duration) (*CommitRate, error) {
@@ -324,6 +386,16 @@ func (s *SelfServer) MeasureCommitRate(ctx context.Context, d time.Duration) (*C
 // Stop asks the server to shut down (SIGINT), waits up to 20s (then kills it)
 // and removes the temporary data unless KeepData.
 func (s *SelfServer) Stop() error {
+	var errs []error
+	for _, p := range append(append([]*SelfServer(nil), s.others...), s) {
+		errs = append(errs, p.stopProcess())
+	}
+	s.cleanup()
+	return errors.Join(errs...)
+}
+
+// stopProcess stops this one process.
+func (s *SelfServer) stopProcess() error {
 	var err error
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(os.Interrupt)
@@ -338,7 +410,6 @@ func (s *SelfServer) Stop() error {
 			err = fmt.Errorf("server did not stop within 20s after SIGINT and was killed")
 		}
 	}
-	s.cleanup()
 	return err
 }
 

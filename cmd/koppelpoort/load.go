@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -36,6 +37,8 @@ type loadFlags struct {
 	failedSh   float64
 	newSh      float64
 	staleSh    float64
+	processes  int
+	compare    string
 }
 
 func newLoadCmd() *cobra.Command {
@@ -87,6 +90,8 @@ Exit status 1 when the consistency check fails.`,
 	fl.StringVar(&f.scenario, "scenario", "", "scenario file (YAML); flags override it")
 	fl.BoolVar(&f.self, "self", false, "start a Koppelpoort server as a child process and provision its domains")
 	fl.StringVar(&f.dsn, "dsn", "", "with --self: postgres:// URL of a server to create a fresh database on (default: temp SQLite)")
+	fl.IntVar(&f.processes, "processes", 1, "with --self and --dsn: server processes sharing the database (the load goes to each in turn)")
+	fl.StringVar(&f.compare, "compare", "", "with --self: run the scenario once per store, one after the other, and print them side by side with ratios: e.g. sqlite,postgres,postgres*2 (postgres legs on --dsn; *N = N processes)")
 	fl.StringVar(&f.sqliteSync, "sqlite-synchronous", "FULL", "with --self on SQLite: FULL or NORMAL")
 	fl.BoolVar(&f.keepData, "keep-data", false, "with --self: keep the temporary data directory / database")
 	fl.StringVar(&f.dataDir, "data-dir", "", "with --self: where to create the temporary data directory (default the system temp dir; must be a real disk, not tmpfs)")
@@ -194,13 +199,78 @@ func scenarioFrom(cmd *cobra.Command, f *loadFlags) (*loadtest.Scenario, error) 
 }
 
 func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-chan struct{}) error {
-	ctx, abort := context.WithCancel(ctx)
-	defer abort()
 	sc, err := scenarioFrom(cmd, f)
 	if err != nil {
 		return err
 	}
-	out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if f.compare != "" {
+		return runCompare(ctx, cmd, f, sc, stopLoad)
+	}
+	rep, err := loadOnce(ctx, cmd, f, sc, stopLoad)
+	if err != nil {
+		return err
+	}
+	rep.WriteText(cmd.OutOrStdout())
+	if f.jsonOut != "" {
+		if err := rep.WriteJSON(f.jsonOut); err != nil {
+			return err
+		}
+	}
+	if f.htmlOut != "" {
+		if err := rep.WriteHTML(f.htmlOut); err != nil {
+			return err
+		}
+	}
+	if !rep.Pass {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+// runCompare runs sc once per leg of --compare and prints each report, then
+// the legs side by side (loadtest.WriteComparison).
+func runCompare(ctx context.Context, cmd *cobra.Command, f *loadFlags, sc *loadtest.Scenario, stopLoad <-chan struct{}) error {
+	if !f.self {
+		return errors.New("--compare needs --self: it starts a server per store")
+	}
+	legs, err := loadtest.ParseCompare(f.compare, f.dsn)
+	if err != nil {
+		return err
+	}
+	var done []loadtest.Leg
+	pass := true
+	for i, leg := range legs {
+		fmt.Fprintf(cmd.ErrOrStderr(), "\n=== %s (%d of %d)\n", leg.Name, i+1, len(legs))
+		lf := *f
+		lf.dsn, lf.processes = leg.DSN, leg.Processes
+		legSc := *sc
+		rep, err := loadOnce(ctx, cmd, &lf, &legSc, stopLoad)
+		if err != nil {
+			return fmt.Errorf("%s: %w", leg.Name, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "\n=== %s\n", leg.Name)
+		rep.WriteText(cmd.OutOrStdout())
+		leg.Report = rep
+		done = append(done, leg)
+		pass = pass && rep.Pass
+	}
+	loadtest.WriteComparison(cmd.OutOrStdout(), done)
+	if f.jsonOut != "" {
+		if err := loadtest.WriteComparisonJSON(f.jsonOut, done); err != nil {
+			return err
+		}
+	}
+	if !pass {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+// loadOnce runs sc once (with --self: on a server of its own) and returns the report.
+func loadOnce(ctx context.Context, cmd *cobra.Command, f *loadFlags, sc *loadtest.Scenario, stopLoad <-chan struct{}) (*loadtest.Report, error) {
+	ctx, abort := context.WithCancel(ctx)
+	defer abort()
+	errw := cmd.ErrOrStderr()
 	logger := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts := loadtest.Options{Scenario: sc, Target: sc.Target, Instances: sc.Instances, Logger: logger, ServerPID: f.serverPID, StopLoad: stopLoad}
 	if !f.quiet {
@@ -217,7 +287,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 	if f.self {
 		exe, err := os.Executable()
 		if err != nil {
-			return fmt.Errorf("find own binary to start the server: %w", err)
+			return nil, fmt.Errorf("find own binary to start the server: %w", err)
 		}
 		fmt.Fprintf(errw, "starting a Koppelpoort server (%d domains × %d instances)...\n", sc.Domains, sc.SubscribersPerEvent+1)
 		if sc.Prefill > 0 {
@@ -225,9 +295,9 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 		}
 		srv, err = loadtest.StartSelf(ctx, sc, loadtest.SelfOptions{Command: []string{exe, "load", "serve-self"}, DSN: f.dsn,
 			SQLiteSynchronous: f.sqliteSync, KeepData: f.keepData, DataDir: f.dataDir, CPUProfile: f.cpuProfile, LogLevel: f.serverLog,
-			Progress: opts.Progress})
+			Progress: opts.Progress, Processes: f.processes})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if p := srv.Prefill; p != nil {
 			fmt.Fprintf(errw, "prefilled %d messages (%d per domain, each for %d subscribers) in %.1fs\n", p.Messages(), p.PerDomain, len(p.Domains[0].Subscribers), p.Seconds)
@@ -251,7 +321,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 			case <-ctx.Done():
 			}
 		}()
-		fmt.Fprintf(errw, "server pid %d at %s on %s (data and log in %s)\n", srv.PID, srv.URL, srv.StoreLabel, srv.Dir)
+		fmt.Fprintf(errw, "server pid %v at %s on %s (data and log in %s)\n", srv.PIDs, srv.URL, srv.StoreLabel, srv.Dir)
 	}
 	if f.probe > 0 {
 		var cr *loadtest.CommitRate
@@ -275,25 +345,7 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 			fmt.Fprintf(errw, "raw commit rate: %.0f commits/s (%s)\n", cr.PerSecond, cr.Store)
 		}
 	}
-	rep, err := loadtest.Run(ctx, opts)
-	if err != nil {
-		return err
-	}
-	rep.WriteText(out)
-	if f.jsonOut != "" {
-		if err := rep.WriteJSON(f.jsonOut); err != nil {
-			return err
-		}
-	}
-	if f.htmlOut != "" {
-		if err := rep.WriteHTML(f.htmlOut); err != nil {
-			return err
-		}
-	}
-	if !rep.Pass {
-		return exitError{code: 1}
-	}
-	return nil
+	return loadtest.Run(ctx, opts)
 }
 
 // newLoadServeSelfCmd is the server side of `load --self`: `serve` from a

@@ -28,6 +28,12 @@ import (
 // Prefix is where the FHIR API lives; clients drop any other path prefix (CLIENTS.md).
 const Prefix = "/FHIR/Koppeltaal"
 
+// TextUnavailable answers a request while the database is unavailable. The
+// outcome may be unknown (a connection lost at COMMIT): a POST is to be sent
+// again unchanged, which the server recognises when it was stored after all.
+const TextUnavailable = "The database is unavailable at the moment; try again in a few seconds. " +
+	"Send a message again unchanged: if it was stored after all, the server recognises it and answers as the first time."
+
 // RetryAfterUnavailable is the Retry-After (seconds) of a 503 while the
 // database is unavailable: about what a PostgreSQL failover takes.
 const RetryAfterUnavailable = 5
@@ -420,8 +426,8 @@ func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status in
 // *koppeltaal.Error, 500 (logged, details hidden) for anything else.
 //
 // A database that cannot serve the request now (store.ErrUnavailable: a
-// failover, a full disk, a read-only file system) is 503 with Retry-After:
-// nothing was stored, and the same request will work once the database is back.
+// failover, a full disk, a read-only file system) is 503 with Retry-After: the
+// same request will work once the database is back.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ke *koppeltaal.Error
 	switch {
@@ -429,8 +435,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrUnavailable):
 		s.log.Warn("koppeltaal: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterUnavailable))
-		ke = fail(http.StatusServiceUnavailable, "transient",
-			"The database is unavailable at the moment; nothing was changed. Try again in a few seconds.")
+		ke = fail(http.StatusServiceUnavailable, "transient", TextUnavailable)
 	default:
 		s.log.Error("koppeltaal: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ke = fail(http.StatusInternalServerError, "exception", "The server could not process the request; the error is logged.")

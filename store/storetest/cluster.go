@@ -205,7 +205,12 @@ func (c *Cluster) Kill() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A killed postmaster may stay a zombie (nobody reaps it in a container), and
+	// PostgreSQL would take its lock files for a live server's.
 	_ = os.Remove(filepath.Join(c.Dir, "postmaster.pid"))
+	sock := filepath.Join(filepath.Dir(c.Dir), fmt.Sprintf(".s.PGSQL.%d", c.Port))
+	_ = os.Remove(sock)
+	_ = os.Remove(sock + ".lock")
 }
 
 // Exec runs statements on database postgres as the superuser.
@@ -223,4 +228,39 @@ func (c *Cluster) Exec(stmts ...string) {
 			c.t.Fatalf("%s: %v", s, err)
 		}
 	}
+}
+
+// NewStandby makes a streaming standby of primary (pg_basebackup -R) named
+// appName (its application_name, what synchronous_standby_names lists) and
+// starts it.
+func NewStandby(t testing.TB, primary *Cluster, appName string) *Cluster {
+	t.Helper()
+	s := newClusterDir(t)
+	s.basebackup(primary, appName)
+	s.Start()
+	return s
+}
+
+// Rebuild turns c (stopped or killed) into a standby of primary: its data is
+// replaced by a fresh base backup, then it starts.
+func (c *Cluster) Rebuild(primary *Cluster, appName string) {
+	c.t.Helper()
+	if err := os.RemoveAll(c.Dir); err != nil {
+		c.t.Fatal(err)
+	}
+	c.basebackup(primary, appName)
+	c.Start()
+}
+
+func (c *Cluster) basebackup(primary *Cluster, appName string) {
+	c.t.Helper()
+	conn := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s", primary.Port, appName)
+	c.run("pg_basebackup", "-d", conn, "-D", c.Dir, "-R", "-X", "stream", "--no-sync", "-c", "fast")
+	c.configure() // its own port (the primary's postgresql.conf came along)
+}
+
+// Promote ends recovery on a standby: it becomes a primary.
+func (c *Cluster) Promote() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.Dir, "-w", "-t", "60", "promote")
 }
