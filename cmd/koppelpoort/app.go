@@ -96,6 +96,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		a.mounts = append(a.mounts, kt, sso)
 		a.workers = append(a.workers, kt.Run, push.Run, sso.Run)
 		portal = console.Portal{Service: kt.Service(), Activities: ads, OAuth: sso, PublicURL: public}
+		reg.MustRegister(koppeltaal.NewBacklogCollector(st, logger))
 		if cfg.Path == "" {
 			a.mounts = append(a.mounts, server.MountFunc(func(r chi.Router) {
 				r.Handle(koppeltaal.DemoGamePath, oauth.DemoGamePage())

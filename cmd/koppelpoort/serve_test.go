@@ -368,3 +368,20 @@ func TestServeBannerPostgresWithoutPassword(t *testing.T) {
 		t.Errorf("banner names the wrong store:\n%s", stdout)
 	}
 }
+
+// /metrics of a running server has the mailbox gauges of every demo instance from the start.
+func TestServeMetricsHaveMailboxGauges(t *testing.T) {
+	base, _, _, _ := startBinary(t, t.TempDir(), nil)
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`koppelpoort_mailbox_waiting{domain="Demo",instance="game@demo"} `,
+		`koppelpoort_mailbox_oldest_waiting_seconds{domain="Demo",instance="portal@demo"} `} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
