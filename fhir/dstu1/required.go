@@ -1,9 +1,6 @@
 package dstu1
 
-import (
-	"slices"
-	"strconv"
-)
+import "slices"
 
 // MissingRequired returns the paths of the elements the DSTU1 schema requires (minOccurs 1, schema_gen.go)
 // that r lacks, each level's in schema order before those inside its elements: "MessageHeader.source.software",
@@ -31,49 +28,34 @@ func (b *Bundle) MissingRequired() []string {
 	var out []string
 	for i, e := range b.Entries {
 		for _, p := range e.Resource.MissingRequired() {
-			out = append(out, "entry["+strconv.Itoa(i)+"].content."+p)
+			out = append(out, entryPath(i)+p)
 		}
 	}
 	return out
 }
 
+// missingIn appends the required elements missing in n and below it.
 func missingIn(n *Node, t int, path string, out *[]string) {
-	def := schemaTypes[t]
-	var need []string
-	for name, d := range def.elems {
-		if d.required && !slices.ContainsFunc(n.Children, func(c *Node) bool { return c.Name == name && present(c) }) {
-			need = append(need, name)
+	walkElements(n, t, typeUnknown, path, func(n *Node, t, _ int, path string) bool {
+		if t == typeUnknown {
+			return false
 		}
-	}
-	slices.SortFunc(need, func(a, b string) int { return def.elems[a].order - def.elems[b].order })
-	for _, name := range need {
-		*out = append(*out, path+"."+name)
-	}
-	seen := map[string]int{}
-	for _, c := range n.Children {
-		d, known := lookup(t, c.Name)
-		if !known {
-			continue
+		if rt, isRoot := resourceType(n.Name); !(isRoot && rt == t) && !present(n) {
+			return false // an empty element: reported by its parent when required; nothing inside to look at
 		}
-		p := path + "." + c.Name
-		if d.repeats {
-			p += "[" + strconv.Itoa(seen[c.Name]) + "]"
-			seen[c.Name]++
-		}
-		switch kindOf(d.typ) {
-		case kindComplex:
-			if !present(c) {
-				continue // reported above when required; nothing inside to look at
-			}
-			missingIn(c, d.typ, p, out)
-		case kindInline:
-			for _, res := range c.Children {
-				if rt, ok := resourceType(res.Name); ok {
-					missingIn(res, rt, p+"."+res.Name, out)
-				}
+		def := schemaTypes[t]
+		var need []string
+		for name, d := range def.elems {
+			if d.required && !slices.ContainsFunc(n.Children, func(c *Node) bool { return c.Name == name && present(c) }) {
+				need = append(need, name)
 			}
 		}
-	}
+		slices.SortFunc(need, func(a, b string) int { return def.elems[a].order - def.elems[b].order })
+		for _, name := range need {
+			*out = append(*out, path+"."+name)
+		}
+		return true
+	})
 }
 
 // present reports whether an element holds something: a non-empty value, children (extensions, elements)

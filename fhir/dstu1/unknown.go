@@ -3,7 +3,6 @@ package dstu1
 import (
 	"slices"
 	"sort"
-	"strconv"
 )
 
 // Unknown is an element the DSTU1 schema does not have where it appears (a misspelt "birthdate" in a
@@ -34,7 +33,7 @@ func (b *Bundle) UnknownElements() []Unknown {
 	var out []Unknown
 	for i, e := range b.Entries {
 		for _, u := range e.Resource.UnknownElements() {
-			u.Path = "entry[" + strconv.Itoa(i) + "].content." + u.Path
+			u.Path = entryPath(i) + u.Path
 			out = append(out, u)
 		}
 	}
@@ -42,31 +41,12 @@ func (b *Bundle) UnknownElements() []Unknown {
 }
 
 func unknownIn(n *Node, t int, path string, out *[]Unknown) {
-	seen := map[string]int{}
-	for _, c := range n.Children {
-		d, known := childType(t, c.Name)
-		p := path + "." + c.Name
-		if !known {
-			*out = append(*out, Unknown{Path: p, Name: c.Name, Known: elementNames(t)})
-			continue
+	walkElements(n, t, typeUnknown, path, func(n *Node, t, parent int, path string) bool {
+		if t == typeUnknown {
+			*out = append(*out, Unknown{Path: path, Name: n.Name, Known: elementNames(parent)})
 		}
-		if d.repeats {
-			p += "[" + strconv.Itoa(seen[c.Name]) + "]"
-			seen[c.Name]++
-		}
-		switch kindOf(d.typ) {
-		case kindComplex:
-			if d.typ != typeExtension { // extension values are typed by their value[x] name; kept as they are
-				unknownIn(c, d.typ, p, out)
-			}
-		case kindInline:
-			for _, res := range c.Children {
-				if rt, ok := resourceType(res.Name); ok {
-					unknownIn(res, rt, p+"."+res.Name, out)
-				}
-			}
-		}
-	}
+		return t != typeExtension // extension values are typed by their value[x] name; kept as they are
+	})
 }
 
 // elementNames lists the element names type t allows, sorted.
