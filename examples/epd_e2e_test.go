@@ -21,7 +21,7 @@ import (
 )
 
 // examplesConfig loads examples/koppelpoort-examples.yaml, the config the READMEs start serve with.
-func examplesConfig(t *testing.T) *config.Config {
+func examplesConfig(t testing.TB) *config.Config {
 	t.Helper()
 	cfg, err := config.Load("koppelpoort-examples.yaml", os.Getenv)
 	if err != nil {
@@ -40,7 +40,7 @@ func ktServer(t *testing.T) string {
 }
 
 // copyExample copies an example's route files (faster polling for the test) and test data to a temp dir.
-func copyExample(t *testing.T, name string) string {
+func copyExample(t testing.TB, name string) string {
 	t.Helper()
 	dst := t.TempDir()
 	files, _ := filepath.Glob(filepath.Join(name, "*.yaml"))
@@ -72,7 +72,7 @@ func runExample(t *testing.T, name string) (string, *sql.DB, *client.Client) {
 	return dir, db, &client.Client{BaseURL: base, Username: koppeltaal.DemoGameUser, Password: koppeltaal.DemoGamePassword}
 }
 
-func runRoutes(t *testing.T, dir string, db *sql.DB) {
+func runRoutes(t testing.TB, dir string, db *sql.DB) {
 	t.Helper()
 	rs, err := routes.LoadDir(dir)
 	if err != nil {
@@ -93,7 +93,7 @@ func runRoutes(t *testing.T, dir string, db *sql.DB) {
 	})
 }
 
-func drop(t *testing.T, dir, name, content string) {
+func drop(t testing.TB, dir, name, content string) {
 	t.Helper()
 	inbox := filepath.Join(dir, "inbox")
 	os.MkdirAll(inbox, 0o755)

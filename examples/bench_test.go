@@ -1,0 +1,99 @@
+package examples_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/transforms"
+)
+
+// benchBSN returns the i-th citizen service number that passes the eleven-proof.
+func benchBSN(i int) string {
+	for n := 100000000 + i*13; ; n++ {
+		s := fmt.Sprintf("%09d", n)
+		if transforms.BSNValid(s) {
+			return s
+		}
+	}
+}
+
+// patientExport is an EPD export of rows patients numbered from first, in the example's CSV layout.
+func patientExport(first, rows int) string {
+	var b strings.Builder
+	b.WriteString("patientnummer;bsn;voornaam;tussenvoegsel;achternaam;geslacht;geboortedatum;email;telefoon\r\n")
+	for i := first; i < first+rows; i++ {
+		fmt.Fprintf(&b, "%d;%s;Jan;van der;Berg%d;M;03-02-1980;p%d@example.nl;06-1234 5678\r\n", i, benchBSN(i), i, i)
+	}
+	return b.String()
+}
+
+// BenchmarkEPDPatientsToMailbox measures CSV rows → claimable Koppeltaal messages through the
+// examples/epd-to-koppeltaal patients route on SQLite: each op is one export of 200 rows, timed from the
+// drop in the inbox until every row waits as a New message in the demo game's mailbox.
+func BenchmarkEPDPatientsToMailbox(b *testing.B) {
+	const rows = 200
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(b.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := api.New(ctx, api.Options{Store: st, Config: *examplesConfig(b).Koppeltaal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := chi.NewRouter()
+	srv.Mount(r)
+	ts := httptest.NewServer(r)
+	defer ts.Close()
+	b.Setenv("KOPPELPOORT_URL", ts.URL)
+	dir := copyExample(b, "epd-to-koppeltaal")
+	for _, f := range []string{"careplans.yaml", "practitioners.yaml"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	db, err := transport.OpenSQLite(filepath.Join(b.TempDir(), "gateway.db"), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	runRoutes(b, dir, db)
+	waiting := func() int {
+		var n int
+		if err := st.View(ctx, func(tx *store.Tx) error {
+			return tx.Get(ctx, &n, `SELECT COUNT(*) FROM queue q JOIN app_instances i ON i.id = q.instance_id
+				WHERE i.username = ? AND q.status = 'New'`, koppeltaal.DemoGameUser)
+		}); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	b.ResetTimer()
+	start, before := time.Now(), st.WriterStats()
+	for i := 0; i < b.N; i++ {
+		drop(b, dir, fmt.Sprintf("patienten_%d.csv", i), patientExport(10000+i*rows, rows))
+		want := (i + 1) * rows
+		deadline := time.Now().Add(5 * time.Minute)
+		for waiting() < want {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d rows claimable after 5 minutes", waiting(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(b.N*rows)/time.Since(start).Seconds(), "rows/s")
+	// Commits of the store's writer (the one SQLite writer); a second connection's commits are not in it.
+	b.ReportMetric(float64(st.WriterStats().Batches-before.Batches)/float64(b.N*rows), "store-commits/row")
+}
