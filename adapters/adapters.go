@@ -5,7 +5,6 @@ package adapters
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
@@ -86,6 +87,15 @@ type Verdict struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// TxSink is implemented by the runtime's sink: AcceptTx takes records on the caller's store transaction,
+// for inbounds whose source lives in the store (a local Koppeltaal mailbox), so that taking items from the
+// source and accepting their records commit together. It must not be called inside Store.Update's
+// function of another store.
+type TxSink interface {
+	Sink
+	AcceptTx(ctx context.Context, tx *store.Tx, recs []Record) error
+}
+
 // Inbound feeds a route until ctx ends.
 type Inbound interface {
 	Run(ctx context.Context, sink Sink) error
@@ -94,6 +104,20 @@ type Inbound interface {
 // Outbound delivers messages. Deliver must be idempotent for the same Delivery.IdempotencyKey.
 type Outbound interface {
 	Deliver(ctx context.Context, d Delivery) error
+}
+
+// TxOutbound is implemented by outputs whose target lives in the store itself (a local Koppeltaal domain).
+// The runtime calls DeliverTx inside the transaction that consumes and routes the record: the record, the
+// delivered message and the record's outcome commit together (the outbox), with nothing left pending. An
+// error wrapping ErrTransient (or any error of the store) fails the whole transaction, which is retried;
+// any other error dead-letters the record's delivery, and what DeliverTx wrote is undone. DeliverTx must
+// only use tx (never Store.Update: the writer is busy with tx).
+type TxOutbound interface {
+	Outbound
+	DeliverTx(ctx context.Context, tx *store.Tx, d Delivery) error
+	// InTx reports whether this output is set up to deliver in the store (a Koppeltaal output naming a
+	// local instance) rather than by calling out (one pointing at a remote server).
+	InTx() bool
 }
 
 // Provisioner is implemented by adapters that need set-up after decoding (open files, connections).
@@ -117,9 +141,11 @@ type Host struct {
 	Logger *slog.Logger
 	// Dir is the directory of the route file; relative paths in settings are relative to it.
 	Dir string
-	// DB and Dialect ("sqlite" | "postgres") are the store's database, for checkpoints.
-	DB      *sql.DB
-	Dialect string
+	// Store is the store's database: the one place durable state lives (and, on SQLite, its one writer).
+	Store *store.Store
+	// Koppeltaal is this process's Koppeltaal server (nil when it serves no Koppeltaal domains): a
+	// Koppeltaal adapter naming one of its instances works on it in-process.
+	Koppeltaal *koppeltaal.Service
 	// Route is the route name.
 	Route string
 	// Mount registers an HTTP handler on the server's router (nil when there is no server, e.g. in tests).

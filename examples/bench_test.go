@@ -3,19 +3,13 @@ package examples_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
@@ -41,35 +35,18 @@ func patientExport(first, rows int) string {
 }
 
 // BenchmarkEPDPatientsToMailbox measures CSV rows → claimable Koppeltaal messages through the
-// examples/epd-to-koppeltaal patients route on SQLite: each op is one export of 200 rows, timed from the
+// examples/epd-to-koppeltaal patients route on SQLite: each op is one export of 1,000 rows, timed from the
 // drop in the inbox until every row waits as a New message in the demo game's mailbox.
 func BenchmarkEPDPatientsToMailbox(b *testing.B) {
-	const rows = 200
+	const rows = 1000
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(b.TempDir(), "kt.db")}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := api.New(ctx, api.Options{Store: st, Config: *examplesConfig(b).Koppeltaal})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	defer ts.Close()
-	b.Setenv("KOPPELPOORT_URL", ts.URL)
+	n := ktServer(b)
+	st := n.store
 	dir := copyExample(b, "epd-to-koppeltaal")
 	for _, f := range []string{"careplans.yaml", "practitioners.yaml"} {
 		os.Remove(filepath.Join(dir, f))
 	}
-	db, err := transport.OpenSQLite(filepath.Join(b.TempDir(), "gateway.db"), 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	runRoutes(b, dir, db)
+	runRoutes(b, dir, n)
 	waiting := func() int {
 		var n int
 		if err := st.View(ctx, func(tx *store.Tx) error {
@@ -94,6 +71,6 @@ func BenchmarkEPDPatientsToMailbox(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*rows)/time.Since(start).Seconds(), "rows/s")
-	// Commits of the store's writer (the one SQLite writer); a second connection's commits are not in it.
+	// Commits of the store's writer: the one SQLite writer of the process.
 	b.ReportMetric(float64(st.WriterStats().Batches-before.Batches)/float64(b.N*rows), "store-commits/row")
 }

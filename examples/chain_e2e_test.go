@@ -10,26 +10,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
 	"github.com/koppelpoort/koppelpoort/examples/koppeltaal-to-epd/epdreceiver"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
-	"github.com/koppelpoort/koppelpoort/routes"
-	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
 )
 
 // TestROMToKoppeltaalToEPD chains two examples: a ROM webhook becomes UpdateCarePlanActivityStatus in the
 // demo domain; the EPD bridge's mailbox route claims it, writes it to the (demo) EPD REST API and the
 // archive, and acknowledges it Success on the Koppeltaal server.
 func TestROMToKoppeltaalToEPD(t *testing.T) {
-	base := ktServer(t)
+	n := ktServer(t)
 	epd := epdreceiver.New("epd-demo-token")
 	epdSrv := httptest.NewServer(epd)
 	defer epdSrv.Close()
-	t.Setenv("KOPPELPOORT_URL", base)
 	t.Setenv("ROM_HOOK_LISTEN", "127.0.0.1:0")
 	t.Setenv("EPD_URL", epdSrv.URL)
 
@@ -42,23 +37,7 @@ func TestROMToKoppeltaalToEPD(t *testing.T) {
 		s := strings.ReplaceAll(string(b), "poll_interval: 5s", "poll_interval: 50ms")
 		os.WriteFile(filepath.Join(dir, filepath.Base(f)), []byte(s), 0o644)
 	}
-	rs, err := routes.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: transport.SQLite, Routes: rs, PollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	defer func() { cancel(); <-done; rt.Close() }()
+	rs := runRoutes(t, dir, n)
 
 	var hook string
 	for _, r := range rs {
@@ -84,7 +63,7 @@ func TestROMToKoppeltaalToEPD(t *testing.T) {
 		t.Fatalf("EPD got %v", got)
 	}
 	// The mailbox message is acknowledged Success once the EPD call and the archive line succeeded.
-	epdClient := &client.Client{BaseURL: base, Username: koppeltaal.DemoEPDUser, Password: koppeltaal.DemoEPDPassword}
+	epdClient := &client.Client{BaseURL: n.base, Username: koppeltaal.DemoEPDUser, Password: koppeltaal.DemoEPDPassword}
 	waitUntil(t, "Success acknowledgement", func() bool {
 		res, err := epdClient.Search(context.Background(), url.Values{"ProcessingStatus": {"Success"}, "event": {"UpdateCarePlanActivityStatus"}, "_summary": {"true"}})
 		return err == nil && len(res.Entries) == 1

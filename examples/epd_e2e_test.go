@@ -2,28 +2,30 @@ package examples_test
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 // examplesConfig loads examples/koppelpoort-examples.yaml, the config the READMEs start serve with.
 func examplesConfig(t testing.TB) *config.Config {
 	t.Helper()
-	cfg, err := config.Load("koppelpoort-examples.yaml", os.Getenv)
+	cfg, err := loadExamplesConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +35,28 @@ func examplesConfig(t testing.TB) *config.Config {
 	return cfg
 }
 
-// ktServer runs this repository's Koppeltaal server with the examples' demo domain on a SQLite file.
-func ktServer(t *testing.T) string {
+// node is one Koppelpoort as serve assembles it: the Koppeltaal server with the examples' demo domain
+// behind a real HTTP listener, and the routes on the same store (SQLite file), talking to the server
+// in-process.
+type node struct {
+	base  string
+	store *store.Store
+	kt    *koppeltaal.Service
+}
+
+// ktServer starts the Koppeltaal side of a node.
+func ktServer(t testing.TB) *node {
 	t.Helper()
-	return apitest.ServeOnSQLite(t, *examplesConfig(t).Koppeltaal)
+	st := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kt.db")}.Open(t)
+	srv, err := api.New(context.Background(), api.Options{Store: st, Config: *examplesConfig(t).Koppeltaal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	srv.Mount(r)
+	ts := httptest.NewServer(r)
+	t.Cleanup(ts.Close)
+	return &node{base: ts.URL, store: st, kt: srv.Service()}
 }
 
 // copyExample copies an example's route files (faster polling for the test) and test data to a temp dir.
@@ -56,31 +76,25 @@ func copyExample(t testing.TB, name string) string {
 	return dst
 }
 
-// runExample runs an example's routes (a copy) on a gateway database in front of this repository's
-// Koppeltaal server; it returns the copy's folder, the database and a client for the demo game.
-func runExample(t *testing.T, name string) (string, *sql.DB, *client.Client) {
+// runExample runs an example's routes (a copy) on a node: in front of, and in-process with, this
+// repository's Koppeltaal server; it returns the copy's folder, the node and a client for the demo game.
+func runExample(t *testing.T, name string) (string, *node, *client.Client) {
 	t.Helper()
-	base := ktServer(t)
-	t.Setenv("KOPPELPOORT_URL", base)
+	n := ktServer(t)
 	dir := copyExample(t, name)
-	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	runRoutes(t, dir, db)
-	return dir, db, &client.Client{BaseURL: base, Username: koppeltaal.DemoGameUser, Password: koppeltaal.DemoGamePassword}
+	runRoutes(t, dir, n)
+	return dir, n, &client.Client{BaseURL: n.base, Username: koppeltaal.DemoGameUser, Password: koppeltaal.DemoGamePassword}
 }
 
-func runRoutes(t testing.TB, dir string, db *sql.DB) {
+func runRoutes(t testing.TB, dir string, n *node) []*routes.Route {
 	t.Helper()
 	rs, err := routes.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: transport.SQLite, Routes: rs, PollInterval: 20 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
+	rt, err := runtime.New(ctx, runtime.Config{Store: n.store, Koppeltaal: n.kt, Routes: rs, PollInterval: 20 * time.Millisecond,
+		Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +105,7 @@ func runRoutes(t testing.TB, dir string, db *sql.DB) {
 		<-done
 		rt.Close()
 	})
+	return rs
 }
 
 func drop(t testing.TB, dir, name, content string) {
@@ -140,7 +155,7 @@ func claimAll(t *testing.T, c *client.Client, n int) []*dstu1.Bundle {
 // game claims from its mailbox; a second export of the same patient is a valid update; a broken file ends
 // in error/ with the bad row; an invalid BSN is a dead letter that replay can see.
 func TestEPDToKoppeltaal(t *testing.T) {
-	dir, db, game := runExample(t, "epd-to-koppeltaal")
+	dir, n, game := runExample(t, "epd-to-koppeltaal")
 
 	drop(t, dir, "patienten_20261127.csv", "@epd-to-koppeltaal/testdata/patienten_20261127.csv")
 	msgs := claimAll(t, game, 2)
@@ -184,7 +199,7 @@ func TestEPDToKoppeltaal(t *testing.T) {
 	// Dead letters: 1003's invalid BSN, AGB 1234, care plan status "onbekend"; no delivery failed.
 	var dl []runtime.DeadLetter
 	waitUntil(t, "dead letters", func() bool {
-		dl, _ = runtime.ListDeadLetters(context.Background(), db, transport.SQLite, runtime.Filter{})
+		dl, _ = runtime.ListDeadLetters(context.Background(), n.store, runtime.Filter{})
 		return len(dl) == 3
 	})
 	for _, d := range dl {
@@ -228,4 +243,16 @@ func TestExamplesConfigRoutes(t *testing.T) {
 	if len(rs) != 6 {
 		t.Fatalf("loaded %d routes, want 6", len(rs))
 	}
+}
+
+// testLogger discards the routes' logs unless KOPPELPOORT_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("KOPPELPOORT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func loadExamplesConfig() (*config.Config, error) {
+	return config.Load("koppelpoort-examples.yaml", os.Getenv)
 }

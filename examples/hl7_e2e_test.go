@@ -12,7 +12,6 @@ import (
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
 )
 
 // mllpSend is a small MLLP sender, as an EPD's interface engine is: one framed message, then the ACK's
@@ -56,7 +55,7 @@ func mllpSend(t *testing.T, addr, msg string) (code, text string) {
 func TestHL7ToKoppeltaal(t *testing.T) {
 	addr := testkit.FreeAddr(t)
 	t.Setenv("HL7_LISTEN", addr)
-	_, db, game := runExample(t, "hl7-to-koppeltaal")
+	_, n, game := runExample(t, "hl7-to-koppeltaal")
 
 	a04 := "MSH|^~\\&|EPD|GGZ|KOPPELPOORT|GGZ|20261202101500||ADT^A04^ADT_A01|MSG00001|P|2.5|||AL|NE||8859/1\r" +
 		"EVN|A04|20261202101500\r" +
@@ -100,7 +99,7 @@ func TestHL7ToKoppeltaal(t *testing.T) {
 	if m, err := game.Claim(context.Background(), client.ClaimFilter{}); err != nil || m != nil {
 		t.Fatalf("a further message waits: %v %v", m, err)
 	}
-	if dl, _ := runtime.ListDeadLetters(context.Background(), db, transport.SQLite, runtime.Filter{}); len(dl) != 0 {
+	if dl, _ := runtime.ListDeadLetters(context.Background(), n.store, runtime.Filter{}); len(dl) != 0 {
 		t.Fatalf("refused messages left dead letters: %+v", dl)
 	}
 }

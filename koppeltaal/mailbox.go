@@ -108,6 +108,67 @@ type resourceEntry struct {
 	slot    string // placeholder for its version in the pre-encoded body (see versionSlots)
 }
 
+// A POST /Mailbox runs through the mailbox port in three steps, which the HTTP handler (Post) and the
+// gateway's local Koppeltaal output (in its routing transaction) both take:
+//   - Check: parse and check the message; no database, nothing written (refusals are *Error);
+//   - Accept: on a given store transaction — locks, retry lookup, version checks against the current
+//     state, new versions, the stored body and message, and fan-out to every subscriber's queue; the
+//     caller commits (the 200 means the queue rows exist). Everything the POST writes (and what is
+//     written with it, such as an audit row) belongs in this step, on its transaction;
+//   - Reply: the response message with the issued versions.
+
+// Submission is a message that passed Check: parsed, checked, and its body encoded with a placeholder
+// where each version goes (encoding happens before the transaction: on SQLite every request waits for
+// the one writer).
+type Submission struct {
+	caller       *Caller
+	bundle       *dstu1.Bundle
+	header       *dstu1.MessageHeader
+	ents         []resourceEntry
+	focal        *resourceEntry
+	focalURL     string
+	patient      string
+	event        string
+	data         []string
+	requestHash  string
+	validateOnly bool
+	// current: the sender bases its update on whatever version is current (a local sender that reads
+	// the store's versions instead of mirroring them); version checks do not apply.
+	current  bool
+	format   Format
+	slots    *versionSlots
+	template []byte
+	size     int
+}
+
+// Event is the message's event code.
+func (sub *Submission) Event() string { return sub.event }
+
+// Identifier is the message's MessageHeader.identifier.
+func (sub *Submission) Identifier() string { return sub.header.Identifier() }
+
+// BasedOnCurrentVersions makes the submission an update of each resource's current version, whatever
+// versions it carries: for senders in this process (the gateway's local Koppeltaal output), which read
+// the store instead of keeping a copy of the versions and so cannot be stale. Accept reads the current
+// versions under its locks, in the same transaction as its writes.
+func (sub *Submission) BasedOnCurrentVersions() { sub.current = true }
+
+// Accepted is what Accept stored.
+type Accepted struct {
+	MessageID int64
+	Version   string   // version issued in this message
+	Entries   []int64  // queue entries created (one per subscribed instance)
+	Warnings  []string // accepted deviations (e.g. 1.3.5 sender without versions)
+	// Data are the reply's data references: the focal versioned URL first (SPEC.md §4.8).
+	Data []string
+	// Duplicate: the message repeats an accepted one (same sender, identifier and content — see
+	// messageHash); nothing was stored and Data are the original reply's.
+	Duplicate bool
+	// ValidatedOnly: the message carried the ValidateOnly tag and passed every check; nothing was stored.
+	ValidatedOnly bool
+	stored        store.Message
+}
+
 // Post validates a message bundle, then in one transaction versions its
 // resources, stores it and queues it for every subscribed instance of the
 // sender's domain. Every check happens before the first write; a refused
@@ -131,10 +192,81 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			s.logRejected(c, b, err)
 		}
 	}()
-	b, err = dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
+	if b, err = s.parse(body, f); err != nil {
+		return nil, err
+	}
+	sub, err := s.CheckBundle(c, b, f, len(body))
+	if err != nil {
+		return nil, err
+	}
+	epoch := s.st.Epoch() // before the transaction: what it writes belongs to this epoch or a later one
+	// The first attempt may lock the resources the message carries unchanged in
+	// shared mode (PostgreSQL; only non-focal ones: the focal one always gets a
+	// new version); if one of them changed before its lock was taken, the second
+	// attempt locks everything exclusively.
+	shareUnchanged := s.st.Dialect() == store.Postgres && slices.ContainsFunc(sub.ents, func(e resourceEntry) bool { return !e.focal })
+	var acc *Accepted
+	for {
+		err = s.st.Update(ctx, func(tx *store.Tx) error {
+			var err error
+			acc, err = s.accept(ctx, tx, sub, shareUnchanged)
+			return err
+		})
+		if !errors.Is(err, errLockAgain) || !shareUnchanged {
+			break
+		}
+		shareUnchanged = false
+		s.metrics.PostLockRetries.Inc()
+		s.log.Debug("koppeltaal: a resource carried unchanged was changed concurrently; locking all exclusively",
+			"sender", c.Username, "identifier", sub.Identifier())
+	}
+	if errors.Is(err, errValidatedOnly) {
+		s.log.Debug("koppeltaal: ValidateOnly message checked, not processed", "sender", c.Username,
+			"identifier", sub.Identifier(), "warnings", len(acc.Warnings))
+		return &PostResult{ValidatedOnly: true, Warnings: acc.Warnings}, nil
+	}
+	if err != nil {
+		var ke *Error
+		if errors.As(err, &ke) {
+			return nil, ke
+		}
+		return nil, fmt.Errorf("post message %s from %s: %w", sub.Identifier(), c.Username, err)
+	}
+	s.accepted(sub, acc)
+	res := &PostResult{Response: s.Reply(sub, acc, base), MessageID: acc.MessageID, Version: acc.Version,
+		Entries: acc.Entries, Warnings: acc.Warnings, Duplicate: acc.Duplicate}
+	if acc.Duplicate || len(acc.Entries) == 0 {
+		return res, nil
+	}
+	// The recipients claim and acknowledge this message next: cache the tree just stored
+	// (committed now, and not touched again here) so that they need not read and parse it.
+	cached, size := cacheForm(sub.bundle, len(body))
+	s.msgs.put(msgKey{messageID: acc.stored.ID}, acc.stored, cached, size, epoch)
+	return res, nil
+}
+
+// Check parses body and makes every check of a POST that needs no database (see CheckBundle). A refusal
+// is an *Error.
+func (s *Service) Check(c *Caller, body []byte, f Format) (*Submission, error) {
+	b, err := s.parse(body, f)
+	if err != nil {
+		return nil, err
+	}
+	return s.CheckBundle(c, b, f, len(body))
+}
+
+// parse reads a posted message bundle within the body limit.
+func (s *Service) parse(body []byte, f Format) (*dstu1.Bundle, error) {
+	b, err := dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
 	if err != nil {
 		return nil, parseFailure("The message", err)
 	}
+	return b, nil
+}
+
+// CheckBundle checks a parsed message bundle from c (size: about how large it is encoded in f) and
+// encodes the body to store. b belongs to the Submission from then on.
+func (s *Service) CheckBundle(c *Caller, b *dstu1.Bundle, f Format, size int) (*Submission, error) {
 	mh, ents, err := s.checkMessage(c, b)
 	if err != nil {
 		return nil, err
@@ -166,13 +298,14 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		return nil, fail(http.StatusForbidden, "security", "The Bearer token only allows messages about its launch patient, not about %q.", patient)
 	}
 
-	requestHash := messageHash(event, data, ents)
-	validateOnly := b.ValidateOnly()
+	sub := &Submission{caller: c, bundle: b, header: mh, ents: ents, focal: focal, focalURL: focalURL, patient: patient,
+		event: event, data: data, requestHash: messageHash(event, data, ents), validateOnly: b.ValidateOnly(), format: f, size: size}
 	// Encode outside the transaction (on SQLite, the one writer every request
 	// waits for): the body with a placeholder where each version goes, filled
 	// in once the versions are known. The body is also where each resource
 	// version's content lives (resource_versions points at the message).
 	slots := newVersionSlots()
+	sub.slots = slots
 	for i := range ents {
 		ents[i].slot = slots.add()
 		ents[i].entry.SetSelfLink(ents[i].url + "/_history/" + ents[i].slot)
@@ -182,219 +315,201 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			return nil, err
 		}
 	}
-	template := encodeBundleSized(b, f, len(body))
-	var result *PostResult
-	now := s.now()
-	epoch := s.st.Epoch()    // before the transaction: what it writes belongs to this epoch or a later one
-	var stored store.Message // what was stored, for the message cache
-	// The first attempt may lock the resources the message carries unchanged in
-	// shared mode (PostgreSQL; only non-focal ones: the focal one always gets a
-	// new version); if one of them changed before its lock was taken, the second
-	// attempt locks everything exclusively.
-	shareUnchanged := s.st.Dialect() == store.Postgres && slices.ContainsFunc(ents, func(e resourceEntry) bool { return !e.focal })
+	sub.template = encodeBundleSized(b, f, size)
+	return sub, nil
+}
+
+// Accept stores a checked message on tx (see Submission): every statement on tx, none committed. A
+// refusal (version conflict) is an *Error and wrote nothing; a ValidateOnly message gives its result
+// with errValidatedOnly, so the caller abandons tx. Exclusive locks only; see post for the PostgreSQL
+// variant with shared ones.
+func (s *Service) Accept(ctx context.Context, tx *store.Tx, sub *Submission) (*Accepted, error) {
+	acc, err := s.accept(ctx, tx, sub, false)
+	if err == nil {
+		s.accepted(sub, acc)
+	}
+	return acc, err
+}
+
+func (s *Service) accept(ctx context.Context, tx *store.Tx, sub *Submission, shareUnchanged bool) (*Accepted, error) {
+	c, mh, b, ents, focal, focalURL := sub.caller, sub.header, sub.bundle, sub.ents, sub.focal, sub.focalURL
+	event, data, patient, requestHash, validateOnly := sub.event, sub.data, sub.patient, sub.requestHash, sub.validateOnly
+	f, slots, template, now := sub.format, sub.slots, sub.template, s.now()
 	urls := make([]string, len(ents))
 	for i, e := range ents {
 		urls[i] = e.url
 	}
-	update := func(tx *store.Tx) error {
-		// Decision 7: the domain lock on SQLite; on PostgreSQL locks on this message's
-		// resources (and focal reference: replacement of older entries) and on its
-		// identifier, so posts about other resources run in parallel — shared locks
-		// for the resources it carries unchanged. A ValidateOnly message is checked
-		// as a new one (no receipt lookup).
-		l := store.PostLock{DomainID: c.DomainID, SenderID: c.ID, Identifier: mh.Identifier(),
-			Exclusive: append(slices.Clip(urls), focalURL), Read: urls}
-		if !validateOnly {
-			l.RequestHash = requestHash
-		}
-		if shareUnchanged {
-			l.Exclusive, l.Unchanged = []string{focalURL}, map[string]string{}
-			for _, e := range ents {
-				if e.focal {
-					l.Exclusive = append(l.Exclusive, e.url)
-				} else {
-					l.Unchanged[e.url] = e.hash
-				}
-			}
-		}
-		locked, err := tx.LockForPost(ctx, l)
-		if err != nil {
-			return err
-		}
-		// A retry of a POST whose reply the sender lost: answer as the first time
-		// (checked under the lock, before the version checks it would now fail).
-		if locked.HasReceipt {
-			result.MessageID, result.Duplicate = locked.Receipt.MessageID, true
-			result.Response = s.responseMessage(c, mh, locked.Receipt.Data, base)
-			return nil
-		}
-		known, last := locked.Resources, locked.LastVersion
-		for _, u := range locked.Shared {
-			if cur, ok := known[u]; !ok || cur.ContentHash != l.Unchanged[u] {
-				return errLockAgain // changed between the lock statement's check and its shared lock
-			}
-		}
-		for _, r := range known {
-			// Strictly above each resource's current version (also where no domain
-			// version is kept, PostgreSQL), whatever the clock says.
-			last = max(last, r.CurrentVersion)
-		}
-		// Version checks (SPEC.md §7.3 B, CLIENTS.md): all before any write.
-		var conflicts []Issue
-		var warnings []string
+	// Decision 7: the domain lock on SQLite; on PostgreSQL locks on this message's
+	// resources (and focal reference: replacement of older entries) and on its
+	// identifier, so posts about other resources run in parallel — shared locks
+	// for the resources it carries unchanged. A ValidateOnly message is checked
+	// as a new one (no receipt lookup).
+	l := store.PostLock{DomainID: c.DomainID, SenderID: c.ID, Identifier: mh.Identifier(),
+		Exclusive: append(slices.Clip(urls), focalURL), Read: urls}
+	if !validateOnly {
+		l.RequestHash = requestHash
+	}
+	if shareUnchanged {
+		l.Exclusive, l.Unchanged = []string{focalURL}, map[string]string{}
 		for _, e := range ents {
-			cur, exists := known[e.url]
-			checked := e.focal || c.APIVersion == APIVersion135
-			switch {
-			case !checked:
-				// 1.3.3 senders: only the focal resource is version-checked.
-			case e.version != "" && exists && e.version != cur.CurrentVersion:
-				conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextVersionNotCorrect, Resource: e.url})
-			case e.version != "" && !exists:
-				// A version this server never issued for a resource it does not know: the
-				// sender's copy comes from another (the previous) Koppeltaal server. Refusing
-				// would lock migrated clients out of their own resources; adopt it instead.
-				warnings = append(warnings, fmt.Sprintf("resource %s sent with version %s that this server never issued; stored as new", e.url, e.version))
-			case e.version == "" && exists && e.focal:
-				conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextFocalWithoutVersion, Resource: e.url})
-			case e.version == "" && exists:
-				warnings = append(warnings, fmt.Sprintf("resource %s sent without version; the server has %s", e.url, cur.CurrentVersion))
-			}
-		}
-		if len(conflicts) > 0 {
-			return &Error{Status: http.StatusConflict, Issues: conflicts}
-		}
-		if validateOnly {
-			result.Warnings = warnings
-			return errValidatedOnly
-		}
-		// Storage loop: one new version for everything versioned in this message.
-		v := NextVersion(now, last)
-		if err := tx.PostVersionIssued(ctx, c.DomainID, v); err != nil {
-			return err
-		}
-		var issued []string // versioned URLs that got a new version, focal first
-		finalVersion := map[string]string{}
-		var puts []resourceEntry
-		for _, e := range ents {
-			cur, exists := known[e.url]
-			if exists && !e.focal && cur.ContentHash == e.hash {
-				finalVersion[e.url] = cur.CurrentVersion // unchanged: keeps its version (BV step 6)
-				continue
-			}
-			finalVersion[e.url] = v
-			puts = append(puts, e)
 			if e.focal {
-				issued = append([]string{e.url + "/_history/" + v}, issued...)
+				l.Exclusive = append(l.Exclusive, e.url)
 			} else {
-				issued = append(issued, e.url+"/_history/"+v)
+				l.Unchanged[e.url] = e.hash
 			}
 		}
-		// The stored (and forwarded) message carries the versions: self links and the focal data reference.
-		for _, e := range ents {
-			e.entry.SetSelfLink(e.url + "/_history/" + finalVersion[e.url])
-		}
-		focalVersion := ""
-		if focal != nil {
-			focalVersion = finalVersion[focalURL]
-			if err := mh.SetData(0, focalURL+"/_history/"+focalVersion); err != nil {
-				return err
-			}
-		}
-		filled := make(map[string]string, len(ents))
-		for _, e := range ents {
-			filled[e.slot] = finalVersion[e.url]
-		}
-		// Routing, synchronously in the same transaction: the 200 means every
-		// subscriber's queue already holds the message.
-		subs, err := tx.Subscribers(ctx, c.DomainID, event)
-		if err != nil {
-			return err
-		}
-		recipients := make([]int64, len(subs))
-		for i, sub := range subs {
-			recipients[i] = sub.InstanceID
-		}
-		if c.APIVersion != APIVersion135 && len(issued) > 0 {
-			// 1.3.3 senders get the focal version only (SPEC.md §4.8).
-			issued = nil
-			if focal != nil {
-				issued = []string{focalURL + "/_history/" + focalVersion}
-			}
-		}
-		if focal == nil {
-			issued = append([]string{data[0]}, issued...)
-		} else if len(issued) == 0 || !strings.HasPrefix(issued[0], focalURL+"/_history/") {
-			issued = append([]string{focalURL + "/_history/" + focalVersion}, issued...)
-		}
-		stored = store.Message{
-			DomainID: c.DomainID, SenderInstanceID: c.ID, Event: event, MessageIdentifier: mh.Identifier(),
-			FeedID: b.ID, PatientRef: patient, FocalRef: focalURL, FocalVersion: focalVersion, Version: v,
-			CreatedAt: now.UnixMicro(),
-		}
-		rvs := make([]store.ResourceVersion, len(puts))
-		for i, e := range puts {
-			rvs[i] = store.ResourceVersion{DomainID: c.DomainID, URL: e.url, ResourceType: e.typ, Version: v,
-				ContentHash: e.hash, InstanceID: c.ID}
-		}
-		msgID, entries, err := tx.Accept(ctx, store.Accepted{Format: formatName(f), Body: slots.fill(template, filled),
-			Message: stored, Versions: rvs, Recipients: recipients,
-			Receipt: &store.Receipt{SenderInstanceID: c.ID, MessageIdentifier: mh.Identifier(), RequestHash: requestHash, Data: issued}})
-		if err != nil {
-			return err
-		}
-		stored.ID, result.Entries = msgID, entries
-		result.MessageID, result.Version, result.Warnings = msgID, v, warnings
-		result.Response = s.responseMessage(c, mh, issued, base)
-		return nil
 	}
-	for {
-		result = &PostResult{}
-		err = s.st.Update(ctx, update)
-		if !errors.Is(err, errLockAgain) || !shareUnchanged {
-			break
-		}
-		shareUnchanged = false
-		s.metrics.PostLockRetries.Inc()
-		s.log.Debug("koppeltaal: a resource carried unchanged was changed concurrently; locking all exclusively",
-			"sender", c.Username, "identifier", mh.Identifier())
-	}
-	if errors.Is(err, errValidatedOnly) {
-		result.ValidatedOnly = true
-		s.log.Debug("koppeltaal: ValidateOnly message checked, not processed", "sender", c.Username,
-			"identifier", mh.Identifier(), "warnings", len(result.Warnings))
-		return result, nil
-	}
+	locked, err := tx.LockForPost(ctx, l)
 	if err != nil {
-		var ke *Error
-		if errors.As(err, &ke) {
-			return nil, ke
-		}
-		return nil, fmt.Errorf("post message %s from %s: %w", mh.Identifier(), c.Username, err)
+		return nil, err
 	}
-	if len(result.Warnings) > 0 {
+	// A retry of a POST whose reply the sender lost: answer as the first time
+	// (checked under the lock, before the version checks it would now fail).
+	if locked.HasReceipt {
+		return &Accepted{MessageID: locked.Receipt.MessageID, Duplicate: true, Data: locked.Receipt.Data}, nil
+	}
+	known, last := locked.Resources, locked.LastVersion
+	for _, u := range locked.Shared {
+		if cur, ok := known[u]; !ok || cur.ContentHash != l.Unchanged[u] {
+			return nil, errLockAgain // changed between the lock statement's check and its shared lock
+		}
+	}
+	for _, r := range known {
+		// Strictly above each resource's current version (also where no domain
+		// version is kept, PostgreSQL), whatever the clock says.
+		last = max(last, r.CurrentVersion)
+	}
+	// Version checks (SPEC.md §7.3 B, CLIENTS.md): all before any write.
+	var conflicts []Issue
+	var warnings []string
+	for _, e := range ents {
+		cur, exists := known[e.url]
+		checked := (e.focal || c.APIVersion == APIVersion135) && !sub.current
+		switch {
+		case !checked:
+			// 1.3.3 senders: only the focal resource is version-checked.
+		case e.version != "" && exists && e.version != cur.CurrentVersion:
+			conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextVersionNotCorrect, Resource: e.url})
+		case e.version != "" && !exists:
+			// A version this server never issued for a resource it does not know: the
+			// sender's copy comes from another (the previous) Koppeltaal server. Refusing
+			// would lock migrated clients out of their own resources; adopt it instead.
+			warnings = append(warnings, fmt.Sprintf("resource %s sent with version %s that this server never issued; stored as new", e.url, e.version))
+		case e.version == "" && exists && e.focal:
+			conflicts = append(conflicts, Issue{Severity: "error", Code: "conflict", Details: TextFocalWithoutVersion, Resource: e.url})
+		case e.version == "" && exists:
+			warnings = append(warnings, fmt.Sprintf("resource %s sent without version; the server has %s", e.url, cur.CurrentVersion))
+		}
+	}
+	if len(conflicts) > 0 {
+		return nil, &Error{Status: http.StatusConflict, Issues: conflicts}
+	}
+	if validateOnly {
+		return &Accepted{ValidatedOnly: true, Warnings: warnings}, errValidatedOnly
+	}
+	// Storage loop: one new version for everything versioned in this message.
+	v := NextVersion(now, last)
+	if err := tx.PostVersionIssued(ctx, c.DomainID, v); err != nil {
+		return nil, err
+	}
+	var issued []string // versioned URLs that got a new version, focal first
+	finalVersion := map[string]string{}
+	var puts []resourceEntry
+	for _, e := range ents {
+		cur, exists := known[e.url]
+		if exists && !e.focal && cur.ContentHash == e.hash {
+			finalVersion[e.url] = cur.CurrentVersion // unchanged: keeps its version (BV step 6)
+			continue
+		}
+		finalVersion[e.url] = v
+		puts = append(puts, e)
+		if e.focal {
+			issued = append([]string{e.url + "/_history/" + v}, issued...)
+		} else {
+			issued = append(issued, e.url+"/_history/"+v)
+		}
+	}
+	// The stored (and forwarded) message carries the versions: self links and the focal data reference.
+	for _, e := range ents {
+		e.entry.SetSelfLink(e.url + "/_history/" + finalVersion[e.url])
+	}
+	focalVersion := ""
+	if focal != nil {
+		focalVersion = finalVersion[focalURL]
+		if err := mh.SetData(0, focalURL+"/_history/"+focalVersion); err != nil {
+			return nil, err
+		}
+	}
+	filled := make(map[string]string, len(ents))
+	for _, e := range ents {
+		filled[e.slot] = finalVersion[e.url]
+	}
+	// Routing, synchronously in the same transaction: the 200 means every
+	// subscriber's queue already holds the message.
+	subs, err := tx.Subscribers(ctx, c.DomainID, event)
+	if err != nil {
+		return nil, err
+	}
+	recipients := make([]int64, len(subs))
+	for i, sub := range subs {
+		recipients[i] = sub.InstanceID
+	}
+	if c.APIVersion != APIVersion135 && len(issued) > 0 {
+		// 1.3.3 senders get the focal version only (SPEC.md §4.8).
+		issued = nil
+		if focal != nil {
+			issued = []string{focalURL + "/_history/" + focalVersion}
+		}
+	}
+	if focal == nil {
+		issued = append([]string{data[0]}, issued...)
+	} else if len(issued) == 0 || !strings.HasPrefix(issued[0], focalURL+"/_history/") {
+		issued = append([]string{focalURL + "/_history/" + focalVersion}, issued...)
+	}
+	stored := store.Message{
+		DomainID: c.DomainID, SenderInstanceID: c.ID, Event: event, MessageIdentifier: mh.Identifier(),
+		FeedID: b.ID, PatientRef: patient, FocalRef: focalURL, FocalVersion: focalVersion, Version: v,
+		CreatedAt: now.UnixMicro(),
+	}
+	rvs := make([]store.ResourceVersion, len(puts))
+	for i, e := range puts {
+		rvs[i] = store.ResourceVersion{DomainID: c.DomainID, URL: e.url, ResourceType: e.typ, Version: v,
+			ContentHash: e.hash, InstanceID: c.ID}
+	}
+	msgID, entries, err := tx.Accept(ctx, store.Accepted{Format: formatName(f), Body: slots.fill(template, filled),
+		Message: stored, Versions: rvs, Recipients: recipients,
+		Receipt: &store.Receipt{SenderInstanceID: c.ID, MessageIdentifier: mh.Identifier(), RequestHash: requestHash, Data: issued}})
+	if err != nil {
+		return nil, err
+	}
+	stored.ID = msgID
+	return &Accepted{MessageID: msgID, Version: v, Entries: entries, Warnings: warnings, Data: issued, stored: stored}, nil
+}
+
+// accepted logs and counts an accepted message.
+func (s *Service) accepted(sub *Submission, acc *Accepted) {
+	c := sub.caller
+	if len(acc.Warnings) > 0 {
 		// Resource URLs name patients: details only at debug level.
-		s.metrics.VersionWarnings.Add(float64(len(result.Warnings)))
-		s.vwarn.note(s.log, s.now(), c.Username, result.MessageID, len(result.Warnings))
-		for _, w := range result.Warnings {
-			s.log.Debug("koppeltaal: version compatibility", "sender", c.Username, "message_id", result.MessageID, "warning", w)
+		s.metrics.VersionWarnings.Add(float64(len(acc.Warnings)))
+		s.vwarn.note(s.log, s.now(), c.Username, acc.MessageID, len(acc.Warnings))
+		for _, w := range acc.Warnings {
+			s.log.Debug("koppeltaal: version compatibility", "sender", c.Username, "message_id", acc.MessageID, "warning", w)
 		}
 	}
-	if result.Duplicate {
-		s.log.Info("koppeltaal: repeated POST answered with the original reply", "sender", c.Username, "message_id", result.MessageID)
-		return result, nil
+	if acc.Duplicate {
+		s.log.Info("koppeltaal: repeated POST answered with the original reply", "sender", c.Username, "message_id", acc.MessageID)
+		return
 	}
-	if len(result.Entries) > 0 {
-		// The recipients claim and acknowledge this message next: cache the tree just stored
-		// (committed now, and not touched again here) so that they need not read and parse it.
-		cached, size := cacheForm(b, len(body))
-		s.msgs.put(msgKey{messageID: stored.ID}, stored, cached, size, epoch)
-	}
-	s.metrics.Posted.WithLabelValues(event).Inc()
-	s.metrics.Delivered.Add(float64(len(result.Entries)))
-	s.log.Debug("koppeltaal: message accepted", "sender", c.Username, "event", event, "message_id", result.MessageID,
-		"version", result.Version, "recipients", len(result.Entries))
-	return result, nil
+	s.metrics.Posted.WithLabelValues(sub.event).Inc()
+	s.metrics.Delivered.Add(float64(len(acc.Entries)))
+	s.log.Debug("koppeltaal: message accepted", "sender", c.Username, "event", sub.event, "message_id", acc.MessageID,
+		"version", acc.Version, "recipients", len(acc.Entries))
+}
+
+// Reply is the response message to an accepted submission (SPEC.md §4.8), for the FHIR base base.
+func (s *Service) Reply(sub *Submission, acc *Accepted, base string) *dstu1.Bundle {
+	return s.responseMessage(sub.caller, sub.header, acc.Data, base)
 }
 
 // logRejected logs a refused message with its sender, identifier, event and reason, so a 409 in the access

@@ -208,3 +208,20 @@ var dummyHash = sync.OnceValue(func() string {
 })
 
 func (s *Service) instant(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// LocalCaller is the application instance username as a sender inside this process (the gateway's local
+// Koppeltaal adapters): no password, since nothing crosses a trust boundary. A disabled or unknown
+// instance is an error.
+func (s *Service) LocalCaller(ctx context.Context, username string) (*Caller, error) {
+	in, err := s.instance(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%q is not an application instance of this Koppeltaal server", username)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up instance %q: %w", username, err)
+	}
+	if strings.HasPrefix(in.PasswordHash, store.DisabledHashPrefix) {
+		return nil, fmt.Errorf("application instance %q is disabled (no longer in the configuration)", username)
+	}
+	return &Caller{Instance: in}, nil
+}

@@ -1,6 +1,8 @@
 package routes
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -134,6 +136,8 @@ func LoadFile(path string) (*Route, error) {
 func Load(path string, src []byte) (*Route, error) {
 	l := &loader{file: path, lines: strings.Split(string(src), "\n")}
 	r := l.load(src)
+	sum := sha256.Sum256(src)
+	r.Revision = hex.EncodeToString(sum[:6])
 	if l.diags.HasErrors() {
 		return nil, l.diags.sorted()
 	}

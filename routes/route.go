@@ -17,9 +17,11 @@ type Route struct {
 	Description string
 	// File is the route file's path, Dir its directory (adapters resolve relative paths against it).
 	File, Dir string
-	Input     Component
-	Outputs   []Component
-	Rules     []*rules.Rule
+	// Revision identifies the route file's content (a hash): logs, deliveries and dead letters carry it.
+	Revision string
+	Input    Component
+	Outputs  []Component
+	Rules    []*rules.Rule
 	// Transforms by name.
 	Transforms map[string]*Transform
 	// Key computes the record key; nil keeps the key the inbound adapter gave.

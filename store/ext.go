@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 )
 
 // Plain-SQL access for packages that keep their own tables in this store
@@ -36,4 +37,40 @@ func (t *Tx) Select(ctx context.Context, dest any, q string, args ...any) error 
 // InsertID runs an INSERT and returns the id of the new row.
 func (t *Tx) InsertID(ctx context.Context, q string, args ...any) (int64, error) {
 	return t.insertID(ctx, q, args...)
+}
+
+// Executor runs SQL exactly as written (no placeholder rebinding) in a transaction, for libraries that
+// bring SQL in their own dialect: watermill-sql's schema and offsets adapters (routes/transport).
+type Executor struct{ t *Tx }
+
+// SQL returns the transaction's Executor.
+func (t *Tx) SQL() Executor { return Executor{t} }
+
+// ExecContext runs a statement.
+func (e Executor) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return e.t.tx.ExecContext(e.t.c(ctx), q, args...)
+}
+
+// QueryContext runs a query; close the rows before the transaction ends.
+func (e Executor) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return e.t.tx.QueryContext(e.t.c(ctx), q, args...)
+}
+
+// Savepoint runs fn inside a savepoint of the transaction: when fn fails, what it wrote is undone and the
+// transaction goes on (on PostgreSQL a failed statement would otherwise abort the whole transaction).
+func (t *Tx) Savepoint(ctx context.Context, fn func() error) error {
+	if _, err := t.tx.ExecContext(t.c(ctx), "SAVEPOINT kp_part"); err != nil {
+		return fmt.Errorf("store: savepoint: %w", err)
+	}
+	if err := fn(); err != nil {
+		if _, rerr := t.tx.ExecContext(t.c(ctx), "ROLLBACK TO SAVEPOINT kp_part"); rerr != nil {
+			return fmt.Errorf("store: rollback to savepoint: %w (after: %v)", rerr, err)
+		}
+		_, _ = t.tx.ExecContext(t.c(ctx), "RELEASE SAVEPOINT kp_part")
+		return err
+	}
+	if _, err := t.tx.ExecContext(t.c(ctx), "RELEASE SAVEPOINT kp_part"); err != nil {
+		return fmt.Errorf("store: release savepoint: %w", err)
+	}
+	return nil
 }

@@ -321,3 +321,31 @@ func inQueryInt(q string, leading []any, ids []int64) (string, []any) {
 	}
 	return strings.Replace(q, "IN (?)", "IN ("+marks+")", 1), args
 }
+
+// TakeNew moves up to limit of the instance's New entries (oldest first; only event when not empty) to
+// Claimed without a claim deadline (the sweeper leaves them) and returns them: an in-process consumer's
+// take, whose transaction also records what it does with them.
+func (t *Tx) TakeNew(ctx context.Context, instanceID int64, event string, limit int, c Claim) ([]Entry, error) {
+	cond, fargs := Filter{Event: event}.where(nil)
+	args := append([]any{instanceID}, fargs...)
+	var ids []int64
+	if err := t.sel(ctx, &ids, `SELECT id FROM queue WHERE instance_id = ? AND status = 'New'`+cond+` ORDER BY id LIMIT ?`,
+		append(args, limit)...); err != nil {
+		return nil, fmt.Errorf("take new entries of instance %d: %w", instanceID, err)
+	}
+	out := make([]Entry, 0, len(ids))
+	for _, id := range ids {
+		var e Entry
+		err := t.get(ctx, &e, `UPDATE queue SET status = ?, status_changed_at = ?, claim_deadline = NULL, version = ?,
+			retry_count = retry_count + 1, fetched_api_version = ? WHERE id = ? AND status = 'New' RETURNING `+entryCols,
+			StatusClaimed, c.Now, c.Version, c.APIVersion, id)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // replaced or claimed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("take entry %d: %w", id, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -169,7 +169,7 @@ func schemaV1Fixture(t testing.TB, s *store.Store, domain, user string) (domainI
 // index, and can then be expired; resources gain an empty content column.
 func TestUpgradeRetention(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		old := store.OpenAtVersion(t, b.DSN, 14)
+		old := store.OpenAtVersion(t, b.DSN, 15)
 		domainID, inst := schemaV1Fixture(t, old, "D", "a")
 		entries := queueMessages(t, old, domainID, inst, 3)
 		if err := old.Close(); err != nil {
@@ -203,4 +203,88 @@ func TestUpgradeRetention(t *testing.T) {
 			t.Fatalf("claim after expiring the first: %+v %v", claimed, err)
 		}
 	})
+}
+
+// Migration 0016 takes over the route tables the gateway runtime used to create itself (kp_gateway_*):
+// an existing database keeps its dead letters, checkpoints, pending deliveries, outcomes and remote
+// versions, under the new names.
+func TestUpgradeKeepsRouteTables(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		old := store.OpenAtVersion(t, b.DSN, 15)
+		err := old.Update(ctx, func(tx *store.Tx) error {
+			for _, q := range oldGatewaySchema {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			for _, q := range []string{
+				`INSERT INTO kp_gateway_deliveries (id, route, output, record_key, payload, record, status, attempts, next_attempt_at, last_error, created_at, updated_at)
+					VALUES ('d1', 'r', 'out', 'k1', '{}', '{"key":"k1"}', 'pending', 2, 5, 'boom', 1, 2)`,
+				`INSERT INTO kp_gateway_dead_letters (id, route, stage, output, record_key, record, reason, attempts, created_at)
+					VALUES ('dl1', 'r', 'rules', '', 'k2', '{"key":"k2"}', 'bad BSN', 0, 3)`,
+				`INSERT INTO kp_gateway_checkpoints (route, name, value, updated_at) VALUES ('r', 'cursor', '42', 4)`,
+				`INSERT INTO kp_gateway_outcomes (id, route, record, delivery_ids, state, ok, reason, created_at)
+					VALUES ('o1', 'r', '{}', '["d1"]', 'waiting', 0, '', 5)`,
+				`INSERT INTO kp_gateway_resource_versions (scope, url, version, updated_at) VALUES ('s', 'http://x/Patient/1', 'v9', 6)`,
+			} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		s := b.Open(t)
+		err = s.Update(ctx, func(tx *store.Tx) error {
+			ds, err := tx.ClaimDeliveries(ctx, "r", 10, 100, 10)
+			if err != nil || len(ds) != 1 || ds[0].ID != "d1" || ds[0].Attempts != 2 || ds[0].LastError != "boom" {
+				t.Errorf("pending delivery after upgrade: %+v %v", ds, err)
+			}
+			dl, err := tx.DeadLetters(ctx, store.DeadLetterFilter{})
+			if err != nil || len(dl) != 1 || dl[0].Reason != "bad BSN" || dl[0].ReplayedAt.Valid {
+				t.Errorf("dead letters after upgrade: %+v %v", dl, err)
+			}
+			if v, ok, err := tx.Checkpoint(ctx, "r", "cursor"); err != nil || !ok || v != "42" {
+				t.Errorf("checkpoint after upgrade: %q %v %v", v, ok, err)
+			}
+			if os, err := tx.Outcomes(ctx, "r", store.OutcomeWaiting, 10); err != nil || len(os) != 1 || os[0].DeliveryIDs != `["d1"]` {
+				t.Errorf("outcomes after upgrade: %+v %v", os, err)
+			}
+			if vs, err := tx.RemoteVersions(ctx, "s", []string{"http://x/Patient/1"}); err != nil || vs["http://x/Patient/1"] != "v9" {
+				t.Errorf("remote versions after upgrade: %v %v", vs, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// oldGatewaySchema is what routes/runtime created at start before migration 0016 (copied from the
+// release before it).
+var oldGatewaySchema = []string{
+	`CREATE TABLE IF NOT EXISTS kp_gateway_deliveries (id TEXT PRIMARY KEY, route TEXT NOT NULL, output TEXT NOT NULL,
+		record_key TEXT NOT NULL, payload TEXT NOT NULL, record TEXT NOT NULL, status TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL, last_error TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS kp_gateway_deliveries_due ON kp_gateway_deliveries (route, status, next_attempt_at)`,
+	`CREATE TABLE IF NOT EXISTS kp_gateway_dead_letters (id TEXT PRIMARY KEY, route TEXT NOT NULL, stage TEXT NOT NULL,
+		output TEXT NOT NULL DEFAULT '', record_key TEXT NOT NULL, record TEXT NOT NULL, reason TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, replayed_at BIGINT)`,
+	`CREATE INDEX IF NOT EXISTS kp_gateway_dead_letters_route ON kp_gateway_dead_letters (route, replayed_at)`,
+	`CREATE TABLE IF NOT EXISTS kp_gateway_checkpoints (route TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+		updated_at BIGINT NOT NULL, PRIMARY KEY (route, name))`,
+	`CREATE TABLE IF NOT EXISTS kp_gateway_outcomes (id TEXT PRIMARY KEY, route TEXT NOT NULL, record TEXT NOT NULL,
+		delivery_ids TEXT NOT NULL, state TEXT NOT NULL, ok INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS kp_gateway_outcomes_state ON kp_gateway_outcomes (route, state)`,
+	`CREATE TABLE IF NOT EXISTS kp_gateway_resource_versions (scope TEXT NOT NULL, url TEXT NOT NULL, version TEXT NOT NULL,
+		updated_at BIGINT NOT NULL, PRIMARY KEY (scope, url))`,
 }

@@ -16,7 +16,7 @@ import (
 
 // InboundSpec is the inbound Koppeltaal adapter's settings.
 var InboundSpec = adapters.Spec{
-	Summary: "Consume an application instance's mailbox: claim each new message, route it, then acknowledge Success once every delivery succeeded, or Failed with the reason when it was dead-lettered.",
+	Summary: "Consume an application instance's mailbox: take each new message, route it, then acknowledge Success once every delivery succeeded, or Failed with the reason when it was dead-lettered. Local (instance): taken from the queue in the transaction that puts it on the route. Remote (base_url): claimed over HTTP.",
 	Fields: append(append([]adapters.Field{}, connectionFields...),
 		adapters.Field{Name: "event", Type: adapters.TypeString, Description: "Only claim messages with this event."},
 		adapters.Field{Name: "poll_interval", Type: adapters.TypeDuration, Default: "5s", Description: "Wait between claims when the mailbox is empty."},
@@ -25,6 +25,7 @@ var InboundSpec = adapters.Spec{
 
 // Inbound consumes a mailbox.
 type Inbound struct {
+	Instance     string `yaml:"instance"`
 	BaseURL      string `yaml:"base_url"`
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password"`
@@ -34,6 +35,7 @@ type Inbound struct {
 	PollInterval string `yaml:"poll_interval"`
 
 	client *client.Client
+	local  *local
 	poll   time.Duration
 	log    *slog.Logger
 }
@@ -42,8 +44,14 @@ type Inbound struct {
 var RecordFields = []string{"event", "message_id", "timestamp", "patient", "source_name", "source_software",
 	"focal_type", "focal_url", "focal_version", "focal", "resources"}
 
-// Validate checks the URL.
+// Validate checks that the input is local or remote, and its URL.
 func (in *Inbound) Validate() error {
+	if err := checkTarget(in.Instance, in.BaseURL, in.Username, in.Password); err != nil {
+		return err
+	}
+	if in.Instance != "" {
+		return nil
+	}
 	if err := checkURL(in.BaseURL); err != nil {
 		return fmt.Errorf("base_url: %w", err)
 	}
@@ -53,13 +61,9 @@ func (in *Inbound) Validate() error {
 // Shape: the record fields are known.
 func (in *Inbound) Shape() transforms.Shape { return transforms.Shape{Fields: RecordFields} }
 
-// Provision builds the client.
-func (in *Inbound) Provision(_ context.Context, h adapters.Host) error {
-	c, err := newClient(in.BaseURL, in.Username, in.Password, in.Format, in.Timeout)
-	if err != nil {
-		return err
-	}
-	in.client = c
+// Provision finds the local instance or builds the client.
+func (in *Inbound) Provision(ctx context.Context, h adapters.Host) error {
+	var err error
 	if in.poll, err = time.ParseDuration(in.PollInterval); err != nil {
 		return fmt.Errorf("poll_interval: %w", err)
 	}
@@ -67,13 +71,21 @@ func (in *Inbound) Provision(_ context.Context, h adapters.Host) error {
 	if in.log == nil {
 		in.log = slog.Default()
 	}
-	return nil
+	if in.Instance != "" {
+		in.local, err = newLocal(ctx, h, in.Instance)
+		return err
+	}
+	in.client, err = newClient(in.BaseURL, in.Username, in.Password, in.Format, in.Timeout)
+	return err
 }
 
 // Run claims messages until ctx ends. A claimed message is accepted (durable) and left Claimed; the
 // runtime reports its outcome through Outcome. If the process dies in between, the server's claim
 // time-out returns the message to New and it is claimed again (deliveries are idempotent).
 func (in *Inbound) Run(ctx context.Context, sink adapters.Sink) error {
+	if in.local != nil {
+		return in.local.run(ctx, sink, in.Event, func(ctx context.Context) { sleep(ctx, in.poll) }, in.log)
+	}
 	for ctx.Err() == nil {
 		msg, err := in.client.Claim(ctx, client.ClaimFilter{Event: in.Event})
 		if err != nil {
@@ -116,17 +128,20 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // Outcome acknowledges the message a record came from.
 func (in *Inbound) Outcome(ctx context.Context, rec adapters.Record, ok bool, reason string) error {
-	// Written by Receive from a claimed message: read as it was.
-	header, err := dstu1.Limits{SkipValueChecks: true}.ParseResource([]byte(rec.Meta["kt_header"]), dstu1.FormatJSON)
-	if err != nil {
-		return fmt.Errorf("koppeltaal inbound: stored header unreadable: %w", err)
-	}
 	status, exception := "Success", ""
 	if !ok {
 		status, exception = "Failed", reason
 		if exception == "" {
 			exception = "failed in the gateway"
 		}
+	}
+	if in.local != nil {
+		return in.local.outcome(ctx, rec.Meta["kt_ack_url"], status, exception)
+	}
+	// Written by Receive from a claimed message: read as it was.
+	header, err := dstu1.Limits{SkipValueChecks: true}.ParseResource([]byte(rec.Meta["kt_header"]), dstu1.FormatJSON)
+	if err != nil {
+		return fmt.Errorf("koppeltaal inbound: stored header unreadable: %w", err)
 	}
 	err = in.client.AckHeader(ctx, rec.Meta["kt_ack_url"], header, status, exception)
 	var ce *client.Error

@@ -17,7 +17,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 func server(t *testing.T) string {
@@ -26,15 +26,8 @@ func server(t *testing.T) string {
 }
 
 func gatewayDB(t *testing.T) adapters.Host {
-	db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "gw.db"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := runtime.Migrate(context.Background(), db, transport.SQLite); err != nil {
-		t.Fatal(err)
-	}
-	return adapters.Host{DB: db, Dialect: transport.SQLite, Route: "test"}
+	st := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "gw.db")}.Open(t)
+	return adapters.Host{Store: st, Route: "test"}
 }
 
 func patient(given string) adapters.Delivery {
@@ -123,10 +116,9 @@ outputs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, _ := transport.OpenSQLite(filepath.Join(dir, "gw.db"), 1)
-	defer db.Close()
+	db := storetest.Backend{Name: "sqlite", DSN: filepath.Join(dir, "gw.db")}.Open(t)
 	rctx, cancel := context.WithCancel(ctx)
-	rt, err := runtime.New(rctx, runtime.Config{DB: db, Dialect: transport.SQLite, Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
+	rt, err := runtime.New(rctx, runtime.Config{Store: db, Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +157,7 @@ outputs:
 	if f, s := count("Failed"), count("Success"); f != 1 || s != 1 {
 		t.Fatalf("Failed %d, Success %d; want 1 and 1", f, s)
 	}
-	dl, _ := runtime.ListDeadLetters(ctx, db, transport.SQLite, runtime.Filter{})
+	dl, _ := runtime.ListDeadLetters(ctx, db, runtime.Filter{})
 	if len(dl) != 1 || dl[0].Reason != "cannot handle UpdateCarePlanActivityStatus" {
 		t.Fatalf("dead letters: %+v", dl)
 	}

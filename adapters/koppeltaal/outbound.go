@@ -1,7 +1,10 @@
-// Package koppeltaal is the Koppeltaal adapter: outbound it publishes the messages that routes declare into
-// a domain on a Koppeltaal server (this one or a remote one) as a configured application instance, keeping
-// per resource the version the server issued so a second export of the same patient is a valid update;
-// inbound it consumes an instance's mailbox (claim, route, acknowledge).
+// Package koppeltaal is the Koppeltaal adapter. Outbound it publishes the messages that routes declare into
+// a domain as an application instance; inbound it consumes an instance's mailbox and acknowledges each
+// message with its outcome. With `instance:` it works on this process's own Koppeltaal server, in the
+// store (local.go): an outbound message is accepted through the mailbox port in the transaction that
+// routes the record, based on the store's current versions, and an inbound reads the instance's queue.
+// With `base_url:` it talks to a remote Koppeltaal server over HTTP (koppeltaal/client), keeping per
+// resource the version that server issued, so that a second export of the same patient is a valid update.
 package koppeltaal
 
 import (
@@ -17,6 +20,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/adapters"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 func init() {
@@ -25,25 +29,27 @@ func init() {
 }
 
 var connectionFields = []adapters.Field{
-	{Name: "base_url", Type: adapters.TypeString, Required: true, Description: "Koppeltaal server root, e.g. http://127.0.0.1:8080 (the client adds /FHIR/Koppeltaal)."},
-	{Name: "username", Type: adapters.TypeString, Required: true, Description: "Application-instance user name."},
-	{Name: "password", Type: adapters.TypeSecret, Required: true, Description: "Application-instance password, usually ${ENV_VAR}."},
+	{Name: "instance", Type: adapters.TypeString, Description: "Local: the user name of an application instance of this Koppelpoort's own Koppeltaal server (no password, no HTTP; the domain is the instance's). Give instance or base_url."},
+	{Name: "base_url", Type: adapters.TypeString, Description: "Remote: Koppeltaal server root, e.g. https://kt.example.nl (the client adds /FHIR/Koppeltaal). Give instance or base_url."},
+	{Name: "username", Type: adapters.TypeString, Description: "Remote: application-instance user name."},
+	{Name: "password", Type: adapters.TypeSecret, Description: "Remote: application-instance password, usually ${ENV_VAR}."},
 	{Name: "format", Type: adapters.TypeString, Default: "json", Enum: []string{"json", "xml"}, Description: "Wire format."},
 	{Name: "timeout", Type: adapters.TypeDuration, Default: "30s", Description: "Timeout of one call."},
 }
 
 // OutboundSpec is the outbound Koppeltaal adapter's settings.
 var OutboundSpec = adapters.Spec{
-	Summary: "Publish the transform's koppeltaal message into a domain as an application instance. Versions issued by the server are remembered per resource and sent with updates; on a 409 the adapter refreshes and retries once.",
+	Summary: "Publish the transform's koppeltaal message into a domain as an application instance. Local (instance): accepted in the transaction that routes the record, updates based on the current versions. Remote (base_url): versions the server issued are remembered per resource and sent with updates; on a 409 the adapter refreshes and retries once.",
 	Fields: append(append([]adapters.Field{}, connectionFields...),
-		adapters.Field{Name: "domain", Type: adapters.TypeString, Required: true, Description: "Koppeltaal domain name (the instance's domain)."},
-		adapters.Field{Name: "resource_base", Type: adapters.TypeString, Description: "Base URL of the sent resources (the sender's own URLs). Default: <base_url>/FHIR/Koppeltaal."},
+		adapters.Field{Name: "domain", Type: adapters.TypeString, Description: "Remote: Koppeltaal domain name (the instance's domain)."},
+		adapters.Field{Name: "resource_base", Type: adapters.TypeString, Description: "Base URL of the sent resources (the sender's own URLs). Default: <base_url>/FHIR/Koppeltaal; required with instance."},
 		adapters.Field{Name: "source_name", Type: adapters.TypeString, Description: "MessageHeader.source.name. Default: the route name."},
 	),
 }
 
 // Outbound publishes messages.
 type Outbound struct {
+	Instance     string `yaml:"instance"`
 	BaseURL      string `yaml:"base_url"`
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password"`
@@ -55,18 +61,47 @@ type Outbound struct {
 
 	client   *client.Client
 	versions *versionStore
+	local    *local
 	log      *slog.Logger
 }
 
-// Validate checks the URLs.
+// Validate checks that the output is local or remote, and its URLs.
 func (o *Outbound) Validate() error {
-	if err := checkURL(o.BaseURL); err != nil {
-		return fmt.Errorf("base_url: %w", err)
+	if err := checkTarget(o.Instance, o.BaseURL, o.Username, o.Password); err != nil {
+		return err
+	}
+	if o.Instance != "" {
+		if o.Domain != "" {
+			return errors.New("domain: a local output publishes into its instance's domain; leave domain out")
+		}
+		if o.ResourceBase == "" {
+			return errors.New("resource_base: a local output needs the base URL of the resources it sends (the source system's own URLs)")
+		}
+	} else if o.Domain == "" {
+		return errors.New(`domain: a remote output needs the domain of its instance (missing required setting "domain")`)
+	}
+	if o.Instance == "" {
+		if err := checkURL(o.BaseURL); err != nil {
+			return fmt.Errorf("base_url: %w", err)
+		}
 	}
 	if o.ResourceBase != "" {
 		if err := checkURL(o.ResourceBase); err != nil {
 			return fmt.Errorf("resource_base: %w", err)
 		}
+	}
+	return nil
+}
+
+// checkTarget checks that a Koppeltaal adapter names a local instance or a remote server with credentials.
+func checkTarget(instance, baseURL, username, password string) error {
+	switch {
+	case instance == "" && baseURL == "":
+		return errors.New("give instance (an instance of this server) or base_url (a remote Koppeltaal server)")
+	case instance != "" && (baseURL != "" || username != "" || password != ""):
+		return errors.New("instance names a local instance: leave base_url, username and password out")
+	case instance == "" && (username == "" || password == ""):
+		return errors.New("a remote Koppeltaal server (base_url) needs username and password")
 	}
 	return nil
 }
@@ -91,8 +126,16 @@ func newClient(base, user, pass, format, timeout string) (*client.Client, error)
 	return &client.Client{BaseURL: base, Username: user, Password: pass, Format: f, HTTP: &http.Client{Timeout: d}}, nil
 }
 
-// Provision builds the client and opens the version bookkeeping in the store.
-func (o *Outbound) Provision(_ context.Context, h adapters.Host) error {
+// Provision finds the local instance, or builds the client and the version bookkeeping of a remote server.
+func (o *Outbound) Provision(ctx context.Context, h adapters.Host) error {
+	if o.SourceName == "" {
+		o.SourceName = h.Route
+	}
+	if o.Instance != "" {
+		var err error
+		o.local, err = newLocal(ctx, h, o.Instance)
+		return err
+	}
 	c, err := newClient(o.BaseURL, o.Username, o.Password, o.Format, o.Timeout)
 	if err != nil {
 		return err
@@ -101,24 +144,21 @@ func (o *Outbound) Provision(_ context.Context, h adapters.Host) error {
 	if o.ResourceBase == "" {
 		o.ResourceBase = strings.TrimRight(o.BaseURL, "/") + client.Prefix
 	}
-	if o.SourceName == "" {
-		o.SourceName = h.Route
-	}
 	o.log = h.Logger
 	if o.log == nil {
 		o.log = slog.Default()
 	}
-	if h.DB == nil {
-		return errors.New("koppeltaal outbound: no database for version bookkeeping")
+	if h.Store == nil {
+		return errors.New("koppeltaal outbound: no store for version bookkeeping")
 	}
-	o.versions = &versionStore{db: h.DB, dialect: h.Dialect, scope: strings.TrimRight(o.BaseURL, "/") + "|" + o.Domain}
+	o.versions = &versionStore{st: h.Store, scope: strings.TrimRight(o.BaseURL, "/") + "|" + o.Domain}
 	return nil
 }
 
-// Deliver builds the message with the known versions and posts it; a 409 refreshes versions and retries once.
-func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
+// message is the delivery's declared Koppeltaal message and the URLs of its resources (and patient).
+func (o *Outbound) message(d adapters.Delivery) (client.Message, []string, error) {
 	if d.Koppeltaal == nil {
-		return errors.New("koppeltaal output: the transform declares no koppeltaal message")
+		return client.Message{}, nil, errors.New("koppeltaal output: the transform declares no koppeltaal message")
 	}
 	m := client.Message{Event: d.Koppeltaal.Event, Patient: d.Koppeltaal.Patient}
 	var urls []string
@@ -128,6 +168,36 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 	}
 	if m.Patient != "" {
 		urls = append(urls, client.PatientURL(o.ResourceBase, m.Patient))
+	}
+	return m, urls, nil
+}
+
+// InTx: a local output delivers in the routing transaction.
+func (o *Outbound) InTx() bool { return o.Instance != "" }
+
+// DeliverTx accepts the message into the local domain on tx (see local.deliver).
+func (o *Outbound) DeliverTx(ctx context.Context, tx *store.Tx, d adapters.Delivery) error {
+	m, _, err := o.message(d)
+	if err != nil {
+		return err
+	}
+	msg, err := client.BuildMessage(m, client.BuildOptions{Domain: o.local.caller.DomainName, ResourceBase: o.ResourceBase,
+		SourceName: o.SourceName, MessageID: client.MessageIDFor(d.IdempotencyKey)})
+	if err != nil {
+		return err
+	}
+	return o.local.accept(ctx, tx, msg)
+}
+
+// Deliver posts the message to the remote server with the known versions; a 409 refreshes versions and
+// retries once. A local output delivers in the routing transaction instead (DeliverTx).
+func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
+	if o.local != nil {
+		return o.local.inOwnTx(ctx, func(tx *store.Tx) error { return o.DeliverTx(ctx, tx, d) })
+	}
+	m, urls, err := o.message(d)
+	if err != nil {
+		return err
 	}
 	for attempt := 1; ; attempt++ {
 		known, err := o.versions.get(ctx, urls)
@@ -224,6 +294,7 @@ func (o *Outbound) refresh(ctx context.Context, m client.Message, urls []string,
 // Interface guards.
 var (
 	_ adapters.Outbound    = (*Outbound)(nil)
+	_ adapters.TxOutbound  = (*Outbound)(nil)
 	_ adapters.Provisioner = (*Outbound)(nil)
 	_ adapters.Validator   = (*Outbound)(nil)
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/adapters"
 	kpsql "github.com/koppelpoort/koppelpoort/adapters/sql"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 // target is one real database to test against.
@@ -130,13 +130,8 @@ func TestInboundCursor(t *testing.T) {
 				t.Fatal(err)
 			}
 			src.Exec(`INSERT INTO export_patients (id, name, changed) VALUES (1, 'Jan', 10), (2, 'Anna', 20)`)
-			store, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "kp.db"), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			runtime.Migrate(ctx, store, transport.SQLite)
-			cps := runtime.Checkpoints{DB: store, Dialect: transport.SQLite}
+			st := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")}.Open(t)
+			cps := runtime.Checkpoints{Store: st}
 			in := &kpsql.Inbound{Driver: tg.driver, DSN: tg.dsn, CursorColumn: "changed", InitialCursor: "0", KeyColumn: "id", PollInterval: "1s",
 				Query: `SELECT id, name, changed FROM export_patients WHERE changed > {cursor} ORDER BY changed LIMIT 10`}
 			if err := in.Validate(); err != nil {

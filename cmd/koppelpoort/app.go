@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	_ "github.com/koppelpoort/koppelpoort/adapters/all" // the built-in adapters
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/admin/console"
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
@@ -51,6 +52,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	a := &app{}
 	limiter := newLoginLimiter(cfg.Server.FailedLogins, reg) // instances, OAuth clients and administrators
 	var portal console.Portal                                // the console's Test Portal uses the Koppeltaal server in process
+	var ktService *koppeltaal.Service                        // the Koppeltaal server, for local Koppeltaal adapters (nil: none)
 	if cfg.Koppeltaal != nil {
 		cfg.Koppeltaal.PublicURL = public // every link the Koppeltaal server writes
 		if cfg.Path == "" {
@@ -93,6 +95,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		if _, err := ads.Seed(ctx, *cfg.Koppeltaal, public+api.Prefix); err != nil {
 			return nil, fmt.Errorf("seed activity definitions: %w", err)
 		}
+		ktService = kt.Service()
 		a.mounts = append(a.mounts, kt, sso)
 		a.workers = append(a.workers, kt.Run, push.Run, sso.Run)
 		portal = console.Portal{Service: kt.Service(), Activities: ads, OAuth: sso, PublicURL: public}
@@ -132,7 +135,8 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	a.workers = append(a.workers, accounts.Run)
 	rt, err := runtime.ForServe(ctx, runtime.ServeOptions{
 		Routes:     rs,
-		DSN:        cfg.Store.DSN,
+		Store:      st,
+		Koppeltaal: ktService,
 		Logger:     logger,
 		Registerer: reg,
 	})

@@ -11,8 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/koppelpoort/koppelpoort/routes/runtime"
-
+	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/spf13/cobra"
 )
 
@@ -77,18 +76,17 @@ func TestSchemaCmd(t *testing.T) {
 
 func TestReplayCmd(t *testing.T) {
 	dsn := filepath.Join(t.TempDir(), "kp.db")
-	db, dialect, err := runtime.OpenDB(dsn)
+	st, err := store.Open(context.Background(), store.Config{DSN: dsn}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := runtime.Migrate(context.Background(), db, dialect); err != nil {
+	if err := st.Update(context.Background(), func(tx *store.Tx) error {
+		return tx.PutDeadLetter(context.Background(), store.DeadLetter{ID: "dl1", Route: "r1", Stage: "rules", RecordKey: "k1",
+			Record: `{"key":"k1","fields":{"a":"1"}}`, Reason: "bad BSN", CreatedAt: 1})
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO kp_gateway_dead_letters (id, route, stage, output, record_key, record, reason, attempts, created_at)
-		VALUES ('dl1', 'r1', 'rules', '', 'k1', '{"key":"k1","fields":{"a":"1"}}', 'bad BSN', 0, 1)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	st.Close()
 	if _, err := runCmd(t, newReplayCmd(), "--dsn", dsn); err == nil {
 		t.Fatal("replay without a selection must fail")
 	}

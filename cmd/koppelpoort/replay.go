@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -36,15 +37,12 @@ on the same store picks the replayed records up.`,
 			if err != nil {
 				return err
 			}
-			db, dialect, err := runtime.OpenDB(cfg.Store.DSN)
+			st, err := openStore(cmd.Context(), cfg, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			if err := runtime.Migrate(cmd.Context(), db, dialect); err != nil {
-				return err
-			}
-			list, err := runtime.Replay(cmd.Context(), db, dialect, runtime.Filter{Route: route, IDs: ids}, !yes)
+			defer st.Close()
+			list, err := runtime.Replay(cmd.Context(), st, runtime.Filter{Route: route, IDs: ids}, !yes)
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package runtime_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 const checkedRoute = `name: hooks
@@ -36,7 +36,7 @@ outputs:
 
 // startLogged runs routeYAML (whose input listens on a free address written as ADDR) on a SQLite file in dir,
 // logging into logs; it returns the route's URL and the database.
-func startLogged(t *testing.T, dir, routeYAML string, logs *testkit.Buffer) (string, *sql.DB) {
+func startLogged(t *testing.T, dir, routeYAML string, logs *testkit.Buffer) (string, *store.Store) {
 	t.Helper()
 	addr := testkit.FreeAddr(t)
 	_, db := runRouteLogged(t, dir, strings.ReplaceAll(routeYAML, "ADDR", addr), nil, slog.New(slog.NewJSONHandler(logs, nil)))
@@ -101,7 +101,7 @@ func TestHTTPInboundCheckedReply(t *testing.T) {
 	if strings.Contains(string(b), "p1") {
 		t.Errorf("a record of the refused body was stored and delivered:\n%s", b)
 	}
-	if dl, _ := runtime.ListDeadLetters(context.Background(), db, "sqlite", runtime.Filter{}); len(dl) != 0 {
+	if dl, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{}); len(dl) != 0 {
 		t.Errorf("the refused body left dead letters: %+v", dl)
 	}
 }

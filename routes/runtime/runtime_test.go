@@ -3,15 +3,12 @@ package runtime_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,50 +22,35 @@ import (
 	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
-	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
-// databases returns the real databases the runtime is tested on: a SQLite file always, PostgreSQL when
+// databases returns the real stores the runtime is tested on: a SQLite file always, PostgreSQL when
 // KOPPELPOORT_TEST_POSTGRES_DSN is set.
-func databases(t *testing.T) map[string]func(t *testing.T) *sql.DB {
-	dbs := map[string]func(t *testing.T) *sql.DB{
-		"sqlite": func(t *testing.T) *sql.DB {
-			db, err := transport.OpenSQLite(filepath.Join(t.TempDir(), "kp.db"), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db
+func databases(t *testing.T) map[string]func(t *testing.T) *store.Store {
+	dbs := map[string]func(t *testing.T) *store.Store{
+		"sqlite": func(t *testing.T) *store.Store {
+			return storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")}.Open(t)
 		},
 	}
-	dsn := os.Getenv("KOPPELPOORT_TEST_POSTGRES_DSN")
-	if dsn == "" {
+	if os.Getenv(storetest.EnvPostgresDSN) == "" {
 		t.Log("KOPPELPOORT_TEST_POSTGRES_DSN not set: PostgreSQL variant skipped")
 		return dbs
 	}
-	dbs["postgres"] = func(t *testing.T) *sql.DB {
-		admin, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("kp_test_runtime_%d", rand.Int64N(1<<40))
-		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-			t.Fatal(err)
-		}
-		u, _ := url.Parse(dsn)
-		u.Path = "/" + name
-		db, err := sql.Open("pgx", u.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			db.Close()
-			admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			admin.Close()
-		})
-		return db
-	}
+	dbs["postgres"] = func(t *testing.T) *store.Store { return storetest.NewPostgres(t).Open(t) }
 	return dbs
+}
+
+// count runs a COUNT query on st.
+func count(t *testing.T, st *store.Store, q string) int {
+	t.Helper()
+	var n int
+	if err := st.View(context.Background(), func(tx *store.Tx) error { return tx.Get(context.Background(), &n, q) }); err != nil {
+		t.Logf("%s: %v", q, err)
+		return -1
+	}
+	return n
 }
 
 // epd is a receiving REST API that fails the first calls with 503 and rejects patient "reject" with 400.
@@ -148,10 +130,10 @@ func writeRoute(t *testing.T, dir, cond, epdURL string) *routes.Route {
 	return r
 }
 
-func start(t *testing.T, db *sql.DB, dialect string, r *routes.Route) (string, func()) {
+func start(t *testing.T, db *store.Store, r *routes.Route) (string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: dialect, Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
+	rt, err := runtime.New(ctx, runtime.Config{Store: db, Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,13 +152,13 @@ func start(t *testing.T, db *sql.DB, dialect string, r *routes.Route) (string, f
 // runRoute writes routeYAML to dir, loads it and runs it on a SQLite file in
 // dir until the test ends; before (may be nil) sees the runtime before it runs.
 // It returns the runtime and its database.
-func runRoute(t *testing.T, dir, routeYAML string, before func(*runtime.Runtime)) (*runtime.Runtime, *sql.DB) {
+func runRoute(t *testing.T, dir, routeYAML string, before func(*runtime.Runtime)) (*runtime.Runtime, *store.Store) {
 	t.Helper()
 	return runRouteLogged(t, dir, routeYAML, before, nil)
 }
 
 // runRouteLogged is runRoute with the runtime's logs going to logger (nil: slog's default).
-func runRouteLogged(t *testing.T, dir, routeYAML string, before func(*runtime.Runtime), logger *slog.Logger) (*runtime.Runtime, *sql.DB) {
+func runRouteLogged(t *testing.T, dir, routeYAML string, before func(*runtime.Runtime), logger *slog.Logger) (*runtime.Runtime, *store.Store) {
 	t.Helper()
 	p := filepath.Join(dir, "r.yaml")
 	if err := os.WriteFile(p, []byte(routeYAML), 0o644); err != nil {
@@ -186,15 +168,11 @@ func runRouteLogged(t *testing.T, dir, routeYAML string, before func(*runtime.Ru
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := transport.OpenSQLite(filepath.Join(dir, "kp.db"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Backend{Name: "sqlite", DSN: filepath.Join(dir, "kp.db")}.Open(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{DB: db, Dialect: "sqlite", Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond, Logger: logger})
+	rt, err := runtime.New(ctx, runtime.Config{Store: db, Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond, Logger: logger})
 	if err != nil {
 		cancel()
-		db.Close()
 		t.Fatal(err)
 	}
 	if before != nil {
@@ -208,7 +186,6 @@ func runRouteLogged(t *testing.T, dir, routeYAML string, before func(*runtime.Ru
 			t.Errorf("run: %v", err)
 		}
 		rt.Close()
-		db.Close()
 	})
 	return rt, db
 }
@@ -251,7 +228,7 @@ func TestRuntimeEndToEnd(t *testing.T) {
 			dir := t.TempDir()
 
 			r := writeRoute(t, dir, `record.patient == "blocked"`, srv.URL)
-			url, stop := start(t, db, dialect, r)
+			url, stop := start(t, db, r)
 
 			if code, _ := post(t, url, "wrong", `{"id": "x"}`); code != http.StatusUnauthorized {
 				t.Fatalf("wrong token: %d", code)
@@ -267,10 +244,10 @@ func TestRuntimeEndToEnd(t *testing.T) {
 			// r4 stays 503 and is dead-lettered after max_attempts (4).
 			waitFor(t, "r1 delivered, r3 and r4 dead-lettered", func() bool {
 				_, received := e.count()
-				dl, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
+				dl, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{})
 				return received == 1 && len(dl) == 3
 			})
-			dl, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
+			dl, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{})
 			stages := map[string]string{}
 			for _, d := range dl {
 				stages[d.RecordKey] = d.Stage + ": " + d.Reason
@@ -292,39 +269,39 @@ func TestRuntimeEndToEnd(t *testing.T) {
 			stop()
 
 			// Fix the route (allow "blocked"), then replay: dry run first changes nothing.
-			plan, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{Route: "rom-results"}, true)
+			plan, err := runtime.Replay(context.Background(), db, runtime.Filter{Route: "rom-results"}, true)
 			if err != nil || len(plan) != 3 {
 				t.Fatalf("dry run: %v %v", plan, err)
 			}
-			if again, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(again) != 3 {
+			if again, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{}); len(again) != 3 {
 				t.Fatal("dry run changed the dead letters")
 			}
 			r2 := writeRoute(t, dir, `false`, srv.URL)
-			replayed, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{IDs: []string{idOf(dl, "r2")}}, false)
+			replayed, err := runtime.Replay(context.Background(), db, runtime.Filter{IDs: []string{idOf(dl, "r2")}}, false)
 			if err != nil || len(replayed) != 1 {
 				t.Fatalf("replay: %v %v", replayed, err)
 			}
-			_, stop2 := start(t, db, dialect, r2)
+			_, stop2 := start(t, db, r2)
 			defer stop2()
 			waitFor(t, "replayed r2 delivered", func() bool {
 				_, received := e.count()
 				return received == 2
 			})
-			if left, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{}); len(left) != 2 {
+			if left, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{}); len(left) != 2 {
 				t.Fatalf("left after replay: %+v", left)
 			}
 			// Replaying an output dead letter whose cause is still there: the delivery is retried (the EPD
 			// sees another call) and the same dead letter comes back, not a second one.
 			callsBefore, _ := e.count()
-			if _, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{IDs: []string{idOf(dl, "r3")}}, false); err != nil {
+			if _, err := runtime.Replay(context.Background(), db, runtime.Filter{IDs: []string{idOf(dl, "r3")}}, false); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "r3 back in the dead letters", func() bool {
 				calls, _ := e.count()
-				left, _ := runtime.ListDeadLetters(context.Background(), db, dialect, runtime.Filter{})
+				left, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{})
 				return calls > callsBefore && len(left) == 2
 			})
-			if _, err := runtime.Replay(context.Background(), db, dialect, runtime.Filter{IDs: []string{"nope"}}, true); err == nil {
+			if _, err := runtime.Replay(context.Background(), db, runtime.Filter{IDs: []string{"nope"}}, true); err == nil {
 				t.Fatal("replaying an unknown id must fail")
 			}
 			e.mu.Lock()
@@ -399,21 +376,17 @@ outputs:
 		}
 	}
 	waitFor(t, "both copies processed", func() bool {
-		var off int
-		db.QueryRow(`SELECT COALESCE(MAX(offset_acked), 0) FROM "kp_wm_offsets_route_twice"`).Scan(&off)
-		return off == 4
+		return count(t, db, `SELECT COALESCE(MAX(offset_acked), 0) FROM "kp_wm_offsets_route_twice"`) == 4
 	})
 	waitFor(t, "delivery", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "out", "out.ndjson"))
 		return bytes.Count(b, []byte("\n")) == 1
 	})
-	dl, _ := runtime.ListDeadLetters(context.Background(), db, "sqlite", runtime.Filter{})
+	dl, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{})
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
-	var deliveries int
-	db.QueryRow(`SELECT COUNT(*) FROM kp_gateway_deliveries`).Scan(&deliveries)
-	if deliveries != 1 {
+	if deliveries := count(t, db, `SELECT COUNT(*) FROM route_deliveries`); deliveries != 1 {
 		t.Fatalf("%d deliveries, want 1", deliveries)
 	}
 }
@@ -422,14 +395,14 @@ func TestForServe(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "ok.yaml"), []byte("name: ok\ninput:\n  file: {path: ./in}\noutputs:\n  - name: o\n    file: {dir: ./out}\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "ok_test.yaml"), []byte("route: ok.yaml\ntests: []\n"), 0o644)
-	dsn := filepath.Join(dir, "kp.db")
-	rt, err := runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, DSN: dsn})
+	st := storetest.Backend{Name: "sqlite", DSN: filepath.Join(dir, "kp.db")}.Open(t)
+	rt, err := runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt.Close()
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("name: bad\ninput:\n  file: {path: ./in, delimitr: x}\noutputs:\n  - name: o\n    file: {dir: ./out}\n"), 0o644)
-	_, err = runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, DSN: dsn})
+	_, err = runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, Store: st})
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3:") || !strings.Contains(err.Error(), `unknown setting "delimitr"`) {
 		t.Fatalf("want the bad route's position, got %v", err)
 	}

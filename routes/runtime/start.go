@@ -2,19 +2,21 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	_ "github.com/koppelpoort/koppelpoort/adapters/all" // the built-in adapters
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
-// ServeOptions is what `koppelpoort serve` knows: the config file's directory, its `routes:` patterns, and
-// the store (either its *sql.DB and dialect, or its DSN to open a connection of the gateway's own).
+// ServeOptions is what `koppelpoort serve` knows: the config file's directory, its `routes:` patterns,
+// the store, and the Koppeltaal server the process runs. The adapters the routes name must be registered
+// (the binary imports adapters/all).
 type ServeOptions struct {
 	// ConfigDir resolves relative route patterns (the directory of the config file; "" = working directory).
 	ConfigDir string
@@ -23,11 +25,10 @@ type ServeOptions struct {
 	// Routes, when set, are the routes already loaded and checked (serve loads them before it opens the
 	// store, so a broken route changes nothing); ConfigDir and Patterns are then ignored.
 	Routes []*routes.Route
-	// DB and Dialect: the store's database. When DB is nil, DSN is opened with OpenDB.
-	DB      *sql.DB
-	Dialect string
-	DSN     string
-	Logger  *slog.Logger
+	Store  *store.Store
+	// Koppeltaal is the process's Koppeltaal server (nil: none); local Koppeltaal adapters work on it.
+	Koppeltaal *koppeltaal.Service
+	Logger     *slog.Logger
 	// Registerer receives the per-route metrics (the server's /metrics registry).
 	Registerer prometheus.Registerer
 }
@@ -57,25 +58,17 @@ func ForServe(ctx context.Context, o ServeOptions) (*Runtime, error) {
 			return nil, fmt.Errorf("routes: %v match no route files", o.Patterns)
 		}
 	}
-	var err error
-	db, dialect := o.DB, o.Dialect
-	var own *sql.DB
-	if db == nil {
-		if db, dialect, err = OpenDB(o.DSN); err != nil {
-			return nil, fmt.Errorf("gateway database: %w", err)
-		}
-		own = db
-	}
-	rt, err := New(ctx, Config{DB: db, Dialect: dialect, Routes: rs, Logger: o.Logger, Registerer: o.Registerer})
+	rt, err := New(ctx, Config{Store: o.Store, Koppeltaal: o.Koppeltaal, Routes: rs, Logger: o.Logger, Registerer: o.Registerer})
 	if err != nil {
-		if own != nil {
-			own.Close()
-		}
 		return nil, err
 	}
-	rt.ownDB = own
 	for _, r := range rs {
-		rt.log.Info("route loaded", "route", r.Name, "file", r.File, "input", r.Input.Registration.ID, "outputs", len(r.Outputs))
+		var outs []string
+		for _, o := range r.Outputs {
+			outs = append(outs, o.Name+"="+o.Registration.ID)
+		}
+		rt.log.Info("route loaded", "route", r.Name, "revision", r.Revision, "file", r.File, "input", r.Input.Registration.ID,
+			"outputs", strings.Join(outs, ","))
 	}
 	return rt, nil
 }

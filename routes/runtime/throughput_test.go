@@ -46,7 +46,7 @@ outputs:
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
 		var c int
-		db.QueryRow(`SELECT COUNT(*) FROM kp_gateway_deliveries WHERE status = 'done'`).Scan(&c)
+		c = count(t, db, `SELECT COUNT(*) FROM route_deliveries WHERE status = 'done'`)
 		if c == n {
 			break
 		}

@@ -86,8 +86,8 @@ func (s SQLiteSchema) UnmarshalMessage(params wmsql.UnmarshalMessageParams) (wms
 	return r, nil
 }
 
-// SubscribeIsolationLevel is the default: SQLite transactions are serializable, and the transport's
-// connection begins them IMMEDIATE (see OpenSQLite), so consumers of one group never overlap.
+// SubscribeIsolationLevel is the default: SQLite transactions are serializable, and the store's one
+// writer runs them one at a time, so consumers of one group never overlap.
 func (s SQLiteSchema) SubscribeIsolationLevel() stdsql.IsolationLevel { return stdsql.LevelDefault }
 
 // MessagesTable is the quoted table name of a topic.

@@ -2,12 +2,8 @@ package transport
 
 import (
 	"context"
-	stdsql "database/sql"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,49 +11,14 @@ import (
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // "sqlite" database/sql driver
+	"github.com/koppelpoort/koppelpoort/store"
 )
-
-// Dialects.
-const (
-	SQLite   = "sqlite"
-	Postgres = "postgres"
-)
-
-// OpenSQLite opens a SQLite file the way the transport needs it: WAL, synchronous FULL, a busy timeout and
-// transactions that take the write lock at BEGIN (IMMEDIATE), so a transaction never fails upgrading its
-// lock and there is one writer at a time. conns bounds the pool (1 in production: one writer connection).
-func OpenSQLite(path string, conns int) (*stdsql.DB, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("create directory for %s: %w", path, err)
-		}
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_txlock", "immediate")
-	db, err := stdsql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(max(conns, 1))
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(context.Background()); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	return db, nil
-}
 
 // Config configures the transport.
 type Config struct {
-	DB *stdsql.DB
-	// Dialect is "sqlite" or "postgres".
-	Dialect string
+	// Store is the database the topics live in; every transaction goes through it (on SQLite: its one
+	// writer), so a message commits with the store writes of the same transaction.
+	Store *store.Store
 	// TablePrefix prefixes message and offsets tables; default "kp_wm_".
 	TablePrefix string
 	// PollInterval is how often an idle subscriber looks for new messages; default 200ms.
@@ -65,18 +26,19 @@ type Config struct {
 	Logger       *slog.Logger
 }
 
-// Transport makes publishers and subscribers for one database.
+// Transport makes publishers and subscribers for one store.
 type Transport struct {
 	cfg     Config
+	db      beginner
 	schema  wmsql.SchemaAdapter
 	offsets wmsql.OffsetsAdapter
 	logger  watermill.LoggerAdapter
 }
 
-// New checks the config and picks the schema adapters for the dialect.
+// New checks the config and picks the schema adapters for the store's dialect.
 func New(cfg Config) (*Transport, error) {
-	if cfg.DB == nil {
-		return nil, fmt.Errorf("transport: no database")
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("transport: no store")
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "kp_wm_"
@@ -87,51 +49,107 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &Transport{cfg: cfg, logger: watermill.NewSlogLogger(cfg.Logger)}
+	t := &Transport{cfg: cfg, db: beginner{st: cfg.Store}, logger: quietLogger{watermill.NewSlogLogger(cfg.Logger)}}
 	msgTable := func(topic string) string { return `"` + cfg.TablePrefix + topic + `"` }
 	offTable := func(topic string) string { return `"` + cfg.TablePrefix + "offsets_" + topic + `"` }
-	switch cfg.Dialect {
-	case SQLite:
-		t.schema = SQLiteSchema{GenerateMessagesTableName: msgTable, SubscribeBatchSize: 10}
+	switch cfg.Store.Dialect() {
+	case store.SQLite:
+		// A batch of records is consumed in one transaction of the one writer: one commit for them all,
+		// short enough that the Koppeltaal API's writes do not wait long behind it.
+		t.schema = SQLiteSchema{GenerateMessagesTableName: msgTable, SubscribeBatchSize: 20}
 		t.offsets = SQLiteOffsetsAdapter{GenerateMessagesOffsetsTableName: offTable}
-	case Postgres:
-		t.schema = wmsql.DefaultPostgreSQLSchema{GenerateMessagesTableName: msgTable, GeneratePayloadType: func(string) string { return "BYTEA" }, SubscribeBatchSize: 10}
+	case store.Postgres:
+		// One record per transaction: a record delivered to a local Koppeltaal domain holds that POST's
+		// locks until COMMIT, and a batch would hold several posts' locks in no particular order.
+		t.schema = wmsql.DefaultPostgreSQLSchema{GenerateMessagesTableName: msgTable, GeneratePayloadType: func(string) string { return "BYTEA" }, SubscribeBatchSize: 1}
 		t.offsets = wmsql.DefaultPostgreSQLOffsetsAdapter{GenerateMessagesOffsetsTableName: offTable}
 	default:
-		return nil, fmt.Errorf("transport: dialect %q is not sqlite or postgres", cfg.Dialect)
+		return nil, fmt.Errorf("transport: dialect %q is not sqlite or postgres", cfg.Store.Dialect())
 	}
 	return t, nil
 }
 
-// Publisher publishes on the database (each Publish is one transaction).
+// Publisher publishes on the store (each Publish is one transaction), creating a topic's tables first
+// when they are missing.
 func (t *Transport) Publisher() (message.Publisher, error) {
-	return wmsql.NewPublisher(wmsql.BeginnerFromStdSQL(t.cfg.DB), wmsql.PublisherConfig{
-		SchemaAdapter: t.schema, AutoInitializeSchema: true,
-	}, t.logger)
+	pub, err := wmsql.NewPublisher(t.db, wmsql.PublisherConfig{SchemaAdapter: t.schema}, t.logger)
+	if err != nil {
+		return nil, err
+	}
+	return initializingPublisher{Publisher: pub, t: t}, nil
 }
 
-// TxPublisher publishes inside an open transaction (outbox: the message commits with the caller's writes).
-func (t *Transport) TxPublisher(tx wmsql.ContextExecutor) (message.Publisher, error) {
-	return wmsql.NewPublisher(tx, wmsql.PublisherConfig{SchemaAdapter: t.schema}, t.logger)
+type initializingPublisher struct {
+	message.Publisher
+	t *Transport
+}
+
+func (p initializingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := p.t.Initialize(context.Background(), topic); err != nil {
+		return err
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// TxPublisher publishes inside a store transaction (outbox: the messages commit with the caller's writes).
+func (t *Transport) TxPublisher(tx *store.Tx) (message.Publisher, error) {
+	return wmsql.NewPublisher(executor{tx.SQL()}, wmsql.PublisherConfig{SchemaAdapter: t.schema}, t.logger)
 }
 
 // Subscriber subscribes with a consumer group.
 func (t *Transport) Subscriber(consumerGroup string) (message.Subscriber, error) {
 	ack := 5 * time.Minute
-	sub, err := wmsql.NewSubscriber(wmsql.BeginnerFromStdSQL(t.cfg.DB), wmsql.SubscriberConfig{
-		ConsumerGroup:    consumerGroup,
-		PollInterval:     t.cfg.PollInterval,
-		ResendInterval:   t.cfg.PollInterval,
-		RetryInterval:    time.Second,
-		AckDeadline:      &ack,
-		SchemaAdapter:    t.schema,
-		OffsetsAdapter:   t.offsets,
-		InitializeSchema: true,
+	sub, err := wmsql.NewSubscriber(t.db, wmsql.SubscriberConfig{
+		ConsumerGroup:  consumerGroup,
+		PollInterval:   t.cfg.PollInterval,
+		ResendInterval: t.cfg.PollInterval,
+		RetryInterval:  time.Second,
+		AckDeadline:    &ack,
+		SchemaAdapter:  t.schema,
+		OffsetsAdapter: t.offsets,
 	}, t.logger)
 	if err != nil {
 		return nil, err
 	}
-	return &closingSubscriber{sub: sub, closing: make(chan struct{})}, nil
+	return &closingSubscriber{t: t, sub: sub, closing: make(chan struct{})}, nil
+}
+
+// Initialize creates a topic's message and offsets tables unless they exist. Whether they exist is read
+// first, outside the writer: DDL needs the one SQLite writer, which a subscriber holds while a message of
+// it waits for its acknowledgement, and subscribing to an existing topic must not wait for that.
+func (t *Transport) Initialize(ctx context.Context, topic string) error {
+	names := []string{t.cfg.TablePrefix + topic, t.cfg.TablePrefix + "offsets_" + topic}
+	q := `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN (?, ?)`
+	if t.cfg.Store.Dialect() == store.Postgres {
+		q = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename IN (?, ?)`
+	}
+	var n int
+	if err := t.cfg.Store.View(ctx, func(tx *store.Tx) error { return tx.Get(ctx, &n, q, names[0], names[1]) }); err != nil {
+		return fmt.Errorf("transport: look up tables of topic %s: %w", topic, err)
+	}
+	if n == len(names) {
+		return nil
+	}
+	queries, err := t.schema.SchemaInitializingQueries(wmsql.SchemaInitializingQueriesParams{Topic: topic})
+	if err != nil {
+		return err
+	}
+	more, err := t.offsets.SchemaInitializingQueries(wmsql.OffsetsSchemaInitializingQueriesParams{Topic: topic})
+	if err != nil {
+		return err
+	}
+	err = t.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		for _, q := range append(queries, more...) {
+			if _, err := tx.SQL().ExecContext(ctx, q.Query, q.Args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("transport: create tables of topic %s: %w", topic, err)
+	}
+	return nil
 }
 
 // closingSubscriber makes Close return only once every channel Subscribe
@@ -143,6 +161,7 @@ func (t *Transport) Subscriber(consumerGroup string) (message.Subscriber, error)
 // subscriber closes (or ctx ends) is never acknowledged, so it is delivered
 // again, as with any unacknowledged message.
 type closingSubscriber struct {
+	t       *Transport
 	sub     *wmsql.Subscriber
 	closing chan struct{}
 	once    sync.Once
@@ -150,6 +169,9 @@ type closingSubscriber struct {
 }
 
 func (s *closingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := s.t.Initialize(ctx, topic); err != nil {
+		return nil, err
+	}
 	in, err := s.sub.Subscribe(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -172,7 +194,7 @@ func (s *closingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 
 // SubscribeInitialize creates the topic's tables (message.SubscribeInitializer).
 func (s *closingSubscriber) SubscribeInitialize(topic string) error {
-	return s.sub.SubscribeInitialize(topic)
+	return s.t.Initialize(context.Background(), topic)
 }
 
 func (s *closingSubscriber) Close() error {

@@ -15,16 +15,17 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
 	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // sqliteDBs holds one real SQLite file per suite test: the suite runs its tests in parallel, and tests that
 // leave messages unacked on purpose would otherwise hold the one write lock other tests wait for.
 var (
 	sqliteMu  sync.Mutex
-	sqliteDBs = map[string]*stdsql.DB{}
+	sqliteDBs = map[string]*store.Store{}
 )
 
-func sqliteFor(t *testing.T) *stdsql.DB {
+func sqliteFor(t *testing.T) *store.Store {
 	parts := strings.SplitN(t.Name(), "/", 4)
 	key := strings.Join(parts[:min(3, len(parts))], "/")
 	sqliteMu.Lock()
@@ -36,7 +37,7 @@ func sqliteFor(t *testing.T) *stdsql.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := transport.OpenSQLite(filepath.Join(dir, "transport.db"), 8)
+	db, err := store.Open(context.Background(), store.Config{DSN: filepath.Join(dir, "transport.db")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +45,8 @@ func sqliteFor(t *testing.T) *stdsql.DB {
 	return db
 }
 
-func pubSub(t *testing.T, db *stdsql.DB, dialect, group string) (message.Publisher, message.Subscriber) {
-	tr, err := transport.New(transport.Config{DB: db, Dialect: dialect})
+func pubSub(t *testing.T, st *store.Store, group string) (message.Publisher, message.Subscriber) {
+	tr, err := transport.New(transport.Config{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestSQLitePubSub(t *testing.T) {
 	f := features
 	f.ForceShort = true
 	constructor := func(t *testing.T) (message.Publisher, message.Subscriber) {
-		return pubSub(t, sqliteFor(t), transport.SQLite, "test")
+		return pubSub(t, sqliteFor(t), "test")
 	}
 	suite := map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
 		"TestPublishSubscribe":                  tests.TestPublishSubscribe,
@@ -105,7 +106,7 @@ func TestSQLitePubSub(t *testing.T) {
 	t.Run("TestConsumerGroups", func(t *testing.T) {
 		tests.TestConsumerGroups(t, tests.TestContext{TestID: tests.NewTestID(), Features: f},
 			func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-				return pubSub(t, sqliteFor(t), transport.SQLite, group)
+				return pubSub(t, sqliteFor(t), group)
 			})
 	})
 }
@@ -121,16 +122,16 @@ func TestPostgresPubSub(t *testing.T) {
 	f.ForceShort = true
 	tests.TestPubSub(t, f,
 		func(t *testing.T) (message.Publisher, message.Subscriber) {
-			return pubSub(t, db, transport.Postgres, "test")
+			return pubSub(t, db, "test")
 		},
 		func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-			return pubSub(t, db, transport.Postgres, group)
+			return pubSub(t, db, group)
 		},
 	)
 }
 
 // postgresDB creates a throw-away database and drops it when the test ends.
-func postgresDB(t *testing.T, dsn string) *stdsql.DB {
+func postgresDB(t *testing.T, dsn string) *store.Store {
 	t.Helper()
 	admin, err := stdsql.Open("pgx", dsn)
 	if err != nil {
@@ -144,7 +145,7 @@ func postgresDB(t *testing.T, dsn string) *stdsql.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := stdsql.Open("pgx", cfg)
+	db, err := store.Open(context.Background(), store.Config{DSN: cfg}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

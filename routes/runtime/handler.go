@@ -1,0 +1,139 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/transport"
+	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/transforms"
+)
+
+// handler processes one record inside the transport's consuming transaction: deliveries to outputs in the
+// store, deliveries for the others, dead letters and the outcome commit together with the consumer
+// offset, so a crash either redoes the record or has fully recorded it.
+func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		var rm recordMessage
+		if err := json.Unmarshal(msg.Payload, &rm); err != nil {
+			// A payload we cannot read will never get better: log it and let it pass.
+			rt.log.Error("route message is not a record; skipped", "route", r.Name, "message", msg.UUID, "error", err)
+			return nil
+		}
+		tx, ok := transport.StoreTx(msg)
+		if !ok {
+			return errors.New("runtime: no store transaction in message context")
+		}
+		if err := rt.route(msg.Context(), tx, r, msg.UUID, rm); err != nil {
+			return err
+		}
+		rt.metrics.latency.WithLabelValues(r.Name, "process").Observe(time.Since(rm.Received).Seconds())
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+}
+
+// route applies the route to one record in tx (see handler).
+func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID string, rm recordMessage) error {
+	res := r.Process(rm.Record)
+	log := rt.log.With("route", r.Name, "revision", r.Revision, "record", res.Key)
+	recordJSON, err := json.Marshal(rm.Record)
+	if err != nil {
+		return fmt.Errorf("encode record: %w", err)
+	}
+	now := time.Now().UnixMicro()
+	outcome := store.Outcome{ID: msgID, Route: r.Name, Record: string(recordJSON), State: store.OutcomeReady,
+		OK: res.Outcome != routes.DeadLettered, Reason: res.Reason, CreatedAt: now}
+	var pending []string
+	switch res.Outcome {
+	case routes.Dropped:
+		rt.metrics.dropped.WithLabelValues(r.Name).Inc()
+		// Reasons are written by integrators and may quote record values: only at debug level.
+		log.Info("record dropped")
+		log.Debug("record dropped", "reason", res.Reason)
+	case routes.DeadLettered:
+		// The id is stable for the same record from the same source, so a re-read after a crash does not
+		// park it twice (and a replay that fails again brings the same dead letter back).
+		dl := store.DeadLetter{ID: transforms.StableID(r.Name, "rules", res.Key, rm.Record.Meta["source_id"], string(recordJSON)),
+			Route: r.Name, Stage: "rules", RecordKey: res.Key, Record: string(recordJSON), Reason: res.Reason,
+			Revision: r.Revision, CreatedAt: now}
+		if err := tx.PutDeadLetter(ctx, dl); err != nil {
+			return err
+		}
+		rt.metrics.deadLettered.WithLabelValues(r.Name, "rules").Inc()
+		log.Warn("record dead-lettered; see koppelpoort replay for the reason", "dead_letter", dl.ID)
+		log.Debug("record dead-lettered", "reason", res.Reason)
+	case routes.Routed:
+		var later []store.Delivery
+		for _, d := range res.Deliveries {
+			if out, ok := r.inTx[d.Output]; ok {
+				if err := rt.deliverInTx(ctx, tx, r, out, d, string(recordJSON), now, &outcome); err != nil {
+					return err
+				}
+				continue
+			}
+			payload, err := json.Marshal(d)
+			if err != nil {
+				return fmt.Errorf("encode delivery: %w", err)
+			}
+			later = append(later, store.Delivery{ID: d.IdempotencyKey, Route: r.Name, Output: d.Output, RecordKey: res.Key,
+				Payload: string(payload), Record: string(recordJSON), NextAttemptAt: now, Revision: r.Revision,
+				CreatedAt: now, UpdatedAt: now})
+			pending = append(pending, d.IdempotencyKey)
+		}
+		if err := tx.InsertDeliveries(ctx, later); err != nil {
+			return err
+		}
+		log.Debug("record routed", "deliveries", len(res.Deliveries), "delivered", len(res.Deliveries)-len(later))
+	}
+	if r.ack == nil {
+		return nil
+	}
+	// The source wants the outcome: park it durably with the record; the outcome worker reports it.
+	if len(pending) > 0 && outcome.OK {
+		ids, _ := json.Marshal(pending)
+		outcome.State, outcome.DeliveryIDs = store.OutcomeWaiting, string(ids)
+	} else {
+		outcome.DeliveryIDs = "[]"
+	}
+	return tx.PutOutcome(ctx, outcome)
+}
+
+// deliverInTx delivers d to an output in the store, inside the routing transaction. A refusal (the
+// message is not valid for the domain) dead-letters the delivery with what DeliverTx wrote undone; a
+// transient error fails the transaction, so the record is routed again.
+func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, out adapters.TxOutbound, d adapters.Delivery,
+	record string, now int64, outcome *store.Outcome) error {
+	start := time.Now()
+	err := tx.Savepoint(ctx, func() error { return out.DeliverTx(ctx, tx, d) })
+	rt.metrics.latency.WithLabelValues(r.Name, "deliver").Observe(time.Since(start).Seconds())
+	log := rt.log.With("route", r.Name, "revision", r.Revision, "output", d.Output, "record", d.RecordKey, "delivery", d.IdempotencyKey)
+	switch {
+	case err == nil:
+		rt.metrics.out.WithLabelValues(r.Name, d.Output).Inc()
+		log.Debug("delivered in the routing transaction")
+		return nil
+	case errors.Is(err, adapters.ErrTransient), errors.Is(err, context.Canceled):
+		return fmt.Errorf("output %s: %w", d.Output, err)
+	}
+	reason := fmt.Sprintf("output %s: %v", d.Output, err)
+	if perr := tx.PutDeadLetter(ctx, store.DeadLetter{ID: "delivery-" + d.IdempotencyKey, Route: r.Name, Stage: "output",
+		Output: d.Output, RecordKey: d.RecordKey, Record: record, Reason: reason, Attempts: 1, Revision: r.Revision,
+		CreatedAt: now}); perr != nil {
+		return perr
+	}
+	outcome.OK, outcome.Reason = false, reason
+	rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
+	log.Warn("delivery dead-lettered", "error", err)
+	return nil
+}
