@@ -48,28 +48,40 @@ func (t *Tx) SQL() Executor { return Executor{t} }
 
 // ExecContext runs a statement.
 func (e Executor) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if p := e.t.pg; p != nil {
+		tag, err := p.exec(ctx, q, args)
+		return pgResult{tag}, err
+	}
 	return e.t.tx.ExecContext(e.t.c(ctx), q, args...)
 }
 
-// QueryContext runs a query; close the rows before the transaction ends.
+// QueryContext runs a query; close the rows before the transaction ends. On PostgreSQL the query runs on
+// the transaction's pinned connection after its pending statements (database/sql's rows scan values as
+// callers of database/sql expect; the pipelined path hands pgx rows to its own scanners).
 func (e Executor) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if p := e.t.pg; p != nil {
+		if err := p.flush(ctx); err != nil { // BEGIN and anything queued
+			return nil, err
+		}
+		return p.conn.QueryContext(ctx, q, args...)
+	}
 	return e.t.tx.QueryContext(e.t.c(ctx), q, args...)
 }
 
 // Savepoint runs fn inside a savepoint of the transaction: when fn fails, what it wrote is undone and the
 // transaction goes on (on PostgreSQL a failed statement would otherwise abort the whole transaction).
 func (t *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	if _, err := t.tx.ExecContext(t.c(ctx), "SAVEPOINT kp_part"); err != nil {
+	if _, err := t.SQL().ExecContext(ctx, "SAVEPOINT kp_part"); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
 	if err := fn(); err != nil {
-		if _, rerr := t.tx.ExecContext(t.c(ctx), "ROLLBACK TO SAVEPOINT kp_part"); rerr != nil {
+		if _, rerr := t.SQL().ExecContext(ctx, "ROLLBACK TO SAVEPOINT kp_part"); rerr != nil {
 			return fmt.Errorf("store: rollback to savepoint: %w (after: %v)", rerr, err)
 		}
-		_, _ = t.tx.ExecContext(t.c(ctx), "RELEASE SAVEPOINT kp_part")
+		_, _ = t.SQL().ExecContext(ctx, "RELEASE SAVEPOINT kp_part")
 		return err
 	}
-	if _, err := t.tx.ExecContext(t.c(ctx), "RELEASE SAVEPOINT kp_part"); err != nil {
+	if _, err := t.SQL().ExecContext(ctx, "RELEASE SAVEPOINT kp_part"); err != nil {
 		return fmt.Errorf("store: release savepoint: %w", err)
 	}
 	return nil
