@@ -143,6 +143,10 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	if err != nil {
 		return nil, err // routes.Diagnostics: every problem with file:line:col
 	}
+	// The routes this server runs, the Koppeltaal server's own first: in the log and on /metrics.
+	if err := runtime.Announce(logger, reg, runtime.Describe(ktService != nil, rs)); err != nil {
+		return nil, fmt.Errorf("announce routes: %w", err)
+	}
 	if rt != nil {
 		a.mounts = append(a.mounts, rt)
 		a.workers = append(a.workers, rt.Run)

@@ -90,6 +90,19 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if !strings.Contains(stdout.String(), "portal@demo:demo-portal") {
 		t.Errorf("demo credentials not printed:\n%s", stdout)
 	}
+	// The Koppeltaal server is listed as the built-in route, at start and on /metrics.
+	if !strings.Contains(stderr.String(), `"msg":"route","route":"koppeltaal"`) {
+		t.Errorf("the built-in Koppeltaal route is not listed at start:\n%s", stderr)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`koppelpoort_route_info\{builtin="true",input="koppeltaal\.mailbox[^}]*route="koppeltaal"\} 1`).Match(metrics) {
+		t.Errorf("/metrics lacks the built-in route:\n%s", metrics)
+	}
 
 	// Graceful shutdown on SIGTERM: exit status 0 and a "stopped" log line.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -61,14 +60,6 @@ func ForServe(ctx context.Context, o ServeOptions) (*Runtime, error) {
 	rt, err := New(ctx, Config{Store: o.Store, Koppeltaal: o.Koppeltaal, Routes: rs, Logger: o.Logger, Registerer: o.Registerer})
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range rs {
-		var outs []string
-		for _, o := range r.Outputs {
-			outs = append(outs, o.Name+"="+o.Registration.ID)
-		}
-		rt.log.Info("route loaded", "route", r.Name, "revision", r.Revision, "file", r.File, "input", r.Input.Registration.ID,
-			"outputs", strings.Join(outs, ","))
 	}
 	return rt, nil
 }
