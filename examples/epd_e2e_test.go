@@ -93,7 +93,7 @@ func runRoutes(t testing.TB, dir string, n *node) []*routes.Route {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, runtime.Config{Store: n.store, Koppeltaal: n.kt, Routes: rs, PollInterval: 20 * time.Millisecond,
+	rt, err := runtime.New(ctx, runtime.Config{Store: n.store, Koppeltaal: n.kt, Routes: rs, PollInterval: 50 * time.Millisecond,
 		Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)

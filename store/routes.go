@@ -82,6 +82,18 @@ func (t *Tx) ClaimDeliveries(ctx context.Context, route string, now, leaseUntil 
 	return ds, nil
 }
 
+// HasDueDeliveries reports whether route has a delivery due at now (read only: a worker polling an idle
+// route takes no write transaction, which on SQLite every other write would wait behind).
+func (t *Tx) HasDueDeliveries(ctx context.Context, route string, now int64) (bool, error) {
+	var due bool
+	err := t.get(ctx, &due, `SELECT EXISTS (SELECT 1 FROM route_deliveries WHERE route = ? AND status IN ('pending', 'inflight')
+		AND next_attempt_at <= ?)`, route, now)
+	if err != nil {
+		return false, fmt.Errorf("look for due deliveries of %s: %w", route, err)
+	}
+	return due, nil
+}
+
 // DeliveryResult is how one attempt ended: Status done, pending (retry at NextAttemptAt) or dead.
 type DeliveryResult struct {
 	Status        string

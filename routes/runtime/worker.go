@@ -23,7 +23,16 @@ func (rt *Runtime) deliveryWorker(ctx context.Context, r *liveRoute) {
 		for ctx.Err() == nil {
 			var batch []store.Delivery
 			now := time.Now()
-			err := rt.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+			var due bool
+			err := rt.cfg.Store.View(ctx, func(tx *store.Tx) error {
+				var err error
+				due, err = tx.HasDueDeliveries(ctx, r.Name, now.UnixMicro())
+				return err
+			})
+			if err == nil && !due {
+				break
+			}
+			err = rt.cfg.Store.Update(ctx, func(tx *store.Tx) error {
 				var err error
 				batch, err = tx.ClaimDeliveries(ctx, r.Name, now.UnixMicro(), now.Add(rt.cfg.Lease).UnixMicro(), claimBatch)
 				return err
