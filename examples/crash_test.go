@@ -48,7 +48,9 @@ func runGatewayChild(arg string) {
 	if err != nil {
 		fail(err)
 	}
-	srv, err := api.New(ctx, api.Options{Store: st, Config: *cfg.Koppeltaal})
+	kcfg := *cfg.Koppeltaal
+	kcfg.PublicURL = "http://127.0.0.1:8080" // links only: the child serves no HTTP
+	srv, err := api.New(ctx, api.Options{Store: st, Config: kcfg})
 	if err != nil {
 		fail(err)
 	}

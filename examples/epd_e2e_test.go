@@ -3,7 +3,7 @@ package examples_test
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
@@ -48,15 +49,21 @@ type node struct {
 func ktServer(t testing.TB) *node {
 	t.Helper()
 	st := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kt.db")}.Open(t)
-	srv, err := api.New(context.Background(), api.Options{Store: st, Config: *examplesConfig(t).Koppeltaal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	srv.Mount(r)
-	ts := httptest.NewServer(r)
-	t.Cleanup(ts.Close)
-	return &node{base: ts.URL, store: st, kt: srv.Service()}
+	n := &node{store: st}
+	ts := apitest.NewServer(t, func(public string) http.Handler {
+		cfg := *examplesConfig(t).Koppeltaal
+		cfg.PublicURL = public
+		srv, err := api.New(context.Background(), api.Options{Store: st, Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.kt = srv.Service()
+		r := chi.NewRouter()
+		srv.Mount(r)
+		return r
+	})
+	n.base = ts.URL
+	return n
 }
 
 // copyExample copies an example's route files (faster polling for the test) and test data to a temp dir.

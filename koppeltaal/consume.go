@@ -3,6 +3,7 @@ package koppeltaal
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -50,8 +51,9 @@ func (s *Service) TakeTx(ctx context.Context, tx *store.Tx, c *Caller, event str
 // SetProcessingStatus records an in-process consumer's outcome for entry id of c: Success, or Failed with
 // exception; the rules of an acknowledgement (PUT MessageHeader) apply.
 func (s *Service) SetProcessingStatus(ctx context.Context, c *Caller, id int64, status, exception string) error {
-	header := dstu1.NewMessageHeader(dstu1.MessageHeaderFields{Identifier: fmt.Sprint(id)})
-	header.SetProcessingStatus(dstu1.ProcessingStatus{Status: status, Exception: exception, LastChanged: s.instant(s.now())})
-	_, err := s.Acknowledge(ctx, c, id, "", header.Resource.JSON(), dstu1.FormatJSON, LocalBase)
+	if status == store.StatusFailed && exception == "" {
+		return fail(http.StatusBadRequest, "required", "ProcessingStatus Failed requires a ProcessingStatusException that says what went wrong.")
+	}
+	_, err := s.acknowledge(ctx, c, id, "", dstu1.ProcessingStatus{Status: status, Exception: exception}, LocalBase)
 	return err
 }

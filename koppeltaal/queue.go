@@ -377,6 +377,11 @@ func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version 
 		s.metrics.Rejected.WithLabelValues("acknowledge", fmt.Sprint(err.Status)).Inc()
 		return nil, err
 	}
+	return s.acknowledge(ctx, c, id, version, ps, base)
+}
+
+// acknowledge applies a checked status update (see Acknowledge).
+func (s *Service) acknowledge(ctx context.Context, c *Caller, id int64, version string, ps dstu1.ProcessingStatus, base string) (*AckResult, error) {
 	now := s.now()
 	var acked store.Entry
 	var retired *store.Message // the message whose body this acknowledgement removed
