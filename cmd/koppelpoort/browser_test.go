@@ -16,11 +16,10 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/internal/config"
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 )
-
-const chromium = "/usr/bin/chromium"
 
 // TestTestGameFromAnotherOrigin runs a browser module that talks to Koppeltaal exactly as the Koppeltaal
 // Test Game does (testdata/testgame.html, CLIENTS.md "What browser modules send") in Debian's headless
@@ -30,9 +29,7 @@ const chromium = "/usr/bin/chromium"
 // the acknowledgement PUT to the history-less MessageHeader id with Accept: */*. Then, over plain HTTP, the
 // portal gets the status update with the BlackBoxState unchanged and the game's message is Success.
 func TestTestGameFromAnotherOrigin(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("headless-browser test skipped: %s not found (apt-get install -y chromium chromium-driver)", chromium)
-	}
+	bctx := testkit.Browser(t)
 	page, err := os.ReadFile("testdata/testgame.html")
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +62,7 @@ func TestTestGameFromAnotherOrigin(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	result := runInChromium(t, resp.Header.Get("Location"))
+	result := runInChromium(t, bctx, resp.Header.Get("Location"))
 	if result["patient"] != koppeltaal.DemoPatient || result["domain"] != koppeltaal.DemoDomain {
 		t.Fatalf("the game's result: %v", result)
 	}
@@ -99,16 +96,9 @@ func TestTestGameFromAnotherOrigin(t *testing.T) {
 	}
 }
 
-// runInChromium opens start in headless Chromium and returns the page's JSON result.
-func runInChromium(t *testing.T, start string) map[string]any {
+// runInChromium opens start in the browser and returns the page's JSON result.
+func runInChromium(t *testing.T, bctx context.Context, start string) map[string]any {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.Flag("headless", true),
-		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.NoFirstRun)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
 	if err := chromedp.Do(bctx, chromedp.Navigate(start)); err != nil { // first call: no timeout (it owns the browser)
 		t.Fatalf("browser: %v", err)
 	}

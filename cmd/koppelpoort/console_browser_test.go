@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 )
@@ -30,9 +31,7 @@ func screenshotDir() string { return os.Getenv("KOPPELPOORT_CONSOLE_SCREENSHOTS"
 // credentials, and run a Test Portal launch through to the module's status
 // update, at desktop and at phone width.
 func TestConsoleInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("headless-browser test skipped: %s not found (apt-get install -y chromium)", chromium)
-	}
+	bctx := testkit.Browser(t, chromedp.WindowSize(1280, 900))
 	base, _, _, stderr := startBinary(t, t.TempDir(), nil)
 	epd := &client.Client{BaseURL: base, Username: koppeltaal.DemoEPDUser, Password: koppeltaal.DemoEPDPassword}
 	patient := "https://epd.example/fhir/Koppeltaal/Patient/browser-1"
@@ -46,14 +45,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.NoFirstRun, chromedp.WindowSize(1280, 900))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
 	var jsErrors []string
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/console/")); err != nil { // first call owns the browser: no timeout
 		t.Fatal(err)

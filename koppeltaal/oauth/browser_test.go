@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
@@ -20,16 +20,12 @@ import (
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
-const chromium = "/usr/bin/chromium"
-
 // TestBrowserModuleFromAnotherOrigin runs the demo game page in Debian's
 // headless Chromium, served from a second origin: launch → Conformance →
 // Authorize → Token (public client, no secret) → claim with the Bearer token,
 // every API call a cross-origin fetch (CORS, with a preflight for Authorization).
 func TestBrowserModuleFromAnotherOrigin(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("headless-browser test skipped: %s not found (apt-get install -y chromium chromium-driver)", chromium)
-	}
+	bctx := testkit.Browser(t)
 	mux := http.NewServeMux()
 	mux.Handle("/game/", oauth.DemoGamePage())
 	gameSrv := httptest.NewServer(mux)
@@ -42,20 +38,6 @@ func TestBrowserModuleFromAnotherOrigin(t *testing.T) {
 	if r := e.post(portal, "", patientA, dstu1.FormatJSON); r.Status != http.StatusOK {
 		t.Fatalf("portal post: %d %s", r.Status, r.Body)
 	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.NoFirstRun,
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
 
 	// The portal starts the launch server-to-server and sends the browser to the redirect.
 	// Played twice: the second play finds the state the first kept in the Storage Service and updates it.
