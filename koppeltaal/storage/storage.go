@@ -106,7 +106,10 @@ func (s *Service) Update(ctx context.Context, c *koppeltaal.Caller, id int64, ve
 			return err
 		}
 		if version != "" && version != it.Version {
-			return fail(http.StatusConflict, "conflict", "%s The item is at version %s.", koppeltaal.TextVersionNotCorrect, it.Version)
+			// issue[0] is the exact text clients compare (CLIENTS.md); the current version goes in a second issue.
+			return &koppeltaal.Error{Status: http.StatusConflict, Issues: []koppeltaal.Issue{
+				{Severity: "error", Code: "conflict", Details: koppeltaal.TextVersionNotCorrect},
+				{Severity: "information", Code: "informational", Details: "The item is at version " + it.Version + "."}}}
 		}
 		if f.Patient, err = patientOf(c, f.Patient); err != nil {
 			return err

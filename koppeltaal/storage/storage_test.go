@@ -194,8 +194,11 @@ func TestStorageItemLifecycle(t *testing.T) {
 			if err != nil || string(updated.Content) != `{"score":2}` || updated.URL == created.URL {
 				t.Fatalf("%s update: %+v %v", f, updated, err)
 			}
-			if _, err := c.UpdateItem(ctx, created.URL, upd); status(err) != http.StatusConflict {
-				t.Fatalf("%s update with a stale version: %v, want 409", f, err)
+			// Clients compare issue[0].details exactly (CLIENTS.md): the client joins the issues with "; ".
+			var ce *client.Error
+			if _, err := c.UpdateItem(ctx, created.URL, upd); !errors.As(err, &ce) || ce.Status != http.StatusConflict ||
+				!strings.HasPrefix(ce.Outcome, "The specified resource version is not correct; ") {
+				t.Fatalf("%s update with a stale version: %v, want 409 with exactly the stale-version text first", f, err)
 			}
 			if _, err := c.CreateItem(ctx, upd); status(err) != http.StatusConflict {
 				t.Fatalf("%s second item with the same type and key: %v, want 409", f, err)
