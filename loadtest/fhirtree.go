@@ -89,7 +89,7 @@ func primString(v any) string {
 // xmlEscape writes s escaped for XML text and attribute values; the common
 // case (nothing to escape) costs no allocation.
 func xmlEscape(b *bytes.Buffer, s string) {
-	if strings.IndexAny(s, "<>&'\"\r\n\t") < 0 {
+	if !strings.ContainsAny(s, "<>&'\"\r\n\t") {
 		b.WriteString(s)
 		return
 	}

@@ -88,9 +88,9 @@ func TestOutbound(t *testing.T) {
 		gotPath, gotKey, gotAuth, gotHdr = r.URL.Path, r.Header.Get("Idempotency-Key"), r.Header.Get("Authorization"), r.Header.Get("X-Record")
 		switch {
 		case strings.Contains(r.URL.Path, "busy"):
-			nethttp.Error(w, "busy", 503)
+			nethttp.Error(w, "busy", nethttp.StatusServiceUnavailable)
 		case strings.Contains(r.URL.Path, "bad"):
-			nethttp.Error(w, "no such patient", 422)
+			nethttp.Error(w, "no such patient", nethttp.StatusUnprocessableEntity)
 		default:
 			_ = n
 			w.WriteHeader(204)

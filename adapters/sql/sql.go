@@ -168,7 +168,7 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 		mapping = map[string]string{}
 		for k := range d.Fields {
 			if !identifier.MatchString(k) {
-				return fmt.Errorf("field %q cannot be a column name; map it with columns:", k)
+				return fmt.Errorf("field %q cannot be a column name; map it to one with the columns setting", k)
 			}
 			mapping[k] = k
 		}

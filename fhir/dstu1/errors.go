@@ -21,6 +21,7 @@ var (
 	ErrDTD = errors.New("XML document type declarations (<!DOCTYPE>) are not allowed")
 	// ErrNullInArray: a JSON array holds a null. The text is the one the Koppeltaal server returned (TO p20),
 	// which clients may match on; the server answers it with an OperationOutcome (HTTP 500 in Koppeltaal 1.3.5).
+	//lint:ignore ST1005 the Koppeltaal server's own text, which clients match on
 	ErrNullInArray = errors.New("The FHIR serialization does not support arrays with empty (null) elements")
 	// ErrNotFHIR: the document parsed but is not the FHIR structure that was asked for (wrong root, unknown
 	// resource type, a value of the wrong shape).

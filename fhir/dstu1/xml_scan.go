@@ -25,7 +25,6 @@ type xmlScanner struct {
 	raw     []rawAttr
 	seenEl  bool // the root element has started
 	doneEl  bool // the root element has ended
-	errOff  int  // offset of the last error
 }
 
 type nsBinding struct{ prefix, url string }
@@ -392,10 +391,7 @@ func validName(n string) bool {
 		return false
 	}
 	r, _ := utf8.DecodeRuneInString(n)
-	if !(r == '_' || r == ':' || unicode.IsLetter(r)) {
-		return false
-	}
-	return true
+	return r == '_' || r == ':' || unicode.IsLetter(r)
 }
 
 func splitQName(q string) (prefix, local string, ok bool) {

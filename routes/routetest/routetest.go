@@ -130,13 +130,6 @@ func RunFile(path string) ([]CaseResult, error) {
 	return out, nil
 }
 
-// fileDecoder is implemented by inbound adapters that read files (the file adapter).
-type fileDecoder interface {
-	DecodeFile(name string, data []byte) ([]adapters.Record, []fileRowError, error)
-}
-
-type fileRowError = interface{ String() string }
-
 func runCase(path, dir, name string, r *routes.Route, c Case) CaseResult {
 	res := CaseResult{File: path, Name: name}
 	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }

@@ -45,8 +45,7 @@ outputs:
 	accepted := time.Since(start)
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		var c int
-		c = count(t, db, `SELECT COUNT(*) FROM route_deliveries WHERE status = 'done'`)
+		c := count(t, db, `SELECT COUNT(*) FROM route_deliveries WHERE status = 'done'`)
 		if c == n {
 			break
 		}
