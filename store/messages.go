@@ -194,7 +194,7 @@ type Message struct {
 
 // InsertBody stores a message body and returns its id.
 func (t *Tx) InsertBody(ctx context.Context, format string, body []byte) (int64, error) {
-	id, err := t.insertID(ctx, "INSERT INTO message_bodies (format, body) VALUES (?, ?)", format, body)
+	id, err := t.insertID(ctx, "INSERT INTO message_bodies (format, body) VALUES (?, ?)", format, t.encodeBody(body))
 	if err != nil {
 		return 0, fmt.Errorf("store message body: %w", err)
 	}
@@ -210,12 +210,15 @@ func (t *Tx) Body(ctx context.Context, id int64) (format string, body []byte, er
 	if err := t.get(ctx, &row, "SELECT format, body FROM message_bodies WHERE id = ?", id); err != nil {
 		return "", nil, fmt.Errorf("read message body %d: %w", id, err)
 	}
+	if row.Body, err = decodeBody(row.Body); err != nil {
+		return "", nil, fmt.Errorf("read message body %d: %w", id, err)
+	}
 	return row.Format, row.Body, nil
 }
 
 // UpdateBody replaces a stored body (used right after insert, once the message id is known).
 func (t *Tx) UpdateBody(ctx context.Context, id int64, body []byte) error {
-	if _, err := t.exec(ctx, "UPDATE message_bodies SET body = ? WHERE id = ?", body, id); err != nil {
+	if _, err := t.exec(ctx, "UPDATE message_bodies SET body = ? WHERE id = ?", t.encodeBody(body), id); err != nil {
 		return fmt.Errorf("update message body %d: %w", id, err)
 	}
 	return nil

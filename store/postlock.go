@@ -94,30 +94,20 @@ func (t *Tx) LockForPost(ctx context.Context, l PostLock) (PostState, error) {
 	})
 	locks = slices.CompactFunc(locks, func(a, b lock) bool { return a.key == b.key })
 	// The select list is evaluated left to right, so the locks are taken in the
-	// (sorted) order written; a column is "s" where the lock is shared.
+	// (sorted) order written; a column is "s" where the lock is shared. Every
+	// column has the same form (an exclusive lock passes no URL), so the
+	// statement's text, and its prepared plan, depends on the number of locks only.
 	var b strings.Builder
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	args := []any{l.DomainID}
 	b.WriteString("SELECT ")
-	dom := ""
 	for i, lk := range locks {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		k := arg(lk.key)
-		if lk.url == "" {
-			fmt.Fprintf(&b, "pg_advisory_xact_lock(%s)::text", k)
-			continue
-		}
-		if dom == "" {
-			dom = arg(l.DomainID)
-		}
-		fmt.Fprintf(&b, `CASE WHEN EXISTS (SELECT 1 FROM resources WHERE domain_id = %s AND url = %s AND content_hash = %s)
-			THEN 's' || pg_advisory_xact_lock_shared(%s)::text ELSE pg_advisory_xact_lock(%s)::text END`,
-			dom, arg(lk.url), arg(lk.hash), k, k)
+		n := len(args)
+		fmt.Fprintf(&b, `CASE WHEN EXISTS (SELECT 1 FROM resources WHERE domain_id = $1 AND url = $%d AND content_hash = $%d)
+			THEN 's' || pg_advisory_xact_lock_shared($%d)::text ELSE pg_advisory_xact_lock($%d)::text END`, n+1, n+2, n+3, n+3)
+		args = append(args, lk.url, lk.hash, lk.key)
 	}
 	var st PostState
 	stmts := []pgStmt{{sql: b.String(), args: args, scan: func(rows pgx.Rows) error {

@@ -87,5 +87,8 @@ func (s *Store) MessageWithBody(ctx context.Context, id int64) (m Message, forma
 	if err != nil {
 		return m, "", nil, fmt.Errorf("read message %d: %w", id, unavailable(err))
 	}
+	if row.Body, err = decodeBody(row.Body); err != nil {
+		return m, "", nil, fmt.Errorf("read message %d: %w", id, err)
+	}
 	return row.Message, row.Format, row.Body, nil
 }

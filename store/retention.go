@@ -113,7 +113,11 @@ func (t *Tx) CheckRetirement(ctx context.Context, id int64) (Retirement, error) 
 	if err != nil {
 		return Retirement{}, fmt.Errorf("retention check of message %d: %w", id, err)
 	}
-	return Retirement{Removable: row.Removable, Message: row.Message, Format: row.Format, Body: row.Body}, nil
+	body, err := decodeBody(row.Body)
+	if err != nil {
+		return Retirement{}, fmt.Errorf("retention check of message %d: %w", id, err)
+	}
+	return Retirement{Removable: row.Removable, Message: row.Message, Format: row.Format, Body: body}, nil
 }
 
 // ExpireMessage removes body bodyID of message id and marks the message and
@@ -212,6 +216,11 @@ func (s *Store) DueMessages(ctx context.Context, q DueQuery) ([]DueMessage, erro
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find messages due for removal: %w", err)
+	}
+	for i := range out {
+		if out[i].Body, err = decodeBody(out[i].Body); err != nil {
+			return nil, fmt.Errorf("find messages due for removal: message %d: %w", out[i].ID, err)
+		}
 	}
 	return out, nil
 }
