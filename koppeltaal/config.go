@@ -256,19 +256,7 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	for i := range c.Applications {
-		a := &c.Applications[i]
-		if a.TokenLifetime <= 0 {
-			a.TokenLifetime = DefaultTokenLifetime
-		}
-		if a.CodeLifetime <= 0 {
-			a.CodeLifetime = DefaultCodeLifetime
-		}
-		if a.LaunchLifetime <= 0 {
-			a.LaunchLifetime = DefaultLaunchLifetime
-		}
-		if a.ActivationCodeLifetimeDays <= 0 {
-			a.ActivationCodeLifetimeDays = DefaultActivationCodeLifetimeDays
-		}
+		c.Applications[i].SetDefaults()
 	}
 	for i := range c.ActivityDefinitions {
 		d := &c.ActivityDefinitions[i]
@@ -433,6 +421,22 @@ func (in InstanceConfig) Validate() error {
 func absHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// SetDefaults fills the unset OAuth lifetimes with their documented defaults.
+func (a *ApplicationConfig) SetDefaults() {
+	if a.TokenLifetime <= 0 {
+		a.TokenLifetime = DefaultTokenLifetime
+	}
+	if a.CodeLifetime <= 0 {
+		a.CodeLifetime = DefaultCodeLifetime
+	}
+	if a.LaunchLifetime <= 0 {
+		a.LaunchLifetime = DefaultLaunchLifetime
+	}
+	if a.ActivationCodeLifetimeDays <= 0 {
+		a.ActivationCodeLifetimeDays = DefaultActivationCodeLifetimeDays
+	}
 }
 
 // Validate checks one application declaration: id, roles and SSO settings.

@@ -55,6 +55,17 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 		}
 		hashes[i] = h
 	}
+	secrets := make([]Secret, len(cfg.Applications))
+	for i, a := range cfg.Applications {
+		secrets[i] = Secret{Hash: a.OAuthSecretHash}
+		if a.OAuthSecret != "" {
+			h, err := HashPasswordCost(a.OAuthSecret, cfg.BcryptCost)
+			if err != nil {
+				return res, fmt.Errorf("koppeltaal.applications[%d] (id %q): oauth_secret: %w", i, a.ID, err)
+			}
+			secrets[i] = Secret{Hash: h, Plain: a.OAuthSecret}
+		}
+	}
 	err := st.Update(ctx, func(tx *store.Tx) error {
 		res = ApplyResult{}
 		domainIDs := map[string]int64{}
@@ -72,11 +83,16 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			}
 		}
 		appIDs := map[string]int64{}
-		for _, a := range cfg.Applications {
+		for i, a := range cfg.Applications {
 			id, changed, err := PutApplication(ctx, tx, a, store.ManagedByConfig, 0)
 			if err != nil {
 				return err
 			}
+			clientChanged, err := PutOAuthClient(ctx, tx, id, a, secrets[i], 0)
+			if err != nil {
+				return fmt.Errorf("koppeltaal.applications[%d] (id %q): %w", i, a.ID, err)
+			}
+			changed = changed || clientChanged
 			appIDs[a.ID] = id
 			if changed {
 				res.ApplicationsChanged++

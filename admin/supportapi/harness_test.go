@@ -19,6 +19,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -66,7 +67,15 @@ func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	ts := httptest.NewUnstartedServer(nil)
 	t.Cleanup(ts.Close)
 	cfg.PublicURL = "http://" + ts.Listener.Addr().String() // links are written from the public URL
-	kt, err := api.New(ctx, api.Options{Store: st, Config: cfg})
+	if _, err := koppeltaal.Apply(ctx, cfg, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	sso, err := oauth.New(oauth.Options{Store: st, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kt, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: sso,
+		Extensions: []func(*api.Server, chi.Router){sso.Extension}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +92,7 @@ func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	}
 	r := chi.NewRouter()
 	kt.Mount(r)
+	sso.Mount(r)
 	acc.Mount(r)
 	sapi.Mount(r)
 	ts.Config.Handler = r

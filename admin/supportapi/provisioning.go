@@ -29,6 +29,7 @@ func (a *API) provisioning() []Resource {
 			Delete: a.deleteSubscription, NotAllowed: map[string]string{"PATCH": "DELETE the subscription and POST the new one"}},
 		{Type: "Server", List: a.listServer, Get: a.getServer},
 		a.messageResource(),
+		a.clientResource(),
 	}
 }
 

@@ -14,14 +14,15 @@ import (
 // Access-Control headers to the others. Requests from other origins pass
 // through without CORS headers, so the browser blocks them.
 func CORS(origins []string) func(http.Handler) http.Handler {
-	allowed := map[string]bool{}
-	for _, o := range origins {
-		allowed[strings.TrimSuffix(o, "/")] = true
-	}
+	return dynamicCORS(func() []string { return origins })
+}
+
+// dynamicCORS is CORS with the origins asked for at every request (they change at runtime).
+func dynamicCORS(origins func() []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			origin := r.Header.Get("Origin")
-			if origin == "" || !allowed[origin] {
+			if origin == "" || !allowedOrigin(origins(), origin) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -43,13 +44,19 @@ func CORS(origins []string) func(http.Handler) http.Handler {
 
 // Extension adds CORS for the configured origins to the FHIR API (metadata
 // included); pass it in api.Options.Extensions before extensions that add routes.
-func (s *Server) Extension(_ *api.Server, r chi.Router) { r.Use(CORS(s.Origins())) }
+func (s *Server) Extension(_ *api.Server, r chi.Router) { r.Use(dynamicCORS(s.Origins)) }
 
-// Origins collects the allowed_origins of every application.
+// Origins collects the allowed_origins of every application (as stored now).
 func (s *Server) Origins() []string {
-	var out []string
-	for _, c := range s.clients {
-		out = append(out, c.AllowedOrigins...)
+	_, origins := s.loadClients()
+	return origins
+}
+
+func allowedOrigin(origins []string, origin string) bool {
+	for _, o := range origins {
+		if strings.TrimSuffix(o, "/") == origin {
+			return true
+		}
 	}
-	return out
+	return false
 }

@@ -66,7 +66,7 @@ type Server struct {
 	log     *slog.Logger
 	limit   *loginlimit.Limiter
 	public  string
-	clients map[string]*client
+	clients clientCache
 	mu      sync.RWMutex
 	now     func() time.Time
 	issued  *prometheus.CounterVec // tokens issued, by grant_type
@@ -79,8 +79,10 @@ type client struct {
 	secretHash string
 }
 
-// New returns the authorization server for the applications in opts.Config.
-// Plain-text client secrets are hashed here and not kept.
+// New returns the authorization server. The OAuth clients are the applications'
+// settings in the store (written by koppeltaal.Apply and the Support API), read
+// through a cache that a change in this process drops at once and that is at
+// most clientsTTL old for changes by another process.
 func New(opts Options) (*Server, error) {
 	if opts.Store == nil {
 		return nil, errors.New("oauth: New needs a Store")
@@ -107,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		opts.Limiter = loginlimit.New(loginlimit.Config{})
 	}
 	s := &Server{st: opts.Store, svc: opts.Service, log: opts.Logger, limit: opts.Limiter,
-		public: strings.TrimSuffix(cfg.PublicURL, "/"), clients: map[string]*client{}, now: time.Now,
+		public: strings.TrimSuffix(cfg.PublicURL, "/"), now: time.Now,
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_oauth_tokens_issued_total",
 			Help: "Access tokens issued by the Token endpoint, by grant_type."}, []string{"grant_type"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_oauth_refused_total",
@@ -115,18 +117,6 @@ func New(opts Options) (*Server, error) {
 	if opts.Registerer != nil {
 		_ = opts.Registerer.Register(s.issued)
 		_ = opts.Registerer.Register(s.refused)
-	}
-	for i, a := range cfg.Applications {
-		c := &client{ApplicationConfig: a, secretHash: a.OAuthSecretHash}
-		if a.OAuthSecret != "" {
-			h, err := koppeltaal.HashPassword(a.OAuthSecret)
-			if err != nil {
-				return nil, fmt.Errorf("koppeltaal.applications[%d] (id %q): oauth_secret: %w", i, a.ID, err)
-			}
-			c.secretHash = h
-		}
-		c.OAuthSecret = ""
-		s.clients[a.ID] = c
 	}
 	return s, nil
 }
@@ -151,7 +141,7 @@ func (s *Server) Limiter() *loginlimit.Limiter { return s.limit }
 // also reachable from the configured browser origins (CORS).
 func (s *Server) Mount(r chi.Router) {
 	r.Route(Prefix, func(r chi.Router) {
-		r.Use(CORS(s.Origins()))
+		r.Use(dynamicCORS(s.Origins))
 		r.Get("/Launch", s.launch(kindWeb))
 		r.Get("/MobileLaunch", s.launch(kindMobile))
 		r.Get("/Authorize", s.authorize)
@@ -342,7 +332,7 @@ func (e *LaunchError) Error() string { return e.Code + ": " + e.Description }
 func (s *Server) StartLaunch(ctx context.Context, portal *koppeltaal.Caller, req LaunchRequest, root string) (LaunchResult, error) {
 	var res LaunchResult
 	kind, clientID, patient := req.Kind, req.ClientID, req.Patient
-	c := s.clients[clientID]
+	c := s.lookup(clientID)
 	switch {
 	case clientID == "":
 		return res, &LaunchError{http.StatusBadRequest, "invalid_request", "client_id (the application to launch) is required"}
@@ -465,7 +455,7 @@ func parseScope(scope string) (launch string, ok bool) {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	clientID, redirect, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
-	c := s.clients[clientID]
+	c := s.lookup(clientID)
 	if c == nil {
 		oauthError(w, http.StatusBadRequest, "invalid_client", fmt.Sprintf("client_id %q is not registered", clientID))
 		return
@@ -628,7 +618,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	} else {
 		clientID, secret = p.Get("client_id"), p.Get("client_secret")
 	}
-	c := s.clients[clientID]
+	c := s.lookup(clientID)
 	authenticated := false
 	if basic && secret == "" && c != nil && c.PublicClient {
 		basic = false // a public client that sends "client_id:" in Basic: no secret to check
@@ -697,7 +687,7 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client
 			return fmt.Errorf("look up code: %w", err)
 		}
 		if clientID == "" {
-			clientID, c = row.ClientID, s.clients[row.ClientID]
+			clientID, c = row.ClientID, s.lookup(row.ClientID)
 		}
 		switch {
 		case row.ClientID != clientID:
@@ -824,7 +814,7 @@ func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, c *cli
 			return fmt.Errorf("look up refresh token: %w", err)
 		}
 		if clientID == "" {
-			clientID, c = t.ClientID, s.clients[t.ClientID]
+			clientID, c = t.ClientID, s.lookup(t.ClientID)
 		}
 		switch {
 		case t.ClientID != clientID:
@@ -930,3 +920,56 @@ func (s *Server) Verify(ctx context.Context, token string) (*koppeltaal.Caller, 
 
 // Interface guard.
 var _ api.BearerVerifier = (*Server)(nil)
+
+// clientsTTL bounds the age of the cached client settings (changes by another process).
+const clientsTTL = time.Second
+
+// clientCache holds every application's OAuth settings, read in one query.
+type clientCache struct {
+	mu      sync.Mutex
+	m       map[string]*client
+	origins []string
+	gen     uint64
+	at      time.Time
+}
+
+// lookup returns the OAuth client with that client_id, or nil.
+func (s *Server) lookup(clientID string) *client {
+	m, _ := s.loadClients()
+	return m[clientID]
+}
+
+// loadClients returns the current clients and allowed origins, from the cache when it is fresh.
+func (s *Server) loadClients() (map[string]*client, []string) {
+	c := &s.clients
+	gen := s.st.InstancesGeneration() // read first: a change committed meanwhile invalidates what we read
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m != nil && c.gen == gen && time.Since(c.at) < clientsTTL {
+		return c.m, c.origins
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var rows []store.OAuthClient
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		rows, err = tx.OAuthClients(ctx)
+		return err
+	})
+	if err != nil {
+		s.log.Error("oauth: read client settings", "err", err)
+		if c.m != nil {
+			return c.m, c.origins // keep serving what we had
+		}
+		return map[string]*client{}, nil
+	}
+	m := make(map[string]*client, len(rows))
+	var origins []string
+	for _, r := range rows {
+		cfg := koppeltaal.ClientConfig(r)
+		m[r.Ident] = &client{ApplicationConfig: cfg, secretHash: r.SecretHash}
+		origins = append(origins, cfg.AllowedOrigins...)
+	}
+	c.m, c.origins, c.gen, c.at = m, origins, gen, time.Now()
+	return m, origins
+}

@@ -1,0 +1,76 @@
+package supportapi_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/koppelpoort/koppelpoort/store/storetest"
+)
+
+// launch asks the OAuth Launch endpoint, as portal@a, to launch app for a patient; it returns the status and Location.
+func (e *env) launch(app string) (int, string) {
+	e.t.Helper()
+	q := url.Values{"client_id": {app}, "patient": {"https://sender.example/fhir/Koppeltaal/Patient/p1"}}
+	req, _ := http.NewRequest("GET", e.ts.URL+"/OAuth2/Koppeltaal/Launch?"+q.Encode(), nil)
+	req.SetBasicAuth("portal@a", "pa")
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// TestRegisteredClientWithoutRestart: OAuth client settings made and changed
+// through the Support API are what Launch uses next, with no restart.
+func TestRegisteredClientWithoutRestart(t *testing.T) {
+	backends(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b.Open(t), ktConfig())
+		app := e.do("sys", "POST", "/Application", doc("Application", "", map[string]any{"Identifier": "RtGame", "ApplicationRoles": []string{"Game"}}, "")).
+			mustStatus(t, 201, "application")
+		e.do("sys", "POST", "/ApplicationInstance", doc("ApplicationInstance", "", map[string]any{"Username": "rt@a", "Application": "RtGame", "Domain": "A"}, "")).
+			mustStatus(t, 201, "instance")
+		if status, _ := e.launch("RtGame"); status != 400 {
+			t.Fatalf("launch of an application without client settings: %d, want 400", status)
+		}
+		e.do("sys", "POST", "/RegisteredClient", doc("RegisteredClient", "", map[string]any{"ClientId": "RtGame",
+			"LaunchUrl": "https://rt.example/start", "AllowPublicTokenRequests": false}, "")).mustStatus(t, 400, "confidential client without a secret")
+		c := e.do("sys", "POST", "/RegisteredClient", doc("RegisteredClient", "", map[string]any{"ClientId": "RtGame",
+			"LaunchUrl": "https://rt.example/start", "RedirectUris": []string{"https://rt.example/cb"}, "ResetClientSecret": true,
+			"AllowedOrigins": []string{"https://rt.example"}}, "")).mustStatus(t, 201, "client")
+		if s, _ := c.data()["meta"].(map[string]any)["client_secret"].(string); len(s) < 20 || attr(c.data(), "HasClientSecret") != true {
+			t.Fatalf("generated client secret: %s", c.raw)
+		}
+		status, loc := e.launch("RtGame")
+		if status != 302 || !strings.HasPrefix(loc, "https://rt.example/start?") {
+			t.Fatalf("launch after the client was registered: %d %q", status, loc)
+		}
+		id := app.data()["id"].(string)
+		e.do("sys", "PATCH", "/RegisteredClient/"+id, doc("RegisteredClient", id, map[string]any{"LaunchUrl": "https://rt.example/v2"}, version(c.data()))).
+			mustStatus(t, 200, "new launch URL")
+		if status, loc := e.launch("RtGame"); status != 302 || !strings.HasPrefix(loc, "https://rt.example/v2?") {
+			t.Fatalf("launch after the change: %d %q", status, loc)
+		}
+		// CORS follows the allowed origins at once.
+		req, _ := http.NewRequest("OPTIONS", e.ts.URL+"/FHIR/Koppeltaal/metadata", nil)
+		req.Header.Set("Origin", "https://rt.example")
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "https://rt.example" {
+			t.Fatalf("CORS for an origin added through the API: %d %v", resp.StatusCode, resp.Header)
+		}
+		// The file's clients are read-only; another application's administrator sees none of RtGame's.
+		for _, r := range e.do("sys", "GET", "/RegisteredClient?filter[ClientId]=Game", nil).list() {
+			e.do("sys", "PATCH", "/RegisteredClient/"+r["id"].(string), doc("RegisteredClient", r["id"].(string),
+				map[string]any{"LaunchUrl": "https://x.example"}, version(r))).mustStatus(t, 409, "file-managed client")
+		}
+		e.do("appy", "GET", "/RegisteredClient/"+id, nil).mustStatus(t, 404, "another application's client")
+	})
+}
