@@ -17,6 +17,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/admin/jsonapi"
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
@@ -74,8 +75,12 @@ func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ads, err := activity.New(activity.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
 	kt, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: sso,
-		Extensions: []func(*api.Server, chi.Router){sso.Extension}})
+		Extensions: []func(*api.Server, chi.Router){sso.Extension, ads.Extension}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +91,8 @@ func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	if err := acc.ApplyConfig(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sapi, err := supportapi.New(supportapi.Options{Accounts: acc, Koppeltaal: cfg, Version: "test"})
+	sapi, err := supportapi.New(supportapi.Options{Accounts: acc, Koppeltaal: cfg, Version: "test",
+		Activities: ads, FHIRBase: "https://kp.example/FHIR/Koppeltaal"})
 	if err != nil {
 		t.Fatal(err)
 	}

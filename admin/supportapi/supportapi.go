@@ -24,6 +24,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/admin/jsonapi"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -43,21 +44,27 @@ type Options struct {
 	ServerName string
 	// Version is the running binary's version, shown on the Server resource.
 	Version string
+	// Activities is the ActivityDefinition registry; nil: no ActivityDefinition resource writes.
+	Activities *activity.Registry
+	// FHIRBase is the base written into the messages an ActivityDefinition change publishes.
+	FHIRBase string
 	// Resources adds resource types (messages, OAuth clients, ...) registered by other packages.
 	Resources []Resource
 }
 
 // API serves the Support API.
 type API struct {
-	acc     *admin.Accounts
-	st      *store.Store
-	kt      koppeltaal.Config
-	log     *slog.Logger
-	types   map[string]*Resource
-	names   []string
-	name    string
-	version string
-	started time.Time
+	acc      *admin.Accounts
+	st       *store.Store
+	kt       koppeltaal.Config
+	log      *slog.Logger
+	types    map[string]*Resource
+	names    []string
+	name     string
+	version  string
+	started  time.Time
+	acts     *activity.Registry
+	fhirBase string
 }
 
 // Resource is one resource type and the operations it allows (nil: not
@@ -91,7 +98,7 @@ func New(opts Options) (*API, error) {
 	kt := opts.Koppeltaal
 	kt.SetDefaults()
 	a := &API{acc: opts.Accounts, st: opts.Accounts.Store(), kt: kt, log: opts.Logger, types: map[string]*Resource{},
-		name: opts.ServerName, version: opts.Version, started: time.Now()}
+		name: opts.ServerName, version: opts.Version, started: time.Now(), acts: opts.Activities, fhirBase: opts.FHIRBase}
 	for _, r := range append(a.provisioning(), opts.Resources...) {
 		a.Register(r)
 	}

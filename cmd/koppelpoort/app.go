@@ -53,6 +53,8 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	limiter := newLoginLimiter(cfg.Server.FailedLogins, reg) // instances, OAuth clients and administrators
 	var portal console.Portal                                // the console's Test Portal uses the Koppeltaal server in process
 	var ktService *koppeltaal.Service                        // the Koppeltaal server, for local Koppeltaal adapters (nil: none)
+	var acts *activity.Registry
+	fhirBase := strings.TrimSuffix(public, "/") + api.Prefix
 	if cfg.Koppeltaal != nil {
 		cfg.Koppeltaal.PublicURL = public // every link the Koppeltaal server writes
 		if cfg.Path == "" {
@@ -98,6 +100,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		ktService = kt.Service()
 		a.mounts = append(a.mounts, kt, sso)
 		a.workers = append(a.workers, kt.Run, push.Run, sso.Run)
+		acts = ads
 		portal = console.Portal{Service: kt.Service(), Activities: ads, OAuth: sso, PublicURL: public}
 		reg.MustRegister(koppeltaal.NewBacklogCollector(st, logger))
 		if cfg.Path == "" {
@@ -119,7 +122,8 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	if cfg.Koppeltaal != nil {
 		kcfg = *cfg.Koppeltaal
 	}
-	support, err := supportapi.New(supportapi.Options{Accounts: accounts, Koppeltaal: kcfg, Logger: logger, Version: buildinfo.Version()})
+	support, err := supportapi.New(supportapi.Options{Accounts: accounts, Koppeltaal: kcfg, Logger: logger, Version: buildinfo.Version(),
+		Activities: acts, FHIRBase: fhirBase})
 	if err != nil {
 		return nil, fmt.Errorf("support api: %w", err)
 	}

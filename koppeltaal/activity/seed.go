@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -111,4 +112,57 @@ func sameContent(cur Definition, r *dstu1.Resource) bool {
 	}
 	ok, _ := dstu1.EqualResource(stored, r)
 	return ok
+}
+
+// ConfigFrom is the inverse of FromConfig: the settings of a stored definition
+// in domain, as the configuration file would declare them (so the Support API
+// changes one through Seed, the file's path).
+func ConfigFrom(d Definition, domain string) (koppeltaal.ActivityDefinitionConfig, error) {
+	r, err := d.Resource()
+	if err != nil {
+		return koppeltaal.ActivityDefinitionConfig{}, err
+	}
+	str := func(n *dstu1.Node, url string, path ...string) string { return n.Extension(url).ExtensionValue().Str(path...) }
+	c := koppeltaal.ActivityDefinitionConfig{Identifier: d.Identifier, Domain: domain, Application: d.Application,
+		Name: str(r.Node, ExtActivityName), Description: str(r.Node, ExtDescription), Kind: str(r.Node, ExtKind, "code"),
+		DefaultPerformer: str(r.Node, ExtDefaultPerf, "code"), LaunchType: str(r.Node, ExtLaunchType),
+		DomainSpecific: d.IsDomainSpecific, Inactive: !d.IsActive, Archived: d.IsArchived}
+	for _, sub := range r.Node.All("extension") {
+		if sub.Str("url") != ExtSubActivity {
+			continue
+		}
+		c.SubActivities = append(c.SubActivities, koppeltaal.SubActivityConfig{Identifier: str(sub, ExtSubIdentifier),
+			Name: str(sub, ExtSubName), Description: str(sub, ExtSubDescription), Inactive: str(sub, ExtSubIsActive) == "false"})
+	}
+	return c, nil
+}
+
+// ByID returns the definition with id, or store.ErrNotFound (administration: no caller scope).
+func (g *Registry) ByID(ctx context.Context, id int64) (Definition, error) {
+	var d Definition
+	err := g.st.View(ctx, func(tx *store.Tx) error {
+		return tx.Get(ctx, &d, "SELECT "+defCols+" FROM activity_definitions WHERE id = ?", id)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("activity definition %d: %w", id, store.ErrNotFound)
+	}
+	return d, err
+}
+
+// InDomains lists the definitions created in the domains, by id (administration).
+func (g *Registry) InDomains(ctx context.Context, domainIDs []int64) ([]Definition, error) {
+	var out []Definition
+	if len(domainIDs) == 0 {
+		return nil, nil
+	}
+	err := g.st.View(ctx, func(tx *store.Tx) error {
+		q := "SELECT " + defCols + " FROM activity_definitions WHERE domain_id IN (" +
+			strings.TrimSuffix(strings.Repeat("?, ", len(domainIDs)), ", ") + ") ORDER BY id"
+		args := make([]any, len(domainIDs))
+		for i, id := range domainIDs {
+			args[i] = id
+		}
+		return tx.Select(ctx, &out, q, args...)
+	})
+	return out, err
 }
