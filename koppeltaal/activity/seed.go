@@ -122,7 +122,9 @@ func ConfigFrom(d Definition, domain string) (koppeltaal.ActivityDefinitionConfi
 	if err != nil {
 		return koppeltaal.ActivityDefinitionConfig{}, err
 	}
-	str := func(n *dstu1.Node, url string, path ...string) string { return n.Extension(url).ExtensionValue().Str(path...) }
+	str := func(n *dstu1.Node, url string, path ...string) string {
+		return n.Extension(url).ExtensionValue().Str(path...)
+	}
 	c := koppeltaal.ActivityDefinitionConfig{Identifier: d.Identifier, Domain: domain, Application: d.Application,
 		Name: str(r.Node, ExtActivityName), Description: str(r.Node, ExtDescription), Kind: str(r.Node, ExtKind, "code"),
 		DefaultPerformer: str(r.Node, ExtDefaultPerf, "code"), LaunchType: str(r.Node, ExtLaunchType),
