@@ -1,4 +1,4 @@
--- 0016: OAuth client settings (RegisteredClient, SPEC.md §8.1) live in the
+-- 0017: OAuth client settings (RegisteredClient, SPEC.md §8.1) live in the
 -- database, written by the configuration file and the Support API alike, so a
 -- change takes effect without a restart and in every process. Lifetimes in µs.
 ALTER TABLE oauth_clients ADD COLUMN public_client BOOLEAN NOT NULL DEFAULT FALSE;
