@@ -54,7 +54,7 @@ func runGatewayChild(arg string) {
 	if err != nil {
 		fail(err)
 	}
-	rs, err := routes.LoadDir(dir)
+	rs, err := routes.LoadFiles(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		fail(err)
 	}

@@ -95,7 +95,7 @@ func runExample(t *testing.T, name string) (string, *node, *client.Client) {
 
 func runRoutes(t testing.TB, dir string, n *node) []*routes.Route {
 	t.Helper()
-	rs, err := routes.LoadDir(dir)
+	rs, err := routes.LoadFiles(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

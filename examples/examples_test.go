@@ -5,6 +5,7 @@ package examples_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func exampleDirs(t *testing.T) []string {
 		if !e.IsDir() {
 			continue
 		}
-		if files, _ := routes.RouteFiles(e.Name()); len(files) > 0 {
+		if files, _ := routes.MatchFiles(filepath.Join(e.Name(), "*.yaml")); len(files) > 0 {
 			out = append(out, e.Name())
 		}
 	}
@@ -35,7 +36,7 @@ func exampleDirs(t *testing.T) []string {
 
 func TestExamplesLint(t *testing.T) {
 	for _, d := range exampleDirs(t) {
-		rs, err := routes.LoadDir(d)
+		rs, err := routes.LoadFiles(filepath.Join(d, "*.yaml"))
 		if err != nil {
 			t.Errorf("%s:\n%v", d, err)
 			continue

@@ -89,7 +89,7 @@ func TestApplyIsIdempotentAndTakesChanges(t *testing.T) {
 		if n := len(cfg.Instances); r.DomainsCreated != 1 || r.InstancesChanged != n || r.SubscriptionsChanged != n {
 			t.Fatalf("first apply: %+v", r)
 		}
-		if r, err = koppeltaal.Apply(ctx, cfg, st, nil); err != nil || r.Changed() {
+		if r, err = koppeltaal.Apply(ctx, cfg, st, nil); err != nil || r != (koppeltaal.ApplyResult{}) {
 			t.Fatalf("re-apply changed something: %+v, %v", r, err)
 		}
 		cfg.Instances[0].Password = "new-secret"
@@ -144,7 +144,7 @@ func TestApplyIsIdempotentAndTakesChanges(t *testing.T) {
 		if _, err := svc.Authenticate(ctx, koppeltaal.DemoEPDUser, "argon-pass"); err != koppeltaal.ErrUnauthorized {
 			t.Fatalf("disabled instance authenticated: %v", err)
 		}
-		if r, err := koppeltaal.Apply(ctx, smaller, st, nil); err != nil || r.Changed() {
+		if r, err := koppeltaal.Apply(ctx, smaller, st, nil); err != nil || r != (koppeltaal.ApplyResult{}) {
 			t.Fatalf("re-apply without epd changed something: %+v, %v", r, err)
 		}
 		if r, err := koppeltaal.Apply(ctx, cfg, st, nil); err != nil || r.InstancesChanged != 1 || r.SubscriptionsChanged != 1 {

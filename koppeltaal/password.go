@@ -125,30 +125,25 @@ func (c *verifyCache) known(hash, plain string) bool {
 
 func (c *verifyCache) check(hash, plain string) bool {
 	k := c.keyOf(hash, plain)
-	for {
-		c.mu.Lock()
-		if _, hit := c.ok[k]; hit {
-			c.mu.Unlock()
-			return true
-		}
-		wg, busy := c.inflight[k]
-		if !busy {
-			wg = &sync.WaitGroup{}
-			wg.Add(1)
-			c.inflight[k] = wg
-			c.mu.Unlock()
-			break
-		}
+	c.mu.Lock()
+	if _, hit := c.ok[k]; hit {
 		c.mu.Unlock()
-		wg.Wait()
-		c.mu.Lock()
-		_, hit := c.ok[k]
-		c.mu.Unlock()
-		if !hit {
-			return false // the same password just failed verification
-		}
 		return true
 	}
+	if running, busy := c.inflight[k]; busy {
+		// The same pair is being verified: wait for that check rather than run a second bcrypt. A miss
+		// after it means the same password just failed verification.
+		c.mu.Unlock()
+		running.Wait()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, hit := c.ok[k]
+		return hit
+	}
+	wg := &sync.WaitGroup{}
+	wg.Add(1)
+	c.inflight[k] = wg
+	c.mu.Unlock()
 	good := CheckPassword(hash, plain)
 	c.mu.Lock()
 	if good {
@@ -157,7 +152,6 @@ func (c *verifyCache) check(hash, plain string) bool {
 		}
 		c.ok[k] = struct{}{}
 	}
-	wg := c.inflight[k]
 	delete(c.inflight, k)
 	c.mu.Unlock()
 	wg.Done()

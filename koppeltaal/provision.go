@@ -20,9 +20,6 @@ type ApplyResult struct {
 	InstancesDisabled    int // in the database but no longer in the configuration
 }
 
-// Changed reports whether Apply changed anything.
-func (r ApplyResult) Changed() bool { return r != ApplyResult{} }
-
 // Apply provisions the configured domains, applications, instances and
 // subscriptions in one transaction. It is idempotent: applying the same
 // configuration again changes nothing (a plain-text password that still

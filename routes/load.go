@@ -87,37 +87,6 @@ func MatchFiles(patterns ...string) ([]string, Diagnostics) {
 	return files, diags
 }
 
-// LoadDir loads every *.yaml / *.yml route file directly in dir (files ending in _test.yaml are route tests
-// and are skipped).
-func LoadDir(dir string) ([]*Route, error) {
-	files, err := RouteFiles(dir)
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no route files (*.yaml) in %s", dir)
-	}
-	return LoadFiles(files...)
-}
-
-// RouteFiles lists the route files in dir, sorted.
-func RouteFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read route directory: %w", err)
-	}
-	var files []string
-	for _, e := range entries {
-		n := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) || IsTestFile(n) {
-			continue
-		}
-		files = append(files, filepath.Join(dir, n))
-	}
-	sort.Strings(files)
-	return files, nil
-}
-
 // IsTestFile reports whether a file name is a route test (`*_test.yaml`).
 func IsTestFile(name string) bool {
 	return strings.HasSuffix(name, "_test.yaml") || strings.HasSuffix(name, "_test.yml")

@@ -237,16 +237,6 @@ func (e *env) claimEvent(c *client.Client) string {
 	return b.MessageHeader().EventCode()
 }
 
-func hasStr(v any, s string) bool {
-	list, _ := v.([]any)
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func backends(t *testing.T, fn func(t *testing.T, b storetest.Backend)) { storetest.Run(t, fn) }
 
 var _ = strings.Contains

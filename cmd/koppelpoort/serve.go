@@ -137,7 +137,6 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	defer app.close()
 	srv := server.New(server.Options{
-		Addr:            cfg.Server.Addr,
 		Logger:          logger,
 		Registry:        reg,
 		Ready:           st.Ready,

@@ -84,7 +84,7 @@ func BenchmarkWriteJSONEncodedTail(b *testing.B) {
 	_, _, bundle := benchInputs(b)
 	split := *bundle
 	split.Entries = bundle.Entries[:1]
-	split.SetEncodedTail(EncodeEntries(bundle.Entries[1:]))
+	split.SetEncodedTail(EncodeEntriesSized(bundle.Entries[1:], 0))
 	buf := make([]byte, 0, 32<<10)
 	b.ReportAllocs()
 	defer reportCPU(b, processCPU())

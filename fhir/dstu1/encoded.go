@@ -16,11 +16,8 @@ type EncodedEntries struct {
 	xml  []byte // the entries as written inside <feed>, each on a new line at depth 1
 }
 
-// EncodeEntries writes entries in both formats (JSON with default options).
-func EncodeEntries(entries []*Entry) *EncodedEntries { return EncodeEntriesSized(entries, 0) }
-
-// EncodeEntriesSized is EncodeEntries with an estimate of the JSON size (for
-// example the length of the body the entries were parsed from), so that the
+// EncodeEntriesSized writes entries in both formats (JSON with default options). jsonSize estimates the
+// JSON size (for example the length of the body the entries were parsed from; 0 when unknown), so that the
 // buffers are allocated once instead of doubled up from a small start.
 func EncodeEntriesSized(entries []*Entry, jsonSize int) *EncodedEntries {
 	jw := newJSONWriter(make([]byte, 0, max(jsonSize, 2048)), JSONOptions{})

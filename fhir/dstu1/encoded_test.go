@@ -28,7 +28,7 @@ func TestEncodedTailWritesTheSameBytes(t *testing.T) {
 			}
 			split := *b
 			split.Entries = b.Entries[:head]
-			tail := EncodeEntries(b.Entries[head:])
+			tail := EncodeEntriesSized(b.Entries[head:], 0)
 			split.SetEncodedTail(tail)
 			if tail.Len() != len(b.Entries)-head {
 				t.Fatalf("%s: Len %d, want %d", fx.path, tail.Len(), len(b.Entries)-head)
@@ -58,7 +58,7 @@ func TestEncodedTailWritesTheSameBytes(t *testing.T) {
 func TestEncodedTailNilAndEmpty(t *testing.T) {
 	b := NewBundle("urn:uuid:1")
 	want := b.JSON()
-	b.SetEncodedTail(EncodeEntries(nil))
+	b.SetEncodedTail(EncodeEntriesSized(nil, 0))
 	if got := b.JSON(); !bytes.Equal(got, want) {
 		t.Fatalf("empty tail changed the output: %s", got)
 	}

@@ -78,12 +78,6 @@ func resourceType(name string) (int, bool) {
 	return t, ok
 }
 
-// IsResourceType reports whether name is a DSTU1 resource type (including Binary and Other).
-func IsResourceType(name string) bool {
-	_, ok := resourceTypes[name]
-	return ok
-}
-
 // typeByName indexes schemaTypes by type name (built once; read-only afterwards).
 var typeByName = func() map[string]int {
 	m := make(map[string]int, len(schemaTypes))

@@ -35,8 +35,6 @@ func (f MountFunc) Mount(r chi.Router) { f(r) }
 
 // Options configures a Server. Zero values get the documented defaults.
 type Options struct {
-	// Addr is the listen address, e.g. 127.0.0.1:8080.
-	Addr string
 	// Logger receives access and error logs. Default slog.Default().
 	Logger *slog.Logger
 	// Registry collects the metrics served on /metrics. Default: a new registry
@@ -114,18 +112,8 @@ func NewRegistry() *prometheus.Registry {
 // Handler returns the root handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.router }
 
-// Run listens on opts.Addr and serves until ctx is cancelled, then shuts down
-// gracefully. ready, if not nil, receives the bound address once listening
-// (useful with port 0).
-func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.opts.Addr, err)
-	}
-	return s.Serve(ctx, ln, ready)
-}
-
-// Serve is Run on an existing listener.
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully. ready, if not nil, receives the
+// bound address once listening (useful with port 0).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
 	hs := &http.Server{
 		Handler:           s.router,

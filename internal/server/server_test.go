@@ -18,7 +18,6 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func startServer(t *testing.T, opts Options) (base string, stop func() error) {
 	t.Helper()
-	opts.Addr = "127.0.0.1:0"
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
 	}
@@ -26,7 +25,11 @@ func startServer(t *testing.T, opts Options) (base string, stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx, func(a net.Addr) { addrc <- a }) }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { errc <- s.Serve(ctx, ln, func(a net.Addr) { addrc <- a }) }()
 	select {
 	case a := <-addrc:
 		base = "http://" + a.String()
