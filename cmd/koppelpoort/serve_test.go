@@ -70,6 +70,19 @@ func startBinary(t *testing.T, dir string, env []string, args ...string) (base s
 	return
 }
 
+// waitForOutput waits until out holds want: the banner follows the bind, so
+// /healthz (what startBinary waits for) can answer before it is written.
+func waitForOutput(t *testing.T, out *testkit.Buffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output does not contain %q:\n%s", want, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestServeEmbeddedDefault(t *testing.T) {
 	dir := t.TempDir()
 	base, cmd, stdout, stderr := startBinary(t, dir, nil)
@@ -87,9 +100,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "koppelpoort-data", "koppelpoort.db")); err != nil {
 		t.Errorf("embedded default did not create its SQLite database: %v", err)
 	}
-	if !strings.Contains(stdout.String(), "portal@demo:demo-portal") {
-		t.Errorf("demo credentials not printed:\n%s", stdout)
-	}
+	waitForOutput(t, stdout, "portal@demo:demo-portal") // the demo credentials are printed
 	// The Koppeltaal server is listed as the built-in route, at start and on /metrics.
 	if !strings.Contains(stderr.String(), `"msg":"route","route":"koppeltaal"`) {
 		t.Errorf("the built-in Koppeltaal route is not listed at start:\n%s", stderr)
@@ -360,9 +371,7 @@ func TestServeSIGHUPKeepsRunning(t *testing.T) {
 // The banner of the embedded default names the store it really runs on and never its password (defect 18).
 func TestServeBannerNamesStoreWithoutPassword(t *testing.T) {
 	_, _, stdout, _ := startBinary(t, t.TempDir(), nil)
-	if !strings.Contains(stdout.String(), "running on SQLite ./koppelpoort-data/koppelpoort.db") {
-		t.Errorf("banner:\n%s", stdout)
-	}
+	waitForOutput(t, stdout, "running on SQLite ./koppelpoort-data/koppelpoort.db")
 }
 
 func TestServeBannerPostgresWithoutPassword(t *testing.T) {
@@ -373,6 +382,7 @@ func TestServeBannerPostgresWithoutPassword(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), "secret-pw") // trust auth: any password is accepted
 	dsn := u.String()
 	_, _, stdout, stderr := startBinary(t, t.TempDir(), []string{"KOPPELPOORT_DSN=" + dsn})
+	waitForOutput(t, stdout, "running on ")
 	out := stdout.String() + stderr.String()
 	if strings.Contains(out, "secret-pw") {
 		t.Errorf("the password is on the console:\n%s", out)
