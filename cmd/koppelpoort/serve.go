@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -145,7 +146,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		WriteTimeout:    cfg.Server.WriteTimeout,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		TrustedProxies:  proxies,
+		MetricsAddr:     cfg.Server.Metrics.Addr,
+		MetricsToken:    cfg.Server.Metrics.Token,
 	})
+	if cfg.Server.Metrics == (config.MetricsConfig{}) && !loopback(cfg.Server.Addr) {
+		logger.Warn("/metrics is open to everyone who reaches "+cfg.Server.Addr+"; set server.metrics.addr or server.metrics.token",
+			"addr", cfg.Server.Addr)
+	}
 	if cfg.Path == "" {
 		// Only now: the address is bound and every part has started, so "running" is true.
 		printDemoBanner(stdout, cfg, public, st.Where())
@@ -207,4 +214,17 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		BusyTimeout:       cfg.Store.BusyTimeout,
 		MaxOpenConns:      cfg.Store.MaxOpenConns,
 	}, logger)
+}
+
+// loopback reports whether a listen address only accepts local connections.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

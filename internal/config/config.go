@@ -84,6 +84,18 @@ type ServerConfig struct {
 	// administrators (docs/security.md): window 15m, per_account_and_address 10,
 	// per_account 20, per_address 100, remember_good 720h.
 	FailedLogins loginlimit.Config `yaml:"failed_logins"`
+	// Metrics protects /metrics: on a listen address of its own, and/or behind a bearer token.
+	Metrics MetricsConfig `yaml:"metrics"`
+}
+
+// MetricsConfig is `server.metrics`. Both empty (the default): /metrics is
+// open on the main address, like /healthz — fine on 127.0.0.1, not on an
+// address others reach.
+type MetricsConfig struct {
+	// Addr serves /metrics on this listen address only (e.g. 127.0.0.1:9090), not on the main one.
+	Addr string `yaml:"addr"`
+	// Token makes /metrics require "Authorization: Bearer <token>" (use ${VAR}).
+	Token string `yaml:"token"`
 }
 
 // Public returns the public URL: PublicURL, or http://<addr> when that names

@@ -6,9 +6,12 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +28,15 @@ import (
 // Mounter registers its routes on the shared router.
 type Mounter interface {
 	Mount(r chi.Router)
+}
+
+// StatusWriter is an optional interface of a Mounter: it answers the router's
+// 404 and 405 for the paths it owns, in its own format (the root router
+// answers those for methods it cannot route at all, such as FOO or a
+// lower-case get, before any mounted router sees them). It reports false for
+// a path it does not own.
+type StatusWriter interface {
+	WriteStatus(w http.ResponseWriter, r *http.Request, status int) bool
 }
 
 // MountFunc adapts a function to Mounter.
@@ -56,6 +68,11 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For, Forwarded
 	// and X-Forwarded-Proto headers are believed (forwarded.go). Default none.
 	TrustedProxies []netip.Prefix
+	// MetricsAddr, when set, serves /metrics on a listen address of its own
+	// instead of the main one. Default: on the main address.
+	MetricsAddr string
+	// MetricsToken, when set, makes /metrics require "Authorization: Bearer <token>".
+	MetricsToken string
 }
 
 // Server is the HTTP server.
@@ -85,15 +102,75 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newHTTPMetrics(opts.Registry)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.trustForwarded, s.echoRequestID, s.accessLog, s.recoverer)
+	r.Use(middleware.RequestID, s.trustForwarded, s.echoRequestID, noSniff, s.accessLog, s.recoverer)
+	r.NotFound(s.status(http.StatusNotFound))
+	r.MethodNotAllowed(s.status(http.StatusMethodNotAllowed))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	r.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
+	if opts.MetricsAddr == "" {
+		r.Handle("/metrics", s.metricsHandler())
+	}
 	for _, m := range opts.Mounts {
 		m.Mount(r)
 	}
 	s.router = r
 	return s
+}
+
+// noSniff: browsers must not guess a reply's type (an error echoing input
+// must never run as HTML or script).
+func noSniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// status answers 404 and 405 through the mount that owns the path, or as JSON.
+func (s *Server) status(code int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range s.opts.Mounts {
+			if sw, ok := m.(StatusWriter); ok && sw.WriteStatus(w, r, code) {
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		_, _ = fmt.Fprintf(w, "{\"error\":%q}\n", http.StatusText(code))
+	}
+}
+
+// metricsHandler serves the registry, behind MetricsToken when set.
+func (s *Server) metricsHandler() http.Handler {
+	h := promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry})
+	if s.opts.MetricsToken == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte("Bearer " + s.opts.MetricsToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			http.Error(w, "metrics: Authorization: Bearer <server.metrics.token> required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// serveMetrics serves /metrics alone on MetricsAddr until stop is called.
+func (s *Server) serveMetrics(errorLog *log.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", s.opts.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for metrics on %s: %w", s.opts.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", s.metricsHandler())
+	ms := &http.Server{Handler: noSniff(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+	go func() { _ = ms.Serve(ln) }()
+	s.log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { _ = ms.Close() }, nil
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process
@@ -124,6 +201,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.opts.MetricsAddr != "" {
+		stop, err := s.serveMetrics(hs.ErrorLog)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

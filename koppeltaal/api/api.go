@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -137,6 +138,7 @@ type Server struct {
 	bearer BearerVerifier
 	limit  AuthLimiter
 	other  map[string]OtherHandlers // by OtherResourceUsage code; see HandleOther
+	routes chi.Routes               // the /FHIR/Koppeltaal group, for Allow headers
 }
 
 // New provisions opts.Config into the store (idempotent) and returns the server.
@@ -180,8 +182,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Mount registers the Koppeltaal endpoints under /FHIR/Koppeltaal on r.
 func (s *Server) Mount(r chi.Router) {
-	r.Route(Prefix, func(r chi.Router) {
-		r.Use(s.recoverer)
+	s.routes = r.Route(Prefix, func(r chi.Router) {
+		r.Use(s.recoverer, server.NoStore) // replies carry patient data
 		// Tolerate "…/Mailbox/" from clients that join base URLs carelessly.
 		r.Use(middleware.StripSlashes)
 		for _, ext := range s.ext {
@@ -196,12 +198,17 @@ func (s *Server) Mount(r chi.Router) {
 		r.Get("/MessageHeader/{id}/_history/{version}", s.auth(s.readMessageHeader))
 		r.Put("/MessageHeader/{id}", s.auth(s.putMessageHeader))
 		r.Put("/MessageHeader/{id}/_history/{version}", s.auth(s.putMessageHeader))
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			s.writeError(w, r, fail(http.StatusNotFound, "not-supported", "%s %s is not a Koppeltaal endpoint of this server.", r.Method, r.URL.Path))
-		})
-		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-			s.writeError(w, r, fail(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s.", r.Method, r.URL.Path))
-		})
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.WriteStatus(w, r, http.StatusNotFound) })
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.WriteStatus(w, r, http.StatusMethodNotAllowed) })
+	})
+}
+
+// WriteStatus answers a 404 or 405 under /FHIR/Koppeltaal as an
+// OperationOutcome (a 405 with the path's Allow header) — also for methods the
+// root router cannot route at all (server.StatusWriter).
+func (s *Server) WriteStatus(w http.ResponseWriter, r *http.Request, status int) bool {
+	return server.WriteStatusUnder(w, r, status, Prefix, s.routes, "a Koppeltaal", func(status int, detail string) {
+		s.writeError(w, r, fail(status, "not-supported", "%s", detail))
 	})
 }
 
@@ -682,3 +689,6 @@ func (s *Server) WriteBundle(w http.ResponseWriter, r *http.Request, status int,
 
 // ResponseFormat is the reply format negotiated from _format and Accept.
 func ResponseFormat(r *http.Request) koppeltaal.Format { return responseFormat(r) }
+
+// Interface guard: the root router's 404 and 405 under /FHIR/Koppeltaal are OperationOutcomes.
+var _ server.StatusWriter = (*Server)(nil)

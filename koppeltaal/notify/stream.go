@@ -79,7 +79,7 @@ func (n *Notifier) stream(s *api.Server) http.HandlerFunc {
 		}
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
+		h.Set("Cache-Control", "no-store") // announcements name patients
 		h.Set("X-Accel-Buffering", "no")
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprintf(w, "retry: 2000\nevent: ready\ndata: {\"instance\":%q}\n\n", c.Username)

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
+	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -65,6 +66,7 @@ type Server struct {
 	svc     *koppeltaal.Service
 	log     *slog.Logger
 	limit   *loginlimit.Limiter
+	routes  chi.Routes // the /OAuth2/Koppeltaal group, for Allow headers
 	public  string
 	clients clientCache
 	mu      sync.RWMutex
@@ -140,19 +142,24 @@ func (s *Server) Limiter() *loginlimit.Limiter { return s.limit }
 // Mount registers the OAuth endpoints under /OAuth2/Koppeltaal on r. Token is
 // also reachable from the configured browser origins (CORS).
 func (s *Server) Mount(r chi.Router) {
-	r.Route(Prefix, func(r chi.Router) {
-		r.Use(dynamicCORS(s.Origins))
+	s.routes = r.Route(Prefix, func(r chi.Router) {
+		r.Use(dynamicCORS(s.Origins), server.NoStore) // replies and redirects carry codes and tokens
 		r.Get("/Launch", s.launch(kindWeb))
 		r.Get("/MobileLaunch", s.launch(kindMobile))
 		r.Get("/Authorize", s.authorize)
 		r.Get("/Token", s.token)
 		r.Post("/Token", s.token)
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			oauthError(w, http.StatusNotFound, "invalid_request", r.URL.Path+" is not an OAuth endpoint of this server")
-		})
-		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-			oauthError(w, http.StatusMethodNotAllowed, "invalid_request", r.Method+" is not allowed on "+r.URL.Path)
-		})
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.WriteStatus(w, r, http.StatusNotFound) })
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.WriteStatus(w, r, http.StatusMethodNotAllowed) })
+	})
+}
+
+// WriteStatus answers a 404 or 405 under /OAuth2/Koppeltaal as an RFC 6749
+// error object (a 405 with the Allow header) — also for methods the root
+// router cannot route at all (server.StatusWriter).
+func (s *Server) WriteStatus(w http.ResponseWriter, r *http.Request, status int) bool {
+	return server.WriteStatusUnder(w, r, status, Prefix, s.routes, "an OAuth", func(status int, detail string) {
+		oauthError(w, status, "invalid_request", detail)
 	})
 }
 
@@ -918,8 +925,11 @@ func (s *Server) Verify(ctx context.Context, token string) (*koppeltaal.Caller, 
 	return c, nil
 }
 
-// Interface guard.
-var _ api.BearerVerifier = (*Server)(nil)
+// Interface guards.
+var (
+	_ api.BearerVerifier  = (*Server)(nil)
+	_ server.StatusWriter = (*Server)(nil)
+)
 
 // clientsTTL bounds the age of the cached client settings (changes by another process).
 const clientsTTL = time.Second
