@@ -2,6 +2,7 @@ package dstu1
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"os"
@@ -173,6 +174,60 @@ func FuzzPrimitiveValues(f *testing.F) {
 			}
 			if _, err := (Limits{SkipValueChecks: true}).ParseResource(out, form); err != nil {
 				t.Fatalf("%s %q in %v: refused also without value checks: %v", name, v, form, err)
+			}
+		}
+	})
+}
+
+// wellFormedXML parses data with encoding/xml in strict mode.
+func wellFormedXML(data []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// FuzzWriteStrings puts any string where the writers put text: OperationOutcome details (and its XHTML
+// narrative), an extension value, a bundle's link and entry id (attributes and Atom elements). Both writers
+// must produce a well-formed document — XML that encoding/xml accepts, JSON that is valid UTF-8 — whatever
+// the string holds, and a string XML can carry comes back unchanged (issue 16 item 6).
+func FuzzWriteStrings(f *testing.F) {
+	for _, s := range []string{"MessageHeader '1\x00' does not exist.", "\x01", "\uFFFE", "x\xffy", "\xed\xa0\x80",
+		"<&>\"'\r\n\t", "\u2028\u2029", "]]>", "plain"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		oo := NewOperationOutcome("", Issue{Severity: "error", Type: "invalid", Details: s, Resource: s})
+		oo.Add(NewExtension("http://x/e", NewPrimitive("valueString", s)))
+		b := NewBundle("urn:uuid:" + s)
+		b.Title = s
+		b.SetLink("self", "http://x/"+s)
+		b.AddEntry(oo, "http://x/"+s, "http://x/"+s+"/_history/1")
+		for _, out := range [][]byte{oo.XML(), b.XML()} {
+			if err := wellFormedXML(out); err != nil {
+				t.Fatalf("XML not well-formed (%v):\n%q", err, out)
+			}
+		}
+		for _, out := range [][]byte{oo.JSON(), b.JSON()} {
+			if !utf8.Valid(out) || !json.Valid(out) {
+				t.Fatalf("JSON not valid:\n%q", out)
+			}
+		}
+		if !utf8.ValidString(s) || !validXMLChars(s) {
+			return
+		}
+		for _, form := range []Format{FormatXML, FormatJSON} {
+			back, err := (Limits{SkipValueChecks: true}).ParseBundle(b.Encode(form), form)
+			if err != nil {
+				t.Fatalf("%v: own output refused: %v", form, err)
+			}
+			got := back.Entries[0].Resource.Child("issue").Str("details")
+			if got != s {
+				t.Fatalf("%v: details %q came back as %q", form, s, got)
 			}
 		}
 	})

@@ -421,7 +421,8 @@ func sameName(kids []*Node, i int) []*Node {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string (control characters, U+2028 and U+2029 escaped).
+// appendJSONString appends s as a JSON string (control characters, U+2028 and U+2029 escaped). Bytes that
+// are not UTF-8 become U+FFFD, so the output is valid JSON whatever s holds (issue 16 item 6).
 func appendJSONString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
 	last := 0
@@ -450,6 +451,13 @@ func appendJSONString(buf []byte, s string) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[last:i]...)
+			buf = append(buf, "\uFFFD"...)
+			i += size
+			last = i
+			continue
+		}
 		if r == '\u2028' || r == '\u2029' {
 			buf = append(buf, s[last:i]...)
 			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])

@@ -104,57 +104,56 @@ func parseXHTML(s string, l Limits) (string, error) {
 	return x, r.end()
 }
 
-// appendEscapedText escapes character data.
-func appendEscapedText(buf []byte, s string) []byte {
-	last := 0
-	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '\r':
-			esc = "&#xD;"
-		default:
-			continue
-		}
-		buf = append(buf, s[last:i]...)
-		buf = append(buf, esc...)
-		last = i + 1
-	}
-	return append(buf, s[last:]...)
-}
+// appendEscapedText escapes character data. Characters XML 1.0 cannot carry
+// at all (C0 controls other than tab, LF and CR; U+FFFE, U+FFFF; bytes that
+// are not UTF-8) become U+FFFD, so whatever a string holds — an error echoing
+// a request path, say — the document stays well-formed (issue 16 item 6).
+func appendEscapedText(buf []byte, s string) []byte { return appendXMLEscaped(buf, s, false) }
 
 // appendEscapedAttr escapes an attribute value (quotes with '"'); whitespace characters are escaped so
-// attribute-value normalisation on re-reading does not change them.
-func appendEscapedAttr(buf []byte, s string) []byte {
+// attribute-value normalisation on re-reading does not change them. Characters XML cannot carry become
+// U+FFFD, as in appendEscapedText.
+func appendEscapedAttr(buf []byte, s string) []byte { return appendXMLEscaped(buf, s, true) }
+
+func appendXMLEscaped(buf []byte, s string, attr bool) []byte {
 	last := 0
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
+		c := s[i]
 		var esc string
-		switch s[i] {
-		case '&':
+		n := 1
+		switch {
+		case c == '&':
 			esc = "&amp;"
-		case '<':
+		case c == '<':
 			esc = "&lt;"
-		case '>':
+		case c == '>':
 			esc = "&gt;"
-		case '"':
-			esc = "&quot;"
-		case '\t':
-			esc = "&#x9;"
-		case '\n':
-			esc = "&#xA;"
-		case '\r':
+		case c == '\r':
 			esc = "&#xD;"
-		default:
+		case attr && c == '"':
+			esc = "&quot;"
+		case attr && c == '\t':
+			esc = "&#x9;"
+		case attr && c == '\n':
+			esc = "&#xA;"
+		case c == '\t' || c == '\n' || (c >= 0x20 && c < utf8.RuneSelf):
+			i++
 			continue
+		case c < 0x20:
+			esc = "\uFFFD"
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			n = size
+			if (r != utf8.RuneError || size > 1) && r != 0xFFFE && r != 0xFFFF {
+				i += size
+				continue
+			}
+			esc = "\uFFFD" // not UTF-8 (surrogates included), or a non-character
 		}
 		buf = append(buf, s[last:i]...)
 		buf = append(buf, esc...)
-		last = i + 1
+		i += n
+		last = i
 	}
 	return append(buf, s[last:]...)
 }

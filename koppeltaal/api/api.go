@@ -215,6 +215,7 @@ func (s *Server) WriteStatus(w http.ResponseWriter, r *http.Request, status int)
 // Handler returns a chi router with only the Koppeltaal API mounted (tests, tools).
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.WriteStatus(w, r, http.StatusMethodNotAllowed) })
 	s.Mount(r)
 	return r
 }
