@@ -107,6 +107,6 @@ mutation defect7-primitive-values fhir/dstu1/values.go \
 	}' \
   hostile/timestamp-yesterday hostile/xml-invalid-datetime hostile/xml-invalid-instant hostile/xml-invalid-uri
 mutation patient-extension-mismatch koppeltaal/mailbox.go \
-  'if named == "" || named == ext {' 'if named == "" || named == ext || true {' \
+  'case named == "" || named == ext:' 'case named == "" || named == ext || true:' \
   hostile/patient-extension-mismatch
 exit $status
