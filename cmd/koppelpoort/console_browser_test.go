@@ -95,6 +95,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("search by patient", chromedp.Click(`//nav//a[text()="Messages"]`), chromedp.WaitVisible(`input[name=Patient]`),
 		chromedp.SendKeys(`input[name=Patient]`, patient), chromedp.Click(`//form//button[text()="Search"]`),
 		chromedp.WaitVisible(`//td[text()="`+patient+`"]`))
+	// The unfiltered list shows the patient too (next to the demo CarePlan serve posts): wait for the filter.
+	_, _ = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("main tbody tr").length === 1`, chromedp.WithPollingTimeout(10*time.Second)))
 	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("main tbody tr").length`))
 	if err != nil || rows != 1 {
 		t.Fatalf("search by patient shows %d messages, want 1", rows)
@@ -113,7 +115,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`//code[text()="BrowserModule"]`))
 	shot("applications")
 	run("create an instance", chromedp.Click(`//nav//a[text()="Instances"]`), chromedp.WaitVisible(`//h1[text()="Application instances"]`),
-		chromedp.Click(`//summary[text()="New application instance"]`), chromedp.SendKeys(`input[name=username]`, "browser-module@demo"),
+		chromedp.Click(`//summary[text()="New application instance"]`), chromedp.WaitVisible(`input[name=username]`),
+		chromedp.SendKeys(`input[name=username]`, "browser-module@demo"),
+		chromedp.WaitReady(`//select[@name="application"]/option[text()="BrowserModule"]`), // the options arrive with the page's data
 		chromedp.SetValue(`select[name=application]`, "BrowserModule"), chromedp.SetValue(`select[name=domain]`, koppeltaal.DemoDomain),
 		chromedp.Click(`input[value=CreateOrUpdatePatient]`), chromedp.Click(`//form//button[text()="Save"]`),
 		chromedp.WaitVisible(`.secret`))
