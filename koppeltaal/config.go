@@ -195,23 +195,8 @@ const (
 	APIVersion135 = "1.3.5"
 )
 
-// Events are the message event codes a server routes (SPEC.md §4.4).
-var Events = []string{
-	"CreateOrUpdatePatient",
-	"CreateOrUpdatePractitioner",
-	"CreateOrUpdateRelatedPerson",
-	"CreateOrUpdateActivityDefinition",
-	"CreateOrUpdateCarePlan",
-	"UpdateCarePlanActivityStatus",
-	"CreateOrUpdateCarePlanActivityResult",
-	"CreateOrUpdateUserMessage",
-}
-
 // Roles are the ApplicationRoles codes (SPEC.md §4.9).
 var Roles = []string{"PractitionerPortal", "PatientPortal", "RelatedPersonPortal", "Game", "ELearning", "ROM"}
-
-// KnownEvent reports whether code is a Koppeltaal message event.
-func KnownEvent(code string) bool { return contains(Events, code) }
 
 func contains(list []string, s string) bool {
 	for _, v := range list {

@@ -23,14 +23,6 @@ const (
 // ServerVersion is the Koppeltaal version this server implements, as Conformance.version.
 const ServerVersion = "v1.3.5"
 
-// focusOf is the focal resource type per event (SPEC.md §4.4), as in the Conformance.
-var focusOf = map[string]string{
-	"CreateOrUpdatePatient": "Patient", "CreateOrUpdatePractitioner": "Practitioner",
-	"CreateOrUpdateRelatedPerson": "RelatedPerson", "CreateOrUpdateActivityDefinition": "Other",
-	"CreateOrUpdateCarePlan": "CarePlan", "UpdateCarePlanActivityStatus": "Other",
-	"CreateOrUpdateCarePlanActivityResult": "Other", "CreateOrUpdateUserMessage": "Other",
-}
-
 // Conformance returns the Conformance statement (SPEC.md §12, CLIENTS.md): name
 // "Koppeltaal", fhirVersion 0.0.82, and the OAuth endpoints of this server
 // (root is the configured public URL, scheme://host[:port]; never the request's Host).

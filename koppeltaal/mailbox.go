@@ -28,23 +28,6 @@ const (
 // TextValidatedOnly answers a valid message with the ValidateOnly tag (our wording: the reply is unspecified).
 const TextValidatedOnly = "The message is valid. It was not processed: it carries the ValidateOnly tag."
 
-// allowedTypes are the resource types a 1.3.5 message may carry (SPEC.md §4.5), and the BlackBoxState
-// that the Test Game sends with its status updates (CLIENTS.md); Other resources count by their
-// OtherResourceUsage code.
-var allowedTypes = map[string]bool{
-	"MessageHeader": true, "Organization": true, "Practitioner": true, "Patient": true, "RelatedPerson": true,
-	"Device": true, "CarePlan": true,
-	dstu1.KindActivityDefinition: true, dstu1.KindCarePlanActivityStatus: true, dstu1.KindUserMessage: true,
-	dstu1.KindCareTeam: true, dstu1.KindBlackBoxState: true,
-}
-
-// eventsWithoutPatient are the events whose MessageHeader needs no #Patient
-// extension: SPEC.md §4.2 names Practitioner and ActivityDefinition; the Python
-// connector also sends CreateOrUpdatePatient without it (the focal resource is the patient).
-var eventsWithoutPatient = map[string]bool{
-	"CreateOrUpdatePractitioner": true, "CreateOrUpdateActivityDefinition": true, "CreateOrUpdatePatient": true,
-}
-
 // PostResult is the outcome of an accepted POST /Mailbox.
 type PostResult struct {
 	Response  *dstu1.Bundle // the response message (SPEC.md §4.8)
@@ -289,7 +272,7 @@ func (s *Service) CheckBundle(c *Caller, b *dstu1.Bundle, f Format, size int) (*
 		focal.version = focalDataVersion
 	}
 	patient := mh.Patient()
-	if patient == "" && event == "CreateOrUpdatePatient" {
+	if patient == "" && event == EventCreateOrUpdatePatient {
 		patient = focalURL
 	}
 	patient, _ = dstu1.SplitHistory(patient)
@@ -585,7 +568,7 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 	switch {
 	case event == "":
 		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.event.code is missing.")
-	case event == "CreateOrUpdateActivityDefinition":
+	case event == EventCreateOrUpdateActivityDefinition:
 		return nil, nil, fail(http.StatusBadRequest, "not-supported",
 			"CreateOrUpdateActivityDefinition messages are sent by the server only; use the ActivityDefinition API (POST [base]/Other).")
 	case !KnownEvent(event):
@@ -608,7 +591,7 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 	if len(data) == 0 || data[0] == "" {
 		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.data (the focal resource reference) is missing.")
 	}
-	if !eventsWithoutPatient[event] && mh.Patient() == "" {
+	if EventNeedsPatient(event) && mh.Patient() == "" {
 		return nil, nil, fail(http.StatusBadRequest, "required",
 			"MessageHeader extension %s is required for %s.", dstu1.ExtMessageHeaderPatient, event)
 	}
@@ -652,9 +635,9 @@ func checkFocalPatient(b *dstu1.Bundle, mh *dstu1.MessageHeader) error {
 	focalURL, _ := dstu1.SplitHistory(mh.Data()[0])
 	var named string
 	switch event := mh.EventCode(); event {
-	case "CreateOrUpdatePatient":
+	case EventCreateOrUpdatePatient:
 		named = focalURL
-	case "CreateOrUpdateCarePlan", "CreateOrUpdateRelatedPerson":
+	case EventCreateOrUpdateCarePlan, EventCreateOrUpdateRelatedPerson:
 		for _, e := range b.Entries[1:] {
 			if self, _ := dstu1.SplitHistory(e.SelfLink()); self == focalURL && e.Resource != nil {
 				named = resolveReference(focalURL, e.Resource.Str("patient", "reference"))

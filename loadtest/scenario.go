@@ -27,9 +27,9 @@ const (
 
 // Koppeltaal event codes the load mix uses.
 const (
-	EventPatient        = "CreateOrUpdatePatient"
-	EventCarePlan       = "CreateOrUpdateCarePlan"
-	EventActivityStatus = "UpdateCarePlanActivityStatus"
+	EventPatient        = koppeltaal.EventCreateOrUpdatePatient
+	EventCarePlan       = koppeltaal.EventCreateOrUpdateCarePlan
+	EventActivityStatus = koppeltaal.EventUpdateCarePlanActivityStatus
 )
 
 var knownRoles = []string{RolePractitionerPortal, RolePatientPortal, RoleRelatedPersonPortal, RoleGame, RoleQuestionnaire}

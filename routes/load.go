@@ -16,6 +16,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/adapters"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/rules"
 	"github.com/koppelpoort/koppelpoort/transforms"
@@ -547,11 +548,11 @@ func (l *loader) koppeltaal(e *transforms.Engine, n *yaml.Node) *KoppeltaalTempl
 	f := l.fields(n, "koppeltaal", "event", "patient", "resources")
 	k := &KoppeltaalTemplate{}
 	if v := f["event"]; v == nil {
-		l.errf(n, "koppeltaal needs an event (one of %s)", strings.Join(KoppeltaalEvents, ", "))
+		l.errf(n, "koppeltaal needs an event (one of %s)", strings.Join(koppeltaal.Events, ", "))
 	} else {
 		k.Event = l.str(v, "event")
-		if !slices.Contains(KoppeltaalEvents, k.Event) {
-			l.errf(v, "unknown Koppeltaal event %q%s (one of %s)", k.Event, adapters.Suggest(k.Event, KoppeltaalEvents), strings.Join(KoppeltaalEvents, ", "))
+		if !slices.Contains(koppeltaal.Events, k.Event) {
+			l.errf(v, "unknown Koppeltaal event %q%s (one of %s)", k.Event, adapters.Suggest(k.Event, koppeltaal.Events), strings.Join(koppeltaal.Events, ", "))
 		}
 	}
 	if v := f["patient"]; v != nil {
@@ -570,9 +571,9 @@ func (l *loader) koppeltaal(e *transforms.Engine, n *yaml.Node) *KoppeltaalTempl
 		rf := l.fields(item, fmt.Sprintf("koppeltaal resource %d", i+1), "type", "id", "fields")
 		rt := ResourceTemplate{Type: l.str(rf["type"], "type")}
 		if rf["type"] == nil {
-			l.errf(item, "resource needs a type (one of %s)", strings.Join(KoppeltaalResourceTypes, ", "))
-		} else if !slices.Contains(KoppeltaalResourceTypes, rt.Type) {
-			l.errf(rf["type"], "resource type %q is not allowed in a Koppeltaal message%s (one of %s)", rt.Type, adapters.Suggest(rt.Type, KoppeltaalResourceTypes), strings.Join(KoppeltaalResourceTypes, ", "))
+			l.errf(item, "resource needs a type (one of %s)", strings.Join(dstu1.MessageResourceTypes, ", "))
+		} else if !slices.Contains(dstu1.MessageResourceTypes, rt.Type) {
+			l.errf(rf["type"], "resource type %q is not allowed in a Koppeltaal message%s (one of %s)", rt.Type, adapters.Suggest(rt.Type, dstu1.MessageResourceTypes), strings.Join(dstu1.MessageResourceTypes, ", "))
 		}
 		if rf["id"] == nil {
 			l.errf(item, "resource needs an id expression (stable per source record, e.g. '\"epd-\" + record.patientnummer')")
@@ -589,7 +590,7 @@ func (l *loader) koppeltaal(e *transforms.Engine, n *yaml.Node) *KoppeltaalTempl
 		}
 		k.Resources = append(k.Resources, rt)
 	}
-	if k.Patient == nil && k.Event != "" && k.Event != "CreateOrUpdatePractitioner" && k.Event != "CreateOrUpdateActivityDefinition" {
+	if k.Patient == nil && k.Event != "" && k.Event != koppeltaal.EventCreateOrUpdatePractitioner && k.Event != koppeltaal.EventCreateOrUpdateActivityDefinition {
 		l.errf(n, "event %s needs `patient:` (the Patient id for the MessageHeader#Patient extension)", k.Event)
 	}
 	return k

@@ -8,7 +8,8 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/adapters"
 	_ "github.com/koppelpoort/koppelpoort/adapters/all"
-	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
@@ -49,7 +50,7 @@ func reference() string {
 		fmt.Fprintf(&b, "| `%s` | %s |\n", f.Signature, mdCell(f.Doc))
 	}
 	fmt.Fprintf(&b, "\n### Koppeltaal\n\nEvents (`koppeltaal.event`): %s.\n\nResource types (`resources[].type`): %s.\n",
-		codeList(routes.KoppeltaalEvents), codeList(routes.KoppeltaalResourceTypes))
+		codeList(koppeltaal.Events), codeList(dstu1.MessageResourceTypes))
 	return b.String()
 }
 

@@ -91,13 +91,3 @@ func (p RetryPolicy) Total() time.Duration {
 	}
 	return d
 }
-
-// KoppeltaalEvents are the Koppeltaal 1.3.x message events a route may produce.
-var KoppeltaalEvents = []string{"CreateOrUpdatePatient", "CreateOrUpdatePractitioner", "CreateOrUpdateRelatedPerson",
-	"CreateOrUpdateCarePlan", "UpdateCarePlanActivityStatus", "CreateOrUpdateCarePlanActivityResult",
-	"CreateOrUpdateUserMessage", "CreateOrUpdateActivityDefinition"}
-
-// KoppeltaalResourceTypes are the resource types allowed in a 1.3.5 bundle; the last four are Other
-// resources told apart by their OtherResourceUsage code.
-var KoppeltaalResourceTypes = []string{"Patient", "Practitioner", "RelatedPerson", "Organization", "Device", "CarePlan",
-	"CarePlanActivityStatus", "UserMessage", "CareTeam", "ActivityDefinition"}

@@ -2,6 +2,8 @@ package routes
 
 import (
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
@@ -74,12 +76,12 @@ func JSONSchema() map[string]any {
 					"koppeltaal": map[string]any{
 						"type": "object", "additionalProperties": false, "required": []string{"event", "resources"},
 						"properties": map[string]any{
-							"event":   map[string]any{"enum": KoppeltaalEvents},
+							"event":   map[string]any{"enum": koppeltaal.Events},
 							"patient": expr,
 							"resources": map[string]any{"type": "array", "minItems": 1, "items": map[string]any{
 								"type": "object", "additionalProperties": false, "required": []string{"type", "id"},
 								"properties": map[string]any{
-									"type":   map[string]any{"enum": KoppeltaalResourceTypes},
+									"type":   map[string]any{"enum": dstu1.MessageResourceTypes},
 									"id":     expr,
 									"fields": map[string]any{"type": "object", "additionalProperties": value},
 								},

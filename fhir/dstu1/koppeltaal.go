@@ -40,6 +40,11 @@ const (
 	KindBlackBoxState = "BlackBoxState"
 )
 
+// MessageResourceTypes are the resource types a Koppeltaal 1.3.5 message may carry besides its MessageHeader
+// (SPEC.md §4.5); the last four are Other resources told apart by their OtherResourceUsage code.
+var MessageResourceTypes = []string{"Patient", "Practitioner", "RelatedPerson", "Organization", "Device", "CarePlan",
+	KindCarePlanActivityStatus, KindUserMessage, KindCareTeam, KindActivityDefinition}
+
 // extURLs returns both accepted forms of a Koppeltaal extension URL: ".../Koppeltaal/X#Y" and the older
 // ".../Koppeltaal/Profile/X#Y" (SPEC §17 item 13). Output always uses the first.
 func extURLs(canonical string) [2]string {
