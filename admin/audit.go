@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -18,6 +19,8 @@ type Action struct {
 	DomainID int64
 	// Detail is a short free text (changed attribute names, a count); never a secret or patient data.
 	Detail string
+	// Patient is whose data the action showed or changed (a message read in the browser), if any.
+	Patient string
 }
 
 // Auditor records administrative actions. Record runs inside the transaction
@@ -43,4 +46,25 @@ func (l LogAuditor) Record(ctx context.Context, _ *store.Tx, a Action) error {
 	return nil
 }
 
-var _ Auditor = LogAuditor{}
+// TrailAuditor records each action in the audit trail (package audit), in
+// the transaction of the action.
+type TrailAuditor struct{ Recorder *audit.Recorder }
+
+// Record implements Auditor.
+func (t TrailAuditor) Record(ctx context.Context, tx *store.Tx, a Action) error {
+	act := audit.Actor{Kind: audit.KindAdmin}
+	if a.Principal != nil {
+		act.Name, act.SourceIP = a.Principal.User.Username, a.Principal.Remote
+	}
+	act.RequestID = audit.RequestOf(ctx).RequestID
+	detail := a.Verb
+	if a.Detail != "" {
+		detail += ": " + a.Detail
+	}
+	return t.Recorder.InTx(ctx, tx, audit.Event{Action: audit.ActionAdmin, Actor: act, Patient: a.Patient, Object: a.Object, Detail: detail})
+}
+
+var (
+	_ Auditor = LogAuditor{}
+	_ Auditor = TrailAuditor{}
+)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -163,6 +164,7 @@ func (s *Service) Post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		if errors.As(err, &ke) {
 			s.metrics.Rejected.WithLabelValues("mailbox", fmt.Sprint(ke.Status)).Inc()
 		}
+		s.record(ctx, c, audit.ActionPost, c.Patient, "", "refused", err)
 		return nil, err
 	}
 	return res, nil
@@ -463,6 +465,9 @@ func (s *Service) accept(ctx context.Context, tx *store.Tx, sub *Submission, sha
 		Message: stored, Versions: rvs, Recipients: recipients,
 		Receipt: &store.Receipt{SenderInstanceID: c.ID, MessageIdentifier: mh.Identifier(), RequestHash: requestHash, Data: issued}})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.audited(ctx, tx, c, audit.ActionPost, patient, fmt.Sprintf("Message/%d", msgID), event); err != nil {
 		return nil, err
 	}
 	stored.ID = msgID

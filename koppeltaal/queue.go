@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -56,8 +57,11 @@ func (s *Service) Claim(ctx context.Context, c *Caller, f ClaimFilter, base stri
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
-		found = err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		found = true
+		return s.audited(ctx, tx, c, audit.ActionClaim, e.PatientRef, entryObject(e.ID), e.Event)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim next for %s: %w", c.Username, err)
@@ -95,8 +99,10 @@ func ParseEntryRef(ref string) (id int64, version string, err error) {
 // Entries of other instances are indistinguishable from missing ones.
 func (s *Service) Read(ctx context.Context, c *Caller, id int64, version, base string) (*dstu1.Bundle, error) {
 	var out *dstu1.Bundle
+	var e store.Entry
 	err := s.st.View(ctx, func(tx *store.Tx) error {
-		e, err := tx.EntryForInstance(ctx, c.ID, id)
+		var err error
+		e, err = tx.EntryForInstance(ctx, c.ID, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
 			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
 		}
@@ -109,8 +115,16 @@ func (s *Service) Read(ctx context.Context, c *Caller, id int64, version, base s
 		out, err = s.renderMessage(ctx, tx, c, e, base)
 		return err
 	})
+	patient := e.PatientRef
+	if err != nil {
+		patient = "" // nothing was shown: not even whose message the id is
+	}
+	s.record(ctx, c, audit.ActionRead, patient, entryObject(id), e.Event, err)
 	return out, asKoppeltaalErr(err, "read message", c)
 }
+
+// entryObject names a queue entry in the audit trail.
+func entryObject(id int64) string { return "MessageHeader/" + strconv.FormatInt(id, 10) }
 
 func asKoppeltaalErr(err error, what string, c *Caller) error {
 	if err == nil {
@@ -187,6 +201,7 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 		}
 		params.Set("_count", strconv.Itoa(q.Count))
 		out = s.searchBundle(base, "/MessageHeader/_search?"+params.Encode(), nil, total, q.Page, q.Count)
+		s.recordSearch(ctx, c, q, es)
 		for _, e := range es {
 			msg, err := s.renderHeader(ctx, tx, c, e, base)
 			if err != nil {
@@ -197,6 +212,26 @@ func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base str
 		return nil
 	})
 	return out, asKoppeltaalErr(err, "search messages", c)
+}
+
+// recordSearch records a search: one record per patient whose messages it
+// returned (with their entries), or one for the patient asked about when it found none.
+func (s *Service) recordSearch(ctx context.Context, c *Caller, q SearchQuery, es []store.Entry) {
+	if len(es) == 0 {
+		s.record(ctx, c, audit.ActionSearch, q.Patient, "MessageHeader", "0 results", nil)
+		return
+	}
+	byPatient := map[string][]string{}
+	var order []string
+	for _, e := range es {
+		if _, ok := byPatient[e.PatientRef]; !ok {
+			order = append(order, e.PatientRef)
+		}
+		byPatient[e.PatientRef] = append(byPatient[e.PatientRef], strconv.FormatInt(e.ID, 10))
+	}
+	for _, p := range order {
+		s.record(ctx, c, audit.ActionSearch, p, "MessageHeader/"+strings.Join(byPatient[p], ","), "", nil)
+	}
 }
 
 // searchBundle builds a search result feed with paging links (page is 1-based; 0 = no paging links).
@@ -414,6 +449,9 @@ func (s *Service) acknowledge(ctx context.Context, c *Caller, id int64, version 
 					continue
 				}
 				return fail(http.StatusConflict, "conflict", "MessageHeader %d changed concurrently; read it again.", id)
+			}
+			if err := s.audited(ctx, tx, c, audit.ActionAck, e.PatientRef, entryObject(e.ID), to); err != nil {
+				return err
 			}
 			e.Status, e.Exception, e.StatusChangedAt, e.Version = to, ps.Exception, now.UnixMicro(), ver
 			if to == store.StatusSuccess {

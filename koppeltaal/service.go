@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -30,6 +31,7 @@ type Service struct {
 	now     func() time.Time
 	metrics *Metrics
 	vwarn   versionWarnLog
+	audit   *audit.Recorder // nil: nothing recorded
 }
 
 // NewService returns the core for st with cfg (defaults applied). metrics may be nil.
@@ -65,6 +67,12 @@ const (
 // Config returns the effective configuration (defaults applied).
 func (s *Service) Config() Config { return s.cfg }
 
+// SetAuditor makes the service record every access to patient data in r (see package audit).
+func (s *Service) SetAuditor(r *audit.Recorder) { s.audit = r }
+
+// Auditor is the recorder SetAuditor set (nil: none).
+func (s *Service) Auditor() *audit.Recorder { return s.audit }
+
 // SetClock replaces the clock (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
@@ -77,6 +85,35 @@ type Caller struct {
 	Patient string
 	// TokenExpiresAt is when the Bearer token expires (zero for Basic).
 	TokenExpiresAt time.Time
+	// User and Client are the launch user and OAuth client of a Bearer token (for the audit trail).
+	User, Client string
+}
+
+// Actor is the caller as the audit trail names it, with the request's source and id from ctx.
+func (c *Caller) Actor(ctx context.Context) audit.Actor {
+	a := audit.Actor{Kind: audit.KindInstance, Name: c.Username, Application: c.AppIdent, Domain: c.DomainName}
+	if c.Patient != "" {
+		a.Kind, a.Client, a.LaunchUser, a.TokenPatient = audit.KindBearer, c.Client, c.User, c.Patient
+	}
+	return a.FromRequest(ctx)
+}
+
+// audited records an action of c that wrote in tx, in tx.
+func (s *Service) audited(ctx context.Context, tx *store.Tx, c *Caller, action, patient, object, detail string) error {
+	return s.audit.InTx(ctx, tx, audit.Event{At: s.now(), Action: action, Actor: c.Actor(ctx), Patient: patient, Object: object, Detail: detail})
+}
+
+// record records an action of c that wrote nothing (err: its refusal, if any).
+func (s *Service) record(ctx context.Context, c *Caller, action, patient, object, detail string, err error) {
+	status := 0
+	if err != nil {
+		status = http.StatusInternalServerError
+		var ke *Error
+		if errors.As(err, &ke) {
+			status = ke.Status
+		}
+	}
+	s.audit.Record(ctx, audit.Event{At: s.now(), Action: action, Status: status, Actor: c.Actor(ctx), Patient: patient, Object: object, Detail: detail})
 }
 
 // patientScope applies the caller's patient restriction to a requested patient

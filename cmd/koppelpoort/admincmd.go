@@ -30,11 +30,7 @@ func newAdminCmd() *cobra.Command {
 
 // openAdminStore opens the store named by the flags/config, with the accounts service on it.
 func openAdminStore(ctx context.Context, f serveFlags) (*store.Store, *admin.Accounts, error) {
-	cfg, err := loadConfig(f, os.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	cfg, st, err := openConfiguredStore(ctx, f)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,6 +40,19 @@ func openAdminStore(ctx context.Context, f serveFlags) (*store.Store, *admin.Acc
 		return nil, nil, err
 	}
 	return st, acc, nil
+}
+
+// openConfiguredStore loads the configuration the flags name and opens its store (migrated).
+func openConfiguredStore(ctx context.Context, f serveFlags) (*config.Config, *store.Store, error) {
+	cfg, err := loadConfig(f, os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, st, nil
 }
 
 func newCreateUserCmd() *cobra.Command {

@@ -13,6 +13,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/admin/console"
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
@@ -55,6 +56,12 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	var ktService *koppeltaal.Service                        // the Koppeltaal server, for local Koppeltaal adapters (nil: none)
 	var acts *activity.Registry
 	fhirBase := strings.TrimSuffix(public, "/") + api.Prefix
+	trail, err := audit.New(audit.Options{Store: st, Logger: logger, Key: []byte(cfg.Audit.Key), RetentionDays: cfg.Audit.RetentionDays})
+	if err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	a.closers = append(a.closers, trail.Close)
+	a.workers = append(a.workers, trail.Run) // the sealer of the hash chain, one process at a time
 	if cfg.Koppeltaal != nil {
 		cfg.Koppeltaal.PublicURL = public // every link the Koppeltaal server writes
 		if cfg.Path == "" {
@@ -76,7 +83,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal activity definitions: %w", err)
 		}
-		stor, err := storage.New(storage.Options{Store: st, Config: cfg.Koppeltaal.Storage, Logger: logger})
+		stor, err := storage.New(storage.Options{Store: st, Config: cfg.Koppeltaal.Storage, Logger: logger, Audit: trail})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal storage service: %w", err)
 		}
@@ -88,6 +95,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 			SkipApply:  true,
 			Bearer:     sso,
 			Limiter:    sso.Limiter(),
+			Audit:      trail,
 			// Middleware first (CORS, notifier wake-up), then routes.
 			Extensions: []func(*api.Server, chi.Router){sso.Extension, push.Extension, ads.Extension, stor.Extension},
 		})
@@ -111,7 +119,8 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		}
 	}
 	// Administrators after the Koppeltaal objects: their scopes name domains and applications.
-	accounts, err := admin.New(admin.Options{Store: st, Config: cfg.Admin, Logger: logger, Limiter: limiter})
+	accounts, err := admin.New(admin.Options{Store: st, Config: cfg.Admin, Logger: logger, Limiter: limiter,
+		Auditor: admin.TrailAuditor{Recorder: trail}})
 	if err != nil {
 		return nil, fmt.Errorf("administrators: %w", err)
 	}

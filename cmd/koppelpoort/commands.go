@@ -13,6 +13,7 @@ func extraCommands() []*cobra.Command {
 		newReplayCmd(),
 		newLoadCmd(),
 		newAdminCmd(),
+		newAuditCmd(),
 		newRegressCmd(),
 		newTestClientCmd(),
 	}

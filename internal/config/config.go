@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"go.yaml.in/yaml/v4"
@@ -49,6 +50,8 @@ type Config struct {
 	Koppeltaal *koppeltaal.Config `yaml:"koppeltaal"`
 	// Admin holds the administrator accounts and session settings of the console and the Support API.
 	Admin admin.Config `yaml:"admin"`
+	// Audit is the audit trail of access to patient data (NEN 7513).
+	Audit audit.Config `yaml:"audit"`
 	// Routes lists gateway route files or glob patterns, relative to the config file.
 	Routes []string `yaml:"routes"`
 

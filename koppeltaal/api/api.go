@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -20,6 +21,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -60,6 +62,9 @@ type Options struct {
 	Bearer BearerVerifier
 	// Limiter throttles failed authentication per source address; nil: no limit.
 	Limiter AuthLimiter
+	// Audit records every access to patient data; nil: a Recorder on Store with the
+	// defaults. Its sealer (audit.Recorder.Run) is the caller's to run.
+	Audit *audit.Recorder
 }
 
 // BearerVerifier turns an OAuth2 access token into the caller it acts for
@@ -165,6 +170,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Audit == nil {
+		if opts.Audit, err = audit.New(audit.Options{Store: opts.Store, Logger: opts.Logger}); err != nil {
+			return nil, err
+		}
+	}
+	svc.SetAuditor(opts.Audit)
 	return &Server{svc: svc, log: opts.Logger, cfg: svc.Config(), ext: opts.Extensions, bearer: opts.Bearer, limit: opts.Limiter}, nil
 }
 
@@ -273,7 +284,7 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 				s.writeError(w, r, err)
 				return
 			}
-			next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+			next(w, r.WithContext(withCaller(r, c)))
 			return
 		}
 		user, pass, ok := r.BasicAuth()
@@ -300,7 +311,7 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+		next(w, r.WithContext(withCaller(r, c)))
 	}
 }
 
@@ -326,6 +337,18 @@ func (s *Server) Recheck(r *http.Request) (*koppeltaal.Caller, error) {
 		return nil, koppeltaal.ErrUnauthorized
 	}
 	return s.svc.Authenticate(r.Context(), user, pass)
+}
+
+// withCaller is r's context with the authenticated caller, and the request's
+// source address (the TCP peer, as the limiter: X-Forwarded-For is not
+// trusted) and id for the audit trail.
+func withCaller(r *http.Request, c *koppeltaal.Caller) context.Context {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	ctx := audit.WithRequest(r.Context(), audit.Request{SourceIP: ip, RequestID: middleware.GetReqID(r.Context())})
+	return context.WithValue(ctx, callerKey{}, c)
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string) {

@@ -905,10 +905,14 @@ func (s *Server) Verify(ctx context.Context, token string) (*koppeltaal.Caller, 
 		if now.UnixMicro() >= t.AccessExpiresAt {
 			return &api.TokenExpiredError{Token: token, ExpiredAt: time.UnixMicro(t.AccessExpiresAt)}
 		}
-		var patient string
-		if err := tx.Get(ctx, &patient, "SELECT patient FROM oauth_launches WHERE id = ?", t.LaunchID); err != nil {
+		var launch struct {
+			Patient string `db:"patient"`
+			User    string `db:"user_ref"`
+		}
+		if err := tx.Get(ctx, &launch, "SELECT patient, user_ref FROM oauth_launches WHERE id = ?", t.LaunchID); err != nil {
 			return fmt.Errorf("read launch of token: %w", err)
 		}
+		patient := launch.Patient
 		in, err := tx.InstanceByID(ctx, t.InstanceID)
 		if err != nil {
 			return fmt.Errorf("read instance of token: %w", err)
@@ -916,7 +920,7 @@ func (s *Server) Verify(ctx context.Context, token string) (*koppeltaal.Caller, 
 		if in.Disabled() { // removed from the configuration since the token was issued
 			return koppeltaal.ErrUnauthorized
 		}
-		c = &koppeltaal.Caller{Instance: in, Patient: patient, TokenExpiresAt: time.UnixMicro(t.AccessExpiresAt)}
+		c = &koppeltaal.Caller{Instance: in, Patient: patient, User: launch.User, Client: t.ClientID, TokenExpiresAt: time.UnixMicro(t.AccessExpiresAt)}
 		return nil
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -25,6 +26,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Audit records every read and write of an item; nil: nothing recorded.
+	Audit *audit.Recorder
 }
 
 // Service stores, finds and deletes items.
@@ -33,6 +36,7 @@ type Service struct {
 	cfg koppeltaal.StorageConfig
 	log *slog.Logger
 	now func() time.Time
+	aud *audit.Recorder
 }
 
 // New returns the Storage Service over opts.Store.
@@ -50,7 +54,7 @@ func New(opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{st: opts.Store, cfg: opts.Config, log: opts.Logger, now: opts.Now}, nil
+	return &Service{st: opts.Store, cfg: opts.Config, log: opts.Logger, now: opts.Now, aud: opts.Audit}, nil
 }
 
 func fail(status int, code, format string, args ...any) *koppeltaal.Error {
@@ -91,8 +95,11 @@ func (s *Service) Create(ctx context.Context, c *koppeltaal.Caller, f Fields) (s
 			return err
 		}
 		it.ID = id
-		return nil
+		return s.audited(ctx, tx, c, audit.ActionStorageWrite, it, "created")
 	})
+	if err != nil {
+		s.record(ctx, c, audit.ActionStorageWrite, store.StorageItem{PatientRef: f.Patient}, err)
+	}
 	return it, s.asError(err, "create storage item", c)
 }
 
@@ -129,8 +136,14 @@ func (s *Service) Update(ctx context.Context, c *koppeltaal.Caller, id int64, ve
 		now := s.now()
 		it.ObjectType, it.ObjectKey, it.ContentType, it.Content = f.ObjectType, f.ObjectKey, f.ContentType, f.Content
 		it.Size, it.UpdatedAt, it.Version = int64(len(f.Content)), now.UnixMicro(), koppeltaal.NextVersion(now, it.Version)
-		return tx.UpdateStorageItem(ctx, it)
+		if err := tx.UpdateStorageItem(ctx, it); err != nil {
+			return err
+		}
+		return s.audited(ctx, tx, c, audit.ActionStorageWrite, it, "updated")
 	})
+	if err != nil {
+		s.record(ctx, c, audit.ActionStorageWrite, store.StorageItem{ID: id}, err)
+	}
 	return it, s.asError(err, "update storage item", c)
 }
 
@@ -143,6 +156,7 @@ func (s *Service) Get(ctx context.Context, c *koppeltaal.Caller, id int64) (stor
 		it, err = s.own(ctx, tx, c, id)
 		return err
 	})
+	s.record(ctx, c, audit.ActionStorageRead, it, err)
 	return it, s.asError(err, "read storage item", c)
 }
 
@@ -154,8 +168,14 @@ func (s *Service) Delete(ctx context.Context, c *koppeltaal.Caller, id int64) (s
 		if it, err = s.own(ctx, tx, c, id); err != nil {
 			return err
 		}
-		return tx.DeleteStorageItem(ctx, c.ID, id)
+		if err := tx.DeleteStorageItem(ctx, c.ID, id); err != nil {
+			return err
+		}
+		return s.audited(ctx, tx, c, audit.ActionStorageDel, it, "")
 	})
+	if err != nil {
+		s.record(ctx, c, audit.ActionStorageDel, store.StorageItem{ID: id}, err)
+	}
 	return it, s.asError(err, "delete storage item", c)
 }
 
@@ -176,6 +196,8 @@ func (s *Service) Search(ctx context.Context, c *koppeltaal.Caller, q store.Stor
 		items, total, err = tx.SearchStorageItems(ctx, q)
 		return err
 	})
+	s.aud.Record(ctx, audit.Event{At: s.now(), Action: audit.ActionStorageRead, Actor: c.Actor(ctx), Patient: q.Patient,
+		Object: "Other/StorageItem", Detail: fmt.Sprintf("search: %d of %d items", len(items), total), Status: statusOf(err)})
 	return items, total, s.asError(err, "search storage items", c)
 }
 
@@ -186,6 +208,38 @@ func (s *Service) own(ctx context.Context, tx *store.Tx, c *koppeltaal.Caller, i
 		return it, fail(http.StatusNotFound, "not-found", "%s does not exist.", Ref(id))
 	}
 	return it, err
+}
+
+// audited records an action on item it in tx.
+func (s *Service) audited(ctx context.Context, tx *store.Tx, c *koppeltaal.Caller, action string, it store.StorageItem, detail string) error {
+	return s.aud.InTx(ctx, tx, audit.Event{At: s.now(), Action: action, Actor: c.Actor(ctx), Patient: it.PatientRef,
+		Object: Ref(it.ID), Detail: detail})
+}
+
+// record records a read, or a refused write (err), of item it.
+func (s *Service) record(ctx context.Context, c *koppeltaal.Caller, action string, it store.StorageItem, err error) {
+	ev := audit.Event{At: s.now(), Action: action, Actor: c.Actor(ctx), Status: statusOf(err)}
+	if err == nil {
+		ev.Patient = it.PatientRef
+	}
+	if it.ID != 0 {
+		ev.Object = Ref(it.ID)
+	}
+	s.aud.Record(ctx, ev)
+}
+
+// statusOf is the HTTP status a service error answers with (0: none).
+func statusOf(err error) int {
+	var ke *koppeltaal.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ke):
+		return ke.Status
+	case errors.Is(err, store.ErrDuplicateKey):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
 }
 
 func (s *Service) checkWrite(f Fields) error {

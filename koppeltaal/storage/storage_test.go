@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
@@ -38,6 +39,7 @@ type env struct {
 	t   *testing.T
 	st  *store.Store
 	url string
+	rec *audit.Recorder
 }
 
 func newEnv(t *testing.T, b storetest.Backend, limits koppeltaal.StorageConfig) *env {
@@ -60,18 +62,23 @@ func newEnv(t *testing.T, b storetest.Backend, limits koppeltaal.StorageConfig) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := storage.New(storage.Options{Store: st, Config: cfg.Storage})
+	rec, err := audit.New(audit.Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: sso,
+	t.Cleanup(func() { rec.Close() })
+	svc, err := storage.New(storage.Options{Store: st, Config: cfg.Storage, Audit: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: sso, Audit: rec,
 		Extensions: []func(*api.Server, chi.Router){sso.Extension, svc.Extension}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Mount(r)
 	sso.Mount(r)
-	return &env{t: t, st: st, url: ts.URL}
+	return &env{t: t, st: st, url: ts.URL, rec: rec}
 }
 
 func (e *env) client(user, pass string, f dstu1.Format) *client.Client {
