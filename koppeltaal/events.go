@@ -68,3 +68,16 @@ var allowedTypes = func() map[string]bool {
 	}
 	return m
 }()
+
+// resultTypes are the resource types a CreateOrUpdateCarePlanActivityResult may carry besides those of
+// allowedTypes: the Other coded CarePlanActivityResult of the TA profile and the DiagnosticReport,
+// Questionnaire and Observation of TD-CP's example (SPEC.md §4.4, §17 item 16). TO p21 left the event out of
+// 1.3.5, but ARCH §5.2.2 still routes it and the Python and C# connectors can send it, so it is accepted
+// (decision 22) rather than refused as an unsupported resource type.
+var resultTypes = map[string]bool{dstu1.KindCarePlanActivityResult: true, "DiagnosticReport": true, "Questionnaire": true, "Observation": true}
+
+// typeAllowed reports whether a message of event may carry a resource of type t (Other resources by
+// their OtherResourceUsage code).
+func typeAllowed(event, t string) bool {
+	return allowedTypes[t] || event == EventCreateOrUpdateCarePlanActivityResult && resultTypes[t]
+}

@@ -552,7 +552,7 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 		if e.Resource == nil {
 			return nil, nil, fail(http.StatusBadRequest, "structure", "A message bundle cannot hold deleted entries.")
 		}
-		if t := e.ResourceType(); !allowedTypes[t] {
+		if t := e.ResourceType(); !typeAllowed(mh.EventCode(), t) {
 			return nil, nil, fail(http.StatusBadRequest, "not-supported", textUnsupportedResourceFn, t)
 		}
 	}
@@ -689,13 +689,19 @@ func resolveReference(from, ref string) string {
 	return from[:i] + "/" + ref
 }
 
-// ServerSource is MessageHeader.source of every MessageHeader the server itself writes (Mailbox replies,
-// its CreateOrUpdateActivityDefinition messages), for the FHIR base URL base: all four fields filled —
+// ServerSource is MessageHeader.source of the replies the server writes (Mailbox replies; see
+// InformationSource for its own CreateOrUpdateActivityDefinition messages), for the FHIR base URL base: all four fields filled —
 // clients parse replies with the DSTU1 cardinalities (software and endpoint 1..1), and the old server's
 // empty values broke them (CLIENTS.md). The product and its version come from internal/buildinfo.
 func ServerSource(base string) dstu1.Source {
 	return dstu1.Source{Name: "Koppeltaal", Software: buildinfo.Product, Version: buildinfo.Version(), Endpoint: base + "/Mailbox"}
 }
+
+// InformationSource is MessageHeader.source of the information messages the server sends on its own
+// (CreateOrUpdateActivityDefinition), exactly as the old server wrote it (SPEC.md §3.7, the recorded
+// example createorupdateactivitydefinition-message-edge.xml): software "Koppeltaal", version "v1.3.x",
+// endpoint "not used". A module may tell server messages from application messages by these values.
+var InformationSource = dstu1.Source{Software: "Koppeltaal", Version: "v1.3.x", Endpoint: "not used"}
 
 // completeSource fills the elements DSTU1 requires in MessageHeader.source that a sender left out or empty
 // (the Java test connector sends only an empty endpoint): software = the sending application, endpoint =

@@ -34,8 +34,7 @@ var special = map[string]fixture{
 	"patient-resource-architectuur.xml":  {reject: ErrNotFHIR},
 	"patient-resource-architectuur.json": {reject: ErrNotFHIR},
 	// Questionnaire.authored holds "Hl7.Fhir.Model.FhirDateTime" (the tutorial's .NET code printed the object,
-	// not its value). The server refuses the message anyway: CreateOrUpdateCarePlanActivityResult's
-	// DiagnosticReport and Questionnaire are not 1.3.5 resource types (SPEC.md §4.5).
+	// not its value); with a real dateTime the server routes it (koppeltaal decision 22).
 	"createorupdatecareplanactivityresult-request-healthonline-step4.xml": {reject: ErrNotFHIR, value: true},
 	// Documentation examples with elided resource bodies ("..." as text inside a resource).
 	"createorupdatecareplan-queued-1.3.5-pythonadapter.xml":         {elided: true},

@@ -499,7 +499,7 @@ func (g *Registry) publish(ctx context.Context, tx *store.Tx, d Definition, r *d
 		mh := dstu1.NewMessageHeader(dstu1.MessageHeaderFields{
 			ID: ident, Identifier: ident, Timestamp: now.UTC().Format(time.RFC3339),
 			Event:  dstu1.Coding{System: dstu1.SystemMessageEvents, Code: Event, Display: Event},
-			Source: koppeltaal.ServerSource(base),
+			Source: koppeltaal.InformationSource,
 			Data:   []string{self},
 		})
 		b.AddEntry(mh.Resource, "", "")

@@ -244,8 +244,7 @@ func TestPublishedMessageAndDomainScope(t *testing.T) {
 			}
 			mh := bun.MessageHeader()
 			src := mh.Source()
-			if mh.EventCode() != "CreateOrUpdateActivityDefinition" || src.Name != "Koppeltaal" || src.Software != "Koppelpoort" ||
-				src.Version == "" || src.Endpoint != e.ts.URL+api.Prefix+"/Mailbox" || mh.Patient() != "" {
+			if mh.EventCode() != "CreateOrUpdateActivityDefinition" || src != koppeltaal.InformationSource || mh.Patient() != "" {
 				t.Fatalf("message header: %s %+v", mh.EventCode(), src)
 			}
 			if d := mh.Data(); len(d) != 1 || !versioned.MatchString(d[0]) || bun.Entries[1].SelfLink() != d[0] {

@@ -59,3 +59,30 @@ func TestPublishedMessageGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishedSourceIsTheOldServers: the source of a server-generated CreateOrUpdateActivityDefinition is
+// the old server's, element for element, as in the recorded example (SPEC.md §3.7).
+func TestPublishedSourceIsTheOldServers(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "createorupdateactivitydefinition-message-edge.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := dstu1.ParseBundle(raw, dstu1.FormatXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")})
+	for _, f := range []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON} {
+		r := e.do("GET", "/FHIR/Koppeltaal/MessageHeader/_search?_id=1", d1Portal, f, nil)
+		if r.Status != 200 {
+			t.Fatalf("read: %d %s", r.Status, r.Body)
+		}
+		got, err := dstu1.ParseBundle(r.Body, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, w := got.MessageHeader().Source(), example.MessageHeader().Source(); g != w {
+			t.Errorf("%s: source = %+v, want the old server's %+v", f, g, w)
+		}
+	}
+}

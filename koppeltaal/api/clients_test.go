@@ -10,6 +10,8 @@ import (
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/testclient"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -445,4 +447,47 @@ func TestMalformedMessagesRefused(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCarePlanActivityResultRouted: CreateOrUpdateCarePlanActivityResult is routed (decision 22) in both
+// forms deployed connectors send — TD-CP's DiagnosticReport + Questionnaire + Observation (the HealthOnline
+// example, its .NET type name in Questionnaire.authored replaced by a dateTime) and the TA profile's Other
+// coded CarePlanActivityResult (what the Test Client sends) — and claimed by a subscriber in either format.
+// The extra resource types stay refused in other messages.
+func TestCarePlanActivityResultRouted(t *testing.T) {
+	raw := strings.Replace(string(fixture(t, "examples/createorupdatecareplanactivityresult-request-healthonline-step4.xml")),
+		"Hl7.Fhir.Model.FhirDateTime", "2019-11-14T14:34:26+01:00", 1)
+	example, err := dstu1.ParseBundle([]byte(raw), dstu1.FormatXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := testclient.ResultMessage("https://portal.example/Patient/7", "activity-1", "r1",
+		client.BuildOptions{Domain: "HealthOnline", ResourceBase: "https://game.example/fhir/Koppeltaal", MessageID: "result-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h *harness
+	for _, f := range []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON} {
+		h = newHarness(t, sqliteOnly(t), domainFor("HealthOnline")) // the example carries versions: a fresh server each
+		for name, msg := range map[string]*dstu1.Bundle{"td-cp": example, "other": other} {
+			msg.MessageHeader().Child("identifier").Value = name + "-" + f.String()
+			r := h.do(req{method: "POST", path: "/FHIR/Koppeltaal/Mailbox", user: "sender", pass: "ps",
+				accept: ctypeOf(f), ctype: ctypeOf(f), body: koppeltaal.EncodeBundle(msg, f)})
+			if r.Status != http.StatusOK {
+				t.Fatalf("%s %s: %d %s", name, f, r.Status, r)
+			}
+			got := bundleOf(t, claim(h, "receiver", "pr", f))
+			if got.MessageHeader().EventCode() != "CreateOrUpdateCarePlanActivityResult" || len(got.Entries) != len(msg.Entries) {
+				t.Fatalf("%s %s: claimed %s", name, f, koppeltaal.EncodeBundle(got, f))
+			}
+		}
+	}
+	// A DiagnosticReport in another message is still an unsupported resource type.
+	example.MessageHeader().Child("event").Child("code").Value = "UpdateCarePlanActivityStatus"
+	example.MessageHeader().Child("identifier").Value = "not-a-result"
+	r := h.do(req{method: "POST", path: "/FHIR/Koppeltaal/Mailbox", user: "sender", pass: "ps",
+		accept: ctypeOf(dstu1.FormatJSON), ctype: ctypeOf(dstu1.FormatJSON), body: koppeltaal.EncodeBundle(example, dstu1.FormatJSON)})
+	if got := strings.Join(outcome(t, r), "|"); r.Status != http.StatusBadRequest || got != "The resource type 'DiagnosticReport' is not supported." {
+		t.Fatalf("DiagnosticReport in a status message: %d %q", r.Status, got)
+	}
 }

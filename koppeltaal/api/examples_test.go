@@ -40,8 +40,8 @@ func TestExampleMessages(t *testing.T) {
 	}
 	files = append(files, filepath.Join("..", "testdata", "testgame", "updatecareplanactivitystatus-blackboxstate.json"))
 	refused := map[string]string{ // file → text of the 400 it gets
-		// CarePlanActivityResult carries DiagnosticReport etc., not supported in 1.3.5 (SPEC.md §4.5), and its
-		// Questionnaire.authored holds a .NET type name where a dateTime belongs.
+		// Its Questionnaire.authored holds a .NET type name where a dateTime belongs (with a dateTime it is
+		// routed: TestCarePlanActivityResultRouted).
 		"createorupdatecareplanactivityresult-request-healthonline-step4.xml": "authored",
 	}
 	if len(files) < 12 {

@@ -249,8 +249,8 @@ func StatusMessage(u StatusUpdate, o client.BuildOptions) (*dstu1.Bundle, error)
 }
 
 // ResultMessage builds a CreateOrUpdateCarePlanActivityResult for an activity: an Other coded
-// CarePlanActivityResult (TA form; the message is deprecated and SPEC.md §4.5 leaves it out of 1.3.5, so a
-// server may refuse it).
+// CarePlanActivityResult (TA form; the message is deprecated and SPEC.md §4.5 leaves it out of 1.3.5, so
+// another server may refuse it — Koppelpoort routes it, decision 22).
 func ResultMessage(patient, activity, id string, o client.BuildOptions) (*dstu1.Bundle, error) {
 	return client.BuildMessage(client.Message{Event: "CreateOrUpdateCarePlanActivityResult", Patient: patient, Resources: []client.Resource{{
 		Type: dstu1.KindCarePlanActivityResult, ID: "result-" + id, Body: map[string]any{"extension": []any{
