@@ -20,6 +20,13 @@ function apiFilters(f) {
   return out;
 }
 
+// describe names the filters a result is for: " — Patient: …, Event: …" ("" for none).
+function describe(f) {
+  if (!f) return "";
+  const parts = Object.entries(f).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`);
+  return parts.length ? " — " + parts.join(", ") : "";
+}
+
 export function Status({ s }) {
   return html`<span class=${"status-" + s}>${s}</span>`;
 }
@@ -33,9 +40,12 @@ export function Messages({ params }) {
   const [err, setErr] = useState("");
   const [busy, setBusy] = useState(false);
   const [fresh, setFresh] = useState(0);
+  const [shownFor, setShownFor] = useState(null); // the filters the rows shown are the answer to
   const newest = useRef(0);
+  const latest = useRef(0); // number of the last search started: only its answer is shown
 
   const load = async (filters, before) => {
+    const mine = ++latest.current;
     setBusy(true);
     setErr("");
     try {
@@ -43,14 +53,16 @@ export function Messages({ params }) {
       const q = apiFilters(filters);
       if (before) q["id][lt"] = before;
       const doc = await jsonapi("GET", "/Message?" + filterQuery(q, extra));
+      if (mine !== latest.current) return; // a later search (a submit during the first load) wins
       const list = doc.data.map(attrs);
       setRows((old) => (before ? [...old, ...list] : list));
       setMore(!!(doc.links && doc.links.next));
+      setShownFor(filters);
       if (!before) { newest.current = list.length ? Number(list[0].id) : 0; setFresh(0); }
     } catch (x) {
-      setErr(x.message);
+      if (mine === latest.current) setErr(x.message);
     } finally {
-      setBusy(false);
+      if (mine === latest.current) setBusy(false);
     }
   };
   useEffect(() => { load(f); }, []);
@@ -99,7 +111,7 @@ export function Messages({ params }) {
     <p class="live" aria-live="polite">${fresh > 0 ? html`${fresh} new message${fresh > 1 ? "s" : ""} — <a href="#" onClick=${(e) => { e.preventDefault(); load(f); }}>show</a>` : "Watching for new messages…"}</p>
     ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
     <div class="scroll"><table>
-      <caption class="live">${rows.length} message${rows.length === 1 ? "" : "s"} shown, newest first</caption>
+      <caption class="live">${rows.length} message${rows.length === 1 ? "" : "s"} shown, newest first${describe(shownFor)}</caption>
       <thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Domain</th><th scope="col">Sender</th><th scope="col">Patient</th><th scope="col">Recipients</th></tr></thead>
       <tbody>${rows.map((m) => html`<tr>
         <td><a href=${"#/messages/" + m.id}>${when(m.CreatedAt)}</a></td>

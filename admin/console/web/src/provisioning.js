@@ -11,6 +11,13 @@ function useList(type) {
   return [list, err, reload];
 }
 
+// loading is what a page shows until all its lists are in: forms and tables appear together, so nothing moves
+// under the pointer and no select is offered without its options.
+function loading(title, err, ...lists) {
+  if (lists.every((l) => l !== null)) return null;
+  return html`<h1>${title}</h1>${err ? html`<p role="alert">${err}</p>` : html`<p aria-busy="true">Loading…</p>`}`;
+}
+
 function Managed({ by }) {
   return by === "config"
     ? html`<span class="badge" title="Declared in the configuration file: change it there">file</span>`
@@ -39,6 +46,8 @@ export function Domains({ me }) {
     await jsonapi("POST", "/Domain", resourceDoc("Domain", { Name: f.get("name"), DTAPPhase: f.get("phase") }));
     reload();
   };
+  const wait = loading("Domains", err, list);
+  if (wait) return wait;
   return html`<h1>Domains</h1>
     ${err && html`<p role="alert">${err}</p>`}
     <div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">DTAP phase</th><th scope="col">Managed by</th><th scope="col">Created</th></tr></thead>
@@ -58,6 +67,8 @@ export function Applications({ me }) {
     reload();
   };
   const ROLES = ["PractitionerPortal", "PatientPortal", "RelatedPersonPortal", "Game", "ELearning", "ROM"];
+  const wait = loading("Applications", err, list);
+  if (wait) return wait;
   return html`<h1>Applications</h1>
     ${err && html`<p role="alert">${err}</p>`}
     <div class="scroll"><table><thead><tr><th scope="col">Identifier (client_id)</th><th scope="col">Name</th><th scope="col">Roles</th><th scope="col">Managed by</th></tr></thead>
@@ -78,8 +89,8 @@ function Secret({ label, value }) {
 
 export function Instances({ me }) {
   const [list, err, reload] = useList("ApplicationInstance");
-  const [apps] = useList("Application");
-  const [domains] = useList("Domain");
+  const [apps, appsErr] = useList("Application");
+  const [domains, domainsErr] = useList("Domain");
   const [created, setCreated] = useState(null);
   const create = async (f, form) => {
     const body = { Username: f.get("username"), Application: f.get("application"), Domain: f.get("domain"),
@@ -90,6 +101,8 @@ export function Instances({ me }) {
     form.reset();
     reload();
   };
+  const wait = loading("Application instances", err || appsErr || domainsErr, list, apps, domains);
+  if (wait) return wait;
   return html`<h1>Application instances</h1>
     ${err && html`<p role="alert">${err}</p>`}
     <div class="scroll"><table><thead><tr><th scope="col">Username</th><th scope="col">Application</th><th scope="col">Domain</th><th scope="col">API</th><th scope="col">Subscriptions</th><th scope="col">Webhook</th><th scope="col">State</th></tr></thead>
