@@ -33,6 +33,9 @@ type Config struct {
 	DefaultCount int `yaml:"default_count"`
 	// MaxBodyBytes is the largest request body accepted; larger bodies get 413. Default 10 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxEntries is the most entries (MessageHeader included) a posted message may
+	// have; more get 413. Default 1000 (a CarePlan message has tens).
+	MaxEntries int `yaml:"max_entries"`
 	// SweepInterval is how often the sweeper looks for timed-out claims. Default 10s.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// BcryptCost is the bcrypt cost for plain-text passwords hashed at start (4..31). Default 10.
@@ -184,6 +187,7 @@ const (
 	DefaultMaxCount      = 1000
 	DefaultPageSize      = 50
 	DefaultMaxBodyBytes  = 10 << 20
+	DefaultMaxEntries    = 1000
 	DefaultSweepInterval = 10 * time.Second
 	DefaultAPIVersion    = APIVersion135
 	DefaultBcryptCost    = 10
@@ -226,6 +230,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = DefaultMaxEntries
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = DefaultSweepInterval

@@ -242,7 +242,7 @@ func (s *Service) Check(c *Caller, body []byte, f Format) (*Submission, error) {
 
 // parse reads a posted message bundle within the body limit.
 func (s *Service) parse(body []byte, f Format) (*dstu1.Bundle, error) {
-	b, err := dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes}.ParseBundle(body, f)
+	b, err := dstu1.Limits{MaxBytes: s.cfg.MaxBodyBytes, MaxEntries: s.cfg.MaxEntries}.ParseBundle(body, f)
 	if err != nil {
 		return nil, parseFailure("The message", err)
 	}
@@ -533,6 +533,8 @@ func parseFailure(what string, err error) *Error {
 	switch {
 	case errors.Is(err, dstu1.ErrTooLarge):
 		return fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
+	case errors.Is(err, dstu1.ErrTooManyEntries):
+		e = fail(http.StatusRequestEntityTooLarge, "too-costly", "%v (koppeltaal.max_entries)", err)
 	case errors.Is(err, dstu1.ErrNullInArray):
 		e = fail(http.StatusBadRequest, "structure", "%s", dstu1.ErrNullInArray.Error())
 	default:

@@ -62,16 +62,19 @@ func (t *Tx) Resources(ctx context.Context, domainID int64, urls []string) (map[
 	if len(urls) == 0 {
 		return out, nil
 	}
-	q, args, err := inQuery("SELECT id, url, resource_type, current_version, content_hash FROM resources WHERE domain_id = ? AND url IN (?)", domainID, urls)
-	if err != nil {
-		return nil, err
-	}
-	var rs []Resource
-	if err := t.sel(ctx, &rs, q, args...); err != nil {
-		return nil, fmt.Errorf("look up resources: %w", err)
-	}
-	for _, r := range rs {
-		out[r.URL] = r
+	for _, c := range chunks(len(urls), 1, 1) {
+		q, args, err := inQuery("SELECT id, url, resource_type, current_version, content_hash FROM resources WHERE domain_id = ? AND url IN (?)",
+			domainID, urls[c[0]:c[1]])
+		if err != nil {
+			return nil, err
+		}
+		var rs []Resource
+		if err := t.sel(ctx, &rs, q, args...); err != nil {
+			return nil, fmt.Errorf("look up resources: %w", err)
+		}
+		for _, r := range rs {
+			out[r.URL] = r
+		}
 	}
 	return out, nil
 }
@@ -122,6 +125,15 @@ func (t *Tx) PutResourceVersions(ctx context.Context, rvs []ResourceVersion) err
 		return t.PutResourceVersion(ctx, rvs[0])
 	}
 	now := micros(time.Now())
+	for _, c := range chunks(len(rvs), 8, 0) { // thousands of resources: several statements (maxBinds)
+		if err := t.putResourceVersions(ctx, rvs[c[0]:c[1]], now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tx) putResourceVersions(ctx context.Context, rvs []ResourceVersion, now int64) error {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO resources (domain_id, url, resource_type, current_version, content_hash,
 		created_at, updated_at, last_modified_by) VALUES `)

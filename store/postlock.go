@@ -97,34 +97,40 @@ func (t *Tx) LockForPost(ctx context.Context, l PostLock) (PostState, error) {
 	// (sorted) order written; a column is "s" where the lock is shared. Every
 	// column has the same form (an exclusive lock passes no URL), so the
 	// statement's text, and its prepared plan, depends on the number of locks only.
-	var b strings.Builder
-	args := []any{l.DomainID}
-	b.WriteString("SELECT ")
-	for i, lk := range locks {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&b, `CASE WHEN EXISTS (SELECT 1 FROM resources WHERE domain_id = $1 AND url = $%d AND content_hash = $%d)
-			THEN 's' || pg_advisory_xact_lock_shared($%d)::text ELSE pg_advisory_xact_lock($%d)::text END`, n+1, n+2, n+3, n+3)
-		args = append(args, lk.url, lk.hash, lk.key)
-	}
+	// More than maxColumns locks (a message with thousands of resources) are
+	// several statements, still in order, in the same round trip.
 	var st PostState
-	stmts := []pgStmt{{sql: b.String(), args: args, scan: func(rows pgx.Rows) error {
-		if !rows.Next() {
-			return errors.New("no row")
-		}
-		vals, err := rows.Values()
-		if err != nil {
-			return err
-		}
-		for i, v := range vals {
-			if v == "s" {
-				st.Shared = append(st.Shared, locks[i].url)
+	var stmts []pgStmt
+	for lo := 0; lo < len(locks); lo += maxColumns {
+		group := locks[lo:min(len(locks), lo+maxColumns)]
+		var b strings.Builder
+		args := []any{l.DomainID}
+		b.WriteString("SELECT ")
+		for i, lk := range group {
+			if i > 0 {
+				b.WriteString(", ")
 			}
+			n := len(args)
+			fmt.Fprintf(&b, `CASE WHEN EXISTS (SELECT 1 FROM resources WHERE domain_id = $1 AND url = $%d AND content_hash = $%d)
+			THEN 's' || pg_advisory_xact_lock_shared($%d)::text ELSE pg_advisory_xact_lock($%d)::text END`, n+1, n+2, n+3, n+3)
+			args = append(args, lk.url, lk.hash, lk.key)
 		}
-		return nil
-	}}}
+		stmts = append(stmts, pgStmt{sql: b.String(), args: args, scan: func(rows pgx.Rows) error {
+			if !rows.Next() {
+				return errors.New("no row")
+			}
+			vals, err := rows.Values()
+			if err != nil {
+				return err
+			}
+			for i, v := range vals {
+				if v == "s" {
+					st.Shared = append(st.Shared, group[i].url)
+				}
+			}
+			return nil
+		}})
+	}
 	if l.RequestHash != "" {
 		stmts = append(stmts, pgStmt{sql: receiptSQLPG, args: []any{l.SenderID, l.Identifier, l.RequestHash},
 			scan: func(rows pgx.Rows) error {

@@ -248,19 +248,34 @@ const replaceOlderAllSQL = `UPDATE queue SET status = ?, status_changed_at = ?, 
 // their open entries for the same focal resource and event (e.FocalRef,
 // e.Event) as ReplacedByNewVersion, then inserts one entry per instance (e
 // with InstanceID set) in one statement. It returns the new entry ids in the
-// order of instanceIDs. Two statements however many subscribers: this runs
-// for every posted message.
+// order of instanceIDs. Two statements however many subscribers (more only
+// beyond maxBinds): this runs for every posted message.
 func (t *Tx) QueueForAll(ctx context.Context, e Entry, instanceIDs []int64) ([]int64, error) {
 	if len(instanceIDs) == 0 {
 		return nil, nil
 	}
 	if e.FocalRef != "" {
-		q, args := inQueryInt(replaceOlderAllSQL, []any{StatusReplacedByNewVersion, e.StatusChangedAt, e.Version,
-			historyEntry(StatusReplacedByNewVersion, e.StatusChangedAt), e.FocalRef, e.Event}, instanceIDs)
-		if _, err := t.exec(ctx, q, args...); err != nil {
-			return nil, fmt.Errorf("replace older entries of %s: %w", e.FocalRef, err)
+		for _, c := range chunks(len(instanceIDs), 1, 6) {
+			q, args := inQueryInt(replaceOlderAllSQL, []any{StatusReplacedByNewVersion, e.StatusChangedAt, e.Version,
+				historyEntry(StatusReplacedByNewVersion, e.StatusChangedAt), e.FocalRef, e.Event}, instanceIDs[c[0]:c[1]])
+			if _, err := t.exec(ctx, q, args...); err != nil {
+				return nil, fmt.Errorf("replace older entries of %s: %w", e.FocalRef, err)
+			}
 		}
 	}
+	var ids []int64
+	for _, c := range chunks(len(instanceIDs), 10, 0) { // below every database's bind limit (maxBinds)
+		part, err := t.insertEntries(ctx, e, instanceIDs[c[0]:c[1]])
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, part...) // a later statement's rows get higher ids
+	}
+	return ids, nil
+}
+
+// insertEntries is QueueForAll's insert of one chunk of instances.
+func (t *Tx) insertEntries(ctx context.Context, e Entry, instanceIDs []int64) ([]int64, error) {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
 		status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at) VALUES `)

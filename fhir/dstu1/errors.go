@@ -15,6 +15,8 @@ var (
 	ErrTooDeep = errors.New("message nests too deep")
 	// ErrTooManyElements: the message has more than Limits.MaxElements elements/values.
 	ErrTooManyElements = errors.New("message has too many elements")
+	// ErrTooManyEntries: the bundle has more than Limits.MaxEntries entries.
+	ErrTooManyEntries = errors.New("bundle has too many entries")
 	// ErrInvalidUTF8: the body is not valid UTF-8.
 	ErrInvalidUTF8 = errors.New("invalid UTF-8")
 	// ErrDTD: the XML body has a document type declaration (<!DOCTYPE ...>); DTDs and entities are refused.

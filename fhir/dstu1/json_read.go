@@ -189,6 +189,9 @@ func (c *jsonConv) bundle(v jval) (*Bundle, error) {
 			b.Categories, err = c.categories(m.val)
 		case "entry":
 			err = c.each(m.val, func(ev jval) error {
+				if c.lim.MaxEntries > 0 && len(b.Entries) >= c.lim.MaxEntries {
+					return c.fail(ev.off, ErrTooManyEntries, "more than %d entries", c.lim.MaxEntries)
+				}
 				e, err := c.entry(ev)
 				b.Entries = append(b.Entries, e)
 				return err

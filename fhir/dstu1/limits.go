@@ -54,6 +54,9 @@ type Limits struct {
 	MaxDepth int
 	// MaxElements is the most XML elements or JSON values in one message. Default 200 000.
 	MaxElements int
+	// MaxEntries, when > 0, is the most entries a bundle may have (ErrTooManyEntries). Default: no limit
+	// beyond MaxElements.
+	MaxEntries int
 	// SkipValueChecks leaves out the checks of primitive values against their DSTU1 type (dates in range,
 	// 32-bit integers, codes, ...; values.go), for bodies a program wrote itself after checking them when
 	// they came in: a stricter check in a newer version must not make the messages an older one stored

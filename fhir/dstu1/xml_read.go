@@ -180,6 +180,9 @@ func (r *xmlReader) feedChild(b *Bundle, t xtok) error {
 			err = r.skip()
 		case "entry":
 			r.entryIdx = len(b.Entries) // errors name it as feed/entry[i], as JSON paths do
+			if r.lim.MaxEntries > 0 && len(b.Entries) >= r.lim.MaxEntries {
+				return r.fail(ErrTooManyEntries, "more than %d entries", r.lim.MaxEntries)
+			}
 			var e *Entry
 			e, err = r.entry()
 			b.Entries = append(b.Entries, e)
@@ -190,6 +193,9 @@ func (r *xmlReader) feedChild(b *Bundle, t xtok) error {
 		b.TotalResults, err = r.text()
 		b.HasTotal = true
 	case t.space == NSTombstones && t.local == "deleted-entry":
+		if r.lim.MaxEntries > 0 && len(b.Entries) >= r.lim.MaxEntries {
+			return r.fail(ErrTooManyEntries, "more than %d entries", r.lim.MaxEntries)
+		}
 		var e *Entry
 		e, err = r.deletedEntry(t)
 		b.Entries = append(b.Entries, e)
