@@ -25,7 +25,6 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/oauth"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/storage"
 	"github.com/koppelpoort/koppelpoort/routes"
-	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -147,24 +146,8 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	}
 	a.mounts = append(a.mounts, accounts, support, web)
 	a.workers = append(a.workers, accounts.Run)
-	rt, err := runtime.ForServe(ctx, runtime.ServeOptions{
-		Routes:     rs,
-		Store:      st,
-		Koppeltaal: ktService,
-		Logger:     logger,
-		Registerer: reg,
-	})
-	if err != nil {
-		return nil, err // routes.Diagnostics: every problem with file:line:col
-	}
-	// The routes this server runs, the Koppeltaal server's own first: in the log and on /metrics.
-	if err := runtime.Announce(logger, reg, runtime.Describe(ktService != nil, rs)); err != nil {
-		return nil, fmt.Errorf("announce routes: %w", err)
-	}
-	if rt != nil {
-		a.mounts = append(a.mounts, rt)
-		a.workers = append(a.workers, rt.Run)
-		a.closers = append(a.closers, rt.Close)
+	if err := a.startRoutes(ctx, cfg, rs, st, ktService, logger, reg); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

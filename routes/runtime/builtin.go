@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -67,7 +68,13 @@ func Announce(log *slog.Logger, reg prometheus.Registerer, infos []RouteInfo) er
 			Help: "The routes this server runs (value 1): the built-in Koppeltaal route and the gateway routes."},
 			[]string{"route", "revision", "input", "outputs", "builtin"})
 		if err := reg.Register(g); err != nil {
-			return err
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+			// Announced again after a reload: the same series, with the routes as they are now.
+			g = are.ExistingCollector.(*prometheus.GaugeVec)
+			g.Reset()
 		}
 	}
 	for _, r := range infos {
