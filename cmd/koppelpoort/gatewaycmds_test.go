@@ -82,7 +82,7 @@ func TestReplayCmd(t *testing.T) {
 	}
 	if err := st.Update(context.Background(), func(tx *store.Tx) error {
 		return tx.PutDeadLetter(context.Background(), store.DeadLetter{ID: "dl1", Route: "r1", Stage: "rules", RecordKey: "k1",
-			Record: `{"key":"k1","fields":{"a":"1"}}`, Reason: "bad BSN", CreatedAt: 1})
+			Record: `{"key":"k1","fields":{"a":"1"}}`, Reason: "bad BSN " + strings.Repeat("and more ", 20) + "END", Revision: "abc123", CreatedAt: 1})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -94,13 +94,27 @@ func TestReplayCmd(t *testing.T) {
 	if err != nil || !strings.Contains(out, "dry run: 1 dead letters would be replayed") || !strings.Contains(out, "bad BSN") {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
+	// --id shows the dead letter whole (issue 14, defect 5: the reason was cut at 100 characters).
+	out, err = runCmd(t, newReplayCmd(), "--dsn", dsn, "--id", "dl1")
+	for _, want := range []string{"r1 (revision abc123)", "stage        rules", "and more END", `"a": "1"`} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("replay --id lacks %q: %v\n%s", want, err, out)
+		}
+	}
 	out, err = runCmd(t, newReplayCmd(), "--dsn", dsn, "--id", "dl1", "--yes")
 	if err != nil || !strings.Contains(out, "replayed 1 dead letters") {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
 	out, _ = runCmd(t, newReplayCmd(), "--dsn", dsn, "--all")
-	if !strings.Contains(out, "no dead letters to replay") {
+	if !strings.Contains(out, "no dead letters to replay in SQLite "+dsn) {
 		t.Fatalf("after replay: %s", out)
+	}
+	// Without --config it says it looked in the embedded default (defect 3).
+	t.Chdir(t.TempDir())
+	t.Setenv("KOPPELPOORT_DSN", "")
+	out, _ = runCmd(t, newReplayCmd(), "--route", "epd-patients")
+	if !strings.Contains(out, "(the embedded default; give --config FILE") {
+		t.Fatalf("without --config: %s", out)
 	}
 }
 

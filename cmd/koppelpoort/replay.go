@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,15 +51,29 @@ on the same store picks the replayed records up.`,
 			}
 			out := cmd.OutOrStdout()
 			if len(list) == 0 {
-				fmt.Fprintln(out, "no dead letters to replay")
+				// Say where it looked: without --config that is the embedded default, not the store a
+				// configuration file names (issue 14, defect 3).
+				fmt.Fprintf(out, "no dead letters to replay in %s", st.Where())
+				if f.configPath == "" && f.dsn == "" && os.Getenv("KOPPELPOORT_DSN") == "" {
+					fmt.Fprint(out, " (the embedded default; give --config FILE to use the store of your configuration)")
+				}
+				fmt.Fprintln(out)
 				return nil
 			}
-			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROUTE\tSTAGE\tRECORD\tSINCE\tREASON")
-			for _, d := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Route, d.Stage, d.RecordKey, d.CreatedAt.Format("2006-01-02 15:04"), oneLineReason(d.Reason))
+			if len(ids) > 0 {
+				// Asked for by id: everything there is to know, the whole reason included.
+				for _, d := range list {
+					printDeadLetter(out, d)
+				}
+			} else {
+				tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tROUTE\tSTAGE\tRECORD\tSINCE\tREASON")
+				for _, d := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Route, d.Stage, d.RecordKey, d.CreatedAt.Format("2006-01-02 15:04"), oneLineReason(d.Reason))
+				}
+				tw.Flush()
+				fmt.Fprintln(out, "(replay --id ID shows a dead letter whole: its reason, route revision and record)")
 			}
-			tw.Flush()
 			if !yes {
 				fmt.Fprintf(out, "dry run: %d dead letters would be replayed; run again with --yes to replay them\n", len(list))
 				return nil
@@ -72,6 +89,32 @@ on the same store picks the replayed records up.`,
 	cmd.Flags().BoolVar(&all, "all", false, "replay every dead letter")
 	cmd.Flags().BoolVar(&yes, "yes", false, "really replay (default: dry run)")
 	return cmd
+}
+
+// printDeadLetter writes one dead letter whole: what, where, when, why, and the record it holds.
+func printDeadLetter(out io.Writer, d runtime.DeadLetter) {
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "dead letter\t%s\n", d.ID)
+	fmt.Fprintf(tw, "route\t%s (revision %s)\n", d.Route, orDash(d.Revision))
+	stage := d.Stage
+	if d.Output != "" {
+		stage += " (output " + d.Output + ")"
+	}
+	fmt.Fprintf(tw, "stage\t%s\n", stage)
+	fmt.Fprintf(tw, "record key\t%s\n", d.RecordKey)
+	fmt.Fprintf(tw, "since\t%s\n", d.CreatedAt.Format(time.RFC3339))
+	fmt.Fprintf(tw, "attempts\t%d\n", d.Attempts)
+	tw.Flush()
+	fmt.Fprintf(out, "reason:\n  %s\n", strings.ReplaceAll(d.Reason, "\n", "\n  "))
+	rec, _ := json.MarshalIndent(d.Record, "  ", "  ")
+	fmt.Fprintf(out, "record:\n  %s\n\n", rec)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func oneLineReason(s string) string {
