@@ -408,3 +408,4 @@ func TestServeMetricsHaveMailboxGauges(t *testing.T) {
 		}
 	}
 }
+
