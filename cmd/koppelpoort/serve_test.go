@@ -408,4 +408,3 @@ func TestServeMetricsHaveMailboxGauges(t *testing.T) {
 		}
 	}
 }
-
