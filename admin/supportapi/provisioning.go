@@ -30,6 +30,7 @@ func (a *API) provisioning() []Resource {
 		{Type: "Server", List: a.listServer, Get: a.getServer},
 		a.messageResource(),
 		a.clientResource(),
+		a.authorizationResource(),
 		a.activityResource(),
 	}
 }

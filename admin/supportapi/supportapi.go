@@ -124,8 +124,12 @@ func (a *API) Store() *store.Store { return a.st }
 
 // Audit records an administrative action of the caller in ctx inside tx.
 func (a *API) Audit(ctx context.Context, tx *store.Tx, verb, object string, domainID int64, detail string) error {
-	return a.acc.Auditor().Record(ctx, tx, admin.Action{Principal: admin.PrincipalFrom(ctx), Verb: verb, Object: object,
-		DomainID: domainID, Detail: detail})
+	return a.acc.Auditor().Record(ctx, tx, adminAction(ctx, verb, object, domainID, detail, ""))
+}
+
+// adminAction is an action of the caller in ctx; patient is whose data it showed or changed ("" for none).
+func adminAction(ctx context.Context, verb, object string, domainID int64, detail, patient string) admin.Action {
+	return admin.Action{Principal: admin.PrincipalFrom(ctx), Verb: verb, Object: object, DomainID: domainID, Detail: detail, Patient: patient}
 }
 
 // Mount registers the Support API under Prefix.

@@ -180,6 +180,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("the status update appears", chromedp.WaitVisible(`#portal-messages tr[data-event=UpdateCarePlanActivityStatus]`))
 	shot("test-portal")
 
+	// The launch made an OAuth grant: revoke it (the page asks first).
+	run("authorizations", chromedp.Click(`//nav//a[text()="Authorizations"]`), chromedp.WaitVisible(`//h1[text()="Authorizations"]`),
+		chromedp.WaitVisible(`//table[@id="authorizations"]//tr[td[2]/code[text()="DemoGame"]]//button[text()="Revoke"]`))
+	shot("authorizations")
+	run("revoke, asked first", chromedp.Click(`//table[@id="authorizations"]//tr[td[2]/code[text()="DemoGame"]]//button[text()="Revoke"]`),
+		chromedp.WaitVisible(`//div[@role="alertdialog"]//button[text()="Yes, revoke"]`), chromedp.Click(`//button[text()="Yes, revoke"]`),
+		chromedp.WaitVisible(`//table[@id="authorizations"]//tr[td[2]/code[text()="DemoGame"]]//span[text()="Revoked"]`))
+
 	// Phone width: the message browser still works.
 	run("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(`//nav//a[text()="Messages"]`),
 		chromedp.WaitVisible(`input[name=Patient]`))

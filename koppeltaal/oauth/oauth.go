@@ -720,7 +720,7 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errGrant("the authorization code was already used")
 		}
-		resp, err = s.issue(r.Context(), tx, c, row.LaunchID, codeChain(row.ID), now)
+		resp, err = s.issue(r.Context(), tx, c, row.LaunchID, store.ChainOfCode(row.ID), now)
 		return err
 	})
 	var rv errRevoke
@@ -733,8 +733,6 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client
 	}
 	s.finishToken(w, clientID, "authorization_code", resp, err)
 }
-
-func codeChain(codeID int64) string { return fmt.Sprintf("code-%d", codeID) }
 
 type errClient string
 
@@ -868,13 +866,13 @@ func (s *Server) revokeFor(ctx context.Context, refresh, code string, now time.T
 		} else {
 			var id int64
 			err = tx.Get(ctx, &id, "SELECT id FROM oauth_codes WHERE code_hash = ?", hash(code))
-			chain = codeChain(id)
+			chain = store.ChainOfCode(id)
 		}
 		if err != nil {
 			return fmt.Errorf("find chain to revoke: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "UPDATE oauth_tokens SET revoked_at = ? WHERE chain = ? AND revoked_at IS NULL", now.UnixMicro(), chain); err != nil {
-			return fmt.Errorf("revoke chain %s: %w", chain, err)
+		if _, err := tx.RevokeTokenChain(ctx, chain, now.UnixMicro()); err != nil {
+			return err
 		}
 		s.log.Warn("oauth: token chain revoked after reuse", "chain", chain)
 		return nil

@@ -8,6 +8,7 @@ import { Dashboard } from "./dashboard.js";
 import { Messages, MessageDetail } from "./messages.js";
 import { Domains, Applications, Instances, InstanceDetail } from "./provisioning.js";
 import { TestPortal } from "./testportal.js";
+import { Authorizations } from "./authorizations.js";
 
 const pages = [
   ["#/", "Dashboard"],
@@ -15,6 +16,7 @@ const pages = [
   ["#/instances", "Instances"],
   ["#/applications", "Applications"],
   ["#/domains", "Domains"],
+  ["#/authorizations", "Authorizations"],
   ["#/portal", "Test Portal"],
 ];
 
@@ -33,6 +35,7 @@ function route(r, me) {
     case "#/instances": return html`<${Instances} me=${me} />`;
     case "#/applications": return html`<${Applications} me=${me} />`;
     case "#/domains": return html`<${Domains} me=${me} />`;
+    case "#/authorizations": return html`<${Authorizations} />`;
     case "#/portal": return html`<${TestPortal} />`;
     default: return html`<${Dashboard} />`;
   }
