@@ -16,7 +16,11 @@ package audit
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Actions recorded.
@@ -26,8 +30,9 @@ const (
 	ActionRead         = "read"
 	ActionSearch       = "search"
 	ActionAck          = "ack"
-	ActionLaunch       = "launch"
-	ActionToken        = "token"
+	ActionLaunch       = "launch"    // a portal launched an application for a user and patient (SSO)
+	ActionAuthorize    = "authorize" // an OAuth client turned a launch into an authorization code
+	ActionToken        = "token"     // an access token issued (code or refresh) or refused
 	ActionStorageRead  = "storage-read"
 	ActionStorageWrite = "storage-write"
 	ActionStorageDel   = "storage-delete"
@@ -47,6 +52,7 @@ const (
 const (
 	KindInstance = "instance" // HTTP Basic as an application instance
 	KindBearer   = "bearer"   // an OAuth2 Bearer token (launch user and patient known)
+	KindClient   = "client"   // an OAuth client on Authorize or Token (launch user and patient known)
 	KindAdmin    = "admin"    // an administrator (console, Support API, CLI)
 	KindSystem   = "system"   // the server itself
 )
@@ -99,6 +105,17 @@ type requestKey struct{}
 type Request struct {
 	SourceIP  string
 	RequestID string
+}
+
+// RequestFromHTTP is the source and id of r: the TCP peer (as the login
+// limiter: X-Forwarded-For is only believed from a trusted proxy, which
+// rewrote RemoteAddr already) and the request id of the chi middleware.
+func RequestFromHTTP(r *http.Request) Request {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return Request{SourceIP: ip, RequestID: middleware.GetReqID(r.Context())}
 }
 
 // WithRequest returns ctx carrying r, for the records of the actions it leads to.

@@ -70,7 +70,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 			return nil, fmt.Errorf("provision koppeltaal configuration: %w", err)
 		}
 		// SSO, activity definitions and push notifications (issue 4).
-		sso, err := oauth.New(oauth.Options{Store: st, Config: *cfg.Koppeltaal, Logger: logger, Registerer: reg, Limiter: limiter})
+		sso, err := oauth.New(oauth.Options{Store: st, Config: *cfg.Koppeltaal, Logger: logger, Registerer: reg, Limiter: limiter, Audit: trail})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal oauth: %w", err)
 		}

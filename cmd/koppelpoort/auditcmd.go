@@ -54,7 +54,7 @@ or dates (2026-05-01). "audit verify" checks the hash chain.`,
 	cmd.Flags().StringVar(&f.dsn, "dsn", "", "store: SQLite file path or postgres:// URL (env KOPPELPOORT_DSN)")
 	cmd.Flags().StringVar(&q.Patient, "patient", "", "only records about this patient (its URL)")
 	cmd.Flags().StringVar(&q.Actor, "actor", "", "only records of this actor (instance or administrator user name, or OAuth client)")
-	cmd.Flags().StringVar(&q.Action, "action", "", "only this action: post, claim, read, search, ack, launch, token, storage-read, storage-write, storage-delete, admin")
+	cmd.Flags().StringVar(&q.Action, "action", "", "only this action: post, claim, read, search, ack, launch, authorize, token, storage-read, storage-write, storage-delete, admin")
 	cmd.Flags().StringVar(&from, "from", "", "only records at or after this time")
 	cmd.Flags().StringVar(&to, "to", "", "only records before this time")
 	cmd.AddCommand(newAuditVerifyCmd())

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -343,11 +342,7 @@ func (s *Server) Recheck(r *http.Request) (*koppeltaal.Caller, error) {
 // source address (the TCP peer, as the limiter: X-Forwarded-For is not
 // trusted) and id for the audit trail.
 func withCaller(r *http.Request, c *koppeltaal.Caller) context.Context {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	ctx := audit.WithRequest(r.Context(), audit.Request{SourceIP: ip, RequestID: middleware.GetReqID(r.Context())})
+	ctx := audit.WithRequest(r.Context(), audit.RequestFromHTTP(r))
 	return context.WithValue(ctx, callerKey{}, c)
 }
 

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
@@ -56,6 +58,7 @@ type env struct {
 	cfg   koppeltaal.Config
 	reg   *prometheus.Registry // the koppeltaal_oauth_* metrics
 	plain *http.Client         // does not follow redirects
+	trail *audit.Recorder      // the audit trail of the FHIR API and the OAuth server
 }
 
 func testConfig(gameURL string) koppeltaal.Config {
@@ -100,7 +103,12 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 		t.Fatalf("apply: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	oa, err := oauth.New(oauth.Options{Store: st, Config: cfg, Registerer: reg})
+	trail, err := audit.New(audit.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = trail.Close() })
+	oa, err := oauth.New(oauth.Options{Store: st, Config: cfg, Registerer: reg, Audit: trail})
 	if err != nil {
 		t.Fatalf("oauth.New: %v", err)
 	}
@@ -120,12 +128,13 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: oa, Limiter: oa.Limiter(),
+	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, SkipApply: true, Bearer: oa, Limiter: oa.Limiter(), Audit: trail,
 		Extensions: []func(*api.Server, chi.Router){oa.Extension, nt.Extension, ads.Extension, stor.Extension}})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
 	r := chi.NewRouter()
+	r.Use(middleware.RequestID) // as internal/server does: the audit records carry it
 	srv.Mount(r)
 	oa.Mount(r)
 	ts.Config.Handler = r
@@ -133,7 +142,7 @@ func newEnvOn(t testing.TB, st *store.Store, gameURL string, mutate func(*koppel
 	if _, err := ads.Seed(ctx, cfg, ts.URL+api.Prefix); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
-	return &env{t: t, st: st, oa: oa, nt: nt, ts: ts, game: gameURL, cfg: cfg, reg: reg,
+	return &env{t: t, st: st, oa: oa, nt: nt, ts: ts, game: gameURL, cfg: cfg, reg: reg, trail: trail,
 		plain: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 

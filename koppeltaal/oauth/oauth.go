@@ -28,6 +28,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -58,6 +59,9 @@ type Options struct {
 	Limiter *loginlimit.Limiter
 	// Registerer receives the koppeltaal_oauth_* metrics; nil: not registered.
 	Registerer prometheus.Registerer
+	// Audit records launches, authorizations and tokens (issued and refused);
+	// nil: the Service's recorder (Service.Auditor), which may be none.
+	Audit *audit.Recorder
 }
 
 // Server serves the OAuth endpoints and verifies Bearer tokens.
@@ -66,7 +70,8 @@ type Server struct {
 	svc     *koppeltaal.Service
 	log     *slog.Logger
 	limit   *loginlimit.Limiter
-	routes  chi.Routes // the /OAuth2/Koppeltaal group, for Allow headers
+	audit   *audit.Recorder // nil: nothing recorded
+	routes  chi.Routes      // the /OAuth2/Koppeltaal group, for Allow headers
 	public  string
 	clients clientCache
 	mu      sync.RWMutex
@@ -110,7 +115,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Limiter == nil {
 		opts.Limiter = loginlimit.New(loginlimit.Config{})
 	}
-	s := &Server{st: opts.Store, svc: opts.Service, log: opts.Logger, limit: opts.Limiter,
+	if opts.Audit == nil {
+		opts.Audit = opts.Service.Auditor()
+	}
+	s := &Server{st: opts.Store, svc: opts.Service, log: opts.Logger, limit: opts.Limiter, audit: opts.Audit,
 		public: strings.TrimSuffix(cfg.PublicURL, "/"), now: time.Now,
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_oauth_tokens_issued_total",
 			Help: "Access tokens issued by the Token endpoint, by grant_type."}, []string{"grant_type"}),
@@ -143,7 +151,7 @@ func (s *Server) Limiter() *loginlimit.Limiter { return s.limit }
 // also reachable from the configured browser origins (CORS).
 func (s *Server) Mount(r chi.Router) {
 	s.routes = r.Route(Prefix, func(r chi.Router) {
-		r.Use(dynamicCORS(s.Origins), server.NoStore) // replies and redirects carry codes and tokens
+		r.Use(dynamicCORS(s.Origins), server.NoStore, withAuditRequest) // replies and redirects carry codes and tokens
 		r.Get("/Launch", s.launch(kindWeb))
 		r.Get("/MobileLaunch", s.launch(kindMobile))
 		r.Get("/Authorize", s.authorize)
@@ -267,6 +275,8 @@ func (s *Server) launch(kind string) http.HandlerFunc {
 			return
 		}
 		if errors.Is(err, koppeltaal.ErrUnauthorized) {
+			s.recordRefusal(r.Context(), audit.Event{Action: audit.ActionLaunch, Status: http.StatusUnauthorized,
+				Actor: audit.Actor{Kind: audit.KindInstance, Name: user}.FromRequest(r.Context()), Detail: "invalid_client"})
 			s.refused.WithLabelValues("launch", "invalid_client").Inc()
 			s.log.Info("oauth: launch authentication failed", "username", user, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Basic realm="Koppeltaal"`)
@@ -337,6 +347,18 @@ func (e *LaunchError) Error() string { return e.Code + ": " + e.Description }
 // Launch and MobileLaunch endpoints do; root is the scheme://host the launch's
 // iss names. The console's Test Portal calls it in process.
 func (s *Server) StartLaunch(ctx context.Context, portal *koppeltaal.Caller, req LaunchRequest, root string) (LaunchResult, error) {
+	actor := portal.Actor(ctx)
+	actor.Client, actor.LaunchUser = req.ClientID, req.User
+	res, err := s.startLaunch(ctx, portal, actor, req, root)
+	var le *LaunchError
+	if errors.As(err, &le) {
+		s.recordRefusal(ctx, audit.Event{Action: audit.ActionLaunch, Status: le.Status, Actor: actor,
+			Patient: req.Patient, Detail: req.Kind + " " + req.ClientID + ": " + le.Code})
+	}
+	return res, err
+}
+
+func (s *Server) startLaunch(ctx context.Context, portal *koppeltaal.Caller, actor audit.Actor, req LaunchRequest, root string) (LaunchResult, error) {
 	var res LaunchResult
 	kind, clientID, patient := req.Kind, req.ClientID, req.Patient
 	c := s.lookup(clientID)
@@ -372,14 +394,15 @@ func (s *Server) StartLaunch(ctx context.Context, portal *koppeltaal.Caller, req
 		if err != nil {
 			return fmt.Errorf("look up instance of %s: %w", clientID, err)
 		}
-		_, err = tx.InsertID(ctx, `INSERT INTO oauth_launches (launch_hash, kind, client_id, instance_id,
+		id, err := tx.InsertID(ctx, `INSERT INTO oauth_launches (launch_hash, kind, client_id, instance_id,
 			portal_instance_id, patient, user_ref, resource, intent, expires_at, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash(secret), kind, clientID, inst.ID, portal.ID,
 			patient, req.User, req.Resource, req.Intent, expires.UnixMicro(), now.UnixMicro())
 		if err != nil {
 			return fmt.Errorf("store launch: %w", err)
 		}
-		return nil
+		return s.recordInTx(ctx, tx, audit.Event{Action: audit.ActionLaunch, Actor: actor, Patient: patient,
+			Object: launchObject(id), Detail: kind + " " + clientID})
 	})
 	if errors.Is(err, errNoInstance) {
 		return res, &LaunchError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("application %q has no instance in domain %q", clientID, portal.DomainName)}
@@ -403,18 +426,23 @@ var errNoInstance = errors.New("oauth: application has no instance in the domain
 
 // instancesEnabled refuses a launch (and the codes and tokens that come from
 // it) once the launched instance or the portal instance that asked for it was
-// removed from the configuration (decision 17, issue 16 item 7).
-func instancesEnabled(ctx context.Context, tx *store.Tx, l launchRow) error {
+// removed from the configuration (decision 17, issue 16 item 7). It returns
+// the launched instance.
+func instancesEnabled(ctx context.Context, tx *store.Tx, l launchRow) (store.Instance, error) {
+	var launched store.Instance
 	for _, id := range []int64{l.InstanceID, l.PortalInstanceID} {
 		in, err := tx.InstanceByID(ctx, id)
 		if err != nil {
-			return fmt.Errorf("read instance %d of launch %d: %w", id, l.ID, err)
+			return launched, fmt.Errorf("read instance %d of launch %d: %w", id, l.ID, err)
 		}
 		if in.Disabled() {
-			return errGrant("the application instance " + in.Username + " was removed from this server")
+			return launched, errGrant("the application instance " + in.Username + " was removed from this server")
+		}
+		if id == l.InstanceID {
+			launched = in
 		}
 	}
-	return nil
+	return launched, nil
 }
 
 // addQuery appends v to the query of u (which may already have one).
@@ -501,6 +529,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	now := s.clock()
 	code := uuid.NewString()
 	var l launchRow
+	var domain string
 	err := s.st.Update(r.Context(), func(tx *store.Tx) error {
 		err := tx.Get(r.Context(), &l, "SELECT "+launchCols+" FROM oauth_launches WHERE launch_hash = ?", hash(launch))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -520,9 +549,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		case now.UnixMicro() >= l.ExpiresAt:
 			return errGrant("the launch has expired")
 		}
-		if err := instancesEnabled(r.Context(), tx, l); err != nil {
+		in, err := instancesEnabled(r.Context(), tx, l)
+		if err != nil {
 			return err
 		}
+		domain = in.DomainName
 		// Single use, also under concurrency: only the first UPDATE matches.
 		res, err := tx.Exec(r.Context(), "UPDATE oauth_launches SET used_at = ? WHERE id = ? AND used_at IS NULL", now.UnixMicro(), l.ID)
 		if err != nil {
@@ -537,10 +568,21 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return fmt.Errorf("store code: %w", err)
 		}
-		return nil
+		return s.recordInTx(r.Context(), tx, audit.Event{Action: audit.ActionAuthorize, Actor: clientActor(r.Context(), clientID, domain, l),
+			Patient: l.Patient, Object: launchObject(l.ID), Detail: l.Kind})
 	})
 	var ge errGrant
 	if errors.As(err, &ge) {
+		// l is the launch when it was found (its patient is whose data was asked for).
+		ev := audit.Event{Action: audit.ActionAuthorize, Result: audit.ResultDenied, Status: http.StatusFound,
+			Actor: clientActor(r.Context(), clientID, domain, l), Patient: l.Patient, Detail: string(ge)}
+		if l.ID != 0 {
+			ev.Object = launchObject(l.ID)
+		}
+		if l.Kind == kindMobile {
+			ev.Status = http.StatusBadRequest
+		}
+		s.recordRefusal(r.Context(), ev)
 		s.refused.WithLabelValues("authorize", "access_denied").Inc()
 		s.log.Info("oauth: authorize refused", "client_id", clientID, "reason", string(ge))
 		if l.Kind == kindMobile {
@@ -638,6 +680,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		if !c.checkSecret(secret) {
 			s.limit.Failed(r, clientID)
+			s.recordRefusal(r.Context(), audit.Event{Action: audit.ActionToken, Status: http.StatusUnauthorized,
+				Actor: clientActor(r.Context(), clientID, "", launchRow{}), Detail: grantName(p.Get("grant_type")) + ": client authentication failed"})
 			s.refused.WithLabelValues("token", "invalid_client").Inc()
 			s.log.Info("oauth: client authentication failed", "client_id", clientID, "remote", r.RemoteAddr)
 			if basic {
@@ -659,6 +703,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported", gt))
 	}
+}
+
+// grantName is grant_type as the audit trail records it (never what a client made up).
+func grantName(gt string) string {
+	if gt == "authorization_code" || gt == "refresh_token" {
+		return gt
+	}
+	return "unsupported grant_type"
 }
 
 // publicOK decides whether an unauthenticated request may use a grant of client c.
@@ -720,7 +772,7 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errGrant("the authorization code was already used")
 		}
-		resp, err = s.issue(r.Context(), tx, c, row.LaunchID, store.ChainOfCode(row.ID), now)
+		resp, err = s.issue(r.Context(), tx, c, "authorization_code", row.LaunchID, store.ChainOfCode(row.ID), now)
 		return err
 	})
 	var rv errRevoke
@@ -731,7 +783,7 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client
 			err = errGrant(string(rv))
 		}
 	}
-	s.finishToken(w, clientID, "authorization_code", resp, err)
+	s.finishToken(w, r, clientID, "authorization_code", resp, err)
 }
 
 type errClient string
@@ -743,15 +795,21 @@ type errRevoke string
 
 func (e errRevoke) Error() string { return string(e) }
 
-func (s *Server) finishToken(w http.ResponseWriter, clientID, grant string, resp map[string]any, err error) {
+func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, clientID, grant string, resp map[string]any, err error) {
 	var ge errGrant
 	var ce errClient
+	refusal := func(status int, reason string) {
+		s.recordRefusal(r.Context(), audit.Event{Action: audit.ActionToken, Status: status,
+			Actor: clientActor(r.Context(), clientID, "", launchRow{}), Detail: grant + ": " + reason})
+	}
 	switch {
 	case errors.As(err, &ge):
+		refusal(http.StatusBadRequest, string(ge))
 		s.refused.WithLabelValues("token", "invalid_grant").Inc()
 		s.log.Info("oauth: token refused", "client_id", clientID, "grant_type", grant, "reason", string(ge))
 		oauthError(w, http.StatusBadRequest, "invalid_grant", string(ge))
 	case errors.As(err, &ce):
+		refusal(http.StatusUnauthorized, string(ce))
 		s.refused.WithLabelValues("token", "invalid_client").Inc()
 		s.log.Info("oauth: token refused", "client_id", clientID, "grant_type", grant, "reason", string(ce))
 		oauthError(w, http.StatusUnauthorized, "invalid_client", string(ce))
@@ -766,18 +824,16 @@ func (s *Server) finishToken(w http.ResponseWriter, clientID, grant string, resp
 
 // issue stores a new token pair for launch launchID in chain and returns the
 // response fields of CLIENTS.md.
-func (s *Server) issue(ctx context.Context, tx *store.Tx, c *client, launchID int64, chain string, now time.Time) (map[string]any, error) {
+func (s *Server) issue(ctx context.Context, tx *store.Tx, c *client, grant string, launchID int64, chain string, now time.Time) (map[string]any, error) {
 	var l launchRow
 	if err := tx.Get(ctx, &l, "SELECT "+launchCols+" FROM oauth_launches WHERE id = ?", launchID); err != nil {
 		return nil, fmt.Errorf("read launch %d: %w", launchID, err)
 	}
-	if err := instancesEnabled(ctx, tx, l); err != nil {
+	in, err := instancesEnabled(ctx, tx, l)
+	if err != nil {
 		return nil, err
 	}
-	var domain string
-	if err := tx.Get(ctx, &domain, "SELECT d.name FROM app_instances i JOIN domains d ON d.id = i.domain_id WHERE i.id = ?", l.InstanceID); err != nil {
-		return nil, fmt.Errorf("read domain of instance %d: %w", l.InstanceID, err)
-	}
+	domain := in.DomainName
 	access := randomToken()
 	var refresh any // NULL when the client gets no refresh token
 	refreshExp := int64(0)
@@ -791,14 +847,16 @@ func (s *Server) issue(ctx context.Context, tx *store.Tx, c *client, launchID in
 		refresh, refreshExp = hash(rt), now.Add(RefreshLifetime).UnixMicro()
 		resp["refresh_token"] = rt
 	}
-	_, err := tx.InsertID(ctx, `INSERT INTO oauth_tokens (access_hash, refresh_hash, chain, launch_id, client_id, instance_id,
+	id, err := tx.InsertID(ctx, `INSERT INTO oauth_tokens (access_hash, refresh_hash, chain, launch_id, client_id, instance_id,
 		scope, access_expires_at, refresh_expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		hash(access), refresh, chain, l.ID, l.ClientID, l.InstanceID, GrantedScope,
 		now.Add(c.TokenLifetime).UnixMicro(), refreshExp, now.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("store token: %w", err)
 	}
-	return resp, nil
+	err = s.recordInTx(ctx, tx, audit.Event{Action: audit.ActionToken, Actor: clientActor(ctx, l.ClientID, domain, l),
+		Patient: l.Patient, Object: fmt.Sprintf("Token/%d", id), Detail: grant})
+	return resp, err
 }
 
 func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, c *client, clientID string, authenticated bool) {
@@ -842,7 +900,7 @@ func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, c *cli
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errGrant("the refresh token was already used")
 		}
-		resp, err = s.issue(r.Context(), tx, c, t.LaunchID, t.Chain, now)
+		resp, err = s.issue(r.Context(), tx, c, "refresh_token", t.LaunchID, t.Chain, now)
 		return err
 	})
 	var rv errRevoke
@@ -853,7 +911,7 @@ func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, c *cli
 			err = errGrant(string(rv))
 		}
 	}
-	s.finishToken(w, clientID, "refresh_token", resp, err)
+	s.finishToken(w, r, clientID, "refresh_token", resp, err)
 }
 
 // revokeFor revokes the chain of a reused refresh token (or replayed code).
