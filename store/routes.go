@@ -155,7 +155,7 @@ func (t *Tx) PutDeadLetter(ctx context.Context, d DeadLetter) error {
 	_, err := t.exec(ctx, `INSERT INTO route_dead_letters (id, route, stage, output, record_key, record, reason, attempts, revision, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, attempts = excluded.attempts, revision = excluded.revision,
-			created_at = excluded.created_at, replayed_at = NULL`,
+			created_at = excluded.created_at, replayed_at = NULL, replay_requested_at = NULL`,
 		d.ID, d.Route, d.Stage, d.Output, d.RecordKey, d.Record, d.Reason, d.Attempts, d.Revision, d.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("record dead letter %s of route %s: %w", d.ID, d.Route, err)
@@ -195,12 +195,42 @@ func (t *Tx) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter,
 
 // MarkReplayed records that dead letter id was replayed at now; false when it was already.
 func (t *Tx) MarkReplayed(ctx context.Context, id string, now int64) (bool, error) {
-	res, err := t.exec(ctx, `UPDATE route_dead_letters SET replayed_at = ? WHERE id = ? AND replayed_at IS NULL`, now, id)
+	res, err := t.exec(ctx, `UPDATE route_dead_letters SET replayed_at = ?, replay_requested_at = NULL WHERE id = ? AND replayed_at IS NULL`, now, id)
 	if err != nil {
 		return false, fmt.Errorf("mark dead letter %s replayed: %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// RequestReplay asks the server that replays dead letters (the route-replay lease holder) to replay ids; it
+// returns how many unreplayed dead letters it marked.
+func (t *Tx) RequestReplay(ctx context.Context, ids []string, now int64) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	q, args := inQueryStrings(`UPDATE route_dead_letters SET replay_requested_at = ? WHERE replayed_at IS NULL AND id IN (?)`, []any{now}, ids)
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("request replay: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// ReplayRequests returns the ids of up to limit dead letters whose replay was requested (RequestReplay) and
+// not done yet, oldest request first; with ids, only those among ids.
+func (t *Tx) ReplayRequests(ctx context.Context, ids []string, limit int) ([]string, error) {
+	q := `SELECT id FROM route_dead_letters WHERE replay_requested_at IS NOT NULL AND replayed_at IS NULL`
+	var args []any
+	if len(ids) > 0 {
+		q, args = inQueryStrings(q+` AND id IN (?)`, nil, ids)
+	}
+	var out []string
+	if err := t.sel(ctx, &out, q+` ORDER BY replay_requested_at, id LIMIT ?`, append(args, limit)...); err != nil {
+		return nil, fmt.Errorf("read replay requests: %w", err)
+	}
+	return out, nil
 }
 
 // Checkpoint returns an inbound's stored source position (route, name); ok is false when none is stored.

@@ -45,9 +45,28 @@ func (a *app) startRoutes(ctx context.Context, cfg *config.Config, rs []*routes.
 	rl := &reloader{patterns: cfg.RoutePatterns(), set: set, log: logger, announce: announce}
 	rl.applied, _ = fingerprint(rl.patterns)
 	a.mounts = append(a.mounts, set)
-	a.workers = append(a.workers, set.Run, rl.watch)
+	// `koppelpoort replay` asks this server to replay (the one holding the lease, among those on the store):
+	// the route files are applied first, so a fix saved a moment ago is what the records run on.
+	serveReplays := func(ctx context.Context) error {
+		return runtime.ServeReplayRequests(ctx, st, logger, 0, rl.reloadIfChanged)
+	}
+	a.workers = append(a.workers, set.Run, rl.watch, serveReplays)
 	a.reload = rl.reload
 	return nil
+}
+
+// reloadIfChanged reloads when the route files differ from those last applied (the watcher may not have
+// looked yet).
+func (rl *reloader) reloadIfChanged(ctx context.Context) error {
+	fp, err := fingerprint(rl.patterns)
+	rl.mu.Lock()
+	applied := rl.applied
+	rl.mu.Unlock()
+	if err == nil && fp == applied {
+		return nil
+	}
+	rl.log.Info("route files changed; reloading before a replay")
+	return rl.reload(ctx)
 }
 
 // reloader re-reads the route files and applies them to the running set: the whole new set is loaded and

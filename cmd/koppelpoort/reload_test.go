@@ -99,3 +99,79 @@ func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
 }
+
+const replayRoute = `name: hook
+input:
+  http: {path: /hook, listen: %ADDR%, auth: none}
+rules:
+  - when: record.id == "x" && "%V%" == "one"
+    dead_letter: "revision one refuses x"
+  - transform: out
+transforms:
+  out:
+    fields: {id: record.id, version: '"%V%"'}
+outputs:
+  - name: archive
+    file: {dir: ./archive, format: ndjson}
+`
+
+// `replay` while serve runs goes through the running server, which applies the route files first: a route
+// fixed a moment ago (before the watcher has looked) replays on the fixed revision (issue 14, defect 4).
+func TestReplayWhileServingRunsTheFixedRoute(t *testing.T) {
+	dir := t.TempDir()
+	hook := testkit.FreeAddr(t)
+	cfgPath := filepath.Join(dir, "kp.yaml")
+	write := func(v string) {
+		t.Helper()
+		body := strings.ReplaceAll(strings.ReplaceAll(replayRoute, "%ADDR%", hook), "%V%", v)
+		if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("one")
+	os.WriteFile(cfgPath, []byte("store: {dsn: ./kp.db}\nlog: {level: info}\nroutes: [r.yaml]\n"), 0o600)
+	_, _, _, stderr := startBinary(t, dir, nil, "--config", cfgPath)
+	t.Chdir(dir) // the store's ./kp.db, as replay run next to serve sees it
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Post("http://"+hook+"/hook", "application/json", strings.NewReader(`{"id": "x"}`))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST: %v\n%s", err, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		out, _ := runCmd(t, newReplayCmd(), "--config", cfgPath, "--route", "hook")
+		if strings.Contains(out, "revision one refuses x") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter:\n%s\nlog:\n%s", out, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	write("two")
+	out, err := runCmd(t, newReplayCmd(), "--config", cfgPath, "--route", "hook", "--yes")
+	if err != nil || !strings.Contains(out, "replayed 1 dead letters through the running server") {
+		t.Fatalf("replay: %v\n%s\nlog:\n%s", err, out, stderr)
+	}
+	archive := filepath.Join(dir, "archive", "out.ndjson")
+	for !strings.Contains(readFile(archive), `{"id":"x","version":"two"}`) {
+		if time.Now().After(deadline) {
+			out, _ := runCmd(t, newReplayCmd(), "--config", cfgPath, "--all")
+			t.Fatalf("x not archived by revision two:\n%s\ndead letters:\n%s\nlog:\n%s", readFile(archive), out, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, _ := runCmd(t, newReplayCmd(), "--config", cfgPath, "--all"); !strings.Contains(out, "no dead letters to replay") {
+		t.Errorf("the replayed record was dead-lettered again:\n%s", out)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // newReplayCmd lists dead letters and replays them (all, by route, by id). Without --yes it only shows what
@@ -29,8 +31,12 @@ func newReplayCmd() *cobra.Command {
 		Use:   "replay (--all | --route NAME | --id ID...) [--yes]",
 		Short: "Re-run dead-lettered records through their (fixed) routes; a dry run unless --yes",
 		Long: `replay sends dead-lettered records through their routes again, with the routes as they are now.
-Without --yes it prints what it would replay and changes nothing. A running 'koppelpoort serve'
-on the same store picks the replayed records up.`,
+Without --yes it prints what it would replay and changes nothing.
+
+While 'koppelpoort serve' runs on the same store, replay asks that server to do it: the server
+applies its route files as they are on disk first (a fix saved a moment ago counts), then runs the
+records through its routes. Without a running server, the records are put back on their routes'
+queues in the store and run when 'koppelpoort serve' starts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !all && route == "" && len(ids) == 0 {
@@ -45,7 +51,7 @@ on the same store picks the replayed records up.`,
 				return err
 			}
 			defer st.Close()
-			list, err := runtime.Replay(cmd.Context(), st, runtime.Filter{Route: route, IDs: ids}, !yes)
+			list, err := runtime.Replay(cmd.Context(), st, runtime.Filter{Route: route, IDs: ids}, true)
 			if err != nil {
 				return err
 			}
@@ -78,8 +84,7 @@ on the same store picks the replayed records up.`,
 				fmt.Fprintf(out, "dry run: %d dead letters would be replayed; run again with --yes to replay them\n", len(list))
 				return nil
 			}
-			fmt.Fprintf(out, "replayed %d dead letters\n", len(list))
-			return nil
+			return replayNow(cmd.Context(), out, st, list)
 		},
 	}
 	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "configuration file (YAML); its store is used")
@@ -89,6 +94,32 @@ on the same store picks the replayed records up.`,
 	cmd.Flags().BoolVar(&all, "all", false, "replay every dead letter")
 	cmd.Flags().BoolVar(&yes, "yes", false, "really replay (default: dry run)")
 	return cmd
+}
+
+// replayWait is how long replay waits for a running server to take its request.
+var replayWait = 30 * time.Second
+
+// replayNow replays list: through the running server when there is one (runtime.RequestReplay), else by
+// putting the records back on their routes' topics.
+func replayNow(ctx context.Context, out io.Writer, st *store.Store, list []runtime.DeadLetter) error {
+	ids := make([]string, len(list))
+	for i, d := range list {
+		ids[i] = d.ID
+	}
+	holder, running, err := runtime.RequestReplay(ctx, st, ids, replayWait)
+	if err != nil {
+		return err
+	}
+	if running {
+		fmt.Fprintf(out, "replayed %d dead letters through the running server (%s), on its routes as they are on disk now\n", len(list), holder)
+		return nil
+	}
+	if _, err := runtime.Replay(ctx, st, runtime.Filter{IDs: ids}, false); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "replayed %d dead letters: no server is running on %s, so the records wait on their routes' queues "+
+		"and run when 'koppelpoort serve' starts\n", len(list), st.Where())
+	return nil
 }
 
 // printDeadLetter writes one dead letter whole: what, where, when, why, and the record it holds.

@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -63,7 +65,8 @@ func ListDeadLetters(ctx context.Context, st *store.Store, f Filter) ([]DeadLett
 
 // Replay sends the selected dead letters' records through their routes again (with the route as it is
 // now, so a fixed route gives a different result). With dryRun it only returns what it would replay.
-// Replay writes to the store only; a running `koppelpoort serve` picks the records up.
+// Replay writes to the store only: the records run when a `koppelpoort serve` on the store consumes them.
+// While a server runs, ask it instead (RequestReplay): it applies its route files first.
 func Replay(ctx context.Context, st *store.Store, f Filter, dryRun bool) ([]DeadLetter, error) {
 	list, err := ListDeadLetters(ctx, st, Filter{IDs: f.IDs, Route: f.Route})
 	if err != nil {
@@ -138,4 +141,97 @@ func (c Checkpoints) Set(ctx context.Context, route, name, value string) error {
 	return c.Store.Update(ctx, func(tx *store.Tx) error {
 		return tx.SetCheckpoint(ctx, route, name, value, time.Now().UnixMicro())
 	})
+}
+
+// ReplayJob names the lease (store.RunExclusive) of the server that replays dead letters on request: its
+// holder is a running `koppelpoort serve`, so `koppelpoort replay` asks it rather than racing its routes.
+const ReplayJob = "route-replay"
+
+// ServeReplayRequests replays the dead letters `koppelpoort replay` asked for (RequestReplay) while this
+// process holds the ReplayJob lease, until ctx ends. Before each replay it calls prepare (serve: apply the
+// route files as they are on disk now), so a route fixed a moment ago replays on its fixed revision.
+func ServeReplayRequests(ctx context.Context, st *store.Store, log *slog.Logger, poll time.Duration, prepare func(context.Context) error) error {
+	if poll <= 0 {
+		poll = 250 * time.Millisecond
+	}
+	return st.RunExclusive(ctx, ReplayJob, store.ExclusiveOptions{}, func(ctx context.Context) error {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		for {
+			if err := replayRequested(ctx, st, log, prepare); err != nil && ctx.Err() == nil {
+				log.Warn("replaying requested dead letters failed; will retry", "error", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+}
+
+func replayRequested(ctx context.Context, st *store.Store, log *slog.Logger, prepare func(context.Context) error) error {
+	var ids []string
+	if err := st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		ids, err = tx.ReplayRequests(ctx, nil, 500)
+		return err
+	}); err != nil || len(ids) == 0 {
+		return err
+	}
+	if prepare != nil {
+		if err := prepare(ctx); err != nil {
+			// A broken route file keeps the running revision; the replay runs on it, as a restart would.
+			log.Warn("route files not applied before replay; replaying on the running routes", "error", err)
+		}
+	}
+	list, err := Replay(ctx, st, Filter{IDs: ids}, false)
+	if err != nil {
+		return err
+	}
+	for _, d := range list {
+		log.Info("dead letter replayed on request", "dead_letter", d.ID, "route", d.Route, "record", d.RecordKey)
+	}
+	return nil
+}
+
+// ErrReplayNotTaken is returned by RequestReplay when the server did not take the request in time; the request
+// stays, and the server (or the next one on the store) replays it when it can.
+var ErrReplayNotTaken = errors.New("replay: the running server has not taken the request yet")
+
+// RequestReplay asks the running server (the ReplayJob lease holder; ok false when there is none, and then
+// nothing is changed) to replay ids, and waits up to wait for it to have done so.
+func RequestReplay(ctx context.Context, st *store.Store, ids []string, wait time.Duration) (holder string, ok bool, err error) {
+	holder, _, ok, err = st.LeaseHolder(ctx, ReplayJob)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	if err := st.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.RequestReplay(ctx, ids, time.Now().UnixMicro())
+		return err
+	}); err != nil {
+		return holder, true, err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		var left []string
+		if err := st.View(ctx, func(tx *store.Tx) error {
+			var err error
+			left, err = tx.ReplayRequests(ctx, ids, len(ids))
+			return err
+		}); err != nil {
+			return holder, true, err
+		}
+		if len(left) == 0 {
+			return holder, true, nil
+		}
+		if time.Now().After(deadline) {
+			return holder, true, fmt.Errorf("%w (%s, %d of %d waiting after %s)", ErrReplayNotTaken, holder, len(left), len(ids), wait)
+		}
+		select {
+		case <-ctx.Done():
+			return holder, true, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
