@@ -4,16 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	suggestpkg "github.com/koppelpoort/koppelpoort/internal/suggest"
+	"go.yaml.in/yaml/v4"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 )
 
 // FieldType is the type of one adapter setting.
@@ -86,17 +85,15 @@ type SettingError struct {
 
 func (e *SettingError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Column, e.Message) }
 
-// envRef matches ${NAME} and ${NAME:-default}.
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
-
 // Decode checks the settings node against the spec, applies defaults, expands ${ENV} references in strings
-// and decodes the result into target (a struct with yaml tags). node may be nil (no settings).
-// All problems are returned, each with its position.
+// (strictyaml.Expand: the dialect of every Koppelpoort YAML file) and decodes the result into target (a
+// struct with yaml tags). node may be nil (no settings). All problems are returned, each a *SettingError
+// with its position.
 func (s Spec) Decode(node *yaml.Node, target any) error {
 	return s.decode(node, target, os.LookupEnv)
 }
 
-func (s Spec) decode(node *yaml.Node, target any, lookupEnv func(string) (string, bool)) error {
+func (s Spec) decode(node *yaml.Node, target any, lookupEnv strictyaml.Lookup) error {
 	var errs []error
 	fail := func(n *yaml.Node, format string, args ...any) {
 		errs = append(errs, &SettingError{Line: n.Line, Column: n.Column, Message: fmt.Sprintf(format, args...)})
@@ -111,7 +108,7 @@ func (s Spec) decode(node *yaml.Node, target any, lookupEnv func(string) (string
 			k, v := node.Content[i], node.Content[i+1]
 			f, ok := s.Field(k.Value)
 			if !ok {
-				fail(k, "unknown setting %q%s (known: %s)", k.Value, suggest(k.Value, s.names()), strings.Join(s.names(), ", "))
+				fail(k, "unknown setting %q%s (known: %s)", k.Value, strictyaml.Suggest(k.Value, s.names()), strings.Join(s.names(), ", "))
 				continue
 			}
 			if present[k.Value] {
@@ -170,12 +167,12 @@ func (s Spec) names() []string {
 
 // checkValue validates one value node against its field and returns the node to decode (env expanded,
 // durations kept as strings for the target's own parsing).
-func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*yaml.Node, error) {
+func checkValue(f Field, v *yaml.Node, lookupEnv strictyaml.Lookup) (*yaml.Node, error) {
 	scalar := func() (string, error) {
 		if v.Kind != yaml.ScalarNode {
-			return "", fmt.Errorf("want a %s, got a %s", f.Type, KindName(v))
+			return "", fmt.Errorf("want a %s, got a %s", f.Type, strictyaml.KindName(v))
 		}
-		val, err := expandEnv(v.Value, lookupEnv)
+		val, err := strictyaml.Expand(v.Value, lookupEnv)
 		if err != nil {
 			return "", err
 		}
@@ -220,14 +217,14 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: val}, nil
 	case TypeStrings:
 		if v.Kind != yaml.SequenceNode {
-			return nil, fmt.Errorf("want a list of strings, got a %s", KindName(v))
+			return nil, fmt.Errorf("want a list of strings, got a %s", strictyaml.KindName(v))
 		}
 		out := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		for _, item := range v.Content {
 			if item.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("line %d: list item must be a string", item.Line)
 			}
-			val, err := expandEnv(item.Value, lookupEnv)
+			val, err := strictyaml.Expand(item.Value, lookupEnv)
 			if err != nil {
 				return nil, err
 			}
@@ -236,7 +233,7 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 		return out, nil
 	case TypeMap:
 		if v.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("want a mapping of name: value, got a %s", KindName(v))
+			return nil, fmt.Errorf("want a mapping of name: value, got a %s", strictyaml.KindName(v))
 		}
 		out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		for i := 0; i+1 < len(v.Content); i += 2 {
@@ -244,7 +241,7 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 			if item.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("line %d: value of %q must be a string", item.Line, k.Value)
 			}
-			val, err := expandEnv(item.Value, lookupEnv)
+			val, err := strictyaml.Expand(item.Value, lookupEnv)
 			if err != nil {
 				return nil, err
 			}
@@ -257,51 +254,6 @@ func checkValue(f Field, v *yaml.Node, lookupEnv func(string) (string, bool)) (*
 	}
 	return nil, fmt.Errorf("unknown type %q", f.Type)
 }
-
-func expandEnv(s string, lookupEnv func(string) (string, bool)) (string, error) {
-	var missing []string
-	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
-		sub := envRef.FindStringSubmatch(m)
-		name, hasDefault := sub[1], strings.Contains(m, ":-")
-		v, ok := lookupEnv(name)
-		if !ok || (hasDefault && v == "") {
-			if hasDefault {
-				return sub[2]
-			}
-			missing = append(missing, name)
-		}
-		return v
-	})
-	if len(missing) > 0 {
-		return "", fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
-	}
-	return out, nil
-}
-
-// KindName names a YAML node's kind for error messages ("mapping", "list", "single value").
-func KindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		return "single value"
-	}
-	return "alias"
-}
-
-// suggest returns ` (did you mean "x"?)` for a near miss.
-func suggest(got string, known []string) string {
-	best := suggestpkg.Closest(got, known)
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// Suggest is suggest for other packages (route keys use it too).
-func Suggest(got string, known []string) string { return suggest(got, known) }
 
 // JSONSchema returns the JSON Schema (draft 2020-12 subset) of the settings.
 func (s Spec) JSONSchema() map[string]any {

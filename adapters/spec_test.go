@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
 var testSpec = Spec{Summary: "test", Fields: []Field{
@@ -39,8 +39,11 @@ func node(t *testing.T, src string) *yaml.Node {
 
 func TestSpecDecode(t *testing.T) {
 	env := func(name string) (string, bool) {
-		if name == "KP_TOKEN" {
+		switch name {
+		case "KP_TOKEN":
 			return "s3cret", true
+		case "KP_EMPTY":
+			return "", true
 		}
 		return "", false
 	}
@@ -59,6 +62,9 @@ func TestSpecDecode(t *testing.T) {
 		{"url: x\nwait: 5 minutes\n", `2:7: setting "wait": "5 minutes" is not a duration`},
 		{"url: x\nmode: c\n", `2:7: setting "mode": "c" is not one of a, b`},
 		{"url: x\ntoken: ${NOPE}\n", `2:8: setting "token": environment variable NOPE is not set`},
+		// An empty variable is refused as in the configuration file (it used to give an empty token here);
+		// ${KP_EMPTY:-} allows it on purpose.
+		{"url: x\ntoken: ${KP_EMPTY}\n", `2:8: setting "token": environment variable KP_EMPTY is empty`},
 		{"url: [x]\n", `1:6: setting "url": want a string, got a list`},
 		{"- x\n", `settings must be a mapping`},
 	}

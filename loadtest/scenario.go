@@ -1,10 +1,8 @@
 package loadtest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -12,8 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
 // Roles an application instance plays in the load mix.
@@ -150,7 +149,7 @@ func ParseSize(s string) (Size, error) {
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return err // reported at the value's line and column
 	}
 	*s = v
 	return nil
@@ -379,41 +378,31 @@ func checkTarget(target string, allowRemote bool) error {
 	return fmt.Errorf("%s is not a loopback address; a load test can overload a shared server, pass --allow-remote (allow_remote: true) if you mean it", host)
 }
 
-// LoadScenario reads a scenario file strictly: unknown keys are errors with
-// their line number.
+// LoadScenario reads a scenario file strictly (see ParseScenario).
 func LoadScenario(path string) (*Scenario, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read scenario: %w", err)
 	}
-	s, err := ParseScenario(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
+	return parseScenario(path, raw) // errors name the file, line and column
 }
 
-// ParseScenario decodes a YAML scenario strictly. Environment variables in
-// ${VAR} form are expanded so passwords need not be in the file.
-func ParseScenario(raw []byte) (*Scenario, error) {
-	raw = []byte(os.Expand(string(raw), func(k string) string {
-		if k == "$" {
-			return "$"
-		}
-		return os.Getenv(k)
-	}))
+// ParseScenario decodes a YAML scenario strictly, the way every Koppelpoort YAML file is read
+// (internal/strictyaml: unknown keys are errors with the key meant; ${VAR} and ${VAR:-default} in values
+// come from the environment, so passwords need not be in the file; $${ is a literal ${).
+func ParseScenario(raw []byte) (*Scenario, error) { return parseScenario("scenario", raw) }
+
+func parseScenario(name string, raw []byte) (*Scenario, error) {
 	var s Scenario
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	if err := strictyaml.Decode(name, raw, os.LookupEnv, &s); err != nil {
+		return nil, err
 	}
 	return &s, nil
 }
 
 // ParseInstanceFlag parses one --instance flag value:
 // "role=game,domain=D,username=u,password=p,subscriptions=CreateOrUpdateCarePlan+CreateOrUpdatePatient[,application=a][,format=xml]".
-// The password may be "${VAR}" to read it from the environment.
+// The password may be "${VAR}" to read it from the environment (strictyaml.Expand, as in scenario files).
 func ParseInstanceFlag(v string) (InstanceSpec, error) {
 	var in InstanceSpec
 	for _, kvs := range strings.Split(v, ",") {
@@ -429,7 +418,11 @@ func ParseInstanceFlag(v string) (InstanceSpec, error) {
 		case "username", "user":
 			in.Username = val
 		case "password":
-			in.Password = os.Expand(val, os.Getenv)
+			pw, err := strictyaml.Expand(val, os.LookupEnv)
+			if err != nil {
+				return in, fmt.Errorf("--instance %q: password: %w", v, err)
+			}
+			in.Password = pw
 		case "application", "app":
 			in.Application = val
 		case "format":

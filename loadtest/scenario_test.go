@@ -43,7 +43,7 @@ func TestParseScenario(t *testing.T) {
 				}
 			},
 		},
-		{name: "unknown key", yaml: "duraton: 3s\n", self: true, wantErr: "field duraton not found"},
+		{name: "unknown key", yaml: "duraton: 3s\n", self: true, wantErr: `scenario:1:1: error: unknown key "duraton" in the top level (did you mean "duration"?)`},
 		{name: "bad format", yaml: "format: csv\n", self: true, wantErr: "format: \"csv\""},
 		{name: "bad size", yaml: "message_size: lots\n", self: true, wantErr: "invalid size"},
 		{name: "bad share", yaml: "ack_failed_share: 1.5\n", self: true, wantErr: "ack_failed_share: 1.5"},
@@ -86,9 +86,24 @@ func TestParseScenario(t *testing.T) {
 }
 
 func TestLoadScenarioFile(t *testing.T) {
-	s, err := LoadScenario(filepath.Join("testdata", "scenario-external.yaml"))
+	// The passwords come from the environment; an unset one is an error naming the variable and its place.
+	external := filepath.Join("testdata", "scenario-external.yaml")
+	for _, v := range []string{"KP_PORTAL_PASSWORD", "KP_PATIENT_PASSWORD", "KP_GAME_PASSWORD"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	if _, err := LoadScenario(external); err == nil || !strings.Contains(err.Error(), external+":10:101: error: environment variable KP_PORTAL_PASSWORD is not set") {
+		t.Fatalf("unset password: %v", err)
+	}
+	for _, v := range []string{"KP_PORTAL_PASSWORD", "KP_PATIENT_PASSWORD", "KP_GAME_PASSWORD"} {
+		t.Setenv(v, "pw-"+v)
+	}
+	s, err := LoadScenario(external)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.Instances[0].Password != "pw-KP_PORTAL_PASSWORD" {
+		t.Errorf("portal password = %q", s.Instances[0].Password)
 	}
 	s.Defaults()
 	if err := s.Validate(false); err != nil {
@@ -99,7 +114,7 @@ func TestLoadScenarioFile(t *testing.T) {
 	if err := os.WriteFile(p, []byte("domains: 2\nrate: [1]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadScenario(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "line 2") {
+	if _, err := LoadScenario(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
 		t.Fatalf("error %v, want the file name and line 2", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 )
 
@@ -27,7 +28,7 @@ func checkDSTU1(transform string, kt *adapters.KoppeltaalMessage) error {
 	var problems []string
 	for _, e := range b.Entries[1:] { // the MessageHeader is the output's, not the route's
 		for _, u := range e.Resource.UnknownElements() {
-			problems = append(problems, fmt.Sprintf("%s is not a DSTU1 element%s", u.Path, adapters.Suggest(u.Name, u.Known)))
+			problems = append(problems, fmt.Sprintf("%s is not a DSTU1 element%s", u.Path, strictyaml.Suggest(u.Name, u.Known)))
 		}
 		for _, p := range e.Resource.MissingRequired() {
 			problems = append(problems, p+" is required")

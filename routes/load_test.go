@@ -10,6 +10,7 @@ import (
 	"time"
 
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/routes"
 )
 
@@ -37,7 +38,7 @@ func TestLintGolden(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			_, err := routes.LoadFile(f)
-			var ds routes.Diagnostics
+			var ds strictyaml.Diagnostics
 			if !errors.As(err, &ds) {
 				t.Fatalf("want Diagnostics, got %v", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/rules"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
@@ -29,7 +30,7 @@ type Route struct {
 	// Retry is the outbound retry policy.
 	Retry RetryPolicy
 	// Warnings found while loading (lint prints them).
-	Warnings Diagnostics
+	Warnings strictyaml.Diagnostics
 
 	engine *transforms.Engine
 }

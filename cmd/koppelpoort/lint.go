@@ -14,6 +14,7 @@ import (
 
 	_ "github.com/koppelpoort/koppelpoort/adapters/all" // register the built-in adapters
 	"github.com/koppelpoort/koppelpoort/internal/config"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/routes"
 )
 
@@ -78,7 +79,7 @@ func (l *linter) file(f string) {
 		return
 	}
 	r, err := routes.LoadFile(f)
-	var ds routes.Diagnostics
+	var ds strictyaml.Diagnostics
 	switch {
 	case errors.As(err, &ds):
 		l.failed++

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/internal/config"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
@@ -30,7 +31,7 @@ func (a *app) startRoutes(ctx context.Context, cfg *config.Config, rs []*routes.
 	logger *slog.Logger, reg prometheus.Registerer) error {
 	set, err := runtime.NewSet(ctx, runtime.Config{Store: st, Koppeltaal: kt, Logger: logger, Registerer: reg}, rs)
 	if err != nil {
-		return err // routes.Diagnostics: every problem with file:line:col
+		return err // strictyaml.Diagnostics: every problem with file:line:col
 	}
 	// The routes this server runs, the Koppeltaal server's own first: in the log and on /metrics.
 	announce := func(rs []*routes.Route) error { return runtime.Announce(logger, reg, runtime.Describe(kt != nil, rs)) }
@@ -87,10 +88,10 @@ func (rl *reloader) reload(ctx context.Context) error {
 	rl.applied = fp
 	rs, err := routes.LoadFiles(rl.patterns...)
 	if err != nil {
-		var ds routes.Diagnostics
+		var ds strictyaml.Diagnostics
 		if errors.As(err, &ds) {
 			for _, d := range ds {
-				if d.Severity == routes.SevError {
+				if d.Severity == strictyaml.SevError {
 					rl.log.Error("route reload refused: a route file has a problem; the running routes are unchanged",
 						"file", d.File, "line", d.Line, "column", d.Column, "problem", d.Message)
 				}

@@ -155,7 +155,7 @@ func TestServeRestartKeepsData(t *testing.T) {
 	resp.Body.Close()
 }
 
-// runFailing runs the binary and expects a quick failure with one clear line.
+// runFailing runs the binary, expects a quick failure with one clear error and returns its first line.
 func runFailing(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -172,11 +172,16 @@ func runFailing(t *testing.T, env []string, args ...string) string {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("%v: want exit status 1, got %v", args, err)
 	}
-	// The one line a person reads: the last line of stderr, prefixed "koppelpoort: ".
+	// What a person reads: the error at the end of stderr, prefixed "koppelpoort: " — one line, or for a
+	// problem in a YAML file that line followed by the offending source line and a caret under the column.
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	last := lines[len(lines)-1]
-	if !strings.HasPrefix(last, "koppelpoort: ") {
-		t.Fatalf("last stderr line is not the error line: %q\nstderr:\n%s", last, stderr.String())
+	i := len(lines) - 1
+	for i > 0 && strings.HasPrefix(lines[i], "    ") && !strings.HasPrefix(lines[i], "koppelpoort: ") {
+		i--
+	}
+	last := lines[i]
+	if !strings.HasPrefix(last, "koppelpoort: ") || len(lines)-i > 1 && !strings.HasSuffix(strings.TrimRight(lines[len(lines)-1], " "), "^") {
+		t.Fatalf("stderr does not end with the error: %q\nstderr:\n%s", last, stderr.String())
 	}
 	if strings.Contains(stderr.String(), "goroutine ") || strings.Contains(stderr.String(), "panic") {
 		t.Fatalf("stack trace in output:\n%s", stderr.String())
@@ -190,7 +195,7 @@ func TestServeMisspelledConfigKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := runFailing(t, nil, "serve", "--config", cfg)
-	for _, want := range []string{"koppelpoort.yaml", "line 3", `"stroe"`, `did you mean "store"`} {
+	for _, want := range []string{"koppelpoort.yaml:3:1: error:", `"stroe"`, `did you mean "store"`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("error line %q does not contain %q", line, want)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"go.yaml.in/yaml/v4"
 )
@@ -39,21 +40,21 @@ const (
 // Config is the whole configuration file.
 type Config struct {
 	// Server is the HTTP listener.
-	Server ServerConfig `yaml:"server"`
+	Server ServerConfig `yaml:"server" doc:"the HTTP listener"`
 	// Store is the database: SQLite (default) or PostgreSQL.
-	Store StoreConfig `yaml:"store"`
+	Store StoreConfig `yaml:"store" doc:"the database: SQLite (default) or PostgreSQL"`
 	// Log controls the structured logs written to standard error.
-	Log LogConfig `yaml:"log"`
+	Log LogConfig `yaml:"log" doc:"structured logs on standard error"`
 	// Koppeltaal holds the domains, applications and instances this server serves.
 	// Absent: no Koppeltaal domains (the built-in demo domain is used only when
 	// Koppelpoort runs without a configuration file).
-	Koppeltaal *koppeltaal.Config `yaml:"koppeltaal"`
+	Koppeltaal *koppeltaal.Config `yaml:"koppeltaal" doc:"the domains, applications and instances this Koppeltaal server serves"`
 	// Admin holds the administrator accounts and session settings of the console and the Support API.
-	Admin admin.Config `yaml:"admin"`
+	Admin admin.Config `yaml:"admin" doc:"administrator accounts and sessions of the console and the Support API"`
 	// Audit is the audit trail of access to patient data (NEN 7513).
-	Audit audit.Config `yaml:"audit"`
+	Audit audit.Config `yaml:"audit" doc:"the audit trail of access to patient data (NEN 7513)"`
 	// Routes lists gateway route files or glob patterns, relative to the config file.
-	Routes []string `yaml:"routes"`
+	Routes []string `yaml:"routes" doc:"gateway route files or glob patterns, relative to this file"`
 
 	// Path is the file this configuration was read from ("" for the embedded default).
 	Path string `yaml:"-"`
@@ -158,7 +159,7 @@ type StoreConfig struct {
 	// env KOPPELPOORT_DSN overrides.
 	DSN string `yaml:"dsn"`
 	// SQLiteSynchronous is SQLite's synchronous pragma: FULL (default: every commit fsynced) or NORMAL.
-	SQLiteSynchronous string `yaml:"sqlite_synchronous"`
+	SQLiteSynchronous string `yaml:"sqlite_synchronous" schema:"enum=FULL|NORMAL|full|normal"`
 	// BusyTimeout is how long SQLite waits for a lock held by another process. Default 10s.
 	BusyTimeout time.Duration `yaml:"busy_timeout"`
 	// MaxOpenConns caps the connection pool (PostgreSQL) or the read pool (SQLite). Default 10.
@@ -168,9 +169,9 @@ type StoreConfig struct {
 // LogConfig is the `log:` section.
 type LogConfig struct {
 	// Level is debug, info (default), warn or error.
-	Level string `yaml:"level"`
+	Level string `yaml:"level" schema:"enum=debug|info|warn|error"`
 	// Format is json (default) or text.
-	Format string `yaml:"format"`
+	Format string `yaml:"format" schema:"enum=json|text"`
 }
 
 // Default returns the embedded default configuration: SQLite under
@@ -295,43 +296,12 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // Parse decodes raw as the configuration file named path (used in errors); an empty file is all defaults.
 func Parse(path string, raw []byte, getenv func(string) string) (*Config, error) {
 	c := &Config{Path: path}
-	if err := DecodeStrict(path, raw, getenv, c); err != nil {
+	if err := strictyaml.Decode(path, raw, strictyaml.Getenv(getenv), c); err != nil {
 		return nil, err
 	}
 	c.Path = path
 	c.setDefaults()
 	return c, nil
-}
-
-// yamlError renders a YAML error on one line, prefixed with the file name. A syntax error names the place
-// the parser stopped as file:line:column, and the construct it was reading ("while parsing a flow sequence
-// at line 20, column 22") when that started elsewhere; decoding errors name their lines.
-func yamlError(path string, err error) error {
-	var les *yaml.LoadErrors
-	var le *yaml.LoadError
-	var all []*yaml.LoadError
-	switch {
-	case errors.As(err, &les):
-		all = les.Errors
-	case errors.As(err, &le):
-		all = []*yaml.LoadError{le}
-	}
-	var msgs []string
-	for _, le := range all {
-		if le.Mark.Line == 0 {
-			msgs = nil
-			break
-		}
-		msg := fmt.Sprintf("%s:%d:%d: %s", path, le.Mark.Line, le.Mark.Column, le.Message)
-		if le.ContextMsg != "" && le.ContextMark != le.Mark {
-			msg += fmt.Sprintf(" (%s at line %d, column %d)", le.ContextMsg, le.ContextMark.Line, le.ContextMark.Column)
-		}
-		msgs = append(msgs, msg)
-	}
-	if len(msgs) > 0 {
-		return errors.New(strings.Join(msgs, "; "))
-	}
-	return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 }
 
 // IsConfigFile reports whether src looks like a Koppelpoort configuration file rather than a route file: a
@@ -343,7 +313,7 @@ func IsConfigFile(src []byte) bool {
 		return false
 	}
 	top := doc.Content[0]
-	sections := yamlFields(reflect.TypeOf(Config{}))
+	sections := strictyaml.Fields(reflect.TypeOf(Config{}))
 	for i := 0; i < len(top.Content); i += 2 {
 		if _, ok := sections[top.Content[i].Value]; !ok {
 			return false
@@ -363,4 +333,15 @@ func (c *Config) RoutePatterns() []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// JSONSchema returns the JSON Schema (draft 2020-12) of the configuration file, reflected from the types
+// Parse decodes (Config and the sections it holds), so editors (and the console) can complete and
+// validate it, and it cannot accept a key Parse refuses (`koppelpoort schema --config`).
+func JSONSchema() map[string]any {
+	s := strictyaml.Schema(reflect.TypeFor[Config]())
+	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	s["$id"] = "https://koppelpoort.nl/schema/config.json"
+	s["title"] = "Koppelpoort configuration"
+	return s
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 )

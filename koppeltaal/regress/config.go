@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/koppelpoort/koppelpoort/internal/config"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 )
 
 // Config says which domain and accounts of the target the suite may use. Only Domain, Portal and one
@@ -90,7 +90,7 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("read regress config: %w", err)
 	}
 	var c Config
-	if err := config.DecodeStrict(path, raw, os.Getenv, &c); err != nil {
+	if err := strictyaml.Decode(path, raw, os.LookupEnv, &c); err != nil {
 		return Config{}, err
 	}
 	return c, nil

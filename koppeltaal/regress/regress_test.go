@@ -55,7 +55,7 @@ func TestLoadConfigIsStrictAndSubstitutesEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = LoadConfig(bad)
-	if err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), `"subscribers"`) {
+	if err == nil || !strings.Contains(err.Error(), bad+":3:1: error:") || !strings.Contains(err.Error(), `did you mean "subscribers"`) {
 		t.Fatalf("a misspelled key: %v", err)
 	}
 	c.Target = "http://127.0.0.1:1/FHIR/Koppeltaal"

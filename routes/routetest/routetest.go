@@ -15,9 +15,10 @@ import (
 	"strconv"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/routes"
 )
 
@@ -98,11 +99,10 @@ func RunFile(path string) ([]CaseResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read route test: %w", err)
 	}
+	// Test data is taken as written: no ${ENV} substitution, so a route test means the same everywhere.
 	var f File
-	dec := yaml.NewDecoder(strings.NewReader(string(src)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := strictyaml.Decode(path, src, nil, &f); err != nil {
+		return nil, err
 	}
 	if f.Route == "" {
 		return nil, fmt.Errorf("%s: `route:` (the route file under test) is missing", path)

@@ -33,7 +33,7 @@ type ServeOptions struct {
 }
 
 // ForServe loads and checks every route, then provisions them. A route with a problem stops it with every
-// problem listed (the error is routes.Diagnostics: file:line:col, message, source line and caret), so serve
+// problem listed (the error is strictyaml.Diagnostics: file:line:col, message, source line and caret), so serve
 // refuses to start with an invalid route and says why. With no patterns it returns (nil, nil).
 // The caller mounts the result (Mount) on its router, runs Run(ctx) as a worker and calls Close at the end.
 func ForServe(ctx context.Context, o ServeOptions) (*Runtime, error) {

@@ -1,4 +1,4 @@
-package routes
+package strictyaml
 
 import (
 	"fmt"
@@ -9,13 +9,13 @@ import (
 // Severity of a Diagnostic.
 type Severity string
 
-// Severities: errors make a route unusable, warnings are printed by lint.
+// Severities: errors make a file unusable, warnings are printed by lint.
 const (
 	SevError   Severity = "error"
 	SevWarning Severity = "warning"
 )
 
-// Diagnostic is one problem in a route file, at a position, with the offending line and a caret.
+// Diagnostic is one problem in a YAML file, at a position, with the offending line and a caret under it.
 type Diagnostic struct {
 	File     string
 	Line     int
@@ -57,7 +57,8 @@ func (ds Diagnostics) HasErrors() bool {
 	return false
 }
 
-func (ds Diagnostics) sorted() Diagnostics {
+// Sorted orders the diagnostics by file, line and column (stable: equal positions keep their order).
+func (ds Diagnostics) Sorted() Diagnostics {
 	sort.SliceStable(ds, func(i, j int) bool {
 		if ds[i].File != ds[j].File {
 			return ds[i].File < ds[j].File
@@ -70,12 +71,10 @@ func (ds Diagnostics) sorted() Diagnostics {
 	return ds
 }
 
-// snippet renders line (1-based) of src with a caret under col (1-based).
-func snippet(lines []string, line, col int) string {
-	if line < 1 || line > len(lines) {
-		return ""
+// Err returns the sorted diagnostics as an error when any is an error, else nil.
+func (ds Diagnostics) Err() error {
+	if ds.HasErrors() {
+		return ds.Sorted()
 	}
-	text := strings.ReplaceAll(lines[line-1], "\t", " ")
-	caret := strings.Repeat(" ", max(col-1, 0)) + "^"
-	return "    " + text + "\n    " + caret
+	return nil
 }
