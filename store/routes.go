@@ -133,7 +133,7 @@ func (t *Tx) DeliveryStatuses(ctx context.Context, ids []string) ([]DeliveryStat
 	return out, nil
 }
 
-// DeadLetter is a record (stage "rules") or delivery (stage "output") parked for a person to look at.
+// DeadLetter is a record (stage "input", "rules" or "transform": where the route refused it) or delivery (stage "output") parked for a person to look at.
 type DeadLetter struct {
 	ID        string `db:"id"`
 	Route     string `db:"route"`

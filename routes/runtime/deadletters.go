@@ -17,7 +17,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
-// DeadLetter is a record (stage "rules") or a delivery (stage "output") parked for a person to look at.
+// DeadLetter is a record (stage "input", "rules" or "transform": where the route refused it) or a delivery (stage "output") parked for a person to look at.
 type DeadLetter struct {
 	ID        string
 	Route     string

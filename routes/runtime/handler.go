@@ -62,17 +62,23 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 		log.Info("record dropped")
 		log.Debug("record dropped", "reason", res.Reason)
 	case routes.DeadLettered:
+		stage := res.Stage // where it failed: input, rules or transform
+		if stage == "" {
+			stage = routes.StageRules
+		}
 		// The id is stable for the same record from the same source, so a re-read after a crash does not
-		// park it twice (and a replay that fails again brings the same dead letter back).
+		// park it twice (and a replay that fails again brings the same dead letter back). Its seed keeps
+		// "rules" for every stage: ids of dead letters parked before stages were told apart stay the same.
 		dl := store.DeadLetter{ID: transforms.StableID(r.Name, "rules", res.Key, rm.Record.Meta["source_id"], string(recordJSON)),
-			Route: r.Name, Stage: "rules", RecordKey: res.Key, Record: string(recordJSON), Reason: res.Reason,
+			Route: r.Name, Stage: stage, RecordKey: res.Key, Record: string(recordJSON), Reason: res.Reason,
 			Revision: r.Revision, CreatedAt: now}
 		if err := tx.PutDeadLetter(ctx, dl); err != nil {
 			return err
 		}
-		rt.metrics.deadLettered.WithLabelValues(r.Name, "rules").Inc()
-		log.Warn("record dead-lettered; see koppelpoort replay for the reason", "dead_letter", dl.ID)
-		log.Debug("record dead-lettered", "reason", res.Reason)
+		rt.metrics.deadLettered.WithLabelValues(r.Name, stage).Inc()
+		// The reason is what an operator needs first; route files name records by key in their reasons
+		// (routes/README.md), so it is logged at WARN like an output's error.
+		log.Warn("record dead-lettered", "stage", stage, "reason", res.Reason, "dead_letter", dl.ID)
 	case routes.Routed:
 		var later []store.Delivery
 		for _, d := range res.Deliveries {
@@ -134,6 +140,6 @@ func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, 
 	}
 	outcome.OK, outcome.Reason = false, reason
 	rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
-	log.Warn("delivery dead-lettered", "error", err)
+	log.Warn("delivery dead-lettered", "stage", "output", "reason", reason)
 	return nil
 }

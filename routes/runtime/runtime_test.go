@@ -20,6 +20,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/adapters"
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -408,5 +409,62 @@ func TestForServe(t *testing.T) {
 	}
 	if rt, err := runtime.ForServe(context.Background(), runtime.ServeOptions{}); rt != nil || err != nil {
 		t.Fatal("no patterns: no runtime, no error")
+	}
+}
+
+// A dead letter says where it failed (stage transform for a transform error, not rules) and is logged at
+// WARN with its reason, route, stage, revision and record key (issue 14, defects 5 and 6).
+func TestDeadLetterStageAndWarning(t *testing.T) {
+	dir := t.TempDir()
+	var logs testkit.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rt, db := runRouteLogged(t, dir, `name: stages
+input:
+  http: {path: /in, listen: 127.0.0.1:0, auth: none}
+key: record.id
+rules:
+  - when: record.id == "ruled"
+    dead_letter: "refused {{ record.id }}"
+  - transform: out
+transforms:
+  out:
+    fields: {n: 'int(record.n)'}
+outputs:
+  - name: archive
+    file: {dir: ./archive, format: ndjson}
+`, nil, logger)
+	recs := []adapters.Record{{Key: "ruled", Fields: map[string]any{"id": "ruled", "n": "1"}},
+		{Key: "broken", Fields: map[string]any{"id": "broken", "n": "not a number"}}}
+	if err := rt.Sink("stages").Accept(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	var dl []runtime.DeadLetter
+	waitFor(t, "two dead letters", func() bool {
+		dl, _ = runtime.ListDeadLetters(context.Background(), db, runtime.Filter{})
+		return len(dl) == 2
+	})
+	stages := map[string]string{}
+	for _, d := range dl {
+		stages[d.RecordKey] = d.Stage
+	}
+	if stages["ruled"] != "rules" || stages["broken"] != "transform" {
+		t.Errorf("stages: %v, want ruled=rules broken=transform", stages)
+	}
+	for _, d := range dl {
+		var line map[string]any
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"dead_letter":"`+d.ID+`"`) {
+				json.Unmarshal([]byte(l), &line)
+			}
+		}
+		if line == nil {
+			t.Fatalf("no log line for dead letter %s:\n%s", d.ID, logs.String())
+		}
+		want := map[string]any{"level": "WARN", "route": "stages", "stage": d.Stage, "revision": d.Revision, "record": d.RecordKey, "reason": d.Reason}
+		for k, v := range want {
+			if line[k] != v || v == "" {
+				t.Errorf("dead letter %s logged with %s=%v, want %v: %v", d.ID, k, line[k], v, line)
+			}
+		}
 	}
 }

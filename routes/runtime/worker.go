@@ -117,13 +117,14 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 				log.Warn("delivery failed; will retry", "attempts", res.attempts, "retry_in", wait.String(), "error", res.err)
 			default:
 				dr.Status, dr.LastError = store.DeliveryDead, res.err.Error()
+				reason := fmt.Sprintf("output %s: %v", c.Output, res.err)
 				if err := tx.PutDeadLetter(ctx, store.DeadLetter{ID: "delivery-" + c.ID, Route: r.Name, Stage: "output",
-					Output: c.Output, RecordKey: c.RecordKey, Record: c.Record, Reason: fmt.Sprintf("output %s: %v", c.Output, res.err),
+					Output: c.Output, RecordKey: c.RecordKey, Record: c.Record, Reason: reason,
 					Attempts: res.attempts, Revision: c.Revision, CreatedAt: now.UnixMicro()}); err != nil {
 					return err
 				}
 				rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
-				log.Warn("delivery dead-lettered", "attempts", res.attempts, "error", res.err)
+				log.Warn("delivery dead-lettered", "stage", "output", "attempts", res.attempts, "reason", reason)
 			}
 			if err := tx.FinishDelivery(ctx, c.ID, dr); err != nil {
 				return err
