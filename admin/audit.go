@@ -28,6 +28,9 @@ type Action struct {
 // a Record error rolls the change back.
 type Auditor interface {
 	Record(ctx context.Context, tx *store.Tx, a Action) error
+	// Read records an action that changed nothing (an administrator reading patient data): it is not
+	// part of a transaction, so a read takes no write transaction of its own (on SQLite, the one writer).
+	Read(ctx context.Context, a Action)
 }
 
 // LogAuditor writes each action as a structured log line. It is the default
@@ -46,12 +49,22 @@ func (l LogAuditor) Record(ctx context.Context, _ *store.Tx, a Action) error {
 	return nil
 }
 
+// Read implements Auditor.
+func (l LogAuditor) Read(ctx context.Context, a Action) { _ = l.Record(ctx, nil, a) }
+
 // TrailAuditor records each action in the audit trail (package audit), in
 // the transaction of the action.
 type TrailAuditor struct{ Recorder *audit.Recorder }
 
 // Record implements Auditor.
 func (t TrailAuditor) Record(ctx context.Context, tx *store.Tx, a Action) error {
+	return t.Recorder.InTx(ctx, tx, trailEvent(ctx, a))
+}
+
+// Read implements Auditor: the record is written within the trail's flush interval (audit.Recorder.Record).
+func (t TrailAuditor) Read(ctx context.Context, a Action) { t.Recorder.Record(ctx, trailEvent(ctx, a)) }
+
+func trailEvent(ctx context.Context, a Action) audit.Event {
 	act := audit.Actor{Kind: audit.KindAdmin}
 	if a.Principal != nil {
 		act.Name, act.SourceIP = a.Principal.User.Username, a.Principal.Remote
@@ -61,7 +74,7 @@ func (t TrailAuditor) Record(ctx context.Context, tx *store.Tx, a Action) error 
 	if a.Detail != "" {
 		detail += ": " + a.Detail
 	}
-	return t.Recorder.InTx(ctx, tx, audit.Event{Action: audit.ActionAdmin, Actor: act, Patient: a.Patient, Object: a.Object, Detail: detail})
+	return audit.Event{Action: audit.ActionAdmin, Actor: act, Patient: a.Patient, Object: a.Object, Detail: detail}
 }
 
 var (

@@ -113,6 +113,19 @@ func (t *Tx) FinishDelivery(ctx context.Context, id string, r DeliveryResult) er
 	return nil
 }
 
+// DeliveryByID returns delivery id, or ErrNotFound.
+func (t *Tx) DeliveryByID(ctx context.Context, id string) (Delivery, error) {
+	var d Delivery
+	err := t.get(ctx, &d, `SELECT `+deliveryCols+` FROM route_deliveries WHERE id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return d, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	return d, nil
+}
+
 // DeliveryStatus is the status and last error of a delivery.
 type DeliveryStatus struct {
 	ID        string `db:"id"`

@@ -18,7 +18,7 @@ import (
 
 // provisioning returns the resources an administrator used to edit the YAML for.
 func (a *API) provisioning() []Resource {
-	return []Resource{
+	return append([]Resource{
 		{Type: "Domain", List: a.listDomains, Get: a.getDomain, Create: a.createDomain, Patch: a.patchDomain,
 			NotAllowed: map[string]string{"DELETE": "a domain holds messages and cannot be deleted"}},
 		{Type: "Application", List: a.listApplications, Get: a.getApplication, Create: a.createApplication, Patch: a.patchApplication,
@@ -32,7 +32,7 @@ func (a *API) provisioning() []Resource {
 		a.clientResource(),
 		a.authorizationResource(),
 		a.activityResource(),
-	}
+	}, a.deadLetterResources()...)
 }
 
 // view is a scoped snapshot of the provisioned objects, read in one transaction.

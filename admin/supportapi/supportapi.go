@@ -127,6 +127,12 @@ func (a *API) Audit(ctx context.Context, tx *store.Tx, verb, object string, doma
 	return a.acc.Auditor().Record(ctx, tx, adminAction(ctx, verb, object, domainID, detail, ""))
 }
 
+// AuditRead records that the caller in ctx read object (patient data: patient names whose); it is written
+// outside any transaction (admin.Auditor.Read).
+func (a *API) AuditRead(ctx context.Context, object string, domainID int64, detail, patient string) {
+	a.acc.Auditor().Read(ctx, adminAction(ctx, "read", object, domainID, detail, patient))
+}
+
 // adminAction is an action of the caller in ctx; patient is whose data it showed or changed ("" for none).
 func adminAction(ctx context.Context, verb, object string, domainID int64, detail, patient string) admin.Action {
 	return admin.Action{Principal: admin.PrincipalFrom(ctx), Verb: verb, Object: object, DomainID: domainID, Detail: detail, Patient: patient}
@@ -287,6 +293,10 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, t *Resource) error 
 	res, err := t.Create(r.Context(), req)
 	if err != nil {
 		return err
+	}
+	if res.ID == "" { // an action (DeadLetterReplay), not an object: nothing to link to
+		jsonapi.Write(w, http.StatusOK, jsonapi.Document{Data: &res})
+		return nil
 	}
 	a.selfLink(a.root(r), &res)
 	w.Header().Set("Location", res.Links["self"])

@@ -18,6 +18,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // screenshotDir is where TestConsoleInBrowser saves a PNG of each page when
@@ -32,7 +33,9 @@ func screenshotDir() string { return os.Getenv("KOPPELPOORT_CONSOLE_SCREENSHOTS"
 // update, at desktop and at phone width.
 func TestConsoleInBrowser(t *testing.T) {
 	bctx := testkit.Browser(t, chromedp.WindowSize(1280, 900))
-	base, _, _, stderr := startBinary(t, t.TempDir(), nil)
+	dir := t.TempDir()
+	seedDeadLetter(t, filepath.Join(dir, "koppelpoort-data", "koppelpoort.db"))
+	base, _, _, stderr := startBinary(t, dir, nil)
 	epd := &client.Client{BaseURL: base, Username: koppeltaal.DemoEPDUser, Password: koppeltaal.DemoEPDPassword}
 	patient := "https://epd.example/fhir/Koppeltaal/Patient/browser-1"
 	msg, err := client.BuildMessage(client.Message{Event: "CreateOrUpdatePatient", Patient: patient, Resources: []client.Resource{{
@@ -107,6 +110,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("message-json")
 	run("XML body", chromedp.Click(`//button[text()="XML"]`), chromedp.WaitVisible(`//pre[contains(., "<feed")]`))
 	shot("message-xml")
+
+	// A dead letter: read it in full, then replay it (counted first, confirmed).
+	run("dead letters", chromedp.Click(`//nav//a[text()="Dead letters"]`), chromedp.WaitVisible(`//h1[text()="Dead letters"]`),
+		chromedp.WaitVisible(`//table[@id="dead-letters"]//tr[@data-id="browser-dl"]`))
+	shot("dead-letters")
+	run("a dead letter in full", chromedp.Click(`//tr[@data-id="browser-dl"]//a`), chromedp.WaitVisible(`//h1[.="Dead letter of browser-route"]`),
+		chromedp.WaitVisible(`//pre[contains(., "bsn-not-a-number")]`))
+	shot("dead-letter")
+	run("replay, counted first", chromedp.Click(`//a[text()="← Dead letters"]`), chromedp.WaitVisible(`//table[@id="dead-letters"]//tr[@data-id="browser-dl"]`),
+		chromedp.Click(`//button[text()="Replay all dead letters"]`),
+		chromedp.WaitVisible(`//div[@role="alertdialog"]/p[starts-with(., "Replay 1 dead letter (browser-route: 1)")]`),
+		chromedp.Click(`//button[text()="Yes, replay"]`), chromedp.WaitVisible(`//p[@role="status"][starts-with(., "1 dead letter replayed")]`),
+		chromedp.WaitVisible(`//caption[starts-with(., "0 dead letters waiting")]`))
 
 	// Register an application, create an instance of it, and post with the credentials the page shows once.
 	run("register an application", chromedp.Click(`//nav//a[text()="Applications"]`), chromedp.WaitVisible(`//h1[text()="Applications"]`),
@@ -208,4 +224,24 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("Support API without credentials: %d", resp.StatusCode)
 	}
 	_ = fmt.Sprint
+}
+
+// seedDeadLetter parks a dead letter of route browser-route in the SQLite store at path (before serve opens it).
+func seedDeadLetter(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), store.Config{DSN: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Update(context.Background(), func(tx *store.Tx) error {
+		return tx.PutDeadLetter(context.Background(), store.DeadLetter{ID: "browser-dl", Route: "browser-route", Stage: "rules", RecordKey: "row-7",
+			Record: `{"key":"row-7","fields":{"bsn":"bsn-not-a-number"}}`, Reason: "BSN is not a number", Attempts: 1, Revision: "0123456789abcdef",
+			CreatedAt: time.Now().UnixMicro()})
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

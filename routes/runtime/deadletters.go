@@ -68,6 +68,16 @@ func ListDeadLetters(ctx context.Context, st *store.Store, f Filter) ([]DeadLett
 // Replay writes to the store only: the records run when a `koppelpoort serve` on the store consumes them.
 // While a server runs, ask it instead (RequestReplay): it applies its route files first.
 func Replay(ctx context.Context, st *store.Store, f Filter, dryRun bool) ([]DeadLetter, error) {
+	return replay(ctx, st, f, dryRun, nil)
+}
+
+// ReplayAudited is Replay (not a dry run) that runs record in the replay's transaction, so the audit record
+// of who replayed what commits with the replay or not at all.
+func ReplayAudited(ctx context.Context, st *store.Store, f Filter, record func(tx *store.Tx, replayed []DeadLetter) error) ([]DeadLetter, error) {
+	return replay(ctx, st, f, false, record)
+}
+
+func replay(ctx context.Context, st *store.Store, f Filter, dryRun bool, record func(*store.Tx, []DeadLetter) error) ([]DeadLetter, error) {
 	list, err := ListDeadLetters(ctx, st, Filter{IDs: f.IDs, Route: f.Route})
 	if err != nil {
 		return nil, err
@@ -115,6 +125,9 @@ func Replay(ctx context.Context, st *store.Store, f Filter, dryRun bool) ([]Dead
 			if _, err := tx.MarkReplayed(ctx, d.ID, now.UnixMicro()); err != nil {
 				return fmt.Errorf("replay %s: %w", d.ID, err)
 			}
+		}
+		if record != nil {
+			return record(tx, list)
 		}
 		return nil
 	})

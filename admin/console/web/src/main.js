@@ -9,10 +9,12 @@ import { Messages, MessageDetail } from "./messages.js";
 import { Domains, Applications, Instances, InstanceDetail } from "./provisioning.js";
 import { TestPortal } from "./testportal.js";
 import { Authorizations } from "./authorizations.js";
+import { DeadLetters, DeadLetterDetail } from "./deadletters.js";
 
 const pages = [
   ["#/", "Dashboard"],
   ["#/messages", "Messages"],
+  ["#/deadletters", "Dead letters", "system"],
   ["#/instances", "Instances"],
   ["#/applications", "Applications"],
   ["#/domains", "Domains"],
@@ -27,14 +29,16 @@ function parseHash() {
 }
 
 function route(r, me) {
-  const m = r.path.match(/^#\/(messages|instances)\/(\w+)$/);
+  const m = r.path.match(/^#\/(messages|instances|deadletters)\/([^/]+)$/);
   if (m && m[1] === "messages") return html`<${MessageDetail} id=${m[2]} />`;
+  if (m && m[1] === "deadletters") return html`<${DeadLetterDetail} id=${decodeURIComponent(m[2])} />`;
   if (m && m[1] === "instances") return html`<${InstanceDetail} id=${m[2]} me=${me} />`;
   switch (r.path) {
     case "#/messages": return html`<${Messages} params=${r.params} />`;
     case "#/instances": return html`<${Instances} me=${me} />`;
     case "#/applications": return html`<${Applications} me=${me} />`;
     case "#/domains": return html`<${Domains} me=${me} />`;
+    case "#/deadletters": return html`<${DeadLetters} />`;
     case "#/authorizations": return html`<${Authorizations} />`;
     case "#/portal": return html`<${TestPortal} />`;
     default: return html`<${Dashboard} />`;
@@ -64,7 +68,7 @@ function App() {
     <header class="top container">
       <nav aria-label="Main">
         <ul><li><strong>Koppelpoort</strong></li>
-          ${pages.map(([href, label]) => html`<li><a href=${href} aria-current=${current === href ? "page" : undefined}>${label}</a></li>`)}
+          ${pages.filter(([, , role]) => !role || role === me.role).map(([href, label]) => html`<li><a href=${href} aria-current=${current === href ? "page" : undefined}>${label}</a></li>`)}
         </ul>
         <ul>
           <li><small>${me.name || me.username} · ${me.role} administrator${me.domains.length ? " of " + me.domains.join(", ") : ""}${me.applications.length ? " of " + me.applications.join(", ") : ""}</small></li>
