@@ -2,7 +2,6 @@ package supportapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -121,15 +120,10 @@ func (a *API) replayDeadLetters(ctx context.Context, req jsonapi.Request) (jsona
 	if !all && f.Route == "" && len(f.IDs) == 0 {
 		return jsonapi.Resource{}, jsonapi.AttrError(400, "Ids", "Nothing selected", "say what to replay: Ids, Route or All=true")
 	}
-	audit := func(tx *store.Tx, list []runtime.DeadLetter) error {
-		return a.Audit(ctx, tx, "replay", "DeadLetter", 0, fmt.Sprintf("%d dead letters: %s", len(list), idList(list)))
-	}
-	var list []runtime.DeadLetter
-	var err error
-	if dry {
-		list, err = runtime.Replay(ctx, a.st, f, true)
-	} else {
-		list, err = runtime.ReplayAudited(ctx, a.st, f, audit)
+	list, err := runtime.Replay(ctx, a.st, f, true) // what the selection holds now
+	waiting := false
+	if err == nil && !dry && len(list) > 0 {
+		waiting, err = a.replay(ctx, list)
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "no unreplayed dead letter") {
@@ -144,7 +138,42 @@ func (a *API) replayDeadLetters(ctx context.Context, req jsonapi.Request) (jsona
 		routes[d.Route]++
 	}
 	return jsonapi.Resource{Type: "DeadLetterReplay", Attributes: map[string]any{"DryRun": dry, "Count": len(list), "Ids": ids,
-		"Routes": routes}}, nil
+		"Routes": routes, "Waiting": waiting}}, nil
+}
+
+// replayWait is how long a replay waits for the server running the routes to take it.
+const replayWait = 30 * time.Second
+
+// replay replays list as `koppelpoort replay --yes` does: through the server that runs the routes when one
+// holds the replay lease (runtime.RequestReplay: it applies its route files first), else by putting the
+// records back on their routes' queues in the transaction that records the audit (runtime.ReplayAudited).
+// waiting reports a request the server has not taken within replayWait (it stays, and runs when it can).
+func (a *API) replay(ctx context.Context, list []runtime.DeadLetter) (waiting bool, err error) {
+	detail := fmt.Sprintf("%d dead letters: %s", len(list), idList(list))
+	ids := make([]string, len(list))
+	for i, d := range list {
+		ids[i] = d.ID
+	}
+	holder, _, running, err := a.st.LeaseHolder(ctx, runtime.ReplayJob)
+	if err != nil {
+		return false, err
+	}
+	if !running {
+		_, err := runtime.ReplayAudited(ctx, a.st, runtime.Filter{IDs: ids}, func(tx *store.Tx, _ []runtime.DeadLetter) error {
+			return a.Audit(ctx, tx, "replay", "DeadLetter", 0, detail)
+		})
+		return false, err
+	}
+	if err := a.st.Update(ctx, func(tx *store.Tx) error {
+		return a.Audit(ctx, tx, "replay", "DeadLetter", 0, detail+" (through "+holder+")")
+	}); err != nil {
+		return false, err
+	}
+	_, _, err = runtime.RequestReplay(ctx, a.st, ids, replayWait)
+	if errors.Is(err, runtime.ErrReplayNotTaken) {
+		return true, nil
+	}
+	return false, err
 }
 
 func idList(list []runtime.DeadLetter) string {
@@ -161,5 +190,3 @@ func idList(list []runtime.DeadLetter) string {
 	}
 	return b.String()
 }
-
-var _ = json.Marshal

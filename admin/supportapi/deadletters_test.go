@@ -2,9 +2,11 @@ package supportapi_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -79,5 +81,38 @@ func TestDeadLetters(t *testing.T) {
 			t.Fatalf("replayed dead letter: %v", got)
 		}
 		e.do("sys", "POST", "/DeadLetterReplay", doc("DeadLetterReplay", "", map[string]any{"Ids": ids}, "")).mustStatus(t, 409, "replay twice")
+
+		// With a server running the routes (the replay lease holder), the replay goes through it, as
+		// `koppelpoort replay` does; it applies its route files first.
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		prepared := make(chan struct{}, 1)
+		go func() {
+			served <- runtime.ServeReplayRequests(ctx, e.st, slog.New(slog.DiscardHandler), 20*time.Millisecond, func(context.Context) error {
+				prepared <- struct{}{}
+				return nil
+			})
+		}()
+		defer func() { cancel(); <-served }()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, _, ok, err := e.st.LeaseHolder(context.Background(), runtime.ReplayJob); err != nil || ok {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatal("the replay server did not take its lease")
+			}
+		}
+		through := e.do("sys", "POST", "/DeadLetterReplay", doc("DeadLetterReplay", "", map[string]any{"Route": "epd"}, "")).
+			mustStatus(t, 200, "replay through the server").data()
+		if attr(through, "Count") != float64(1) || attr(through, "Waiting") != false {
+			t.Fatalf("replay through the server: %v", through)
+		}
+		select {
+		case <-prepared:
+		default:
+			t.Fatal("the server did not apply its routes before the replay")
+		}
+		if got := e.do("sys", "GET", "/DeadLetter/delivery-d1", nil).data(); attr(got, "Replayed") != true {
+			t.Fatalf("dead letter replayed through the server: %v", got)
+		}
 	})
 }

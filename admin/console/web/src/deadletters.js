@@ -19,7 +19,7 @@ function useReplay(selection, onDone) {
   };
   const confirm = async () => {
     const d = await jsonapi("POST", "/DeadLetterReplay", resourceDoc("DeadLetterReplay", { Ids: counted.current }));
-    onDone(d.data.attributes.Count);
+    onDone(d.data.attributes.Count, d.data.attributes.Waiting);
   };
   return [prepare, confirm];
 }
@@ -39,7 +39,11 @@ export function DeadLetters() {
   };
   useEffect(() => { load(); }, [route, replayed]);
   const selection = route ? { Route: route } : { All: true };
-  const [prepare, confirm] = useReplay(selection, (n) => { setDone(`${n} dead letter${n === 1 ? "" : "s"} replayed: the server runs ${n === 1 ? "it" : "them"} through the route again.`); load(); });
+  const [prepare, confirm] = useReplay(selection, (n, waiting) => {
+    setDone(waiting ? `Replay of ${n} dead letter${n === 1 ? "" : "s"} requested: the server running the routes has not taken it yet; it runs when it can.`
+      : `${n} dead letter${n === 1 ? "" : "s"} replayed: ${n === 1 ? "it runs" : "they run"} through the route again.`);
+    load();
+  });
   const routes = [...new Set((rows || []).map((d) => d.Route))].sort();
   const waiting = (rows || []).filter((d) => !d.Replayed).length;
   return html`<h1>Dead letters</h1>
@@ -74,7 +78,10 @@ export function DeadLetterDetail({ id }) {
   const [done, setDone] = useState("");
   const load = () => jsonapi("GET", "/DeadLetter/" + encodeURIComponent(id)).then((x) => setD(attrs(x.data)), (x) => setErr(x.message));
   useEffect(() => { load(); }, [id]); // each read is audited: no polling
-  const [prepare, confirm] = useReplay({ Ids: [id] }, () => { setDone("Replayed: the server runs it through the route again."); load(); });
+  const [prepare, confirm] = useReplay({ Ids: [id] }, (_, waiting) => {
+    setDone(waiting ? "Replay requested: the server running the routes has not taken it yet." : "Replayed: it runs through the route again.");
+    load();
+  });
   if (err) return html`<h1>Dead letter</h1><p role="alert">${err}</p>`;
   if (!d) return html`<h1>Dead letter</h1><p aria-busy="true">Loading…</p>`;
   const del = d.Delivery;
