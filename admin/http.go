@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/koppelpoort/koppelpoort/admin/jsonapi"
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -39,7 +40,8 @@ func (a *Accounts) Require(next http.Handler) http.Handler {
 			a.writeAuthError(w, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		ctx := audit.WithRequest(WithPrincipal(r.Context(), p), audit.RequestFromHTTP(r)) // source and request id for the trail
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -112,13 +113,17 @@ func (a *Accounts) Login(w http.ResponseWriter, r *http.Request, username, passw
 	if a.limit != nil && !a.limit.Allow(r, username) {
 		return nil, ErrThrottled
 	}
-	ctx := r.Context()
+	ctx := audit.WithRequest(r.Context(), audit.RequestFromHTTP(r)) // source and request id for the trail
 	u, err := a.checkLogin(ctx, username, password)
 	if err != nil {
 		if errors.Is(err, ErrUnauthorized) && a.limit != nil {
 			a.limit.Failed(r, username)
 		}
 		a.log.Info("admin: login refused", "username", username, "remote", remoteAddr(r))
+		if errors.Is(err, ErrUnauthorized) { // a refused login is traced too (who tried, from where)
+			a.audit.Read(ctx, Action{Principal: &Principal{User: store.AdminUser{Username: username}, Via: "session", Remote: remoteAddr(r)},
+				Verb: "login refused"})
+		}
 		return nil, err
 	}
 	if a.limit != nil {

@@ -283,7 +283,7 @@ func (c *Console) portalCarePlan(w http.ResponseWriter, r *http.Request) {
 		}
 		res.Messages = append(res.Messages, b.MessageHeader().Identifier())
 	}
-	c.audit(ctx, "create", "TestPortal/"+req.Domain, caller.DomainID, "CarePlan "+res.CarePlan)
+	c.audit(ctx, "create", "TestPortal/"+req.Domain, caller.DomainID, "CarePlan "+res.CarePlan, res.Patient)
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -325,13 +325,14 @@ func (c *Console) portalLaunch(w http.ResponseWriter, r *http.Request) {
 		c.portalError(w, http.StatusInternalServerError, "launch: %v", err)
 		return
 	}
-	c.audit(ctx, "launch", "TestPortal/"+req.Domain, caller.DomainID, req.Application+" as "+req.User)
+	c.audit(ctx, "launch", "TestPortal/"+req.Domain, caller.DomainID, req.Application+" as "+req.User, req.Patient)
 	writeJSON(w, http.StatusOK, map[string]any{"location": res.Location, "activation_code": res.ActivationCode, "expires_in_days": res.ExpiresInDays})
 }
 
-func (c *Console) audit(ctx context.Context, verb, object string, domainID int64, detail string) {
+// audit records a Test Portal action about patient (the messages it posted carry their own records).
+func (c *Console) audit(ctx context.Context, verb, object string, domainID int64, detail, patient string) {
 	if err := c.st.Update(ctx, func(tx *store.Tx) error {
-		return c.api.Audit(ctx, tx, verb, object, domainID, detail)
+		return c.api.AuditPatient(ctx, tx, verb, object, domainID, detail, patient)
 	}); err != nil {
 		c.log.Warn("console: audit", "err", err)
 	}

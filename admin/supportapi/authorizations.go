@@ -126,6 +126,7 @@ func (a *API) queryAuthorizations(ctx context.Context, _ *http.Request, q jsonap
 		for _, g := range gs {
 			out = append(out, authorizationOut(g, v, now))
 		}
+		a.auditSearch(ctx, "Authorization", len(gs), func(i int) (string, int64) { return gs[i].Patient, instanceOf(v, gs[i].InstanceID).DomainID })
 		return nil
 	})
 	return out, total, q.Offset()+len(out) < total, err
@@ -153,6 +154,7 @@ func (a *API) getAuthorization(ctx context.Context, id string) (jsonapi.Resource
 		g, err := grantInScope(ctx, tx, v, id)
 		if err == nil {
 			out = authorizationOut(g, v, time.Now().UnixMicro())
+			a.AuditRead(ctx, "Authorization/"+id, instanceOf(v, g.InstanceID).DomainID, g.ClientID, g.Patient)
 		}
 		return err
 	})
@@ -190,8 +192,7 @@ func (a *API) patchAuthorization(ctx context.Context, id string, req jsonapi.Req
 				return err
 			}
 			in := instanceOf(v, g.InstanceID)
-			if err := a.acc.Auditor().Record(ctx, tx, adminAction(ctx, "revoke", "Authorization/"+id, in.DomainID,
-				fmt.Sprintf("%d tokens of %s", n, g.ClientID), g.Patient)); err != nil {
+			if err := a.AuditPatient(ctx, tx, "revoke", "Authorization/"+id, in.DomainID, fmt.Sprintf("%d tokens of %s", n, g.ClientID), g.Patient); err != nil {
 				return err
 			}
 			if g, err = tx.OAuthGrant(ctx, g.Chain); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/admin/jsonapi"
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
@@ -57,6 +58,7 @@ type env struct {
 	st     *store.Store
 	ts     *httptest.Server
 	acc    *admin.Accounts
+	trail  *audit.Recorder
 	tokens map[string]string
 }
 
@@ -84,7 +86,13 @@ func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := admin.New(admin.Options{Store: st, Config: admin.Config{Users: adminUsers(), BcryptCost: 4}})
+	trail, err := audit.New(audit.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = trail.Close() })
+	acc, err := admin.New(admin.Options{Store: st, Config: admin.Config{Users: adminUsers(), BcryptCost: 4},
+		Auditor: admin.TrailAuditor{Recorder: trail}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +111,7 @@ func newEnv(t *testing.T, st *store.Store, cfg koppeltaal.Config) *env {
 	sapi.Mount(r)
 	ts.Config.Handler = r
 	ts.Start()
-	e := &env{t: t, st: st, ts: ts, acc: acc, tokens: map[string]string{}}
+	e := &env{t: t, st: st, ts: ts, acc: acc, trail: trail, tokens: map[string]string{}}
 	for _, u := range adminUsers() {
 		tok, _, err := acc.CreateTokenFor(ctx, u.Username, "test", time.Hour)
 		if err != nil {

@@ -186,6 +186,7 @@ func (a *API) queryMessages(ctx context.Context, _ *http.Request, q jsonapi.Quer
 		for _, r := range rows {
 			out = append(out, messageResourceOf(r, byMsg[r.ID], false))
 		}
+		a.auditSearch(ctx, "Message", len(rows), func(i int) (string, int64) { return rows[i].PatientRef, rows[i].DomainID })
 		return nil
 	})
 	return out, -1, more, err
@@ -242,8 +243,10 @@ func (a *API) getMessage(ctx context.Context, id string) (jsonapi.Resource, erro
 		return jsonapi.Resource{}, err
 	}
 	var out jsonapi.Resource
-	err = a.update(ctx, func(tx *store.Tx, v *view) error {
-		m, err := tx.BrowsedMessageByID(ctx, n)
+	var m store.BrowsedMessage
+	err = a.withView(ctx, func(tx *store.Tx, v *view) error {
+		var err error
+		m, err = tx.BrowsedMessageByID(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -266,10 +269,13 @@ func (a *API) getMessage(ctx context.Context, id string) (jsonapi.Resource, erro
 			}
 			out.Attributes["BodyXML"], out.Attributes["BodyJSON"], out.Attributes["BodyFormat"] = xmlBody, jsonBody, format
 		}
-		return a.Audit(ctx, tx, "read", "Message/"+id, m.DomainID, "with body")
+		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return out, jsonapi.ErrNotFound
+	}
+	if err == nil {
+		a.AuditRead(ctx, "Message/"+id, m.DomainID, "with body", m.PatientRef)
 	}
 	return out, err
 }

@@ -127,10 +127,40 @@ func (a *API) Audit(ctx context.Context, tx *store.Tx, verb, object string, doma
 	return a.acc.Auditor().Record(ctx, tx, adminAction(ctx, verb, object, domainID, detail, ""))
 }
 
+// AuditPatient is Audit for an action on patient's data.
+func (a *API) AuditPatient(ctx context.Context, tx *store.Tx, verb, object string, domainID int64, detail, patient string) error {
+	return a.acc.Auditor().Record(ctx, tx, adminAction(ctx, verb, object, domainID, detail, patient))
+}
+
 // AuditRead records that the caller in ctx read object (patient data: patient names whose); it is written
 // outside any transaction (admin.Auditor.Read).
 func (a *API) AuditRead(ctx context.Context, object string, domainID int64, detail, patient string) {
 	a.acc.Auditor().Read(ctx, adminAction(ctx, "read", object, domainID, detail, patient))
+}
+
+// auditSearch records a list the caller read: one record per patient whose data it showed (as the
+// Koppeltaal search does), none for rows without a patient. at returns row i's patient and domain.
+func (a *API) auditSearch(ctx context.Context, typ string, n int, at func(i int) (patient string, domainID int64)) {
+	type key struct {
+		patient string
+		domain  int64
+	}
+	count := map[key]int{}
+	var order []key
+	for i := 0; i < n; i++ {
+		p, d := at(i)
+		if p == "" {
+			continue
+		}
+		k := key{p, d}
+		if count[k] == 0 {
+			order = append(order, k)
+		}
+		count[k]++
+	}
+	for _, k := range order {
+		a.acc.Auditor().Read(ctx, adminAction(ctx, "search", typ, k.domain, fmt.Sprintf("%d shown", count[k]), k.patient))
+	}
 }
 
 // adminAction is an action of the caller in ctx; patient is whose data it showed or changed ("" for none).

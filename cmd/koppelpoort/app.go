@@ -118,9 +118,9 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		}
 	}
 	// Administrators after the Koppeltaal objects: their scopes name domains and applications.
-	// Administrative actions are still logged by admin.LogAuditor; admin.TrailAuditor puts them in the
-	// audit trail once the console's audited reads write through it (see audit/README.md).
-	accounts, err := admin.New(admin.Options{Store: st, Config: cfg.Admin, Logger: logger, Limiter: limiter})
+	// Administrative actions and the administrators' reads of patient data go into the audit trail.
+	accounts, err := admin.New(admin.Options{Store: st, Config: cfg.Admin, Logger: logger, Limiter: limiter,
+		Auditor: admin.TrailAuditor{Recorder: trail}})
 	if err != nil {
 		return nil, fmt.Errorf("administrators: %w", err)
 	}
