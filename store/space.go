@@ -20,25 +20,12 @@ import (
 // sqliteAutoVacuumIncremental is PRAGMA auto_vacuum's value for INCREMENTAL.
 const sqliteAutoVacuumIncremental = 2
 
-// prepareSQLiteFile sets incremental auto-vacuum on a database without tables
-// (a new file), and reports what an older file has.
+// prepareSQLiteFile reports what an older file has. A new file gets
+// incremental auto-vacuum from the connection's first pragma (openSQLite),
+// before its first page is written: no VACUUM, so several processes opening a
+// new file together do not queue behind each other's rewrites of it.
 func (s *Store) prepareSQLiteFile(ctx context.Context) error {
-	var tables int
-	if err := s.w.GetContext(ctx, &tables, "SELECT COUNT(*) FROM sqlite_master"); err != nil {
-		return fmt.Errorf("store: inspect %s: %w", s.where, err)
-	}
-	if tables == 0 {
-		// VACUUM applies the mode to the empty file at once (a no-op rewrite).
-		if _, err := s.w.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
-			return fmt.Errorf("store: set auto_vacuum on %s: %w", s.where, err)
-		}
-		if _, err := s.w.ExecContext(ctx, "VACUUM"); err != nil {
-			return fmt.Errorf("store: set auto_vacuum on %s: %w", s.where, err)
-		}
-		return nil
-	}
-	var mode int
-	if err := s.w.GetContext(ctx, &mode, "PRAGMA auto_vacuum"); err == nil && mode != sqliteAutoVacuumIncremental {
+	if mode, err := s.SQLiteAutoVacuum(ctx); err == nil && mode != sqliteAutoVacuumIncremental {
 		s.log.Info("store: this SQLite file was created without incremental auto-vacuum: space of removed messages is reused but the file does not shrink; to shrink it, stop the server and run VACUUM once (e.g. sqlite3 <file> 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM')",
 			"where", s.where, "auto_vacuum", mode)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
-	_ "modernc.org/sqlite" // registers driver "sqlite"
+	"modernc.org/sqlite" // also registers driver "sqlite"
 )
 
 // Dialect names the SQL backend of a Store.
@@ -225,6 +225,13 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 	// in memory instead of writing it to a temporary file with a system call
 	// per page. It never needs to survive a crash: the WAL does.
 	wq := url.Values{}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		// A new file: the driver runs auto_vacuum before the _pragma list, so
+		// the first page, written by journal_mode(WAL), has incremental
+		// auto-vacuum (space.go). Only then: on a file with tables the pragma
+		// rewrites a header field, and an up-to-date store opens without a write.
+		wq.Add("_auto_vacuum", "INCREMENTAL")
+	}
 	wq.Add("_pragma", "cache_size(-16384)") // KiB
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	if !cfg.NoGroupCommit {
@@ -240,7 +247,7 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, w, cfg.BusyTimeout); err != nil {
 		w.Close()
 		if werr := dirWritable(filepath.Dir(path)); werr != nil {
 			// SQLite says only "unable to open database file".
@@ -262,6 +269,27 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// pingSQLite opens db's first connection. Its journal_mode(WAL) pragma on a new
+// file reads the header and then upgrades to a write lock, and SQLite fails an
+// upgrade that waits for another connection with SQLITE_BUSY at once, without
+// the busy timeout: two processes creating the file together get it. The
+// pragma is idempotent, so it is retried until the busy timeout.
+func pingSQLite(ctx context.Context, db *sqlx.DB, busyTimeout time.Duration) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != 5 || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // dirWritable reports why files cannot be created in dir (a read-only file

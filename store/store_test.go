@@ -3,6 +3,7 @@ package store_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -138,6 +139,48 @@ func TestConcurrentOpenersMigrateOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestOpenWaitsForAnotherCreatorOfTheFile: while another connection holds the
+// write lock of a new, empty file, Open's switch to WAL fails at once with
+// SQLITE_BUSY (SQLite skips the busy timeout when a read lock must be
+// upgraded); Open must wait for the lock instead, as processes started
+// together on a new file do.
+func TestOpenWaitsForAnotherCreatorOfTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kp.db")
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		s, err := store.Open(ctx, store.Config{DSN: path}, nil)
+		if err == nil {
+			err = s.Ready(ctx)
+			s.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("Open returned while another connection held the write lock: %v", err)
+	case <-time.After(300 * time.Millisecond): // Open's first attempt fails within milliseconds without the wait
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if err := <-opened; err != nil {
+		t.Fatalf("Open after the lock was released: %v", err)
+	}
 }
 
 func TestWritesSurviveReopen(t *testing.T) {
