@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -86,10 +87,30 @@ func (h *health) note(err error) {
 // probeIdle is how long without a successful commit before Ready writes a probe row.
 const probeIdle = 5 * time.Second
 
-// canCommit reports whether the store can commit now: the last commit's
-// outcome, or, when it failed or none was made for probeIdle, a probe write
-// (at most one per second).
+// sqliteMinFree is the free space below which an SQLite store is not ready.
+// On a nearly full disk a small commit can still fit in the WAL's reused frames
+// while a POST's does not, so the commits and the probe alone would flip
+// between ready and not.
+const sqliteMinFree = 1 << 20
+
+// diskFull reports an SQLite file system with less than sqliteMinFree free.
+func (s *Store) diskFull() error {
+	if s.dialect != SQLite {
+		return nil
+	}
+	if free, ok := freeBytes(filepath.Dir(s.where)); ok && free < sqliteMinFree {
+		return fmt.Errorf("%w: the file system of %s is full (%d bytes free, need %d)", ErrUnavailable, s.where, free, sqliteMinFree)
+	}
+	return nil
+}
+
+// canCommit reports whether the store can commit now: not on a full disk
+// (SQLite); otherwise the last commit's outcome, or, when it failed or none
+// was made for probeIdle, a probe write (at most one per second).
 func (s *Store) canCommit(ctx context.Context) error {
+	if err := s.diskFull(); err != nil {
+		return err
+	}
 	h := &s.health
 	h.mu.Lock()
 	failing := h.failAt.After(h.okAt)

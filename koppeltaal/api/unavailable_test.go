@@ -185,6 +185,11 @@ func TestSQLiteFullDiskIs503AndResumes(t *testing.T) {
 		}
 	}
 	f.Close()
+	// Not ready as soon as the disk is full, before any commit failed: a small
+	// commit (the probe) may still fit in the WAL's reused frames.
+	if code, body := readyz(t, st); code != 503 {
+		t.Fatalf("/readyz once the disk is full: %d %s", code, body)
+	}
 	// The WAL may still have room for a few commits; then every POST is refused.
 	var refused reply
 	eventually(t, "a POST refused on the full disk", 20*time.Second, func() bool {
