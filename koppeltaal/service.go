@@ -194,12 +194,6 @@ func (s *Service) AuthenticateKnown(ctx context.Context, username, password stri
 	return &Caller{Instance: in}, true
 }
 
-// instanceTTL bounds how long Authenticate trusts a cached instance row. Changes
-// made through this process's store drop the cache at once (see
-// store.InstancesGeneration); the TTL covers other processes on a shared
-// PostgreSQL database.
-const instanceTTL = time.Second
-
 type cachedInstance struct {
 	in  store.Instance
 	gen uint64
@@ -208,14 +202,16 @@ type cachedInstance struct {
 
 // instance returns the instance row of username, from the cache when it is
 // fresh: every request authenticates, and the row only changes when the
-// configuration is applied.
+// configuration is applied. Changes made through this process's store drop
+// the cache at once (store.InstancesGeneration); the store's CacheTTL covers
+// other processes on a shared PostgreSQL database.
 func (s *Service) instance(ctx context.Context, username string) (store.Instance, error) {
 	gen := s.st.InstancesGeneration() // read before the row, so a change in between invalidates it
 	now := time.Now()
 	s.instMu.Lock()
 	ce, ok := s.insts[username]
 	s.instMu.Unlock()
-	if ok && ce.gen == gen && now.Sub(ce.at) < instanceTTL {
+	if ok && ce.gen == gen && now.Sub(ce.at) < s.st.CacheTTL() {
 		return ce.in, nil
 	}
 	var in store.Instance

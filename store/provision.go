@@ -399,7 +399,7 @@ type Subscriber struct {
 // Every posted message asks this, and the answer only changes when the
 // configuration is applied, so it is served from a cache that a committed
 // instance or subscription change drops (see InstancesGeneration) and that
-// lives at most subsTTL (changes by another process on a shared PostgreSQL).
+// lives at most Config.CacheTTL (changes by another process on a shared PostgreSQL).
 func (t *Tx) Subscribers(ctx context.Context, domainID int64, event string) ([]Subscriber, error) {
 	useCache := t.subs != nil && !t.instChanged // this transaction's own changes are not in the cache
 	var gen uint64
@@ -422,9 +422,6 @@ func (t *Tx) Subscribers(ctx context.Context, domainID int64, event string) ([]S
 	return subs, nil
 }
 
-// subsTTL bounds the age of a cached subscriber list.
-const subsTTL = time.Second
-
 type subsKey struct {
 	domainID int64
 	event    string
@@ -439,6 +436,7 @@ type subsEntry struct {
 // subsCache caches Subscribers per domain and event; gen is the Store's instance generation.
 type subsCache struct {
 	gen *atomic.Uint64
+	ttl time.Duration
 	mu  sync.Mutex
 	m   map[subsKey]subsEntry
 }
@@ -447,7 +445,7 @@ func (c *subsCache) get(domainID int64, event string, gen uint64) ([]Subscriber,
 	c.mu.Lock()
 	e, ok := c.m[subsKey{domainID, event}]
 	c.mu.Unlock()
-	if !ok || e.gen != gen || time.Since(e.at) >= subsTTL {
+	if !ok || e.gen != gen || time.Since(e.at) >= c.ttl {
 		return nil, false
 	}
 	return e.subs, true

@@ -48,6 +48,12 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// NoGroupCommit turns off group commit on SQLite (see Update). Default: group commit on.
 	NoGroupCommit bool
+	// CacheTTL bounds how long rows cached from the database (application
+	// instances, subscriptions, OAuth clients) are used before being read again.
+	// This process's own changes drop them at once (InstancesGeneration); the
+	// TTL bounds how long another process's change on a shared PostgreSQL goes
+	// unseen. Default 1s.
+	CacheTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -63,6 +69,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = time.Second
 	}
 }
 
@@ -103,9 +112,10 @@ type Store struct {
 	closeOnce sync.Once
 
 	// instGen counts committed changes to application instances (see InstancesGeneration).
-	instGen atomic.Uint64
-	subs    *subsCache
-	reads   readStmts // prepared single-statement reads on r (see reads.go)
+	instGen  atomic.Uint64
+	cacheTTL time.Duration // Config.CacheTTL
+	subs     *subsCache
+	reads    readStmts // prepared single-statement reads on r (see reads.go)
 	// id is the identity of the database (see identity.go and Epoch).
 	id identity
 }
@@ -120,6 +130,10 @@ func (s *Store) InstancesGeneration() uint64 {
 	s.Epoch() // looks at the SQLite file now and then
 	return s.instGen.Load()
 }
+
+// CacheTTL is how long a cache of database rows may use an entry of the same
+// InstancesGeneration before reading it again (Config.CacheTTL).
+func (s *Store) CacheTTL() time.Duration { return s.cacheTTL }
 
 // Open opens (creating when needed) the database named by cfg.DSN and applies
 // the embedded migrations. An unreachable PostgreSQL gives one clear error after
@@ -168,7 +182,8 @@ func openUnmigrated(ctx context.Context, cfg Config, logger *slog.Logger) (*Stor
 	}
 	s.log = logger
 	s.holder = newHolder()
-	s.subs = &subsCache{gen: &s.instGen, m: map[subsKey]subsEntry{}}
+	s.cacheTTL = cfg.CacheTTL
+	s.subs = &subsCache{gen: &s.instGen, ttl: cfg.CacheTTL, m: map[subsKey]subsEntry{}}
 	s.id.onChange = func() { s.instGen.Add(1) } // instance and subscriber caches start over
 	return s, nil
 }

@@ -991,10 +991,8 @@ var (
 	_ server.StatusWriter = (*Server)(nil)
 )
 
-// clientsTTL bounds the age of the cached client settings (changes by another process).
-const clientsTTL = time.Second
-
-// clientCache holds every application's OAuth settings, read in one query.
+// clientCache holds every application's OAuth settings, read in one query; the
+// store's CacheTTL bounds its age (changes by another process).
 type clientCache struct {
 	mu      sync.Mutex
 	m       map[string]*client
@@ -1015,7 +1013,7 @@ func (s *Server) loadClients() (map[string]*client, []string) {
 	gen := s.st.InstancesGeneration() // read first: a change committed meanwhile invalidates what we read
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m != nil && c.gen == gen && time.Since(c.at) < clientsTTL {
+	if c.m != nil && c.gen == gen && time.Since(c.at) < s.st.CacheTTL() {
 		return c.m, c.origins
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
