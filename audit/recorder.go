@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/internal/batch"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -37,15 +37,12 @@ type Recorder struct {
 	st   *store.Store
 	log  *slog.Logger
 	opts Options
-
-	mu      sync.Mutex
-	pending []store.AuditRow
-	wmu     sync.Mutex // held while a batch is written: Flush returns after writes in flight
-	kick    chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	rows *batch.Batcher[store.AuditRow] // the records of Record, written together
 }
+
+// maxPending bounds the records waiting for the writer; a Record beyond it
+// waits for a write (the trail is never dropped to keep up).
+const maxPending = 10000
 
 // New returns a Recorder over opts.Store and starts its writer of
 // asynchronous records (Record); Close stops it after a last write.
@@ -68,9 +65,13 @@ func New(opts Options) (*Recorder, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Recorder{st: opts.Store, log: opts.Logger, opts: opts, kick: make(chan struct{}, 1),
-		stop: make(chan struct{}), stopped: make(chan struct{})}
-	go r.writer()
+	r := &Recorder{st: opts.Store, log: opts.Logger, opts: opts}
+	var err error
+	r.rows, err = batch.New(batch.Options[store.AuditRow]{Write: opts.Store.InsertAudits, Interval: opts.FlushInterval,
+		MaxPending: maxPending, OnError: func(err error) { r.log.Error("audit: write records", "err", err) }})
+	if err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -98,10 +99,6 @@ func (r *Recorder) InTx(ctx context.Context, tx *store.Tx, ev Event) error {
 	return tx.InsertAudit(ctx, r.row(ev))
 }
 
-// maxPending bounds the records waiting for the writer; a Record beyond it
-// waits for a write (the trail is never dropped to keep up).
-const maxPending = 10000
-
 // Record records ev of an action that wrote nothing (a read, a search, a
 // refusal): it is written within FlushInterval, together with the records
 // of other requests (one transaction). A crash can lose the records of that
@@ -110,21 +107,7 @@ func (r *Recorder) Record(ctx context.Context, ev Event) {
 	if r == nil {
 		return
 	}
-	row := r.row(ev)
-	r.mu.Lock()
-	r.pending = append(r.pending, row)
-	full := len(r.pending) >= maxPending
-	r.mu.Unlock()
-	if full {
-		if err := r.Flush(ctx); err != nil {
-			r.log.Error("audit: write records", "err", err)
-		}
-		return
-	}
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.rows.Add(ctx, r.row(ev))
 }
 
 // Flush writes the records Record is holding (and waits for a write in flight).
@@ -132,44 +115,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	if r == nil {
 		return nil
 	}
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	r.mu.Lock()
-	rows := r.pending
-	r.pending = nil
-	r.mu.Unlock()
-	if len(rows) == 0 {
-		return nil
-	}
-	if err := r.st.InsertAudits(context.WithoutCancel(ctx), rows); err != nil {
-		r.mu.Lock()
-		r.pending = append(rows, r.pending...) // try again with the next write
-		r.mu.Unlock()
-		return err
-	}
-	return nil
-}
-
-func (r *Recorder) writer() {
-	defer close(r.stopped)
-	for {
-		select {
-		case <-r.stop:
-			if err := r.Flush(context.Background()); err != nil {
-				r.log.Error("audit: write records at close", "err", err)
-			}
-			return
-		case <-r.kick:
-		}
-		// Gather what comes in during the interval into one transaction.
-		select {
-		case <-r.stop:
-		case <-time.After(r.opts.FlushInterval):
-		}
-		if err := r.Flush(context.Background()); err != nil {
-			r.log.Error("audit: write records", "err", err)
-		}
-	}
+	return r.rows.Flush(ctx)
 }
 
 // Close writes what is pending and stops the writer. It is safe to call twice.
@@ -177,7 +123,5 @@ func (r *Recorder) Close() error {
 	if r == nil {
 		return nil
 	}
-	r.once.Do(func() { close(r.stop) })
-	<-r.stopped
-	return nil
+	return r.rows.Close()
 }

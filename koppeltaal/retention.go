@@ -28,7 +28,17 @@ type RetentionResult struct {
 	StorageItems int64 // Storage Service items removed after storage.max_idle_days
 	Batches      int   // transactions
 	PagesFreed   int64 // SQLite pages given back to the file system
+	Other        int64 // rows removed by the removers of AddRemover (the HTTP request log)
 }
+
+// Remover is more data with a retention of its own that the removal job
+// removes in each run, batch rows per transaction (httplog.Recorder).
+type Remover interface {
+	RemoveExpired(ctx context.Context, batch int) (int64, error)
+}
+
+// AddRemover makes the removal job also run r (call it before RunRetention).
+func (s *Service) AddRemover(r Remover) { s.removers = append(s.removers, r) }
 
 // retireIfRetrieved removes message id's body in tx when the acknowledgement
 // that just set one entry to Success made every recipient Success and no
@@ -110,6 +120,13 @@ func (s *Service) RemoveExpired(ctx context.Context) (RetentionResult, error) {
 	if err == nil {
 		err = s.removeIdleStorage(ctx, &res, now.Add(-time.Duration(s.cfg.Storage.MaxIdleDays)*24*time.Hour))
 	}
+	for _, r := range s.removers {
+		if err == nil {
+			var n int64
+			n, err = r.RemoveExpired(ctx, s.cfg.Retention.BatchSize)
+			res.Other += n
+		}
+	}
 	if err == nil {
 		err = s.reclaimSpace(ctx, &res)
 	}
@@ -125,7 +142,7 @@ func (s *Service) RemoveExpired(ctx context.Context) (RetentionResult, error) {
 	}
 	s.metrics.RetentionOldest.Set(age)
 	s.log.Info("koppeltaal: retention run", "bodies_removed", res.ByAge, "bytes_freed", res.Bytes,
-		"storage_items_removed", res.StorageItems, "batches", res.Batches, "pages_freed", res.PagesFreed, "oldest_body_age_s", int64(age),
+		"storage_items_removed", res.StorageItems, "other_rows_removed", res.Other, "batches", res.Batches, "pages_freed", res.PagesFreed, "oldest_body_age_s", int64(age),
 		"duration_ms", time.Since(start).Milliseconds(), "result", result)
 	if err != nil {
 		return res, fmt.Errorf("retention run: %w", err)

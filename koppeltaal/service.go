@@ -21,17 +21,18 @@ import (
 
 // Service is the Koppeltaal server core over one store.
 type Service struct {
-	st      *store.Store
-	cfg     Config
-	log     *slog.Logger
-	verify  *verifyCache
-	msgs    *msgCache
-	instMu  sync.Mutex
-	insts   map[string]cachedInstance // by username; see instance
-	now     func() time.Time
-	metrics *Metrics
-	vwarn   versionWarnLog
-	audit   *audit.Recorder // nil: nothing recorded
+	st       *store.Store
+	cfg      Config
+	log      *slog.Logger
+	verify   *verifyCache
+	msgs     *msgCache
+	instMu   sync.Mutex
+	insts    map[string]cachedInstance // by username; see instance
+	now      func() time.Time
+	metrics  *Metrics
+	vwarn    versionWarnLog
+	audit    *audit.Recorder // nil: nothing recorded
+	removers []Remover       // more data the removal job removes (AddRemover)
 }
 
 // NewService returns the core for st with cfg (defaults applied). metrics may be nil.

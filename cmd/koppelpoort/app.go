@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -14,6 +15,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/admin/console"
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
 	"github.com/koppelpoort/koppelpoort/audit"
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
@@ -36,6 +38,8 @@ type app struct {
 	closers []func() error
 	// reload re-reads the route files (SIGHUP); nil when there is nothing to reload.
 	reload func(ctx context.Context) error
+	// requestLog is the HTTP request log's middleware (server.Options.RequestLog).
+	requestLog func(http.Handler) http.Handler
 }
 
 // close releases what buildApp opened, last opened first.
@@ -61,6 +65,12 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	}
 	a.closers = append(a.closers, trail.Close)
 	a.workers = append(a.workers, trail.Run) // the sealer of the hash chain, one process at a time
+	requests, err := httplog.New(httplog.Options{Store: st, Config: cfg.HTTPLog, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("http request log: %w", err)
+	}
+	a.closers = append(a.closers, requests.Close)
+	a.requestLog = requests.Middleware
 	if cfg.Koppeltaal != nil {
 		cfg.Koppeltaal.PublicURL = public // every link the Koppeltaal server writes
 		if cfg.Path == "" {
@@ -105,6 +115,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 			return nil, fmt.Errorf("seed activity definitions: %w", err)
 		}
 		ktService = kt.Service()
+		ktService.AddRemover(requests) // old request log rows go with the removal job (SPEC.md §10.1)
 		a.mounts = append(a.mounts, kt, sso)
 		a.workers = append(a.workers, kt.Run, push.Run, sso.Run)
 		acts = ads
@@ -146,6 +157,9 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	}
 	a.mounts = append(a.mounts, accounts, support, web)
 	a.workers = append(a.workers, accounts.Run)
+	if ktService == nil {
+		a.workers = append(a.workers, requests.RunRetention) // no Koppeltaal removal job to share
+	}
 	if err := a.startRoutes(ctx, cfg, rs, st, ktService, logger, reg); err != nil {
 		return nil, err
 	}

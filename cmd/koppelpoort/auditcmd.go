@@ -31,10 +31,7 @@ or dates (2026-05-01). "audit verify" checks the hash chain.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if q.From, err = parseWhen("--from", from); err != nil {
-				return err
-			}
-			if q.To, err = parseWhen("--to", to); err != nil {
+			if q.From, q.To, err = parseRange(from, to); err != nil {
 				return err
 			}
 			st, _, err := openAuditStore(cmd.Context(), f)
@@ -105,6 +102,16 @@ func openAuditStore(ctx context.Context, f serveFlags) (*store.Store, *audit.Rec
 		return nil, nil, err
 	}
 	return st, rec, nil
+}
+
+// parseRange reads --from and --to.
+func parseRange(from, to string) (time.Time, time.Time, error) {
+	f, err := parseWhen("--from", from)
+	if err != nil {
+		return f, time.Time{}, err
+	}
+	t, err := parseWhen("--to", to)
+	return f, t, err
 }
 
 func parseWhen(flag, v string) (time.Time, error) {

@@ -14,6 +14,7 @@ func extraCommands() []*cobra.Command {
 		newLoadCmd(),
 		newAdminCmd(),
 		newAuditCmd(),
+		newHTTPLogCmd(),
 		newRegressCmd(),
 		newTestClientCmd(),
 	}

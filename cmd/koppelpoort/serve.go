@@ -148,6 +148,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		TrustedProxies:  proxies,
 		MetricsAddr:     cfg.Server.Metrics.Addr,
 		MetricsToken:    cfg.Server.Metrics.Token,
+		RequestLog:      app.requestLog,
 	})
 	if cfg.Server.Metrics == (config.MetricsConfig{}) && !loopback(cfg.Server.Addr) {
 		logger.Warn("/metrics is open to everyone who reaches "+cfg.Server.Addr+"; set server.metrics.addr or server.metrics.token",

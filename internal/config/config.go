@@ -18,6 +18,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/audit"
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -53,6 +54,8 @@ type Config struct {
 	Admin admin.Config `yaml:"admin" doc:"administrator accounts and sessions of the console and the Support API"`
 	// Audit is the audit trail of access to patient data (NEN 7513).
 	Audit audit.Config `yaml:"audit" doc:"the audit trail of access to patient data (NEN 7513)"`
+	// HTTPLog is the HTTP request log in the database (SPEC.md §10.1/§11).
+	HTTPLog httplog.Config `yaml:"http_log" doc:"the HTTP request log in the database (IntegrationMessageLogs): caller, status, duration of every call"`
 	// Routes lists gateway route files or glob patterns, relative to the config file.
 	Routes []string `yaml:"routes" doc:"gateway route files or glob patterns, relative to this file"`
 
@@ -255,6 +258,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Admin.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Audit.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.HTTPLog.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

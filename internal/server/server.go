@@ -73,6 +73,9 @@ type Options struct {
 	MetricsAddr string
 	// MetricsToken, when set, makes /metrics require "Authorization: Bearer <token>".
 	MetricsToken string
+	// RequestLog, when set, wraps every request inside the request id and the
+	// access log (httplog.Recorder.Middleware: the request log in the database).
+	RequestLog func(http.Handler) http.Handler
 }
 
 // Server is the HTTP server.
@@ -102,7 +105,11 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newHTTPMetrics(opts.Registry)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.trustForwarded, s.echoRequestID, noSniff, s.accessLog, s.recoverer)
+	requestLog := opts.RequestLog
+	if requestLog == nil {
+		requestLog = func(next http.Handler) http.Handler { return next }
+	}
+	r.Use(middleware.RequestID, s.trustForwarded, s.echoRequestID, noSniff, s.accessLog, requestLog, s.recoverer)
 	r.NotFound(s.status(http.StatusNotFound))
 	r.MethodNotAllowed(s.status(http.StatusMethodNotAllowed))
 	r.Get("/healthz", s.healthz)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -342,6 +343,11 @@ func (s *Server) Recheck(r *http.Request) (*koppeltaal.Caller, error) {
 // source address (the TCP peer, as the limiter: X-Forwarded-For is not
 // trusted) and id for the audit trail.
 func withCaller(r *http.Request, c *koppeltaal.Caller) context.Context {
+	who := httplog.Caller{Kind: httplog.KindInstance, Name: c.Username, Domain: c.DomainName}
+	if c.Patient != "" {
+		who.Kind, who.Name = httplog.KindBearer, c.Client
+	}
+	httplog.Identify(r.Context(), who)
 	ctx := audit.WithRequest(r.Context(), audit.RequestFromHTTP(r))
 	return context.WithValue(ctx, callerKey{}, c)
 }

@@ -2,31 +2,92 @@ package api_test
 
 import (
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
+	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 // Benchmarks of the hot path over real HTTP on SQLite (synchronous=FULL).
 // With KOPPELPOORT_BENCH_POSTGRES=1 and KOPPELPOORT_TEST_POSTGRES_DSN set they also run on PostgreSQL.
 
-func benchBackends(b *testing.B) []storetest.Backend {
-	bs := []storetest.Backend{{Name: "sqlite", DSN: filepath.Join(b.TempDir(), "bench.db")}}
+func benchBackends() []string {
 	if getenv("KOPPELPOORT_BENCH_POSTGRES") != "" {
-		bs = append(bs, storetest.NewPostgres(b))
+		return []string{"sqlite", "postgres"}
 	}
-	return bs
+	return []string{"sqlite"}
+}
+
+// benchStore opens a fresh empty database of the backend (every mode and every b.N its own).
+func benchStore(b *testing.B, backend string) *store.Store {
+	if backend == "postgres" {
+		return storetest.NewPostgres(b).Open(b)
+	}
+	return storetest.Backend{Name: backend, DSN: filepath.Join(b.TempDir(), "bench.db")}.Open(b)
+}
+
+// benchModes are the A/B variants of each benchmark, in one run: the audit
+// trail off, on (as served), and on with the HTTP request log.
+var benchModes = []struct {
+	name           string
+	trail, httpLog bool
+}{{"trail=off", false, false}, {"trail=on", true, false}, {"trail+httplog", true, true}}
+
+// benchRun runs bench for every backend and mode on a fresh harness each.
+func benchRun(b *testing.B, bench func(b *testing.B, h *harness)) {
+	for _, be := range benchBackends() {
+		for _, m := range benchModes {
+			b.Run(be+"/"+m.name, func(b *testing.B) {
+				bench(b, newBenchHarness(b, benchStore(b, be), m.trail, m.httpLog))
+			})
+		}
+	}
+}
+
+// newBenchHarness is newHarness behind the request-id middleware, with the
+// audit trail and the HTTP request log switched as asked.
+func newBenchHarness(b *testing.B, st *store.Store, trail, httpLog bool) *harness {
+	var srv *api.Server
+	ts := apitest.NewServer(b, func(public string) http.Handler {
+		cfg := twoDomains()
+		cfg.PublicURL = public
+		var err error
+		if srv, err = api.New(ctx, api.Options{Store: st, Config: fastHashes(cfg)}); err != nil {
+			b.Fatalf("api.New: %v", err)
+		}
+		if !trail {
+			srv.Service().SetAuditor(nil)
+		}
+		r := chi.NewRouter()
+		r.Use(middleware.RequestID)
+		if httpLog {
+			rec, err := httplog.New(httplog.Options{Store: st})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = rec.Close() })
+			r.Use(rec.Middleware)
+		}
+		srv.Mount(r)
+		return r
+	})
+	return &harness{t: b, st: st, srv: srv, ts: ts}
 }
 
 func BenchmarkPostMailbox(b *testing.B) {
-	for _, be := range benchBackends(b) {
-		b.Run(be.Name, func(b *testing.B) {
-			h := newHarness(b, be, twoDomains())
+	benchRun(b, func(b *testing.B, h *harness) {
+		{
 			bodies := make([][]byte, b.N)
 			for i := range bodies {
 				bodies[i] = koppeltaal.EncodeBundle(patientMessage("A", "https://a.example/Patient/"+uuid.NewString()), dstu1.FormatJSON)
@@ -39,14 +100,13 @@ func BenchmarkPostMailbox(b *testing.B) {
 					b.Fatalf("%d %s", r.Status, r)
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 func BenchmarkPostMailboxParallel(b *testing.B) {
-	for _, be := range benchBackends(b) {
-		b.Run(be.Name, func(b *testing.B) {
-			h := newHarness(b, be, twoDomains())
+	benchRun(b, func(b *testing.B, h *harness) {
+		{
 			b.SetParallelism(16)
 			var seq atomicCounter
 			runID := uuid.NewString()
@@ -62,15 +122,14 @@ func BenchmarkPostMailboxParallel(b *testing.B) {
 					}
 				}
 			})
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkClaimAndAcknowledge claims one message and acknowledges it (two requests per op).
 func BenchmarkClaimAndAcknowledge(b *testing.B) {
-	for _, be := range benchBackends(b) {
-		b.Run(be.Name, func(b *testing.B) {
-			h := newHarness(b, be, twoDomains())
+	benchRun(b, func(b *testing.B, h *harness) {
+		{
 			for i := 0; i < b.N; i++ {
 				if r := postAs(h, "portal@a", "pa", patientMessage("A", "https://a.example/Patient/"+uuid.NewString()), dstu1.FormatJSON); r.Status != 200 {
 					b.Fatal(r)
@@ -86,6 +145,6 @@ func BenchmarkClaimAndAcknowledge(b *testing.B) {
 					b.Fatal(r)
 				}
 			}
-		})
-	}
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
@@ -341,5 +342,38 @@ func TestRetentionSettings(t *testing.T) {
 			e.run()
 			e.expectState("past the global age", 1, 0, 0)
 		})
+	})
+}
+
+// TestRetentionRemovesHTTPLog: the removal job also removes the HTTP request
+// log's old rows (koppeltaal.Service.AddRemover), 7 days after a successful
+// and 14 after a failed call, in batches of retention.batch_size.
+func TestRetentionRemovesHTTPLog(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		e := newRetEnv(t, b, nil)
+		requests, err := httplog.New(httplog.Options{Store: e.st, Now: e.clock.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer requests.Close()
+		e.srv.Service().AddRemover(requests)
+		now := e.clock.now()
+		var rows []store.HTTPLogRow
+		for _, r := range []struct {
+			days   int
+			status int
+		}{{1, 200}, {8, 200}, {8, 200}, {8, 503}, {20, 401}, {20, 200}, {3, 404}} {
+			rows = append(rows, store.HTTPLogRow{At: now.AddDate(0, 0, -r.days).UnixMicro(), Method: "GET", Path: "/x", Status: r.status})
+		}
+		if err := e.st.InsertHTTPLog(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+		if res := e.run(); res.Other != 4 {
+			t.Fatalf("the removal run removed %d request log rows, want 4", res.Other)
+		}
+		left, _, err := httplog.Query(ctx, e.st, httplog.Filter{})
+		if err != nil || len(left) != 3 {
+			t.Fatalf("%d rows left (%v), want 3: %+v", len(left), err, left)
+		}
 	})
 }

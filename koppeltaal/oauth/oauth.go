@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/audit"
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
@@ -287,6 +288,7 @@ func (s *Server) launch(kind string) http.HandlerFunc {
 			s.serverError(w, "launch", err)
 			return
 		}
+		httplog.Identify(r.Context(), httplog.Caller{Kind: httplog.KindInstance, Name: portal.Username, Domain: portal.DomainName})
 		q := r.URL.Query()
 		patient := q.Get("patient")
 		if patient == "" {
@@ -495,6 +497,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_client", fmt.Sprintf("client_id %q is not registered", clientID))
 		return
 	}
+	httplog.Identify(r.Context(), httplog.Caller{Kind: httplog.KindClient, Name: clientID})
 	// RFC 6749 §4.1.3: Token must repeat the redirect_uri when Authorize had one.
 	given := redirect
 	if redirect == "" && len(c.RedirectURIs) == 1 {
@@ -668,6 +671,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		clientID, secret = p.Get("client_id"), p.Get("client_secret")
 	}
 	c := s.lookup(clientID)
+	if c != nil {
+		httplog.Identify(r.Context(), httplog.Caller{Kind: httplog.KindClient, Name: clientID})
+	}
 	authenticated := false
 	if basic && secret == "" && c != nil && c.PublicClient {
 		basic = false // a public client that sends "client_id:" in Basic: no secret to check
