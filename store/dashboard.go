@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 )
 
 // Queue depth statuses: what is still to be done or went wrong (Success and
@@ -119,5 +120,80 @@ func (t *Tx) WebhookHealthOf(ctx context.Context) (map[int64]*WebhookHealth, err
 			h.LastError, h.LastErrorAt = r.LastError, r.UpdatedAt
 		}
 	}
+	return out, nil
+}
+
+// AuditPerMinute counts the audit trail's successful records of action by actor (an instance user name)
+// per minute since (Unix µs), only those with detail when it is not "" (an acknowledgement's status):
+// what the dashboard charts as claims and failures, of any message, from the record of each one (index
+// audit_events_actor: one range per instance).
+func (t *Tx) AuditPerMinute(ctx context.Context, actor, action, detail string, since int64) ([]MinuteCount, error) {
+	q := `SELECT (at / 60000000) * 60 AS minute, COUNT(*) AS n FROM audit_events
+		WHERE actor = ? AND at >= ? AND action = ? AND result = 'ok'`
+	args := []any{actor, since, action}
+	if detail != "" {
+		q, args = q+` AND detail = ?`, append(args, detail)
+	}
+	var out []MinuteCount
+	if err := t.sel(ctx, &out, q+` GROUP BY at / 60000000 ORDER BY 1`, args...); err != nil {
+		return nil, fmt.Errorf("%s per minute of %s: %w", action, actor, err)
+	}
+	return out, nil
+}
+
+// RouteHealth is one gateway route's state in the store: dead letters waiting for a replay, the latest one's
+// reason and time, and deliveries not done yet.
+type RouteHealth struct {
+	Route        string `db:"route"`
+	DeadLetters  int    `db:"dead_letters"`
+	LastError    string `db:"last_error"`
+	LastErrorAt  int64  `db:"last_error_at"`
+	Pending      int    `db:"pending"`
+	RetryPending int    `db:"retrying"`
+}
+
+// RoutesHealth reports every route with waiting dead letters or open deliveries (indexes
+// route_dead_letters_route and route_deliveries_due), ordered by route.
+func (t *Tx) RoutesHealth(ctx context.Context) ([]RouteHealth, error) {
+	var dead []struct {
+		Route     string `db:"route"`
+		N         int    `db:"n"`
+		LastAt    int64  `db:"last_at"`
+		LastError string `db:"reason"`
+	}
+	if err := t.sel(ctx, &dead, `SELECT d.route, c.n, d.created_at AS last_at, d.reason FROM route_dead_letters d
+		JOIN (SELECT route, COUNT(*) AS n, MAX(created_at) AS last_at FROM route_dead_letters WHERE replayed_at IS NULL GROUP BY route) c
+			ON c.route = d.route AND c.last_at = d.created_at
+		WHERE d.replayed_at IS NULL ORDER BY d.route`); err != nil {
+		return nil, fmt.Errorf("route dead letters: %w", err)
+	}
+	var open []struct {
+		Route    string `db:"route"`
+		Pending  int    `db:"pending"`
+		Retrying int    `db:"retrying"`
+	}
+	if err := t.sel(ctx, &open, `SELECT route, COUNT(*) AS pending, SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS retrying
+		FROM route_deliveries WHERE status IN ('pending', 'inflight') GROUP BY route`); err != nil {
+		return nil, fmt.Errorf("route deliveries: %w", err)
+	}
+	byRoute := map[string]*RouteHealth{}
+	for _, d := range dead {
+		if byRoute[d.Route] == nil { // two dead letters at the same time: the first one's reason
+			byRoute[d.Route] = &RouteHealth{Route: d.Route, DeadLetters: d.N, LastError: d.LastError, LastErrorAt: d.LastAt}
+		}
+	}
+	for _, o := range open {
+		h := byRoute[o.Route]
+		if h == nil {
+			h = &RouteHealth{Route: o.Route}
+			byRoute[o.Route] = h
+		}
+		h.Pending, h.RetryPending = o.Pending, o.Retrying
+	}
+	out := make([]RouteHealth, 0, len(byRoute))
+	for _, h := range byRoute {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
 	return out, nil
 }

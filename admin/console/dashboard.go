@@ -1,12 +1,14 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/admin"
+	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -15,7 +17,14 @@ const Window = 30 * time.Minute
 
 // Dashboard is what /console/api/dashboard answers: per domain and instance
 // in the caller's scope the queue depth by status, messages posted, received,
-// claimed and failed per minute, webhook health; and this process's route counters.
+// claimed and failed per minute, webhook health; and, for system
+// administrators, each gateway route's state in the store (waiting dead
+// letters, the last one's reason, open deliveries) with this process's counters.
+//
+// Every number is read from what the server recorded: posted from the
+// messages, received from the queue entries made in the window, claimed and
+// failed from the audit trail's record of each claim and each Failed
+// acknowledgement (of any message, however old), queue depth from the queue.
 type Dashboard struct {
 	Generated string            `json:"generated"`
 	Minutes   []int64           `json:"minutes"` // Unix seconds of each minute of the window
@@ -53,7 +62,9 @@ type WebhookState struct {
 	LastErrorAt string `json:"last_error_at,omitempty"`
 }
 
-// RouteCounters are one gateway route's counters in this process since it started.
+// RouteCounters are one gateway route's state: from the store (every process sharing it) the dead letters
+// waiting for a replay, the latest one's reason and time, and deliveries not done; and this process's
+// counters since it started.
 type RouteCounters struct {
 	Route       string  `json:"route"`
 	In          float64 `json:"in"`
@@ -61,6 +72,13 @@ type RouteCounters struct {
 	Dropped     float64 `json:"dropped"`
 	DeadLetters float64 `json:"dead_letters"`
 	Retries     float64 `json:"retries"`
+	// Waiting is the route's dead letters not replayed yet; LastError the latest one's reason.
+	Waiting     int    `json:"waiting"`
+	LastError   string `json:"last_error,omitempty"`
+	LastErrorAt string `json:"last_error_at,omitempty"`
+	// Pending is the deliveries not done yet, Retrying those of them that failed before.
+	Pending  int `json:"pending"`
+	Retrying int `json:"retrying"`
 }
 
 func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -131,18 +149,16 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 				dd.Instances = append(dd.Instances, *id)
 			}
 			for _, e := range recent {
-				id := byInst[e.InstanceID]
-				if id == nil {
-					continue // not in the caller's scope
+				if id := byInst[e.InstanceID]; id != nil { // else not in the caller's scope
+					bump(id.Received, e.CreatedAt)
 				}
-				bump(id.Received, e.CreatedAt)
-				for _, h := range store.ParseStatusHistory(e.StatusHistory) {
-					switch h.Status {
-					case store.StatusClaimed:
-						bump(id.Claimed, h.At)
-					case store.StatusFailed, store.StatusMaximumRetriesExceeded:
-						bump(id.Failed, h.At)
-					}
+			}
+			for _, id := range byInst {
+				if err := perMinute(ctx, tx, id.Username, audit.ActionClaim, "", start, index, id.Claimed); err != nil {
+					return err
+				}
+				if err := perMinute(ctx, tx, id.Username, audit.ActionAck, store.StatusFailed, start, index, id.Failed); err != nil {
+					return err
 				}
 			}
 			for i := range dd.Instances {
@@ -160,9 +176,59 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p := admin.PrincipalFrom(r.Context()); p != nil && p.Scope().All {
-		d.Routes = c.routeCounters()
+		if d.Routes, err = c.routes(ctx); err != nil {
+			c.log.Error("console: dashboard routes", "err", err)
+		}
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+// perMinute fills series (one slot per minute of index) with the trail's records of action by actor.
+func perMinute(ctx context.Context, tx *store.Tx, actor, action, detail string, start time.Time, index map[int64]int, series []int) error {
+	counts, err := tx.AuditPerMinute(ctx, actor, action, detail, start.UnixMicro())
+	if err != nil {
+		return err
+	}
+	for _, m := range counts {
+		if i, ok := index[m.Minute]; ok {
+			series[i] = m.N
+		}
+	}
+	return nil
+}
+
+// routes merges each route's state in the store with this process's counters.
+func (c *Console) routes(ctx context.Context) ([]RouteCounters, error) {
+	byRoute := map[string]*RouteCounters{}
+	for _, rc := range c.routeCounters() {
+		byRoute[rc.Route] = &rc
+	}
+	var health []store.RouteHealth
+	err := c.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		health, err = tx.RoutesHealth(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range health {
+		rc := byRoute[h.Route]
+		if rc == nil {
+			rc = &RouteCounters{Route: h.Route}
+			byRoute[h.Route] = rc
+		}
+		rc.Waiting, rc.LastError, rc.Pending, rc.Retrying = h.DeadLetters, h.LastError, h.Pending, h.RetryPending
+		if h.LastErrorAt > 0 {
+			rc.LastErrorAt = time.UnixMicro(h.LastErrorAt).UTC().Format(time.RFC3339)
+		}
+	}
+	out := make([]RouteCounters, 0, len(byRoute))
+	for _, rc := range byRoute {
+		out = append(out, *rc)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
+	return out, nil
 }
 
 // routeCounters reads the gateway's koppelpoort_route_* counters of this process.
@@ -214,6 +280,5 @@ func (c *Console) routeCounters() []RouteCounters {
 	for _, rc := range byRoute {
 		out = append(out, *rc)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
 	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
@@ -71,8 +72,14 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\nJS errors: %v\npage:\n%s\nserver log:\n%s", what, err, jsErrors, body, stderr)
 		}
 	}
+	// shot checks the page for what keyboard and screen-reader users need (every field, select and button
+	// named; the page's heading) and, with KOPPELPOORT_CONSOLE_SCREENSHOTS, saves a full-page screenshot.
 	shot := func(name string) {
 		t.Helper()
+		unnamed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](a11yCheck))
+		if err != nil || len(unnamed) > 0 {
+			t.Fatalf("page %s: controls without an accessible name: %v (%v)", name, unnamed, err)
+		}
 		if screenshotDir() == "" {
 			return
 		}
@@ -93,6 +100,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`//h1[text()="Dashboard"]`),
 		chromedp.WaitVisible(`//td/a[text()="portal@demo"]`))
 	shot("dashboard")
+	if focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.tagName + " " + document.activeElement.textContent`)); err != nil || focused != "H1 Dashboard" {
+		t.Fatalf("after logging in the focus is on %q, want the page heading (%v)", focused, err)
+	}
 
 	// Find the message by patient and open it.
 	run("search by patient", chromedp.Click(`//nav//a[text()="Messages"]`), chromedp.WaitVisible(`input[name=Patient]`),
@@ -204,12 +214,28 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`//div[@role="alertdialog"]//button[text()="Yes, revoke"]`), chromedp.Click(`//button[text()="Yes, revoke"]`),
 		chromedp.WaitVisible(`//table[@id="authorizations"]//tr[td[2]/code[text()="DemoGame"]]//span[text()="Revoked"]`))
 
-	// Phone width: the message browser still works.
-	run("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(`//nav//a[text()="Messages"]`),
-		chromedp.WaitVisible(`input[name=Patient]`))
-	shot("messages-phone")
-	run("dashboard at phone width", chromedp.Click(`//nav//a[text()="Dashboard"]`), chromedp.WaitVisible(`//h1[text()="Dashboard"]`))
+	// Phone size (390×844): the page links fold behind "Menu", which opens and closes by keyboard too; the
+	// message list is one card per message, nothing wider than the screen, and a message opens from it.
+	run("phone size", chromedp.EmulateViewport(390, 844), chromedp.WaitVisible(`#menu-toggle`),
+		chromedp.WaitNotVisible(`//nav//a[text()="Messages"]`))
 	shot("dashboard-phone")
+	run("menu by keyboard", chromedp.Focus(`#menu-toggle`), chromedp.KeyEvent("\r"), chromedp.WaitVisible(`//nav//a[text()="Messages"]`),
+		chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(`//nav//a[text()="Messages"]`))
+	if focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`)); err != nil || focused != "menu-toggle" {
+		t.Fatalf("Escape closes the menu and gives the focus back to its button; focus is on %q (%v)", focused, err)
+	}
+	run("messages at phone size", chromedp.Click(`#menu-toggle`), chromedp.Click(`//nav//a[text()="Messages"]`),
+		chromedp.WaitVisible(`input[name=Patient]`), chromedp.WaitNotVisible(`//nav//a[text()="Messages"]`),
+		chromedp.SendKeys(`input[name=Patient]`, patient), chromedp.Click(`//form//button[text()="Search"]`),
+		chromedp.WaitVisible(`//caption[contains(., "Patient: `+patient+`")]`))
+	shot("messages-phone")
+	fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= innerWidth &&
+		[...document.querySelectorAll("#messages tbody tr")].every((tr) => tr.getBoundingClientRect().right <= innerWidth)`))
+	if err != nil || !fits {
+		t.Fatalf("the message list is wider than a 390 px screen (%v)", err)
+	}
+	run("open a message at phone size", chromedp.Click(`#messages tbody tr td a`), chromedp.WaitVisible(`//h2[text()="Recipients"]`))
+	run("back to desktop", chromedp.EmulateViewport(1280, 900), chromedp.WaitVisible(`//nav//a[text()="Dashboard"]`))
 	if len(jsErrors) > 0 {
 		t.Fatalf("JavaScript errors: %v", jsErrors)
 	}
@@ -225,6 +251,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// a11yCheck lists the visible form controls and buttons of the page that have no accessible name (no
+// label around or for them, no aria-label, no text), and a page without a heading.
+const a11yCheck = `(() => {
+  const out = [];
+  const visible = (el) => el.offsetParent !== null || el.getClientRects().length > 0;
+  for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+    if (!visible(el)) continue;
+    const named = el.closest("label") || (el.id && document.querySelector("label[for='" + el.id + "']")) ||
+      el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+    if (!named) out.push(el.outerHTML.slice(0, 80));
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (visible(el) && !(el.textContent.trim() || el.getAttribute("aria-label"))) out.push(el.outerHTML.slice(0, 80));
+  }
+  if (!document.querySelector("h1")) out.push("no h1");
+  return out;
+})()`
 
 // seedDeadLetter parks a dead letter of route browser-route in the SQLite store at path (before serve opens it).
 func seedDeadLetter(t *testing.T, path string) {

@@ -47,17 +47,17 @@ export function Authorizations() {
     </form>
     <p class="live" role="status">${done}</p>
     ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
-    ${rows === null ? html`<p aria-busy="true">Loading…</p>` : html`<div class="scroll"><table id="authorizations">
+    ${rows === null ? html`<p aria-busy="true">Loading…</p>` : html`<div class="scroll"><table id="authorizations" class="cards">
       <caption class="live">${rows.length} of ${total} authorization${total === 1 ? "" : "s"}, newest first</caption>
       <thead><tr><th scope="col">#</th><th scope="col">Application</th><th scope="col">Instance</th><th scope="col">Patient</th>
         <th scope="col">Launch</th><th scope="col">Status</th><th scope="col">Authorized</th><th scope="col">Expires</th>
         <th scope="col" class="num">Tokens</th><th scope="col"><span class="sr-only">Action</span></th></tr></thead>
       <tbody>${rows.map((g) => html`<tr data-grant=${g.id}>
-        <td>${g.AuthorizationNumber}</td><td><code>${g.RegisteredClient}</code></td><td>${g.ApplicationInstance} <small>${g.Domain}</small></td>
-        <td>${g.Patient}${g.User && html`<br /><small>user ${g.User}</small>`}</td><td>${g.LaunchType}</td>
-        <td><span class=${"grant-" + g.GrantStatus}>${g.GrantStatus}</span>${g.RevokedAt && html`<br /><small>${when(g.RevokedAt)}</small>`}</td>
-        <td>${when(g.AuthorizedAt)}</td><td>${when(g.ExpiresAt)}</td><td class="num">${g.Tokens}</td>
-        <td>${g.GrantStatus === "Active" && html`<${Confirm} label="Revoke" question=${`Revoke authorization ${g.id} of ${g.RegisteredClient} for ${g.Patient}?`}
+        <td data-label="#">${g.AuthorizationNumber}</td><td data-label="Application"><code>${g.RegisteredClient}</code></td><td data-label="Instance">${g.ApplicationInstance} <small>${g.Domain}</small></td>
+        <td data-label="Patient">${g.Patient}${g.User && html`<br /><small>user ${g.User}</small>`}</td><td data-label="Launch">${g.LaunchType}</td>
+        <td data-label="Status"><span class=${"grant-" + g.GrantStatus}>${g.GrantStatus}</span>${g.RevokedAt && html`<br /><small>${when(g.RevokedAt)}</small>`}</td>
+        <td data-label="Authorized">${when(g.AuthorizedAt)}</td><td data-label="Expires">${when(g.ExpiresAt)}</td><td data-label="Tokens" class="num">${g.Tokens}</td>
+        <td data-label="">${g.GrantStatus === "Active" && html`<${Confirm} label="Revoke" question=${`Revoke authorization ${g.id} of ${g.RegisteredClient} for ${g.Patient}?`}
           onConfirm=${() => revoke(g)} />`}</td></tr>`)}
       </tbody></table></div>`}`;
 }

@@ -28,7 +28,8 @@ function Chart({ label, minutes, series }) {
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 // Dashboard shows, per domain and instance, the queue depth by status, messages posted, received, claimed and
-// failed per minute, webhook health and the gateway's route counters; refreshed every 5 s.
+// failed per minute, webhook health and the gateway's routes; refreshed every 5 s. Every number is what the
+// server recorded (messages, queue entries, the audit trail's claims and acknowledgements, route tables).
 export function Dashboard() {
   const [d, setD] = useState(null);
   const [err, setErr] = useState("");
@@ -48,7 +49,7 @@ export function Dashboard() {
         { label: "claimed", color: "#1a7f37", values: d.minutes.map((_, i) => sum(dom.instances.map((x) => x.claimed[i]))) },
         { label: "failed", color: "#cf222e", values: d.minutes.map((_, i) => sum(dom.instances.map((x) => x.failed[i]))) }]} />
       <div class="scroll"><table>
-        <caption class="live">Queue depth and the last 30 minutes per application instance</caption>
+        <caption class="live">Queue depth now; messages received, claims and Failed acknowledgements (of any message) in the last 30 minutes, per application instance</caption>
         <thead><tr><th scope="col">Instance</th><th scope="col" class="num">New</th><th scope="col" class="num">Claimed</th>
           <th scope="col" class="num">Failed</th><th scope="col" class="num">Max. retries</th>
           <th scope="col" class="num">Received</th><th scope="col" class="num">Claims</th><th scope="col" class="num">Failures</th><th scope="col">Webhook</th></tr></thead>
@@ -62,8 +63,15 @@ export function Dashboard() {
         </tr>`)}</tbody></table></div>
     </article>`)}
     ${d.routes && d.routes.length > 0 && html`<article><header><h2>Gateway routes</h2></header>
-      <div class="scroll"><table><caption class="live">Counters of this process since it started</caption>
-        <thead><tr><th scope="col">Route</th><th scope="col" class="num">In</th><th scope="col" class="num">Delivered</th><th scope="col" class="num">Dropped</th><th scope="col" class="num">Retries</th><th scope="col" class="num">Dead letters</th></tr></thead>
-        <tbody>${d.routes.map((r) => html`<tr><td>${r.route}</td><td class="num">${r.in}</td><td class="num">${r.delivered}</td><td class="num">${r.dropped}</td><td class="num">${r.retries}</td><td class="num status-${r.dead_letters ? "Failed" : ""}">${r.dead_letters}</td></tr>`)}</tbody>
+      <div class="scroll"><table id="routes"><caption class="live">Waiting dead letters, the last one's reason and open deliveries from the store (every server
+        sharing it); in, delivered, dropped and retries counted by this server since it started</caption>
+        <thead><tr><th scope="col">Route</th><th scope="col" class="num">Dead letters waiting</th><th scope="col">Last error</th>
+          <th scope="col" class="num">Open deliveries</th><th scope="col" class="num">Retrying</th>
+          <th scope="col" class="num">In</th><th scope="col" class="num">Delivered</th><th scope="col" class="num">Dropped</th><th scope="col" class="num">Retries</th></tr></thead>
+        <tbody>${d.routes.map((r) => html`<tr data-route=${r.route}><td>${r.route}</td>
+          <td class="num">${r.waiting ? html`<a class="status-Failed" href="#/deadletters">${r.waiting}</a>` : 0}</td>
+          <td>${r.last_error && html`<small>${when(r.last_error_at)}: ${r.last_error}</small>`}</td>
+          <td class="num">${r.pending}</td><td class="num">${r.retrying}</td>
+          <td class="num">${r.in}</td><td class="num">${r.delivered}</td><td class="num">${r.dropped}</td><td class="num">${r.retries}</td></tr>`)}</tbody>
       </table></div></article>`}`;
 }

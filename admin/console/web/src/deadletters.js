@@ -59,14 +59,14 @@ export function DeadLetters() {
     ${rows === null ? (!err && html`<p aria-busy="true">Loading…</p>`) : html`
       <${Confirm} label=${route ? `Replay the dead letters of ${route}` : "Replay all dead letters"} prepare=${prepare}
         confirmLabel="Yes, replay" onConfirm=${confirm} disabled=${waiting === 0} />
-      <div class="scroll"><table id="dead-letters">
+      <div class="scroll"><table id="dead-letters" class="cards">
         <caption class="live">${rows.length} dead letter${rows.length === 1 ? "" : "s"}${replayed ? "" : " waiting"}, newest first</caption>
         <thead><tr><th scope="col">Time</th><th scope="col">Route</th><th scope="col">Stage</th><th scope="col">Reason</th>
           <th scope="col">Revision</th><th scope="col" class="num">Attempts</th><th scope="col">Replayed</th></tr></thead>
         <tbody>${rows.map((d) => html`<tr data-id=${d.id}>
-          <td><a href=${"#/deadletters/" + encodeURIComponent(d.id)}>${when(d.CreatedAt)}</a></td><td>${d.Route}</td>
-          <td>${d.Stage}${d.Output && html` <small>(${d.Output})</small>`}</td><td>${short(d.Reason)}</td>
-          <td><code>${(d.Revision || "").slice(0, 12)}</code></td><td class="num">${d.Attempts}</td><td>${d.Replayed ? when(d.ReplayedAt) : ""}</td></tr>`)}
+          <td data-label="Time"><a href=${"#/deadletters/" + encodeURIComponent(d.id)}>${when(d.CreatedAt)}</a></td><td data-label="Route">${d.Route}</td>
+          <td data-label="Stage">${d.Stage}${d.Output && html` <small>(${d.Output})</small>`}</td><td data-label="Reason">${short(d.Reason)}</td>
+          <td data-label="Revision"><code>${(d.Revision || "").slice(0, 12)}</code></td><td data-label="Attempts" class="num">${d.Attempts}</td><td data-label="Replayed">${d.Replayed ? when(d.ReplayedAt) : ""}</td></tr>`)}
         </tbody></table></div>`}`;
 }
 

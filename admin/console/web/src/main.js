@@ -48,9 +48,10 @@ function route(r, me) {
 function App() {
   const [me, setMe] = useState(undefined);
   const [r, setRoute] = useState(parseHash());
+  const [menu, setMenu] = useState(false); // the page links on a phone-sized screen
   useEffect(() => {
     session().then(setMe, () => setMe(null));
-    const onHash = () => setRoute(parseHash());
+    const onHash = () => { setRoute(parseHash()); setMenu(false); };
     const onOut = () => setMe(null);
     addEventListener("hashchange", onHash);
     addEventListener("kp-logged-out", onOut);
@@ -59,18 +60,21 @@ function App() {
   useEffect(() => { // move focus to the page heading for keyboard and screen-reader users
     const h1 = document.querySelector("main h1");
     if (h1) { h1.setAttribute("tabindex", "-1"); h1.focus({ preventScroll: true }); }
-  }, [r.path]);
+  }, [r.path, !!me]); // and after logging in: the login form the focus was in is gone
   if (me === undefined) return html`<main class="container"><p aria-busy="true">Loading…</p></main>`;
   if (me === null) return html`<${Login} onLogin=${setMe} />`;
   const current = "#/" + (r.path.split("/")[1] || "");
   return html`
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main").focus(); }}>Skip to content</a>
     <header class="top container">
-      <nav aria-label="Main">
+      <nav aria-label="Main" onKeyDown=${(e) => { if (e.key === "Escape" && menu) { setMenu(false); document.getElementById("menu-toggle").focus(); } }}>
         <ul><li><strong>Koppelpoort</strong></li>
+          <li class="menu-li"><button id="menu-toggle" class="secondary outline" aria-expanded=${menu ? "true" : "false"} aria-controls="nav-pages"
+            onClick=${() => setMenu(!menu)}>Menu</button></li></ul>
+        <ul id="nav-pages" class=${menu ? "open" : ""}>
           ${pages.filter(([, , role]) => !role || role === me.role).map(([href, label]) => html`<li><a href=${href} aria-current=${current === href ? "page" : undefined}>${label}</a></li>`)}
         </ul>
-        <ul>
+        <ul class="who">
           <li><small>${me.name || me.username} · ${me.role} administrator${me.domains.length ? " of " + me.domains.join(", ") : ""}${me.applications.length ? " of " + me.applications.join(", ") : ""}</small></li>
           <li><button class="secondary outline" onClick=${() => logout().finally(() => setMe(null))}>Log out</button></li>
         </ul>

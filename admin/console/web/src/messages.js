@@ -110,13 +110,13 @@ export function Messages({ params }) {
     </form>
     <p class="live" aria-live="polite">${fresh > 0 ? html`${fresh} new message${fresh > 1 ? "s" : ""} — <a href="#" onClick=${(e) => { e.preventDefault(); load(f); }}>show</a>` : "Watching for new messages…"}</p>
     ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
-    <div class="scroll"><table>
+    <div class="scroll"><table class="cards" id="messages">
       <caption class="live">${rows.length} message${rows.length === 1 ? "" : "s"} shown, newest first${describe(shownFor)}</caption>
       <thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Domain</th><th scope="col">Sender</th><th scope="col">Patient</th><th scope="col">Recipients</th></tr></thead>
       <tbody>${rows.map((m) => html`<tr>
-        <td><a href=${"#/messages/" + m.id}>${when(m.CreatedAt)}</a></td>
-        <td>${m.Event}</td><td>${m.Domain}</td><td>${m.Sender}</td><td>${m.Patient}</td>
-        <td>${m.Recipients.map((r) => html`<div>${r.Instance}: <${Status} s=${r.Status} /></div>`)}</td></tr>`)}
+        <td data-label="Time"><a href=${"#/messages/" + m.id}>${when(m.CreatedAt)}</a></td>
+        <td data-label="Event">${m.Event}</td><td data-label="Domain">${m.Domain}</td><td data-label="Sender">${m.Sender}</td><td data-label="Patient">${m.Patient}</td>
+        <td data-label="Recipients">${m.Recipients.map((r) => html`<div>${r.Instance}: <${Status} s=${r.Status} /></div>`)}</td></tr>`)}
       </tbody></table></div>
     ${more && html`<button class="secondary" onClick=${() => load(f, rows[rows.length - 1].id)}>Older messages</button>`}`;
 }
