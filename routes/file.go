@@ -24,6 +24,11 @@ type routeFile struct {
 	Transforms  strictyaml.Map[transformFile] `yaml:"transforms" doc:"named transforms"`
 	Outputs     []outputFile                  `yaml:"outputs" schema:"required,min_items=1" doc:"one or more outputs, each with a name and one outbound adapter"`
 	Retry       *strictyaml.At[retryFile]     `yaml:"retry" doc:"outbound retries: the wait doubles per attempt from backoff up to max_backoff"`
+	Health      *strictyaml.At[healthFile]    `yaml:"health" doc:"when the route counts as unhealthy on /readyz"`
+}
+
+type healthFile struct {
+	FailingAfter *strictyaml.At[time.Duration] `yaml:"failing_after" schema:"default=5m0s" doc:"/readyz reports the route once an output has been failing this long"`
 }
 
 type lookupFile struct {

@@ -32,6 +32,10 @@ const (
 	DefaultMaxBackoff  = 5 * time.Minute
 )
 
+// DefaultFailingAfter is how long an output may keep failing before /readyz reports its route: longer than
+// a target's restart, so a restart does not flap readiness, short enough to be seen before records pile up.
+const DefaultFailingAfter = 5 * time.Minute
+
 // shortRetries is the total below which lint warns that a route gives up before a target restart is over.
 const shortRetries = time.Minute
 
@@ -174,7 +178,8 @@ func defaultRetry() RetryPolicy {
 }
 
 func (l *loader) load(src []byte) *Route {
-	r := &Route{File: l.Name, Dir: filepath.Dir(l.Name), Transforms: map[string]*Transform{}, Retry: defaultRetry()}
+	r := &Route{File: l.Name, Dir: filepath.Dir(l.Name), Transforms: map[string]*Transform{}, Retry: defaultRetry(),
+		FailingAfter: DefaultFailingAfter}
 	root := l.Parse(src)
 	if root == nil {
 		if !l.Diags.HasErrors() {
@@ -200,6 +205,15 @@ func (l *loader) load(src []byte) *Route {
 	r.Description = rf.Description
 	if rf.Retry != nil {
 		l.retry(rf.Retry, &r.Retry)
+	}
+	if rf.Health != nil {
+		if d := rf.Health.Value.FailingAfter; d != nil && d.Set {
+			if d.Value <= 0 {
+				l.atPos(strictyaml.SevError, d.Pos, "failing_after must be a positive duration such as 5m")
+			} else {
+				r.FailingAfter = d.Value
+			}
+		}
 	}
 
 	// The input comes first: its shape lets expressions be type-checked.

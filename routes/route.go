@@ -29,6 +29,9 @@ type Route struct {
 	Key *transforms.Program
 	// Retry is the outbound retry policy.
 	Retry RetryPolicy
+	// FailingAfter is how long an output may keep failing before /readyz reports the route (health:
+	// failing_after; default DefaultFailingAfter).
+	FailingAfter time.Duration
 	// Warnings found while loading (lint prints them).
 	Warnings strictyaml.Diagnostics
 

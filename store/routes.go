@@ -48,7 +48,7 @@ func (t *Tx) InsertDeliveries(ctx context.Context, ds []Delivery) error {
 		_, err := t.exec(ctx, `INSERT INTO route_deliveries (id, route, output, record_key, payload, record, status,
 			attempts, next_attempt_at, last_error, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
-				last_error = '', revision = excluded.revision, updated_at = excluded.updated_at
+				last_error = '', failed_since = 0, revision = excluded.revision, updated_at = excluded.updated_at
 			WHERE route_deliveries.status = 'dead'`,
 			d.ID, d.Route, d.Output, d.RecordKey, d.Payload, d.Record, d.NextAttemptAt, d.Revision, d.CreatedAt, d.UpdatedAt)
 		if err != nil {
@@ -103,10 +103,12 @@ type DeliveryResult struct {
 	Now           int64
 }
 
-// FinishDelivery records the outcome of an attempt on delivery id.
+// FinishDelivery records the outcome of an attempt on delivery id; a delivery waiting for a retry keeps the
+// time of its first failure (failed_since).
 func (t *Tx) FinishDelivery(ctx context.Context, id string, r DeliveryResult) error {
 	_, err := t.exec(ctx, `UPDATE route_deliveries SET status = ?, attempts = ?, next_attempt_at = CASE WHEN ? = 'pending' THEN ? ELSE next_attempt_at END,
-		last_error = ?, updated_at = ? WHERE id = ?`, r.Status, r.Attempts, r.Status, r.NextAttemptAt, r.LastError, r.Now, id)
+		failed_since = CASE WHEN ? = 'pending' AND failed_since = 0 THEN ? ELSE failed_since END,
+		last_error = ?, updated_at = ? WHERE id = ?`, r.Status, r.Attempts, r.Status, r.NextAttemptAt, r.Status, r.Now, r.LastError, r.Now, id)
 	if err != nil {
 		return fmt.Errorf("record result of delivery %s: %w", id, err)
 	}
@@ -124,6 +126,28 @@ func (t *Tx) DeliveryByID(ctx context.Context, id string) (Delivery, error) {
 		return d, fmt.Errorf("read delivery %s: %w", id, err)
 	}
 	return d, nil
+}
+
+// OutputBacklog is what waits for one output of a route: deliveries pending or in flight, when the oldest of
+// them was made, and when the oldest that has failed failed first (Unix µs; 0 when none).
+type OutputBacklog struct {
+	Route        string `db:"route"`
+	Output       string `db:"output"`
+	Waiting      int64  `db:"waiting"`
+	Oldest       int64  `db:"oldest"`
+	FailingSince int64  `db:"failing_since"`
+}
+
+// OutputBacklogs returns the backlog of every output that has deliveries waiting.
+func (t *Tx) OutputBacklogs(ctx context.Context) ([]OutputBacklog, error) {
+	var out []OutputBacklog
+	err := t.sel(ctx, &out, `SELECT route, output, COUNT(*) AS waiting, MIN(created_at) AS oldest,
+		COALESCE(MIN(CASE WHEN failed_since > 0 THEN failed_since END), 0) AS failing_since
+		FROM route_deliveries WHERE status IN ('pending', 'inflight') GROUP BY route, output ORDER BY route, output`)
+	if err != nil {
+		return nil, fmt.Errorf("read output backlogs: %w", err)
+	}
+	return out, nil
 }
 
 // DeliveryStatus is the status and last error of a delivery.

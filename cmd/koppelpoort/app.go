@@ -36,6 +36,8 @@ type app struct {
 	mounts  []server.Mounter
 	workers []func(ctx context.Context) error
 	closers []func() error
+	// checks are readiness checks besides the store's (/readyz).
+	checks []server.Check
 	// reload re-reads the route files (SIGHUP); nil when there is nothing to reload.
 	reload func(ctx context.Context) error
 	// requestLog is the HTTP request log's middleware (server.Options.RequestLog).

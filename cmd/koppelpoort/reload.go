@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/koppelpoort/koppelpoort/internal/config"
+	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/routes"
@@ -40,6 +41,12 @@ func (a *app) startRoutes(ctx context.Context, cfg *config.Config, rs []*routes.
 		return fmt.Errorf("announce routes: %w", err)
 	}
 	a.closers = append(a.closers, set.Close)
+	// Backlog and failing outputs of the running routes: gauges on /metrics and the /readyz check "routes".
+	health := runtime.NewHealth(st, set.Routes, logger)
+	if err := reg.Register(health); err != nil {
+		return fmt.Errorf("route health metrics: %w", err)
+	}
+	a.checks = append(a.checks, server.Check{Name: "routes", Fn: health.Check})
 	if len(cfg.Routes) == 0 {
 		return nil
 	}

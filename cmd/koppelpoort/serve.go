@@ -141,6 +141,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		Logger:          logger,
 		Registry:        reg,
 		Ready:           st.Ready,
+		Checks:          app.checks,
 		Mounts:          app.mounts,
 		ReadTimeout:     cfg.Server.ReadTimeout,
 		WriteTimeout:    cfg.Server.WriteTimeout,

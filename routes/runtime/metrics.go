@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/koppelpoort/koppelpoort/routes"
 )
 
 // metrics are the per-route counters and latency.
@@ -49,4 +51,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// deadLetterStages are the stage label values of koppelpoort_route_dead_letters_total.
+var deadLetterStages = []string{routes.StageInput, routes.StageRules, routes.StageTransform, "output"}
+
+// zero creates every labelled series of route r at 0 (at start and on reload), so a rate or an alert on
+// them works before the first record, and a series that never moves is there to see.
+func (m *metrics) zero(r *routes.Route) {
+	m.in.WithLabelValues(r.Name)
+	m.dropped.WithLabelValues(r.Name)
+	for _, s := range deadLetterStages {
+		m.deadLettered.WithLabelValues(r.Name, s)
+	}
+	for _, o := range r.Outputs {
+		m.out.WithLabelValues(r.Name, o.Name)
+		m.retries.WithLabelValues(r.Name, o.Name)
+	}
+	for _, s := range []string{"process", "deliver"} {
+		m.latency.WithLabelValues(r.Name, s)
+	}
 }

@@ -137,6 +137,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 		seenTopics[lr.topic] = r.Name
 		rt.routes = append(rt.routes, lr)
+		m.zero(r)
 		host := adapters.Host{Logger: cfg.Logger.With("route", r.Name), Dir: r.Dir, Store: cfg.Store, Koppeltaal: cfg.Koppeltaal,
 			Route: r.Name, Mount: mount, Checkpoints: Checkpoints{Store: cfg.Store}}
 		for _, c := range append([]routes.Component{r.Input}, r.Outputs...) {
