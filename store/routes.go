@@ -36,9 +36,11 @@ type Delivery struct {
 	NextAttemptAt int64  `db:"next_attempt_at"`
 	LastError     string `db:"last_error"`
 	// Revision is the route revision that made the delivery.
-	Revision  string `db:"revision"`
-	CreatedAt int64  `db:"created_at"`
-	UpdatedAt int64  `db:"updated_at"`
+	Revision string `db:"revision"`
+	// AttemptLog is the history of failed attempts (JSON list of {"at": Unix µs, "error": "..."}).
+	AttemptLog string `db:"attempt_log"`
+	CreatedAt  int64  `db:"created_at"`
+	UpdatedAt  int64  `db:"updated_at"`
 }
 
 // InsertDeliveries records new pending deliveries. A delivery whose id exists is left alone unless it is
@@ -48,7 +50,7 @@ func (t *Tx) InsertDeliveries(ctx context.Context, ds []Delivery) error {
 		_, err := t.exec(ctx, `INSERT INTO route_deliveries (id, route, output, record_key, payload, record, status,
 			attempts, next_attempt_at, last_error, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
-				last_error = '', failed_since = 0, revision = excluded.revision, updated_at = excluded.updated_at
+				last_error = '', failed_since = 0, attempt_log = '[]', revision = excluded.revision, updated_at = excluded.updated_at
 			WHERE route_deliveries.status = 'dead'`,
 			d.ID, d.Route, d.Output, d.RecordKey, d.Payload, d.Record, d.NextAttemptAt, d.Revision, d.CreatedAt, d.UpdatedAt)
 		if err != nil {
@@ -58,7 +60,7 @@ func (t *Tx) InsertDeliveries(ctx context.Context, ds []Delivery) error {
 	return nil
 }
 
-const deliveryCols = `id, route, output, record_key, payload, record, status, attempts, next_attempt_at, last_error, revision, created_at, updated_at`
+const deliveryCols = `id, route, output, record_key, payload, record, status, attempts, next_attempt_at, last_error, revision, attempt_log, created_at, updated_at`
 
 // ClaimDeliveries leases up to limit due deliveries of route (pending, or in flight with an expired lease)
 // until leaseUntil: a worker that dies mid-call leaves them due again when the lease ends. On PostgreSQL
@@ -100,7 +102,9 @@ type DeliveryResult struct {
 	Attempts      int
 	NextAttemptAt int64
 	LastError     string
-	Now           int64
+	// AttemptLog replaces the delivery's attempt history (Delivery.AttemptLog); "" keeps it.
+	AttemptLog string
+	Now        int64
 }
 
 // FinishDelivery records the outcome of an attempt on delivery id; a delivery waiting for a retry keeps the
@@ -108,7 +112,9 @@ type DeliveryResult struct {
 func (t *Tx) FinishDelivery(ctx context.Context, id string, r DeliveryResult) error {
 	_, err := t.exec(ctx, `UPDATE route_deliveries SET status = ?, attempts = ?, next_attempt_at = CASE WHEN ? = 'pending' THEN ? ELSE next_attempt_at END,
 		failed_since = CASE WHEN ? = 'pending' AND failed_since = 0 THEN ? ELSE failed_since END,
-		last_error = ?, updated_at = ? WHERE id = ?`, r.Status, r.Attempts, r.Status, r.NextAttemptAt, r.Status, r.Now, r.LastError, r.Now, id)
+		attempt_log = CASE WHEN ? = '' THEN attempt_log ELSE ? END,
+		last_error = ?, updated_at = ? WHERE id = ?`, r.Status, r.Attempts, r.Status, r.NextAttemptAt, r.Status, r.Now,
+		r.AttemptLog, r.AttemptLog, r.LastError, r.Now, id)
 	if err != nil {
 		return fmt.Errorf("record result of delivery %s: %w", id, err)
 	}
@@ -184,16 +190,22 @@ type DeadLetter struct {
 	Revision   string        `db:"revision"`
 	CreatedAt  int64         `db:"created_at"`
 	ReplayedAt sql.NullInt64 `db:"replayed_at"`
+	// AttemptLog is the delivery's attempt history (Delivery.AttemptLog); "" or "[]" for a record.
+	AttemptLog string `db:"attempt_log"`
 }
 
 // PutDeadLetter parks d; one with the same id (the same record from the same source, dead-lettered
 // again) is replaced and counts as not replayed.
 func (t *Tx) PutDeadLetter(ctx context.Context, d DeadLetter) error {
-	_, err := t.exec(ctx, `INSERT INTO route_dead_letters (id, route, stage, output, record_key, record, reason, attempts, revision, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	if d.AttemptLog == "" {
+		d.AttemptLog = "[]"
+	}
+	_, err := t.exec(ctx, `INSERT INTO route_dead_letters (id, route, stage, output, record_key, record, reason, attempts, revision, attempt_log, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, attempts = excluded.attempts, revision = excluded.revision,
+			attempt_log = excluded.attempt_log, stage = excluded.stage,
 			created_at = excluded.created_at, replayed_at = NULL, replay_requested_at = NULL`,
-		d.ID, d.Route, d.Stage, d.Output, d.RecordKey, d.Record, d.Reason, d.Attempts, d.Revision, d.CreatedAt)
+		d.ID, d.Route, d.Stage, d.Output, d.RecordKey, d.Record, d.Reason, d.Attempts, d.Revision, d.AttemptLog, d.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("record dead letter %s of route %s: %w", d.ID, d.Route, err)
 	}
@@ -210,7 +222,7 @@ type DeadLetterFilter struct {
 
 // DeadLetters returns the dead letters matching f, oldest first.
 func (t *Tx) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
-	q := `SELECT id, route, stage, output, record_key, record, reason, attempts, revision, created_at, replayed_at
+	q := `SELECT id, route, stage, output, record_key, record, reason, attempts, revision, created_at, replayed_at, attempt_log
 		FROM route_dead_letters WHERE 1 = 1`
 	var args []any
 	if f.Route != "" {

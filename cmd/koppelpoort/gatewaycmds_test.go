@@ -82,7 +82,8 @@ func TestReplayCmd(t *testing.T) {
 	}
 	if err := st.Update(context.Background(), func(tx *store.Tx) error {
 		return tx.PutDeadLetter(context.Background(), store.DeadLetter{ID: "dl1", Route: "r1", Stage: "rules", RecordKey: "k1",
-			Record: `{"key":"k1","fields":{"a":"1"}}`, Reason: "bad BSN " + strings.Repeat("and more ", 20) + "END", Revision: "abc123", CreatedAt: 1})
+			Record: `{"key":"k1","fields":{"a":"1"}}`, Reason: "bad BSN " + strings.Repeat("and more ", 20) + "END", Revision: "abc123", CreatedAt: 1,
+			Attempts: 3, AttemptLog: `[{"at":1796251004958947,"error":"503 first"},{"at":1796251005958947,"error":"503 second"}]`})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,8 @@ func TestReplayCmd(t *testing.T) {
 	}
 	// --id shows the dead letter whole (issue 14, defect 5: the reason was cut at 100 characters).
 	out, err = runCmd(t, newReplayCmd(), "--dsn", dsn, "--id", "dl1")
-	for _, want := range []string{"r1 (revision abc123)", "stage        rules", "and more END", `"a": "1"`} {
+	for _, want := range []string{"r1 (revision abc123)", "stage        rules", "and more END", `"a": "1"`,
+		"attempts:\n  (1 earlier attempts not kept)\n  2026-12-02T22:36:44Z  503 first\n  2026-12-02T22:36:45Z  503 second\n"} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("replay --id lacks %q: %v\n%s", want, err, out)
 		}

@@ -137,6 +137,15 @@ func printDeadLetter(out io.Writer, d runtime.DeadLetter) {
 	fmt.Fprintf(tw, "attempts\t%d\n", d.Attempts)
 	tw.Flush()
 	fmt.Fprintf(out, "reason:\n  %s\n", strings.ReplaceAll(d.Reason, "\n", "\n  "))
+	if len(d.History) > 0 {
+		fmt.Fprintln(out, "attempts:")
+		if d.Attempts > len(d.History) {
+			fmt.Fprintf(out, "  (%d earlier attempts not kept)\n", d.Attempts-len(d.History))
+		}
+		for _, a := range d.History {
+			fmt.Fprintf(out, "  %s  %s\n", a.At.Format(time.RFC3339), strings.ReplaceAll(a.Error, "\n", " "))
+		}
+	}
 	rec, _ := json.MarshalIndent(d.Record, "  ", "  ")
 	fmt.Fprintf(out, "record:\n  %s\n\n", rec)
 }

@@ -32,6 +32,44 @@ type DeadLetter struct {
 	CreatedAt time.Time
 	// ReplayedAt is set once the dead letter was replayed.
 	ReplayedAt *time.Time
+	// History is a delivery's failed attempts, oldest first (the last maxHistory); empty for a record.
+	History []Attempt
+}
+
+// Attempt is one failed delivery attempt: when it ended and why.
+type Attempt struct {
+	At    time.Time `json:"-"`
+	AtUS  int64     `json:"at"`
+	Error string    `json:"error"`
+}
+
+// maxHistory bounds a delivery's attempt history (a retry policy of hundreds of attempts keeps the last ones).
+const maxHistory = 50
+
+// appendAttempt adds a failed attempt to the stored history log (JSON) and returns the new log.
+func appendAttempt(log string, at time.Time, err error) string {
+	var h []Attempt
+	_ = json.Unmarshal([]byte(log), &h) // an unreadable log starts again
+	h = append(h, Attempt{AtUS: at.UnixMicro(), Error: err.Error()})
+	if len(h) > maxHistory {
+		h = h[len(h)-maxHistory:]
+	}
+	b, _ := json.Marshal(h)
+	return string(b)
+}
+
+func parseHistory(log string) ([]Attempt, error) {
+	if log == "" {
+		return nil, nil
+	}
+	var h []Attempt
+	if err := json.Unmarshal([]byte(log), &h); err != nil {
+		return nil, err
+	}
+	for i := range h {
+		h[i].At = time.UnixMicro(h[i].AtUS).UTC()
+	}
+	return h, nil
 }
 
 // Filter selects dead letters: by ids, by route, or all. Replayed ones are left out unless IncludeReplayed.
@@ -54,6 +92,11 @@ func ListDeadLetters(ctx context.Context, st *store.Store, f Filter) ([]DeadLett
 		if err := json.Unmarshal([]byte(r.Record), &d.Record); err != nil {
 			return nil, fmt.Errorf("dead letter %s: stored record unreadable: %w", d.ID, err)
 		}
+		h, err := parseHistory(r.AttemptLog)
+		if err != nil {
+			return nil, fmt.Errorf("dead letter %s: stored attempt history unreadable: %w", d.ID, err)
+		}
+		d.History = h
 		if r.ReplayedAt.Valid {
 			t := time.UnixMicro(r.ReplayedAt.Int64).UTC()
 			d.ReplayedAt = &t

@@ -135,7 +135,7 @@ func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, 
 	reason := fmt.Sprintf("output %s: %v", d.Output, err)
 	if perr := tx.PutDeadLetter(ctx, store.DeadLetter{ID: "delivery-" + d.IdempotencyKey, Route: r.Name, Stage: "output",
 		Output: d.Output, RecordKey: d.RecordKey, Record: record, Reason: reason, Attempts: 1, Revision: r.Revision,
-		CreatedAt: now}); perr != nil {
+		AttemptLog: appendAttempt("", time.UnixMicro(now), err), CreatedAt: now}); perr != nil {
 		return perr
 	}
 	outcome.OK, outcome.Reason = false, reason

@@ -261,6 +261,20 @@ func TestRuntimeEndToEnd(t *testing.T) {
 				if d.RecordKey == "r4" && d.Attempts != 4 {
 					t.Fatalf("r4 dead after %d attempts, want 4", d.Attempts)
 				}
+				// The dead letter keeps the attempt history: when each attempt failed and why (issue 14: retries).
+				if d.RecordKey == "r4" {
+					if len(d.History) != 4 {
+						t.Fatalf("r4 history: %+v, want 4 attempts", d.History)
+					}
+					for i, a := range d.History {
+						if !strings.Contains(a.Error, "503") || a.At.IsZero() || (i > 0 && a.At.Before(d.History[i-1].At)) {
+							t.Errorf("r4 attempt %d: %+v", i+1, a)
+						}
+					}
+				}
+				if d.RecordKey == "r3" && (len(d.History) != d.Attempts || !strings.Contains(d.History[len(d.History)-1].Error, "400")) {
+					t.Errorf("r3 history: %+v, want %d attempts ending in its 400", d.History, d.Attempts)
+				}
 			}
 			// The archive got the routed records exactly once (r1, r3, r4; r2 never routed).
 			waitFor(t, "archive", func() bool {

@@ -111,16 +111,18 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 				rt.metrics.out.WithLabelValues(r.Name, c.Output).Inc()
 				log.Info("delivered", "attempts", res.attempts)
 			case errors.Is(res.err, adapters.ErrTransient) && res.attempts < r.Retry.MaxAttempts:
+				dr.AttemptLog = appendAttempt(c.AttemptLog, now, res.err)
 				wait := adapters.Backoff(res.attempts, r.Retry.Backoff, r.Retry.MaxBackoff)
 				dr.Status, dr.NextAttemptAt, dr.LastError = store.DeliveryPending, now.Add(wait).UnixMicro(), res.err.Error()
 				rt.metrics.retries.WithLabelValues(r.Name, c.Output).Inc()
 				log.Warn("delivery failed; will retry", "attempts", res.attempts, "retry_in", wait.String(), "error", res.err)
 			default:
 				dr.Status, dr.LastError = store.DeliveryDead, res.err.Error()
+				dr.AttemptLog = appendAttempt(c.AttemptLog, now, res.err)
 				reason := fmt.Sprintf("output %s: %v", c.Output, res.err)
 				if err := tx.PutDeadLetter(ctx, store.DeadLetter{ID: "delivery-" + c.ID, Route: r.Name, Stage: "output",
 					Output: c.Output, RecordKey: c.RecordKey, Record: c.Record, Reason: reason,
-					Attempts: res.attempts, Revision: c.Revision, CreatedAt: now.UnixMicro()}); err != nil {
+					Attempts: res.attempts, Revision: c.Revision, AttemptLog: dr.AttemptLog, CreatedAt: now.UnixMicro()}); err != nil {
 					return err
 				}
 				rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
