@@ -65,6 +65,8 @@ func yamlInstance(t *testing.T, path string) any {
 // schema (reflected from the loader's types) and the loader agree on real files. Route tests
 // (*_test.yaml) are data for `koppelpoort test` and have no schema.
 func TestYAMLFilesMatchTheirSchemas(t *testing.T) {
+	// YAML files in docs/ that other programs read (checked by their own tests).
+	notOurs := map[string]bool{"../docs/prometheus-alerts.yaml": true}
 	routeSchema := compileSchema(t, "route.json", routes.JSONSchema())
 	configSchema := compileSchema(t, "config.json", config.JSONSchema())
 	var files []string
@@ -75,6 +77,9 @@ func TestYAMLFilesMatchTheirSchemas(t *testing.T) {
 			}
 			if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && p != dir) {
 				return filepath.SkipDir
+			}
+			if notOurs[filepath.ToSlash(p)] {
+				return nil
 			}
 			if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) && !routes.IsTestFile(d.Name()) {
 				files = append(files, p)

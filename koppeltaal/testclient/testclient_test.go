@@ -42,7 +42,7 @@ func TestModuleWorksThroughItsMailbox(t *testing.T) {
 			post(theirs, "another-activity")
 
 			m := newModule(t, base, f, "")
-			done := watchOnce(t, m)
+			done := watchOnce(t, m, 2)
 			if done != 2 {
 				t.Fatalf("the module handled %d messages, want 2", done)
 			}
@@ -62,7 +62,7 @@ func TestModuleWorksThroughItsMailbox(t *testing.T) {
 			}
 
 			post(mine, koppeltaal.DemoModuleActivity+"-2")
-			if watchOnce(t, newModule(t, base, f, "cannot play this")) != 1 {
+			if watchOnce(t, newModule(t, base, f, "cannot play this"), 1) != 1 {
 				t.Fatal("the failing module handled nothing")
 			}
 			if ps := lastStatus(t, base, f, mine); ps.Status != "Failed" || ps.Exception != "cannot play this" {
@@ -82,12 +82,18 @@ func newModule(t *testing.T, base string, f dstu1.Format, failWith string) *test
 	return m
 }
 
-// watchOnce lets the module work through its mailbox for a moment and returns how many messages it handled.
-func watchOnce(t *testing.T, m *testclient.Module) int {
+// watchOnce lets the module work through its mailbox until it has handled want messages (or a minute
+// passed: a busy CI machine can take seconds per message) and returns how many it handled.
+func watchOnce(t *testing.T, m *testclient.Module, want int) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	if err := m.Watch(ctx, 200*time.Millisecond); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- m.Watch(ctx, 50*time.Millisecond) }()
+	for deadline := time.Now().Add(time.Minute); len(m.Handled()) < want && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-watched; err != nil {
 		t.Fatal(err)
 	}
 	return len(m.Handled())
