@@ -249,12 +249,13 @@ func sortedKeys(m map[string]string) []string {
 
 // InboundSpec is the inbound SQL adapter's settings.
 var InboundSpec = adapters.Spec{
-	Summary: "Poll a query on a source database. The query selects rows after the last cursor value ({cursor} marks the parameter) in cursor order; the cursor is checkpointed in the store after the rows are durable.",
+	Summary: "Poll a query on a source database. The query selects the rows after the last cursor in cursor order; the cursor is checkpointed in the store after the rows are durable. With tiebreak_column the cursor is the pair (cursor_column, tiebreak_column), so a row committed later with the same cursor value as the last one read is still picked up.",
 	Fields: append(append([]adapters.Field{}, dbFields...),
-		adapters.Field{Name: "query", Type: adapters.TypeString, Required: true, Description: "e.g. SELECT * FROM export_patients WHERE changed_at > {cursor} ORDER BY changed_at LIMIT 500"},
+		adapters.Field{Name: "query", Type: adapters.TypeString, Required: true, Description: "{cursor} and {tiebreak} mark the last row's values (each may appear more than once), e.g. SELECT * FROM export_patients WHERE (changed_at, id) > ({cursor}, {tiebreak}) ORDER BY changed_at, id LIMIT 500"},
 		adapters.Field{Name: "cursor_column", Type: adapters.TypeString, Required: true, Description: "Column of the result that orders the rows and becomes the next cursor."},
+		adapters.Field{Name: "tiebreak_column", Type: adapters.TypeString, Description: "Unique, non-null column (e.g. id) that orders the rows with the same cursor value; its last value fills {tiebreak} (NULL before the first row). Without it, a row committed after a poll with the same cursor value as the last one read is never picked up."},
 		adapters.Field{Name: "initial_cursor", Type: adapters.TypeString, Default: "", Description: "Cursor value before the first poll (e.g. 0 or 1970-01-01)."},
-		adapters.Field{Name: "key_column", Type: adapters.TypeString, Description: "Column that identifies a row (the record key). Default: the cursor column."},
+		adapters.Field{Name: "key_column", Type: adapters.TypeString, Description: "Column that identifies a row (the record key). Default: the tiebreak column, else the cursor column."},
 		adapters.Field{Name: "columns", Type: adapters.TypeStrings, Description: "Result columns, so expressions are checked at load."},
 		adapters.Field{Name: "poll_interval", Type: adapters.TypeDuration, Default: "10s", Description: "Wait between polls when no rows came back."},
 	),
@@ -262,14 +263,15 @@ var InboundSpec = adapters.Spec{
 
 // Inbound polls a query.
 type Inbound struct {
-	Driver        string   `yaml:"driver"`
-	DSN           string   `yaml:"dsn"`
-	Query         string   `yaml:"query"`
-	CursorColumn  string   `yaml:"cursor_column"`
-	InitialCursor string   `yaml:"initial_cursor"`
-	KeyColumn     string   `yaml:"key_column"`
-	Columns       []string `yaml:"columns"`
-	PollInterval  string   `yaml:"poll_interval"`
+	Driver         string   `yaml:"driver"`
+	DSN            string   `yaml:"dsn"`
+	Query          string   `yaml:"query"`
+	CursorColumn   string   `yaml:"cursor_column"`
+	TiebreakColumn string   `yaml:"tiebreak_column"`
+	InitialCursor  string   `yaml:"initial_cursor"`
+	KeyColumn      string   `yaml:"key_column"`
+	Columns        []string `yaml:"columns"`
+	PollInterval   string   `yaml:"poll_interval"`
 
 	db    *stdsql.DB
 	cps   adapters.Checkpoints
@@ -278,10 +280,17 @@ type Inbound struct {
 	log   *slog.Logger
 }
 
-// Validate checks the query has a {cursor}.
+// Validate checks the query's placeholders against the cursor settings.
 func (in *Inbound) Validate() error {
-	if strings.Count(in.Query, "{cursor}") != 1 {
-		return errors.New("query must contain {cursor} exactly once (where the last cursor value goes)")
+	if !strings.Contains(in.Query, "{cursor}") {
+		return errors.New("query must contain {cursor} (where the last cursor value goes)")
+	}
+	if in.TiebreakColumn == "" && strings.Contains(in.Query, "{tiebreak}") {
+		return errors.New("query uses {tiebreak} but tiebreak_column is not set")
+	}
+	if in.TiebreakColumn != "" && !strings.Contains(in.Query, "{tiebreak}") {
+		return fmt.Errorf("tiebreak_column %s needs {tiebreak} in the query, e.g. WHERE (%s, %s) > ({cursor}, {tiebreak}) ORDER BY %s, %s",
+			in.TiebreakColumn, in.CursorColumn, in.TiebreakColumn, in.CursorColumn, in.TiebreakColumn)
 	}
 	return nil
 }
@@ -331,19 +340,67 @@ func (in *Inbound) Run(ctx context.Context, sink adapters.Sink) error {
 	return nil
 }
 
-func (in *Inbound) checkpointName() string { return "sql:" + in.CursorColumn }
+// checkpointName is where the cursor is kept. The pair cursor has a name of its own: its value is a JSON
+// pair, and a route that adds tiebreak_column starts from its old single cursor (see position).
+func (in *Inbound) checkpointName() string {
+	if in.TiebreakColumn != "" {
+		return "sql:" + in.CursorColumn + "+" + in.TiebreakColumn
+	}
+	return "sql:" + in.CursorColumn
+}
+
+// position is the last row read: its cursor value and, with tiebreak_column, its tiebreak value (nil
+// before the first row, so the first poll takes the rows after initial_cursor, as without a tiebreak).
+func (in *Inbound) position(ctx context.Context) (cursor, tiebreak any, err error) {
+	v, ok, err := in.cps.Get(ctx, in.route, in.checkpointName())
+	if err != nil || !ok {
+		if err == nil && in.TiebreakColumn != "" {
+			// A route that had no tiebreak yet goes on from its single cursor.
+			v, ok, err = in.cps.Get(ctx, in.route, "sql:"+in.CursorColumn)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return in.InitialCursor, nil, nil
+		}
+		return v, nil, nil
+	}
+	if in.TiebreakColumn == "" {
+		return v, nil, nil
+	}
+	pair, err := decodeCursor(v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s of route %s: %w", in.checkpointName(), in.route, err)
+	}
+	return pair[0], pair[1], nil
+}
+
+// bindQuery puts the driver's numbered placeholders where {cursor} and {tiebreak} are, so each may be
+// used more than once (WHERE changed_at > {cursor} OR (changed_at = {cursor} AND id > {tiebreak})).
+func (in *Inbound) bindQuery() string {
+	r := strings.NewReplacer("{cursor}", numbered(in.Driver, 1), "{tiebreak}", numbered(in.Driver, 2))
+	return r.Replace(in.Query)
+}
+
+func numbered(driver string, n int) string {
+	if driver == "postgres" {
+		return "$" + strconv.Itoa(n)
+	}
+	return "?" + strconv.Itoa(n)
+}
 
 // PollOnce reads one batch after the checkpointed cursor, hands it to the sink and moves the cursor.
 func (in *Inbound) PollOnce(ctx context.Context, sink adapters.Sink) (int, error) {
-	cursor, ok, err := in.cps.Get(ctx, in.route, in.checkpointName())
+	cursor, tiebreak, err := in.position(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if !ok {
-		cursor = in.InitialCursor
+	args := []any{cursor}
+	if in.TiebreakColumn != "" {
+		args = append(args, tiebreak)
 	}
-	q := strings.Replace(in.Query, "{cursor}", placeholder(in.Driver, 1), 1)
-	rows, err := in.db.QueryContext(ctx, q, cursor)
+	rows, err := in.db.QueryContext(ctx, in.bindQuery(), args...)
 	if err != nil {
 		return 0, fmt.Errorf("query: %w", err)
 	}
@@ -353,7 +410,7 @@ func (in *Inbound) PollOnce(ctx context.Context, sink adapters.Sink) (int, error
 		return 0, err
 	}
 	var recs []adapters.Record
-	last := ""
+	var last [2]any
 	for rows.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -363,21 +420,25 @@ func (in *Inbound) PollOnce(ctx context.Context, sink adapters.Sink) (int, error
 		if err := rows.Scan(ptrs...); err != nil {
 			return 0, fmt.Errorf("scan: %w", err)
 		}
+		raw := map[string]any{}
 		fields := map[string]any{}
 		for i, c := range cols {
-			fields[c] = fieldValue(vals[i])
+			raw[c], fields[c] = vals[i], fieldValue(vals[i])
 		}
-		cur, ok := fields[in.CursorColumn]
-		if !ok {
-			return 0, fmt.Errorf("the query result has no cursor column %q (columns: %s)", in.CursorColumn, strings.Join(cols, ", "))
+		if last, err = in.rowPosition(raw, cols); err != nil {
+			return 0, err
 		}
-		last = fmt.Sprint(cur)
-		key := last
+		sourceID := fmt.Sprint(fields[in.CursorColumn])
+		key := sourceID
+		if in.TiebreakColumn != "" {
+			key = fmt.Sprint(fields[in.TiebreakColumn])
+			sourceID += "|" + key
+		}
 		if in.KeyColumn != "" {
 			key = fmt.Sprint(fields[in.KeyColumn])
 		}
 		recs = append(recs, adapters.Record{Key: key, Fields: fields,
-			Meta: map[string]string{"adapter": "sql", "cursor": last, "source_id": last}})
+			Meta: map[string]string{"adapter": "sql", "cursor": fmt.Sprint(fields[in.CursorColumn]), "source_id": sourceID}})
 	}
 	if err := rows.Err(); err != nil {
 		return 0, err
@@ -389,12 +450,102 @@ func (in *Inbound) PollOnce(ctx context.Context, sink adapters.Sink) (int, error
 	if err := sink.Accept(ctx, recs); err != nil {
 		return 0, err
 	}
+	next := fmt.Sprint(fieldValue(last[0]))
+	if in.TiebreakColumn != "" {
+		if next, err = encodeCursor(last); err != nil {
+			return 0, err
+		}
+	}
 	// Only after the records are durable does the cursor move: a crash in between re-reads them, and the
 	// deliveries' idempotency keys make the second pass a no-op.
-	if err := in.cps.Set(ctx, in.route, in.checkpointName(), last); err != nil {
+	if err := in.cps.Set(ctx, in.route, in.checkpointName(), next); err != nil {
 		return 0, err
 	}
 	return len(recs), nil
+}
+
+// rowPosition is a row's cursor (and tiebreak) value as the driver gave it, checked to be usable as the
+// next query's parameter.
+func (in *Inbound) rowPosition(raw map[string]any, cols []string) ([2]any, error) {
+	var pos [2]any
+	for i, col := range []string{in.CursorColumn, in.TiebreakColumn} {
+		if col == "" {
+			continue
+		}
+		v, ok := raw[col]
+		if !ok {
+			return pos, fmt.Errorf("the query result has no column %q (columns: %s)", col, strings.Join(cols, ", "))
+		}
+		if v == nil {
+			return pos, fmt.Errorf("column %s is NULL in a row; the cursor columns must not be null (filter such rows out or COALESCE them)", col)
+		}
+		if _, isTime := v.(time.Time); isTime && in.Driver == "sqlite" {
+			// The driver parsed the stored text; compared back as a time it no longer equals it.
+			return pos, fmt.Errorf("column %s is declared as a date or time, which the sqlite driver reads as a time that does not compare exactly with the stored text: select it as CAST(%s AS TEXT) AS %s", col, col, col)
+		}
+		pos[i] = v
+	}
+	return pos, nil
+}
+
+// A cursor value in a pair checkpoint keeps its type, so the next query compares an integer column with
+// an integer (SQLite orders any integer before any text) and a timestamp with a timestamp.
+type cursorValue struct {
+	Int   *int64     `json:"int,omitempty"`
+	Float *float64   `json:"float,omitempty"`
+	Text  *string    `json:"text,omitempty"`
+	Time  *time.Time `json:"time,omitempty"`
+}
+
+func encodeCursor(pos [2]any) (string, error) {
+	var out [2]cursorValue
+	for i, v := range pos {
+		switch x := v.(type) {
+		case int64:
+			out[i].Int = &x
+		case int:
+			n := int64(x)
+			out[i].Int = &n
+		case int32:
+			n := int64(x)
+			out[i].Int = &n
+		case float64:
+			out[i].Float = &x
+		case time.Time:
+			out[i].Time = &x
+		case []byte:
+			s := string(x)
+			out[i].Text = &s
+		case string:
+			out[i].Text = &x
+		default:
+			s := fmt.Sprint(x)
+			out[i].Text = &s
+		}
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+func decodeCursor(s string) ([2]any, error) {
+	var in [2]cursorValue
+	var out [2]any
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return out, fmt.Errorf("not a cursor pair: %w", err)
+	}
+	for i, v := range in {
+		switch {
+		case v.Int != nil:
+			out[i] = *v.Int
+		case v.Float != nil:
+			out[i] = *v.Float
+		case v.Time != nil:
+			out[i] = *v.Time
+		case v.Text != nil:
+			out[i] = *v.Text
+		}
+	}
+	return out, nil
 }
 
 func fieldValue(v any) any {
