@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
@@ -55,7 +56,7 @@ the environment (KOPPELPOORT_ADDR, KOPPELPOORT_DSN, KOPPELPOORT_PUBLIC_URL), and
 	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().StringVar(&f.addr, "addr", "", "listen address (default 127.0.0.1:8080; env KOPPELPOORT_ADDR)")
 	cmd.Flags().StringVar(&f.dsn, "dsn", "", "store: SQLite file path or postgres:// URL (env KOPPELPOORT_DSN)")
-	cmd.Flags().StringVar(&f.publicURL, "public-url", "", "URL clients reach this server at (default http://<addr>; env KOPPELPOORT_PUBLIC_URL)")
+	cmd.Flags().StringVar(&f.publicURL, "public-url", "", "URL clients reach this server at (default http://<addr>, https://<addr> with server.tls; env KOPPELPOORT_PUBLIC_URL)")
 	return cmd
 }
 
@@ -124,6 +125,10 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if err != nil {
 		return err
 	}
+	certs, err := loadTLS(cfg.Server.TLS, logger)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -150,6 +155,8 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		MetricsAddr:     cfg.Server.Metrics.Addr,
 		MetricsToken:    cfg.Server.Metrics.Token,
 		RequestLog:      app.requestLog,
+		TLS:             certs,
+		HSTS:            strings.HasPrefix(public, "https://"), // behind a TLS proxy the browser sees HTTPS
 	})
 	if cfg.Server.Metrics == (config.MetricsConfig{}) && !loopback(cfg.Server.Addr) {
 		logger.Warn("/metrics is open to everyone who reaches "+cfg.Server.Addr+"; set server.metrics.addr or server.metrics.token",
@@ -164,7 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error { return srv.Serve(gctx, ln, nil) })
-	g.Go(func() error { return handleReloads(gctx, reload, app, logger) })
+	g.Go(func() error { return handleReloads(gctx, reload, certs, app, logger) })
 	err = g.Wait()
 	logger.Info("stopped")
 	if err != nil && ctx.Err() == nil {
@@ -188,16 +195,37 @@ func loadRoutes(cfg *config.Config) ([]*routes.Route, error) {
 	return rs, nil
 }
 
-// handleReloads answers SIGHUP. A SIGHUP must never end serve (its default action would): until routes can be
-// reloaded in place it is logged and ignored.
-func handleReloads(ctx context.Context, reload <-chan os.Signal, a *app, logger *slog.Logger) error {
+// loadTLS reads the certificate serve terminates TLS with; nil when server.tls is not set.
+func loadTLS(c config.TLSConfig, logger *slog.Logger) (*server.TLS, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	certs, err := server.NewTLS(server.TLSFiles{CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCAFile: c.ClientCAFile,
+		ClientAuth: c.ClientAuth}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	return certs, nil
+}
+
+// handleReloads answers SIGHUP: it reads the TLS certificate again (certs, nil without TLS) and the route
+// files (a.reload, nil without routes). A SIGHUP must never end serve (its default action would): with
+// nothing to reload it is logged and ignored.
+func handleReloads(ctx context.Context, reload <-chan os.Signal, certs *server.TLS, a *app, logger *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case sig := <-reload:
-			if a.reload == nil {
+			if certs == nil && a.reload == nil {
 				logger.Info("signal received; nothing to reload", "signal", sig.String())
+				continue
+			}
+			if certs != nil {
+				logger.Info("signal received; reloading the TLS certificate", "signal", sig.String())
+				_ = certs.Reload("SIGHUP") // a refusal is logged; the running certificate stays
+			}
+			if a.reload == nil {
 				continue
 			}
 			logger.Info("signal received; reloading routes", "signal", sig.String())

@@ -47,6 +47,12 @@ func TestMain(m *testing.M) {
 // startBinary runs `koppelpoort serve args...` in dir and waits until /healthz answers.
 func startBinary(t *testing.T, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *testkit.Buffer) {
 	t.Helper()
+	return startBinaryWith(t, http.DefaultClient, "http", dir, env, args...)
+}
+
+// startBinaryWith is startBinary for a server reached with client on scheme (https: serve terminates TLS).
+func startBinaryWith(t *testing.T, client *http.Client, scheme, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *testkit.Buffer) {
+	t.Helper()
 	addr := testkit.FreeAddr(t)
 	cmd = exec.Command(binPath, append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Dir = dir
@@ -57,10 +63,10 @@ func startBinary(t *testing.T, dir string, env []string, args ...string) (base s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	base = "http://" + addr
+	base = scheme + "://" + addr
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
+		if resp, err := client.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
 			return base, cmd, stdout, stderr
 		}

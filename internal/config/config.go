@@ -93,6 +93,51 @@ type ServerConfig struct {
 	FailedLogins loginlimit.Config `yaml:"failed_logins"`
 	// Metrics protects /metrics: on a listen address of its own, and/or behind a bearer token.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// TLS makes serve terminate TLS itself (NCSC guidelines, HSTS, optional client certificates) instead of
+	// leaving it to a reverse proxy. Default off.
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig is `server.tls`. With cert_file and key_file set, serve speaks only HTTPS on server.addr; the
+// files (relative paths are relative to the configuration file) are read again on SIGHUP and when they change
+// (docs/security.md#tls).
+type TLSConfig struct {
+	// CertFile is the PEM certificate chain (the server's certificate first).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of that certificate.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile holds the PEM CA certificates that client certificates must be signed by.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth is none (default), optional (a client certificate is verified when sent) or require
+	// (no connection without one); optional and require need client_ca_file.
+	ClientAuth string `yaml:"client_auth" schema:"enum=none|optional|require"`
+}
+
+// Enabled reports whether serve terminates TLS.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// validate checks that the settings go together; the files themselves are read by serve at start.
+func (t TLSConfig) validate() error {
+	var errs []error
+	if t.Enabled() && (t.CertFile == "" || t.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("server.tls: cert_file and key_file go together (one of them is empty)"))
+	}
+	switch t.ClientAuth {
+	case "", "none":
+		if t.ClientCAFile != "" {
+			errs = append(errs, fmt.Errorf("server.tls.client_ca_file is set but client_auth is none: set client_auth to optional or require"))
+		}
+	case "optional", "require":
+		if t.ClientCAFile == "" {
+			errs = append(errs, fmt.Errorf("server.tls.client_auth %s needs client_ca_file (the CA that signs the callers' certificates)", t.ClientAuth))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("server.tls.client_auth: %q is not one of none, optional, require", t.ClientAuth))
+	}
+	if !t.Enabled() && (t.ClientCAFile != "" || t.ClientAuth == "optional" || t.ClientAuth == "require") {
+		errs = append(errs, fmt.Errorf("server.tls: client certificates need TLS: set cert_file and key_file"))
+	}
+	return errors.Join(errs...)
 }
 
 // MetricsConfig is `server.metrics`. Both empty (the default): /metrics is
@@ -105,14 +150,17 @@ type MetricsConfig struct {
 	Token string `yaml:"token"`
 }
 
-// Public returns the public URL: PublicURL, or http://<addr> when that names
-// a host and a port a client can reach.
+// Public returns the public URL: PublicURL, or http://<addr> (https:// when serve terminates TLS) when addr
+// names a host and a port a client can reach.
 func (s ServerConfig) Public() (string, error) {
 	if s.PublicURL != "" {
 		u, err := url.Parse(s.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
 			strings.Trim(u.Path, "/") != "" || u.User != nil {
 			return "", fmt.Errorf("server.public_url %q: want scheme://host[:port] (http or https, no path), such as https://kt.example.org", s.PublicURL)
+		}
+		if u.Scheme == "http" && s.TLS.Enabled() {
+			return "", fmt.Errorf("server.public_url %q is http but server.tls is set: this server only speaks HTTPS, so every link it writes would be wrong (use https://%s)", s.PublicURL, u.Host)
 		}
 		return u.Scheme + "://" + u.Host, nil
 	}
@@ -127,7 +175,11 @@ func (s ServerConfig) Public() (string, error) {
 	if port == "0" {
 		return "", fmt.Errorf("server.addr %s: the public URL is known once the port is bound", s.Addr)
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	scheme := "http"
+	if s.TLS.Enabled() {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 // checkPublic is Public before the listen address is bound (port 0 allowed).
@@ -201,6 +253,9 @@ func (c *Config) setDefaults() {
 	if c.Server.ShutdownTimeout == 0 {
 		c.Server.ShutdownTimeout = 15 * time.Second
 	}
+	if c.Server.TLS.ClientAuth == "" {
+		c.Server.TLS.ClientAuth = "none"
+	}
 	if c.Koppeltaal != nil {
 		c.Koppeltaal.SetDefaults()
 	}
@@ -247,6 +302,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if _, err := c.Server.Proxies(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Server.TLS.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Koppeltaal != nil && c.Koppeltaal.PublicURL != "" {
@@ -310,6 +368,9 @@ func Parse(path string, raw []byte, getenv func(string) string) (*Config, error)
 	}
 	c.Path = path
 	c.setDefaults()
+	for _, f := range []*string{&c.Server.TLS.CertFile, &c.Server.TLS.KeyFile, &c.Server.TLS.ClientCAFile} {
+		*f = c.resolve(*f)
+	}
 	return c, nil
 }
 
@@ -336,12 +397,17 @@ func IsConfigFile(src []byte) bool {
 func (c *Config) RoutePatterns() []string {
 	out := make([]string, 0, len(c.Routes))
 	for _, p := range c.Routes {
-		if !filepath.IsAbs(p) && c.Path != "" {
-			p = filepath.Join(filepath.Dir(c.Path), p)
-		}
-		out = append(out, p)
+		out = append(out, c.resolve(p))
 	}
 	return out
+}
+
+// resolve makes a path named in the file relative to the file's directory ("" stays "").
+func (c *Config) resolve(p string) string {
+	if p != "" && !filepath.IsAbs(p) && c.Path != "" {
+		p = filepath.Join(filepath.Dir(c.Path), p)
+	}
+	return p
 }
 
 // JSONSchema returns the JSON Schema (draft 2020-12) of the configuration file, reflected from the types

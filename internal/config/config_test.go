@@ -196,3 +196,40 @@ func TestTrustedProxies(t *testing.T) {
 		t.Fatalf("a host name: %v", err)
 	}
 }
+
+// server.tls: the settings go together, and the public URL a TLS server derives or is given is https.
+func TestTLSSettings(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("server:\n  tls: {cert_file: /etc/kp/tls.crt, key_file: /etc/kp/tls.key, client_ca_file: /etc/kp/epd-ca.pem, client_auth: require}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Server.Public(); got != "https://127.0.0.1:8080" {
+		t.Errorf("public URL with TLS: %q", got)
+	}
+	if c, _ := Parse("t.yaml", nil, env(nil)); c.Server.TLS.ClientAuth != "none" || c.Server.TLS.Enabled() {
+		t.Errorf("defaults: %+v", c.Server.TLS)
+	}
+	bad := []struct{ yaml, want string }{
+		{"server:\n  tls: {cert_file: a.crt}\n", "cert_file and key_file go together"},
+		{"server:\n  tls: {cert_file: a.crt, key_file: a.key, client_auth: require}\n", "client_auth require needs client_ca_file"},
+		{"server:\n  tls: {cert_file: a.crt, key_file: a.key, client_ca_file: ca.pem}\n", "client_auth is none"},
+		{"server:\n  tls: {cert_file: a.crt, key_file: a.key, client_auth: maybe}\n", `client_auth: "maybe" is not one of none, optional, require`},
+		{"server:\n  tls: {client_auth: optional, client_ca_file: ca.pem}\n", "client certificates need TLS"},
+		{"server:\n  public_url: http://kt.example.org\n  tls: {cert_file: a.crt, key_file: a.key}\n", "is http but server.tls is set"},
+	}
+	for _, b := range bad {
+		c, err := Parse("t.yaml", []byte(b.yaml), env(nil))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%q: %v; want %q", b.yaml, err, b.want)
+		}
+	}
+	if _, err := Parse("t.yaml", []byte("server:\n  tls: {cert: a.crt}\n"), env(nil)); err == nil || !strings.Contains(err.Error(), `unknown key "cert"`) {
+		t.Errorf("a misspelled key: %v", err)
+	}
+}

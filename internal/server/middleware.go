@@ -94,6 +94,9 @@ func logRequest(log *slog.Logger, r *http.Request, code, bytes int, elapsed time
 	if peer := Peer(r); peer != "" {
 		attrs = append(attrs, slogStr("proxy", peer)) // remote is then the client a trusted proxy named
 	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		attrs = append(attrs, slogStr("client_cert", r.TLS.PeerCertificates[0].Subject.String())) // verified in the handshake
+	}
 	log.LogAttrs(r.Context(), levelFor(code), "http request", attrs...)
 }
 

@@ -76,6 +76,13 @@ type Options struct {
 	// RequestLog, when set, wraps every request inside the request id and the
 	// access log (httplog.Recorder.Middleware: the request log in the database).
 	RequestLog func(http.Handler) http.Handler
+	// TLS, when set, makes Serve speak HTTPS only, with its certificate
+	// (NewTLS, watched for changes while Serve runs), and every reply carry
+	// Strict-Transport-Security.
+	TLS *TLS
+	// HSTS adds Strict-Transport-Security to every reply without TLS here:
+	// for a server whose public URL is https behind a TLS-terminating proxy.
+	HSTS bool
 }
 
 // Server is the HTTP server.
@@ -105,6 +112,9 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newHTTPMetrics(opts.Registry)}
 	r := chi.NewRouter()
+	if opts.TLS != nil || opts.HSTS {
+		r.Use(hsts)
+	}
 	requestLog := opts.RequestLog
 	if requestLog == nil {
 		requestLog = func(next http.Handler) http.Handler { return next }
@@ -217,11 +227,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net
 		defer stop()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if s.opts.TLS != nil {
+		hs.TLSConfig = s.opts.TLS.Config()
+		go func() { _ = s.opts.TLS.Watch(ctx) }()       // a certificate renewed on disk is served without a signal
+		go func() { errc <- hs.ServeTLS(ln, "", "") }() // the certificate comes from TLSConfig.GetCertificate
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	s.log.Info("listening", "addr", ln.Addr().String())
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

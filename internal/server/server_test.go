@@ -33,6 +33,9 @@ func startServer(t *testing.T, opts Options) (base string, stop func() error) {
 	select {
 	case a := <-addrc:
 		base = "http://" + a.String()
+		if opts.TLS != nil {
+			base = "https://" + a.String()
+		}
 	case err := <-errc:
 		t.Fatalf("server did not start: %v", err)
 	}
