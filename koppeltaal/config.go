@@ -1,6 +1,7 @@
 package koppeltaal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -33,6 +34,11 @@ type Config struct {
 	DefaultCount int `yaml:"default_count"`
 	// MaxBodyBytes is the largest request body accepted; larger bodies get 413. Default 10 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxBodyBytesInFlight bounds the bytes of request bodies the Koppeltaal
+	// API holds at once, over all requests (issue 16 item 3); a request whose
+	// body does not fit within a second gets 503 with Retry-After. Default four
+	// times MaxBodyBytes (40 MiB); at least MaxBodyBytes.
+	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 	// MaxEntries is the most entries (MessageHeader included) a posted message may
 	// have; more get 413. Default 1000 (a CarePlan message has tens).
 	MaxEntries int `yaml:"max_entries"`
@@ -193,6 +199,10 @@ const (
 	DefaultBcryptCost    = 10
 )
 
+// DefaultBodiesInFlight is how many bodies of the largest size fit in the
+// default MaxBodyBytesInFlight.
+const DefaultBodiesInFlight = 4
+
 // API versions an instance can speak.
 const (
 	APIVersion133 = "1.3.3"
@@ -230,6 +240,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBodyBytesInFlight <= 0 {
+		c.MaxBodyBytesInFlight = DefaultBodiesInFlight * c.MaxBodyBytes
 	}
 	if c.MaxEntries <= 0 {
 		c.MaxEntries = DefaultMaxEntries
@@ -275,6 +288,10 @@ func (c *Config) Validate() error {
 	}
 	if c.ClaimTimeout < 0 || c.MaxRetries < 0 || c.MaxCount < 0 || c.DefaultCount < 0 || c.MaxBodyBytes < 0 || c.SweepInterval < 0 {
 		bad("koppeltaal: claim_timeout, max_retries, max_count, default_count, max_body_bytes and sweep_interval must not be negative")
+	}
+	if maxBody := cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes); c.MaxBodyBytesInFlight != 0 && c.MaxBodyBytesInFlight < maxBody {
+		bad("koppeltaal.max_body_bytes_in_flight %d: want at least max_body_bytes (%d), or leave it out for %d × max_body_bytes: a body of the largest size must fit",
+			c.MaxBodyBytesInFlight, maxBody, DefaultBodiesInFlight)
 	}
 	if c.BcryptCost != 0 && (c.BcryptCost < 4 || c.BcryptCost > 31) {
 		bad("koppeltaal.bcrypt_cost %d: want 4..31 (default %d)", c.BcryptCost, DefaultBcryptCost)

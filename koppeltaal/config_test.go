@@ -39,6 +39,11 @@ func TestValidateNamesTheOffendingEntry(t *testing.T) {
 			`koppeltaal.applications[1] (id "DemoGame"): unknown role "Gamer"`},
 		{"bad public url", func(c *koppeltaal.Config) { c.PublicURL = "kt.example.org" }, `koppeltaal.public_url`},
 		{"bad bcrypt cost", func(c *koppeltaal.Config) { c.BcryptCost = 3 }, `koppeltaal.bcrypt_cost 3`},
+		{"bodies in flight below the body limit", func(c *koppeltaal.Config) { c.MaxBodyBytes = 1 << 20; c.MaxBodyBytesInFlight = 1 << 19 },
+			`koppeltaal.max_body_bytes_in_flight 524288: want at least max_body_bytes (1048576)`},
+		{"bodies in flight below the default body limit", func(c *koppeltaal.Config) { c.MaxBodyBytesInFlight = 1 << 20 },
+			`koppeltaal.max_body_bytes_in_flight 1048576: want at least max_body_bytes (10485760)`},
+		{"negative bodies in flight", func(c *koppeltaal.Config) { c.MaxBodyBytesInFlight = -1 }, `koppeltaal.max_body_bytes_in_flight -1`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -59,8 +64,13 @@ func TestValidateNamesTheOffendingEntry(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	var c koppeltaal.Config
 	c.SetDefaults()
-	if c.ClaimTimeout != koppeltaal.DefaultClaimTimeout || c.MaxRetries != 5 || c.MaxCount != 1000 || c.MaxBodyBytes != 10<<20 {
+	if c.ClaimTimeout != koppeltaal.DefaultClaimTimeout || c.MaxRetries != 5 || c.MaxCount != 1000 || c.MaxBodyBytes != 10<<20 ||
+		c.MaxBodyBytesInFlight != 40<<20 {
 		t.Fatalf("defaults: %+v", c)
+	}
+	c = koppeltaal.Config{MaxBodyBytes: 1 << 20}
+	if c.SetDefaults(); c.MaxBodyBytesInFlight != 4<<20 {
+		t.Fatalf("max_body_bytes_in_flight for max_body_bytes 1 MiB: %d, want 4 MiB", c.MaxBodyBytesInFlight)
 	}
 }
 

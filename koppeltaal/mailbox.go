@@ -220,7 +220,7 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	s.accepted(sub, acc)
 	res := &PostResult{Response: s.Reply(sub, acc, base), MessageID: acc.MessageID, Version: acc.Version,
 		Entries: acc.Entries, Warnings: acc.Warnings, Duplicate: acc.Duplicate}
-	if acc.Duplicate || len(acc.Entries) == 0 {
+	if acc.Duplicate || len(acc.Entries) == 0 || !s.msgs.fits(len(body)) {
 		return res, nil
 	}
 	// The recipients claim and acknowledge this message next: cache the tree just stored

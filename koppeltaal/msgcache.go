@@ -39,6 +39,7 @@ type msgCache struct {
 	bytes    int // sum of the cached bodies' sizes, a proxy for memory
 	maxBytes int
 	maxItems int
+	maxEntry int // the largest entry kept (see fits)
 }
 
 type msgKey struct {
@@ -53,8 +54,17 @@ type msgCacheEntry struct {
 	size   int
 }
 
-func newMsgCache(maxItems, maxBytes int) *msgCache {
-	return &msgCache{ll: list.New(), items: map[msgKey]*list.Element{}, maxItems: maxItems, maxBytes: maxBytes}
+func newMsgCache(maxItems, maxBytes, maxEntry int) *msgCache {
+	return &msgCache{ll: list.New(), items: map[msgKey]*list.Element{}, maxItems: maxItems, maxBytes: maxBytes, maxEntry: maxEntry}
+}
+
+// fits reports whether a message of bodySize bytes as stored or posted is
+// small enough to cache, before the work of encoding it (its cached form
+// takes about twice its size). A huge message is not worth what it holds: a
+// 10 MiB one would keep ~22 MiB for as long as it is cached and push out
+// thousands of ordinary ones (issue 16 item 3); its recipients parse it again.
+func (c *msgCache) fits(bodySize int) bool {
+	return c != nil && 2*bodySize+4096 <= c.maxEntry
 }
 
 // isMessageOf reports whether m is the message queue entry e was queued for.
@@ -101,7 +111,7 @@ func (c *msgCache) get(k msgKey, e store.Entry, epoch uint64) (store.Message, *d
 // put caches b (in cacheForm) for k, replacing another message cached under
 // the same id; epoch is the store's Epoch before m was read or written.
 func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int, epoch uint64) {
-	if c == nil || size > c.maxBytes {
+	if c == nil || size > c.maxEntry || size > c.maxBytes {
 		return
 	}
 	c.mu.Lock()

@@ -21,7 +21,7 @@ func cacheTestBundle() *dstu1.Bundle {
 // A recipient's changes to its copy must not reach the cache or other recipients, and a copy
 // writes the same bytes as the message it was made from.
 func TestMsgCacheCopiesAreIndependent(t *testing.T) {
-	c := newMsgCache(10, 1<<20)
+	c := newMsgCache(10, 1<<20, 1<<20)
 	k := msgKey{messageID: 7}
 	orig := cacheTestBundle()
 	wantJSON, wantXML := orig.JSON(), orig.XML()
@@ -60,17 +60,19 @@ func TestMsgCacheBounds(t *testing.T) {
 	tests := []struct {
 		name            string
 		maxItems, bytes int
+		maxEntry        int
 		size            int
 		puts            int
 		wantItems       int
 	}{
-		{"by count", 3, 1 << 20, 10, 5, 3},
-		{"by bytes", 100, 25, 10, 5, 2},
-		{"too large for the cache", 100, 25, 30, 5, 0},
+		{"by count", 3, 1 << 20, 1 << 20, 10, 5, 3},
+		{"by bytes", 100, 25, 25, 10, 5, 2},
+		{"too large for the cache", 100, 25, 100, 30, 5, 0},
+		{"too large for one entry", 100, 1 << 20, 20, 30, 5, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newMsgCache(tt.maxItems, tt.bytes)
+			c := newMsgCache(tt.maxItems, tt.bytes, tt.maxEntry)
 			for i := 1; i <= tt.puts; i++ {
 				c.put(msgKey{messageID: int64(i)}, store.Message{ID: int64(i)}, cacheTestBundle(), tt.size, 0)
 			}
@@ -109,7 +111,7 @@ func TestMsgCacheChecksIdentity(t *testing.T) {
 		{"domain", func(e *store.Entry) { e.DomainID = 2 }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newMsgCache(10, 1<<20)
+			c := newMsgCache(10, 1<<20, 1<<20)
 			cached, size := cacheForm(cacheTestBundle(), 0)
 			c.put(k, msg, cached, size, 0)
 			if _, _, ok := c.get(k, entry, 0); !ok {
@@ -125,7 +127,7 @@ func TestMsgCacheChecksIdentity(t *testing.T) {
 			}
 		})
 	}
-	c := newMsgCache(10, 1<<20)
+	c := newMsgCache(10, 1<<20, 1<<20)
 	cached, size := cacheForm(cacheTestBundle(), 0)
 	c.put(k, msg, cached, size, 4)
 	if _, _, ok := c.get(k, entry, 5); ok || c.ll.Len() != 0 {

@@ -389,6 +389,9 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, e store.Entry, 
 		b.Entries = b.Entries[:1]
 		return m, b, nil
 	}
+	if !s.msgs.fits(len(body)) {
+		return m, b, nil
+	}
 	cached, size := cacheForm(b, len(body))
 	s.msgs.put(k, m, cached, size, epoch)
 	return m, shareCopy(cached), nil

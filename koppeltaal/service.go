@@ -51,7 +51,7 @@ func NewService(st *store.Store, cfg Config, logger *slog.Logger, metrics *Metri
 		metrics = NewMetrics(nil)
 	}
 	return &Service{st: st, cfg: cfg, log: logger, verify: newVerifyCache(),
-		msgs: newMsgCache(msgCacheItems, msgCacheBytes), insts: map[string]cachedInstance{}, now: time.Now, metrics: metrics}, nil
+		msgs: newMsgCache(msgCacheItems, msgCacheBytes, msgCacheEntryBytes), insts: map[string]cachedInstance{}, now: time.Now, metrics: metrics}, nil
 }
 
 // Bounds of the message cache (sizes count the pre-encoded entries in both
@@ -60,9 +60,12 @@ func NewService(st *store.Store, cfg Config, logger *slog.Logger, metrics *Metri
 // small next to the 300 MB memory target. The Go heap grows to about twice the
 // live data, so 24 MiB here is about 50 MiB of resident memory; 64 MiB showed
 // as ~130 MiB more under load.
+// Messages larger than msgCacheEntryBytes in the cache (bodies above ~1.5 MB)
+// are not cached (msgCache.fits).
 const (
-	msgCacheItems = 8192
-	msgCacheBytes = 24 << 20
+	msgCacheItems      = 8192
+	msgCacheBytes      = 24 << 20
+	msgCacheEntryBytes = msgCacheBytes / 8
 )
 
 // Config returns the effective configuration (defaults applied).

@@ -53,8 +53,19 @@ func startBinary(t *testing.T, dir string, env []string, args ...string) (base s
 // startBinaryWith is startBinary for a server reached with client on scheme (https: serve terminates TLS).
 func startBinaryWith(t *testing.T, client *http.Client, scheme, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *testkit.Buffer) {
 	t.Helper()
+	return startBinaryOf(t, binPath, client, scheme, dir, env, args...)
+}
+
+// startBinaryAt is startBinary with the binary bin (another build, to compare).
+func startBinaryAt(t *testing.T, bin, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *testkit.Buffer) {
+	t.Helper()
+	return startBinaryOf(t, bin, http.DefaultClient, "http", dir, env, args...)
+}
+
+func startBinaryOf(t *testing.T, bin string, client *http.Client, scheme, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, stdout, stderr *testkit.Buffer) {
+	t.Helper()
 	addr := testkit.FreeAddr(t)
-	cmd = exec.Command(binPath, append([]string{"serve", "--addr", addr}, args...)...)
+	cmd = exec.Command(bin, append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	stdout, stderr = &testkit.Buffer{}, &testkit.Buffer{}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -75,13 +75,12 @@ func (h *handlers) readBinaryBody(w http.ResponseWriter, r *http.Request) (Field
 		ContentType: r.Header.Get("Content-Type")}
 	// Base64 in a FHIR Binary takes 4/3 of the content, plus the envelope.
 	limit := h.svc.cfg.MaxItemBytes*4/3 + 4096
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := h.a.ReadRaw(w, r, limit)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if ke := (*koppeltaal.Error)(nil); errors.As(err, &ke) && ke.Status == http.StatusRequestEntityTooLarge {
 			return f, fail(http.StatusRequestEntityTooLarge, "too-costly", "The content is larger than the limit of %d bytes per item.", h.svc.cfg.MaxItemBytes)
 		}
-		return f, fail(http.StatusBadRequest, "structure", "Reading the body failed: %v", err)
+		return f, err
 	}
 	f.Content = body
 	if ct := strings.ToLower(f.ContentType); strings.Contains(ct, "fhir") {
