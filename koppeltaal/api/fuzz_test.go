@@ -8,17 +8,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/activity"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/storage"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 // FuzzReplies sends arbitrary paths, queries and bodies to the API with
-// valid credentials: every reply is a well-formed document in the negotiated
-// format (an OperationOutcome for every error) and none is a 500 (issue 16
-// item 6). Run with go test -fuzz FuzzReplies ./koppeltaal/api/.
+// valid credentials — the core, ActivityDefinitions and the Storage Service
+// (whose errors echo codes, ids and parameters too): every reply is a
+// well-formed document in the negotiated format (an OperationOutcome for
+// every error) and none is a 500 (issue 16 item 6). Run with
+// go test -run '^$' -fuzz FuzzReplies ./koppeltaal/api/.
 func FuzzReplies(f *testing.F) {
-	h := newHarness(f, storetest.Backend{Name: "sqlite", DSN: f.TempDir() + "/kp.db"}, twoDomains())
-	handler := h.srv.Handler()
+	handler := fuzzHandler(f)
 	for _, s := range []struct{ method, path, query, body string }{
 		{"GET", "/FHIR/Koppeltaal/MessageHeader/1\x00", "", ""},
 		{"GET", "/FHIR/Koppeltaal/MessageHeader/_search", "_query=x%00y", ""},
@@ -29,6 +35,12 @@ func FuzzReplies(f *testing.F) {
 		{"POST", "/FHIR/Koppeltaal/Mailbox", "", `{"resourceType":"Bundle","entry":[{"content":{"resourceType":"MessageHeader"}}]}`},
 		{"POST", "/FHIR/Koppeltaal/Mailbox", "", "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>\x00</title></feed>"},
 		{"FOO", "/FHIR/Koppeltaal/metadata", "_format=json", ""},
+		{"GET", "/FHIR/Koppeltaal/Other/_search", "code=x%00%ff", ""},
+		{"GET", "/FHIR/Koppeltaal/Other/ActivityDefinition/\x01", "", ""},
+		{"POST", "/FHIR/Koppeltaal/Other", "code=ActivityDefinition", `{"resourceType":"Other","code":{"coding":[{"code":"ActivityDefinition\u0000"}]}}`},
+		{"PUT", "/FHIR/Koppeltaal/Other/StorageItem/1", "", `{"resourceType":"Other","extension":[{"url":"\u00ff","valueString":"\ufffe"}]}`},
+		{"GET", "/FHIR/Koppeltaal/Binary/_search", "patient=%ff&objectType=%00", ""},
+		{"POST", "/FHIR/Koppeltaal/Binary", "objectKey=%fe", "\x00\xff"},
 	} {
 		f.Add(s.method, s.path, s.query, []byte(s.body), true)
 		f.Add(s.method, s.path, s.query, []byte(s.body), false)
@@ -75,6 +87,27 @@ func FuzzReplies(f *testing.F) {
 			t.Fatalf("%s %q ? %q: reply not well-formed (%v): %q", method, path, query, err, w.Body)
 		}
 	})
+}
+
+// fuzzHandler is the API with the ActivityDefinition and Storage Service
+// extensions on a fresh SQLite store.
+func fuzzHandler(f *testing.F) http.Handler {
+	st := storetest.Backend{Name: "sqlite", DSN: f.TempDir() + "/kp.db"}.Open(f)
+	ads, err := activity.New(activity.Options{Store: st})
+	if err != nil {
+		f.Fatal(err)
+	}
+	stor, err := storage.New(storage.Options{Store: st})
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := fastHashes(twoDomains())
+	cfg.PublicURL = "http://koppeltaal.test"
+	srv, err := api.New(ctx, api.Options{Store: st, Config: cfg, Extensions: []func(*api.Server, chi.Router){ads.Extension, stor.Extension}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return srv.Handler()
 }
 
 func httpBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
