@@ -115,6 +115,8 @@ func (s *Service) record(ctx context.Context, c *Caller, action, patient, object
 		var ke *Error
 		if errors.As(err, &ke) {
 			status = ke.Status
+		} else if errors.Is(err, store.ErrUnavailable) {
+			status = http.StatusServiceUnavailable // what the caller was answered
 		}
 	}
 	s.audit.Record(ctx, audit.Event{At: s.now(), Action: action, Status: status, Actor: c.Actor(ctx), Patient: patient, Object: object, Detail: detail})

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -102,6 +103,37 @@ func (s *Store) diskFull() error {
 		return fmt.Errorf("%w: the file system of %s is full (%d bytes free, need %d)", ErrUnavailable, s.where, free, sqliteMinFree)
 	}
 	return nil
+}
+
+// diskCheckEvery is how long diskFullNow trusts its last look at the file system.
+const diskCheckEvery = 100 * time.Millisecond
+
+// diskFullNow is diskFull for the write path: it looks at most every diskCheckEvery.
+func (s *Store) diskFullNow() error {
+	if s.dialect != SQLite {
+		return nil
+	}
+	d := &s.disk
+	now := time.Now().UnixNano()
+	if last := d.checked.Load(); now-last < int64(diskCheckEvery) || !d.checked.CompareAndSwap(last, now) {
+		if e := d.full.Load(); e != nil {
+			return *e
+		}
+		return nil
+	}
+	err := s.diskFull()
+	if err != nil {
+		d.full.Store(&err)
+	} else {
+		d.full.Store(nil)
+	}
+	return err
+}
+
+// diskState is the last look of diskFullNow.
+type diskState struct {
+	checked atomic.Int64 // Unix ns
+	full    atomic.Pointer[error]
 }
 
 // canCommit reports whether the store can commit now: not on a full disk

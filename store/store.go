@@ -100,6 +100,7 @@ type Store struct {
 	roundTrips atomic.Uint64
 	// health is the outcome of the last commits, for Ready (health.go).
 	health health
+	disk   diskState // SQLite: a nearly full file system refuses writes (health.go)
 
 	// group commit (SQLite): requests, shutdown signal, committer finished
 	reqs      chan *writeReq
@@ -533,10 +534,14 @@ func (t *Tx) execScript(ctx context.Context, script string) error {
 // An error of a database that cannot commit now (unreachable, read-only, disk
 // full) matches ErrUnavailable.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	var err error
-	if s.reqs != nil {
+	// A nearly full disk refuses every write, not only those whose pages no
+	// longer fit in the WAL: /readyz and the answers agree.
+	err := s.diskFullNow()
+	switch {
+	case err != nil:
+	case s.reqs != nil:
 		err = s.updateGrouped(ctx, fn)
-	} else {
+	default:
 		err = s.run(ctx, s.w, false, fn)
 	}
 	err = unavailable(err)

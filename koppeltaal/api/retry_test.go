@@ -86,6 +86,13 @@ func TestRetriedAcknowledgementIsAccepted(t *testing.T) {
 			if status(retry) != c.status+"/"+c.exception || retry.Header.Get("Content-Location") != first.Header.Get("Content-Location") {
 				t.Fatalf("%s retry answered %s at %s, first %s", c.status, status(retry), retry.Header.Get("Content-Location"), first.Header.Get("Content-Location"))
 			}
+			// Whatever the version in the link: the current one, none, one that never existed.
+			unversioned, _ := dstu1.SplitHistory(link)
+			for _, l := range []string{first.Header.Get("Content-Location"), unversioned, unversioned + "/_history/1999-01-01T00:00:00.000000Z"} {
+				if r := ack(h, "game@a", "ga", l, c.status, c.exception, f); r.Status != 200 || status(r) != c.status+"/"+c.exception {
+					t.Fatalf("%s retried at %s: %d %s", c.status, l, r.Status, r)
+				}
+			}
 			if r := ack(h, "game@a", "ga", link, c.other, c.otherException, f); r.Status != http.StatusConflict {
 				t.Fatalf("%s then %s %q on the stale link: %d, want 409: %s", c.status, c.other, c.otherException, r.Status, r)
 			}

@@ -48,7 +48,7 @@ func (s *Server) Extension(_ *api.Server, r chi.Router) { r.Use(dynamicCORS(s.Or
 
 // Origins collects the allowed_origins of every application (as stored now).
 func (s *Server) Origins() []string {
-	_, origins := s.loadClients()
+	_, origins, _ := s.loadClients()
 	return origins
 }
 

@@ -363,7 +363,10 @@ func (s *Server) StartLaunch(ctx context.Context, portal *koppeltaal.Caller, req
 func (s *Server) startLaunch(ctx context.Context, portal *koppeltaal.Caller, actor audit.Actor, req LaunchRequest, root string) (LaunchResult, error) {
 	var res LaunchResult
 	kind, clientID, patient := req.Kind, req.ClientID, req.Patient
-	c := s.lookup(clientID)
+	c, err := s.lookup(clientID)
+	if err != nil {
+		return res, err
+	}
 	switch {
 	case clientID == "":
 		return res, &LaunchError{http.StatusBadRequest, "invalid_request", "client_id (the application to launch) is required"}
@@ -383,7 +386,7 @@ func (s *Server) startLaunch(ctx context.Context, portal *koppeltaal.Caller, act
 	} else {
 		secret, expires = activationCode(), now.Add(time.Duration(c.ActivationCodeLifetimeDays)*24*time.Hour)
 	}
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		var inst struct {
 			ID           int64  `db:"id"`
 			PasswordHash string `db:"password_hash"`
@@ -470,7 +473,18 @@ func (s *Server) tooMany(w http.ResponseWriter, endpoint, code string) {
 	oauthError(w, http.StatusTooManyRequests, code, "too many failed logins to this account or from this address; try again later")
 }
 
+// serverError answers an error that is not the client's: 503 with
+// Retry-After (error temporarily_unavailable, RFC 6749 §4.1.2.1) while the
+// database is unavailable (store.ErrUnavailable: a failover, a full disk), 500
+// otherwise.
 func (s *Server) serverError(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		s.log.Warn("oauth: "+what+": database unavailable", "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(api.RetryAfterUnavailable))
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable",
+			"the database is unavailable at the moment; try again in a few seconds")
+		return
+	}
 	s.log.Error("oauth: "+what+" failed", "err", err)
 	oauthError(w, http.StatusInternalServerError, "server_error", "the server could not process the request; the error is logged")
 }
@@ -492,7 +506,11 @@ func parseScope(scope string) (launch string, ok bool) {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	clientID, redirect, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
-	c := s.lookup(clientID)
+	c, err := s.lookup(clientID)
+	if err != nil {
+		s.serverError(w, "authorize", err)
+		return
+	}
 	if c == nil {
 		oauthError(w, http.StatusBadRequest, "invalid_client", fmt.Sprintf("client_id %q is not registered", clientID))
 		return
@@ -533,7 +551,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	code := uuid.NewString()
 	var l launchRow
 	var domain string
-	err := s.st.Update(r.Context(), func(tx *store.Tx) error {
+	err = s.st.Update(r.Context(), func(tx *store.Tx) error {
 		err := tx.Get(r.Context(), &l, "SELECT "+launchCols+" FROM oauth_launches WHERE launch_hash = ?", hash(launch))
 		if errors.Is(err, sql.ErrNoRows) {
 			if guessable {
@@ -670,7 +688,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	} else {
 		clientID, secret = p.Get("client_id"), p.Get("client_secret")
 	}
-	c := s.lookup(clientID)
+	c, err := s.lookup(clientID)
+	if err != nil {
+		s.serverError(w, "token", err)
+		return
+	}
 	if c != nil {
 		httplog.Identify(r.Context(), httplog.Caller{Kind: httplog.KindClient, Name: clientID})
 	}
@@ -752,7 +774,10 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, c *client
 			return fmt.Errorf("look up code: %w", err)
 		}
 		if clientID == "" {
-			clientID, c = row.ClientID, s.lookup(row.ClientID)
+			clientID = row.ClientID
+			if c, err = s.lookup(clientID); err != nil {
+				return err
+			}
 		}
 		switch {
 		case row.ClientID != clientID:
@@ -883,7 +908,10 @@ func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, c *cli
 			return fmt.Errorf("look up refresh token: %w", err)
 		}
 		if clientID == "" {
-			clientID, c = t.ClientID, s.lookup(t.ClientID)
+			clientID = t.ClientID
+			if c, err = s.lookup(clientID); err != nil {
+				return err
+			}
 		}
 		switch {
 		case t.ClientID != clientID:
@@ -1007,20 +1035,23 @@ type clientCache struct {
 	at      time.Time
 }
 
-// lookup returns the OAuth client with that client_id, or nil.
-func (s *Server) lookup(clientID string) *client {
-	m, _ := s.loadClients()
-	return m[clientID]
+// lookup returns the OAuth client with that client_id, or nil; an error
+// (store.ErrUnavailable) only when the settings cannot be read and none were
+// read before: an unreadable database must not pass for an unknown client.
+func (s *Server) lookup(clientID string) (*client, error) {
+	m, _, err := s.loadClients()
+	return m[clientID], err
 }
 
-// loadClients returns the current clients and allowed origins, from the cache when it is fresh.
-func (s *Server) loadClients() (map[string]*client, []string) {
+// loadClients returns the current clients and allowed origins, from the cache
+// when it is fresh (or when the database cannot be read now).
+func (s *Server) loadClients() (map[string]*client, []string, error) {
 	c := &s.clients
 	gen := s.st.InstancesGeneration() // read first: a change committed meanwhile invalidates what we read
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m != nil && c.gen == gen && time.Since(c.at) < s.st.CacheTTL() {
-		return c.m, c.origins
+		return c.m, c.origins, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -1033,9 +1064,9 @@ func (s *Server) loadClients() (map[string]*client, []string) {
 	if err != nil {
 		s.log.Error("oauth: read client settings", "err", err)
 		if c.m != nil {
-			return c.m, c.origins // keep serving what we had
+			return c.m, c.origins, nil // keep serving what we had
 		}
-		return map[string]*client{}, nil
+		return map[string]*client{}, nil, fmt.Errorf("read the OAuth client settings: %w", err)
 	}
 	m := make(map[string]*client, len(rows))
 	var origins []string
@@ -1045,5 +1076,5 @@ func (s *Server) loadClients() (map[string]*client, []string) {
 		origins = append(origins, cfg.AllowedOrigins...)
 	}
 	c.m, c.origins, c.gen, c.at = m, origins, gen, time.Now()
-	return m, origins
+	return m, origins, nil
 }

@@ -238,6 +238,8 @@ func statusOf(err error) int {
 		return ke.Status
 	case errors.Is(err, store.ErrDuplicateKey):
 		return http.StatusConflict
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
