@@ -14,7 +14,9 @@ import (
 	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/store"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Error texts clients look for (CLIENTS.md, SPEC.md §3.13). Do not reword: clients compare
@@ -177,10 +179,18 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 			s.logRejected(c, b, err)
 		}
 	}()
-	if b, err = s.parse(body, f); err != nil {
+	_, span := tracing.Start(ctx, "koppeltaal.parse", attribute.String("koppeltaal.format", formatName(f)), attribute.Int("koppeltaal.body_bytes", len(body)))
+	b, err = s.parse(body, f)
+	tracing.End(span, err)
+	if err != nil {
 		return nil, err
 	}
+	_, span = tracing.Start(ctx, "koppeltaal.check", attribute.String("koppeltaal.sender", c.Username))
 	sub, err := s.CheckBundle(c, b, f, len(body))
+	if err == nil {
+		span.SetAttributes(attribute.String("koppeltaal.event", sub.event), attribute.Int("koppeltaal.resources", len(sub.ents)))
+	}
+	tracing.End(span, err)
 	if err != nil {
 		return nil, err
 	}
@@ -191,10 +201,11 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	// attempt locks everything exclusively.
 	shareUnchanged := s.st.Dialect() == store.Postgres && slices.ContainsFunc(sub.ents, func(e resourceEntry) bool { return !e.focal })
 	var acc *Accepted
+	txCtx, txSpan := tracing.Start(ctx, "store.transaction", attribute.String("koppelpoort.store.dialect", string(s.st.Dialect())))
 	for {
-		err = s.st.Update(ctx, func(tx *store.Tx) error {
+		err = s.st.Update(txCtx, func(tx *store.Tx) error {
 			var err error
-			acc, err = s.accept(ctx, tx, sub, shareUnchanged)
+			acc, err = s.accept(txCtx, tx, sub, shareUnchanged)
 			return err
 		})
 		if !errors.Is(err, errLockAgain) || !shareUnchanged {
@@ -204,6 +215,11 @@ func (s *Service) post(ctx context.Context, c *Caller, body []byte, f Format, ba
 		s.metrics.PostLockRetries.Inc()
 		s.log.Debug("koppeltaal: a resource carried unchanged was changed concurrently; locking all exclusively",
 			"sender", c.Username, "identifier", sub.Identifier())
+	}
+	if errors.Is(err, errValidatedOnly) {
+		tracing.End(txSpan, nil)
+	} else {
+		tracing.End(txSpan, err)
 	}
 	if errors.Is(err, errValidatedOnly) {
 		s.log.Debug("koppeltaal: ValidateOnly message checked, not processed", "sender", c.Username,
@@ -431,8 +447,10 @@ func (s *Service) accept(ctx context.Context, tx *store.Tx, sub *Submission, sha
 	}
 	// Routing, synchronously in the same transaction: the 200 means every
 	// subscriber's queue already holds the message.
+	ctx, fanout := tracing.Start(ctx, "koppeltaal.fanout", attribute.String("koppeltaal.event", event))
 	subs, err := tx.Subscribers(ctx, c.DomainID, event)
 	if err != nil {
+		tracing.End(fanout, err)
 		return nil, err
 	}
 	recipients := make([]int64, len(subs))
@@ -464,6 +482,8 @@ func (s *Service) accept(ctx context.Context, tx *store.Tx, sub *Submission, sha
 	msgID, entries, err := tx.Accept(ctx, store.Accepted{Format: formatName(f), Body: slots.fill(template, filled),
 		Message: stored, Versions: rvs, Recipients: recipients,
 		Receipt: &store.Receipt{SenderInstanceID: c.ID, MessageIdentifier: mh.Identifier(), RequestHash: requestHash, Data: issued}})
+	fanout.SetAttributes(attribute.Int("koppeltaal.recipients", len(recipients)))
+	tracing.End(fanout, err)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
@@ -118,6 +119,7 @@ func (o *Outbound) Deliver(ctx context.Context, d adapters.Delivery) error {
 		}
 		req.Header.Set(k, hv)
 	}
+	tracing.Inject(ctx, req.Header) // the destination may continue the delivery's trace (traceparent)
 	switch o.Auth {
 	case "bearer":
 		req.Header.Set("Authorization", "Bearer "+o.Token)

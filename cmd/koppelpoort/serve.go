@@ -11,10 +11,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/koppelpoort/koppelpoort/internal/buildinfo"
 	"github.com/koppelpoort/koppelpoort/internal/config"
 	"github.com/koppelpoort/koppelpoort/internal/server"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/spf13/cobra"
@@ -92,9 +94,9 @@ func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(tracing.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(tracing.LogHandler(slog.NewJSONHandler(w, opts))) // trace_id and span_id inside a trace
 }
 
 // serve runs everything until ctx is cancelled (SIGINT/SIGTERM); reload receives SIGHUP.
@@ -129,6 +131,17 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(cfg.Tracing, b.Version, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { // the spans still queued go out before serve returns
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			logger.Warn("tracing: the last spans were not exported", "error", err.Error())
+		}
+	}()
 	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -157,6 +170,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		RequestLog:      app.requestLog,
 		TLS:             certs,
 		HSTS:            strings.HasPrefix(public, "https://"), // behind a TLS proxy the browser sees HTTPS
+		Tracing:         cfg.Tracing.Enabled(),
 	})
 	if cfg.Server.Metrics == (config.MetricsConfig{}) && !loopback(cfg.Server.Addr) {
 		logger.Warn("/metrics is open to everyone who reaches "+cfg.Server.Addr+"; set server.metrics.addr or server.metrics.token",

@@ -21,6 +21,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"go.yaml.in/yaml/v4"
 )
@@ -56,6 +57,8 @@ type Config struct {
 	Audit audit.Config `yaml:"audit" doc:"the audit trail of access to patient data (NEN 7513)"`
 	// HTTPLog is the HTTP request log in the database (SPEC.md §10.1/§11).
 	HTTPLog httplog.Config `yaml:"http_log" doc:"the HTTP request log in the database (IntegrationMessageLogs): caller, status, duration of every call"`
+	// Tracing exports OpenTelemetry traces to an OTLP/HTTP collector (off by default).
+	Tracing tracing.Config `yaml:"tracing" doc:"OpenTelemetry traces to an OTLP/HTTP collector (off by default)"`
 	// Routes lists gateway route files or glob patterns, relative to the config file.
 	Routes []string `yaml:"routes" doc:"gateway route files or glob patterns, relative to this file"`
 
@@ -272,6 +275,7 @@ func (c *Config) setDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	c.Tracing.SetDefaults()
 }
 
 // Validate checks values that decoding alone cannot.
@@ -322,6 +326,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.HTTPLog.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -83,6 +84,9 @@ type Options struct {
 	// HSTS adds Strict-Transport-Security to every reply without TLS here:
 	// for a server whose public URL is https behind a TLS-terminating proxy.
 	HSTS bool
+	// Tracing makes a span per request (tracing.Middleware); serve sets it
+	// when tracing.otlp_endpoint is configured.
+	Tracing bool
 }
 
 // Server is the HTTP server.
@@ -119,7 +123,11 @@ func New(opts Options) *Server {
 	if requestLog == nil {
 		requestLog = func(next http.Handler) http.Handler { return next }
 	}
-	r.Use(middleware.RequestID, s.trustForwarded, s.echoRequestID, noSniff, s.accessLog, requestLog, s.recoverer)
+	r.Use(middleware.RequestID)
+	if opts.Tracing {
+		r.Use(tracing.Middleware) // outside the access log: its line carries the trace id
+	}
+	r.Use(s.trustForwarded, s.echoRequestID, noSniff, s.accessLog, requestLog, s.recoverer)
 	r.NotFound(s.status(http.StatusNotFound))
 	r.MethodNotAllowed(s.status(http.StatusMethodNotAllowed))
 	r.Get("/healthz", s.healthz)

@@ -1,8 +1,12 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -12,6 +16,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/httplog"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
@@ -37,27 +42,52 @@ func benchStore(b *testing.B, backend string) *store.Store {
 	return storetest.Backend{Name: backend, DSN: filepath.Join(b.TempDir(), "bench.db")}.Open(b)
 }
 
-// benchModes are the A/B variants of each benchmark, in one run: the audit
-// trail off, on (as served), and on with the HTTP request log.
-var benchModes = []struct {
-	name           string
-	trail, httpLog bool
-}{{"trail=off", false, false}, {"trail=on", true, false}, {"trail+httplog", true, true}}
+// benchMode is one A/B variant of each benchmark.
+type benchMode struct {
+	name                    string
+	trail, httpLog, tracing bool
+}
+
+// benchModes are the variants of each benchmark, in one run: the audit trail
+// off, on (as served), on with the HTTP request log, and on with tracing
+// (every request sampled and exported to an in-process OTLP collector).
+var benchModes = []benchMode{{"trail=off", false, false, false}, {"trail=on", true, false, false},
+	{"trail+httplog", true, true, false}, {"trail+tracing", true, false, true}}
 
 // benchRun runs bench for every backend and mode on a fresh harness each.
 func benchRun(b *testing.B, bench func(b *testing.B, h *harness)) {
 	for _, be := range benchBackends() {
 		for _, m := range benchModes {
 			b.Run(be+"/"+m.name, func(b *testing.B) {
-				bench(b, newBenchHarness(b, benchStore(b, be), m.trail, m.httpLog))
+				bench(b, newBenchHarness(b, benchStore(b, be), m))
 			})
 		}
 	}
 }
 
+// benchTracing exports every span of the benchmark to a collector on
+// 127.0.0.1 that reads and drops each export, until the benchmark ends.
+func benchTracing(b *testing.B) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	one := 1.0
+	stop, err := tracing.Setup(tracing.Config{OTLPEndpoint: collector.URL, SampleRatio: &one}, "bench",
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = stop(context.Background()); collector.Close() })
+}
+
 // newBenchHarness is newHarness behind the request-id middleware, with the
-// audit trail and the HTTP request log switched as asked.
-func newBenchHarness(b *testing.B, st *store.Store, trail, httpLog bool) *harness {
+// audit trail, the HTTP request log and tracing switched as asked.
+func newBenchHarness(b *testing.B, st *store.Store, m benchMode) *harness {
+	trail, httpLog := m.trail, m.httpLog
+	if m.tracing {
+		benchTracing(b)
+	}
 	var srv *api.Server
 	ts := apitest.NewServer(b, func(public string) http.Handler {
 		cfg := twoDomains()
@@ -71,6 +101,9 @@ func newBenchHarness(b *testing.B, st *store.Store, trail, httpLog bool) *harnes
 		}
 		r := chi.NewRouter()
 		r.Use(middleware.RequestID)
+		if m.tracing {
+			r.Use(tracing.Middleware)
+		}
 		if httpLog {
 			rec, err := httplog.New(httplog.Options{Store: st})
 			if err != nil {

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/transport"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -121,13 +124,16 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, out adapters.TxOutbound, d adapters.Delivery,
 	record string, now int64, outcome *store.Outcome) error {
 	start := time.Now()
+	ctx, span := tracing.StartRoot(ctx, "route.deliver", trace.SpanKindInternal,
+		append(deliveryAttrs(r, d.Output, 1), attribute.Bool("koppelpoort.delivery.in_transaction", true))...)
 	err := tx.Savepoint(ctx, func() error { return out.DeliverTx(ctx, tx, d) })
+	tracing.End(span, err)
 	rt.metrics.latency.WithLabelValues(r.Name, "deliver").Observe(time.Since(start).Seconds())
 	log := rt.log.With("route", r.Name, "revision", r.Revision, "output", d.Output, "record", d.RecordKey, "delivery", d.IdempotencyKey)
 	switch {
 	case err == nil:
 		rt.metrics.out.WithLabelValues(r.Name, d.Output).Inc()
-		log.Debug("delivered in the routing transaction")
+		log.DebugContext(ctx, "delivered in the routing transaction")
 		return nil
 	case errors.Is(err, adapters.ErrTransient), errors.Is(err, context.Canceled):
 		return fmt.Errorf("output %s: %w", d.Output, err)
@@ -140,6 +146,6 @@ func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, 
 	}
 	outcome.OK, outcome.Reason = false, reason
 	rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
-	log.Warn("delivery dead-lettered", "stage", "output", "reason", reason)
+	log.WarnContext(ctx, "delivery dead-lettered", "stage", "output", "reason", reason)
 	return nil
 }

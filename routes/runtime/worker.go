@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -71,11 +75,15 @@ type result struct {
 	c        store.Delivery
 	err      error
 	attempts int
+	trace    trace.SpanContext // the delivery's trace, for the log line recording it
 }
 
+// deliver makes one outbound call, in a trace of its own (the route, the output, the attempt).
 func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c store.Delivery) (result, bool) {
+	ctx, span := tracing.StartRoot(ctx, "route.deliver", trace.SpanKindClient, deliveryAttrs(r, c.Output, c.Attempts+1)...)
 	var d adapters.Delivery
 	var callErr error
+	defer func() { tracing.End(span, callErr) }()
 	if err := json.Unmarshal([]byte(c.Payload), &d); err != nil {
 		callErr = fmt.Errorf("stored delivery is unreadable: %w", err)
 	} else if out, ok := r.outputs[c.Output]; !ok {
@@ -91,7 +99,13 @@ func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c store.Delivery) 
 		// Shutting down: leave the lease to expire so the delivery is retried after restart.
 		return result{}, false
 	}
-	return result{c: c, err: callErr, attempts: c.Attempts + 1}, true
+	return result{c: c, err: callErr, attempts: c.Attempts + 1, trace: span.SpanContext()}, true
+}
+
+// deliveryAttrs describe a delivery on its span: names an integrator chose, never record keys or fields.
+func deliveryAttrs(r *liveRoute, output string, attempt int) []attribute.KeyValue {
+	return []attribute.KeyValue{attribute.String("koppelpoort.route", r.Name), attribute.String("koppelpoort.route.revision", r.Revision),
+		attribute.String("koppelpoort.output", output), attribute.Int("koppelpoort.delivery.attempt", attempt)}
 }
 
 // record writes the results of a batch in one transaction (one commit, not one per delivery).
@@ -104,18 +118,19 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 		for _, res := range results {
 			c := res.c
 			log := rt.log.With("route", r.Name, "revision", r.Revision, "output", c.Output, "record", c.RecordKey, "delivery", c.ID)
+			lctx := trace.ContextWithSpanContext(ctx, res.trace) // the line carries the delivery's trace id
 			dr := store.DeliveryResult{Attempts: res.attempts, Now: now.UnixMicro()}
 			switch {
 			case res.err == nil:
 				dr.Status = store.DeliveryDone
 				rt.metrics.out.WithLabelValues(r.Name, c.Output).Inc()
-				log.Info("delivered", "attempts", res.attempts)
+				log.InfoContext(lctx, "delivered", "attempts", res.attempts)
 			case errors.Is(res.err, adapters.ErrTransient) && res.attempts < r.Retry.MaxAttempts:
 				dr.AttemptLog = appendAttempt(c.AttemptLog, now, res.err)
 				wait := adapters.Backoff(res.attempts, r.Retry.Backoff, r.Retry.MaxBackoff)
 				dr.Status, dr.NextAttemptAt, dr.LastError = store.DeliveryPending, now.Add(wait).UnixMicro(), res.err.Error()
 				rt.metrics.retries.WithLabelValues(r.Name, c.Output).Inc()
-				log.Warn("delivery failed; will retry", "attempts", res.attempts, "retry_in", wait.String(), "error", res.err)
+				log.WarnContext(lctx, "delivery failed; will retry", "attempts", res.attempts, "retry_in", wait.String(), "error", res.err)
 			default:
 				dr.Status, dr.LastError = store.DeliveryDead, res.err.Error()
 				dr.AttemptLog = appendAttempt(c.AttemptLog, now, res.err)
@@ -126,7 +141,7 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 					return err
 				}
 				rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
-				log.Warn("delivery dead-lettered", "stage", "output", "attempts", res.attempts, "reason", reason)
+				log.WarnContext(lctx, "delivery dead-lettered", "stage", "output", "attempts", res.attempts, "reason", reason)
 			}
 			if err := tx.FinishDelivery(ctx, c.ID, dr); err != nil {
 				return err

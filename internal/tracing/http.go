@@ -1,0 +1,83 @@
+package tracing
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+var traceContext = propagation.TraceContext{}
+
+// Middleware makes one server span per request, the child of the caller's W3C traceparent when it sent one.
+// The span is named by the method and chi's route pattern (POST /FHIR/Koppeltaal/Mailbox,
+// GET /FHIR/Koppeltaal/{type}/{id}) — never the path, whose ids can name a patient — and carries the status
+// and the request id. Put it outside the access log, so that the log line carries the trace id.
+func Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := (*tracer.Load()).Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.scheme", scheme(r))))
+		if !span.IsRecording() {
+			span.End()
+			next.ServeHTTP(w, r.WithContext(ctx)) // not sampled: the trace id still reaches the log lines
+			return
+		}
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		defer func() {
+			code := ww.Status()
+			if code == 0 {
+				code = http.StatusOK
+			}
+			route := "unmatched"
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			span.SetName(r.Method + " " + route)
+			span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", code),
+				attribute.String("koppelpoort.request_id", middleware.GetReqID(r.Context())))
+			if code >= http.StatusInternalServerError {
+				span.SetStatus(codes.Error, "")
+			}
+			span.End()
+		}()
+		next.ServeHTTP(ww, r.WithContext(ctx))
+	})
+}
+
+// Inject adds the W3C traceparent of the span in ctx to an outgoing request's headers (nothing outside a
+// trace).
+func Inject(ctx context.Context, h http.Header) {
+	traceContext.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+func scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// LogHandler adds trace_id and span_id to every record logged with a context inside a span (slog's
+// ...Context methods and LogAttrs), so a log line leads to its trace and back.
+func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
+
+type logHandler struct{ slog.Handler }
+
+func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h logHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return logHandler{h.Handler.WithAttrs(as)}
+}
+func (h logHandler) WithGroup(name string) slog.Handler { return logHandler{h.Handler.WithGroup(name)} }
