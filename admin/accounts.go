@@ -200,8 +200,8 @@ func (a *Accounts) ApplyConfig(ctx context.Context) error {
 			if err := tx.UpdateAdminUser(ctx, next); err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
-			if next.PasswordHash != cur.PasswordHash || next.Role != cur.Role {
-				if err := tx.DeleteAdminSessionsOf(ctx, cur.ID); err != nil {
+			if endsAccess(cur, next) {
+				if err := a.endAccess(ctx, tx, cur.ID); err != nil {
 					return err
 				}
 			}
@@ -218,13 +218,125 @@ func (a *Accounts) ApplyConfig(ctx context.Context) error {
 			if err := tx.UpdateAdminUser(ctx, u); err != nil {
 				return err
 			}
-			if err := tx.DeleteAdminSessionsOf(ctx, u.ID); err != nil {
+			if err := a.endAccess(ctx, tx, u.ID); err != nil {
 				return err
 			}
 			a.log.Warn("admin: administrator removed from the configuration file is disabled", "username", u.Username)
 		}
 		return nil
 	})
+}
+
+// endsAccess reports whether a change from cur to next ends the account's sessions and API tokens:
+// disabling it, or changing its role or password (a token or session must not outlive the decision
+// that it was given under).
+func endsAccess(cur, next store.AdminUser) bool {
+	return next.Disabled && !cur.Disabled || next.Role != cur.Role || next.PasswordHash != cur.PasswordHash
+}
+
+// endAccess ends every console session and revokes every API token of user id, in tx: from its commit
+// on, the next request with any of them is 401 in every process sharing the database (Authenticate
+// reads the session or token row and the account on each request; nothing is cached).
+func (a *Accounts) endAccess(ctx context.Context, tx *store.Tx, id int64) error {
+	if err := tx.DeleteAdminSessionsOf(ctx, id); err != nil {
+		return fmt.Errorf("end sessions of administrator %d: %w", id, err)
+	}
+	_, err := tx.RevokeAdminTokensOf(ctx, id, a.clock().UnixMicro())
+	return err
+}
+
+// UserChange is a change of an administrator (Support API); nil fields stay as they are.
+type UserChange struct {
+	Name, Email, Role     *string
+	PasswordHash          *string // from HashPassword (outside the transaction: bcrypt is slow on purpose)
+	Domains, Applications *[]string
+	Disabled              *bool
+}
+
+// HashPassword checks an administrator password against the policy (ErrInvalid) and hashes it.
+func (a *Accounts) HashPassword(password string) (string, error) {
+	if err := CheckPasswordPolicy(password); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return koppeltaal.HashPasswordCost(password, a.cfg.BcryptCost)
+}
+
+// UpdateUser applies ch to administrator id in tx if its row is still at version (else
+// store.ErrStaleVersion). Bad values are ErrInvalid. Disabling the account or changing its role or
+// password ends its sessions and API tokens in the same transaction (endAccess).
+func (a *Accounts) UpdateUser(ctx context.Context, tx *store.Tx, id, version int64, ch UserChange) (store.AdminUser, error) {
+	cur, err := tx.AdminUserByID(ctx, id)
+	if err != nil {
+		return cur, err
+	}
+	if cur.RowVersion != version {
+		return cur, store.ErrStaleVersion
+	}
+	next := cur
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&next.Name, ch.Name)
+	set(&next.Email, ch.Email)
+	set(&next.Role, ch.Role)
+	if ch.Disabled != nil {
+		next.Disabled = *ch.Disabled
+	}
+	domains, apps, err := a.scopeNamesOf(ctx, tx, cur)
+	if err != nil {
+		return cur, err
+	}
+	if ch.Domains != nil {
+		domains = *ch.Domains
+	}
+	if ch.Applications != nil {
+		apps = *ch.Applications
+	}
+	if ch.Role != nil && *ch.Role != cur.Role { // a new role drops the scope of the old one unless one is given
+		if ch.Domains == nil && *ch.Role != RoleDomain {
+			domains = nil
+		}
+		if ch.Applications == nil && *ch.Role != RoleApplication {
+			apps = nil
+		}
+	}
+	if err := checkUser(next.Username, next.Role, domains, apps); err != nil {
+		return cur, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if next.DomainIDs, next.ApplicationIDs, err = resolveScopes(ctx, tx, domains, apps); err != nil {
+		return cur, err
+	}
+	set(&next.PasswordHash, ch.PasswordHash)
+	if err := tx.UpdateAdminUser(ctx, next); err != nil {
+		return cur, err
+	}
+	if endsAccess(cur, next) {
+		if err := a.endAccess(ctx, tx, id); err != nil {
+			return cur, err
+		}
+	}
+	return tx.AdminUserByID(ctx, id)
+}
+
+// scopeNamesOf names the domains and applications u administers (as checkUser and resolveScopes take them).
+func (a *Accounts) scopeNamesOf(ctx context.Context, tx *store.Tx, u store.AdminUser) (domains, apps []string, err error) {
+	for _, id := range u.DomainIDs {
+		d, err := tx.DomainByID(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		domains = append(domains, d.Name)
+	}
+	for _, id := range u.ApplicationIDs {
+		app, err := tx.ApplicationByID(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		apps = append(apps, app.Ident)
+	}
+	return domains, apps, nil
 }
 
 func sameUser(a, b store.AdminUser) bool {

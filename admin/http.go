@@ -11,6 +11,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/admin/jsonapi"
 	"github.com/koppelpoort/koppelpoort/audit"
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -40,9 +41,15 @@ func (a *Accounts) Require(next http.Handler) http.Handler {
 			a.writeAuthError(w, err)
 			return
 		}
+		identify(r, p)
 		ctx := audit.WithRequest(WithPrincipal(r.Context(), p), audit.RequestFromHTTP(r)) // source and request id for the trail
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// identify names the administrator as the caller of r in the HTTP request log.
+func identify(r *http.Request, p *Principal) {
+	httplog.Identify(r.Context(), httplog.Caller{Kind: httplog.KindAdmin, Name: p.User.Username})
 }
 
 func (a *Accounts) writeAuthError(w http.ResponseWriter, err error) {
@@ -101,6 +108,7 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 		a.writeAuthError(w, err)
 		return
 	}
+	identify(r, p)
 	a.writeSession(w, r, p)
 }
 

@@ -21,6 +21,26 @@ type Filter struct {
 	Cursor      string    // the next cursor of the page before; "" for the newest
 	Limit       int       // default 100, at most 1000
 	Bodies      bool      // read the kept bodies too
+	// Visible, when set, keeps only the requests of its callers (an administrator's scope, the Support API).
+	Visible *Scope
+}
+
+// Scope is whose requests a limited reader sees (store.HTTPLogScope): callers in
+// Domains, the Instances (user names) and the OAuth Clients. Empty: nothing.
+type Scope = store.HTTPLogScope
+
+// ParseStatus reads a status filter: a class ("2xx" to "5xx") or "failed"
+// (4xx and 5xx), as Filter.StatusClass and Filter.Failed; "" is no filter.
+func ParseStatus(s string) (class int, failed bool, err error) {
+	switch s = strings.ToLower(strings.TrimSpace(s)); {
+	case s == "":
+		return 0, false, nil
+	case s == "failed":
+		return 0, true, nil
+	case len(s) == 3 && s[1:] == "xx" && s[0] >= '1' && s[0] <= '5':
+		return int(s[0] - '0'), false, nil
+	}
+	return 0, false, fmt.Errorf("status %q: want 1xx to 5xx or failed", s)
 }
 
 // MaxLimit bounds a page of Query.
@@ -30,7 +50,8 @@ const MaxLimit = 1000
 // next page ("" after the last). Each filter is served by an index of
 // migration 0020. It is the read side the CLI and the Support API share.
 func Query(ctx context.Context, st *store.Store, f Filter) ([]Entry, string, error) {
-	sf := store.HTTPLogFilter{Caller: f.Caller, PathPrefix: f.PathPrefix, RequestID: f.RequestID, Limit: f.Limit, WithBodies: f.Bodies}
+	sf := store.HTTPLogFilter{Caller: f.Caller, PathPrefix: f.PathPrefix, RequestID: f.RequestID, Limit: f.Limit,
+		WithBodies: f.Bodies, Visible: f.Visible}
 	if !f.From.IsZero() {
 		sf.From = f.From.UnixMicro()
 	}
@@ -65,18 +86,34 @@ func Query(ctx context.Context, st *store.Store, f Filter) ([]Entry, string, err
 	}
 	out := make([]Entry, len(rows))
 	for i, r := range rows {
-		out[i] = Entry{ID: r.ID, At: time.UnixMicro(r.At).UTC(), Method: r.Method, Path: r.Path, Query: r.Query,
-			Caller: Caller{Kind: r.CallerKind, Name: r.Caller, Domain: r.Domain}, Status: r.Status,
-			Duration: time.Duration(r.DurationUS) * time.Microsecond, RequestID: r.RequestID, SourceIP: r.SourceIP,
-			RequestBody: string(r.RequestBody), ResponseBody: string(r.ResponseBody)}
+		out[i] = entryOf(r)
 	}
 	next := ""
 	if len(rows) == sf.Limit {
-		last := rows[len(rows)-1]
-		next = fmt.Sprintf("%d.%d", last.At, last.ID)
+		next = out[len(out)-1].Cursor()
 	}
 	return out, next, nil
 }
+
+// Get returns entry id with its kept bodies; store.ErrNotFound when there is
+// none (never logged, or removed after its retention).
+func Get(ctx context.Context, st *store.Store, id int64) (Entry, error) {
+	r, err := st.HTTPLogEntry(ctx, id)
+	if err != nil {
+		return Entry{}, err
+	}
+	return entryOf(r), nil
+}
+
+func entryOf(r store.HTTPLogRow) Entry {
+	return Entry{ID: r.ID, At: time.UnixMicro(r.At).UTC(), Method: r.Method, Path: r.Path, Query: r.Query,
+		Caller: Caller{Kind: r.CallerKind, Name: r.Caller, Domain: r.Domain}, Status: r.Status,
+		Duration: time.Duration(r.DurationUS) * time.Microsecond, RequestID: r.RequestID, SourceIP: r.SourceIP,
+		RequestBody: string(r.RequestBody), ResponseBody: string(r.ResponseBody)}
+}
+
+// Cursor is the Filter.Cursor of the entries older than e (Query's order: newest first).
+func (e Entry) Cursor() string { return fmt.Sprintf("%d.%d", e.At.UnixMicro(), e.ID) }
 
 // parseCursor reads a cursor of Query: "<at µs>.<id>".
 func parseCursor(c string) (at, id int64, err error) {

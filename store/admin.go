@@ -275,6 +275,16 @@ func (t *Tx) TouchAdminToken(ctx context.Context, id, now int64) error {
 	return err
 }
 
+// RevokeAdminTokensOf revokes every token of a user that is not revoked yet (disabled account, role or
+// password changed); it returns how many.
+func (t *Tx) RevokeAdminTokensOf(ctx context.Context, userID, now int64) (int64, error) {
+	res, err := t.exec(ctx, "UPDATE admin_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", now, userID)
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens of administrator %d: %w", userID, err)
+	}
+	return res.RowsAffected()
+}
+
 // RevokeAdminToken revokes token id of userID; ErrNotFound when the user has no such token.
 func (t *Tx) RevokeAdminToken(ctx context.Context, userID, id, now int64) error {
 	res, err := t.exec(ctx, "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL", now, id, userID)

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -79,6 +82,51 @@ type HTTPLogFilter struct {
 	BeforeID   int64
 	Limit      int
 	WithBodies bool // read request_body and response_body too
+	// Visible, when set, keeps only the rows of its callers (an administrator's scope).
+	Visible *HTTPLogScope
+}
+
+// HTTPLogScope is whose requests a limited reader sees: callers in Domains (any
+// kind that names its domain: instances, Bearer tokens), the Instances (user
+// names) and the OAuth Clients (their Bearer tokens, Authorize and Token). An
+// empty scope matches nothing; unauthenticated requests match no scope.
+type HTTPLogScope struct {
+	Domains, Instances, Clients []string
+}
+
+// Sees reports whether a row of that caller is in the scope: the condition of where, in Go.
+func (v HTTPLogScope) Sees(kind, caller, domain string) bool {
+	switch {
+	case domain != "" && slices.Contains(v.Domains, domain):
+		return true
+	case kind == "instance":
+		return slices.Contains(v.Instances, caller)
+	case kind == "bearer" || kind == "client":
+		return slices.Contains(v.Clients, caller)
+	}
+	return false
+}
+
+// where is the scope as one SQL condition with its arguments.
+func (v HTTPLogScope) where() (string, []any) {
+	var parts []string
+	var args []any
+	if len(v.Domains) > 0 {
+		q, a := inQueryStrings("domain IN (?)", nil, v.Domains)
+		parts, args = append(parts, q), append(args, a...)
+	}
+	if len(v.Instances) > 0 {
+		q, a := inQueryStrings("(caller_kind = 'instance' AND caller IN (?))", nil, v.Instances)
+		parts, args = append(parts, q), append(args, a...)
+	}
+	if len(v.Clients) > 0 {
+		q, a := inQueryStrings("(caller_kind IN ('bearer', 'client') AND caller IN (?))", nil, v.Clients)
+		parts, args = append(parts, q), append(args, a...)
+	}
+	if len(parts) == 0 {
+		return "1 = 0", nil
+	}
+	return "(" + strings.Join(parts, " OR ") + ")", args
 }
 
 // QueryHTTPLog returns rows matching f, newest first ((at, id) descending).
@@ -107,6 +155,10 @@ func (s *Store) QueryHTTPLog(ctx context.Context, f HTTPLogFilter) ([]HTTPLogRow
 	if f.RequestID != "" {
 		add("request_id = ?", f.RequestID)
 	}
+	if f.Visible != nil {
+		cond, vargs := f.Visible.where()
+		add(cond, vargs...)
+	}
 	if f.BeforeAt != 0 {
 		add("(at < ? OR (at = ? AND id < ?))", f.BeforeAt, f.BeforeAt, f.BeforeID)
 	}
@@ -130,6 +182,21 @@ func (s *Store) QueryHTTPLog(ctx context.Context, f HTTPLogFilter) ([]HTTPLogRow
 		return nil, fmt.Errorf("query http log: %w", err)
 	}
 	return rows, nil
+}
+
+// HTTPLogEntry returns row id with its bodies, or ErrNotFound (never logged, or removed by retention).
+func (s *Store) HTTPLogEntry(ctx context.Context, id int64) (HTTPLogRow, error) {
+	var row HTTPLogRow
+	err := s.View(ctx, func(tx *Tx) error {
+		return tx.get(ctx, &row, "SELECT "+httpLogCols+" FROM http_log WHERE id = ?", id)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return row, fmt.Errorf("http log entry %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return row, fmt.Errorf("read http log entry %d: %w", id, err)
+	}
+	return row, nil
 }
 
 // DeleteHTTPLog removes up to limit rows of successful calls (status < 400)

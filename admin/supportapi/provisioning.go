@@ -29,6 +29,8 @@ func (a *API) provisioning() []Resource {
 			Delete: a.deleteSubscription, NotAllowed: map[string]string{"PATCH": "DELETE the subscription and POST the new one"}},
 		{Type: "Server", List: a.listServer, Get: a.getServer},
 		a.messageResource(),
+		a.httpLogResource(),
+		a.administratorResource(),
 		a.clientResource(),
 		a.authorizationResource(),
 		a.activityResource(),

@@ -63,7 +63,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			jsErrors = append(jsErrors, msg)
 		}
 	})
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(bctx, 180*time.Second) // the whole walk; it takes ~30 s on a quiet machine
 	defer cancel()
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -165,6 +165,51 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("instance page", chromedp.Click(`//td/a[text()="browser-module@demo"]`), chromedp.WaitVisible(`//h1[text()="browser-module@demo"]`))
 	shot("instance")
 
+	// The HTTP log: the module's POST with its new credentials, found by caller and opened; the next one is
+	// announced live; the administrator's own login is there under its name.
+	row := func(req, status string) string {
+		return `//table[@id="httplog"]//tr[td[2]/code[.="` + req + `"] and td[3]/span[.="` + status + `"]]`
+	}
+	run("http log", chromedp.Click(`//nav//a[text()="HTTP log"]`), chromedp.WaitVisible(`//h1[text()="HTTP log"]`),
+		chromedp.WaitVisible(row("POST /FHIR/Koppeltaal/Mailbox", "200")))
+	shot("httplog")
+	run("http log by caller", chromedp.SendKeys(`input[name=Caller]`, "browser-module@demo"), chromedp.Click(`//form//button[text()="Search"]`),
+		chromedp.WaitVisible(`//caption[starts-with(., "1 request shown")]`), chromedp.WaitVisible(row("POST /FHIR/Koppeltaal/Mailbox", "200")))
+	if _, err := module.PostMessage(context.Background(), own); err != nil {
+		t.Fatal(err)
+	}
+	run("a new request is announced", chromedp.WaitVisible(`//p[starts-with(., "1 new request")]`), chromedp.Click(`//p/a[text()="show"]`),
+		chromedp.WaitVisible(`//caption[starts-with(., "2 requests shown")]`))
+	run("one request", chromedp.Click(`#httplog tbody tr td a`), chromedp.WaitVisible(`//h1/code[.="POST /FHIR/Koppeltaal/Mailbox"]`),
+		chromedp.WaitVisible(`//dd[text()="browser-module@demo"]`))
+	shot("httplog-entry")
+	run("the administrator's login", chromedp.Click(`//a[text()="← HTTP log"]`), chromedp.WaitVisible(`input[name=Caller]`),
+		chromedp.SendKeys(`input[name=Caller]`, admin.DemoUser), chromedp.SendKeys(`input[name=Path]`, "/admin/session"),
+		chromedp.SetValue(`select[name=Status]`, "2xx"), chromedp.Click(`//form//button[text()="Search"]`),
+		chromedp.WaitVisible(`//table[@id="httplog"]//tr[td[2]/code[.="POST /admin/session"] and td[4][.="`+admin.DemoUser+` (admin)"]]`))
+
+	// Administrators: create a domain administrator (its password shown once), log in as it over HTTP,
+	// disable it in the console: its session is refused from the next request on.
+	run("administrators", chromedp.Click(`//nav//a[text()="Administrators"]`), chromedp.WaitVisible(`//h1[text()="Administrators"]`),
+		chromedp.Click(`//summary[text()="New administrator"]`), chromedp.SendKeys(`input[name=username]`, "browser-admin"),
+		chromedp.SetValue(`select[name=role]`, "domain"), chromedp.SendKeys(`input[name=scope]`, koppeltaal.DemoDomain),
+		chromedp.Click(`//form//button[text()="Save"]`), chromedp.WaitVisible(`.secret`),
+		chromedp.WaitVisible(`//tr[@data-username="browser-admin"]`))
+	adminPassword, err := chromedp.Run(ctx, chromedp.Text(`.secret`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := adminLogin(t, base, "browser-admin", strings.TrimSpace(adminPassword))
+	if s := getWithCookie(t, base+"/jsonapi/Koppeltaal/Domain", session); s != 200 {
+		t.Fatalf("the new administrator's session: %d", s)
+	}
+	shot("administrators")
+	run("disable it", chromedp.Click(`//button[.="Disable browser-admin"]`),
+		chromedp.WaitVisible(`//tr[@data-username="browser-admin"]//span[.="disabled"]`))
+	if s := getWithCookie(t, base+"/jsonapi/Koppeltaal/Domain", session); s != 401 {
+		t.Fatalf("the disabled administrator's session: %d, want 401", s)
+	}
+
 	// Test Portal: CarePlan with the demo game's activity, web launch as the patient, the module's status update.
 	run("test portal", chromedp.Click(`//nav//a[text()="Test Portal"]`), chromedp.WaitVisible(`select[name=activity]`),
 		chromedp.SetValue(`select[name=portal]`, koppeltaal.DemoPortalUser), chromedp.SetValue(`select[name=activity]`, koppeltaal.DemoActivity),
@@ -250,6 +295,37 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("Support API without credentials: %d", resp.StatusCode)
 	}
 	_ = fmt.Sprint
+}
+
+// adminLogin logs in at base as username and returns the session cookie.
+func adminLogin(t *testing.T, base, username, password string) *http.Cookie {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"username": username, "password": password})
+	resp, err := http.Post(base+admin.SessionPath, "application/json", strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if strings.HasSuffix(c.Name, "kp_session") {
+			return c
+		}
+	}
+	t.Fatalf("login as %s: %d, no session cookie", username, resp.StatusCode)
+	return nil
+}
+
+// getWithCookie GETs url with a session cookie and returns the status.
+func getWithCookie(t *testing.T, url string, c *http.Cookie) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.AddCookie(c)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // a11yCheck lists the visible form controls and buttons of the page that have no accessible name (no

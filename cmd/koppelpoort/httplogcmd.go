@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -32,14 +31,8 @@ http_log.bodies kept them. --status takes a class (2xx, 4xx, 5xx) or "failed" (4
 			if q.From, q.To, err = parseRange(from, to); err != nil {
 				return err
 			}
-			switch s := strings.ToLower(stat); {
-			case s == "":
-			case s == "failed":
-				q.Failed = true
-			case len(s) == 3 && s[1:] == "xx" && s[0] >= '1' && s[0] <= '5':
-				q.StatusClass = int(s[0] - '0')
-			default:
-				return fmt.Errorf("--status %q: want 1xx to 5xx or failed", stat)
+			if q.StatusClass, q.Failed, err = httplog.ParseStatus(stat); err != nil {
+				return fmt.Errorf("--status: %w", err)
 			}
 			_, st, err := openConfiguredStore(cmd.Context(), f)
 			if err != nil {

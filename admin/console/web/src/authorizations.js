@@ -42,7 +42,7 @@ export function Authorizations() {
     <p>OAuth grants of launched applications: one per launch, with the tokens its refreshes made. Revoking one
       refuses its access token and its refresh token at once, on every server sharing the database.</p>
     <form onSubmit=${submit} aria-label="Search authorizations">
-      <div class="grid-form">${FIELDS.map(([name, label]) => html`<label>${label}<input name=${name} value=${f[name] || ""} /></label>`)}</div>
+      <div class="grid-form">${FIELDS.map(([name, label]) => html`<label>${label}<input name=${name} defaultValue=${f[name] || ""} /></label>`)}</div>
       <button type="submit">Search</button>
     </form>
     <p class="live" role="status">${done}</p>

@@ -6,7 +6,8 @@ import { logout, session } from "./api.js";
 import { Login } from "./login.js";
 import { Dashboard } from "./dashboard.js";
 import { Messages, MessageDetail } from "./messages.js";
-import { Domains, Applications, Instances, InstanceDetail } from "./provisioning.js";
+import { HttpLog, HttpLogEntry } from "./httplog.js";
+import { Domains, Applications, Instances, InstanceDetail, Administrators } from "./provisioning.js";
 import { TestPortal } from "./testportal.js";
 import { Authorizations } from "./authorizations.js";
 import { DeadLetters, DeadLetterDetail } from "./deadletters.js";
@@ -14,10 +15,12 @@ import { DeadLetters, DeadLetterDetail } from "./deadletters.js";
 const pages = [
   ["#/", "Dashboard"],
   ["#/messages", "Messages"],
+  ["#/httplog", "HTTP log"],
   ["#/deadletters", "Dead letters", "system"],
   ["#/instances", "Instances"],
   ["#/applications", "Applications"],
   ["#/domains", "Domains"],
+  ["#/administrators", "Administrators", "system"],
   ["#/authorizations", "Authorizations"],
   ["#/portal", "Test Portal"],
 ];
@@ -29,15 +32,18 @@ function parseHash() {
 }
 
 function route(r, me) {
-  const m = r.path.match(/^#\/(messages|instances|deadletters)\/([^/]+)$/);
+  const m = r.path.match(/^#\/(messages|instances|deadletters|httplog)\/([^/]+)$/);
   if (m && m[1] === "messages") return html`<${MessageDetail} id=${m[2]} />`;
+  if (m && m[1] === "httplog") return html`<${HttpLogEntry} id=${m[2]} />`;
   if (m && m[1] === "deadletters") return html`<${DeadLetterDetail} id=${decodeURIComponent(m[2])} />`;
   if (m && m[1] === "instances") return html`<${InstanceDetail} id=${m[2]} me=${me} />`;
   switch (r.path) {
     case "#/messages": return html`<${Messages} params=${r.params} />`;
+    case "#/httplog": return html`<${HttpLog} params=${r.params} me=${me} />`;
     case "#/instances": return html`<${Instances} me=${me} />`;
     case "#/applications": return html`<${Applications} me=${me} />`;
     case "#/domains": return html`<${Domains} me=${me} />`;
+    case "#/administrators": return html`<${Administrators} me=${me} />`;
     case "#/deadletters": return html`<${DeadLetters} />`;
     case "#/authorizations": return html`<${Authorizations} />`;
     case "#/portal": return html`<${TestPortal} />`;

@@ -4,6 +4,8 @@ import { attrs, EVENTS, filterQuery, jsonapi, STATUSES, when } from "./api.js";
 
 const FIELDS = ["Patient", "Event", "Identifier", "Sender", "Recipient", "Status", "Domain"];
 
+// The search fields are uncontrolled (defaultValue): a re-render while the first page loads must not wipe what
+// the administrator is typing.
 function toFilters(params) {
   const f = {};
   for (const k of FIELDS) f[k] = params.get(k) || "";
@@ -87,9 +89,9 @@ export function Messages({ params }) {
     load(next);
   };
   const field = (name, label, type = "text", placeholder = "") => html`
-    <label>${label}<input name=${name} type=${type} value=${f[name]} placeholder=${placeholder} /></label>`;
+    <label>${label}<input name=${name} type=${type} defaultValue=${f[name]} placeholder=${placeholder} /></label>`;
   const select = (name, label, options) => html`
-    <label>${label}<select name=${name} value=${f[name]}>
+    <label>${label}<select name=${name}>
       <option value="">any</option>${options.map((o) => html`<option selected=${f[name] === o}>${o}</option>`)}
     </select></label>`;
   return html`

@@ -168,3 +168,57 @@ export function InstanceDetail({ id }) {
     ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
     <${Secret} label="New password" value=${secret} />`;
 }
+
+const names = (s) => (s || "").split(",").map((x) => x.trim()).filter(Boolean);
+
+// Administrators (system administrators): create accounts, disable and enable them, reset a password.
+// Disabling an account or changing its role or password ends its sessions and API tokens at once.
+export function Administrators({ me }) {
+  const [list, err, reload] = useList("Administrator");
+  const [shown, setShown] = useState(null); // {username, password}: a password shown once
+  const [actErr, setActErr] = useState("");
+  const create = async (f) => {
+    const role = f.get("role");
+    const a = { Username: f.get("username"), Name: f.get("name"), Email: f.get("email"), Role: role };
+    if (role === "domain") a.Domains = names(f.get("scope"));
+    if (role === "application") a.Applications = names(f.get("scope"));
+    if (f.get("password")) a.Password = f.get("password");
+    const d = await jsonapi("POST", "/Administrator", resourceDoc("Administrator", a));
+    setShown(d.data.meta && d.data.meta.password ? { username: a.Username, password: d.data.meta.password } : null);
+    reload();
+  };
+  const change = async (u, attributes) => {
+    setActErr("");
+    try {
+      const d = await jsonapi("PATCH", "/Administrator/" + u.id, resourceDoc("Administrator", attributes, u.id, u.version));
+      if (d.data.meta && d.data.meta.password) setShown({ username: u.Username, password: d.data.meta.password });
+      reload();
+    } catch (x) { setActErr(x.message); }
+  };
+  const wait = loading("Administrators", err, list);
+  if (wait) return wait;
+  return html`<h1>Administrators</h1>
+    <p>Disabling an account, or changing its role or password, ends its console sessions and API tokens at once.</p>
+    ${(err || actErr) && html`<p role="alert" class="status-Failed">${err || actErr}</p>`}
+    ${shown && html`<p role="status">Password of ${shown.username}, shown once: <span class="secret">${shown.password}</span></p>`}
+    <div class="scroll"><table class="cards" id="administrators"><thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Role</th>
+      <th scope="col">Administers</th><th scope="col">State</th><th scope="col">Managed by</th><th scope="col">Actions</th></tr></thead>
+    <tbody>${list.map((u) => html`<tr data-username=${u.Username}>
+      <td data-label="Username"><code>${u.Username}</code></td><td data-label="Name">${u.Name}</td><td data-label="Role">${u.Role}</td>
+      <td data-label="Administers">${[...u.Domains, ...u.Applications].join(", ") || "everything"}</td>
+      <td data-label="State">${u.Disabled ? html`<span class="status-Failed">disabled</span>` : "enabled"}</td>
+      <td data-label="Managed by"><${Managed} by=${u.ManagedBy} /></td>
+      <td data-label="">${u.ManagedBy !== "config" && u.Username !== me.username && html`
+        <button class="secondary outline" onClick=${() => change(u, { Disabled: !u.Disabled })}>${u.Disabled ? "Enable" : "Disable"} ${u.Username}</button>
+        <button class="secondary outline" onClick=${() => change(u, { ResetPassword: true })}>Reset password of ${u.Username}</button>`}</td></tr>`)}
+    </tbody></table></div>
+    <${Form} title="New administrator" onSubmit=${create}>
+      <div class="grid-form">
+        <label>Username<input name="username" required maxlength="100" pattern="[^\\s:]+" /></label>
+        <label>Name<input name="name" /></label>
+        <label>E-mail<input name="email" type="email" /></label>
+        <label>Role<select name="role"><option value="domain">domain</option><option value="application">application</option><option value="system">system</option></select></label>
+        <label>Domains or applications (comma-separated)<input name="scope" placeholder="Demo" /></label>
+        <label>Password (empty: generated, shown once)<input name="password" type="password" autocomplete="new-password" minlength="10" /></label>
+      </div></${Form}>`;
+}
