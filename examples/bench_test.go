@@ -34,12 +34,58 @@ func patientExport(first, rows int) string {
 	return b.String()
 }
 
+// waitingFor counts the New messages in the demo game's mailbox: what it can claim.
+func waitingFor(t testing.TB, st *store.Store) int {
+	ctx := context.Background()
+	var n int
+	if err := st.View(ctx, func(tx *store.Tx) error {
+		return tx.Get(ctx, &n, `SELECT COUNT(*) FROM queue q JOIN app_instances i ON i.id = q.instance_id
+			WHERE i.username = ? AND q.status = 'New'`, koppeltaal.DemoGameUser)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestEPDRowsReachTheMailboxInOneCommit: the rows of an export reach the demo game's mailbox through the
+// examples/epd-to-koppeltaal patients route with no HTTP request and at most one store transaction per row
+// (the file's publish, then one routing transaction per batch: consumption, message, queue rows and outcome
+// together; the design before the mailbox port took about six commits and an HTTP POST per row).
+func TestEPDRowsReachTheMailboxInOneCommit(t *testing.T) {
+	const rows = 300
+	n := ktServer(t)
+	dir := copyExample(t, "epd-to-koppeltaal")
+	for _, f := range []string{"careplans.yaml", "practitioners.yaml"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	runRoutes(t, dir, n)
+	before, requestsBefore := n.store.WriterStats(), n.httpRequests.Load()
+	drop(t, dir, "patienten_commits.csv", patientExport(70000, rows))
+	deadline := time.Now().Add(90 * time.Second)
+	for waitingFor(t, n.store) < rows {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d rows claimable after 90 s", waitingFor(t, n.store), rows)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	after := n.store.WriterStats()
+	// Requests are the transactions the code asked for (Store.Update), whatever the writer grouped into one
+	// commit; idle polls of the subscribers count too, so this is an upper bound.
+	txs, commits := after.Requests-before.Requests, after.Batches-before.Batches
+	t.Logf("%d rows: %d store transactions (%.2f per row) in %d commits", rows, txs, float64(txs)/rows, commits)
+	if txs > rows {
+		t.Errorf("%d store transactions for %d rows: more than one per row", txs, rows)
+	}
+	if k := n.httpRequests.Load() - requestsBefore; k != 0 {
+		t.Errorf("%d HTTP requests to the Koppeltaal server on the way to the mailbox, want none", k)
+	}
+}
+
 // BenchmarkEPDPatientsToMailbox measures CSV rows → claimable Koppeltaal messages through the
 // examples/epd-to-koppeltaal patients route on SQLite: each op is one export of 1,000 rows, timed from the
 // drop in the inbox until every row waits as a New message in the demo game's mailbox.
 func BenchmarkEPDPatientsToMailbox(b *testing.B) {
 	const rows = 1000
-	ctx := context.Background()
 	n := ktServer(b)
 	st := n.store
 	dir := copyExample(b, "epd-to-koppeltaal")
@@ -47,16 +93,7 @@ func BenchmarkEPDPatientsToMailbox(b *testing.B) {
 		os.Remove(filepath.Join(dir, f))
 	}
 	runRoutes(b, dir, n)
-	waiting := func() int {
-		var n int
-		if err := st.View(ctx, func(tx *store.Tx) error {
-			return tx.Get(ctx, &n, `SELECT COUNT(*) FROM queue q JOIN app_instances i ON i.id = q.instance_id
-				WHERE i.username = ? AND q.status = 'New'`, koppeltaal.DemoGameUser)
-		}); err != nil {
-			b.Fatal(err)
-		}
-		return n
-	}
+	waiting := func() int { return waitingFor(b, st) }
 	b.ResetTimer()
 	start, before := time.Now(), st.WriterStats()
 	for i := 0; i < b.N; i++ {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,8 @@ type node struct {
 	base  string
 	store *store.Store
 	kt    *koppeltaal.Service
+	// httpRequests counts the requests the node's HTTP server got.
+	httpRequests atomic.Int64
 }
 
 // ktServer starts the Koppeltaal side of a node.
@@ -59,6 +62,12 @@ func ktServer(t testing.TB) *node {
 		}
 		n.kt = srv.Service()
 		r := chi.NewRouter()
+		r.Use(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				n.httpRequests.Add(1)
+				next.ServeHTTP(w, req)
+			})
+		})
 		srv.Mount(r)
 		return r
 	})

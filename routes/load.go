@@ -201,6 +201,8 @@ func (l *loader) load(src []byte) *Route {
 		l.atPos(strictyaml.SevError, top, "the route needs a name")
 	} else if !validName(r.Name) {
 		l.atPos(strictyaml.SevError, rf.Name.Pos, "route name %q may only hold letters, digits, '-', '_' and '.'", r.Name)
+	} else if reserved[strings.ToLower(r.Name)] {
+		l.atPos(strictyaml.SevError, rf.Name.Pos, "route name %q is the built-in Koppeltaal server route's; choose another", r.Name)
 	}
 	r.Description = rf.Description
 	if rf.Retry != nil {

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 )
 
 // Queue depth statuses: what is still to be done or went wrong (Success and
@@ -91,27 +93,40 @@ type WebhookHealth struct {
 	LastErrorAt     int64
 }
 
-// WebhookHealthOf reports pending and failed deliveries and the latest error
-// per instance (index webhook_deliveries_due on status).
+// WebhookHealthOf reports waiting (pending or in flight) and dead deliveries of the built-in route's
+// webhook output and the latest error per instance (index route_deliveries_due; the instance is in the
+// delivery's record, as koppeltaal/notify writes it).
 func (t *Tx) WebhookHealthOf(ctx context.Context) (map[int64]*WebhookHealth, error) {
 	var rows []struct {
-		Instance  int64  `db:"instance_id"`
+		Record    string `db:"record"`
 		Status    string `db:"status"`
 		LastError string `db:"last_error"`
 		UpdatedAt int64  `db:"updated_at"`
 	}
-	if err := t.sel(ctx, &rows, `SELECT instance_id, status, last_error, updated_at FROM webhook_deliveries
-		WHERE status IN ('pending', 'failed')`); err != nil {
+	if err := t.sel(ctx, &rows, `SELECT record, status, last_error, updated_at FROM route_deliveries
+		WHERE route = ? AND status IN ('pending', 'inflight', 'dead') AND output = ?`, KoppeltaalRoute, WebhookOutput); err != nil {
 		return nil, fmt.Errorf("webhook health: %w", err)
 	}
 	out := map[int64]*WebhookHealth{}
 	for _, r := range rows {
-		h := out[r.Instance]
+		var rec struct {
+			Fields struct {
+				Instance string `json:"instance_id"`
+			} `json:"fields"`
+		}
+		if err := json.Unmarshal([]byte(r.Record), &rec); err != nil {
+			continue // not a webhook delivery notify wrote
+		}
+		instance, err := strconv.ParseInt(rec.Fields.Instance, 10, 64)
+		if err != nil {
+			continue
+		}
+		h := out[instance]
 		if h == nil {
 			h = &WebhookHealth{}
-			out[r.Instance] = h
+			out[instance] = h
 		}
-		if r.Status == "failed" {
+		if r.Status == DeliveryDead {
 			h.Failed++
 		} else {
 			h.Pending++

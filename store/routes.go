@@ -21,6 +21,14 @@ const (
 	DeliveryDead     = "dead"
 )
 
+// The built-in Koppeltaal route (routes/runtime.NewKoppeltaal) and its webhook output: koppeltaal/notify
+// records a delivery for it per queue row of an instance with a webhook (id "webhook-<queue id>"), and the
+// route worker makes the calls.
+const (
+	KoppeltaalRoute = "koppeltaal"
+	WebhookOutput   = "webhook"
+)
+
 // Delivery is one route_deliveries row: a message for one output of a route.
 type Delivery struct {
 	// ID is the delivery's idempotency key.
@@ -119,6 +127,31 @@ func (t *Tx) FinishDelivery(ctx context.Context, id string, r DeliveryResult) er
 		return fmt.Errorf("record result of delivery %s: %w", id, err)
 	}
 	return nil
+}
+
+// ReleaseDeliveries gives the in-flight deliveries ids back, due at now with their attempts unchanged: a
+// worker that stops mid-call (shutdown) does not count the call as an attempt, and the next worker need not
+// wait for the lease to end.
+func (t *Tx) ReleaseDeliveries(ctx context.Context, ids []string, now int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	q, args := inQueryStrings(`UPDATE route_deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+		WHERE status = 'inflight' AND id IN (?)`, []any{now, now}, ids)
+	if _, err := t.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("release deliveries: %w", err)
+	}
+	return nil
+}
+
+// PurgeDeliveries deletes route's finished deliveries (done or dead; a dead one's dead letter stays) last
+// changed before before (Unix µs), and returns how many.
+func (t *Tx) PurgeDeliveries(ctx context.Context, route string, before int64) (int64, error) {
+	res, err := t.exec(ctx, `DELETE FROM route_deliveries WHERE route = ? AND status IN ('done', 'dead') AND updated_at < ?`, route, before)
+	if err != nil {
+		return 0, fmt.Errorf("purge deliveries of %s: %w", route, err)
+	}
+	return res.RowsAffected()
 }
 
 // DeliveryByID returns delivery id, or ErrNotFound.

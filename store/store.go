@@ -368,6 +368,17 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// IsFile reports whether path is this store's SQLite file (false on PostgreSQL): a second connection that
+// writes to it would be a second writer beside the store's one (decision 2).
+func (s *Store) IsFile(path string) bool {
+	if s.dialect != SQLite {
+		return false
+	}
+	mine, err1 := os.Stat(s.where)
+	other, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(mine, other)
+}
+
 // Dialect reports which backend this store runs on.
 func (s *Store) Dialect() Dialect { return s.dialect }
 

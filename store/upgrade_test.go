@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -287,4 +288,65 @@ var oldGatewaySchema = []string{
 	`CREATE INDEX IF NOT EXISTS kp_gateway_outcomes_state ON kp_gateway_outcomes (route, state)`,
 	`CREATE TABLE IF NOT EXISTS kp_gateway_resource_versions (scope TEXT NOT NULL, url TEXT NOT NULL, version TEXT NOT NULL,
 		updated_at BIGINT NOT NULL, PRIMARY KEY (scope, url))`,
+}
+
+// Migration 0024 moves the webhook deliveries still waiting onto the route worker: a route_deliveries row of
+// the built-in route's webhook output with the attempts and last error, a payload and record as
+// koppeltaal/notify writes them, and the webhook health read from it; finished ones are dropped.
+func TestUpgradeMovesWaitingWebhooks(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		old := store.OpenAtVersion(t, b.DSN, 23)
+		domainID, inst := schemaV1Fixture(t, old, "D", "a")
+		q := queueMessages(t, old, domainID, inst, 2)
+		err := old.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (queue_id, instance_id, status, attempts, next_attempt_at, lease_until,
+				last_error, created_at, updated_at) VALUES (?, ?, 'pending', 2, 5, 0, 'webhook answered 503', 1, 2),
+				(?, ?, 'delivered', 1, 5, 0, '', 1, 2)`, q[0], inst, q[1], inst)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		s := b.Open(t)
+		err = s.Update(ctx, func(tx *store.Tx) error {
+			ds, err := tx.ClaimDeliveries(ctx, store.KoppeltaalRoute, 10, 100, 10)
+			if err != nil {
+				return err
+			}
+			want := fmt.Sprintf("webhook-%d", q[0])
+			if len(ds) != 1 || ds[0].ID != want || ds[0].Output != store.WebhookOutput || ds[0].Attempts != 2 ||
+				ds[0].LastError != "webhook answered 503" {
+				t.Errorf("webhook deliveries after upgrade: %+v", ds)
+				return nil
+			}
+			var payload struct {
+				IdempotencyKey string
+				Fields         map[string]string
+			}
+			var record struct {
+				Key    string            `json:"key"`
+				Fields map[string]string `json:"fields"`
+			}
+			if err := json.Unmarshal([]byte(ds[0].Payload), &payload); err != nil || payload.IdempotencyKey != want ||
+				payload.Fields["queue_id"] != fmt.Sprint(q[0]) || payload.Fields["instance_id"] != fmt.Sprint(inst) {
+				t.Errorf("payload %s: %v", ds[0].Payload, err)
+			}
+			if err := json.Unmarshal([]byte(ds[0].Record), &record); err != nil || record.Key != fmt.Sprint(q[0]) ||
+				record.Fields["instance_id"] != fmt.Sprint(inst) {
+				t.Errorf("record %s: %v", ds[0].Record, err)
+			}
+			health, err := tx.WebhookHealthOf(ctx)
+			if err != nil || health[inst] == nil || health[inst].Pending != 1 || health[inst].LastError != "webhook answered 503" {
+				t.Errorf("webhook health after upgrade: %+v %v", health[inst], err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }

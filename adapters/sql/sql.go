@@ -21,6 +21,7 @@ import (
 	_ "modernc.org/sqlite"             // sqlite driver
 
 	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
@@ -36,11 +37,16 @@ var dbFields = []adapters.Field{
 	{Name: "dsn", Type: adapters.TypeSecret, Required: true, Description: "SQLite file path (relative to the route file) or postgres:// URL; usually ${ENV_VAR} when it holds a password."},
 }
 
-func openDB(driver, dsn, dir string) (*stdsql.DB, error) {
+// openDB opens the source or target database. It refuses the store's own SQLite file (st, when set): the
+// store is the one writer on it, and a second connection writing there would wait for (or break) its lock.
+func openDB(driver, dsn, dir string, st *store.Store) (*stdsql.DB, error) {
 	switch driver {
 	case "sqlite":
 		if !filepath.IsAbs(dsn) {
 			dsn = filepath.Join(dir, dsn)
+		}
+		if st != nil && st.IsFile(dsn) {
+			return nil, fmt.Errorf("%s is Koppelpoort's own store: point the adapter at the source or target system's database", dsn)
 		}
 		db, err := stdsql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate")
 		if err != nil {
@@ -124,7 +130,7 @@ func (o *Outbound) Validate() error {
 
 // Provision opens the database and creates the table when asked.
 func (o *Outbound) Provision(ctx context.Context, h adapters.Host) error {
-	db, err := openDB(o.Driver, o.DSN, h.Dir)
+	db, err := openDB(o.Driver, o.DSN, h.Dir, h.Store)
 	if err != nil {
 		return fmt.Errorf("sql outbound: open %s: %w", o.Driver, err)
 	}
@@ -303,7 +309,7 @@ func (in *Inbound) Provision(_ context.Context, h adapters.Host) error {
 	if h.Checkpoints == nil {
 		return errors.New("sql inbound: no checkpoint store")
 	}
-	db, err := openDB(in.Driver, in.DSN, h.Dir)
+	db, err := openDB(in.Driver, in.DSN, h.Dir, h.Store)
 	if err != nil {
 		return fmt.Errorf("sql inbound: open %s: %w", in.Driver, err)
 	}

@@ -323,3 +323,28 @@ func mustExec(t *testing.T, db *stdsql.DB, q string) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+// TestRefusesTheStoresOwnFile: an SQL adapter pointed at Koppelpoort's own SQLite store is refused at
+// provisioning (it would be a second writer beside the store's one); another file next to it is fine.
+func TestRefusesTheStoresOwnFile(t *testing.T) {
+	dir := t.TempDir()
+	st := storetest.Backend{Name: "sqlite", DSN: filepath.Join(dir, "kp.db")}.Open(t)
+	ctx := context.Background()
+	own := &kpsql.Outbound{Driver: "sqlite", DSN: "kp.db", Table: "t", Mode: "insert"}
+	err := own.Provision(ctx, adapters.Host{Dir: dir, Store: st})
+	own.Close()
+	if err == nil || !strings.Contains(err.Error(), "Koppelpoort's own store") {
+		t.Fatalf("provision on the store's file: %v, want a refusal", err)
+	}
+	in := &kpsql.Inbound{Driver: "sqlite", DSN: filepath.Join(dir, "kp.db"), Query: "SELECT 1", PollInterval: "1s"}
+	err = in.Provision(ctx, adapters.Host{Dir: dir, Store: st, Checkpoints: runtime.Checkpoints{Store: st}})
+	in.Close()
+	if err == nil || !strings.Contains(err.Error(), "Koppelpoort's own store") {
+		t.Fatalf("inbound on the store's file: %v, want a refusal", err)
+	}
+	other := &kpsql.Outbound{Driver: "sqlite", DSN: "epd.db", Table: "t", Mode: "insert"}
+	if err := other.Provision(ctx, adapters.Host{Dir: dir, Store: st}); err != nil {
+		t.Fatalf("another file: %v", err)
+	}
+	other.Close()
+}

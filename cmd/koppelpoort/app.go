@@ -60,6 +60,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	var portal console.Portal                                // the console's Test Portal uses the Koppeltaal server in process
 	var ktService *koppeltaal.Service                        // the Koppeltaal server, for local Koppeltaal adapters (nil: none)
 	var acts *activity.Registry
+	var notifier *notify.Notifier // webhooks, the built-in Koppeltaal route's output (nil: no Koppeltaal)
 	fhirBase := strings.TrimSuffix(public, "/") + api.Prefix
 	trail, err := audit.New(audit.Options{Store: st, Logger: logger, Key: []byte(cfg.Audit.Key), RetentionDays: cfg.Audit.RetentionDays})
 	if err != nil {
@@ -86,10 +87,11 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal oauth: %w", err)
 		}
-		push, err := notify.New(notify.Options{Store: st, Logger: logger, Registerer: reg})
+		push, err := notify.New(notify.Options{Store: st, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal notifications: %w", err)
 		}
+		notifier = push
 		ads, err := activity.New(activity.Options{Store: st, Logger: logger, MaxBodyBytes: cfg.Koppeltaal.MaxBodyBytes, OnPublish: push.Wake})
 		if err != nil {
 			return nil, fmt.Errorf("koppeltaal activity definitions: %w", err)
@@ -162,7 +164,7 @@ func buildApp(ctx context.Context, cfg *config.Config, public string, st *store.
 	if ktService == nil {
 		a.workers = append(a.workers, requests.RunRetention) // no Koppeltaal removal job to share
 	}
-	if err := a.startRoutes(ctx, cfg, rs, st, ktService, logger, reg); err != nil {
+	if err := a.startRoutes(ctx, cfg, rs, st, ktService, notifier, logger, reg); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/internal/server"
 	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
 	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -29,8 +31,22 @@ var watchInterval = time.Second
 // startRoutes provisions the routes (a busy listen port fails serve here) and adds them to the app, with
 // reload (SIGHUP) and a watcher that reloads when a route file changes.
 func (a *app) startRoutes(ctx context.Context, cfg *config.Config, rs []*routes.Route, st *store.Store, kt *koppeltaal.Service,
-	logger *slog.Logger, reg prometheus.Registerer) error {
-	set, err := runtime.NewSet(ctx, runtime.Config{Store: st, Koppeltaal: kt, Logger: logger, Registerer: reg}, rs)
+	push *notify.Notifier, logger *slog.Logger, reg prometheus.Registerer) error {
+	base := runtime.Config{Store: st, Koppeltaal: kt, Logger: logger, Registerer: reg}
+	// The built-in Koppeltaal route runs beside the gateway routes (a reload leaves it alone): its webhook
+	// output is delivered by the same worker, retries and dead letters as theirs.
+	var builtin []*routes.Route
+	if push != nil {
+		brt, err := runtime.NewKoppeltaal(ctx, base, push.Input(), push.Webhook(),
+			routes.RetryPolicy{MaxAttempts: notify.MaxAttempts, Backoff: notify.Backoff, MaxBackoff: notify.MaxBackoff})
+		if err != nil {
+			return fmt.Errorf("the built-in koppeltaal route: %w", err)
+		}
+		a.closers = append(a.closers, brt.Close)
+		a.workers = append(a.workers, brt.Run)
+		builtin = brt.Routes()
+	}
+	set, err := runtime.NewSet(ctx, base, rs)
 	if err != nil {
 		return err // strictyaml.Diagnostics: every problem with file:line:col
 	}
@@ -42,7 +58,7 @@ func (a *app) startRoutes(ctx context.Context, cfg *config.Config, rs []*routes.
 	}
 	a.closers = append(a.closers, set.Close)
 	// Backlog and failing outputs of the running routes: gauges on /metrics and the /readyz check "routes".
-	health := runtime.NewHealth(st, set.Routes, logger)
+	health := runtime.NewHealth(st, func() []*routes.Route { return append(slices.Clone(builtin), set.Routes()...) }, logger)
 	if err := reg.Register(health); err != nil {
 		return fmt.Errorf("route health metrics: %w", err)
 	}

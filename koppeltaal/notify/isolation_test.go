@@ -123,7 +123,7 @@ func TestStreamStaysInItsDomain(t *testing.T) {
 // stream ends once its instance is removed from the configuration.
 func TestStreamEndsWhenTheInstanceIsRemoved(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		e := newEnv(t, b.Open(t), "", notify.Options{RecheckInterval: 100 * time.Millisecond})
+		e := newEnv(t, b.Open(t), "", notify.Options{RecheckInterval: 100 * time.Millisecond}, route{})
 		s := openStream(t, e.ts.URL, game)
 		storetest.DisableInstance(t, e.st, game[0])
 		closed := false
@@ -147,7 +147,7 @@ func TestStreamEndsWhenTheInstanceIsRemoved(t *testing.T) {
 // and hands those ids out again) is announced the new rows.
 func TestStreamResumeBeyondTheNewestRow(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		e := newEnv(t, b.Open(t), "", notify.Options{})
+		e := newEnv(t, b.Open(t), "", notify.Options{}, route{})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		hr, _ := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/FHIR/Koppeltaal/_stream", nil)

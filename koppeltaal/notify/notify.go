@@ -1,47 +1,51 @@
 // Package notify pushes "new message" notifications of the Koppeltaal server
-// (SPEC.md §3.10, §13): per-instance webhooks, delivered durably with retries,
-// and a Server-Sent Events stream on the FHIR base for clients that cannot
-// receive webhooks.
+// (SPEC.md §3.10, §13): per-instance webhooks and a Server-Sent Events stream
+// on the FHIR base for clients that cannot receive webhooks.
 //
-// Webhook delivery is durable: a dispatcher scans the queue table beyond a
-// checkpoint kept in the database, records one delivery row per queue row of
-// an instance with a webhook, and works those rows off with leases, so a
-// restart (or a second process on the same PostgreSQL) drops and duplicates
-// nothing beyond at-least-once. Posting a message wakes the dispatcher in
+// Webhooks are the output "webhook" of the built-in Koppeltaal route
+// (routes/runtime.NewKoppeltaal). This package decides what to notify and
+// makes one call: Input scans the queue table beyond a checkpoint kept in the
+// database and records a route delivery per queue row of an instance with a
+// webhook; Webhook is the output that calls it. The route worker leases,
+// retries, dead-letters and reports those deliveries like any route output's,
+// so a restart (or a second process on the same PostgreSQL) drops and
+// duplicates nothing beyond at-least-once. Posting a message wakes the scan in
 // process; other processes' messages are found by polling.
 package notify
 
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/koppelpoort/koppelpoort/adapters"
+	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/store"
+)
+
+// Webhook retry policy, the built-in route's for its webhook output: at most 5 attempts (SPEC.md §13.1),
+// 2s, 4s, 8s, 16s apart (capped at 5m).
+const (
+	MaxAttempts = 5
+	Backoff     = 2 * time.Second
+	MaxBackoff  = 5 * time.Minute
 )
 
 // Options configure New. Zero values get the documented defaults.
 type Options struct {
 	Store  *store.Store
 	Logger *slog.Logger
-	// Registerer receives the koppeltaal_webhook_* metrics; nil: not registered.
-	Registerer prometheus.Registerer
 	// Client makes the webhook calls. Default: a client with a 10s timeout.
 	Client *http.Client
-	// MaxAttempts is how often one notification is tried (SPEC.md §13: at most 5). Default 5.
-	MaxAttempts int
-	// Backoff is the delay before the first retry; it doubles per attempt up to MaxBackoff. Default 2s.
-	Backoff time.Duration
-	// MaxBackoff caps the retry delay. Default 5m.
-	MaxBackoff time.Duration
-	// PollInterval is how often the database is scanned for new queue rows and
-	// due retries (wake-ups make local messages faster). Default 1s.
+	// PollInterval is how often the database is scanned for new queue rows (wake-ups make local messages
+	// faster). Default 1s.
 	PollInterval time.Duration
 	// Settle is how far the checkpoint trails the newest queue row, so rows
 	// whose transaction commits late (PostgreSQL, several writers) are not
@@ -61,15 +65,6 @@ func (o *Options) setDefaults() {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 5
-	}
-	if o.Backoff <= 0 {
-		o.Backoff = 2 * time.Second
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Minute
-	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
@@ -81,18 +76,17 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Notifier delivers webhooks and feeds the live streams.
+// Notifier records webhook deliveries, makes webhook calls and feeds the live streams.
 type Notifier struct {
-	o       Options
-	st      *store.Store
-	log     *slog.Logger
-	wake    chan struct{}
-	metrics metrics
+	o    Options
+	st   *store.Store
+	log  *slog.Logger
+	wake chan struct{}
 
 	mu  sync.Mutex
 	gen chan struct{} // closed and replaced on every wake-up: the streams wait on it
 
-	stopped  chan struct{} // closed when Run returns: live streams end (server shutdown)
+	stopped  chan struct{} // closed when Run's context ends: live streams end (server shutdown)
 	stopOnce sync.Once
 
 	// hooks caches whether any instance has a webhook; see anyWebhook.
@@ -127,37 +121,17 @@ func (n *Notifier) anyWebhook(ctx context.Context) (bool, error) {
 	return found, nil
 }
 
-type metrics struct {
-	deliveries *prometheus.CounterVec
-	latency    prometheus.Histogram
-	pending    prometheus.Gauge
-}
-
-// New returns a notifier; call Run to start delivering.
+// New returns a notifier; run Run for the live streams, and Input and Webhook as the built-in route's.
 func New(opts Options) (*Notifier, error) {
 	if opts.Store == nil {
 		return nil, errors.New("notify: New needs a Store")
 	}
 	opts.setDefaults()
-	n := &Notifier{o: opts, st: opts.Store, log: opts.Logger, wake: make(chan struct{}, 1), gen: make(chan struct{}),
-		stopped: make(chan struct{})}
-	n.metrics = metrics{
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_webhook_deliveries_total",
-			Help: "Webhook calls by result: delivered, retry (failed, will be retried), failed (gave up)."}, []string{"result"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "koppeltaal_webhook_call_seconds",
-			Help: "Duration of webhook calls.", Buckets: prometheus.DefBuckets}),
-		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "koppeltaal_webhook_pending",
-			Help: "Webhook notifications waiting for (another) attempt, as of the last scan."}),
-	}
-	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{n.metrics.deliveries, n.metrics.latency, n.metrics.pending} {
-			_ = opts.Registerer.Register(c)
-		}
-	}
-	return n, nil
+	return &Notifier{o: opts, st: opts.Store, log: opts.Logger, wake: make(chan struct{}, 1), gen: make(chan struct{}),
+		stopped: make(chan struct{})}, nil
 }
 
-// Wake tells the dispatcher and the live streams that messages were queued.
+// Wake tells the scan and the live streams that messages were queued.
 // It never blocks.
 func (n *Notifier) Wake() {
 	select {
@@ -177,39 +151,50 @@ func (n *Notifier) changed() <-chan struct{} {
 	return n.gen
 }
 
-// KeepDeliveries is how long finished (delivered or failed) deliveries stay in
-// the database for inspection before Purge deletes them.
+// KeepDeliveries is how long finished (delivered or dead) webhook deliveries stay in
+// the database for inspection before the scan's hourly purge deletes them (a dead one's dead letter stays).
 const KeepDeliveries = 7 * 24 * time.Hour
 
-// Purge deletes finished deliveries older than KeepDeliveries.
-func (n *Notifier) Purge(ctx context.Context) (int64, error) {
+// purge deletes finished webhook deliveries older than KeepDeliveries.
+func (n *Notifier) purge(ctx context.Context) (int64, error) {
 	var k int64
 	err := n.st.Update(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(ctx, "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < ?",
-			time.Now().Add(-KeepDeliveries).UnixMicro())
-		if err != nil {
-			return fmt.Errorf("purge webhook deliveries: %w", err)
-		}
-		k, _ = res.RowsAffected()
-		return nil
+		var err error
+		k, err = tx.PurgeDeliveries(ctx, store.KoppeltaalRoute, time.Now().Add(-KeepDeliveries).UnixMicro())
+		return err
 	})
 	return k, err
 }
 
-// Run scans and delivers until ctx ends (and purges old deliveries hourly).
+// Run serves the live streams until ctx ends; then they end too (http.Server.Shutdown would otherwise wait
+// for them).
 func (n *Notifier) Run(ctx context.Context) error {
-	// Streams end with the process: http.Server.Shutdown would otherwise wait for them.
-	defer n.stopOnce.Do(func() { close(n.stopped) })
+	<-ctx.Done()
+	n.stopOnce.Do(func() { close(n.stopped) })
+	return nil
+}
+
+// Input is the built-in route's input: the scan that records a webhook delivery for every new queue row
+// of an instance with a webhook (routes/runtime.NewKoppeltaal).
+func (n *Notifier) Input() adapters.Inbound { return input{n} }
+
+type input struct{ n *Notifier }
+
+// Run scans until ctx ends (and purges old deliveries hourly). The deliveries are the records' routing:
+// the route's rule (an instance with a webhook) is a condition of the scan's query, so the scan writes
+// them itself, in the transaction that moves the checkpoint, and leaves the sink unused.
+func (in input) Run(ctx context.Context, _ adapters.Sink) error {
+	n := in.n
 	t := time.NewTicker(n.o.PollInterval)
 	defer t.Stop()
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
 	for {
-		if err := n.Step(ctx); err != nil {
+		if err := n.scan(ctx); err != nil {
 			if ctx.Err() == nil {
-				n.log.Error("notify: webhook dispatch failed", "err", err)
+				n.log.Error("notify: webhook scan failed", "err", err)
 			} else {
-				n.log.Info("notify: webhook dispatch interrupted by shutdown", "err", err)
+				n.log.Info("notify: webhook scan interrupted by shutdown", "err", err)
 			}
 		}
 		select {
@@ -218,30 +203,13 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case <-n.wake:
 		case <-t.C:
 		case <-purge.C:
-			if k, err := n.Purge(ctx); err != nil && ctx.Err() == nil {
+			if k, err := n.purge(ctx); err != nil && ctx.Err() == nil {
 				n.log.Error("notify: purge failed", "err", err)
 			} else if k > 0 {
 				n.log.Info("notify: old webhook deliveries purged", "rows", k)
 			}
 		}
 	}
-}
-
-// Step runs one scan and delivers every due notification (tests drive it directly).
-func (n *Notifier) Step(ctx context.Context) error {
-	if err := n.scan(ctx); err != nil {
-		return err
-	}
-	for ctx.Err() == nil {
-		k, err := n.deliverDue(ctx)
-		if err != nil {
-			return err
-		}
-		if k == 0 {
-			return nil
-		}
-	}
-	return nil
 }
 
 const checkpointName = "webhooks"
@@ -277,16 +245,21 @@ func (n *Notifier) scan(ctx context.Context) error {
 		}
 		const limit = 1000
 		if err := tx.Select(ctx, &rows, `SELECT q.id, q.instance_id FROM queue q JOIN app_instances i ON i.id = q.instance_id
-			WHERE q.id > ? AND i.webhook_url <> '' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.queue_id = q.id)
+			WHERE q.id > ? AND i.webhook_url <> ''
+			AND NOT EXISTS (SELECT 1 FROM route_deliveries d WHERE d.id = 'webhook-' || CAST(q.id AS TEXT))
 			ORDER BY q.id LIMIT ?`, last, limit); err != nil {
 			return fmt.Errorf("scan queue: %w", err)
 		}
+		ds := make([]store.Delivery, 0, len(rows))
 		for _, r := range rows {
-			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (queue_id, instance_id, status, attempts, next_attempt_at,
-				lease_until, last_error, created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, 0, '', ?, ?)
-				ON CONFLICT (queue_id) DO NOTHING`, r.ID, r.InstanceID, now.UnixMicro(), now.UnixMicro(), now.UnixMicro()); err != nil {
-				return fmt.Errorf("record delivery for queue row %d: %w", r.ID, err)
+			d, err := webhookDelivery(r.ID, r.InstanceID, now)
+			if err != nil {
+				return err
 			}
+			ds = append(ds, d)
+		}
+		if err := tx.InsertDeliveries(ctx, ds); err != nil {
+			return err
 		}
 		var settled int64
 		if err := tx.Get(ctx, &settled, "SELECT COALESCE(MAX(id), 0) FROM queue WHERE id > ? AND created_at < ?",
@@ -301,10 +274,27 @@ func (n *Notifier) scan(ctx context.Context) error {
 				return fmt.Errorf("advance checkpoint: %w", err)
 			}
 		}
-		var pending int64
-		if err := tx.Get(ctx, &pending, "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"); err == nil {
-			n.metrics.pending.Set(float64(pending))
-		}
 		return nil
 	})
+}
+
+// webhookDelivery is the built-in route's delivery for queue row queueID of instance: its record names
+// both (as strings: a replayed record comes back through JSON), and its id is "webhook-<queue id>", which
+// the scan looks for so a queue row is notified once however often it is scanned.
+func webhookDelivery(queueID, instance int64, now time.Time) (store.Delivery, error) {
+	key := strconv.FormatInt(queueID, 10)
+	rec := adapters.Record{Key: key, Fields: map[string]any{"queue_id": key, "instance_id": strconv.FormatInt(instance, 10)}}
+	d := adapters.Delivery{Route: store.KoppeltaalRoute, Output: store.WebhookOutput, RecordKey: key,
+		IdempotencyKey: "webhook-" + key, Fields: rec.Fields}
+	payload, err := json.Marshal(d)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("encode webhook delivery for queue row %d: %w", queueID, err)
+	}
+	record, err := json.Marshal(rec)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("encode webhook record for queue row %d: %w", queueID, err)
+	}
+	return store.Delivery{ID: d.IdempotencyKey, Route: d.Route, Output: d.Output, RecordKey: key, Payload: string(payload),
+		Record: string(record), NextAttemptAt: now.UnixMicro(), Revision: routes.BuiltinRevision,
+		CreatedAt: now.UnixMicro(), UpdatedAt: now.UnixMicro()}, nil
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api/apitest"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/notify"
+	"github.com/koppelpoort/koppelpoort/routes"
+	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
@@ -89,10 +91,19 @@ type env struct {
 	t  testing.TB
 	st *store.Store
 	nt *notify.Notifier
+	rt *runtime.Runtime
 	ts *httptest.Server
 }
 
-func newEnv(t testing.TB, st *store.Store, hookURL string, o notify.Options) *env {
+// route is how the built-in Koppeltaal route runs in a test: its retry backoff (the policy's other
+// settings are the server's) and the registry of its metrics (nil: a private one).
+type route struct {
+	backoff time.Duration
+	reg     prometheus.Registerer
+	log     *slog.Logger
+}
+
+func newEnv(t testing.TB, st *store.Store, hookURL string, o notify.Options, rr route) *env {
 	t.Helper()
 	o.Store = st
 	if o.PollInterval == 0 {
@@ -104,14 +115,30 @@ func newEnv(t testing.TB, st *store.Store, hookURL string, o notify.Options) *en
 	}
 	ts := apitest.Serve(t, api.Options{Store: st, Config: config(hookURL),
 		Extensions: []func(*api.Server, chi.Router){nt.Extension}})
-	return &env{t: t, st: st, nt: nt, ts: ts}
+	if rr.backoff == 0 {
+		rr.backoff = notify.Backoff
+	}
+	if rr.log == nil {
+		rr.log = slog.New(slog.DiscardHandler)
+	}
+	rt, err := runtime.NewKoppeltaal(context.Background(), runtime.Config{Store: st, Logger: rr.log, Registerer: rr.reg,
+		PollInterval: 20 * time.Millisecond}, nt.Input(), nt.Webhook(),
+		routes.RetryPolicy{MaxAttempts: notify.MaxAttempts, Backoff: rr.backoff, MaxBackoff: notify.MaxBackoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return &env{t: t, st: st, nt: nt, rt: rt, ts: ts}
 }
 
+// run runs the notifier and the built-in route (scan, webhook calls) like serve, until stop.
 func (e *env) run() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = e.nt.Run(ctx); close(done) }()
-	return func() { cancel(); <-done }
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = e.nt.Run(ctx) }()
+	go func() { defer wg.Done(); _ = e.rt.Run(ctx) }()
+	return func() { cancel(); wg.Wait() }
 }
 
 // post sends a CreateOrUpdateCarePlan from the portal and returns its MessageHeader.identifier.
@@ -145,10 +172,12 @@ type delivery struct {
 	LastErr  string `db:"last_error"`
 }
 
+// deliveries are the built-in route's deliveries (its webhook output's), oldest first.
 func (e *env) deliveries() []delivery {
 	var ds []delivery
 	if err := e.st.View(context.Background(), func(tx *store.Tx) error {
-		return tx.Select(context.Background(), &ds, "SELECT status, attempts, last_error FROM webhook_deliveries ORDER BY id")
+		return tx.Select(context.Background(), &ds, "SELECT status, attempts, last_error FROM route_deliveries WHERE route = ? ORDER BY created_at, id",
+			store.KoppeltaalRoute)
 	}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -179,10 +208,10 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		rc := newReceiver(t, 3)
 		reg := prometheus.NewRegistry()
-		e := newEnv(t, b.Open(t), rc.ts.URL+"/hook", notify.Options{Backoff: 20 * time.Millisecond, Registerer: reg})
+		e := newEnv(t, b.Open(t), rc.ts.URL+"/hook", notify.Options{}, route{backoff: 20 * time.Millisecond, reg: reg})
 		defer e.run()()
 		ident := e.post()
-		waitFor(t, "delivery", func() bool { ds := e.deliveries(); return len(ds) == 1 && ds[0].Status == "delivered" })
+		waitFor(t, "delivery", func() bool { ds := e.deliveries(); return len(ds) == 1 && ds[0].Status == store.DeliveryDone })
 		if ds := e.deliveries(); ds[0].Attempts != 4 || rc.count() != 4 {
 			t.Fatalf("attempts %d, calls %d; want 4", ds[0].Attempts, rc.count())
 		}
@@ -201,29 +230,52 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 		if rc.count() != 4 {
 			t.Fatalf("delivered notification was sent again: %d calls", rc.count())
 		}
-		if n, err := testutil.GatherAndCount(reg, "koppeltaal_webhook_deliveries_total"); err != nil || n != 2 {
-			t.Fatalf("metric series: %d %v", n, err)
-		}
-		wantMetrics := "# HELP koppeltaal_webhook_deliveries_total Webhook calls by result: delivered, retry (failed, will be retried), failed (gave up).\n" +
-			"# TYPE koppeltaal_webhook_deliveries_total counter\n" +
-			"koppeltaal_webhook_deliveries_total{result=\"delivered\"} 1\nkoppeltaal_webhook_deliveries_total{result=\"retry\"} 3\n"
-		if err := testutil.GatherAndCompare(reg, strings.NewReader(wantMetrics), "koppeltaal_webhook_deliveries_total"); err != nil {
+		// A webhook is counted like any route output's delivery.
+		wantMetrics := "# HELP koppelpoort_route_deliveries_out_total Deliveries made successfully by an output.\n" +
+			"# TYPE koppelpoort_route_deliveries_out_total counter\n" +
+			"koppelpoort_route_deliveries_out_total{output=\"webhook\",route=\"koppeltaal\"} 1\n" +
+			"# HELP koppelpoort_route_delivery_retries_total Delivery attempts that failed transiently and will be retried.\n" +
+			"# TYPE koppelpoort_route_delivery_retries_total counter\n" +
+			"koppelpoort_route_delivery_retries_total{output=\"webhook\",route=\"koppeltaal\"} 3\n"
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(wantMetrics), "koppelpoort_route_deliveries_out_total",
+			"koppelpoort_route_delivery_retries_total"); err != nil {
 			t.Fatalf("metrics: %v", err)
 		}
 	})
 }
 
-// TestWebhookGivesUpAfterFiveAttempts: SPEC.md §13.1 "signalled at most 5 times".
+// TestWebhookGivesUpAfterFiveAttempts: SPEC.md §13.1 "signalled at most 5 times". The notification that
+// gave up is a dead letter of the built-in route, like any route output's, and a replay delivers it.
 func TestWebhookGivesUpAfterFiveAttempts(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		rc := newReceiver(t, 1000)
-		e := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{Backoff: 5 * time.Millisecond})
+		rc := newReceiver(t, 5)
+		e := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{}, route{backoff: 5 * time.Millisecond})
 		defer e.run()()
-		e.post()
-		waitFor(t, "give up", func() bool { ds := e.deliveries(); return len(ds) == 1 && ds[0].Status == "failed" })
+		ident := e.post()
+		waitFor(t, "give up", func() bool { ds := e.deliveries(); return len(ds) == 1 && ds[0].Status == store.DeliveryDead })
 		time.Sleep(100 * time.Millisecond)
 		if ds := e.deliveries(); ds[0].Attempts != 5 || rc.count() != 5 || !strings.Contains(ds[0].LastErr, "503") {
 			t.Fatalf("after giving up: %+v, %d calls", ds[0], rc.count())
+		}
+		ctx := context.Background()
+		dead, err := runtime.ListDeadLetters(ctx, e.st, runtime.Filter{Route: store.KoppeltaalRoute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dead) != 1 || dead[0].Output != store.WebhookOutput || dead[0].Stage != "output" || dead[0].Attempts != 5 ||
+			len(dead[0].History) != 5 || !strings.Contains(dead[0].Reason, "503") || !strings.Contains(dead[0].Reason, game[0]) {
+			t.Fatalf("dead letters: %+v", dead)
+		}
+		// The receiver is up again (it fails only its first 5 calls): the replayed notification arrives.
+		if _, err := runtime.Replay(ctx, e.st, runtime.Filter{IDs: []string{dead[0].ID}}, false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the replayed notification", func() bool { return rc.count() == 6 })
+		rc.mu.Lock()
+		got := rc.calls[5].Header.Get("KoppeltaalMessageIdentifier")
+		rc.mu.Unlock()
+		if got != ident {
+			t.Fatalf("replayed call for %q, want %q", got, ident)
 		}
 	})
 }
@@ -238,25 +290,25 @@ func TestRestartWithPendingNotifications(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e1 := newEnv(t, st1, rc.ts.URL, notify.Options{Backoff: 300 * time.Millisecond,
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		e1 := newEnv(t, st1, rc.ts.URL, notify.Options{}, route{backoff: 300 * time.Millisecond,
+			log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		stop := e1.run()
 		first := e1.post()
 		waitFor(t, "first attempt", func() bool { return rc.count() == 1 })
 		stop() // the "process" ends with the retry still pending
 		second := e1.post()
-		if ds := e1.deliveries(); len(ds) != 1 || ds[0].Status != "pending" {
+		if ds := e1.deliveries(); len(ds) != 1 || ds[0].Status != store.DeliveryPending {
 			t.Fatalf("before restart: %+v", ds)
 		}
 		e1.ts.Close()
 		st1.Close()
 
 		st2 := b.Open(t)
-		e2 := newEnv(t, st2, rc.ts.URL, notify.Options{Backoff: 300 * time.Millisecond})
+		e2 := newEnv(t, st2, rc.ts.URL, notify.Options{}, route{backoff: 300 * time.Millisecond})
 		defer e2.run()()
 		waitFor(t, "both delivered", func() bool {
 			ds := e2.deliveries()
-			ok := len(ds) == 2 && ds[0].Status == "delivered" && ds[1].Status == "delivered"
+			ok := len(ds) == 2 && ds[0].Status == store.DeliveryDone && ds[1].Status == store.DeliveryDone
 			if !ok && testing.Verbose() {
 				t.Logf("deliveries %+v, %d calls", ds, rc.count())
 			}
@@ -277,7 +329,7 @@ func TestRestartWithPendingNotifications(t *testing.T) {
 // TestStream: the live stream announces a message queued for the caller.
 func TestStream(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		e := newEnv(t, b.Open(t), "", notify.Options{})
+		e := newEnv(t, b.Open(t), "", notify.Options{}, route{})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		hr, _ := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/FHIR/Koppeltaal/_stream", nil)
@@ -319,7 +371,7 @@ func TestStream(t *testing.T) {
 // graceful HTTP shutdown does not wait for them.
 func TestStreamEndsAtShutdown(t *testing.T) {
 	b := storetest.Backend{Name: "sqlite", DSN: filepath.Join(t.TempDir(), "kp.db")}
-	e := newEnv(t, b.Open(t), "", notify.Options{})
+	e := newEnv(t, b.Open(t), "", notify.Options{}, route{})
 	stop := e.run()
 	hr, _ := http.NewRequest("GET", e.ts.URL+"/FHIR/Koppeltaal/_stream", nil)
 	hr.SetBasicAuth(game[0], game[1])
@@ -343,8 +395,8 @@ func TestStreamEndsAtShutdown(t *testing.T) {
 func TestTwoDispatchersShareTheWork(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		rc := newReceiver(t, 0)
-		e1 := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{})
-		e2 := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{})
+		e1 := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{}, route{})
+		e2 := newEnv(t, b.Open(t), rc.ts.URL, notify.Options{}, route{})
 		defer e1.run()()
 		defer e2.run()()
 		const n = 20
@@ -359,7 +411,7 @@ func TestTwoDispatchersShareTheWork(t *testing.T) {
 			ds := e1.deliveries()
 			done := 0
 			for _, d := range ds {
-				if d.Status == "delivered" {
+				if d.Status == store.DeliveryDone {
 					done++
 				}
 			}

@@ -170,6 +170,15 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	return rt, nil
 }
 
+// Routes returns the routes this Runtime runs.
+func (rt *Runtime) Routes() []*routes.Route {
+	out := make([]*routes.Route, len(rt.routes))
+	for i, r := range rt.routes {
+		out[i] = r.Route
+	}
+	return out
+}
+
 // Close closes every adapter (adapters tolerate Close after a failed or missing Provision).
 func (rt *Runtime) Close() error {
 	var errs []error

@@ -50,11 +50,9 @@ func (rt *Runtime) deliveryWorker(ctx context.Context, r *liveRoute) {
 			if len(batch) == 0 {
 				break
 			}
-			var results []result
+			results := make([]result, 0, len(batch))
 			for _, c := range batch {
-				if res, ok := rt.deliver(ctx, r, c); ok {
-					results = append(results, res)
-				}
+				results = append(results, rt.deliver(ctx, r, c))
 			}
 			if err := rt.record(ctx, r, results); err != nil {
 				// The calls were made; their leases expire and they are retried (outputs are idempotent).
@@ -76,10 +74,13 @@ type result struct {
 	err      error
 	attempts int
 	trace    trace.SpanContext // the delivery's trace, for the log line recording it
+	// interrupted: the call failed because the worker is stopping; it is no attempt, and the delivery is
+	// given back for the next worker (this process after a restart, or another one) at once.
+	interrupted bool
 }
 
 // deliver makes one outbound call, in a trace of its own (the route, the output, the attempt).
-func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c store.Delivery) (result, bool) {
+func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c store.Delivery) result {
 	ctx, span := tracing.StartRoot(ctx, "route.deliver", trace.SpanKindClient, deliveryAttrs(r, c.Output, c.Attempts+1)...)
 	var d adapters.Delivery
 	var callErr error
@@ -96,10 +97,9 @@ func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c store.Delivery) 
 		rt.metrics.latency.WithLabelValues(r.Name, "deliver").Observe(time.Since(start).Seconds())
 	}
 	if ctx.Err() != nil && callErr != nil {
-		// Shutting down: leave the lease to expire so the delivery is retried after restart.
-		return result{}, false
+		return result{c: c, interrupted: true}
 	}
-	return result{c: c, err: callErr, attempts: c.Attempts + 1, trace: span.SpanContext()}, true
+	return result{c: c, err: callErr, attempts: c.Attempts + 1, trace: span.SpanContext()}
 }
 
 // deliveryAttrs describe a delivery on its span: names an integrator chose, never record keys or fields.
@@ -114,10 +114,17 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 		return nil
 	}
 	now := time.Now()
+	// Recorded even while stopping: a lease left behind would hold the deliveries back until it ends.
 	return rt.cfg.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		var released []string
 		for _, res := range results {
 			c := res.c
 			log := rt.log.With("route", r.Name, "revision", r.Revision, "output", c.Output, "record", c.RecordKey, "delivery", c.ID)
+			if res.interrupted {
+				released = append(released, c.ID)
+				log.Info("delivery interrupted by shutdown; it will be retried")
+				continue
+			}
 			lctx := trace.ContextWithSpanContext(ctx, res.trace) // the line carries the delivery's trace id
 			dr := store.DeliveryResult{Attempts: res.attempts, Now: now.UnixMicro()}
 			switch {
@@ -147,6 +154,6 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 				return err
 			}
 		}
-		return nil
+		return tx.ReleaseDeliveries(ctx, released, now.UnixMicro())
 	})
 }
