@@ -3,7 +3,6 @@ package koppeltaal
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -52,7 +51,7 @@ func (s *Service) TakeTx(ctx context.Context, tx *store.Tx, c *Caller, event str
 // exception; the rules of an acknowledgement (PUT MessageHeader) apply.
 func (s *Service) SetProcessingStatus(ctx context.Context, c *Caller, id int64, status, exception string) error {
 	if status == store.StatusFailed && exception == "" {
-		return fail(http.StatusBadRequest, "required", "ProcessingStatus Failed requires a ProcessingStatusException that says what went wrong.")
+		return fail(Invalid, "required", "ProcessingStatus Failed requires a ProcessingStatusException that says what went wrong.")
 	}
 	_, err := s.acknowledge(ctx, c, id, "", dstu1.ProcessingStatus{Status: status, Exception: exception}, LocalBase)
 	return err

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -164,7 +163,7 @@ func (s *Service) Post(ctx context.Context, c *Caller, body []byte, f Format, ba
 	if err != nil {
 		var ke *Error
 		if errors.As(err, &ke) {
-			s.metrics.Rejected.WithLabelValues("mailbox", fmt.Sprint(ke.Status)).Inc()
+			s.metrics.Rejected.WithLabelValues("mailbox", string(ke.Kind)).Inc()
 		}
 		s.record(ctx, c, audit.ActionPost, c.Patient, "", "refused", err)
 		return nil, err
@@ -283,7 +282,7 @@ func (s *Service) CheckBundle(c *Caller, b *dstu1.Bundle, f Format, size int) (*
 		}
 	}
 	if focal != nil && focalDataVersion != "" && focal.version != "" && focal.version != focalDataVersion {
-		return nil, &Error{Status: http.StatusConflict, Issues: []Issue{{Severity: "error", Code: "conflict",
+		return nil, &Error{Kind: Conflict, Issues: []Issue{{Severity: "error", Code: "conflict",
 			Details: TextVersionNotCorrect, Resource: focalURL}}}
 	}
 	if focal != nil && focal.version == "" {
@@ -296,7 +295,7 @@ func (s *Service) CheckBundle(c *Caller, b *dstu1.Bundle, f Format, size int) (*
 	patient, _ = dstu1.SplitHistory(patient)
 	if c.Patient != "" && patient != c.Patient {
 		// A Bearer token acts for its launch patient only (SPEC.md §8.5).
-		return nil, fail(http.StatusForbidden, "security", "The Bearer token only allows messages about its launch patient, not about %q.", patient)
+		return nil, fail(Forbidden, "security", "The Bearer token only allows messages about its launch patient, not about %q.", patient)
 	}
 
 	sub := &Submission{caller: c, bundle: b, header: mh, ents: ents, focal: focal, focalURL: focalURL, patient: patient,
@@ -403,7 +402,7 @@ func (s *Service) accept(ctx context.Context, tx *store.Tx, sub *Submission, sha
 		}
 	}
 	if len(conflicts) > 0 {
-		return nil, &Error{Status: http.StatusConflict, Issues: conflicts}
+		return nil, &Error{Kind: Conflict, Issues: conflicts}
 	}
 	if validateOnly {
 		return &Accepted{ValidatedOnly: true, Warnings: warnings}, errValidatedOnly
@@ -531,7 +530,7 @@ func (s *Service) logRejected(c *Caller, b *dstu1.Bundle, err error) {
 	for i, is := range ke.Issues {
 		reasons[i] = is.Details
 	}
-	attrs := []any{"sender", c.Username, "status", ke.Status, "reason", strings.Join(reasons, "; ")}
+	attrs := []any{"sender", c.Username, "refusal", string(ke.Kind), "reason", strings.Join(reasons, "; ")}
 	if b != nil {
 		if mh := b.MessageHeader(); mh != nil {
 			attrs = append(attrs, "message_identifier", mh.Identifier(), "event", mh.EventCode())
@@ -552,13 +551,13 @@ func parseFailure(what string, err error) *Error {
 	var e *Error
 	switch {
 	case errors.Is(err, dstu1.ErrTooLarge):
-		return fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
+		return fail(TooLarge, "too-costly", "%v", err)
 	case errors.Is(err, dstu1.ErrTooManyEntries):
-		e = fail(http.StatusRequestEntityTooLarge, "too-costly", "%v (koppeltaal.max_entries)", err)
+		e = fail(TooLarge, "too-costly", "%v (koppeltaal.max_entries)", err)
 	case errors.Is(err, dstu1.ErrNullInArray):
-		e = fail(http.StatusBadRequest, "structure", "%s", dstu1.ErrNullInArray.Error())
+		e = fail(Invalid, "structure", "%s", dstu1.ErrNullInArray.Error())
 	default:
-		e = fail(http.StatusBadRequest, "structure", "%s cannot be parsed: %v", what, err)
+		e = fail(Invalid, "structure", "%s cannot be parsed: %v", what, err)
 	}
 	e.Issues[0].Location = loc
 	return e
@@ -568,58 +567,58 @@ func parseFailure(what string, err error) *Error {
 func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader, []resourceEntry, error) {
 	mh := b.MessageHeader()
 	if mh == nil {
-		return nil, nil, fail(http.StatusBadRequest, "structure", "The first entry of a message bundle must be a MessageHeader.")
+		return nil, nil, fail(Invalid, "structure", "The first entry of a message bundle must be a MessageHeader.")
 	}
 	for _, e := range b.Entries {
 		if e.Resource == nil {
-			return nil, nil, fail(http.StatusBadRequest, "structure", "A message bundle cannot hold deleted entries.")
+			return nil, nil, fail(Invalid, "structure", "A message bundle cannot hold deleted entries.")
 		}
 		if t := e.ResourceType(); !typeAllowed(mh.EventCode(), t) {
-			return nil, nil, fail(http.StatusBadRequest, "not-supported", textUnsupportedResourceFn, t)
+			return nil, nil, fail(Invalid, "not-supported", textUnsupportedResourceFn, t)
 		}
 	}
 	if ds := b.Domains(); len(ds) > 1 {
-		return nil, nil, fail(http.StatusBadRequest, "security",
+		return nil, nil, fail(Invalid, "security",
 			"The message has %d different domain tags (%s); a message belongs to exactly one domain.", len(ds), strings.Join(ds, ", "))
 	}
 	domain, ok := b.Domain()
 	if !ok {
-		return nil, nil, fail(http.StatusBadRequest, "security",
+		return nil, nil, fail(Invalid, "security",
 			"The message has no domain tag (category scheme %s, term %s<domain>).", dstu1.SchemeSecurity, dstu1.DomainTermPrefix)
 	}
 	if domain != c.DomainName {
-		return nil, nil, fail(http.StatusForbidden, "security",
+		return nil, nil, fail(Forbidden, "security",
 			"The domain '%s' of the message does not match the domain '%s' of application instance '%s'.", domain, c.DomainName, c.Username)
 	}
 	event := mh.EventCode()
 	switch {
 	case event == "":
-		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.event.code is missing.")
+		return nil, nil, fail(Invalid, "required", "MessageHeader.event.code is missing.")
 	case event == EventCreateOrUpdateActivityDefinition:
-		return nil, nil, fail(http.StatusBadRequest, "not-supported",
+		return nil, nil, fail(Invalid, "not-supported",
 			"CreateOrUpdateActivityDefinition messages are sent by the server only; use the ActivityDefinition API (POST [base]/Other).")
 	case !KnownEvent(event):
-		return nil, nil, fail(http.StatusBadRequest, "not-supported", "The message event '%s' is not supported.", event)
+		return nil, nil, fail(Invalid, "not-supported", "The message event '%s' is not supported.", event)
 	}
 	if mh.Identifier() == "" {
-		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.identifier is missing.")
+		return nil, nil, fail(Invalid, "required", "MessageHeader.identifier is missing.")
 	}
 	if mh.Timestamp() == "" {
-		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.timestamp is missing.")
+		return nil, nil, fail(Invalid, "required", "MessageHeader.timestamp is missing.")
 	}
 	if mh.Child("source") == nil {
-		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.source is missing.")
+		return nil, nil, fail(Invalid, "required", "MessageHeader.source is missing.")
 	}
 	completeSource(mh, c)
 	if missing := mh.MissingRequired(); len(missing) > 0 {
-		return nil, nil, fail(http.StatusBadRequest, "required", "The MessageHeader lacks %s, which DSTU1 requires.", strings.Join(missing, ", "))
+		return nil, nil, fail(Invalid, "required", "The MessageHeader lacks %s, which DSTU1 requires.", strings.Join(missing, ", "))
 	}
 	data := mh.Data()
 	if len(data) == 0 || data[0] == "" {
-		return nil, nil, fail(http.StatusBadRequest, "required", "MessageHeader.data (the focal resource reference) is missing.")
+		return nil, nil, fail(Invalid, "required", "MessageHeader.data (the focal resource reference) is missing.")
 	}
 	if EventNeedsPatient(event) && mh.Patient() == "" {
-		return nil, nil, fail(http.StatusBadRequest, "required",
+		return nil, nil, fail(Invalid, "required",
 			"MessageHeader extension %s is required for %s.", dstu1.ExtMessageHeaderPatient, event)
 	}
 	if err := checkFocalPatient(b, mh); err != nil {
@@ -632,7 +631,7 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 			continue
 		}
 		if e.Resource.Type() == "MessageHeader" {
-			return nil, nil, fail(http.StatusBadRequest, "structure", "A message holds exactly one MessageHeader (entry %d is another).", i)
+			return nil, nil, fail(Invalid, "structure", "A message holds exactly one MessageHeader (entry %d is another).", i)
 		}
 		self := e.SelfLink()
 		if self == "" {
@@ -640,7 +639,7 @@ func (s *Service) checkMessage(c *Caller, b *dstu1.Bundle) (*dstu1.MessageHeader
 		}
 		url, v := dstu1.SplitHistory(self)
 		if seen[url] {
-			return nil, nil, fail(http.StatusBadRequest, "structure", "Resource %s appears twice in the message.", url)
+			return nil, nil, fail(Invalid, "structure", "Resource %s appears twice in the message.", url)
 		}
 		seen[url] = true
 		ents = append(ents, resourceEntry{entry: e, url: url, version: v, typ: e.ResourceType(), hash: contentHash(e.Resource)})
@@ -676,10 +675,10 @@ func checkFocalPatient(b *dstu1.Bundle, mh *dstu1.MessageHeader) error {
 	case named == "" || named == ext:
 		return nil
 	case named == focalURL:
-		return fail(http.StatusBadRequest, "invalid", "The MessageHeader#Patient extension names %s, but the focal Patient of this %s message is %s.",
+		return fail(Invalid, "invalid", "The MessageHeader#Patient extension names %s, but the focal Patient of this %s message is %s.",
 			ext, mh.EventCode(), named)
 	}
-	return fail(http.StatusBadRequest, "invalid",
+	return fail(Invalid, "invalid",
 		"The MessageHeader#Patient extension names %s, but the focal resource %s of this %s message is about patient %s.",
 		ext, focalURL, mh.EventCode(), named)
 }

@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the Prometheus metrics of the Koppeltaal core.
 type Metrics struct {
 	Posted    *prometheus.CounterVec // messages accepted, by event
-	Rejected  *prometheus.CounterVec // requests refused, by operation and HTTP status
+	Rejected  *prometheus.CounterVec // requests refused, by operation and kind of refusal
 	Claimed   prometheus.Counter
 	Acked     *prometheus.CounterVec // acknowledgements, by status set
 	Sweeps    *prometheus.CounterVec // sweeper changes, by result (requeued, max_retries)
@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Posted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_messages_posted_total",
 			Help: "Messages accepted on POST /Mailbox."}, []string{"event"}),
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_requests_rejected_total",
-			Help: "Koppeltaal requests refused with an OperationOutcome."}, []string{"op", "status"}),
+			Help: "Koppeltaal requests refused with an OperationOutcome, by operation and kind of refusal (invalid, conflict, ...)."}, []string{"op", "refusal"}),
 		Claimed: prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_messages_claimed_total",
 			Help: "Messages handed out by GetNextNewAndClaim."}),
 		Acked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppeltaal_messages_acknowledged_total",

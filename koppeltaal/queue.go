@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -89,7 +88,7 @@ func ParseEntryRef(ref string) (id int64, version string, err error) {
 	}
 	id, err = strconv.ParseInt(ref, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, "", fail(http.StatusNotFound, "not-found", "MessageHeader '%s' does not exist.", ref)
+		return 0, "", fail(NotFound, "not-found", "MessageHeader '%s' does not exist.", ref)
 	}
 	return id, version, nil
 }
@@ -104,13 +103,13 @@ func (s *Service) Read(ctx context.Context, c *Caller, id int64, version, base s
 		var err error
 		e, err = tx.EntryForInstance(ctx, c.ID, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
-			return fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
+			return fail(NotFound, "not-found", "MessageHeader %d does not exist.", id)
 		}
 		if err != nil {
 			return err
 		}
 		if version != "" && version != e.Version {
-			return fail(http.StatusNotFound, "not-found", "MessageHeader %d has no version %s (current: %s).", id, version, e.Version)
+			return fail(NotFound, "not-found", "MessageHeader %d has no version %s (current: %s).", id, version, e.Version)
 		}
 		out, err = s.renderMessage(ctx, tx, c, e, base)
 		return err
@@ -158,7 +157,7 @@ var searchableStatus = map[string]bool{
 // self/first/previous/next/last links that keep the filters.
 func (s *Service) Search(ctx context.Context, c *Caller, q SearchQuery, base string) (*dstu1.Bundle, error) {
 	if q.ProcessingStatus != "" && !searchableStatus[q.ProcessingStatus] {
-		return nil, fail(http.StatusBadRequest, "invalid", "ProcessingStatus '%s' is not one of New, Claimed, Success, Failed, ReplacedByNewVersion, MaximumRetriesExceeded.", q.ProcessingStatus)
+		return nil, fail(Invalid, "invalid", "ProcessingStatus '%s' is not one of New, Claimed, Success, Failed, ReplacedByNewVersion, MaximumRetriesExceeded.", q.ProcessingStatus)
 	}
 	if q.Count <= 0 {
 		q.Count = s.cfg.DefaultCount
@@ -412,7 +411,7 @@ type AckResult struct {
 func (s *Service) Acknowledge(ctx context.Context, c *Caller, id int64, version string, body []byte, f Format, base string) (*AckResult, error) {
 	ps, err := s.readStatusUpdate(body, f)
 	if err != nil {
-		s.metrics.Rejected.WithLabelValues("acknowledge", fmt.Sprint(err.Status)).Inc()
+		s.metrics.Rejected.WithLabelValues("acknowledge", string(err.Kind)).Inc()
 		return nil, err
 	}
 	return s.acknowledge(ctx, c, id, version, ps, base)
@@ -451,7 +450,7 @@ func (s *Service) acknowledge(ctx context.Context, c *Caller, id int64, version 
 				if attempt == 0 {
 					continue
 				}
-				return fail(http.StatusConflict, "conflict", "MessageHeader %d changed concurrently; read it again.", id)
+				return fail(Conflict, "conflict", "MessageHeader %d changed concurrently; read it again.", id)
 			}
 			if err := s.audited(ctx, tx, c, audit.ActionAck, e.PatientRef, entryObject(e.ID), to); err != nil {
 				return err
@@ -470,7 +469,7 @@ func (s *Service) acknowledge(ctx context.Context, c *Caller, id int64, version 
 	if txErr != nil {
 		var ke *Error
 		if errors.As(txErr, &ke) {
-			s.metrics.Rejected.WithLabelValues("acknowledge", fmt.Sprint(ke.Status)).Inc()
+			s.metrics.Rejected.WithLabelValues("acknowledge", string(ke.Kind)).Inc()
 		}
 		return nil, asKoppeltaalErr(txErr, "acknowledge", c)
 	}
@@ -500,7 +499,7 @@ func (s *Service) checkAck(ctx context.Context, tx *store.Tx, c *Caller, id int6
 	to := ps.Status
 	e, err = tx.EntryForInstance(ctx, c.ID, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && e.PatientRef != c.Patient) {
-		return e, false, fail(http.StatusNotFound, "not-found", "MessageHeader %d does not exist.", id)
+		return e, false, fail(NotFound, "not-found", "MessageHeader %d does not exist.", id)
 	}
 	if err != nil {
 		return e, false, err
@@ -511,13 +510,13 @@ func (s *Service) checkAck(ctx context.Context, tx *store.Tx, c *Caller, id int6
 	}
 	if version != "" && version != e.Version {
 		// issue[0] is the exact text clients compare; the current state goes in a second issue.
-		return e, false, &Error{Status: http.StatusConflict, Issues: []Issue{
+		return e, false, &Error{Kind: Conflict, Issues: []Issue{
 			{Severity: "error", Code: "conflict", Details: TextVersionNotCorrect, Resource: fmt.Sprintf("%s/MessageHeader/%d", base, id)},
 			{Severity: "information", Code: "informational",
 				Details: "The message is now at version " + e.Version + " with ProcessingStatus " + e.Status + "."}}}
 	}
 	if !repeat && e.Status != store.StatusClaimed && e.Status != store.StatusNew {
-		return e, false, fail(http.StatusConflict, "conflict", "ProcessingStatus cannot change from %s to %s.", e.Status, to)
+		return e, false, fail(Conflict, "conflict", "ProcessingStatus cannot change from %s to %s.", e.Status, to)
 	}
 	return e, repeat, nil
 }
@@ -536,21 +535,21 @@ func (s *Service) readStatusUpdate(body []byte, f Format) (dstu1.ProcessingStatu
 		return dstu1.ProcessingStatus{}, parseFailure("The MessageHeader", err)
 	}
 	if mh == nil {
-		return dstu1.ProcessingStatus{}, fail(http.StatusBadRequest, "structure", "The body of a PUT on MessageHeader must be a MessageHeader.")
+		return dstu1.ProcessingStatus{}, fail(Invalid, "structure", "The body of a PUT on MessageHeader must be a MessageHeader.")
 	}
 	ps, ok := mh.ProcessingStatus()
 	if !ok || ps.Status == "" {
-		return ps, fail(http.StatusBadRequest, "required", "The MessageHeader has no %s extension with a ProcessingStatusStatus.", dstu1.ExtProcessingStatus)
+		return ps, fail(Invalid, "required", "The MessageHeader has no %s extension with a ProcessingStatusStatus.", dstu1.ExtProcessingStatus)
 	}
 	switch ps.Status {
 	case store.StatusSuccess, store.StatusNew:
 		ps.Exception = "" // an exception only means something with Failed
 	case store.StatusFailed:
 		if strings.TrimSpace(ps.Exception) == "" {
-			return ps, fail(http.StatusBadRequest, "required", "ProcessingStatus Failed requires a ProcessingStatusException that says what went wrong.")
+			return ps, fail(Invalid, "required", "ProcessingStatus Failed requires a ProcessingStatusException that says what went wrong.")
 		}
 	default:
-		return ps, fail(http.StatusBadRequest, "business-rule", "ProcessingStatus '%s' cannot be set by a client; use Success, Failed or New.", ps.Status)
+		return ps, fail(Invalid, "business-rule", "ProcessingStatus '%s' cannot be set by a client; use Success, Failed or New.", ps.Status)
 	}
 	return ps, nil
 }

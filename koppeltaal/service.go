@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -21,18 +20,20 @@ import (
 
 // Service is the Koppeltaal server core over one store.
 type Service struct {
-	st       *store.Store
-	cfg      Config
-	log      *slog.Logger
-	verify   *verifyCache
-	msgs     *msgCache
-	instMu   sync.Mutex
-	insts    map[string]cachedInstance // by username; see instance
-	now      func() time.Time
-	metrics  *Metrics
-	vwarn    versionWarnLog
-	audit    *audit.Recorder // nil: nothing recorded
-	removers []Remover       // more data the removal job removes (AddRemover)
+	st      *store.Store
+	cfg     Config
+	log     *slog.Logger
+	verify  *verifyCache
+	msgs    *msgCache
+	instMu  sync.Mutex
+	insts   map[string]cachedInstance // by username; see instance
+	now     func() time.Time
+	metrics *Metrics
+	vwarn   versionWarnLog
+	audit   *audit.Recorder // nil: nothing recorded
+	// auditStatus is the status the caller's transport answers a refusal with (the trail records it).
+	auditStatus func(Kind) int
+	removers    []Remover // more data the removal job removes (AddRemover)
 }
 
 // NewService returns the core for st with cfg (defaults applied). metrics may be nil.
@@ -71,8 +72,11 @@ const (
 // Config returns the effective configuration (defaults applied).
 func (s *Service) Config() Config { return s.cfg }
 
-// SetAuditor makes the service record every access to patient data in r (see package audit).
-func (s *Service) SetAuditor(r *audit.Recorder) { s.audit = r }
+// SetAuditor makes the service record every access to patient data in r (see package audit); status is the
+// status the caller's transport answers a refusal of each kind with, which the trail records (nil: none).
+func (s *Service) SetAuditor(r *audit.Recorder, status func(Kind) int) {
+	s.audit, s.auditStatus = r, status
+}
 
 // Auditor is the recorder SetAuditor set (nil: none).
 func (s *Service) Auditor() *audit.Recorder { return s.audit }
@@ -110,14 +114,15 @@ func (s *Service) audited(ctx context.Context, tx *store.Tx, c *Caller, action, 
 // record records an action of c that wrote nothing (err: its refusal, if any).
 func (s *Service) record(ctx context.Context, c *Caller, action, patient, object, detail string, err error) {
 	status := 0
-	if err != nil {
-		status = http.StatusInternalServerError
+	if err != nil && s.auditStatus != nil {
+		kind := Internal
 		var ke *Error
 		if errors.As(err, &ke) {
-			status = ke.Status
+			kind = ke.Kind
 		} else if errors.Is(err, store.ErrUnavailable) {
-			status = http.StatusServiceUnavailable // what the caller was answered
+			kind = Unavailable // what the caller was answered
 		}
+		status = s.auditStatus(kind)
 	}
 	s.audit.Record(ctx, audit.Event{At: s.now(), Action: action, Status: status, Actor: c.Actor(ctx), Patient: patient, Object: object, Detail: detail})
 }
@@ -130,16 +135,37 @@ func (c *Caller) patientScope(requested string) (string, error) {
 		return requested, nil
 	}
 	if requested != "" && requested != c.Patient {
-		return "", fail(http.StatusForbidden, "security", "The Bearer token only gives access to the messages of its launch patient, not of %s.", requested)
+		return "", fail(Forbidden, "security", "The Bearer token only gives access to the messages of its launch patient, not of %s.", requested)
 	}
 	return c.Patient, nil
 }
 
-// Error is a request the server refuses: an HTTP status and the OperationOutcome issues that say why.
+// Error is a request the server refuses: what kind of refusal it is and the OperationOutcome issues that
+// say why. It names no transport: the HTTP API answers each Kind with its status (koppeltaal/api
+// HTTPStatus); an in-process sender (the gateway's local Koppeltaal output) decides on the Kind itself.
 type Error struct {
-	Status int
+	Kind   Kind
 	Issues []Issue
 }
+
+// Kind is what kind of refusal an Error is. It is a string, not a number, so an HTTP status passed for
+// it does not compile.
+type Kind string
+
+// The kinds of refusal.
+const (
+	Invalid           Kind = "invalid"            // the request is malformed or breaks a rule
+	Unauthenticated   Kind = "unauthenticated"    // no valid credentials
+	Forbidden         Kind = "forbidden"          // the caller may not do this (or has used up a quota)
+	NotFound          Kind = "not found"          // what it names does not exist
+	NotAllowed        Kind = "not allowed"        // the operation does not exist on what it names
+	Conflict          Kind = "conflict"           // a version or state that has moved on, or a duplicate
+	TooLarge          Kind = "too large"          // the request is larger than a limit
+	UnsupportedFormat Kind = "unsupported format" // the body is in no format the server reads
+	Throttled         Kind = "throttled"          // too many attempts; try again later
+	Internal          Kind = "internal error"     // the server failed
+	Unavailable       Kind = "unavailable"        // the database cannot serve the request now; try again
+)
 
 // Issue is one OperationOutcome issue.
 type Issue struct {
@@ -158,11 +184,11 @@ func (e *Error) Error() string {
 			msgs[i] += " (" + is.Resource + ")"
 		}
 	}
-	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), strings.Join(msgs, "; "))
+	return fmt.Sprintf("%s: %s", e.Kind, strings.Join(msgs, "; "))
 }
 
-func fail(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Issues: []Issue{{Severity: "error", Code: code, Details: fmt.Sprintf(format, args...)}}}
+func fail(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Issues: []Issue{{Severity: "error", Code: code, Details: fmt.Sprintf(format, args...)}}}
 }
 
 // ErrUnauthorized is returned by Authenticate for unknown users and wrong passwords alike.

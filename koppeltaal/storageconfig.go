@@ -56,6 +56,6 @@ func (c StorageConfig) Validate() error {
 }
 
 // Fail is a refusal with one error issue, for the packages that extend the API.
-func Fail(status int, code, format string, args ...any) *Error {
-	return fail(status, code, format, args...)
+func Fail(kind Kind, code, format string, args ...any) *Error {
+	return fail(kind, code, format, args...)
 }

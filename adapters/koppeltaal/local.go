@@ -116,7 +116,7 @@ func (l *local) outcome(ctx context.Context, ackURL, status, exception string) e
 	}
 	err = l.svc.SetProcessingStatus(ctx, l.caller, id, status, exception)
 	var ke *koppeltaal.Error
-	if errors.As(err, &ke) && ke.Status == 409 {
+	if errors.As(err, &ke) && ke.Kind == koppeltaal.Conflict {
 		return nil // already acknowledged (an outcome reported twice)
 	}
 	return err

@@ -275,7 +275,7 @@ func (c *Console) portalCarePlan(w http.ResponseWriter, r *http.Request) {
 		if _, err := c.portal.Service.Post(ctx, caller, koppeltaal.EncodeBundle(b, dstu1.FormatJSON), dstu1.FormatJSON, root+api.Prefix); err != nil {
 			var ke *koppeltaal.Error
 			if errors.As(err, &ke) {
-				c.portalError(w, ke.Status, "%s refused: %v", m.Event, ke)
+				c.portalError(w, api.HTTPStatus(ke.Kind), "%s refused: %v", m.Event, ke)
 				return
 			}
 			c.portalError(w, http.StatusInternalServerError, "post %s: %v", m.Event, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
@@ -76,7 +75,7 @@ func seedDemoCarePlan(ctx context.Context, svc *koppeltaal.Service, base string,
 	switch {
 	case err == nil:
 		logger.Info("demo: the CarePlan of the demo patient is posted (or was already)", "patient", koppeltaal.DemoPatient)
-	case errors.As(err, &ke) && ke.Status == http.StatusConflict:
+	case errors.As(err, &ke) && ke.Kind == koppeltaal.Conflict:
 		// The retry receipt is gone (retention) and the CarePlan exists: nothing to do.
 		logger.Info("demo: the CarePlan of the demo patient exists", "patient", koppeltaal.DemoPatient)
 	default:

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -121,8 +120,8 @@ func New(opts Options) (*Registry, error) {
 // SetClock replaces the clock (tests).
 func (g *Registry) SetClock(now func() time.Time) { g.now = now }
 
-func fail(status int, code, format string, args ...any) *koppeltaal.Error {
-	return &koppeltaal.Error{Status: status, Issues: []koppeltaal.Issue{{Severity: "error", Code: code, Details: fmt.Sprintf(format, args...)}}}
+func fail(kind koppeltaal.Kind, code, format string, args ...any) *koppeltaal.Error {
+	return koppeltaal.Fail(kind, code, format, args...)
 }
 
 // fields are what the registry reads from a posted ActivityDefinition.
@@ -146,14 +145,14 @@ func boolExt(r *dstu1.Resource, url string, def bool) (bool, error) {
 	case "false":
 		return false, nil
 	}
-	return def, fail(http.StatusBadRequest, "invalid", "Extension %s must be true or false, not %q.", url, v.Value)
+	return def, fail(koppeltaal.Invalid, "invalid", "Extension %s must be true or false, not %q.", url, v.Value)
 }
 
 // check validates a posted resource and reads its fields (SPEC.md §4.10).
 func check(r *dstu1.Resource) (fields, error) {
 	var f fields
 	if r.Type() != "Other" || r.KoppeltaalType() != dstu1.KindActivityDefinition {
-		return f, fail(http.StatusBadRequest, "not-supported",
+		return f, fail(koppeltaal.Invalid, "not-supported",
 			"The body must be an Other resource coded %s#%s (got %s).", dstu1.SystemOtherResourceUsage, dstu1.KindActivityDefinition, r.KoppeltaalType())
 	}
 	if e := r.Extension(urls(ExtApplication)...); e != nil {
@@ -165,13 +164,13 @@ func check(r *dstu1.Resource) (fields, error) {
 		}
 	}
 	if f.application == "" {
-		return f, fail(http.StatusBadRequest, "required", "ActivityDefinition extension %s (valueResource with display = application id) is required.", ExtApplication)
+		return f, fail(koppeltaal.Invalid, "required", "ActivityDefinition extension %s (valueResource with display = application id) is required.", ExtApplication)
 	}
 	if e := r.Extension(urls(ExtActivityName)...); e != nil && e.ExtensionValue() != nil {
 		f.name = e.ExtensionValue().Value
 	}
 	if strings.TrimSpace(f.name) == "" {
-		return f, fail(http.StatusBadRequest, "required", "ActivityDefinition extension %s is required.", ExtActivityName)
+		return f, fail(koppeltaal.Invalid, "required", "ActivityDefinition extension %s is required.", ExtActivityName)
 	}
 	if e := r.Extension(urls(ExtIdentifier)...); e != nil && e.ExtensionValue() != nil {
 		v := e.ExtensionValue()
@@ -198,7 +197,7 @@ func check(r *dstu1.Resource) (fields, error) {
 			continue
 		}
 		if sub.Extension(urls(ExtSubIdentifier)...) == nil || sub.Extension(urls(ExtSubName)...) == nil {
-			return f, fail(http.StatusBadRequest, "required", "Every %s needs a SubActivityIdentifier and a SubActivityName.", ExtSubActivity)
+			return f, fail(koppeltaal.Invalid, "required", "Every %s needs a SubActivityIdentifier and a SubActivityName.", ExtSubActivity)
 		}
 	}
 	return f, nil
@@ -230,7 +229,7 @@ func setBool(r *dstu1.Resource, url string, v bool) {
 // Caller restrictions: a patient-scoped Bearer token reads but does not manage the catalogue.
 func canWrite(c *koppeltaal.Caller) error {
 	if c.Patient != "" {
-		return fail(http.StatusForbidden, "security", "A Bearer token from an SSO launch cannot create or change ActivityDefinitions; use the application-instance credentials.")
+		return fail(koppeltaal.Forbidden, "security", "A Bearer token from an SSO launch cannot create or change ActivityDefinitions; use the application-instance credentials.")
 	}
 	return nil
 }
@@ -276,7 +275,7 @@ func visible(ctx context.Context, tx *store.Tx, c *koppeltaal.Caller, id int64) 
 	err := tx.Get(ctx, &d, "SELECT "+defCols+" FROM activity_definitions ad WHERE ad.id = ? AND "+visibleWhere,
 		id, c.DomainID, false, c.DomainID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return d, fail(http.StatusNotFound, "not-found", "ActivityDefinition:%d does not exist.", id)
+		return d, fail(koppeltaal.NotFound, "not-found", "ActivityDefinition:%d does not exist.", id)
 	}
 	if err != nil {
 		return d, fmt.Errorf("read activity definition %d: %w", id, err)
@@ -297,7 +296,7 @@ func (g *Registry) Version(ctx context.Context, c *koppeltaal.Caller, id int64, 
 		}
 		err = tx.Get(ctx, &d.Content, "SELECT content FROM activity_definition_versions WHERE definition_id = ? AND version = ?", id, version)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fail(http.StatusNotFound, "not-found", "ActivityDefinition:%d has no version %s.", id, version)
+			return fail(koppeltaal.NotFound, "not-found", "ActivityDefinition:%d has no version %s.", id, version)
 		}
 		d.Version = version
 		return err
@@ -342,7 +341,7 @@ func (w writer) mayName(ctx context.Context, tx *store.Tx, app string) error {
 		return fmt.Errorf("look up application %q: %w", app, err)
 	}
 	if n > 0 {
-		return fail(http.StatusForbidden, "security",
+		return fail(koppeltaal.Forbidden, "security",
 			"Application instances define ActivityDefinitions of their own application (%s) only, not of %s.", w.app, app)
 	}
 	return nil
@@ -386,10 +385,10 @@ func (g *Registry) write(ctx context.Context, w writer, id int64, version string
 				return err
 			}
 			if cur.DomainID != domainID {
-				return fail(http.StatusForbidden, "security", "ActivityDefinition:%d belongs to another domain; it can only be changed there.", id)
+				return fail(koppeltaal.Forbidden, "security", "ActivityDefinition:%d belongs to another domain; it can only be changed there.", id)
 			}
 			if w.app != "" && cur.Owner != w.app {
-				return fail(http.StatusForbidden, "security", "ActivityDefinition:%d belongs to application %s; only its instances can change it.", id, cur.Owner)
+				return fail(koppeltaal.Forbidden, "security", "ActivityDefinition:%d belongs to application %s; only its instances can change it.", id, cur.Owner)
 			}
 			if w.app == "" {
 				owner = cur.Owner // seeding changes content, not ownership
@@ -398,7 +397,7 @@ func (g *Registry) write(ctx context.Context, w writer, id int64, version string
 				}
 			}
 			if version != "" && version != cur.Version {
-				return &koppeltaal.Error{Status: http.StatusConflict, Issues: []koppeltaal.Issue{{Severity: "error", Code: "conflict",
+				return &koppeltaal.Error{Kind: koppeltaal.Conflict, Issues: []koppeltaal.Issue{{Severity: "error", Code: "conflict",
 					Details: koppeltaal.TextVersionNotCorrect, Resource: base + "/" + cur.Ref() + "/_history/" + cur.Version}}}
 			}
 			if cur.Version > last {
@@ -408,7 +407,7 @@ func (g *Registry) write(ctx context.Context, w writer, id int64, version string
 		var dup int64
 		err = tx.Get(ctx, &dup, "SELECT id FROM activity_definitions WHERE domain_id = ? AND identifier = ? AND id <> ?", domainID, f.identifier, id)
 		if err == nil {
-			return fail(http.StatusConflict, "duplicate", "ActivityDefinition identifier %q is already used by ActivityDefinition:%d in this domain.", f.identifier, dup)
+			return fail(koppeltaal.Conflict, "duplicate", "ActivityDefinition identifier %q is already used by ActivityDefinition:%d in this domain.", f.identifier, dup)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("check identifier: %w", err)

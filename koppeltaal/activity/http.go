@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 )
 
@@ -30,7 +31,7 @@ type handlers struct {
 func (h *handlers) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if code := q.Get("code"); code != dstu1.KindActivityDefinition {
-		h.s.WriteError(w, r, fail(http.StatusBadRequest, "not-supported",
+		h.s.WriteError(w, r, fail(koppeltaal.Invalid, "not-supported",
 			"Searching Other needs code=ActivityDefinition or code=StorageItem (got %q).", code))
 		return
 	}
@@ -78,7 +79,7 @@ func parseRef(ref string) (int64, error) {
 	n := strings.TrimPrefix(ref, dstu1.KindActivityDefinition+":")
 	id, err := strconv.ParseInt(n, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fail(http.StatusNotFound, "not-found", "Other/%s is not an ActivityDefinition of this server (want Other/ActivityDefinition:<id>).", ref)
+		return 0, fail(koppeltaal.NotFound, "not-found", "Other/%s is not an ActivityDefinition of this server (want Other/ActivityDefinition:<id>).", ref)
 	}
 	return id, nil
 }
@@ -122,14 +123,14 @@ func (h *handlers) body(w http.ResponseWriter, r *http.Request) (*dstu1.Resource
 		return b.Entries[0].Resource, nil
 	}
 	if errors.Is(err, dstu1.ErrTooLarge) {
-		return nil, fail(http.StatusRequestEntityTooLarge, "too-costly", "%v", err)
+		return nil, fail(koppeltaal.TooLarge, "too-costly", "%v", err)
 	}
-	return nil, fail(http.StatusBadRequest, "structure", "The ActivityDefinition cannot be parsed: %v", err)
+	return nil, fail(koppeltaal.Invalid, "structure", "The ActivityDefinition cannot be parsed: %v", err)
 }
 
 func (h *handlers) create(w http.ResponseWriter, r *http.Request) {
 	if code := r.URL.Query().Get("code"); code != "" && code != dstu1.KindActivityDefinition {
-		h.s.WriteError(w, r, fail(http.StatusBadRequest, "not-supported", "Other with code=%s is not supported; only ActivityDefinition.", code))
+		h.s.WriteError(w, r, fail(koppeltaal.Invalid, "not-supported", "Other with code=%s is not supported; only ActivityDefinition.", code))
 		return
 	}
 	res, err := h.body(w, r)

@@ -137,7 +137,7 @@ func BasicLogin(ctx context.Context, svc *koppeltaal.Service, limit AuthLimiter,
 // throttled answers a login refused under the failed-login limits.
 func (s *Server) throttled(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(s.limit.RetryAfter().Seconds())))
-	s.writeError(w, r, fail(http.StatusTooManyRequests, "security", "Too many failed logins to this account or from this address; try again later."))
+	s.writeError(w, r, fail(koppeltaal.Throttled, "security", "Too many failed logins to this account or from this address; try again later."))
 }
 
 // Server serves the Koppeltaal API.
@@ -184,7 +184,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	svc.SetAuditor(opts.Audit)
+	svc.SetAuditor(opts.Audit, HTTPStatus)
 	s := &Server{svc: svc, log: opts.Logger, cfg: svc.Config(), ext: opts.Extensions, bearer: opts.Bearer, limit: opts.Limiter}
 	s.bodies = bodybudget.New(max(s.cfg.MaxBodyBytesInFlight, s.cfg.MaxBodyBytes), 0)
 	s.bodiesRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "koppeltaal_request_bodies_refused_total",
@@ -239,7 +239,7 @@ func (s *Server) Mount(r chi.Router) {
 // root router cannot route at all (server.StatusWriter).
 func (s *Server) WriteStatus(w http.ResponseWriter, r *http.Request, status int) bool {
 	return server.WriteStatusUnder(w, r, status, Prefix, s.routes, "a Koppeltaal", func(status int, detail string) {
-		s.writeError(w, r, fail(status, "not-supported", "%s", detail))
+		s.writeError(w, r, fail(kindOf(status), "not-supported", "%s", detail))
 	})
 }
 
@@ -251,8 +251,41 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
-func fail(status int, code, format string, args ...any) *koppeltaal.Error {
-	return &koppeltaal.Error{Status: status, Issues: []koppeltaal.Issue{{Severity: "error", Code: code, Details: fmt.Sprintf(format, args...)}}}
+func fail(kind koppeltaal.Kind, code, format string, args ...any) *koppeltaal.Error {
+	return koppeltaal.Fail(kind, code, format, args...)
+}
+
+// httpStatuses are the statuses the API answers refusals with, by kind.
+var httpStatuses = map[koppeltaal.Kind]int{
+	koppeltaal.Invalid:           http.StatusBadRequest,
+	koppeltaal.Unauthenticated:   http.StatusUnauthorized,
+	koppeltaal.Forbidden:         http.StatusForbidden,
+	koppeltaal.NotFound:          http.StatusNotFound,
+	koppeltaal.NotAllowed:        http.StatusMethodNotAllowed,
+	koppeltaal.Conflict:          http.StatusConflict,
+	koppeltaal.TooLarge:          http.StatusRequestEntityTooLarge,
+	koppeltaal.UnsupportedFormat: http.StatusUnsupportedMediaType,
+	koppeltaal.Throttled:         http.StatusTooManyRequests,
+	koppeltaal.Internal:          http.StatusInternalServerError,
+	koppeltaal.Unavailable:       http.StatusServiceUnavailable,
+}
+
+// HTTPStatus is the status a refusal of kind k is answered with (500 for a kind it does not know).
+func HTTPStatus(k koppeltaal.Kind) int {
+	if s, ok := httpStatuses[k]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// kindOf is the kind of refusal the router's own 404 and 405 are.
+func kindOf(status int) koppeltaal.Kind {
+	for k, s := range httpStatuses {
+		if s == status {
+			return k
+		}
+	}
+	return koppeltaal.Internal
 }
 
 // recoverer turns a panic in a Koppeltaal handler into a 500 OperationOutcome
@@ -269,7 +302,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 			}
 			s.log.Error("koppeltaal: handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p),
 				"stack", string(debug.Stack()))
-			s.writeError(w, r, fail(http.StatusInternalServerError, "exception", "The server could not process the request; the error is logged."))
+			s.writeError(w, r, fail(koppeltaal.Internal, "exception", "The server could not process the request; the error is logged."))
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -293,12 +326,12 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 			switch {
 			case errors.As(err, &expired):
 				w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="invalid_token", error_description="The access token expired"`)
-				s.writeError(w, r, fail(http.StatusUnauthorized, "expired", "%s", expired.Error()))
+				s.writeError(w, r, fail(koppeltaal.Unauthenticated, "expired", "%s", expired.Error()))
 				return
 			case errors.Is(err, koppeltaal.ErrUnauthorized):
 				s.log.Info("koppeltaal: bearer token refused", "remote", r.RemoteAddr)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="invalid_token"`)
-				s.writeError(w, r, fail(http.StatusUnauthorized, "security", "Authentication failed: the Bearer token is unknown, revoked or replaced."))
+				s.writeError(w, r, fail(koppeltaal.Unauthenticated, "security", "Authentication failed: the Bearer token is unknown, revoked or replaced."))
 				return
 			case err != nil:
 				s.writeError(w, r, err)
@@ -374,7 +407,7 @@ func withCaller(r *http.Request, c *koppeltaal.Caller) context.Context {
 
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
-	s.writeError(w, r, fail(http.StatusUnauthorized, "security", "%s", msg))
+	s.writeError(w, r, fail(koppeltaal.Unauthenticated, "security", "%s", msg))
 }
 
 // root is the server's public URL (Config.PublicURL, scheme://host[:port]).
@@ -411,7 +444,7 @@ func requestFormat(r *http.Request, body []byte) (koppeltaal.Format, error) {
 	if f := dstu1.Sniff(body); f != 0 {
 		return f, nil
 	}
-	return 0, fail(http.StatusUnsupportedMediaType, "structure", "The body is neither FHIR XML nor FHIR JSON (Content-Type %q).", ct)
+	return 0, fail(koppeltaal.UnsupportedFormat, "structure", "The body is neither FHIR XML nor FHIR JSON (Content-Type %q).", ct)
 }
 
 // readBody reads a Koppeltaal request body (at most koppeltaal.max_body_bytes,
@@ -422,7 +455,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, koppe
 		return nil, 0, err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, 0, fail(http.StatusBadRequest, "required", "The request body is empty.")
+		return nil, 0, fail(koppeltaal.Invalid, "required", "The request body is empty.")
 	}
 	f, err := requestFormat(r, body)
 	return body, f, err
@@ -434,7 +467,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, koppe
 // taken until the handler returns (s.bodies.Hold in Mount).
 func (s *Server) readRaw(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
-		return nil, fail(http.StatusRequestEntityTooLarge, "too-costly", "The body (%d bytes) is larger than the limit of %d bytes.", r.ContentLength, limit)
+		return nil, fail(koppeltaal.TooLarge, "too-costly", "The body (%d bytes) is larger than the limit of %d bytes.", r.ContentLength, limit)
 	}
 	body, err := bodybudget.Read(r, http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	var mbe *http.MaxBytesError
@@ -448,14 +481,14 @@ func (s *Server) readRaw(w http.ResponseWriter, r *http.Request, limit int64) ([
 		// Read the rest without keeping it, so that the client, still sending, gets the answer.
 		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, limit))
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterBusy))
-		return nil, fail(http.StatusServiceUnavailable, "transient", "The server is reading too many large requests at the moment; "+
+		return nil, fail(koppeltaal.Unavailable, "transient", "The server is reading too many large requests at the moment; "+
 			"send this one again unchanged in a few seconds.")
 	case errors.Is(err, bodybudget.ErrTooLarge):
-		return nil, fail(http.StatusRequestEntityTooLarge, "too-costly", "The body is larger than the %d bytes of bodies this server reads at once.", s.bodies.Size())
+		return nil, fail(koppeltaal.TooLarge, "too-costly", "The body is larger than the %d bytes of bodies this server reads at once.", s.bodies.Size())
 	case errors.As(err, &mbe):
-		return nil, fail(http.StatusRequestEntityTooLarge, "too-costly", "The body is larger than the limit of %d bytes.", limit)
+		return nil, fail(koppeltaal.TooLarge, "too-costly", "The body is larger than the limit of %d bytes.", limit)
 	default:
-		return nil, fail(http.StatusBadRequest, "structure", "Reading the body failed: %v", err)
+		return nil, fail(koppeltaal.Invalid, "structure", "Reading the body failed: %v", err)
 	}
 }
 
@@ -507,10 +540,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrUnavailable):
 		s.log.Warn("koppeltaal: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterUnavailable))
-		ke = fail(http.StatusServiceUnavailable, "transient", TextUnavailable)
+		ke = fail(koppeltaal.Unavailable, "transient", TextUnavailable)
 	default:
 		s.log.Error("koppeltaal: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		ke = fail(http.StatusInternalServerError, "exception", "The server could not process the request; the error is logged.")
+		ke = fail(koppeltaal.Internal, "exception", "The server could not process the request; the error is logged.")
 	}
 	issues := make([]dstu1.Issue, len(ke.Issues))
 	for i, is := range ke.Issues {
@@ -520,7 +553,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		issues[i] = dstu1.Issue{Severity: sev, Type: is.Code, Details: is.Details, Resource: is.Resource, Location: is.Location}
 	}
-	s.writeResource(w, r, ke.Status, dstu1.NewOperationOutcome("", issues...))
+	s.writeResource(w, r, HTTPStatus(ke.Kind), dstu1.NewOperationOutcome("", issues...))
 }
 
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
@@ -590,11 +623,11 @@ func (s *Server) searchMessageHeaders(w http.ResponseWriter, r *http.Request) {
 	patient, _ = dstu1.SplitHistory(patient)
 	if named := q.Get("_query"); named != "" {
 		if named != "MessageHeader.GetNextNewAndClaim" {
-			s.writeError(w, r, fail(http.StatusBadRequest, "not-supported", "Named query '%s' is not supported; use MessageHeader.GetNextNewAndClaim.", named))
+			s.writeError(w, r, fail(koppeltaal.Invalid, "not-supported", "Named query '%s' is not supported; use MessageHeader.GetNextNewAndClaim.", named))
 			return
 		}
 		if status != "" {
-			s.writeError(w, r, fail(http.StatusBadRequest, "invalid", "ProcessingStatus cannot be passed to MessageHeader.GetNextNewAndClaim."))
+			s.writeError(w, r, fail(koppeltaal.Invalid, "invalid", "ProcessingStatus cannot be passed to MessageHeader.GetNextNewAndClaim."))
 			return
 		}
 		b, err := s.svc.Claim(r.Context(), c, koppeltaal.ClaimFilter{Patient: patient, Event: event, IncludeExpired: includeExpired(q)}, base)
@@ -637,7 +670,7 @@ func oneOf(q url.Values, names ...string) (string, error) {
 	for _, n := range names {
 		if got := q.Get(n); got != "" {
 			if v != "" && got != v {
-				return "", fail(http.StatusBadRequest, "invalid", "The parameter %s is given twice with different values (%s and %s).", names[0], v, got)
+				return "", fail(koppeltaal.Invalid, "invalid", "The parameter %s is given twice with different values (%s and %s).", names[0], v, got)
 			}
 			v = got
 		}
@@ -661,7 +694,7 @@ func (s *Server) countParam(q url.Values) (int, error) {
 		n, err = s.cfg.MaxCount, nil
 	}
 	if err != nil || n < 1 {
-		return 0, fail(http.StatusBadRequest, "invalid", "The parameter _count must be a whole number from 1 (more than %d is read as %d), not '%s'.",
+		return 0, fail(koppeltaal.Invalid, "invalid", "The parameter _count must be a whole number from 1 (more than %d is read as %d), not '%s'.",
 			s.cfg.MaxCount, s.cfg.MaxCount, v)
 	}
 	return min(n, s.cfg.MaxCount), nil
@@ -675,7 +708,7 @@ func pageParam(q url.Values) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > maxPage {
-		return 0, fail(http.StatusBadRequest, "invalid", "The parameter page must be a whole number from 1 to %d, not '%s'.", maxPage, v)
+		return 0, fail(koppeltaal.Invalid, "invalid", "The parameter page must be a whole number from 1 to %d, not '%s'.", maxPage, v)
 	}
 	return n, nil
 }

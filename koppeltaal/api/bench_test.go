@@ -97,7 +97,7 @@ func newBenchHarness(b *testing.B, st *store.Store, m benchMode) *harness {
 			b.Fatalf("api.New: %v", err)
 		}
 		if !trail {
-			srv.Service().SetAuditor(nil)
+			srv.Service().SetAuditor(nil, nil)
 		}
 		r := chi.NewRouter()
 		r.Use(middleware.RequestID)

@@ -8,6 +8,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 )
 
 // OtherHandlers serve one kind of Other resource (an OtherResourceUsage code
@@ -47,14 +48,14 @@ func (s *Server) mountOther(r chi.Router) {
 					kinds = append(kinds, k)
 				}
 				slices.Sort(kinds)
-				s.writeError(w, r, fail(http.StatusBadRequest, "not-supported", "Other resources coded %q are not supported; this server handles %s.", kind, strings.Join(kinds, ", ")))
+				s.writeError(w, r, fail(koppeltaal.Invalid, "not-supported", "Other resources coded %q are not supported; this server handles %s.", kind, strings.Join(kinds, ", ")))
 				return
 			}
 			if f := sel(h); f != nil {
 				f(w, r)
 				return
 			}
-			s.writeError(w, r, fail(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s resources.", r.Method, kind))
+			s.writeError(w, r, fail(koppeltaal.NotAllowed, "not-supported", "%s is not allowed on %s resources.", r.Method, kind))
 		})
 	}
 	search := pick(func(h OtherHandlers) http.HandlerFunc { return h.Search })

@@ -56,7 +56,7 @@ func TestRejectedPostIsLoggedWithSenderMessageAndReason(t *testing.T) {
 		t.Fatalf("no rejection logged:\n%s", logs.String())
 	}
 	want := map[string]any{"level": "WARN", "sender": "emhp", "message_identifier": "0b6f3f4e-5d43-4a53-9f0e-3c1b8f1d2a77",
-		"event": "CreateOrUpdateCarePlan", "status": float64(409), "reason": koppeltaal.TextFocalWithoutVersion}
+		"event": "CreateOrUpdateCarePlan", "refusal": "conflict", "reason": koppeltaal.TextFocalWithoutVersion}
 	for k, v := range want {
 		if found[k] != v {
 			t.Errorf("%s = %v, want %v (line %v)", k, found[k], v, found)

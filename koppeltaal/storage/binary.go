@@ -77,8 +77,8 @@ func (h *handlers) readBinaryBody(w http.ResponseWriter, r *http.Request) (Field
 	limit := h.svc.cfg.MaxItemBytes*4/3 + 4096
 	body, err := h.a.ReadRaw(w, r, limit)
 	if err != nil {
-		if ke := (*koppeltaal.Error)(nil); errors.As(err, &ke) && ke.Status == http.StatusRequestEntityTooLarge {
-			return f, fail(http.StatusRequestEntityTooLarge, "too-costly", "The content is larger than the limit of %d bytes per item.", h.svc.cfg.MaxItemBytes)
+		if ke := (*koppeltaal.Error)(nil); errors.As(err, &ke) && ke.Kind == koppeltaal.TooLarge {
+			return f, fail(koppeltaal.TooLarge, "too-costly", "The content is larger than the limit of %d bytes per item.", h.svc.cfg.MaxItemBytes)
 		}
 		return f, err
 	}
@@ -86,7 +86,7 @@ func (h *handlers) readBinaryBody(w http.ResponseWriter, r *http.Request) (Field
 	if ct := strings.ToLower(f.ContentType); strings.Contains(ct, "fhir") {
 		ctype, content, err := parseBinary(body, strings.Contains(ct, "xml"))
 		if err != nil {
-			return f, fail(http.StatusBadRequest, "structure", "The FHIR Binary cannot be parsed: %v", err)
+			return f, fail(koppeltaal.Invalid, "structure", "The FHIR Binary cannot be parsed: %v", err)
 		}
 		f.ContentType, f.Content = ctype, content
 	}

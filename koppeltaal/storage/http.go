@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -46,7 +47,7 @@ func itemID(r *http.Request) (int64, error) {
 	n := strings.TrimPrefix(ref, dstu1.KindStorageItem+":")
 	id, err := strconv.ParseInt(n, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fail(http.StatusNotFound, "not-found", "%s is not a storage item of this server (want Other/StorageItem:<id> or Binary/<id>).", ref)
+		return 0, fail(koppeltaal.NotFound, "not-found", "%s is not a storage item of this server (want Other/StorageItem:<id> or Binary/<id>).", ref)
 	}
 	return id, nil
 }
@@ -75,7 +76,7 @@ func (h *handlers) readItem(w http.ResponseWriter, r *http.Request) (Fields, err
 		}
 	}
 	if err != nil {
-		return Fields{}, fail(http.StatusBadRequest, "structure", "The StorageItem cannot be parsed: %v", err)
+		return Fields{}, fail(koppeltaal.Invalid, "structure", "The StorageItem cannot be parsed: %v", err)
 	}
 	fields, err := FieldsFromResource(res)
 	if err != nil {
@@ -83,7 +84,7 @@ func (h *handlers) readItem(w http.ResponseWriter, r *http.Request) (Fields, err
 	}
 	if p := patientParam(r.URL.Query()); p != "" {
 		if fields.Patient != "" && fields.Patient != p {
-			return fields, fail(http.StatusBadRequest, "business-rule", "The patient parameter (%s) and the item's PatientIdentifier (%s) differ.", p, fields.Patient)
+			return fields, fail(koppeltaal.Invalid, "business-rule", "The patient parameter (%s) and the item's PatientIdentifier (%s) differ.", p, fields.Patient)
 		}
 		fields.Patient = p
 	}
@@ -150,7 +151,7 @@ func (h *handlers) delete(w http.ResponseWriter, r *http.Request) {
 		// DELETE …?patient= (the Binary variant): the item must be that patient's.
 		it, err := h.svc.Get(r.Context(), c, id)
 		if err == nil && it.PatientRef != p {
-			err = fail(http.StatusNotFound, "not-found", "%s does not exist for patient %s.", Ref(id), p)
+			err = fail(koppeltaal.NotFound, "not-found", "%s does not exist for patient %s.", Ref(id), p)
 		}
 		if err != nil {
 			h.a.WriteError(w, r, err)
@@ -166,7 +167,7 @@ func (h *handlers) delete(w http.ResponseWriter, r *http.Request) {
 
 func checkVersion(it store.StorageItem, version string) error {
 	if version != "" && version != it.Version {
-		return fail(http.StatusNotFound, "not-found", "%s has no version %s (current: %s).", Ref(it.ID), version, it.Version)
+		return fail(koppeltaal.NotFound, "not-found", "%s has no version %s (current: %s).", Ref(it.ID), version, it.Version)
 	}
 	return nil
 }
@@ -210,7 +211,7 @@ func (h *handlers) storageQuery(q url.Values) (store.StorageQuery, int, int, err
 	if v := q.Get("_id"); v != "" {
 		id, err := strconv.ParseInt(strings.TrimPrefix(v, dstu1.KindStorageItem+":"), 10, 64)
 		if err != nil || id <= 0 {
-			return sq, 0, 0, fail(http.StatusBadRequest, "value", "_id %q is not a storage item id.", v)
+			return sq, 0, 0, fail(koppeltaal.Invalid, "value", "_id %q is not a storage item id.", v)
 		}
 		sq.ID = id
 	}
@@ -218,7 +219,7 @@ func (h *handlers) storageQuery(q url.Values) (store.StorageQuery, int, int, err
 		"objectKey:startswith": store.MatchPrefix, "objectKey:contains": store.MatchContains} {
 		if v := q.Get(param); v != "" {
 			if sq.ObjectKey != "" {
-				return sq, 0, 0, fail(http.StatusBadRequest, "value", "Give one objectKey parameter (objectKey, objectKey:startswith or objectKey:contains).")
+				return sq, 0, 0, fail(koppeltaal.Invalid, "value", "Give one objectKey parameter (objectKey, objectKey:startswith or objectKey:contains).")
 			}
 			sq.ObjectKey, sq.KeyMatch = v, m
 		}
@@ -237,7 +238,7 @@ func (h *handlers) storageQuery(q url.Values) (store.StorageQuery, int, int, err
 			v, desc = v[1:], true
 		}
 		if v != "lastModified" && v != "_lastUpdated" {
-			return sq, 0, 0, fail(http.StatusBadRequest, "not-supported", "Storage items sort by lastModified only (got %s=%s).", param, v)
+			return sq, 0, 0, fail(koppeltaal.Invalid, "not-supported", "Storage items sort by lastModified only (got %s=%s).", param, v)
 		}
 		sq.Descending = desc
 	}
@@ -264,7 +265,7 @@ func lastModified(sq *store.StorageQuery, v string) error {
 	}
 	t, err := parseInstant(v)
 	if err != nil {
-		return fail(http.StatusBadRequest, "value", "lastModified %q: want [gt|ge|lt|le|eq]<instant>, e.g. ge2024-05-01T00:00:00Z.", v)
+		return fail(koppeltaal.Invalid, "value", "lastModified %q: want [gt|ge|lt|le|eq]<instant>, e.g. ge2024-05-01T00:00:00Z.", v)
 	}
 	us := t.UnixMicro()
 	switch op {

@@ -3,11 +3,11 @@ package storage
 import (
 	"fmt"
 	"mime"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -27,17 +27,17 @@ const maxFieldLen = 256
 // check validates the fields of a write; patient may come from elsewhere (the query, the token).
 func (f Fields) check() error {
 	if strings.TrimSpace(f.Patient) == "" {
-		return fail(http.StatusBadRequest, "required", "A StorageItem needs a patient: the %s extension (a Patient reference) or the patient parameter.", dstu1.ExtStoragePatientIdentifier)
+		return fail(koppeltaal.Invalid, "required", "A StorageItem needs a patient: the %s extension (a Patient reference) or the patient parameter.", dstu1.ExtStoragePatientIdentifier)
 	}
 	if f.ContentType == "" {
-		return fail(http.StatusBadRequest, "required", "A StorageItem needs a content type (the %s extension).", dstu1.ExtStorageContentType)
+		return fail(koppeltaal.Invalid, "required", "A StorageItem needs a content type (the %s extension).", dstu1.ExtStorageContentType)
 	}
 	if _, _, err := mime.ParseMediaType(f.ContentType); err != nil {
-		return fail(http.StatusBadRequest, "value", "The content type %q is not a MIME type such as application/json.", f.ContentType)
+		return fail(koppeltaal.Invalid, "value", "The content type %q is not a MIME type such as application/json.", f.ContentType)
 	}
 	for _, v := range []struct{ name, v string }{{"patient", f.Patient}, {"objectType", f.ObjectType}, {"objectKey", f.ObjectKey}, {"contentType", f.ContentType}} {
 		if len(v.v) > maxFieldLen {
-			return fail(http.StatusBadRequest, "value", "The %s is longer than %d characters.", v.name, maxFieldLen)
+			return fail(koppeltaal.Invalid, "value", "The %s is longer than %d characters.", v.name, maxFieldLen)
 		}
 	}
 	return nil
@@ -48,7 +48,7 @@ func (f Fields) check() error {
 func FieldsFromResource(r *dstu1.Resource) (Fields, error) {
 	it, err := dstu1.ReadStorageItem(r)
 	if err != nil {
-		return Fields{}, fail(http.StatusBadRequest, "structure", "The body must be an Other resource coded %s#%s: %v",
+		return Fields{}, fail(koppeltaal.Invalid, "structure", "The body must be an Other resource coded %s#%s: %v",
 			dstu1.SystemOtherResourceUsage, dstu1.KindStorageItem, err)
 	}
 	patient, _ := dstu1.SplitHistory(it.Patient)

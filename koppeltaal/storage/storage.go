@@ -16,6 +16,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -57,8 +58,8 @@ func New(opts Options) (*Service, error) {
 	return &Service{st: opts.Store, cfg: opts.Config, log: opts.Logger, now: opts.Now, aud: opts.Audit}, nil
 }
 
-func fail(status int, code, format string, args ...any) *koppeltaal.Error {
-	return koppeltaal.Fail(status, code, format, args...)
+func fail(kind koppeltaal.Kind, code, format string, args ...any) *koppeltaal.Error {
+	return koppeltaal.Fail(kind, code, format, args...)
 }
 
 // patientOf applies the caller's Bearer patient to a requested patient: a
@@ -68,7 +69,7 @@ func patientOf(c *koppeltaal.Caller, requested string) (string, error) {
 		return requested, nil
 	}
 	if requested != "" && requested != c.Patient {
-		return "", fail(http.StatusForbidden, "security", "The Bearer token only gives access to the storage items of its launch patient, not of %s.", requested)
+		return "", fail(koppeltaal.Forbidden, "security", "The Bearer token only gives access to the storage items of its launch patient, not of %s.", requested)
 	}
 	return c.Patient, nil
 }
@@ -114,7 +115,7 @@ func (s *Service) Update(ctx context.Context, c *koppeltaal.Caller, id int64, ve
 		}
 		if version != "" && version != it.Version {
 			// issue[0] is the exact text clients compare (CLIENTS.md); the current version goes in a second issue.
-			return &koppeltaal.Error{Status: http.StatusConflict, Issues: []koppeltaal.Issue{
+			return &koppeltaal.Error{Kind: koppeltaal.Conflict, Issues: []koppeltaal.Issue{
 				{Severity: "error", Code: "conflict", Details: koppeltaal.TextVersionNotCorrect},
 				{Severity: "information", Code: "informational", Details: "The item is at version " + it.Version + "."}}}
 		}
@@ -125,7 +126,7 @@ func (s *Service) Update(ctx context.Context, c *koppeltaal.Caller, id int64, ve
 			f.Patient = it.PatientRef
 		}
 		if f.Patient != it.PatientRef {
-			return fail(http.StatusBadRequest, "business-rule", "The patient of a StorageItem cannot change (item %d belongs to %s).", id, it.PatientRef)
+			return fail(koppeltaal.Invalid, "business-rule", "The patient of a StorageItem cannot change (item %d belongs to %s).", id, it.PatientRef)
 		}
 		if err := s.checkWrite(f); err != nil {
 			return err
@@ -186,7 +187,7 @@ func (s *Service) Search(ctx context.Context, c *koppeltaal.Caller, q store.Stor
 		return nil, 0, err
 	}
 	if q.Patient == "" {
-		return nil, 0, fail(http.StatusBadRequest, "required", "Searching storage items needs the patient parameter (the patient's URL).")
+		return nil, 0, fail(koppeltaal.Invalid, "required", "Searching storage items needs the patient parameter (the patient's URL).")
 	}
 	q.InstanceID = c.ID
 	var items []store.StorageItem
@@ -205,7 +206,7 @@ func (s *Service) Search(ctx context.Context, c *koppeltaal.Caller, q store.Stor
 func (s *Service) own(ctx context.Context, tx *store.Tx, c *koppeltaal.Caller, id int64) (store.StorageItem, error) {
 	it, err := tx.StorageItemOf(ctx, c.ID, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Patient != "" && it.PatientRef != c.Patient) {
-		return it, fail(http.StatusNotFound, "not-found", "%s does not exist.", Ref(id))
+		return it, fail(koppeltaal.NotFound, "not-found", "%s does not exist.", Ref(id))
 	}
 	return it, err
 }
@@ -235,7 +236,7 @@ func statusOf(err error) int {
 	case err == nil:
 		return 0
 	case errors.As(err, &ke):
-		return ke.Status
+		return api.HTTPStatus(ke.Kind)
 	case errors.Is(err, store.ErrDuplicateKey):
 		return http.StatusConflict
 	case errors.Is(err, store.ErrUnavailable):
@@ -249,7 +250,7 @@ func (s *Service) checkWrite(f Fields) error {
 		return err
 	}
 	if int64(len(f.Content)) > s.cfg.MaxItemBytes {
-		return fail(http.StatusRequestEntityTooLarge, "too-costly", "The item's content is %d bytes; the limit is %d bytes per item.", len(f.Content), s.cfg.MaxItemBytes)
+		return fail(koppeltaal.TooLarge, "too-costly", "The item's content is %d bytes; the limit is %d bytes per item.", len(f.Content), s.cfg.MaxItemBytes)
 	}
 	return nil
 }
@@ -265,10 +266,10 @@ func (s *Service) checkQuota(ctx context.Context, tx *store.Tx, instanceID int64
 		return err
 	}
 	if adds && n+1 > int64(s.cfg.MaxPatientItems) {
-		return fail(http.StatusForbidden, "too-costly", "The quota of %d storage items for this patient is used up; delete items first.", s.cfg.MaxPatientItems)
+		return fail(koppeltaal.Forbidden, "too-costly", "The quota of %d storage items for this patient is used up; delete items first.", s.cfg.MaxPatientItems)
 	}
 	if after := bytes - oldSize + newSize; after > s.cfg.MaxPatientBytes {
-		return fail(http.StatusForbidden, "too-costly", "The storage quota for this patient is %d bytes; %d are in use and this write would need %d.", s.cfg.MaxPatientBytes, bytes, after)
+		return fail(koppeltaal.Forbidden, "too-costly", "The storage quota for this patient is %d bytes; %d are in use and this write would need %d.", s.cfg.MaxPatientBytes, bytes, after)
 	}
 	return nil
 }
@@ -281,7 +282,7 @@ func (s *Service) asError(err error, what string, c *koppeltaal.Caller) error {
 	case errors.As(err, &ke):
 		return ke
 	case errors.Is(err, store.ErrDuplicateKey):
-		return fail(http.StatusConflict, "duplicate", "A StorageItem with this objectType and objectKey already exists for the patient; update it with PUT.")
+		return fail(koppeltaal.Conflict, "duplicate", "A StorageItem with this objectType and objectKey already exists for the patient; update it with PUT.")
 	}
 	return fmt.Errorf("%s for %s: %w", what, c.Username, err)
 }
