@@ -12,6 +12,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 )
 
 type httpMetrics struct {
@@ -101,9 +103,9 @@ func logRequest(log *slog.Logger, r *http.Request, code, bytes int, elapsed time
 }
 
 // RequestLog gives a handler served outside the main router (an inbound adapter's own listener) the same
-// request ids and request log lines as the server.
+// request ids and request log lines as the server, and its traces when tracing is on.
 func RequestLog(log *slog.Logger, next http.Handler) http.Handler {
-	return middleware.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if id := middleware.GetReqID(r.Context()); id != "" {
 			w.Header().Set("X-Request-Id", id)
@@ -117,7 +119,11 @@ func RequestLog(log *slog.Logger, next http.Handler) http.Handler {
 			logRequest(log, r, code, ww.BytesWritten(), time.Since(start))
 		}()
 		next.ServeHTTP(ww, r)
-	}))
+	})
+	if tracing.Enabled() {
+		return middleware.RequestID(tracing.Middleware(logged))
+	}
+	return middleware.RequestID(logged)
 }
 
 // recoverer turns a panic into a logged 500 instead of a dropped connection.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -16,9 +17,10 @@ import (
 var traceContext = propagation.TraceContext{}
 
 // Middleware makes one server span per request, the child of the caller's W3C traceparent when it sent one.
-// The span is named by the method and chi's route pattern (POST /FHIR/Koppeltaal/Mailbox,
-// GET /FHIR/Koppeltaal/{type}/{id}) — never the path, whose ids can name a patient — and carries the status
-// and the request id. Put it outside the access log, so that the log line carries the trace id.
+// The span is named by the method and the route pattern — chi's (POST /FHIR/Koppeltaal/Mailbox,
+// GET /FHIR/Koppeltaal/{type}/{id}) or a ServeMux's — never the path, whose ids can name a patient, and
+// carries the status and the request id. Put it outside the access log, so that the log line carries the
+// trace id.
 func Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
@@ -30,15 +32,13 @@ func Middleware(next http.Handler) http.Handler {
 			return
 		}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		inner := r.WithContext(ctx) // a ServeMux writes its pattern into the request it is handed
 		defer func() {
 			code := ww.Status()
 			if code == 0 {
 				code = http.StatusOK
 			}
-			route := "unmatched"
-			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-				route = rc.RoutePattern()
-			}
+			route := routePattern(inner)
 			span.SetName(r.Method + " " + route)
 			span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", code),
 				attribute.String("koppelpoort.request_id", middleware.GetReqID(r.Context())))
@@ -47,8 +47,23 @@ func Middleware(next http.Handler) http.Handler {
 			}
 			span.End()
 		}()
-		next.ServeHTTP(ww, r.WithContext(ctx))
+		next.ServeHTTP(ww, inner)
 	})
+}
+
+// routePattern is the pattern that matched r: chi's, or a ServeMux's without its method; "unmatched" when
+// none did.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		return rc.RoutePattern()
+	}
+	if r.Pattern != "" {
+		if _, path, ok := strings.Cut(r.Pattern, " "); ok {
+			return path
+		}
+		return r.Pattern
+	}
+	return "unmatched"
 }
 
 // Inject adds the W3C traceparent of the span in ctx to an outgoing request's headers (nothing outside a

@@ -86,6 +86,13 @@ func exportURL(endpoint string) (string, error) {
 // tracer is what Start uses: a no-op until Setup installs the exporter.
 var tracer atomic.Pointer[trace.Tracer]
 
+// enabled is true while Setup's exporter runs.
+var enabled atomic.Bool
+
+// Enabled reports whether this process exports spans (for handlers served outside the main router, which
+// add Middleware only then).
+func Enabled() bool { return enabled.Load() }
+
 // Setup starts exporting spans as c says, for this process, and returns the function that flushes and stops
 // it. With tracing off it does nothing (and stop too).
 func Setup(c Config, version string, logger *slog.Logger) (stop func(context.Context) error, err error) {
@@ -115,8 +122,10 @@ func Setup(c Config, version string, logger *slog.Logger) (stop func(context.Con
 		logger.Warn("tracing: export failed", "endpoint", endpoint, "error", err.Error())
 	}))
 	install(tp)
+	enabled.Store(true)
 	logger.Info("tracing: exporting spans", "endpoint", endpoint, "sample_ratio", *c.SampleRatio, "service_name", c.ServiceName)
 	return func(ctx context.Context) error {
+		enabled.Store(false)
 		install(noop.NewTracerProvider())
 		return tp.Shutdown(ctx) // exports what is still queued
 	}, nil
