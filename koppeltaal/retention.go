@@ -130,9 +130,9 @@ func (s *Service) RemoveExpired(ctx context.Context) (RetentionResult, error) {
 	if err == nil {
 		err = s.reclaimSpace(ctx, &res)
 	}
-	result := "ok"
+	result, reason := "ok", ""
 	if err != nil {
-		result = "error"
+		result, reason = "error", err.Error()
 	}
 	s.metrics.RetentionRuns.WithLabelValues(result).Inc()
 	oldest, hasOldest, oerr := s.st.OldestRetainedBody(ctx)
@@ -143,7 +143,7 @@ func (s *Service) RemoveExpired(ctx context.Context) (RetentionResult, error) {
 	s.metrics.RetentionOldest.Set(age)
 	s.log.Info("koppeltaal: retention run", "bodies_removed", res.ByAge, "bytes_freed", res.Bytes,
 		"storage_items_removed", res.StorageItems, "other_rows_removed", res.Other, "batches", res.Batches, "pages_freed", res.PagesFreed, "oldest_body_age_s", int64(age),
-		"duration_ms", time.Since(start).Milliseconds(), "result", result)
+		"duration_ms", time.Since(start).Milliseconds(), "result", result, "err", reason)
 	if err != nil {
 		return res, fmt.Errorf("retention run: %w", err)
 	}

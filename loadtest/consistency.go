@@ -66,12 +66,14 @@ type Tracker struct {
 	pfOut    map[int]int64   // per instance: prefilled deliveries still expected
 	pfWrong  int64           // prefilled deliveries to instances that are not subscribers
 	unreadNw map[int]int64   // per instance: oldest New entries the read-back skipped
+	pfDue    int             // prefilled due messages per domain (numbered after the waiting ones)
 }
 
 // prefillGroup is the prefill of one domain: n messages of one event from one
 // sender, each for the same subscribers. Delivery state is kept per message
 // and subscriber at index msg*len(subs)+slot.
 type prefillGroup struct {
+	base    string // the domain's base URL (the patients' URLs start with it)
 	event   string
 	sender  int32
 	subs    []int32
@@ -83,6 +85,7 @@ type prefillGroup struct {
 
 type tracked struct {
 	event   string
+	patient string // MessageHeader#Patient as sent (the audit trail must name it)
 	focal   string // focal resource URL without version
 	verIn   string // focal version the sender claimed to update ("" = new)
 	verOut  string // focal version the server issued
@@ -103,6 +106,7 @@ type tracked struct {
 type MessageExpectation struct {
 	Event       string
 	Focal       string // focal resource URL without /_history
+	Patient     string // the patient the message is about
 	VersionIn   string // focal version sent ("" when new)
 	Sender      int
 	Subscribers []int // instance indexes that must receive it (the sender excluded)
@@ -116,7 +120,7 @@ func NewTracker(instNames []string) *Tracker {
 // Expect registers a message before it is posted (a subscriber may claim it
 // before the sender has read the reply).
 func (t *Tracker) Expect(id string, e MessageExpectation) {
-	m := &tracked{event: e.Event, focal: e.Focal, verIn: e.VersionIn, sender: int32(e.Sender),
+	m := &tracked{event: e.Event, patient: e.Patient, focal: e.Focal, verIn: e.VersionIn, sender: int32(e.Sender),
 		subs: make([]int32, len(e.Subscribers)), got: make([]uint16, len(e.Subscribers)),
 		newAcks: make([]uint8, len(e.Subscribers)), final: make([]uint8, len(e.Subscribers)),
 		unsure: make([]uint8, len(e.Subscribers))}
@@ -139,12 +143,12 @@ func (t *Tracker) ExpectPrefill(p *Prefill) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pfTag = p.Tag
+	t.pfTag, t.pfDue = p.Tag, p.DuePerDomain
 	if t.pfOut == nil {
 		t.pfOut = map[int]int64{}
 	}
 	for _, d := range p.Domains {
-		g := &prefillGroup{event: EventPatient, sender: int32(d.Sender), n: p.PerDomain}
+		g := &prefillGroup{base: domainBaseURL(d.Domain), event: EventPatient, sender: int32(d.Sender), n: p.PerDomain}
 		for _, s := range d.Subscribers {
 			g.subs = append(g.subs, int32(s))
 			t.pfOut[s] += int64(p.PerDomain)
@@ -165,6 +169,24 @@ func (t *Tracker) prefilled(id string) (*prefillGroup, int, bool) {
 		return nil, 0, false
 	}
 	return t.pf[d], n, true
+}
+
+// patient returns the patient of the message with identifier id as the tool
+// sent or prefilled it.
+func (t *Tracker) patient(id string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m := t.msgs[id]; m != nil {
+		return m.patient, m.patient != ""
+	}
+	if g, n, ok := t.prefilled(id); ok {
+		return prefillPatientURL(g.base, n), true
+	}
+	// A prefilled due message (numbered after the waiting ones).
+	if d, n, ok := parsePrefillID(t.pfTag, id); ok && t.pfTag != "" && d < len(t.pf) && n < t.pf[d].n+t.pfDue {
+		return prefillPatientURL(t.pf[d].base, n), true
+	}
+	return "", false
 }
 
 func (g *prefillGroup) slot(inst int) int {

@@ -35,6 +35,12 @@ func buildKoppelpoort(t *testing.T) string {
 // context ends with the test (at most 3 minutes).
 func startSelfForTest(t *testing.T, scenario string) (context.Context, *Scenario, *SelfServer) {
 	t.Helper()
+	return startSelfWith(t, scenario, SelfOptions{})
+}
+
+// startSelfWith is startSelfForTest with options (Command is filled in).
+func startSelfWith(t *testing.T, scenario string, o SelfOptions) (context.Context, *Scenario, *SelfServer) {
+	t.Helper()
 	bin := buildKoppelpoort(t)
 	sc, err := ParseScenario([]byte(scenario))
 	if err != nil {
@@ -46,7 +52,8 @@ func startSelfForTest(t *testing.T, scenario string) (context.Context, *Scenario
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	srv, err := StartSelf(ctx, sc, SelfOptions{Command: []string{bin, "load", "serve-self"}})
+	o.Command = []string{bin, "load", "serve-self"}
+	srv, err := StartSelf(ctx, sc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +72,7 @@ func startSelfForTest(t *testing.T, scenario string) (context.Context, *Scenario
 // server's log, unless the consistency check passes.
 func runPassing(t *testing.T, ctx context.Context, srv *SelfServer, o Options) *Report {
 	t.Helper()
-	o.FreshServer, o.Target, o.Instances, o.ServerPID, o.StoreLabel = true, srv.URL, srv.Instances, srv.PID, srv.StoreLabel
+	o.FreshServer, o.Target, o.Instances, o.ServerPID, o.StoreLabel, o.AuditDSN = true, srv.URL, srv.Instances, srv.PID, srv.StoreLabel, srv.DSN
 	rep, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +104,10 @@ func TestSelfLoadSQLite(t *testing.T) {
 	c := rep.Consistency
 	if rep.Posted == 0 || c.Deliveries == 0 || c.AcksChecked == 0 || rep.Acked == 0 {
 		t.Fatalf("too little happened: posted %d, deliveries %d, acks checked %d", rep.Posted, c.Deliveries, c.AcksChecked)
+	}
+	// The audit trail names the instance and the patient of every claim and read (issue 11).
+	if a := rep.Audit; a == nil || a.Claims == 0 || a.Reads == 0 || !a.Pass {
+		t.Fatalf("audit trail not checked over the run: %+v", a)
 	}
 	if rep.Server == nil || rep.Server.MaxRSSMiB <= 0 {
 		t.Fatalf("server memory not sampled: %+v", rep.Server)
@@ -164,5 +175,43 @@ func TestSelfLoadPrefillSQLite(t *testing.T) {
 	rep.WriteText(&text)
 	if !strings.Contains(text.String(), "prefilled: 300 messages") || !strings.Contains(text.String(), "still waiting (prefilled, not yet claimed)") {
 		t.Fatalf("report does not mention the prefill:\n%s", text.String())
+	}
+}
+
+// TestSelfLoadPrefillDueSQLite: with prefill_due most of the prefill is
+// written due for removal, and the prefill holds the removal job until the
+// load runs. The server's first removal run must fall inside the load phase
+// and remove exactly the due bodies, no due message may be delivered, and
+// the read-back must skip the due Success entries and still pass.
+func TestSelfLoadPrefillDueSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test skipped in -short mode")
+	}
+	ctx, sc, srv := startSelfWith(t, "duration: 8s\ndomains: 1\npatients_per_domain: 100\nconcurrency: 4\ndrain_timeout: 60s\nprefill: 2400\nprefill_due: 0.9\n",
+		SelfOptions{HoldRemoval: 4 * time.Second, LogLevel: "info"})
+	p := srv.Prefill
+	if p == nil || p.DuePerDomain != 2160 || p.PerDomain != 240 || p.Messages() != 2400 {
+		t.Fatalf("prefill %+v, want 240 waiting and 2160 due", p)
+	}
+	rep := runPassing(t, ctx, srv, Options{Scenario: sc, Prefill: p})
+	runs, err := srv.RemovalRuns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.AddRemovalRuns(runs)
+	var text strings.Builder
+	rep.WriteText(&text)
+	if len(rep.RemovalRuns) != 1 {
+		t.Fatalf("want one removal run in the server log, got %+v; log:\n%s", rep.RemovalRuns, tail(srv.LogPath, 30))
+	}
+	r := rep.RemovalRuns[0]
+	if r.BodiesRemoved != 2160 || r.Result != "ok" || r.StartS < 0 || r.EndS > rep.LoadSeconds || r.PostsDuring == 0 {
+		t.Fatalf("removal run %+v: want 2160 bodies removed inside the load phase (0–%.1fs) with POSTs in it", r, rep.LoadSeconds)
+	}
+	if c := rep.Consistency; c.Prefilled != 240 || c.Strays != 0 || rep.PrefillDue != 2160 {
+		t.Fatalf("consistency counted %d prefilled (want the 240 waiting), %d strays; report due %d", c.Prefilled, c.Strays, rep.PrefillDue)
+	}
+	if !strings.Contains(text.String(), "2160 due for removal") || !strings.Contains(text.String(), "2160 bodies removed") {
+		t.Fatalf("report does not show the due prefill and the removal run:\n%s", text.String())
 	}
 }

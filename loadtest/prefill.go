@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -27,8 +28,15 @@ type Prefill struct {
 	// Tag starts the MessageHeader.identifier of every prefilled message
 	// (random per run; see prefillID).
 	Tag string `json:"tag"`
-	// PerDomain is the number of messages written per domain.
+	// PerDomain is the number of waiting messages written per domain.
 	PerDomain int `json:"per_domain"`
+	// DuePerDomain is the number of messages per domain written due for
+	// removal (Scenario.PrefillDue): created before the maximum message age,
+	// every entry Success, the body kept. Their numbers follow the waiting
+	// ones (PerDomain..PerDomain+DuePerDomain-1), which the tracker does not
+	// expect: a delivery of one is a stray. They are written first (the
+	// oldest rows), so they are every instance's oldest Success entries.
+	DuePerDomain int `json:"due_per_domain,omitempty"`
 	// Domains lists, per domain, who sent the messages and who got them.
 	Domains []PrefillDomain `json:"domains"`
 	// Seconds is how long generating and committing them took.
@@ -43,13 +51,21 @@ type PrefillDomain struct {
 	Subscribers []int  `json:"subscribers"`
 }
 
-// Messages is the number of prefilled messages (all domains).
+// Messages is the number of prefilled messages, waiting and due (all domains).
 func (p *Prefill) Messages() int64 {
 	if p == nil {
 		return 0
 	}
-	return int64(p.PerDomain) * int64(len(p.Domains))
+	return int64(p.PerDomain+p.DuePerDomain) * int64(len(p.Domains))
 }
+
+// dueAge is how old the oldest prefilled due message is: past the default
+// maximum message age by a day; the others are spread over the 12 hours
+// after it (dueStep), oldest first, so every one of them is due.
+const dueAge = (koppeltaal.DefaultMaxMessageAgeDays + 1) * 24 * time.Hour
+
+// dueStep is the creation time between consecutive due messages of a domain.
+func dueStep(due int) time.Duration { return min(time.Second, 12*time.Hour/time.Duration(max(due, 1))) }
 
 // prefillBatch is how many messages one store.Update writes, and
 // prefillWriters how many Updates are in flight at once. On SQLite the
@@ -107,6 +123,7 @@ type prefillRow struct {
 	patient     string
 	version     string
 	at          int64 // Unix microseconds: created_at and status_changed_at
+	due         bool  // delivered long ago (Success), due for removal
 	body        []byte
 	contentHash string
 	requestHash string
@@ -131,9 +148,12 @@ type prefillDomain struct {
 // as the server stores it), message, Patient resource version, one queue
 // entry per subscriber (QueueForAll) and the post receipt — prefillBatch
 // messages per Update, prefillWriters Updates at once (see there). specs must
-// be the instances Provision returned for kt. Progress, when not nil, gets a
-// line every 5 seconds.
-func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Config, specs []InstanceSpec, sc *Scenario, perDomain int, progress io.Writer) (*Prefill, error) {
+// be the instances Provision returned for kt. A share sc.PrefillDue of them is
+// written due for removal instead (Prefill.DuePerDomain). holdRemoval > 0
+// takes the removal job's lease for that long (store.TakeLease), so that the
+// server's first removal run waits for it instead of running at its start.
+// Progress, when not nil, gets a line every 5 seconds.
+func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Config, specs []InstanceSpec, sc *Scenario, perDomain int, holdRemoval time.Duration, progress io.Writer) (*Prefill, error) {
 	start := time.Now()
 	// The fill allocates a few hundred MB per second (rows, bodies, driver
 	// arguments) and keeps little: collect less often while it runs.
@@ -151,7 +171,8 @@ func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Co
 	if _, err := koppeltaal.Apply(ctx, kt, st, nil); err != nil {
 		return nil, fmt.Errorf("prefill: provision the domains: %w", err)
 	}
-	p := &Prefill{Tag: newPrefillTag(), PerDomain: perDomain}
+	due := int(math.Round(float64(perDomain) * sc.PrefillDue))
+	p := &Prefill{Tag: newPrefillTag(), PerDomain: perDomain - due, DuePerDomain: due}
 	doms, err := prefillDomains(ctx, st, specs, sc)
 	if err != nil {
 		return nil, err
@@ -189,8 +210,14 @@ func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Co
 				}
 				rows := make([]prefillRow, 0, prefillBatch)
 				for k := b * prefillBatch; k < min(total, (b+1)*prefillBatch); k++ {
-					// Message numbers run over the domains in turn, as --backlog posts them.
-					row, err := genPrefillRow(p.Tag, doms, k%len(doms), k/len(doms), versionAt(k/len(doms)))
+					// Message numbers run over the domains in turn, as --backlog posts
+					// them; the due ones first (the oldest rows), numbered after the waiting.
+					i := k / len(doms)
+					n, created := i-due, versionAt(i)
+					if i < due {
+						n, created = p.PerDomain+i, t0.Add(-dueAge+time.Duration(i)*dueStep(due))
+					}
+					row, err := genPrefillRow(p.Tag, doms, k%len(doms), n, versionAt(i), created, i < due)
 					if err != nil {
 						genOnce.Do(func() { genErr = err })
 						cancel()
@@ -270,6 +297,13 @@ func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Co
 	}); err != nil {
 		return nil, fmt.Errorf("prefill: %w", err)
 	}
+	if holdRemoval > 0 {
+		// Held by this (closed) store until it expires: the server's removal
+		// job polls for it and runs as soon as it is free.
+		if ok, err := st.TakeLease(ctx, koppeltaal.RetentionJob, holdRemoval); err != nil || !ok {
+			return nil, fmt.Errorf("prefill: hold the removal job's lease (taken: %v): %w", ok, err)
+		}
+	}
 	closed = true
 	if err := st.Close(); err != nil {
 		return nil, fmt.Errorf("prefill: close the store: %w", err)
@@ -340,11 +374,11 @@ func prefillDomains(ctx context.Context, st *store.Store, specs []InstanceSpec, 
 // issued in the self link and MessageHeader.data — then does what the
 // server does with a posted body: parse it and store its own encoding, the
 // Patient's encoding and content digest, and the digest of the request.
-func genPrefillRow(tag string, doms []*prefillDomain, di, n int, at time.Time) (prefillRow, error) {
+func genPrefillRow(tag string, doms []*prefillDomain, di, n int, versionAt, at time.Time, due bool) (prefillRow, error) {
 	d := doms[di]
 	id := prefillID(tag, di, n)
 	url := prefillPatientURL(d.base, n)
-	v := koppeltaal.FormatVersion(at)
+	v := koppeltaal.FormatVersion(versionAt)
 	m := &message{domain: d.Domain, event: EventPatient, identifier: id, feedID: "urn:uuid:" + uuid.NewString(),
 		mhURL: d.base + "MessageHeader/" + id, source: d.source, endpoint: d.base, patient: url}
 	res := patientResource(n, 1)
@@ -364,7 +398,7 @@ func genPrefillRow(tag string, doms []*prefillDomain, di, n int, at time.Time) (
 		return prefillRow{}, fmt.Errorf("generated message %s: want a MessageHeader and a Patient entry, got %d entries", id, len(stored.Entries))
 	}
 	hash := koppeltaal.ContentHash(stored.Entries[1].Resource)
-	return prefillRow{dom: di, n: n, id: id, feedID: m.feedID, patient: url, version: v, at: at.UnixMicro(),
+	return prefillRow{dom: di, n: n, id: id, feedID: m.feedID, patient: url, version: v, at: at.UnixMicro(), due: due,
 		body: stored.Encode(f), contentHash: hash,
 		requestHash: koppeltaal.RequestHash(EventPatient, []string{url}, []koppeltaal.HashedResource{{URL: url, ContentHash: hash}})}, nil
 }
@@ -387,8 +421,12 @@ func writePrefillRows(ctx context.Context, tx *store.Tx, doms []*prefillDomain, 
 		}
 		rvs = append(rvs, store.ResourceVersion{DomainID: d.id, URL: r.patient, ResourceType: "Patient",
 			Version: r.version, ContentHash: r.contentHash, InstanceID: d.senderID, MessageID: msgID})
+		status := store.StatusNew
+		if r.due {
+			status = store.StatusSuccess
+		}
 		if _, err := tx.QueueForAll(ctx, store.Entry{DomainID: d.id, MessageID: msgID, Event: EventPatient, PatientRef: r.patient,
-			FocalRef: r.patient, Status: store.StatusNew, StatusChangedAt: r.at, Version: r.version, CreatedAt: r.at}, d.recipients); err != nil {
+			FocalRef: r.patient, Status: status, StatusChangedAt: r.at, Version: r.version, CreatedAt: r.at}, d.recipients); err != nil {
 			return err
 		}
 		if err := tx.InsertReceipt(ctx, store.Receipt{SenderInstanceID: d.senderID, MessageIdentifier: r.id, RequestHash: r.requestHash,

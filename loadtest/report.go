@@ -55,10 +55,19 @@ type Report struct {
 	// DrainEndedByPrefill: the drain ended with instances still holding more
 	// prefilled messages than they could claim in the drain timeout (see
 	// waitDrained); their remaining entries are counted as waiting, not lost.
-	DrainEndedByPrefill bool         `json:"drain_ended_by_prefill,omitempty"`
-	Errors              []ErrorCount `json:"errors"`
-	Consistency         Consistency  `json:"consistency"`
-	CommitRate          *CommitRate  `json:"commit_rate,omitempty"`
+	DrainEndedByPrefill bool `json:"drain_ended_by_prefill,omitempty"`
+	// PrefillDue is how many of the prefilled messages were written old
+	// enough for the removal job (--prefill-due), delivered long ago.
+	PrefillDue int64 `json:"prefill_due,omitempty"`
+	// RemovalRuns are the server's removal runs (--self, from its log; AddRemovalRuns).
+	RemovalRuns []RemovalRun `json:"removal_runs,omitempty"`
+	// postBySecond holds the POST latencies of each timeline point (same index).
+	postBySecond []*Histogram
+	Errors       []ErrorCount `json:"errors"`
+	Consistency  Consistency  `json:"consistency"`
+	// Audit is the check of the server's audit trail (Options.AuditDSN).
+	Audit      *AuditCheck `json:"audit,omitempty"`
+	CommitRate *CommitRate `json:"commit_rate,omitempty"`
 	// CommitRatio is PostedPerSecond divided by the raw commit rate.
 	CommitRatio float64 `json:"commit_ratio,omitempty"`
 	// WritesPerSecond counts every request that changes server state (accepted
@@ -106,6 +115,9 @@ func (r *runner) tick(ctx context.Context, timeline *[]TimePoint, mu *sync.Mutex
 			lastPosted, lastDelivered, lastAcked, lastFailed = p, d, a, f
 			mu.Lock()
 			*timeline = append(*timeline, tp)
+			if p := r.opts.Prefill; p != nil && p.DuePerDomain > 0 { // a removal run to measure (17 KiB a second)
+				r.postBySecond = append(r.postBySecond, ph)
+			}
 			mu.Unlock()
 			if r.opts.Progress == nil {
 				continue
@@ -131,7 +143,7 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 		Domains: len(r.domains), Instances: len(r.insts), FreshServer: r.opts.FreshServer, LoadSeconds: loadSeconds, DrainSeconds: drainSeconds, Drained: drained,
 		Delivered: r.st.delivered.Load(), Acked: r.st.acked.Load(), MissedTicks: r.missed.Load(), IntendedConflicts: r.st.conflicts.Load(),
 		Errors: r.st.errorCounts(), Consistency: cons, CommitRate: r.opts.CommitRate, Server: srv.stats(), LoadTool: selfStats(),
-		Timeline: timeline,
+		Timeline: timeline, postBySecond: r.postBySecond,
 	}
 	if len(r.domains) > 0 {
 		d := r.domains[0]
@@ -155,6 +167,7 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 	rep.BacklogPosted = r.backlogPosted
 	if p := r.opts.Prefill; p != nil {
 		rep.Prefilled, rep.PrefillSeconds = p.Messages(), p.Seconds
+		rep.PrefillDue = int64(p.DuePerDomain) * int64(len(p.Domains))
 	}
 	if lw := r.lastWriteDone.Load(); lw > 0 {
 		writes := r.st.posted.Load() + rep.Delivered + rep.Acked
@@ -186,6 +199,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	if rep.Prefilled > 0 {
 		fmt.Fprintf(w, "prefilled: %d messages written into the database before the server started, in %.1fs (%.0f/s)\n",
 			rep.Prefilled, rep.PrefillSeconds, float64(rep.Prefilled)/max(rep.PrefillSeconds, 1e-9))
+		if rep.PrefillDue > 0 {
+			fmt.Fprintf(w, "  of them %d due for removal (older than the maximum age, delivered long ago)\n", rep.PrefillDue)
+		}
 	}
 	if rep.DrainEndedByPrefill {
 		fmt.Fprintf(w, "drain ended with %d prefilled deliveries still waiting: more than the consumers could claim in the drain timeout\n", rep.Consistency.PrefillWaiting)
@@ -220,6 +236,7 @@ func (rep *Report) WriteText(w io.Writer) {
 		}
 		tw.Flush()
 	}
+	rep.writeRemovalRuns(w)
 	if len(rep.Errors) > 0 {
 		fmt.Fprintln(w, "\nerrors by kind:")
 		for _, e := range rep.Errors {
@@ -244,6 +261,17 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	for _, e := range c.Examples {
 		fmt.Fprintf(w, "  ! %s\n", e)
+	}
+	if a := rep.Audit; a != nil {
+		if a.UncheckedReason != "" {
+			fmt.Fprintf(w, "audit trail NOT checked: %s\n", a.UncheckedReason)
+		} else {
+			fmt.Fprintf(w, "audit trail: %d claims, %d of them without a record naming the instance, %d naming another patient; %d messages read by search, %d without a record, %d under another patient; %d not checked (patient unknown to the tool); %d records read in %.1fs\n",
+				a.Claims, a.ClaimsMissing, a.ClaimsWrong, a.Reads, a.ReadsMissing, a.ReadsWrong, a.Unknown, a.RecordsRead, a.Seconds)
+		}
+		for _, e := range a.Examples {
+			fmt.Fprintf(w, "  ! %s\n", e)
+		}
 	}
 	verdict := "PASS"
 	if !rep.Pass {
@@ -279,6 +307,15 @@ func (rep *Report) failReasons() []string {
 	}
 	if c.Accepted == 0 {
 		out = append(out, "no message was accepted")
+	}
+	if a := rep.Audit; a != nil && !a.Pass {
+		add(a.ClaimsMissing+a.ReadsMissing, "claims and reads without an audit record")
+		add(a.ClaimsWrong+a.ReadsWrong, "audit records naming another patient")
+		if a.UncheckedReason != "" {
+			out = append(out, "audit trail not checked")
+		} else if a.Claims == 0 {
+			out = append(out, "no claim to check in the audit trail")
+		}
 	}
 	return out
 }

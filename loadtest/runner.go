@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,10 @@ type Options struct {
 	ServerPID int
 	// Logger receives debug details; nil discards.
 	Logger *slog.Logger
+	// AuditDSN is the server's database (--self): after the read-back the
+	// tool checks that its audit trail names the instance and patient of every
+	// claim and search result (checkAudit). "" skips that.
+	AuditDSN string
 	// FreshServer tells that the server started empty (--self): then a
 	// delivery of a message this run did not post fails the check. On other
 	// servers such messages are from before the run; they are claimed,
@@ -112,6 +117,8 @@ type runner struct {
 	loadAvgStart   float64
 	depth          []instDepth // per instance: messages sent to it and claimed by it
 	backlogPosted  int64
+	postBySecond   []*Histogram // POST latencies per timeline point (Report.AddRemovalRuns)
+	access         accessLog    // what the tool claimed and read (checkAudit)
 }
 
 // instDepth estimates an instance's queue depth as accepted messages addressed
@@ -339,6 +346,10 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		r.st.addError("verify: readback", rbErr.Error())
 	}
 	cons := r.tr.Check(rb)
+	var auditCheck *AuditCheck
+	if r.opts.AuditDSN != "" && rbErr == nil {
+		auditCheck = r.checkAudit(ctx, r.opts.AuditDSN)
+	}
 	if !drained {
 		r.st.addError("drain: timeout", fmt.Sprintf("queues not empty after %s (outstanding deliveries ≤ %d)", r.sc.DrainTimeout, r.tr.Outstanding()))
 	}
@@ -348,6 +359,10 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	defer tlMu.Unlock()
 	rep := r.report(loadSeconds, drainSeconds, drained, cons, timeline, &server)
 	rep.DrainEndedByPrefill = byPrefill
+	if auditCheck != nil {
+		rep.Audit = auditCheck
+		rep.Pass = rep.Pass && auditCheck.Pass
+	}
 	if rep.Server != nil && peak != nil {
 		rep.Server.MaxRSSMiB = peak.MaxRSSMiB
 	}
@@ -569,7 +584,7 @@ func (r *runner) carePlanMessage(d *domainState, in *instance, p *patientState, 
 // unexpected conflict or a lost reply (the caller holds p.mu).
 func (r *runner) post(ctx context.Context, d *domainState, in *instance, m *message, op string, expectConflict bool, p *patientState) (map[string]string, bool) {
 	body := m.render(in.format, time.Now())
-	r.tr.Expect(m.identifier, MessageExpectation{Event: m.event, Focal: m.focal.url, VersionIn: m.focal.version,
+	r.tr.Expect(m.identifier, MessageExpectation{Event: m.event, Focal: m.focal.url, VersionIn: m.focal.version, Patient: m.patient,
 		Sender: in.idx, Subscribers: d.subscribersFor(m.event, in.idx)})
 	r.writesInFlight.Add(1)
 	r.postsInFlight.Add(1)
@@ -682,6 +697,9 @@ func (r *runner) consume(ctx context.Context, in *instance, d *domainState, empt
 		r.lastDelivery.Store(time.Now().UnixNano())
 		h := b.headers[0]
 		n := r.tr.Delivered(h.identifier, in.idx)
+		if r.opts.AuditDSN != "" {
+			r.access.claimed(in.idx, h)
+		}
 		if h.status != "" && h.status != StatusClaimed {
 			r.st.addError("claim: status not Claimed", fmt.Sprintf("message %s came back with ProcessingStatus %s", h.identifier, h.status))
 		}
@@ -874,9 +892,12 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 			next := r.cl.base().String() + fhirBase + "/MessageHeader/_search?_summary=true&include-expired=yes&_count=" + strconv.Itoa(readbackPage) + "&ProcessingStatus=" + status
 			if skip := r.readbackSkip(in.idx, status); skip > 0 {
 				// The oldest New entries are the undelivered prefill: start behind
-				// most of it (see Tracker.NotReadBack).
+				// most of it (see Tracker.NotReadBack). The oldest Success entries
+				// are the prefilled due messages, which no check needs.
 				next += "&page=" + strconv.Itoa(skip+1)
-				r.tr.NotReadBack(in.idx, int64(skip)*readbackPage)
+				if status == StatusNew {
+					r.tr.NotReadBack(in.idx, int64(skip)*readbackPage)
+				}
 			}
 			for page := 0; next != "" && page < 100000; page++ {
 				t0 := time.Now()
@@ -892,6 +913,9 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 				}
 				r.st.ok(OpReadback, dt)
 				for _, h := range b.headers {
+					if r.opts.AuditDSN != "" {
+						r.access.read(in.idx, h)
+					}
 					s := h.status
 					if s == "" {
 						s = status
@@ -911,16 +935,28 @@ func (r *runner) readback(ctx context.Context) (Readback, error) {
 // readbackPage is the page size of the read-back (Koppelpoort's largest).
 const readbackPage = 1000
 
-// readbackSkip is the number of pages of instance inst's New entries the
-// read-back skips: those that hold nothing but its undelivered prefill, less
-// one page of margin. Paging through a million entries by offset would take
-// far longer than the run.
+// readbackSkip is the number of pages of instance inst's entries in status
+// the read-back skips: of its New entries those that hold nothing but its
+// undelivered prefill, of its Success entries those that hold nothing but
+// the prefilled due messages (the oldest rows), less one page of margin.
+// Paging through a million entries by offset would take far longer than the run.
 func (r *runner) readbackSkip(inst int, status string) int {
-	if status != StatusNew || r.opts.Prefill == nil {
+	p := r.opts.Prefill
+	if p == nil {
 		return 0
 	}
-	out := r.tr.PrefillOutstanding(inst)
-	return int(max(0, out-readbackPage) / readbackPage)
+	var oldest int64
+	switch status {
+	case StatusNew:
+		oldest = r.tr.PrefillOutstanding(inst)
+	case StatusSuccess:
+		for _, d := range p.Domains {
+			if slices.Contains(d.Subscribers, inst) {
+				oldest += int64(p.DuePerDomain)
+			}
+		}
+	}
+	return int(max(0, oldest-readbackPage) / readbackPage)
 }
 
 // prefill posts Backlog new-patient messages per domain before any consumer

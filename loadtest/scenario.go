@@ -98,6 +98,12 @@ type Scenario struct {
 	// queued for every subscriber: deep queues in seconds instead of the half
 	// hour a million POSTs take. --self only. Default 0.
 	Prefill int `yaml:"prefill" json:"prefill"`
+	// PrefillDue is the share (0..1) of the Prefill messages written old
+	// enough for the removal job — created before the maximum message age
+	// (56 days), their queue entries acknowledged Success long ago, bodies
+	// kept — so that a removal run during the load has them to remove.
+	// Default 0.
+	PrefillDue float64 `yaml:"prefill_due" json:"prefill_due,omitempty"`
 	// Instances are the credentials of an external target (without --self).
 	Instances []InstanceSpec `yaml:"instances" json:"instances,omitempty"`
 }
@@ -275,6 +281,11 @@ func (s *Scenario) Validate(self bool) error {
 		bad("prefill: %d is not within 0..10000000", s.Prefill)
 	} else if s.Prefill > 0 && !self {
 		bad("prefill: %d needs --self: it writes the messages straight into the database of the server the tool starts itself (on another server use backlog, which posts them)", s.Prefill)
+	}
+	if s.PrefillDue < 0 || s.PrefillDue > 1 {
+		bad("prefill_due: %g is not within 0..1 (a share of prefill)", s.PrefillDue)
+	} else if s.PrefillDue > 0 && s.Prefill == 0 {
+		bad("prefill_due: %g needs prefill: it is the share of the prefilled messages written due for removal", s.PrefillDue)
 	}
 	if s.Activities < 1 || s.Activities > 500 {
 		bad("activities: %d is not within 1..500", s.Activities)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,11 @@ type SelfOptions struct {
 	// more need PostgreSQL). URL then lists them all, separated by commas, and
 	// the load goes to each in turn.
 	Processes int
+	// HoldRemoval, with a prefill, keeps the server's removal job from running
+	// until this long after the prefill (its lease, store.TakeLease): the
+	// first run then falls inside the load phase instead of at the server's
+	// start. 0: the job runs at start as usual.
+	HoldRemoval time.Duration
 	// ClaimTimeout is the server's koppeltaal claim_timeout (0: its default,
 	// 5m). A claim whose reply is lost (a failover) is delivered again after it.
 	ClaimTimeout time.Duration
@@ -79,6 +85,8 @@ type SelfServer struct {
 
 	// PIDs are all server processes (PID is the first).
 	PIDs []int
+	// DSN is the server's database: the SQLite file or the PostgreSQL URL.
+	DSN string
 
 	opts     SelfOptions
 	others   []*SelfServer // the further processes of Processes; they share Dir and the database
@@ -208,10 +216,11 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 		// Provisioned and filled through the store while no server holds the
 		// database; the server applies the same configuration again at start
 		// (idempotent) and finds the messages waiting.
-		if s.Prefill, err = WritePrefill(ctx, dsn, o.SQLiteSynchronous, ktCfg, specs, sc, sc.Prefill, o.Progress); err != nil {
+		if s.Prefill, err = WritePrefill(ctx, dsn, o.SQLiteSynchronous, ktCfg, specs, sc, sc.Prefill, o.HoldRemoval, o.Progress); err != nil {
 			return nil, err
 		}
 	}
+	s.DSN = dsn
 	if err := s.startProcess(ctx, dsn, ktCfg, "koppelpoort.yaml"); err != nil {
 		return nil, err
 	}
@@ -351,6 +360,21 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// RemovalRuns returns the removal runs in the logs of the server processes
+// (whichever holds the job's lease runs it); they are logged at level info.
+func (s *SelfServer) RemovalRuns() ([]RemovalRun, error) {
+	var all []RemovalRun
+	for _, p := range append([]*SelfServer{s}, s.others...) {
+		runs, err := ReadRemovalRuns(p.LogPath)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, runs...)
+	}
+	slices.SortFunc(all, func(a, b RemovalRun) int { return a.Start.Compare(b.Start) })
+	return all, nil
 }
 
 // LogTail returns the last n lines of the server's log.

@@ -155,6 +155,14 @@ func (s *Store) dbNowMicros() string {
 	return "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
 }
 
+// TakeLease takes the lease called name for this Store for ttl when it is
+// free, expired or already this Store's, and reports whether it did. It is
+// not renewed: RunExclusive in any process can take it once it has expired.
+// (load --prefill holds the removal job this way until a chosen moment.)
+func (s *Store) TakeLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	return s.takeLease(ctx, name, ttl)
+}
+
 // takeLease takes the lease when it is free, expired or already this process's.
 func (s *Store) takeLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
 	now := s.dbNowMicros()

@@ -39,6 +39,7 @@ type loadFlags struct {
 	staleSh    float64
 	processes  int
 	compare    string
+	removalAt  time.Duration
 }
 
 func newLoadCmd() *cobra.Command {
@@ -127,6 +128,8 @@ Exit status 1 when the consistency check fails.`,
 	fl.Float64Var(&f.staleSh, "stale-share", 0.02, "share of CarePlan updates sent with an outdated version (409 expected)")
 	fl.IntVar(&sc.Backlog, "backlog", 0, "new-patient messages per domain posted before the consumers start (deep queues; see claim latency by depth)")
 	fl.IntVar(&sc.Prefill, "prefill", 0, "with --self: new-patient messages per domain written straight into the fresh database before the server starts (deep queues in seconds; see loadtest/README.md)")
+	fl.Float64Var(&sc.PrefillDue, "prefill-due", 0, "with --prefill: share (0..1) of the prefilled messages written due for removal (older than the maximum message age, delivered long ago, body kept)")
+	fl.DurationVar(&f.removalAt, "removal-at", 0, "with --prefill: the server's first removal run starts about this long into the load phase instead of at its start (the prefill holds the job's lease); longer than the run keeps it out of the run. Sets --server-log-level info unless given, to report the run")
 	fl.DurationVar(&sc.DrainTimeout, "drain-timeout", 0, "max wait for the queues to empty after the load (default 60s)")
 	fl.DurationVar(&sc.RequestTimeout, "request-timeout", 0, "timeout of one HTTP request (default 30s)")
 
@@ -172,6 +175,7 @@ func scenarioFrom(cmd *cobra.Command, f *loadFlags) (*loadtest.Scenario, error) 
 		{"drain-timeout", func() { sc.DrainTimeout = fs.DrainTimeout }},
 		{"backlog", func() { sc.Backlog = fs.Backlog }},
 		{"prefill", func() { sc.Prefill = fs.Prefill }},
+		{"prefill-due", func() { sc.PrefillDue = fs.PrefillDue }},
 		{"request-timeout", func() { sc.RequestTimeout = fs.RequestTimeout }},
 	} {
 		if set(o.name) {
@@ -202,6 +206,14 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 	sc, err := scenarioFrom(cmd, f)
 	if err != nil {
 		return err
+	}
+	if f.removalAt > 0 {
+		if !f.self || sc.Prefill == 0 {
+			return errors.New("--removal-at needs --self and --prefill: the prefill holds the server's removal job until then")
+		}
+		if !cmd.Flags().Changed("server-log-level") {
+			f.serverLog = "info" // the removal run's log line is the report's source
+		}
 	}
 	if f.compare != "" {
 		return runCompare(ctx, cmd, f, sc, stopLoad)
@@ -293,14 +305,20 @@ func loadOnce(ctx context.Context, cmd *cobra.Command, f *loadFlags, sc *loadtes
 		if sc.Prefill > 0 {
 			fmt.Fprintf(errw, "prefilling %d messages per domain into the fresh database...\n", sc.Prefill)
 		}
-		srv, err = loadtest.StartSelf(ctx, sc, loadtest.SelfOptions{Command: []string{exe, "load", "serve-self"}, DSN: f.dsn,
+		hold := time.Duration(0)
+		if f.removalAt > 0 {
+			// From the prefill's end: the server's start, the commit probe and
+			// the warm-up reads come before the load phase (about 3 s here).
+			hold = f.removalAt + f.probe + 3*time.Second
+		}
+		srv, err = loadtest.StartSelf(ctx, sc, loadtest.SelfOptions{Command: []string{exe, "load", "serve-self"}, DSN: f.dsn, HoldRemoval: hold,
 			SQLiteSynchronous: f.sqliteSync, KeepData: f.keepData, DataDir: f.dataDir, CPUProfile: f.cpuProfile, LogLevel: f.serverLog,
 			Progress: opts.Progress, Processes: f.processes})
 		if err != nil {
 			return nil, err
 		}
 		if p := srv.Prefill; p != nil {
-			fmt.Fprintf(errw, "prefilled %d messages (%d per domain, each for %d subscribers) in %.1fs\n", p.Messages(), p.PerDomain, len(p.Domains[0].Subscribers), p.Seconds)
+			fmt.Fprintf(errw, "prefilled %d messages (per domain %d waiting and %d due for removal, each for %d subscribers) in %.1fs\n", p.Messages(), p.PerDomain, p.DuePerDomain, len(p.Domains[0].Subscribers), p.Seconds)
 		}
 		defer func() {
 			abort() // first, so that the watcher below does not report the stop as a crash
@@ -309,6 +327,7 @@ func loadOnce(ctx context.Context, cmd *cobra.Command, f *loadFlags, sc *loadtes
 			}
 		}()
 		opts.Target, opts.Instances, opts.ServerPID, opts.StoreLabel, opts.Prefill = srv.URL, srv.Instances, srv.PID, srv.StoreLabel, srv.Prefill
+		opts.AuditDSN = srv.DSN // the audit trail must name the instance and patient of every claim and read
 		opts.FreshServer = true
 		// A server that dies mid-run ends the run at once, with its last words.
 		go func() {
@@ -345,7 +364,15 @@ func loadOnce(ctx context.Context, cmd *cobra.Command, f *loadFlags, sc *loadtes
 			fmt.Fprintf(errw, "raw commit rate: %.0f commits/s (%s)\n", cr.PerSecond, cr.Store)
 		}
 	}
-	return loadtest.Run(ctx, opts)
+	rep, err := loadtest.Run(ctx, opts)
+	if err == nil && srv != nil && (f.removalAt > 0 || sc.PrefillDue > 0) {
+		runs, rerr := srv.RemovalRuns()
+		if rerr != nil {
+			fmt.Fprintf(errw, "warning: %v\n", rerr)
+		}
+		rep.AddRemovalRuns(runs)
+	}
+	return rep, err
 }
 
 // newLoadServeSelfCmd is the server side of `load --self`: `serve` from a
