@@ -246,7 +246,11 @@ func (s *Server) WriteStatus(w http.ResponseWriter, r *http.Request, status int)
 // Handler returns a chi router with only the Koppeltaal API mounted (tests, tools).
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.WriteStatus(w, r, http.StatusMethodNotAllowed) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		if !s.WriteStatus(w, r, http.StatusMethodNotAllowed) { // not under /FHIR/Koppeltaal: as chi's 404
+			http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		}
+	})
 	s.Mount(r)
 	return r
 }
