@@ -210,6 +210,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the disabled administrator's session: %d, want 401", s)
 	}
 
+	// The module's OAuth client settings and an activity definition of it, made in the console.
+	run("OAuth client settings", chromedp.Click(`//nav//a[text()="Applications"]`), chromedp.Click(`//a/code[text()="BrowserModule"]`),
+		chromedp.WaitVisible(`//h2[text()="OAuth client (launch)"]`), chromedp.SendKeys(`input[name=launch]`, "https://module.example/launch"),
+		chromedp.SendKeys(`textarea[name=redirects]`, "https://module.example/callback"), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`//p[starts-with(., "Saved")]`), chromedp.Click(`//button[text()="Reset client secret"]`), chromedp.WaitVisible(`.secret`))
+	shot("application")
+	run("the settings are stored", chromedp.Click(`//a[text()="← Applications"]`), chromedp.Click(`//a/code[text()="BrowserModule"]`),
+		chromedp.WaitVisible(`//textarea[@name="redirects"][.="https://module.example/callback"]`),
+		chromedp.WaitVisible(`//input[@name="launch"][@value="https://module.example/launch"]`))
+	run("activity definitions", chromedp.Click(`//nav//a[text()="Activities"]`), chromedp.WaitVisible(`//h1[text()="Activity definitions"]`),
+		chromedp.Click(`//summary[text()="New activity definition"]`), chromedp.SendKeys(`input[name=ident]`, "browser-activity"),
+		chromedp.SendKeys(`input[name=name]`, "An activity made in the browser"),
+		chromedp.SetValue(`select[name=application]`, "BrowserModule"), chromedp.SetValue(`select[name=domain]`, koppeltaal.DemoDomain),
+		chromedp.SetValue(`select[name=kind]`, "ELearning"), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`//tr[@data-identifier="browser-activity"][td[7][.="active"]]`))
+	shot("activities")
+	run("deactivate it", chromedp.Click(`//button[.="Deactivate browser-activity"]`),
+		chromedp.WaitVisible(`//tr[@data-identifier="browser-activity"][td[7][.="inactive"]]`))
+
 	// Test Portal: CarePlan with the demo game's activity, web launch as the patient, the module's status update.
 	run("test portal", chromedp.Click(`//nav//a[text()="Test Portal"]`), chromedp.WaitVisible(`select[name=activity]`),
 		chromedp.SetValue(`select[name=portal]`, koppeltaal.DemoPortalUser), chromedp.SetValue(`select[name=activity]`, koppeltaal.DemoActivity),

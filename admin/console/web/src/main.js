@@ -7,7 +7,7 @@ import { Login } from "./login.js";
 import { Dashboard } from "./dashboard.js";
 import { Messages, MessageDetail } from "./messages.js";
 import { HttpLog, HttpLogEntry } from "./httplog.js";
-import { Domains, Applications, Instances, InstanceDetail, Administrators } from "./provisioning.js";
+import { Domains, Applications, ApplicationDetail, Instances, InstanceDetail, Administrators, Activities } from "./provisioning.js";
 import { TestPortal } from "./testportal.js";
 import { Authorizations } from "./authorizations.js";
 import { DeadLetters, DeadLetterDetail } from "./deadletters.js";
@@ -20,6 +20,7 @@ const pages = [
   ["#/instances", "Instances"],
   ["#/applications", "Applications"],
   ["#/domains", "Domains"],
+  ["#/activities", "Activities"],
   ["#/administrators", "Administrators", "system"],
   ["#/authorizations", "Authorizations"],
   ["#/portal", "Test Portal"],
@@ -32,9 +33,10 @@ function parseHash() {
 }
 
 function route(r, me) {
-  const m = r.path.match(/^#\/(messages|instances|deadletters|httplog)\/([^/]+)$/);
+  const m = r.path.match(/^#\/(messages|instances|deadletters|httplog|applications)\/([^/]+)$/);
   if (m && m[1] === "messages") return html`<${MessageDetail} id=${m[2]} />`;
   if (m && m[1] === "httplog") return html`<${HttpLogEntry} id=${m[2]} />`;
+  if (m && m[1] === "applications") return html`<${ApplicationDetail} id=${m[2]} />`;
   if (m && m[1] === "deadletters") return html`<${DeadLetterDetail} id=${decodeURIComponent(m[2])} />`;
   if (m && m[1] === "instances") return html`<${InstanceDetail} id=${m[2]} me=${me} />`;
   switch (r.path) {
@@ -44,6 +46,7 @@ function route(r, me) {
     case "#/applications": return html`<${Applications} me=${me} />`;
     case "#/domains": return html`<${Domains} me=${me} />`;
     case "#/administrators": return html`<${Administrators} me=${me} />`;
+    case "#/activities": return html`<${Activities} />`;
     case "#/deadletters": return html`<${DeadLetters} />`;
     case "#/authorizations": return html`<${Authorizations} />`;
     case "#/portal": return html`<${TestPortal} />`;

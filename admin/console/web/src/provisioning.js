@@ -72,7 +72,7 @@ export function Applications({ me }) {
   return html`<h1>Applications</h1>
     ${err && html`<p role="alert">${err}</p>`}
     <div class="scroll"><table><thead><tr><th scope="col">Identifier (client_id)</th><th scope="col">Name</th><th scope="col">Roles</th><th scope="col">Managed by</th></tr></thead>
-    <tbody>${(list || []).map((a) => html`<tr><td><code>${a.Identifier}</code></td><td>${a.Name}</td><td>${a.ApplicationRoles.join(", ")}</td><td><${Managed} by=${a.ManagedBy} /></td></tr>`)}</tbody></table></div>
+    <tbody>${(list || []).map((a) => html`<tr><td><a href=${"#/applications/" + a.id}><code>${a.Identifier}</code></a></td><td>${a.Name}</td><td>${a.ApplicationRoles.join(", ")}</td><td><${Managed} by=${a.ManagedBy} /></td></tr>`)}</tbody></table></div>
     ${me.role === "system" && html`<${Form} title="Register an application" onSubmit=${create}>
       <div class="grid-form">
         <label>Identifier<input name="ident" required maxlength="100" pattern="[^\\s/?#%]+" /></label>
@@ -220,5 +220,124 @@ export function Administrators({ me }) {
         <label>Role<select name="role"><option value="domain">domain</option><option value="application">application</option><option value="system">system</option></select></label>
         <label>Domains or applications (comma-separated)<input name="scope" placeholder="Demo" /></label>
         <label>Password (empty: generated, shown once)<input name="password" type="password" autocomplete="new-password" minlength="10" /></label>
+      </div></${Form}>`;
+}
+
+const lines = (s) => (s || "").split(/\s+/).map((x) => x.trim()).filter(Boolean);
+
+// ApplicationDetail shows an application and edits its OAuth client settings (the RegisteredClient resource:
+// launch URL, redirect URIs, allowed origins, public token requests, refresh tokens, lifetimes, the secret).
+export function ApplicationDetail({ id }) {
+  const [app, setApp] = useState(null);
+  const [client, setClient] = useState(undefined); // null: no client settings yet
+  const [err, setErr] = useState("");
+  const [saved, setSaved] = useState("");
+  const [secret, setSecret] = useState("");
+  const load = () => Promise.all([
+    jsonapi("GET", "/Application/" + id).then((d) => setApp(attrs(d.data))),
+    jsonapi("GET", "/RegisteredClient/" + id).then((d) => setClient(attrs(d.data)), (x) => { if (x.status === 404) setClient(null); else throw x; }),
+  ]).catch((x) => setErr(x.message));
+  useEffect(() => { load(); }, [id]);
+  if (err && !app) return html`<h1>Application ${id}</h1><p role="alert">${err}</p>`;
+  if (!app || client === undefined) return html`<h1>Application ${id}</h1><p aria-busy="true">Loading…</p>`;
+  const c = client || { LaunchUrl: "", RedirectUris: [], AllowedOrigins: [], AllowPublicTokenRequests: false, UseRefreshTokens: false,
+    TokenExpiresIn: 900, AuthorizationCodeExpiresIn: 60, WebLaunchRequestExpiresIn: 300, MobileActivationCodeExpiresIn: 7 };
+  const write = async (attributes) => {
+    setErr(""); setSaved("");
+    try {
+      const d = client
+        ? await jsonapi("PATCH", "/RegisteredClient/" + id, resourceDoc("RegisteredClient", attributes, id, client.version))
+        // A first confidential client gets a generated secret (shown once): it cannot be launched without one.
+        : await jsonapi("POST", "/RegisteredClient", resourceDoc("RegisteredClient",
+          { ClientId: app.Identifier, ...attributes, ResetClientSecret: !attributes.AllowPublicTokenRequests }));
+      setClient(attrs(d.data));
+      if (d.data.meta && d.data.meta.client_secret) setSecret(d.data.meta.client_secret);
+      setSaved("Saved: the next launch and token request use it.");
+    } catch (x) { setErr(x.message); }
+  };
+  const save = (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const n = (k) => Number(f.get(k));
+    write({ LaunchUrl: f.get("launch") || null, RedirectUris: lines(f.get("redirects")), AllowedOrigins: lines(f.get("origins")),
+      AllowPublicTokenRequests: f.get("public") === "on", UseRefreshTokens: f.get("refresh") === "on",
+      TokenExpiresIn: n("token"), AuthorizationCodeExpiresIn: n("code"), WebLaunchRequestExpiresIn: n("launchLife"),
+      MobileActivationCodeExpiresIn: n("activation") });
+  };
+  const file = app.ManagedBy === "config" || (client && client.ManagedBy === "config");
+  // Uncontrolled fields (defaultValue): a failed save leaves what was typed.
+  const num = (name, label, value) => html`<label>${label}<input name=${name} type="number" min="1" defaultValue=${value} /></label>`;
+  return html`<p><a href="#/applications">← Applications</a></p>
+    <h1>${app.Name || app.Identifier}</h1>
+    <p><code>${app.Identifier}</code> · ${app.ApplicationRoles.join(", ") || "no roles"} · <${Managed} by=${app.ManagedBy} /></p>
+    <h2>OAuth client (launch)</h2>
+    ${file && html`<p>This application is declared in the configuration file: change it there.</p>`}
+    <form onSubmit=${save} aria-label="OAuth client settings">
+      <fieldset disabled=${file}>
+        <div class="grid-form">
+          <label>Launch URL<input name="launch" type="url" defaultValue=${c.LaunchUrl} placeholder="https://module.example/launch" /></label>
+          <label>Redirect URIs (one a line)<textarea name="redirects" rows="2" defaultValue=${c.RedirectUris.join("\n")}></textarea></label>
+          <label>Allowed origins (CORS, one a line)<textarea name="origins" rows="2" defaultValue=${c.AllowedOrigins.join("\n")}></textarea></label>
+          ${num("token", "Access token lifetime (s)", c.TokenExpiresIn)}
+          ${num("code", "Authorization code lifetime (s)", c.AuthorizationCodeExpiresIn)}
+          ${num("launchLife", "Web launch lifetime (s)", c.WebLaunchRequestExpiresIn)}
+          ${num("activation", "Mobile activation code lifetime (days)", c.MobileActivationCodeExpiresIn)}
+        </div>
+        <label><input type="checkbox" name="public" defaultChecked=${c.AllowPublicTokenRequests} /> Public client: token requests without a secret</label>
+        <label><input type="checkbox" name="refresh" defaultChecked=${c.UseRefreshTokens} /> Refresh tokens</label>
+        <button type="submit">Save</button>
+      </fieldset>
+    </form>
+    ${!file && client && html`<button class="secondary" onClick=${() => write({ ResetClientSecret: true })}>Reset client secret</button>`}
+    <p aria-live="polite">${saved}</p>
+    ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
+    <${Secret} label="New client secret" value=${secret} />`;
+}
+
+const KINDS = ["Game", "ELearning", "Questionnaire", "Meeting", "MultipleActivityTemplate"];
+
+// Activities lists the ActivityDefinitions in scope, creates one and (de)activates it; every change is published
+// to the domain as CreateOrUpdateActivityDefinition.
+export function Activities() {
+  const [list, err, reload] = useList("ActivityDefinition");
+  const [apps, appsErr] = useList("Application");
+  const [domains, domainsErr] = useList("Domain");
+  const [actErr, setActErr] = useState("");
+  const create = async (f) => {
+    await jsonapi("POST", "/ActivityDefinition", resourceDoc("ActivityDefinition", { Identifier: f.get("ident"), Name: f.get("name"),
+      Application: f.get("application"), Domain: f.get("domain"), ActivityType: f.get("kind"), LaunchType: f.get("launch"),
+      DefaultPerformer: f.get("performer"), Description: f.get("description") }));
+    reload();
+  };
+  const toggle = async (d) => {
+    setActErr("");
+    try {
+      await jsonapi("PATCH", "/ActivityDefinition/" + d.id, resourceDoc("ActivityDefinition", { IsActive: !d.IsActive }, d.id, d.version));
+      reload();
+    } catch (x) { setActErr(x.message); }
+  };
+  const wait = loading("Activity definitions", err || appsErr || domainsErr, list, apps, domains);
+  if (wait) return wait;
+  const sel = (name, label, options) => html`<label>${label}<select name=${name}>${options.map((o) => html`<option>${o}</option>`)}</select></label>`;
+  return html`<h1>Activity definitions</h1>
+    ${(err || actErr) && html`<p role="alert" class="status-Failed">${err || actErr}</p>`}
+    <div class="scroll"><table class="cards" id="activities"><thead><tr><th scope="col">Identifier</th><th scope="col">Name</th><th scope="col">Application</th>
+      <th scope="col">Domain</th><th scope="col">Type</th><th scope="col">Launch</th><th scope="col">State</th><th scope="col">Managed by</th><th scope="col">Actions</th></tr></thead>
+    <tbody>${list.map((d) => html`<tr data-identifier=${d.Identifier}>
+      <td data-label="Identifier"><code>${d.Identifier}</code></td><td data-label="Name">${d.Name}</td><td data-label="Application">${d.Application}</td>
+      <td data-label="Domain">${d.Domain}</td><td data-label="Type">${d.ActivityType}</td><td data-label="Launch">${d.LaunchType}</td>
+      <td data-label="State">${d.IsActive ? "active" : "inactive"}</td><td data-label="Managed by"><${Managed} by=${d.ManagedBy} /></td>
+      <td data-label="">${d.ManagedBy !== "config" && html`<button class="secondary outline" onClick=${() => toggle(d)}>${d.IsActive ? "Deactivate" : "Activate"} ${d.Identifier}</button>`}</td></tr>`)}
+    </tbody></table></div>
+    <${Form} title="New activity definition" onSubmit=${create}>
+      <div class="grid-form">
+        <label>Identifier<input name="ident" required maxlength="100" /></label>
+        <label>Name<input name="name" required /></label>
+        ${sel("application", "Application", apps.map((a) => a.Identifier))}
+        ${sel("domain", "Domain", domains.map((d) => d.Name))}
+        ${sel("kind", "Activity type", KINDS)}
+        ${sel("launch", "Launch type", ["Web", "Mobile", "None"])}
+        ${sel("performer", "Default performer", ["Patient", "Practitioner", "RelatedPerson"])}
+        <label>Description<input name="description" /></label>
       </div></${Form}>`;
 }
