@@ -320,6 +320,33 @@ func TestServeReadmeCurlWalkthrough(t *testing.T) {
 	if st, body := do("DELETE", B+"/Other/StorageItem:1", game, nil); st != 204 {
 		t.Fatalf("delete the item: %d %s", st, body)
 	}
+	// The Binary variant: the PNG in, the same bytes back from the Location the reply names (…/Binary/2).
+	png := file("avatar.png")
+	req, err := http.NewRequest("POST", B+"/Binary?objectType=Avatar&patient="+P, bytes.NewReader(png))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("game@demo", "demo-game")
+	req.Header.Set("Content-Type", "image/png")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 201 || !strings.Contains(loc, "/Binary/2/_history/") {
+		t.Fatalf("store the PNG: %d, Location %q (the README reads it back from …/Binary/2)", resp.StatusCode, loc)
+	}
+	req, _ = http.NewRequest("GET", B+"/Binary/2", nil)
+	req.SetBasicAuth("game@demo", "demo-game")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(back, png) || resp.Header.Get("Content-Type") != "image/png" {
+		t.Fatalf("read the PNG back: %d %q, %d bytes (want the %d stored)", resp.StatusCode, resp.Header.Get("Content-Type"), len(back), len(png))
+	}
 }
 
 // A busy port stops serve before it says it is running and before it creates or migrates a database
