@@ -40,6 +40,9 @@ type Delivery struct {
 	// IdempotencyKey is stable for the same route, record and content: a retry carries the same key, so the
 	// adapter can make the second attempt a no-op.
 	IdempotencyKey string
+	// ContentHash identifies the content (Fields and Koppeltaal) whatever source it came from: change
+	// detection (a route's skip_unchanged) compares it with the last one sent for the record key.
+	ContentHash string `json:",omitempty"`
 	// Fields is the transformed record (the `fields` of the transform, or the record itself).
 	Fields map[string]any
 	// Koppeltaal is set when the transform declared a Koppeltaal message; it is the DSTU1 JSON bundle
@@ -152,6 +155,9 @@ type Host struct {
 	Mount func(pattern string, h http.Handler)
 	// Checkpoints persists source positions (cursor values) per route and key.
 	Checkpoints Checkpoints
+	// RequestLog is the server's HTTP request log in the database (package httplog's middleware), for an
+	// adapter that serves HTTP on a listener of its own; nil: none.
+	RequestLog func(http.Handler) http.Handler
 }
 
 // Checkpoints stores source positions durably.
@@ -244,6 +250,13 @@ func Close(v any) error {
 	return nil
 }
 
+// Acknowledger is implemented by inbound adapters whose source wants each record's final outcome (the
+// Koppeltaal mailbox: Success after every delivery succeeded, Failed with the reason after dead-lettering).
+// The runtime calls Outcome at least once per record, after the outcome is durable; it must be idempotent.
+type Acknowledger interface {
+	Outcome(ctx context.Context, rec Record, ok bool, reason string) error
+}
+
 // Backoff returns the wait before retry attempt n (1-based): base·2^(n-1), capped.
 func Backoff(n int, base, maxWait time.Duration) time.Duration {
 	d := base
@@ -251,11 +264,4 @@ func Backoff(n int, base, maxWait time.Duration) time.Duration {
 		d *= 2
 	}
 	return min(d, maxWait)
-}
-
-// Acknowledger is implemented by inbound adapters whose source wants each record's final outcome (the
-// Koppeltaal mailbox: Success after every delivery succeeded, Failed with the reason after dead-lettering).
-// The runtime calls Outcome at least once per record, after the outcome is durable; it must be idempotent.
-type Acknowledger interface {
-	Outcome(ctx context.Context, rec Record, ok bool, reason string) error
 }

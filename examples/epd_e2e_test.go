@@ -22,6 +22,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // examplesConfig loads examples/koppelpoort-examples.yaml, the config the READMEs start serve with.
@@ -104,13 +105,19 @@ func runExample(t *testing.T, name string) (string, *node, *client.Client) {
 
 func runRoutes(t testing.TB, dir string, n *node) []*routes.Route {
 	t.Helper()
+	return runRoutesWith(t, dir, n, nil)
+}
+
+// runRoutesWith is runRoutes with the route metrics on reg (nil: a private registry).
+func runRoutesWith(t testing.TB, dir string, n *node, reg prometheus.Registerer) []*routes.Route {
+	t.Helper()
 	rs, err := routes.LoadFiles(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rt, err := runtime.New(ctx, runtime.Config{Store: n.store, Koppeltaal: n.kt, Routes: rs, PollInterval: 50 * time.Millisecond,
-		Logger: testLogger()})
+		Logger: testLogger(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

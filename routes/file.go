@@ -25,6 +25,8 @@ type routeFile struct {
 	Outputs     []outputFile                  `yaml:"outputs" schema:"required,min_items=1" doc:"one or more outputs, each with a name and one outbound adapter"`
 	Retry       *strictyaml.At[retryFile]     `yaml:"retry" doc:"outbound retries: the wait doubles per attempt from backoff up to max_backoff"`
 	Health      *strictyaml.At[healthFile]    `yaml:"health" doc:"when the route counts as unhealthy on /readyz"`
+	// SkipUnchanged is change detection: see Route.SkipUnchanged.
+	SkipUnchanged *strictyaml.At[bool] `yaml:"skip_unchanged" schema:"default=false" doc:"an output is not sent a record's output again when it is what the output was last sent for the same record key (a full export dropped again sends only what changed)"`
 }
 
 type healthFile struct {

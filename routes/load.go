@@ -205,6 +205,9 @@ func (l *loader) load(src []byte) *Route {
 		l.atPos(strictyaml.SevError, rf.Name.Pos, "route name %q is the built-in Koppeltaal server route's; choose another", r.Name)
 	}
 	r.Description = rf.Description
+	if rf.SkipUnchanged != nil {
+		r.SkipUnchanged = rf.SkipUnchanged.Value
+	}
 	if rf.Retry != nil {
 		l.retry(rf.Retry, &r.Retry)
 	}

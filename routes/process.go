@@ -87,11 +87,12 @@ func (r *Route) Process(rec adapters.Record) Result {
 		if err != nil {
 			return Result{Outcome: DeadLettered, Stage: StageTransform, Key: key, Reason: fmt.Sprintf("encode transform result: %v", err)}
 		}
+		hash := transforms.StableID(string(content))
 		for _, o := range outs {
 			res.Deliveries = append(res.Deliveries, adapters.Delivery{
 				Route: r.Name, Output: o, RecordKey: key,
 				IdempotencyKey: transforms.StableID(r.Name, o, key, string(content), rec.Meta["source_id"]),
-				Fields:         fields, Koppeltaal: kt,
+				ContentHash:    hash, Fields: fields, Koppeltaal: kt,
 			})
 		}
 	}

@@ -32,6 +32,9 @@ type Route struct {
 	// FailingAfter is how long an output may keep failing before /readyz reports the route (health:
 	// failing_after; default DefaultFailingAfter).
 	FailingAfter time.Duration
+	// SkipUnchanged turns on change detection (skip_unchanged): a delivery whose output, record key and
+	// content hash (Delivery.ContentHash) equal the last one accepted for that output is not made again.
+	SkipUnchanged bool
 	// Warnings found while loading (lint prints them).
 	Warnings strictyaml.Diagnostics
 

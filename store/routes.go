@@ -327,6 +327,42 @@ func (t *Tx) Checkpoint(ctx context.Context, route, name string) (value string, 
 	return value, true, nil
 }
 
+// SentHash is the content hash last accepted for output of route for the record key (change detection,
+// a route's skip_unchanged; migration 0025), "" when none is known.
+func (t *Tx) SentHash(ctx context.Context, route, output, recordKey string) (string, error) {
+	var h string
+	err := t.get(ctx, &h, `SELECT hash FROM route_sent_hashes WHERE route = ? AND output = ? AND record_key = ?`, route, output, recordKey)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read sent hash %s/%s/%s: %w", route, output, recordKey, err)
+	}
+	return h, nil
+}
+
+// PutSentHash records hash as the content last accepted for output of route for the record key.
+func (t *Tx) PutSentHash(ctx context.Context, route, output, recordKey, hash string, now int64) error {
+	_, err := t.exec(ctx, `INSERT INTO route_sent_hashes (route, output, record_key, hash, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (route, output, record_key) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at`,
+		route, output, recordKey, hash, now)
+	if err != nil {
+		return fmt.Errorf("write sent hash %s/%s/%s: %w", route, output, recordKey, err)
+	}
+	return nil
+}
+
+// ForgetSentHash removes the record's hash if it is still hash: its delivery became a dead letter, so the
+// same content must be sent again when it comes again. A newer hash (a later change) stays.
+func (t *Tx) ForgetSentHash(ctx context.Context, route, output, recordKey, hash string) error {
+	_, err := t.exec(ctx, `DELETE FROM route_sent_hashes WHERE route = ? AND output = ? AND record_key = ? AND hash = ?`,
+		route, output, recordKey, hash)
+	if err != nil {
+		return fmt.Errorf("forget sent hash %s/%s/%s: %w", route, output, recordKey, err)
+	}
+	return nil
+}
+
 // SetCheckpoint stores an inbound's source position.
 func (t *Tx) SetCheckpoint(ctx context.Context, route, name, value string, now int64) error {
 	_, err := t.exec(ctx, `INSERT INTO route_checkpoints (route, name, value, updated_at) VALUES (?, ?, ?, ?)

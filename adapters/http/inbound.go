@@ -99,7 +99,11 @@ func (in *Inbound) Provision(_ context.Context, h adapters.Host) error {
 	in.ln = ln
 	mux := nethttp.NewServeMux()
 	mux.Handle(in.Path, in)
-	in.server = &nethttp.Server{Handler: server.RequestLog(in.log, mux), ReadHeaderTimeout: 10 * time.Second}
+	var handler nethttp.Handler = mux
+	if h.RequestLog != nil {
+		handler = h.RequestLog(mux) // the request log in the database, inside the request id
+	}
+	in.server = &nethttp.Server{Handler: server.RequestLog(in.log, handler), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 

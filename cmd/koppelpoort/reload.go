@@ -32,7 +32,7 @@ var watchInterval = time.Second
 // reload (SIGHUP) and a watcher that reloads when a route file changes.
 func (a *app) startRoutes(ctx context.Context, cfg *config.Config, rs []*routes.Route, st *store.Store, kt *koppeltaal.Service,
 	push *notify.Notifier, logger *slog.Logger, reg prometheus.Registerer) error {
-	base := runtime.Config{Store: st, Koppeltaal: kt, Logger: logger, Registerer: reg}
+	base := runtime.Config{Store: st, Koppeltaal: kt, Logger: logger, Registerer: reg, RequestLog: a.requestLog}
 	// The built-in Koppeltaal route runs beside the gateway routes (a reload leaves it alone): its webhook
 	// output is delivered by the same worker, retries and dead letters as theirs.
 	var builtin []*routes.Route

@@ -69,12 +69,8 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 		if stage == "" {
 			stage = routes.StageRules
 		}
-		// The id is stable for the same record from the same source, so a re-read after a crash does not
-		// park it twice (and a replay that fails again brings the same dead letter back). Its seed keeps
-		// "rules" for every stage: ids of dead letters parked before stages were told apart stay the same.
-		dl := store.DeadLetter{ID: transforms.StableID(r.Name, "rules", res.Key, rm.Record.Meta["source_id"], string(recordJSON)),
-			Route: r.Name, Stage: stage, RecordKey: res.Key, Record: string(recordJSON), Reason: res.Reason,
-			Revision: r.Revision, CreatedAt: now}
+		dl := store.DeadLetter{ID: deadLetterID(r, res.Key, rm.Record, string(recordJSON)), Route: r.Name, Stage: stage,
+			RecordKey: res.Key, Record: string(recordJSON), Reason: res.Reason, Revision: r.Revision, CreatedAt: now}
 		if err := tx.PutDeadLetter(ctx, dl); err != nil {
 			return err
 		}
@@ -84,7 +80,14 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 		log.Warn("record dead-lettered", "stage", stage, "reason", res.Reason, "dead_letter", dl.ID)
 	case routes.Routed:
 		var later []store.Delivery
+		unchanged := 0
 		for _, d := range res.Deliveries {
+			if same, err := rt.unchanged(ctx, tx, r, d); err != nil {
+				return err
+			} else if same {
+				unchanged++
+				continue
+			}
 			if out, ok := r.inTx[d.Output]; ok {
 				if err := rt.deliverInTx(ctx, tx, r, out, d, string(recordJSON), now, &outcome); err != nil {
 					return err
@@ -99,11 +102,17 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 				Payload: string(payload), Record: string(recordJSON), NextAttemptAt: now, Revision: r.Revision,
 				CreatedAt: now, UpdatedAt: now})
 			pending = append(pending, d.IdempotencyKey)
+			// Counted as sent once it is queued, so a second export before the call is made does not queue
+			// it again; forgotten if the delivery becomes a dead letter (record).
+			if err := rt.sent(ctx, tx, r, d, now); err != nil {
+				return err
+			}
 		}
 		if err := tx.InsertDeliveries(ctx, later); err != nil {
 			return err
 		}
-		log.Debug("record routed", "deliveries", len(res.Deliveries), "delivered", len(res.Deliveries)-len(later))
+		log.Debug("record routed", "deliveries", len(res.Deliveries), "delivered", len(res.Deliveries)-len(later)-unchanged,
+			"unchanged", unchanged)
 	}
 	if r.ack == nil {
 		return nil
@@ -134,7 +143,7 @@ func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, 
 	case err == nil:
 		rt.metrics.out.WithLabelValues(r.Name, d.Output).Inc()
 		log.DebugContext(ctx, "delivered in the routing transaction")
-		return nil
+		return rt.sent(ctx, tx, r, d, now)
 	case errors.Is(err, adapters.ErrTransient), errors.Is(err, context.Canceled):
 		return fmt.Errorf("output %s: %w", d.Output, err)
 	}
@@ -148,4 +157,41 @@ func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, 
 	rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
 	log.WarnContext(ctx, "delivery dead-lettered", "stage", "output", "reason", reason)
 	return nil
+}
+
+// unchanged reports whether change detection (the route's skip_unchanged) skips d: its output was last
+// sent the same content for the same record key. Such a delivery is counted, not made.
+func (rt *Runtime) unchanged(ctx context.Context, tx *store.Tx, r *liveRoute, d adapters.Delivery) (bool, error) {
+	if !r.SkipUnchanged || d.ContentHash == "" {
+		return false, nil
+	}
+	last, err := tx.SentHash(ctx, r.Name, d.Output, d.RecordKey)
+	if err != nil || last != d.ContentHash {
+		return false, err
+	}
+	rt.metrics.unchanged.WithLabelValues(r.Name, d.Output).Inc()
+	return true, nil
+}
+
+// sent records d's content as the last sent to its output for its record key (skip_unchanged only).
+func (rt *Runtime) sent(ctx context.Context, tx *store.Tx, r *liveRoute, d adapters.Delivery, now int64) error {
+	if !r.SkipUnchanged || d.ContentHash == "" {
+		return nil
+	}
+	return tx.PutSentHash(ctx, r.Name, d.Output, d.RecordKey, d.ContentHash, now)
+}
+
+// deadLetterID is stable for the same record from the same source, so a re-read after a crash does not
+// park it twice (and a replay that fails again brings the same dead letter back). Its seed keeps "rules"
+// for every stage: ids of dead letters parked before stages were told apart stay the same. With
+// skip_unchanged the source is left out: the same refused record in the next export is the same dead
+// letter, not a second one.
+func deadLetterID(r *liveRoute, key string, rec adapters.Record, recordJSON string) string {
+	if r.SkipUnchanged {
+		fields, err := json.Marshal(rec.Fields)
+		if err == nil {
+			return transforms.StableID(r.Name, "rules", key, "unchanged", string(fields))
+		}
+	}
+	return transforms.StableID(r.Name, "rules", key, rec.Meta["source_id"], recordJSON)
 }

@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
+	"github.com/koppelpoort/koppelpoort/routes"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
 	"github.com/koppelpoort/koppelpoort/store"
+	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
 const checkedRoute = `name: hooks
@@ -103,5 +106,56 @@ func TestHTTPInboundCheckedReply(t *testing.T) {
 	}
 	if dl, _ := runtime.ListDeadLetters(context.Background(), db, runtime.Filter{}); len(dl) != 0 {
 		t.Errorf("the refused body left dead letters: %+v", dl)
+	}
+}
+
+// The route's own listener writes the server's request log in the database (package httplog), as the main
+// server's router does (issue 14, defect 27): the row has the path, status and the request id the
+// sender saw.
+func TestHTTPInboundOwnListenerWritesTheRequestLog(t *testing.T) {
+	dir := t.TempDir()
+	addr := testkit.FreeAddr(t)
+	db := storetest.Backend{Name: "sqlite", DSN: filepath.Join(dir, "kp.db")}.Open(t)
+	rec, err := httplog.New(httplog.Options{Store: db, FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	p := filepath.Join(dir, "r.yaml")
+	os.WriteFile(p, []byte(strings.ReplaceAll(strings.Replace(checkedRoute, "%s", "accepted", 1), "ADDR", addr)), 0o644)
+	r, err := routes.LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rt, err := runtime.New(ctx, runtime.Config{Store: db, Routes: []*routes.Route{r}, PollInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler), RequestLog: rec.Middleware})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	resp, err := http.Post("http://"+addr+"/hooks?token=very-secret", "application/json", strings.NewReader(`{"id": "ev-1", "patient": "p1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != http.StatusAccepted || id == "" {
+		t.Fatalf("%d, request id %q", resp.StatusCode, id)
+	}
+	if err := rec.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, _, err := httplog.Query(ctx, db, httplog.Filter{RequestID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Path != "/hooks" || rows[0].Status != http.StatusAccepted || strings.Contains(rows[0].Query, "very-secret") {
+		t.Fatalf("request log rows for %s: %+v", id, rows)
 	}
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	dropped      *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	retries      *prometheus.CounterVec
+	unchanged    *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 }
 
@@ -26,6 +27,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dropped:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_records_dropped_total", Help: "Records dropped by a rule."}, []string{"route"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_dead_letters_total", Help: "Records or deliveries parked as dead letters."}, []string{"route", "stage"}),
 		retries:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_delivery_retries_total", Help: "Delivery attempts that failed transiently and will be retried."}, []string{"route", "output"}),
+		unchanged:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "koppelpoort_route_unchanged_total", Help: "Deliveries not made because the output was already sent the same content for the record key (skip_unchanged)."}, []string{"route", "output"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "koppelpoort_route_latency_seconds", Help: "Time from accepting a record to processing it (stage process) and duration of outbound calls (stage deliver).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"route", "stage"}),
 	}
@@ -46,6 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.dropped = reg2(m.dropped).(*prometheus.CounterVec)
 	m.deadLettered = reg2(m.deadLettered).(*prometheus.CounterVec)
 	m.retries = reg2(m.retries).(*prometheus.CounterVec)
+	m.unchanged = reg2(m.unchanged).(*prometheus.CounterVec)
 	m.latency = reg2(m.latency).(*prometheus.HistogramVec)
 	if err != nil {
 		return nil, err
@@ -67,6 +70,7 @@ func (m *metrics) zero(r *routes.Route) {
 	for _, o := range r.Outputs {
 		m.out.WithLabelValues(r.Name, o.Name)
 		m.retries.WithLabelValues(r.Name, o.Name)
+		m.unchanged.WithLabelValues(r.Name, o.Name)
 	}
 	for _, s := range []string{"process", "deliver"} {
 		m.latency.WithLabelValues(r.Name, s)

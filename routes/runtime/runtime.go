@@ -44,10 +44,16 @@ type Config struct {
 	// Mount registers inbound HTTP handlers on the server's router. Nil: the runtime keeps them and mounts
 	// them when the server calls Runtime.Mount(chi.Router).
 	Mount func(pattern string, h http.Handler)
+	// RequestLog is the server's HTTP request log (httplog.Recorder.Middleware), offered to inputs that
+	// listen on an address of their own, so their requests are logged like the server's; nil: none.
+	RequestLog func(http.Handler) http.Handler
 	// PollInterval is how often idle delivery workers and subscribers look for work; default 200ms.
 	PollInterval time.Duration
 	// Lease is how long a claimed delivery stays claimed before another worker may retry it; default 5m.
 	Lease time.Duration
+	// Drain is how long a stopping route (a reload, a shutdown) lets the outbound calls in flight finish
+	// and records their results before it cuts them off; default 30s.
+	Drain time.Duration
 }
 
 // Runtime runs routes until its context ends.
@@ -107,6 +113,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Lease <= 0 {
 		cfg.Lease = 5 * time.Minute
 	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 30 * time.Second
+	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
@@ -139,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		rt.routes = append(rt.routes, lr)
 		m.zero(r)
 		host := adapters.Host{Logger: cfg.Logger.With("route", r.Name), Dir: r.Dir, Store: cfg.Store, Koppeltaal: cfg.Koppeltaal,
-			Route: r.Name, Mount: mount, Checkpoints: Checkpoints{Store: cfg.Store}}
+			Route: r.Name, Mount: mount, Checkpoints: Checkpoints{Store: cfg.Store}, RequestLog: cfg.RequestLog}
 		for _, c := range append([]routes.Component{r.Input}, r.Outputs...) {
 			if p, ok := c.Adapter.(adapters.Provisioner); ok {
 				if err := p.Provision(ctx, host); err != nil {

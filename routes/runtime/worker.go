@@ -19,7 +19,10 @@ import (
 const claimBatch = 50
 
 // deliveryWorker makes the outbound calls of one route: lease due deliveries in a short transaction, call
-// the output outside any transaction, then record the results in another short one.
+// the output outside any transaction, then record the results in another short one. When ctx ends (a
+// reload swaps the route, or the process stops) it drains: a call in flight may finish and is recorded (for
+// up to Config.Drain), the deliveries of its batch not called yet are given back at once, so the next
+// revision takes them without waiting for their lease, and nothing is delivered twice.
 func (rt *Runtime) deliveryWorker(ctx context.Context, r *liveRoute) {
 	t := time.NewTicker(rt.cfg.PollInterval)
 	defer t.Stop()
@@ -51,9 +54,15 @@ func (rt *Runtime) deliveryWorker(ctx context.Context, r *liveRoute) {
 				break
 			}
 			results := make([]result, 0, len(batch))
+			calls, stopCalls := drainContext(ctx, rt.cfg.Drain)
 			for _, c := range batch {
-				results = append(results, rt.deliver(ctx, r, c))
+				if ctx.Err() != nil { // stopping: not called, given back at once
+					results = append(results, result{c: c, interrupted: true})
+					continue
+				}
+				results = append(results, rt.deliver(calls, r, c))
 			}
+			stopCalls()
 			if err := rt.record(ctx, r, results); err != nil {
 				// The calls were made; their leases expire and they are retried (outputs are idempotent).
 				rt.log.Error("recording delivery results failed", "route", r.Name, "error", err)
@@ -77,6 +86,8 @@ type result struct {
 	// interrupted: the call failed because the worker is stopping; it is no attempt, and the delivery is
 	// given back for the next worker (this process after a restart, or another one) at once.
 	interrupted bool
+	// hash is the delivery's content hash (change detection forgets it when the delivery dies).
+	hash string
 }
 
 // deliver makes one outbound call, in a trace of its own (the route, the output, the attempt).
@@ -97,9 +108,10 @@ func (rt *Runtime) deliver(ctx context.Context, r *liveRoute, c store.Delivery) 
 		rt.metrics.latency.WithLabelValues(r.Name, "deliver").Observe(time.Since(start).Seconds())
 	}
 	if ctx.Err() != nil && callErr != nil {
+		// Cut off after the drain time: no verdict on this call; given back, retried with the same key.
 		return result{c: c, interrupted: true}
 	}
-	return result{c: c, err: callErr, attempts: c.Attempts + 1, trace: span.SpanContext()}
+	return result{c: c, err: callErr, attempts: c.Attempts + 1, trace: span.SpanContext(), hash: d.ContentHash}
 }
 
 // deliveryAttrs describe a delivery on its span: names an integrator chose, never record keys or fields.
@@ -115,7 +127,8 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 	}
 	now := time.Now()
 	// Recorded even while stopping: a lease left behind would hold the deliveries back until it ends.
-	return rt.cfg.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	ctx = context.WithoutCancel(ctx)
+	return rt.cfg.Store.Update(ctx, func(tx *store.Tx) error {
 		var released []string
 		for _, res := range results {
 			c := res.c
@@ -147,6 +160,12 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 					Attempts: res.attempts, Revision: c.Revision, AttemptLog: dr.AttemptLog, CreatedAt: now.UnixMicro()}); err != nil {
 					return err
 				}
+				// Not sent after all: the same content in a later export is tried again (skip_unchanged).
+				if r.SkipUnchanged && res.hash != "" {
+					if err := tx.ForgetSentHash(ctx, r.Name, c.Output, c.RecordKey, res.hash); err != nil {
+						return err
+					}
+				}
 				rt.metrics.deadLettered.WithLabelValues(r.Name, "output").Inc()
 				log.WarnContext(lctx, "delivery dead-lettered", "stage", "output", "attempts", res.attempts, "reason", reason)
 			}
@@ -156,4 +175,13 @@ func (rt *Runtime) record(ctx context.Context, r *liveRoute, results []result) e
 		}
 		return tx.ReleaseDeliveries(ctx, released, now.UnixMicro())
 	})
+}
+
+// drainContext is the context of the calls a worker makes: it ends drain after ctx does, so a stop lets a
+// call in flight finish and be recorded instead of cutting it off (a reload must not turn a delivery that
+// went through into a retry).
+func drainContext(ctx context.Context, drain time.Duration) (context.Context, context.CancelFunc) {
+	calls, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
+	return calls, func() { stop(); cancel() }
 }
