@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/koppelpoort/koppelpoort/store"
 	_ "modernc.org/sqlite" // driver "sqlite" for the commit probe
+
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // CommitRate is the machine's own limit for durable commits: single-row

@@ -42,7 +42,7 @@ func startSelfForTest(t *testing.T, scenario string) (context.Context, *Scenario
 func startSelfWith(t *testing.T, scenario string, o SelfOptions) (context.Context, *Scenario, *SelfServer) {
 	t.Helper()
 	bin := buildKoppelpoort(t)
-	sc, err := ParseScenario([]byte(scenario))
+	sc, err := parseScenario("scenario", []byte(scenario))
 	if err != nil {
 		t.Fatal(err)
 	}

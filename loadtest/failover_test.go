@@ -55,7 +55,7 @@ func TestFailover(t *testing.T) {
 
 	const period = 25 * time.Second
 	bin := buildKoppelpoort(t)
-	sc, err := ParseScenario([]byte(fmt.Sprintf(`
+	sc, err := parseScenario("scenario", []byte(fmt.Sprintf(`
 duration: %s
 rate: 100
 domains: 2

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"flag"
 	"os"
 	"path/filepath"
@@ -142,7 +143,7 @@ func TestParseClaimAndAckXML(t *testing.T) {
 	}
 	_ = res
 	var got xmlHeader
-	if err := xmlUnmarshal(ack, &got); err != nil {
+	if err := xml.Unmarshal(ack, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Identifier.Value != h.identifier || len(got.Data) != 1 || got.Event.Code.Value != EventCarePlan {

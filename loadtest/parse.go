@@ -166,8 +166,6 @@ type xmlHeader struct {
 	Extension []xmlExt `xml:"extension"`
 }
 
-func xmlUnmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
-
 func parseXMLBundle(body []byte) (bundleInfo, error) {
 	var f struct {
 		XMLName xml.Name

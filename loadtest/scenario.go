@@ -10,9 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v4"
+
 	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
-	"go.yaml.in/yaml/v4"
 )
 
 // Roles an application instance plays in the load mix.
@@ -389,7 +390,7 @@ func checkTarget(target string, allowRemote bool) error {
 	return fmt.Errorf("%s is not a loopback address; a load test can overload a shared server, pass --allow-remote (allow_remote: true) if you mean it", host)
 }
 
-// LoadScenario reads a scenario file strictly (see ParseScenario).
+// LoadScenario reads a scenario file strictly (see parseScenario).
 func LoadScenario(path string) (*Scenario, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -397,11 +398,6 @@ func LoadScenario(path string) (*Scenario, error) {
 	}
 	return parseScenario(path, raw) // errors name the file, line and column
 }
-
-// ParseScenario decodes a YAML scenario strictly, the way every Koppelpoort YAML file is read
-// (internal/strictyaml: unknown keys are errors with the key meant; ${VAR} and ${VAR:-default} in values
-// come from the environment, so passwords need not be in the file; $${ is a literal ${).
-func ParseScenario(raw []byte) (*Scenario, error) { return parseScenario("scenario", raw) }
 
 func parseScenario(name string, raw []byte) (*Scenario, error) {
 	var s Scenario

@@ -64,7 +64,7 @@ func TestParseScenario(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := ParseScenario([]byte(tt.yaml))
+			s, err := parseScenario("scenario", []byte(tt.yaml))
 			if err == nil {
 				s.Defaults()
 				err = s.Validate(tt.self)

@@ -20,9 +20,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.yaml.in/yaml/v4"
+
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
-	"go.yaml.in/yaml/v4"
 )
 
 // SelfOptions configure StartSelf.

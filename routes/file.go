@@ -121,12 +121,6 @@ func (outputNames) JSONSchema() map[string]any {
 	return map[string]any{"oneOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}}
 }
 
-type routeName string
-
-func (routeName) JSONSchema() map[string]any {
-	return map[string]any{"type": "string", "pattern": "^[A-Za-z0-9._-]+$"}
-}
-
 type eventName string
 
 func (eventName) JSONSchema() map[string]any { return map[string]any{"enum": koppeltaal.Events} }

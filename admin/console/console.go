@@ -6,18 +6,13 @@
 package console
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"path"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -124,33 +119,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// SourcesHash is the hash web/build.mjs records in dist/SOURCES.sha256: the
-// sorted paths under web/ (package.json, package-lock.json, build.mjs, src/...),
-// each "path\x00sha256hex\n". A test compares it with the committed build.
-func SourcesHash(webDir string) (string, error) {
-	files := []string{"package.json", "package-lock.json", "build.mjs"}
-	err := filepath.WalkDir(filepath.Join(webDir, "src"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(webDir, p)
-		files = append(files, filepath.ToSlash(rel))
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	sort.Strings(files)
-	h := sha256.New()
-	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(webDir, filepath.FromSlash(f)))
-		if err != nil {
-			return "", err
-		}
-		fh := sha256.Sum256(b)
-		h.Write([]byte(f + "\x00" + hex.EncodeToString(fh[:]) + "\n"))
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -65,15 +65,6 @@ func ToOne(typ, id string) Relationship {
 	return Relationship{Data: &Identifier{Type: typ, ID: id}}
 }
 
-// ToMany is a to-many relationship.
-func ToMany(typ string, ids []string) Relationship {
-	out := make([]Identifier, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, Identifier{Type: typ, ID: id})
-	}
-	return Relationship{Data: out}
-}
-
 // Error is one error object.
 type Error struct {
 	Status string       `json:"status"`

@@ -9,15 +9,10 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal/api"
 )
 
-// CORS lets configured browser origins call the wrapped endpoints (metadata,
-// Token, the FHIR API): it answers preflight requests itself and adds the
-// Access-Control headers to the others. Requests from other origins pass
-// through without CORS headers, so the browser blocks them.
-func CORS(origins []string) func(http.Handler) http.Handler {
-	return dynamicCORS(func() []string { return origins })
-}
-
-// dynamicCORS is CORS with the origins asked for at every request (they change at runtime).
+// dynamicCORS lets configured browser origins call the wrapped endpoints (metadata, Token, the FHIR API):
+// it answers preflight requests itself and adds the Access-Control headers to the others. Requests from
+// other origins pass through without CORS headers, so the browser blocks them. The origins are asked for
+// at every request (they change at runtime).
 func dynamicCORS(origins func() []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

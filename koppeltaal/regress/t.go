@@ -19,12 +19,6 @@ type T struct {
 	last   *Response
 }
 
-// Context is the run's context.
-func (t *T) Context() context.Context { return t.ctx }
-
-// Config is the suite's configuration.
-func (t *T) Config() Config { return t.s.cfg }
-
 func (t *T) finish() {
 	if len(t.res.Failures) > 0 && t.res.Status != Skip {
 		t.res.Status = Fail

@@ -63,13 +63,6 @@ type Module struct {
 	history  []Handled         // what it did, oldest first
 }
 
-// Handled returns what the module did so far, oldest first.
-func (m *Module) Handled() []Handled {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]Handled(nil), m.history...)
-}
-
 // New returns a module for cfg.
 func New(cfg Config) (*Module, error) {
 	if cfg.ClientID == "" || cfg.RedirectURI == "" {

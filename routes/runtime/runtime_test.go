@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
 	"github.com/koppelpoort/koppelpoort/adapters"
 	_ "github.com/koppelpoort/koppelpoort/adapters/file"
 	kphttp "github.com/koppelpoort/koppelpoort/adapters/http"
@@ -403,26 +404,6 @@ outputs:
 	}
 	if deliveries := count(t, db, `SELECT COUNT(*) FROM route_deliveries`); deliveries != 1 {
 		t.Fatalf("%d deliveries, want 1", deliveries)
-	}
-}
-
-func TestForServe(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "ok.yaml"), []byte("name: ok\ninput:\n  file: {path: ./in}\noutputs:\n  - name: o\n    file: {dir: ./out}\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "ok_test.yaml"), []byte("route: ok.yaml\ntests: []\n"), 0o644)
-	st := storetest.Backend{Name: "sqlite", DSN: filepath.Join(dir, "kp.db")}.Open(t)
-	rt, err := runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt.Close()
-	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("name: bad\ninput:\n  file: {path: ./in, delimitr: x}\noutputs:\n  - name: o\n    file: {dir: ./out}\n"), 0o644)
-	_, err = runtime.ForServe(context.Background(), runtime.ServeOptions{ConfigDir: dir, Patterns: []string{"*.yaml"}, Store: st})
-	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3:") || !strings.Contains(err.Error(), `unknown setting "delimitr"`) {
-		t.Fatalf("want the bad route's position, got %v", err)
-	}
-	if rt, err := runtime.ForServe(context.Background(), runtime.ServeOptions{}); rt != nil || err != nil {
-		t.Fatal("no patterns: no runtime, no error")
 	}
 }
 
