@@ -71,10 +71,15 @@ func claimedPatient(t *testing.T, h *harness) (patient, self string) {
 // issue 15: the database forgets a message that was posted, claimed and
 // cached, the next message reuses its ids, and the claim, the read and the
 // acknowledgement must show the new message — not the cached body of the lost
-// one, which is another patient's.
+// one, which is another patient's. The new message is posted through a second
+// server on the same database (another process behind the load balancer), so
+// the first server's cache never saw it: only the check of the cached message
+// against the queue row keeps the lost one out (without it the claim returns
+// the lost patient).
 func TestIDReuseNeverServesAnotherMessage(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		h := newHarness(t, b, twoDomains())
+		other := newHarness(t, b, twoDomains())
 		const lost, real = "https://a.example/Patient/lost", "https://a.example/Patient/real"
 		if r := postAs(h, "portal@a", "pa", patientMessage("A", lost), dstu1.FormatJSON); r.Status != 200 {
 			t.Fatalf("post: %d %s", r.Status, r)
@@ -84,7 +89,7 @@ func TestIDReuseNeverServesAnotherMessage(t *testing.T) {
 			t.Fatalf("first claim: patient %s", p)
 		}
 		forgetNewest(t, h.st)
-		if r := postAs(h, "portal@a", "pa", patientMessage("A", real), dstu1.FormatJSON); r.Status != 200 {
+		if r := postAs(other, "portal@a", "pa", patientMessage("A", real), dstu1.FormatJSON); r.Status != 200 {
 			t.Fatalf("post: %d %s", r.Status, r)
 		}
 		p, self := claimedPatient(t, h)
