@@ -75,7 +75,7 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			if created {
 				res.DomainsCreated++
 			}
-			if err := tx.SetDomainMessageSettings(ctx, dom.ID, domainMessageSettings(d.MessageSettings)); err != nil {
+			if err := PutDomainMessageSettings(ctx, tx, dom.ID, d.MessageSettings); err != nil {
 				return err
 			}
 		}
@@ -94,7 +94,7 @@ func Apply(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger
 			if changed {
 				res.ApplicationsChanged++
 			}
-			if err := tx.SetApplicationMessageSettings(ctx, id, applicationMessageSettings(a.MessageSettings)); err != nil {
+			if err := PutApplicationMessageSettings(ctx, tx, id, a.MessageSettings); err != nil {
 				return err
 			}
 		}
@@ -214,6 +214,16 @@ func webhookColumns(w *WebhookConfig) (string, string) {
 	}
 	b, _ := json.Marshal(w.Headers)
 	return w.URL, string(b)
+}
+
+// PutDomainMessageSettings replaces the message settings of a domain (Apply and the Support API).
+func PutDomainMessageSettings(ctx context.Context, tx *store.Tx, domainID int64, cs []DomainMessageSettingConfig) error {
+	return tx.SetDomainMessageSettings(ctx, domainID, domainMessageSettings(cs))
+}
+
+// PutApplicationMessageSettings replaces the message settings of an application (Apply and the Support API).
+func PutApplicationMessageSettings(ctx context.Context, tx *store.Tx, appID int64, cs []ApplicationMessageSettingConfig) error {
+	return tx.SetApplicationMessageSettings(ctx, appID, applicationMessageSettings(cs))
 }
 
 func domainMessageSettings(cs []DomainMessageSettingConfig) []store.DomainMessageSetting {

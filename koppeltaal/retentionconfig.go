@@ -1,6 +1,7 @@
 package koppeltaal
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -75,21 +76,45 @@ func (c *Config) validateRetention(bad func(string, ...any)) {
 		global = DefaultMaxMessageAgeDays
 	}
 	for i, d := range c.Domains {
-		seen := map[string]bool{}
-		for j, ms := range d.MessageSettings {
-			where := fmt.Sprintf("koppeltaal.domains[%d] (name %q).message_settings[%d]", i, d.Name, j)
-			checkSettingEvent(where, ms.Event, seen, bad)
-			if ms.MaximumMessageAgeDays < 0 || ms.MaximumMessageAgeDays > global {
-				bad("%s: maximum_message_age_days %d: want 1..%d (koppeltaal.retention.max_message_age_days), or 0 for the global maximum", where, ms.MaximumMessageAgeDays, global)
-			}
-		}
+		checkDomainSettings(fmt.Sprintf("koppeltaal.domains[%d] (name %q).message_settings", i, d.Name), d.MessageSettings, global, bad)
 	}
 	for i, a := range c.Applications {
-		seen := map[string]bool{}
-		for j, ms := range a.MessageSettings {
-			checkSettingEvent(fmt.Sprintf("koppeltaal.applications[%d] (id %q).message_settings[%d]", i, a.ID, j), ms.Event, seen, bad)
+		checkApplicationSettings(fmt.Sprintf("koppeltaal.applications[%d] (id %q).message_settings", i, a.ID), a.MessageSettings, bad)
+	}
+}
+
+func checkDomainSettings(where string, ms []DomainMessageSettingConfig, global int, bad func(string, ...any)) {
+	seen := map[string]bool{}
+	for j, m := range ms {
+		w := fmt.Sprintf("%s[%d]", where, j)
+		checkSettingEvent(w, m.Event, seen, bad)
+		if m.MaximumMessageAgeDays < 0 || m.MaximumMessageAgeDays > global {
+			bad("%s: maximum_message_age_days %d: want 1..%d (koppeltaal.retention.max_message_age_days), or 0 for the global maximum", w, m.MaximumMessageAgeDays, global)
 		}
 	}
+}
+
+func checkApplicationSettings(where string, ms []ApplicationMessageSettingConfig, bad func(string, ...any)) {
+	seen := map[string]bool{}
+	for j, m := range ms {
+		checkSettingEvent(fmt.Sprintf("%s[%d]", where, j), m.Event, seen, bad)
+	}
+}
+
+// ValidateDomainMessageSettings checks a domain's message settings as the configuration file's are
+// checked (known events, one setting each, an age within the global maximum); where names them in the error.
+func (c RetentionConfig) ValidateDomainMessageSettings(where string, ms []DomainMessageSettingConfig) error {
+	c.SetDefaults()
+	var errs []error
+	checkDomainSettings(where, ms, c.MaxMessageAgeDays, func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) })
+	return errors.Join(errs...)
+}
+
+// ValidateApplicationMessageSettings is ValidateDomainMessageSettings for an application's settings.
+func ValidateApplicationMessageSettings(where string, ms []ApplicationMessageSettingConfig) error {
+	var errs []error
+	checkApplicationSettings(where, ms, func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) })
+	return errors.Join(errs...)
 }
 
 func checkSettingEvent(where, event string, seen map[string]bool, bad func(string, ...any)) {

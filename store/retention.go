@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Automatic data removal (SPEC.md §10): message settings, expiring a message
@@ -66,6 +67,45 @@ func (t *Tx) DomainMessageSettings(ctx context.Context) (map[int64][]DomainMessa
 		out[r.DomainID] = append(out[r.DomainID], r.DomainMessageSetting)
 	}
 	return out, nil
+}
+
+// ApplicationMessageSettings lists every application's settings, by application id.
+func (t *Tx) ApplicationMessageSettings(ctx context.Context) (map[int64][]ApplicationMessageSetting, error) {
+	var rows []struct {
+		ApplicationID int64 `db:"application_id"`
+		ApplicationMessageSetting
+	}
+	if err := t.sel(ctx, &rows, "SELECT application_id, event, retainment_required FROM application_message_settings ORDER BY application_id, event"); err != nil {
+		return nil, fmt.Errorf("read application message settings: %w", err)
+	}
+	out := map[int64][]ApplicationMessageSetting{}
+	for _, r := range rows {
+		out[r.ApplicationID] = append(out[r.ApplicationID], r.ApplicationMessageSetting)
+	}
+	return out, nil
+}
+
+// TouchDomain bumps the row version of domain id if it is still version (a change of its message
+// settings alone is a change of the domain for optimistic locking); otherwise ErrStaleVersion.
+func (t *Tx) TouchDomain(ctx context.Context, id, version int64) error {
+	return t.touch(ctx, "domains", id, version)
+}
+
+// TouchApplication is TouchDomain for an application.
+func (t *Tx) TouchApplication(ctx context.Context, id, version int64) error {
+	return t.touch(ctx, "applications", id, version)
+}
+
+func (t *Tx) touch(ctx context.Context, table string, id, version int64) error {
+	res, err := t.exec(ctx, "UPDATE "+table+" SET row_version = row_version + 1, updated_at = ? WHERE id = ? AND row_version = ?",
+		micros(time.Now()), id, version)
+	if err != nil {
+		return fmt.Errorf("update %s %d: %w", table, id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s %d: %w", table, id, ErrStaleVersion)
+	}
+	return nil
 }
 
 // appRetainsSQL is true when an application with an instance in the message's

@@ -114,21 +114,32 @@ func (a *API) update(ctx context.Context, fn func(tx *store.Tx, v *view) error) 
 
 // Domain
 
-func domainResource(d store.Domain) jsonapi.Resource {
+func domainResource(d store.Domain, ms []store.DomainMessageSetting) jsonapi.Resource {
 	return jsonapi.Resource{Type: "Domain", ID: strconv.FormatInt(d.ID, 10), Meta: VersionMeta(d.RowVersion),
 		Attributes: map[string]any{"Name": d.Name, "DTAPPhase": d.DTAPPhase, "ManagedBy": d.ManagedBy,
-			"CreatedAt": Time(d.CreatedAt), "UpdatedAt": Time(d.UpdatedAt)}}
+			"MessageSettings": domainSettingsOut(ms), "CreatedAt": Time(d.CreatedAt), "UpdatedAt": Time(d.UpdatedAt)}}
+}
+
+// domainOut renders domain id as stored in tx, with its message settings.
+func domainOut(ctx context.Context, tx *store.Tx, id int64) (jsonapi.Resource, error) {
+	d, err := tx.DomainByID(ctx, id)
+	if err != nil {
+		return jsonapi.Resource{}, err
+	}
+	ms, err := tx.DomainMessageSettings(ctx)
+	return domainResource(d, ms[id]), err
 }
 
 func (a *API) listDomains(ctx context.Context, _ *http.Request) ([]jsonapi.Resource, error) {
 	var out []jsonapi.Resource
-	err := a.withView(ctx, func(_ *store.Tx, v *view) error {
+	err := a.withView(ctx, func(tx *store.Tx, v *view) error {
+		ms, err := tx.DomainMessageSettings(ctx)
 		for _, d := range sortedDomains(v) {
 			if v.seesDomain(d.ID) {
-				out = append(out, domainResource(d))
+				out = append(out, domainResource(d, ms[d.ID]))
 			}
 		}
-		return nil
+		return err
 	})
 	return out, err
 }
@@ -148,13 +159,12 @@ func (a *API) getDomain(ctx context.Context, id string) (jsonapi.Resource, error
 		return jsonapi.Resource{}, err
 	}
 	var out jsonapi.Resource
-	err = a.withView(ctx, func(_ *store.Tx, v *view) error {
-		d, ok := v.domains[n]
-		if !ok || !v.seesDomain(n) {
+	err = a.withView(ctx, func(tx *store.Tx, v *view) error {
+		if _, ok := v.domains[n]; !ok || !v.seesDomain(n) {
 			return jsonapi.ErrNotFound
 		}
-		out = domainResource(d)
-		return nil
+		out, err = domainOut(ctx, tx, n)
+		return err
 	})
 	return out, err
 }
@@ -163,30 +173,37 @@ func (a *API) createDomain(ctx context.Context, req jsonapi.Request) (jsonapi.Re
 	if !principal(ctx).Scope().All {
 		return jsonapi.Resource{}, Forbidden("only a system administrator creates domains")
 	}
-	at := NewAttrs(req, []string{"Name", "DTAPPhase"}, nil)
+	at := NewAttrs(req, []string{"Name", "DTAPPhase", "MessageSettings"}, nil)
 	var d koppeltaal.DomainConfig
 	at.Get("Name", &d.Name)
 	at.Get("DTAPPhase", &d.DTAPPhase)
+	a.readDomainSettings(at, &d.MessageSettings)
 	if err := at.Err(); err != nil {
 		return jsonapi.Resource{}, err
 	}
 	if err := d.Validate(); err != nil {
 		return jsonapi.Resource{}, jsonapi.AttrError(400, "Name", "Invalid domain", "%v", err)
 	}
-	var out store.Domain
+	var out jsonapi.Resource
 	err := a.update(ctx, func(tx *store.Tx, v *view) error {
 		for _, cur := range v.domains {
 			if cur.Name == d.Name {
 				return jsonapi.AttrError(409, "Name", "Conflict", "domain %q already exists (Domain/%d)", d.Name, cur.ID)
 			}
 		}
-		var err error
-		if out, _, _, err = koppeltaal.PutDomain(ctx, tx, d, store.ManagedByAPI, 0); err != nil {
+		dom, _, _, err := koppeltaal.PutDomain(ctx, tx, d, store.ManagedByAPI, 0)
+		if err != nil {
 			return err
 		}
-		return a.Audit(ctx, tx, "create", fmt.Sprintf("Domain/%d", out.ID), out.ID, d.Name)
+		if err := koppeltaal.PutDomainMessageSettings(ctx, tx, dom.ID, d.MessageSettings); err != nil {
+			return err
+		}
+		if out, err = domainOut(ctx, tx, dom.ID); err != nil {
+			return err
+		}
+		return a.Audit(ctx, tx, "create", fmt.Sprintf("Domain/%d", dom.ID), dom.ID, d.Name)
 	})
-	return domainResource(out), err
+	return out, err
 }
 
 func (a *API) patchDomain(ctx context.Context, id string, req jsonapi.Request) (jsonapi.Resource, error) {
@@ -198,8 +215,8 @@ func (a *API) patchDomain(ctx context.Context, id string, req jsonapi.Request) (
 	if err != nil {
 		return jsonapi.Resource{}, err
 	}
-	at := NewAttrs(req, []string{"DTAPPhase"}, []string{"Name", "ManagedBy", "CreatedAt", "UpdatedAt"})
-	var out store.Domain
+	at := NewAttrs(req, []string{"DTAPPhase", "MessageSettings"}, []string{"Name", "ManagedBy", "CreatedAt", "UpdatedAt"})
+	var out jsonapi.Resource
 	err = a.update(ctx, func(tx *store.Tx, v *view) error {
 		cur, ok := v.domains[n]
 		if !ok || !v.seesDomain(n) {
@@ -216,35 +233,64 @@ func (a *API) patchDomain(ctx context.Context, id string, req jsonapi.Request) (
 		}
 		d := koppeltaal.DomainConfig{Name: cur.Name, DTAPPhase: cur.DTAPPhase}
 		at.Get("DTAPPhase", &d.DTAPPhase)
+		settings := a.readDomainSettings(at, &d.MessageSettings)
 		if err := at.Err(); err != nil {
 			return err
 		}
 		if err := d.Validate(); err != nil {
 			return jsonapi.AttrError(400, "DTAPPhase", "Invalid domain", "%v", err)
 		}
-		if out, _, _, err = koppeltaal.PutDomain(ctx, tx, d, store.ManagedByAPI, version); err != nil {
+		dom, _, changed, err := koppeltaal.PutDomain(ctx, tx, d, store.ManagedByAPI, version)
+		if err != nil {
 			return err
 		}
-		return a.Audit(ctx, tx, "update", "Domain/"+id, n, "DTAPPhase="+d.DTAPPhase)
+		if settings {
+			if err := koppeltaal.PutDomainMessageSettings(ctx, tx, n, d.MessageSettings); err != nil {
+				return err
+			}
+			if !changed { // the settings alone are a change of the domain: a stale version must fail
+				if err := tx.TouchDomain(ctx, n, dom.RowVersion); err != nil {
+					return err
+				}
+			}
+		}
+		if out, err = domainOut(ctx, tx, n); err != nil {
+			return err
+		}
+		return a.Audit(ctx, tx, "update", "Domain/"+id, n, changedNames(req))
 	})
-	return domainResource(out), err
+	return out, err
 }
 
 // Application
 
-func applicationResource(app store.Application) jsonapi.Resource {
+// applicationOut renders application id as stored in tx, with its message settings.
+func applicationOut(ctx context.Context, tx *store.Tx, id int64) (jsonapi.Resource, error) {
+	app, err := tx.ApplicationByID(ctx, id)
+	if err != nil {
+		return jsonapi.Resource{}, err
+	}
+	ms, err := tx.ApplicationMessageSettings(ctx)
+	return applicationResource(app, ms[id]), err
+}
+
+func applicationResource(app store.Application, ms []store.ApplicationMessageSetting) jsonapi.Resource {
 	roles := []string{}
 	if app.Roles != "" {
 		roles = strings.Split(app.Roles, ",")
 	}
 	return jsonapi.Resource{Type: "Application", ID: strconv.FormatInt(app.ID, 10), Meta: VersionMeta(app.RowVersion),
 		Attributes: map[string]any{"Identifier": app.Ident, "Name": app.Name, "ApplicationRoles": roles,
-			"ManagedBy": app.ManagedBy, "CreatedAt": Time(app.CreatedAt), "UpdatedAt": Time(app.UpdatedAt)}}
+			"MessageSettings": applicationSettingsOut(ms), "ManagedBy": app.ManagedBy, "CreatedAt": Time(app.CreatedAt), "UpdatedAt": Time(app.UpdatedAt)}}
 }
 
 func (a *API) listApplications(ctx context.Context, _ *http.Request) ([]jsonapi.Resource, error) {
 	var out []jsonapi.Resource
-	err := a.withView(ctx, func(_ *store.Tx, v *view) error {
+	err := a.withView(ctx, func(tx *store.Tx, v *view) error {
+		ms, err := tx.ApplicationMessageSettings(ctx)
+		if err != nil {
+			return err
+		}
 		ids := make([]int64, 0, len(v.apps))
 		for id := range v.apps {
 			ids = append(ids, id)
@@ -252,7 +298,7 @@ func (a *API) listApplications(ctx context.Context, _ *http.Request) ([]jsonapi.
 		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 		for _, id := range ids {
 			if v.seesApplication(id) {
-				out = append(out, applicationResource(v.apps[id]))
+				out = append(out, applicationResource(v.apps[id], ms[id]))
 			}
 		}
 		return nil
@@ -266,13 +312,12 @@ func (a *API) getApplication(ctx context.Context, id string) (jsonapi.Resource, 
 		return jsonapi.Resource{}, err
 	}
 	var out jsonapi.Resource
-	err = a.withView(ctx, func(_ *store.Tx, v *view) error {
-		app, ok := v.apps[n]
-		if !ok || !v.seesApplication(n) {
+	err = a.withView(ctx, func(tx *store.Tx, v *view) error {
+		if _, ok := v.apps[n]; !ok || !v.seesApplication(n) {
 			return jsonapi.ErrNotFound
 		}
-		out = applicationResource(app)
-		return nil
+		out, err = applicationOut(ctx, tx, n)
+		return err
 	})
 	return out, err
 }
@@ -281,18 +326,19 @@ func (a *API) createApplication(ctx context.Context, req jsonapi.Request) (jsona
 	if !principal(ctx).Scope().All {
 		return jsonapi.Resource{}, Forbidden("only a system administrator registers applications")
 	}
-	at := NewAttrs(req, []string{"Identifier", "Name", "ApplicationRoles"}, nil)
+	at := NewAttrs(req, []string{"Identifier", "Name", "ApplicationRoles", "MessageSettings"}, nil)
 	var cfg koppeltaal.ApplicationConfig
 	at.Get("Identifier", &cfg.ID)
 	at.Get("Name", &cfg.Name)
 	at.Get("ApplicationRoles", &cfg.Roles)
+	readApplicationSettings(at, &cfg.MessageSettings)
 	if err := at.Err(); err != nil {
 		return jsonapi.Resource{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return jsonapi.Resource{}, jsonapi.AttrError(400, "Identifier", "Invalid application", "%v", err)
 	}
-	var out store.Application
+	var out jsonapi.Resource
 	err := a.update(ctx, func(tx *store.Tx, v *view) error {
 		for _, cur := range v.apps {
 			if cur.Ident == cfg.ID {
@@ -303,12 +349,15 @@ func (a *API) createApplication(ctx context.Context, req jsonapi.Request) (jsona
 		if err != nil {
 			return err
 		}
-		if out, err = tx.ApplicationByID(ctx, id); err != nil {
+		if err := koppeltaal.PutApplicationMessageSettings(ctx, tx, id, cfg.MessageSettings); err != nil {
+			return err
+		}
+		if out, err = applicationOut(ctx, tx, id); err != nil {
 			return err
 		}
 		return a.Audit(ctx, tx, "create", fmt.Sprintf("Application/%d", id), 0, cfg.ID)
 	})
-	return applicationResource(out), err
+	return out, err
 }
 
 func (a *API) patchApplication(ctx context.Context, id string, req jsonapi.Request) (jsonapi.Resource, error) {
@@ -320,8 +369,8 @@ func (a *API) patchApplication(ctx context.Context, id string, req jsonapi.Reque
 	if err != nil {
 		return jsonapi.Resource{}, err
 	}
-	at := NewAttrs(req, []string{"Name", "ApplicationRoles"}, []string{"Identifier", "ManagedBy", "CreatedAt", "UpdatedAt"})
-	var out store.Application
+	at := NewAttrs(req, []string{"Name", "ApplicationRoles", "MessageSettings"}, []string{"Identifier", "ManagedBy", "CreatedAt", "UpdatedAt"})
+	var out jsonapi.Resource
 	err = a.update(ctx, func(tx *store.Tx, v *view) error {
 		cur, ok := v.apps[n]
 		if !ok || !v.seesApplication(n) {
@@ -345,22 +394,33 @@ func (a *API) patchApplication(ctx context.Context, id string, req jsonapi.Reque
 			cfg.Roles = nil
 			at.Get("ApplicationRoles", &cfg.Roles)
 		}
+		settings := readApplicationSettings(at, &cfg.MessageSettings)
 		if err := at.Err(); err != nil {
 			return err
 		}
 		if err := cfg.Validate(); err != nil {
 			return jsonapi.AttrError(400, "ApplicationRoles", "Invalid application", "%v", err)
 		}
-		if _, _, err := koppeltaal.PutApplication(ctx, tx, cfg, store.ManagedByAPI, version); err != nil {
+		_, changed, err := koppeltaal.PutApplication(ctx, tx, cfg, store.ManagedByAPI, version)
+		if err != nil {
 			return err
 		}
-		var err error
-		if out, err = tx.ApplicationByID(ctx, n); err != nil {
+		if settings {
+			if err := koppeltaal.PutApplicationMessageSettings(ctx, tx, n, cfg.MessageSettings); err != nil {
+				return err
+			}
+			if !changed { // the settings alone are a change of the application: a stale version must fail
+				if err := tx.TouchApplication(ctx, n, version); err != nil {
+					return err
+				}
+			}
+		}
+		if out, err = applicationOut(ctx, tx, n); err != nil {
 			return err
 		}
 		return a.Audit(ctx, tx, "update", "Application/"+id, 0, changedNames(req))
 	})
-	return applicationResource(out), err
+	return out, err
 }
 
 func changedNames(req jsonapi.Request) string {
