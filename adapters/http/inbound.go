@@ -19,6 +19,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/adapters"
 	"github.com/koppelpoort/koppelpoort/adapters/file"
 	"github.com/koppelpoort/koppelpoort/internal/server"
+	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/transforms"
 )
 
@@ -98,7 +99,7 @@ func (in *Inbound) Provision(_ context.Context, h adapters.Host) error {
 	}
 	in.ln = ln
 	mux := nethttp.NewServeMux()
-	mux.Handle(in.Path, in)
+	mux.Handle(in.Path, tracing.Pattern(in))
 	var handler nethttp.Handler = mux
 	if h.RequestLog != nil {
 		handler = h.RequestLog(mux) // the request log in the database, inside the request id

@@ -24,6 +24,8 @@ var traceContext = propagation.TraceContext{}
 func Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		pattern := new(string) // filled by Pattern deeper in: middleware between here and a ServeMux copies the request
+		ctx = context.WithValue(ctx, patternKey{}, pattern)
 		ctx, span := (*tracer.Load()).Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.scheme", scheme(r))))
 		if !span.IsRecording() {
@@ -38,7 +40,7 @@ func Middleware(next http.Handler) http.Handler {
 			if code == 0 {
 				code = http.StatusOK
 			}
-			route := routePattern(inner)
+			route := routePattern(inner, *pattern)
 			span.SetName(r.Method + " " + route)
 			span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", code),
 				attribute.String("koppelpoort.request_id", middleware.GetReqID(r.Context())))
@@ -51,17 +53,34 @@ func Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// routePattern is the pattern that matched r: chi's, or a ServeMux's without its method; "unmatched" when
-// none did.
-func routePattern(r *http.Request) string {
+type patternKey struct{}
+
+// Pattern wraps a handler registered on a ServeMux so that the span of Middleware further out is named by
+// the mux's pattern: the mux writes its pattern only into the request it is handed, and a middleware in
+// between (the database request log) hands it a copy.
+func Pattern(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := r.Context().Value(patternKey{}).(*string); ok {
+			*p = r.Pattern
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routePattern is the pattern that matched r: chi's, or a ServeMux's without its method (seen on r or
+// recorded by Pattern); "unmatched" when none did.
+func routePattern(r *http.Request, recorded string) string {
 	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 		return rc.RoutePattern()
 	}
-	if r.Pattern != "" {
-		if _, path, ok := strings.Cut(r.Pattern, " "); ok {
+	for _, p := range []string{r.Pattern, recorded} {
+		if p == "" {
+			continue
+		}
+		if _, path, ok := strings.Cut(p, " "); ok {
 			return path
 		}
-		return r.Pattern
+		return p
 	}
 	return "unmatched"
 }
