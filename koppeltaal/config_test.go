@@ -44,6 +44,12 @@ func TestValidateNamesTheOffendingEntry(t *testing.T) {
 		{"bodies in flight below the default body limit", func(c *koppeltaal.Config) { c.MaxBodyBytesInFlight = 1 << 20 },
 			`koppeltaal.max_body_bytes_in_flight 1048576: want at least max_body_bytes (10485760)`},
 		{"negative bodies in flight", func(c *koppeltaal.Config) { c.MaxBodyBytesInFlight = -1 }, `koppeltaal.max_body_bytes_in_flight -1`},
+		{"message setting too old", func(c *koppeltaal.Config) {
+			c.Domains[0].MessageSettings = []koppeltaal.DomainMessageSettingConfig{{Event: "CreateOrUpdatePatient", MaximumMessageAgeDays: 999}}
+		}, `koppeltaal.domains[0] (name "Demo").message_settings[0].maximum_message_age_days 999: want 1..56`},
+		{"message setting twice", func(c *koppeltaal.Config) {
+			c.Applications[0].MessageSettings = []koppeltaal.ApplicationMessageSettingConfig{{Event: "CreateOrUpdatePatient"}, {Event: "CreateOrUpdatePatient"}}
+		}, `koppeltaal.applications[0] (id "DemoPortal").message_settings[1].event "CreateOrUpdatePatient" has two settings`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

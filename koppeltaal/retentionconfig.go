@@ -1,7 +1,6 @@
 package koppeltaal
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -83,46 +82,65 @@ func (c *Config) validateRetention(bad func(string, ...any)) {
 	}
 }
 
-func checkDomainSettings(where string, ms []DomainMessageSettingConfig, global int, bad func(string, ...any)) {
-	seen := map[string]bool{}
-	for j, m := range ms {
-		w := fmt.Sprintf("%s[%d]", where, j)
-		checkSettingEvent(w, m.Event, seen, bad)
-		if m.MaximumMessageAgeDays < 0 || m.MaximumMessageAgeDays > global {
-			bad("%s: maximum_message_age_days %d: want 1..%d (koppeltaal.retention.max_message_age_days), or 0 for the global maximum", w, m.MaximumMessageAgeDays, global)
-		}
+// SettingProblem is one wrong message setting: which one (its index in the list), which of its keys
+// (as the configuration file names it: event, maximum_message_age_days) and what is wrong with it.
+type SettingProblem struct {
+	Index   int
+	Key     string
+	Problem string
+}
+
+func reportSettings(where string, problems []SettingProblem, bad func(string, ...any)) {
+	for _, p := range problems {
+		bad("%s[%d].%s %s", where, p.Index, p.Key, p.Problem)
 	}
+}
+
+func checkDomainSettings(where string, ms []DomainMessageSettingConfig, global int, bad func(string, ...any)) {
+	reportSettings(where, domainSettingProblems(ms, global), bad)
 }
 
 func checkApplicationSettings(where string, ms []ApplicationMessageSettingConfig, bad func(string, ...any)) {
+	reportSettings(where, ApplicationSettingProblems(ms), bad)
+}
+
+func domainSettingProblems(ms []DomainMessageSettingConfig, global int) []SettingProblem {
+	var out []SettingProblem
 	seen := map[string]bool{}
 	for j, m := range ms {
-		checkSettingEvent(fmt.Sprintf("%s[%d]", where, j), m.Event, seen, bad)
+		out = appendEventProblem(out, j, m.Event, seen)
+		if m.MaximumMessageAgeDays < 0 || m.MaximumMessageAgeDays > global {
+			out = append(out, SettingProblem{j, "maximum_message_age_days", fmt.Sprintf(
+				"%d: want 1..%d (koppeltaal.retention.max_message_age_days), or 0 for the global maximum", m.MaximumMessageAgeDays, global)})
+		}
 	}
+	return out
 }
 
-// ValidateDomainMessageSettings checks a domain's message settings as the configuration file's are
-// checked (known events, one setting each, an age within the global maximum); where names them in the error.
-func (c RetentionConfig) ValidateDomainMessageSettings(where string, ms []DomainMessageSettingConfig) error {
+// DomainSettingProblems checks a domain's message settings as the configuration file's are checked
+// (known events, one setting each, an age within the global maximum); none: nil.
+func (c RetentionConfig) DomainSettingProblems(ms []DomainMessageSettingConfig) []SettingProblem {
 	c.SetDefaults()
-	var errs []error
-	checkDomainSettings(where, ms, c.MaxMessageAgeDays, func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) })
-	return errors.Join(errs...)
+	return domainSettingProblems(ms, c.MaxMessageAgeDays)
 }
 
-// ValidateApplicationMessageSettings is ValidateDomainMessageSettings for an application's settings.
-func ValidateApplicationMessageSettings(where string, ms []ApplicationMessageSettingConfig) error {
-	var errs []error
-	checkApplicationSettings(where, ms, func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) })
-	return errors.Join(errs...)
+// ApplicationSettingProblems is DomainSettingProblems for an application's settings.
+func ApplicationSettingProblems(ms []ApplicationMessageSettingConfig) []SettingProblem {
+	var out []SettingProblem
+	seen := map[string]bool{}
+	for j, m := range ms {
+		out = appendEventProblem(out, j, m.Event, seen)
+	}
+	return out
 }
 
-func checkSettingEvent(where, event string, seen map[string]bool, bad func(string, ...any)) {
+func appendEventProblem(out []SettingProblem, index int, event string, seen map[string]bool) []SettingProblem {
 	switch {
 	case !KnownEvent(event):
-		bad("%s: unknown event %q (want one of %v)", where, event, Events)
+		out = append(out, SettingProblem{index, "event", fmt.Sprintf("%q: not a message event (want one of %v)", event, Events)})
 	case seen[event]:
-		bad("%s: event %q has two settings", where, event)
+		out = append(out, SettingProblem{index, "event", fmt.Sprintf("%q has two settings", event)})
 	}
 	seen[event] = true
+	return out
 }

@@ -2,6 +2,7 @@ package supportapi
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -37,9 +38,7 @@ func (a *API) readDomainSettings(at *Attrs, dst *[]koppeltaal.DomainMessageSetti
 	if !readSettings(at, dst, "Event", "MaximumMessageAgeDays", "RetainOnSuccessfulRetrieval") {
 		return false
 	}
-	if err := a.kt.Retention.ValidateDomainMessageSettings("MessageSettings", *dst); err != nil {
-		at.Fail(400, "MessageSettings", "%v", err)
-	}
+	failSettings(at, a.kt.Retention.DomainSettingProblems(*dst))
 	return true
 }
 
@@ -48,10 +47,21 @@ func readApplicationSettings(at *Attrs, dst *[]koppeltaal.ApplicationMessageSett
 	if !readSettings(at, dst, "Event", "RetainmentRequired") {
 		return false
 	}
-	if err := koppeltaal.ValidateApplicationMessageSettings("MessageSettings", *dst); err != nil {
-		at.Fail(400, "MessageSettings", "%v", err)
-	}
+	failSettings(at, koppeltaal.ApplicationSettingProblems(*dst))
 	return true
+}
+
+// settingAttrs names the file's keys of a message setting as the API does.
+var settingAttrs = map[string]string{"event": "Event", "maximum_message_age_days": "MaximumMessageAgeDays",
+	"retain_on_successful_retrieval": "RetainOnSuccessfulRetrieval", "retainment_required": "RetainmentRequired"}
+
+// failSettings records one error per problem, each pointing at the member it is about
+// (/data/attributes/MessageSettings/1/MaximumMessageAgeDays), so a form shows it next to its field.
+func failSettings(at *Attrs, problems []koppeltaal.SettingProblem) {
+	for _, p := range problems {
+		name := settingAttrs[p.Key]
+		at.Fail(400, fmt.Sprintf("MessageSettings/%d/%s", p.Index, name), "MessageSettings[%d].%s %s", p.Index, name, p.Problem)
+	}
 }
 
 func domainSettingsOut(ms []store.DomainMessageSetting) []map[string]any {
