@@ -215,3 +215,62 @@ func TestSelfLoadPrefillDueSQLite(t *testing.T) {
 		t.Fatalf("report does not show the due prefill and the removal run:\n%s", text.String())
 	}
 }
+
+// TestSelfLoadPrefillSnapshotSQLite: the first server with a prefill
+// snapshot writes the prefill and saves it; the second copies it instead
+// (same tag, no prefill of its own) and its load still claims every
+// prefilled message with its own random passwords; a scenario that would
+// prefill differently is refused.
+func TestSelfLoadPrefillSnapshotSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test skipped in -short mode")
+	}
+	snap := filepath.Join(t.TempDir(), "prefill.db")
+	const scenario = "duration: 2s\ndomains: 1\npatients_per_domain: 50\nconcurrency: 4\ndrain_timeout: 60s\nprefill: 200\n"
+	sc, err := parseScenario("scenario", []byte(scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Defaults()
+	first, err := StartSelf(context.Background(), sc, SelfOptions{Command: []string{buildKoppelpoort(t), "load", "serve-self"}, PrefillSnapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if p := first.Prefill; p == nil || p.Snapshot != "" || p.Messages() != 200 {
+		t.Fatalf("first prefill %+v: want 200 written by the run", p)
+	}
+	for _, f := range []string{snap, snap + ".json"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("snapshot not saved: %v", err)
+		}
+	}
+
+	ctx, sc, second := startSelfWith(t, scenario, SelfOptions{PrefillSnapshot: snap})
+	p := second.Prefill
+	if p == nil || p.Snapshot != snap || p.Tag != first.Prefill.Tag || p.Messages() != 200 {
+		t.Fatalf("second prefill %+v: want the first one's (tag %s) copied from %s", p, first.Prefill.Tag, snap)
+	}
+	rep := runPassing(t, ctx, second, Options{Scenario: sc, Prefill: p})
+	if c := rep.Consistency; c.Prefilled != 200 || c.PrefillDelivered < 200*int64(sc.SubscribersPerEvent) || c.PrefillWaiting != 0 {
+		t.Fatalf("prefilled %d, delivered %d, waiting %d: want all 200 claimed by each of %d subscribers",
+			c.Prefilled, c.PrefillDelivered, c.PrefillWaiting, sc.SubscribersPerEvent)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "copied from the snapshot "+snap) {
+		t.Fatalf("report does not say where the prefill came from:\n%s", text.String())
+	}
+
+	other, err := parseScenario("scenario", []byte(strings.Replace(scenario, "prefill: 200", "prefill: 300", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Defaults()
+	_, err = StartSelf(ctx, other, SelfOptions{Command: []string{"/bin/false"}, PrefillSnapshot: snap})
+	if err == nil || !strings.Contains(err.Error(), "was written for") {
+		t.Fatalf("a snapshot of another prefill was used: %v", err)
+	}
+}

@@ -40,8 +40,12 @@ type Prefill struct {
 	DuePerDomain int `json:"due_per_domain,omitempty"`
 	// Domains lists, per domain, who sent the messages and who got them.
 	Domains []PrefillDomain `json:"domains"`
-	// Seconds is how long generating and committing them took.
+	// Seconds is how long generating and committing them took, or copying
+	// the snapshot they came from.
 	Seconds float64 `json:"seconds"`
+	// Snapshot is the prefill snapshot the database was copied from
+	// (SelfOptions.PrefillSnapshot); "" when written by this run.
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // PrefillDomain is the prefill of one domain; indexes are positions in the
@@ -150,11 +154,9 @@ type prefillDomain struct {
 // entry per subscriber (QueueForAll) and the post receipt — prefillBatch
 // messages per Update, prefillWriters Updates at once (see there). specs must
 // be the instances Provision returned for kt. A share sc.PrefillDue of them is
-// written due for removal instead (Prefill.DuePerDomain). holdRemoval > 0
-// takes the removal job's lease for that long (store.TakeLease), so that the
-// server's first removal run waits for it instead of running at its start.
+// written due for removal instead (Prefill.DuePerDomain).
 // Progress, when not nil, gets a line every 5 seconds.
-func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Config, specs []InstanceSpec, sc *Scenario, perDomain int, holdRemoval time.Duration, progress io.Writer) (*Prefill, error) {
+func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Config, specs []InstanceSpec, sc *Scenario, perDomain int, progress io.Writer) (*Prefill, error) {
 	start := time.Now()
 	// The fill allocates a few hundred MB per second (rows, bodies, driver
 	// arguments) and keeps little: collect less often while it runs.
@@ -297,13 +299,6 @@ func WritePrefill(ctx context.Context, dsn, synchronous string, kt koppeltaal.Co
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("prefill: %w", err)
-	}
-	if holdRemoval > 0 {
-		// Held by this (closed) store until it expires: the server's removal
-		// job polls for it and runs as soon as it is free.
-		if ok, err := st.TakeLease(ctx, koppeltaal.RetentionJob, holdRemoval); err != nil || !ok {
-			return nil, fmt.Errorf("prefill: hold the removal job's lease (taken: %v): %w", ok, err)
-		}
 	}
 	closed = true
 	if err := st.Close(); err != nil {

@@ -52,6 +52,9 @@ type Report struct {
 	// the server started (--prefill), PrefillSeconds how long that took.
 	Prefilled      int64   `json:"prefilled,omitempty"`
 	PrefillSeconds float64 `json:"prefill_seconds,omitempty"`
+	// PrefillSnapshot is the snapshot the prefilled database was copied from
+	// (--prefill-snapshot; PrefillSeconds is then the copy); "" when written.
+	PrefillSnapshot string `json:"prefill_snapshot,omitempty"`
 	// DrainEndedByPrefill: the drain ended with instances still holding more
 	// prefilled messages than they could claim in the drain timeout (see
 	// waitDrained); their remaining entries are counted as waiting, not lost.
@@ -166,7 +169,7 @@ func (r *runner) report(loadSeconds, drainSeconds float64, drained bool, cons Co
 	rep.ClaimByDepth = r.st.depthStats()
 	rep.BacklogPosted = r.backlogPosted
 	if p := r.opts.Prefill; p != nil {
-		rep.Prefilled, rep.PrefillSeconds = p.Messages(), p.Seconds
+		rep.Prefilled, rep.PrefillSeconds, rep.PrefillSnapshot = p.Messages(), p.Seconds, p.Snapshot
 		rep.PrefillDue = int64(p.DuePerDomain) * int64(len(p.Domains))
 	}
 	if lw := r.lastWriteDone.Load(); lw > 0 {
@@ -196,9 +199,15 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\n%d domains, %d instances, %d CarePlan subscribers per domain, %d patients/domain, format %s, %s\n",
 		rep.Domains, rep.Instances, rep.CarePlanSubscribers, sc.PatientsPerDomain, sc.Format, mode)
 	fmt.Fprintf(w, "load %.1fs, drain %.1fs (drained: %v)\n", rep.LoadSeconds, rep.DrainSeconds, rep.Drained)
-	if rep.Prefilled > 0 {
+	switch {
+	case rep.Prefilled > 0 && rep.PrefillSnapshot != "":
+		fmt.Fprintf(w, "prefilled: %d messages in the database before the server started, copied from the snapshot %s in %.1fs\n",
+			rep.Prefilled, rep.PrefillSnapshot, rep.PrefillSeconds)
+	case rep.Prefilled > 0:
 		fmt.Fprintf(w, "prefilled: %d messages written into the database before the server started, in %.1fs (%.0f/s)\n",
 			rep.Prefilled, rep.PrefillSeconds, float64(rep.Prefilled)/max(rep.PrefillSeconds, 1e-9))
+	}
+	if rep.Prefilled > 0 {
 		if rep.PrefillDue > 0 {
 			fmt.Fprintf(w, "  of them %d due for removal (older than the maximum age, delivered long ago)\n", rep.PrefillDue)
 		}

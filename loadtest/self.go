@@ -61,6 +61,11 @@ type SelfOptions struct {
 	// first run then falls inside the load phase instead of at the server's
 	// start. 0: the job runs at start as usual.
 	HoldRemoval time.Duration
+	// PrefillSnapshot, with a prefill on SQLite, is a file the prefilled
+	// database is copied to (with PrefillSnapshot+".json" describing it) when
+	// it does not exist yet, and copied from instead of prefilling when it
+	// does: legs to compare start from the same database (snapshot.go).
+	PrefillSnapshot string
 	// ClaimTimeout is the server's koppeltaal claim_timeout (0: its default,
 	// 5m). A claim whose reply is lost (a failover) is delivered again after it.
 	ClaimTimeout time.Duration
@@ -217,8 +222,13 @@ func StartSelf(ctx context.Context, sc *Scenario, o SelfOptions) (_ *SelfServer,
 		// Provisioned and filled through the store while no server holds the
 		// database; the server applies the same configuration again at start
 		// (idempotent) and finds the messages waiting.
-		if s.Prefill, err = WritePrefill(ctx, dsn, o.SQLiteSynchronous, ktCfg, specs, sc, sc.Prefill, o.HoldRemoval, o.Progress); err != nil {
+		if s.Prefill, err = s.prefillOrRestore(ctx, dsn, ktCfg, specs, sc); err != nil {
 			return nil, err
+		}
+		if o.HoldRemoval > 0 {
+			if err := holdRemovalJob(ctx, dsn, o.SQLiteSynchronous, o.HoldRemoval); err != nil {
+				return nil, fmt.Errorf("prefill: %w", err)
+			}
 		}
 	}
 	s.DSN = dsn

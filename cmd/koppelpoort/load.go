@@ -40,6 +40,7 @@ type loadFlags struct {
 	processes  int
 	compare    string
 	removalAt  time.Duration
+	snapshot   string
 }
 
 func newLoadCmd() *cobra.Command {
@@ -130,6 +131,7 @@ Exit status 1 when the consistency check fails.`,
 	fl.IntVar(&sc.Prefill, "prefill", 0, "with --self: new-patient messages per domain written straight into the fresh database before the server starts (deep queues in seconds; see loadtest/README.md)")
 	fl.Float64Var(&sc.PrefillDue, "prefill-due", 0, "with --prefill: share (0..1) of the prefilled messages written due for removal (older than the maximum message age, delivered long ago, body kept)")
 	fl.DurationVar(&f.removalAt, "removal-at", 0, "with --prefill: the server's first removal run starts about this long into the load phase instead of at its start (the prefill holds the job's lease); longer than the run keeps it out of the run. Sets --server-log-level info unless given, to report the run")
+	fl.StringVar(&f.snapshot, "prefill-snapshot", "", "with --prefill on SQLite: a file to copy the prefilled database to when it does not exist, and to copy it from instead of prefilling when it does (legs to compare start from the same database; FILE.json describes it)")
 	fl.DurationVar(&sc.DrainTimeout, "drain-timeout", 0, "max wait for the queues to empty after the load (default 60s)")
 	fl.DurationVar(&sc.RequestTimeout, "request-timeout", 0, "timeout of one HTTP request (default 30s)")
 
@@ -214,6 +216,9 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 		if !cmd.Flags().Changed("server-log-level") {
 			f.serverLog = "info" // the removal run's log line is the report's source
 		}
+	}
+	if f.snapshot != "" && (!f.self || sc.Prefill == 0 || f.dsn != "") {
+		return errors.New("--prefill-snapshot needs --self and --prefill on SQLite (no --dsn): it is a copy of the prefilled SQLite file")
 	}
 	if f.compare != "" {
 		return runCompare(ctx, cmd, f, sc, stopLoad)
@@ -311,14 +316,18 @@ func loadOnce(ctx context.Context, cmd *cobra.Command, f *loadFlags, sc *loadtes
 			// the warm-up reads come before the load phase (about 3 s here).
 			hold = f.removalAt + f.probe + 3*time.Second
 		}
-		srv, err = loadtest.StartSelf(ctx, sc, loadtest.SelfOptions{Command: []string{exe, "load", "serve-self"}, DSN: f.dsn, HoldRemoval: hold,
+		srv, err = loadtest.StartSelf(ctx, sc, loadtest.SelfOptions{Command: []string{exe, "load", "serve-self"}, DSN: f.dsn, HoldRemoval: hold, PrefillSnapshot: f.snapshot,
 			SQLiteSynchronous: f.sqliteSync, KeepData: f.keepData, DataDir: f.dataDir, CPUProfile: f.cpuProfile, LogLevel: f.serverLog,
 			Progress: opts.Progress, Processes: f.processes})
 		if err != nil {
 			return nil, err
 		}
 		if p := srv.Prefill; p != nil {
-			fmt.Fprintf(errw, "prefilled %d messages (per domain %d waiting and %d due for removal, each for %d subscribers) in %.1fs\n", p.Messages(), p.PerDomain, p.DuePerDomain, len(p.Domains[0].Subscribers), p.Seconds)
+			how := "prefilled"
+			if p.Snapshot != "" {
+				how = "copied from the snapshot " + p.Snapshot + ":"
+			}
+			fmt.Fprintf(errw, "%s %d messages (per domain %d waiting and %d due for removal, each for %d subscribers) in %.1fs\n", how, p.Messages(), p.PerDomain, p.DuePerDomain, len(p.Domains[0].Subscribers), p.Seconds)
 		}
 		defer func() {
 			abort() // first, so that the watcher below does not report the stop as a crash
