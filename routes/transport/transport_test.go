@@ -23,7 +23,20 @@ import (
 var (
 	sqliteMu  sync.Mutex
 	sqliteDBs = map[string]*store.Store{}
+	tempDirs  []string
 )
+
+// TestMain closes the suite's databases and removes their files, which outlive any one test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, db := range sqliteDBs {
+		db.Close()
+	}
+	for _, dir := range tempDirs {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
 
 func sqliteFor(t *testing.T) *store.Store {
 	parts := strings.SplitN(t.Name(), "/", 4)
@@ -37,6 +50,7 @@ func sqliteFor(t *testing.T) *store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tempDirs = append(tempDirs, dir)
 	db, err := store.Open(context.Background(), store.Config{DSN: filepath.Join(dir, "transport.db")}, nil)
 	if err != nil {
 		t.Fatal(err)
