@@ -14,11 +14,13 @@ import (
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/routes/runtime"
+	"github.com/koppelpoort/koppelpoort/store"
 )
 
 // TestEPDExportAgainSendsOnlyWhatChanged is change detection (skip_unchanged, issue 14 defect 27) on the
 // EPD example: the same export dropped again sends nothing and parks no second dead letter, each of its
-// patients counted as unchanged; an export where one patient changed sends that one only.
+// patients counted as unchanged; once the hashes are forgotten (forget-sent) it sends both again; an export
+// where one patient changed sends that one only.
 func TestEPDExportAgainSendsOnlyWhatChanged(t *testing.T) {
 	n := ktServer(t)
 	dir := copyExample(t, "epd-to-koppeltaal")
@@ -69,6 +71,23 @@ func TestEPDExportAgainSendsOnlyWhatChanged(t *testing.T) {
 	}
 	if got := deadLetters(); got != 1 {
 		t.Fatalf("%d dead letters after the same export again, want the one of 1003", got)
+	}
+
+	// An operator forgets what was sent (koppelpoort forget-sent --route epd-patients --yes): the same
+	// export again sends both patients, although nothing changed.
+	if err := n.store.Update(context.Background(), func(tx *store.Tx) error {
+		forgot, err := tx.ForgetSentHashes(context.Background(), "epd-patients", "")
+		if err == nil && forgot != 2 {
+			t.Errorf("forgot %d hashes, want 2 (1001 and 1004)", forgot)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	drop(t, dir, "patienten_20261128-resend.csv", export)
+	claimAll(t, game, 2)
+	if got := unchanged(); got != 2 {
+		t.Fatalf("unchanged = %v after the hashes were forgotten, want still 2", got)
 	}
 
 	// One patient changed (a new e-mail address): only that one is sent.

@@ -352,6 +352,41 @@ func (t *Tx) PutSentHash(ctx context.Context, route, output, recordKey, hash str
 	return nil
 }
 
+// SentHashes counts the content hashes kept for route (change detection), of output only when output is
+// not "" — what ForgetSentHashes would remove.
+func (t *Tx) SentHashes(ctx context.Context, route, output string) (int, error) {
+	var n int
+	where, args := sentHashesOf(route, output)
+	if err := t.get(ctx, &n, `SELECT COUNT(*) FROM route_sent_hashes WHERE `+where, args...); err != nil {
+		return 0, fmt.Errorf("count sent hashes of route %s: %w", route, err)
+	}
+	return n, nil
+}
+
+// ForgetSentHashes removes every content hash kept for route (of output only when output is not ""), so
+// the route's next records are all sent again, changed or not: an operator's full resend. It returns how
+// many were removed.
+func (t *Tx) ForgetSentHashes(ctx context.Context, route, output string) (int, error) {
+	where, args := sentHashesOf(route, output)
+	res, err := t.exec(ctx, `DELETE FROM route_sent_hashes WHERE `+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("forget sent hashes of route %s: %w", route, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("forget sent hashes of route %s: %w", route, err)
+	}
+	return int(n), nil
+}
+
+// sentHashesOf selects the hashes of route, of one output when output is not "".
+func sentHashesOf(route, output string) (string, []any) {
+	if output == "" {
+		return "route = ?", []any{route}
+	}
+	return "route = ? AND output = ?", []any{route, output}
+}
+
 // ForgetSentHash removes the record's hash if it is still hash: its delivery became a dead letter, so the
 // same content must be sent again when it comes again. A newer hash (a later change) stays.
 func (t *Tx) ForgetSentHash(ctx context.Context, route, output, recordKey, hash string) error {

@@ -11,6 +11,7 @@ func extraCommands() []*cobra.Command {
 		newRouteTestCmd(),
 		newSchemaCmd(),
 		newReplayCmd(),
+		newForgetSentCmd(),
 		newLoadCmd(),
 		newAdminCmd(),
 		newAuditCmd(),

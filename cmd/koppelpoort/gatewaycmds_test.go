@@ -167,3 +167,58 @@ func TestLintNoArgumentsNoRoutes(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// forget-sent removes the skip_unchanged hashes of one route (or one of its outputs) and nothing else; a
+// dry run only counts.
+func TestForgetSentCmd(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "kp.db")
+	st, err := store.Open(context.Background(), store.Config{DSN: dsn}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put := func(route, output, key string) {
+		if err := st.Update(context.Background(), func(tx *store.Tx) error {
+			return tx.PutSentHash(context.Background(), route, output, key, "h-"+key, 1)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(route string) int {
+		var n int
+		if err := st.View(context.Background(), func(tx *store.Tx) (err error) {
+			n, err = tx.SentHashes(context.Background(), route, "")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	put("epd-patients", "koppeltaal", "1001")
+	put("epd-patients", "koppeltaal", "1004")
+	put("epd-patients", "archive", "1001")
+	put("epd-careplans", "koppeltaal", "1001")
+
+	if _, err := runCmd(t, newForgetSentCmd(), "--dsn", dsn); err == nil || !strings.Contains(err.Error(), "--route") {
+		t.Fatalf("without --route: %v", err)
+	}
+	out, err := runCmd(t, newForgetSentCmd(), "--dsn", dsn, "--route", "epd-patients")
+	if err != nil || !strings.Contains(out, "dry run: 3 sent hashes of route epd-patients would be forgotten") || count("epd-patients") != 3 {
+		t.Fatalf("dry run: %v, %d left\n%s", err, count("epd-patients"), out)
+	}
+	out, err = runCmd(t, newForgetSentCmd(), "--dsn", dsn, "--route", "epd-patients", "--output", "archive", "--yes")
+	if err != nil || !strings.Contains(out, "forgot 1 sent hashes of route epd-patients, output archive") || count("epd-patients") != 2 {
+		t.Fatalf("--output archive: %v, %d left\n%s", err, count("epd-patients"), out)
+	}
+	out, err = runCmd(t, newForgetSentCmd(), "--dsn", dsn, "--route", "epd-patients", "--yes")
+	if err != nil || !strings.Contains(out, "forgot 2 sent hashes of route epd-patients:") || count("epd-patients") != 0 {
+		t.Fatalf("--yes: %v, %d left\n%s", err, count("epd-patients"), out)
+	}
+	if count("epd-careplans") != 1 {
+		t.Fatal("another route's hashes were forgotten too")
+	}
+	out, _ = runCmd(t, newForgetSentCmd(), "--dsn", dsn, "--route", "epd-patients", "--yes")
+	if !strings.Contains(out, "no sent hashes kept for route epd-patients in SQLite "+dsn) {
+		t.Fatalf("nothing left: %s", out)
+	}
+}

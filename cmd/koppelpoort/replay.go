@@ -59,11 +59,7 @@ queues in the store and run when 'koppelpoort serve' starts.`,
 			if len(list) == 0 {
 				// Say where it looked: without --config that is the embedded default, not the store a
 				// configuration file names (issue 14, defect 3).
-				fmt.Fprintf(out, "no dead letters to replay in %s", st.Where())
-				if f.configPath == "" && f.dsn == "" && os.Getenv("KOPPELPOORT_DSN") == "" {
-					fmt.Fprint(out, " (the embedded default; give --config FILE to use the store of your configuration)")
-				}
-				fmt.Fprintln(out)
+				fmt.Fprintf(out, "no dead letters to replay in %s%s\n", st.Where(), embeddedDefaultNote(f))
 				return nil
 			}
 			if len(ids) > 0 {
