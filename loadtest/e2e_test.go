@@ -221,7 +221,19 @@ func TestSelfLoadPrefillDueSQLite(t *testing.T) {
 // (same tag, no prefill of its own) and its load still claims every
 // prefilled message with its own random passwords; a scenario that would
 // prefill differently is refused.
-func TestSelfLoadPrefillSnapshotSQLite(t *testing.T) {
+func TestSelfLoadPrefillSnapshotSQLite(t *testing.T) { testPrefillSnapshot(t, "") }
+
+// TestSelfLoadPrefillSnapshotPostgres is the same on PostgreSQL
+// (KOPPELPOORT_TEST_POSTGRES_DSN): the snapshot is a database of its own.
+func TestSelfLoadPrefillSnapshotPostgres(t *testing.T) {
+	dsn := os.Getenv("KOPPELPOORT_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("KOPPELPOORT_TEST_POSTGRES_DSN not set")
+	}
+	testPrefillSnapshot(t, dsn)
+}
+
+func testPrefillSnapshot(t *testing.T, pgDSN string) {
 	if testing.Short() {
 		t.Skip("end-to-end load test skipped in -short mode")
 	}
@@ -232,7 +244,7 @@ func TestSelfLoadPrefillSnapshotSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc.Defaults()
-	first, err := StartSelf(context.Background(), sc, SelfOptions{Command: []string{buildKoppelpoort(t), "load", "serve-self"}, PrefillSnapshot: snap})
+	first, err := StartSelf(context.Background(), sc, SelfOptions{Command: []string{buildKoppelpoort(t), "load", "serve-self"}, DSN: pgDSN, PrefillSnapshot: snap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,13 +254,29 @@ func TestSelfLoadPrefillSnapshotSQLite(t *testing.T) {
 	if p := first.Prefill; p == nil || p.Snapshot != "" || p.Messages() != 200 {
 		t.Fatalf("first prefill %+v: want 200 written by the run", p)
 	}
-	for _, f := range []string{snap, snap + ".json"} {
-		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("snapshot not saved: %v", err)
+	raw, err := os.ReadFile(snap + ".json")
+	if err != nil {
+		t.Fatalf("snapshot not described: %v", err)
+	}
+	var meta snapshotMeta
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if pgDSN != "" {
+		if meta.PostgresDatabase == "" {
+			t.Fatalf("no snapshot database in %s", raw)
 		}
+		t.Cleanup(func() {
+			s := &SelfServer{pgAdmin: pgDSN}
+			if err := s.pgExec(context.Background(), "DROP DATABASE "+meta.PostgresDatabase); err != nil {
+				t.Error(err)
+			}
+		})
+	} else if _, err := os.Stat(snap); err != nil {
+		t.Fatalf("snapshot not saved: %v", err)
 	}
 
-	ctx, sc, second := startSelfWith(t, scenario, SelfOptions{PrefillSnapshot: snap})
+	ctx, sc, second := startSelfWith(t, scenario, SelfOptions{DSN: pgDSN, PrefillSnapshot: snap})
 	p := second.Prefill
 	if p == nil || p.Snapshot != snap || p.Tag != first.Prefill.Tag || p.Messages() != 200 {
 		t.Fatalf("second prefill %+v: want the first one's (tag %s) copied from %s", p, first.Prefill.Tag, snap)
@@ -269,7 +297,7 @@ func TestSelfLoadPrefillSnapshotSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Defaults()
-	_, err = StartSelf(ctx, other, SelfOptions{Command: []string{"/bin/false"}, PrefillSnapshot: snap})
+	_, err = StartSelf(ctx, other, SelfOptions{Command: []string{"/bin/false"}, DSN: pgDSN, PrefillSnapshot: snap})
 	if err == nil || !strings.Contains(err.Error(), "was written for") {
 		t.Fatalf("a snapshot of another prefill was used: %v", err)
 	}

@@ -61,10 +61,11 @@ type SelfOptions struct {
 	// first run then falls inside the load phase instead of at the server's
 	// start. 0: the job runs at start as usual.
 	HoldRemoval time.Duration
-	// PrefillSnapshot, with a prefill on SQLite, is a file the prefilled
-	// database is copied to (with PrefillSnapshot+".json" describing it) when
-	// it does not exist yet, and copied from instead of prefilling when it
-	// does: legs to compare start from the same database (snapshot.go).
+	// PrefillSnapshot, with a prefill, is a file the prefilled database is
+	// copied to (with PrefillSnapshot+".json" describing it; on PostgreSQL
+	// the copy is a database of its own) when it does not exist yet, and
+	// copied from instead of prefilling when it does: legs to compare start
+	// from the same database (snapshot.go).
 	PrefillSnapshot string
 	// ClaimTimeout is the server's koppeltaal claim_timeout (0: its default,
 	// 5m). A claim whose reply is lost (a failover) is delivered again after it.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 )
@@ -17,17 +19,22 @@ import (
 // A prefill snapshot (SelfOptions.PrefillSnapshot, --prefill-snapshot) lets
 // runs that are compared start from the same prefilled database without
 // writing it again: a million messages take about ten minutes to write on a
-// busy machine and a few seconds to copy. The first run with a snapshot path
-// prefills as usual and copies the closed SQLite database there, with
-// <path>.json describing it (snapshotMeta); every later run copies the file
-// into its fresh data directory instead of prefilling. Each run gets its own
-// copy, so a removal in one leaves the snapshot as it was.
+// busy machine and seconds to a minute to copy. The first run with a snapshot
+// path prefills as usual and copies the closed database: on SQLite the file
+// to that path, on PostgreSQL into a database of its own on the same server
+// (CREATE DATABASE … TEMPLATE); <path>.json describes it (snapshotMeta).
+// Every later run copies it into its fresh database instead of prefilling.
+// Each run gets its own copy, so a removal in one leaves the snapshot as it
+// was. A PostgreSQL snapshot database stays until dropped by hand.
 
 // snapshotMeta is <path>.json: what was prefilled and for which scenario.
 type snapshotMeta struct {
 	Scenario snapshotScenario `json:"scenario"`
 	Prefill  *Prefill         `json:"prefill"`
 	Written  time.Time        `json:"written"`
+	// PostgresDatabase is the snapshot's database on the PostgreSQL server
+	// (--dsn); "" for a SQLite snapshot, which is the file at the path.
+	PostgresDatabase string `json:"postgres_database,omitempty"`
 }
 
 // snapshotScenario is the part of a scenario that decides what a prefill
@@ -53,16 +60,13 @@ func (s *SelfServer) prefillOrRestore(ctx context.Context, dsn string, kt koppel
 	if path == "" {
 		return WritePrefill(ctx, dsn, s.opts.SQLiteSynchronous, kt, specs, sc, sc.Prefill, s.opts.Progress)
 	}
-	if s.pgDB != "" {
-		return nil, errors.New("loadtest: a prefill snapshot is a copy of the SQLite file; it does not work with --dsn postgres://")
-	}
 	raw, err := os.ReadFile(path + ".json")
 	if errors.Is(err, fs.ErrNotExist) {
 		p, err := WritePrefill(ctx, dsn, s.opts.SQLiteSynchronous, kt, specs, sc, sc.Prefill, s.opts.Progress)
 		if err != nil {
 			return nil, err
 		}
-		return p, saveSnapshot(dsn, path, snapshotMeta{Scenario: snapshotScenarioOf(sc), Prefill: p, Written: time.Now().UTC()})
+		return p, s.saveSnapshot(ctx, dsn, path, snapshotMeta{Scenario: snapshotScenarioOf(sc), Prefill: p, Written: time.Now().UTC()})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("prefill snapshot: %w", err)
@@ -75,8 +79,18 @@ func (s *SelfServer) prefillOrRestore(ctx context.Context, dsn string, kt koppel
 		return nil, fmt.Errorf("prefill snapshot %s was written for %+v, this run wants %+v: remove %[1]s and %[1]s.json or name another path",
 			path, meta.Scenario, want)
 	}
+	if (meta.PostgresDatabase != "") != (s.pgDB != "") {
+		return nil, fmt.Errorf("prefill snapshot %s is of another store (PostgreSQL database %q; this run's: %q)", path, meta.PostgresDatabase, s.pgDB)
+	}
 	start := time.Now()
-	if err := copySQLite(path, dsn); err != nil {
+	if s.pgDB != "" {
+		// The fresh database is empty yet: made again as a copy of the snapshot.
+		err = s.pgExec(ctx, "DROP DATABASE "+pgx.Identifier{s.pgDB}.Sanitize(),
+			"CREATE DATABASE "+pgx.Identifier{s.pgDB}.Sanitize()+" TEMPLATE "+pgx.Identifier{meta.PostgresDatabase}.Sanitize()+" STRATEGY FILE_COPY")
+	} else {
+		err = copySQLite(path, dsn)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("prefill snapshot: restore: %w", err)
 	}
 	p := *meta.Prefill
@@ -84,10 +98,18 @@ func (s *SelfServer) prefillOrRestore(ctx context.Context, dsn string, kt koppel
 	return &p, nil
 }
 
-// saveSnapshot copies the closed database at dsn to path and then writes the
-// description (last: a snapshot without one is written again next time).
-func saveSnapshot(dsn, path string, meta snapshotMeta) error {
-	if err := copySQLite(dsn, path); err != nil {
+// saveSnapshot copies the closed database at dsn to path (SQLite) or to a
+// new database (PostgreSQL) and then writes the description (last: a
+// snapshot without one is written again next time).
+func (s *SelfServer) saveSnapshot(ctx context.Context, dsn, path string, meta snapshotMeta) error {
+	var err error
+	if s.pgDB != "" {
+		meta.PostgresDatabase = "kp_snapshot_" + randomHex(6)
+		err = s.pgExec(ctx, "CREATE DATABASE "+pgx.Identifier{meta.PostgresDatabase}.Sanitize()+" TEMPLATE "+pgx.Identifier{s.pgDB}.Sanitize()+" STRATEGY FILE_COPY")
+	} else {
+		err = copySQLite(dsn, path)
+	}
+	if err != nil {
 		return fmt.Errorf("prefill snapshot: save: %w", err)
 	}
 	raw, err := json.MarshalIndent(meta, "", "  ")
@@ -96,6 +118,23 @@ func saveSnapshot(dsn, path string, meta snapshotMeta) error {
 	}
 	if err := os.WriteFile(path+".json", raw, 0o600); err != nil {
 		return fmt.Errorf("prefill snapshot: %w", err)
+	}
+	return nil
+}
+
+// pgExec runs statements one by one on the PostgreSQL server the run's
+// database is on (as its administrator, connected to another database: a
+// template must have no sessions).
+func (s *SelfServer) pgExec(ctx context.Context, stmts ...string) error {
+	conn, err := pgx.Connect(ctx, s.pgAdmin)
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %s", store.Redact(err.Error(), s.pgAdmin))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, q := range stmts {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ Exit status 1 when the consistency check fails.`,
 	fl.IntVar(&sc.Prefill, "prefill", 0, "with --self: new-patient messages per domain written straight into the fresh database before the server starts (deep queues in seconds; see loadtest/README.md)")
 	fl.Float64Var(&sc.PrefillDue, "prefill-due", 0, "with --prefill: share (0..1) of the prefilled messages written due for removal (older than the maximum message age, delivered long ago, body kept)")
 	fl.DurationVar(&f.removalAt, "removal-at", 0, "with --prefill: the server's first removal run starts about this long into the load phase instead of at its start (the prefill holds the job's lease); longer than the run keeps it out of the run. Sets --server-log-level info unless given, to report the run")
-	fl.StringVar(&f.snapshot, "prefill-snapshot", "", "with --prefill on SQLite: a file to copy the prefilled database to when it does not exist, and to copy it from instead of prefilling when it does (legs to compare start from the same database; FILE.json describes it)")
+	fl.StringVar(&f.snapshot, "prefill-snapshot", "", "with --prefill: a file to copy the prefilled database to when it does not exist, and to copy it from instead of prefilling when it does (legs to compare start from the same database; FILE.json describes it; with --dsn the copy is a database kp_snapshot_* on that server, dropped by hand)")
 	fl.DurationVar(&sc.DrainTimeout, "drain-timeout", 0, "max wait for the queues to empty after the load (default 60s)")
 	fl.DurationVar(&sc.RequestTimeout, "request-timeout", 0, "timeout of one HTTP request (default 30s)")
 
@@ -217,8 +217,8 @@ func runLoad(ctx context.Context, cmd *cobra.Command, f *loadFlags, stopLoad <-c
 			f.serverLog = "info" // the removal run's log line is the report's source
 		}
 	}
-	if f.snapshot != "" && (!f.self || sc.Prefill == 0 || f.dsn != "") {
-		return errors.New("--prefill-snapshot needs --self and --prefill on SQLite (no --dsn): it is a copy of the prefilled SQLite file")
+	if f.snapshot != "" && (!f.self || sc.Prefill == 0 || f.compare != "") {
+		return errors.New("--prefill-snapshot needs --self and --prefill, and one store (no --compare): it is a copy of the prefilled database")
 	}
 	if f.compare != "" {
 		return runCompare(ctx, cmd, f, sc, stopLoad)
