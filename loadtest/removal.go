@@ -33,6 +33,12 @@ type RemovalRun struct {
 	PostsDuring uint64  `json:"posts_during"`
 	PostP50Ms   float64 `json:"post_p50_ms_during"`
 	PostP99Ms   float64 `json:"post_p99_ms_during"`
+	// PostsOutside counts the POSTs of the other seconds of the load phase
+	// (not the drain), PostP50MsOutside and PostP99MsOutside their latency:
+	// the same run without the removal, when there are enough of them.
+	PostsOutside     uint64  `json:"posts_outside"`
+	PostP50MsOutside float64 `json:"post_p50_ms_outside"`
+	PostP99MsOutside float64 `json:"post_p99_ms_outside"`
 }
 
 // removalRunMsg is the message of the removal job's log line (koppeltaal.Service.RemoveExpired).
@@ -80,14 +86,19 @@ func parseRemovalRuns(r io.Reader) ([]RemovalRun, error) {
 func (rep *Report) AddRemovalRuns(runs []RemovalRun) {
 	for _, run := range runs {
 		run.StartS, run.EndS = run.Start.Sub(rep.Started).Seconds(), run.End.Sub(rep.Started).Seconds()
-		var h Histogram
+		var in, out Histogram
 		for i, tp := range rep.Timeline {
 			// Timeline point i covers the second (T-1, T].
-			if i < len(rep.postBySecond) && tp.T > run.StartS && tp.T-1 < run.EndS {
-				h.Merge(rep.postBySecond[i])
+			switch {
+			case i >= len(rep.postBySecond):
+			case tp.T > run.StartS && tp.T-1 < run.EndS:
+				in.Merge(rep.postBySecond[i])
+			case tp.Phase == "load":
+				out.Merge(rep.postBySecond[i])
 			}
 		}
-		run.PostsDuring, run.PostP50Ms, run.PostP99Ms = h.Count(), ms(h.Quantile(0.5)), ms(h.Quantile(0.99))
+		run.PostsDuring, run.PostP50Ms, run.PostP99Ms = in.Count(), ms(in.Quantile(0.5)), ms(in.Quantile(0.99))
+		run.PostsOutside, run.PostP50MsOutside, run.PostP99MsOutside = out.Count(), ms(out.Quantile(0.5)), ms(out.Quantile(0.99))
 		rep.RemovalRuns = append(rep.RemovalRuns, run)
 	}
 }
@@ -99,8 +110,8 @@ func (rep *Report) writeRemovalRuns(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nremoval runs of the server (its log; load phase 0–%.0fs):\n", rep.LoadSeconds)
 	for _, r := range rep.RemovalRuns {
-		fmt.Fprintf(w, "  %+.1fs to %+.1fs (%.1fs): %d bodies removed (%.1f MiB) in %d batches, %d pages freed, %s; %d POSTs in those seconds: p50 %.1f ms, p99 %.1f ms\n",
+		fmt.Fprintf(w, "  %+.1fs to %+.1fs (%.1fs): %d bodies removed (%.1f MiB) in %d batches, %d pages freed, %s; %d POSTs in those seconds: p50 %.1f ms, p99 %.1f ms; %d in the other seconds of the load: p50 %.1f ms, p99 %.1f ms\n",
 			r.StartS, r.EndS, r.EndS-r.StartS, r.BodiesRemoved, float64(r.BytesFreed)/(1<<20), r.Batches, r.PagesFreed, r.Result,
-			r.PostsDuring, r.PostP50Ms, r.PostP99Ms)
+			r.PostsDuring, r.PostP50Ms, r.PostP99Ms, r.PostsOutside, r.PostP50MsOutside, r.PostP99MsOutside)
 	}
 }

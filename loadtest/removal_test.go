@@ -19,12 +19,16 @@ not json
 	}
 	start := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
 	rep := &Report{Started: start, LoadSeconds: 20, Scenario: &Scenario{}}
-	for i := range 20 { // second i+1 of the load: i+1 POSTs of (i+1) ms
+	for i := range 22 { // second i+1: i+1 POSTs of (i+1) ms; the last two are the drain's
 		h := &Histogram{}
 		for range i + 1 {
 			h.Record(time.Duration(i+1) * time.Millisecond)
 		}
-		rep.Timeline = append(rep.Timeline, TimePoint{T: float64(i + 1), Phase: "load"})
+		phase := "load"
+		if i >= 20 {
+			phase = "drain"
+		}
+		rep.Timeline = append(rep.Timeline, TimePoint{T: float64(i + 1), Phase: phase})
 		rep.postBySecond = append(rep.postBySecond, h)
 	}
 	rep.AddRemovalRuns(runs)
@@ -32,6 +36,10 @@ not json
 	// 11.0 s to 13.5 s overlaps the seconds ending at 12, 13 and 14: 12+13+14 POSTs.
 	if r.StartS != 11 || r.EndS != 13.5 || r.BodiesRemoved != 500000 || r.Batches != 5000 || r.PostsDuring != 39 || r.PostP99Ms < 13.5 {
 		t.Fatalf("run %+v", r)
+	}
+	// The other 17 seconds of the load (1..11, 15..20; not the drain's 21 and 22): 210-39 POSTs, the slowest 20 ms.
+	if r.PostsOutside != 171 || r.PostP99MsOutside < 19 || r.PostP99MsOutside > 21 {
+		t.Fatalf("outside the run: %d POSTs, p99 %.1f ms; want 171, about 20 ms", r.PostsOutside, r.PostP99MsOutside)
 	}
 	var text strings.Builder
 	rep.WriteText(&text)
