@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/koppelpoort/koppelpoort/internal/testkit"
 )
 
 // deploy/build.sh gives the same bytes for the same commit and flags (reproducible), and the binary says
@@ -161,4 +166,118 @@ func mustAbs(t *testing.T, p string) string {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// The systemd install in deploy/README.md works for the unit's dynamic user: its install lines run into a
+// temporary root (from a staged release archive), the .env file gets the example's secrets, and the unit's
+// ExecStart runs as an unprivileged uid in the state directory with that environment, as systemd would run
+// it, until /readyz answers. The README once installed the configuration 0640 root:root, which the
+// dynamic user cannot read. Needs root (to install as root and run as another user).
+func TestSystemdInstallAsDocumented(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: installs files as root and runs the service as another user")
+	}
+	readme := string(must(os.ReadFile("../../deploy/README.md")))
+	section := readme[strings.Index(readme, "## systemd"):]
+	block := section[strings.Index(section, "```sh\n")+6:]
+	block = block[:strings.Index(block, "```")]
+
+	// The release archive (deploy/release.sh) and an empty root, traversable by the service's user.
+	stage, root := t.TempDir(), t.TempDir()
+	for _, d := range []string{filepath.Dir(root), root, filepath.Dir(stage), stage} {
+		os.Chmod(d, 0o755)
+	}
+	for src, dst := range map[string]string{binPath: "koppelpoort", "../../docs/koppelpoort.example.yaml": "koppelpoort.example.yaml",
+		"../../deploy/koppelpoort.service": "koppelpoort.service"} {
+		os.WriteFile(filepath.Join(stage, dst), must(os.ReadFile(src)), 0o644)
+	}
+	for _, d := range []string{"etc/systemd/system", "usr/local/bin", "var/lib"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	rooted := strings.NewReplacer(" /etc/", " "+root+"/etc/", "=/etc/", "="+root+"/etc/", "/usr/local/bin/", root+"/usr/local/bin/")
+	env := []string{"PATH=" + root + "/usr/local/bin:" + os.Getenv("PATH"), "HOME=" + root}
+	sh := func(line string) {
+		cmd := exec.Command("bash", "-euc", line)
+		cmd.Dir, cmd.Env = stage, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+	}
+	var ran int
+	for _, line := range strings.Split(block, "\n") {
+		line = strings.TrimSpace(line)
+		if c := strings.Index(line, "   #"); c >= 0 {
+			line = strings.TrimSpace(line[:c])
+		}
+		if line == "" || strings.HasPrefix(line, "systemctl") || strings.HasPrefix(line, "journalctl") {
+			continue
+		}
+		if strings.Contains(line, "koppelpoort lint") {
+			// The operator has filled in the secrets by now.
+			os.WriteFile(filepath.Join(root, "etc/koppelpoort/koppelpoort.env"), []byte("MD_PASSWORD=md-secret-0123456789\nGAME_PASSWORD=game-secret-0123456789\n"), 0o600)
+		}
+		sh(rooted.Replace(line))
+		ran++
+	}
+	if ran < 5 {
+		t.Fatalf("ran %d install lines of deploy/README.md's systemd section", ran)
+	}
+
+	// What systemd does at start: the unit's EnvironmentFile (read as root), StateDirectory owned by the
+	// dynamic user, WorkingDirectory, then ExecStart as that user.
+	unit := string(must(os.ReadFile(filepath.Join(root, "etc/systemd/system/koppelpoort.service"))))
+	key := func(k string) string {
+		for _, l := range strings.Split(unit, "\n") {
+			if strings.HasPrefix(l, k+"=") {
+				return rooted.Replace("=" + strings.TrimPrefix(strings.TrimPrefix(l, k+"="), "-"))[1:]
+			}
+		}
+		t.Fatalf("the unit has no %s=", k)
+		return ""
+	}
+	const uid = 61234
+	state := filepath.Join(root, "var/lib", key("StateDirectory"))
+	os.Mkdir(state, 0o750)
+	os.Chown(state, uid, uid)
+	if key("WorkingDirectory") != "/var/lib/"+key("StateDirectory") {
+		t.Fatalf("WorkingDirectory %s is not the state directory", key("WorkingDirectory"))
+	}
+	svcEnv := []string{"KOPPELPOORT_ADDR=" + testkit.FreeAddr(t)}
+	for _, l := range strings.Split(string(must(os.ReadFile(key("EnvironmentFile")))), "\n") {
+		if strings.Contains(l, "=") {
+			svcEnv = append(svcEnv, l)
+		}
+	}
+	args := strings.Fields(key("ExecStart"))
+	svc := exec.Command(args[0], args[1:]...)
+	svc.Dir, svc.Env = state, svcEnv
+	svc.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	out := &testkit.Buffer{}
+	svc.Stdout, svc.Stderr = out, out
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = svc.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = svc.Process.Kill(); <-exited })
+	base := "http://" + strings.TrimPrefix(svcEnv[0], "KOPPELPOORT_ADDR=")
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s as uid %d stopped: %s\n%s", key("ExecStart"), uid, svc.ProcessState, out)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s as uid %d: not ready within 20 s\n%s", key("ExecStart"), uid, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "koppelpoort-data", "koppelpoort.db")); err != nil {
+		t.Errorf("the SQLite database is not in the state directory: %v", err)
+	}
 }

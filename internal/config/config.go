@@ -173,7 +173,8 @@ func (s ServerConfig) Public() (string, error) {
 	}
 	if ip, perr := netip.ParseAddr(host); host == "" || (perr == nil && ip.IsUnspecified()) {
 		return "", fmt.Errorf("server.public_url is required when server.addr (%s) listens on all interfaces: "+
-			"set it to the URL clients reach this server at, such as https://kt.example.org", s.Addr)
+			"set it (or env KOPPELPOORT_PUBLIC_URL, flag --public-url) to the URL clients reach this server at, "+
+			"such as https://kt.example.org", s.Addr)
 	}
 	if port == "0" {
 		return "", fmt.Errorf("server.addr %s: the public URL is known once the port is bound", s.Addr)
