@@ -54,7 +54,9 @@ func TestReleaseBuildIsReproducibleAndVersioned(t *testing.T) {
 	}
 }
 
-// The binary built from a checkout names the checkout's commit.
+// The binary deploy/build.sh builds from a checkout (TestMain, with GOFLAGS=-buildvcs=false as on the
+// development machines) names the checkout's version (git describe) and commit (issue 14, defect 27:
+// version printed dev).
 func TestVersionNamesCommit(t *testing.T) {
 	out, err := exec.Command(binPath, "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "koppelpoort ") {
@@ -64,8 +66,32 @@ func TestVersionNamesCommit(t *testing.T) {
 	if err != nil {
 		t.Skip("not a git checkout: no commit to name")
 	}
-	if !strings.Contains(string(out), "(commit "+strings.TrimSpace(string(head))+", ") || strings.HasPrefix(string(out), "koppelpoort dev ") {
-		t.Errorf("version %q does not name version and commit %s", out, head)
+	describe, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "koppelpoort " + strings.TrimSpace(string(describe)) + " (commit " + strings.TrimSpace(string(head)) + ", "
+	if !strings.HasPrefix(string(out), want) {
+		t.Errorf("version %q, want it to start %q", out, want)
+	}
+}
+
+// A binary built without deploy/build.sh (go build, go run; here the test binary) says it has no version
+// and how to get one, on stderr (stdout stays the one version line).
+func TestVersionWithoutStampSaysHow(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	c := newVersionCmd()
+	c.SetOut(&stdout)
+	c.SetErr(&stderr)
+	c.SetArgs(nil)
+	if err := c.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stdout.String(), "koppelpoort dev (") || strings.Count(stdout.String(), "\n") != 1 {
+		t.Errorf("stdout %q, want the one version line", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "deploy/build.sh OUTPUT builds it with both") {
+		t.Errorf("stderr %q does not say how to build a versioned binary", stderr.String())
 	}
 }
 

@@ -108,7 +108,11 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	logger := newLogger(cfg.Log, stderr)
 	slog.SetDefault(logger)
 	b := buildinfo.Current()
-	logger.Info("koppelpoort starting", "version", b.Version, "commit", b.Commit)
+	if b.Commit == "" { // go build / go run: nothing stamped (deploy/build.sh stamps both)
+		logger.Info("koppelpoort starting", "version", b.Version)
+	} else {
+		logger.Info("koppelpoort starting", "version", b.Version, "commit", b.Commit)
+	}
 	rs, err := loadRoutes(cfg)
 	if err != nil {
 		return err

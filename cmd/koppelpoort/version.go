@@ -26,7 +26,13 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version and commit of this binary",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), buildinfo.Current())
+			b := buildinfo.Current()
+			fmt.Fprintln(cmd.OutOrStdout(), b)
+			if b.Commit == "" {
+				// go build / go run with -buildvcs=false (or outside a checkout) stamps nothing (issue 14, defect 27).
+				fmt.Fprintln(cmd.ErrOrStderr(), "koppelpoort version: no version or commit was set when this binary was built; "+
+					"deploy/build.sh OUTPUT builds it with both (from git describe and git rev-parse), see deploy/README.md")
+			}
 		},
 	}
 }
