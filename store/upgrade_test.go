@@ -350,3 +350,30 @@ func TestUpgradeMovesWaitingWebhooks(t *testing.T) {
 		}
 	})
 }
+
+// An older binary started on a schema a newer one migrated refuses to start with a message that says
+// what to do (docs/operations.md, upgrades: a rollback after a migration).
+func TestOlderBinaryRefusesNewerSchema(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s, err := store.Open(ctx, store.Config{DSN: b.DSN}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var latest int
+		if err := s.Update(ctx, func(tx *store.Tx) error {
+			if err := tx.Get(ctx, &latest, "SELECT MAX(version) FROM schema_migrations"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from a newer release', 1)", latest+1)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		_, err = store.Open(ctx, store.Config{DSN: b.DSN}, nil)
+		want := fmt.Sprintf("database schema version %d is newer than this binary knows (%d): upgrade koppelpoort", latest+1, latest)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("open on a newer schema: %v, want %q", err, want)
+		}
+	})
+}
