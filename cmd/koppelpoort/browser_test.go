@@ -66,6 +66,11 @@ func TestTestGameFromAnotherOrigin(t *testing.T) {
 	if result["patient"] != koppeltaal.DemoPatient || result["domain"] != koppeltaal.DemoDomain {
 		t.Fatalf("the game's result: %v", result)
 	}
+	// What it claimed is the CarePlan serve seeded for the demo patient (issue 14, defect 14: the SSO walk
+	// through ended with an empty claim), nothing the test posted.
+	if want := client.MessageIDFor(demoCarePlanKey); result["claimed"] != want {
+		t.Fatalf("the game claimed message %v, want the seeded demo CarePlan %s", result["claimed"], want)
+	}
 
 	// What the game did, seen by the others.
 	ctx := context.Background()
