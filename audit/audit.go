@@ -81,7 +81,7 @@ type Event struct {
 	Patient string    `json:"patient,omitempty"` // whose data
 	Object  string    `json:"object,omitempty"`  // MessageHeader/12, Message/7, Other/StorageItem:3, ...
 	Detail  string    `json:"detail,omitempty"`  // event code, counts; never content
-	Seq     int64     `json:"seq,omitempty"`     // position in the hash chain (0: not sealed yet)
+	Seq     int64     `json:"seq,omitempty"`     // position in the per-record hash chain of a record sealed before migration 0026 (0 otherwise)
 }
 
 // ResultOf maps an HTTP status to a result.

@@ -54,15 +54,19 @@ func verify(t *testing.T, rec *audit.Recorder) audit.Report {
 }
 
 // tamper runs SQL as someone with write access to the database would: the
-// append-only trigger dropped first.
+// append-only triggers dropped first.
 func tamper(t *testing.T, st *store.Store, stmts ...string) {
 	t.Helper()
-	drop := "DROP TRIGGER IF EXISTS audit_events_append_only"
-	if st.Dialect() == store.Postgres {
-		drop += " ON audit_events"
+	var drops []string
+	for _, table := range []string{"audit_events", "audit_seals"} {
+		drop := "DROP TRIGGER IF EXISTS " + table + "_append_only"
+		if st.Dialect() == store.Postgres {
+			drop += " ON " + table
+		}
+		drops = append(drops, drop)
 	}
 	if err := st.Update(ctx, func(tx *store.Tx) error {
-		for _, q := range append([]string{drop}, stmts...) {
+		for _, q := range append(drops, stmts...) {
 			if _, err := tx.Exec(ctx, q); err != nil {
 				return fmt.Errorf("%s: %w", q, err)
 			}
@@ -73,11 +77,12 @@ func tamper(t *testing.T, st *store.Store, stmts ...string) {
 	}
 }
 
-func idAt(t *testing.T, st *store.Store, seq int) int64 {
+// idAt is the id of the record at position pos of a trail in one seal (records in id order).
+func idAt(t *testing.T, st *store.Store, pos int) int64 {
 	t.Helper()
 	var id int64
 	if err := st.View(ctx, func(tx *store.Tx) error {
-		return tx.Get(ctx, &id, "SELECT id FROM audit_events WHERE seq = ?", seq)
+		return tx.Get(ctx, &id, "SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ?", pos-1)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,17 +106,26 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		}, func(id func(int) int64) int64 { return id(7) }, "does not match its hash"},
 		{"deleted record", func(id func(int) int64) []string {
 			return []string{fmt.Sprintf("DELETE FROM audit_events WHERE id = %d", id(5))}
-		}, func(id func(int) int64) int64 { return 0 }, "record 5 of the chain is missing"},
+		}, func(id func(int) int64) int64 { return id(5) }, "record 5 of the chain is missing"},
 		{"deleted last record", func(id func(int) int64) []string {
 			return []string{fmt.Sprintf("DELETE FROM audit_events WHERE id = %d", id(10))}
-		}, func(id func(int) int64) int64 { return 0 }, "the last records were removed"},
-		{"reordered records", func(id func(int) int64) []string {
+		}, func(id func(int) int64) int64 { return id(10) }, "record 10 of the chain is missing"},
+		{"moved records", func(id func(int) int64) []string {
 			return []string{
-				fmt.Sprintf("UPDATE audit_events SET seq = -1 WHERE id = %d", id(3)),
-				fmt.Sprintf("UPDATE audit_events SET seq = 3 WHERE id = %d", id(6)),
-				fmt.Sprintf("UPDATE audit_events SET seq = 6 WHERE id = %d", id(3)),
+				fmt.Sprintf("UPDATE audit_events SET id = -1 WHERE id = %d", id(3)),
+				fmt.Sprintf("UPDATE audit_events SET id = %d WHERE id = %d", id(3), id(6)),
+				fmt.Sprintf("UPDATE audit_events SET id = %d WHERE id = -1", id(6)),
 			}
-		}, func(id func(int) int64) int64 { return id(6) }, "does not match its hash"},
+		}, func(id func(int) int64) int64 { return id(3) }, "does not match its hash"},
+		{"changed seal", func(id func(int) int64) []string {
+			return []string{"UPDATE audit_seals SET ids = replace(ids, '-', '-0')"}
+		}, func(id func(int) int64) int64 { return 0 }, "seal 1 (positions 1-10) does not match its hash"},
+		{"record taken out of its seal", func(id func(int) int64) []string {
+			return []string{fmt.Sprintf("UPDATE audit_seals SET ids = '%d-%d', digests = substr(digests, 1, 144), last_pos = 9", id(1), id(9))}
+		}, func(id func(int) int64) int64 { return 0 }, "seal 1 (positions 1-9) does not match its hash"},
+		{"deleted seal", func(id func(int) int64) []string {
+			return []string{"DELETE FROM audit_seals"}
+		}, func(id func(int) int64) int64 { return 0 }, "the last seals were removed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,7 +153,7 @@ func TestAppendOnlyAndUnsealedRecords(t *testing.T) {
 		now := time.Now()
 		st, rec := trail(t, b, func() time.Time { return now })
 		err := st.Update(ctx, func(tx *store.Tx) error {
-			_, err := tx.Exec(ctx, "UPDATE audit_events SET patient = 'x' WHERE seq = 1")
+			_, err := tx.Exec(ctx, "UPDATE audit_events SET patient = 'x' WHERE id = (SELECT MIN(id) FROM audit_events)")
 			return err
 		})
 		if err == nil || !strings.Contains(err.Error(), "append-only") {
@@ -154,6 +168,22 @@ func TestAppendOnlyAndUnsealedRecords(t *testing.T) {
 		if rp.Stale == nil || rp.Unsealed != 1 || rp.OK() {
 			t.Fatalf("a record an hour old and not sealed: %s", rp)
 		}
+		// A record slipped in below the sealed ids is in no seal and waits for none.
+		if _, err := rec.Seal(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rp := verify(t, rec); !rp.OK() || rp.Checked != 11 {
+			t.Fatalf("sealed: %s", rp)
+		}
+		if err := st.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(ctx, "INSERT INTO audit_events (id, at, action, result, actor_kind, actor) VALUES (-5, ?, 'read', 'ok', 'system', 'forger')", now.UnixMicro())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if rp := verify(t, rec); rp.OK() || rp.Stale == nil || rp.Stale.ID != -5 || !strings.Contains(rp.Stale.Reason, "in no seal") {
+			t.Fatalf("a record inserted behind the sealer's back: %s", rp)
+		}
 	})
 }
 
@@ -166,7 +196,7 @@ func TestQueryExportAndRetention(t *testing.T) {
 		st, rec := trail(t, b, clock)
 		got, err := audit.Query(ctx, st, audit.Filter{Patient: "p1"})
 		if err != nil || len(got) != 2 || got[0].Object != "MessageHeader/1" || got[1].Object != "MessageHeader/6" ||
-			got[0].Actor.Name != "a1" || got[0].Actor.SourceIP != "127.0.0.1" || got[0].Seq == 0 {
+			got[0].Actor.Name != "a1" || got[0].Actor.SourceIP != "127.0.0.1" {
 			t.Fatalf("patient p1: %+v %v", got, err)
 		}
 		if got, _ := audit.Query(ctx, st, audit.Filter{Actor: "a0", Patient: "p0"}); len(got) != 1 {
@@ -202,6 +232,61 @@ func TestQueryExportAndRetention(t *testing.T) {
 		}
 		if rp := verify(t, rec); !rp.OK() || rp.Checked != 1 || rp.HeadSeq != 11 {
 			t.Fatalf("after retention: %s", rp)
+		}
+	})
+}
+
+// On PostgreSQL a record can commit after one with a higher id was sealed:
+// the sealer keeps its id as a gap and seals it when it appears.
+func TestLateCommitIsSealed(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		st, rec := trail(t, b, nil)
+		if st.Dialect() != store.Postgres {
+			t.Skip("SQLite commits in id order")
+		}
+		ev := audit.Event{Action: audit.ActionRead, Actor: audit.Actor{Kind: audit.KindSystem, Name: "late"}}
+		inserted, commit, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- st.Update(ctx, func(tx *store.Tx) error {
+				if err := rec.InTx(ctx, tx, ev); err != nil {
+					return err
+				}
+				if err := tx.Get(ctx, new(int64), "SELECT 1"); err != nil { // sends the insert
+					return err
+				}
+				close(inserted)
+				<-commit
+				return nil
+			})
+		}()
+		<-inserted
+		ev.Actor.Name = "early"
+		if err := st.Update(ctx, func(tx *store.Tx) error { return rec.InTx(ctx, tx, ev) }); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := rec.Seal(ctx); err != nil || n != 1 {
+			t.Fatalf("seal with one record not committed: %d %v", n, err)
+		}
+		if rp := verify(t, rec); !rp.OK() || rp.Checked != 11 || rp.Unsealed != 0 {
+			t.Fatalf("before the late commit: %s", rp)
+		}
+		close(commit)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if rp := verify(t, rec); !rp.OK() || rp.Unsealed != 1 {
+			t.Fatalf("after the late commit: %s", rp)
+		}
+		if n, err := rec.Seal(ctx); err != nil || n != 1 {
+			t.Fatalf("seal of the late record: %d %v", n, err)
+		}
+		if rp := verify(t, rec); !rp.OK() || rp.Checked != 12 || rp.Unsealed != 0 {
+			t.Fatalf("after sealing the late record: %s", rp)
+		}
+		late, err1 := audit.Query(ctx, st, audit.Filter{Actor: "late"})
+		early, err2 := audit.Query(ctx, st, audit.Filter{Actor: "early"})
+		if err1 != nil || err2 != nil || len(late) != 1 || len(early) != 1 || late[0].ID > early[0].ID {
+			t.Fatalf("the late record should have the lower id: %v %v %v %v", late, early, err1, err2)
 		}
 	})
 }

@@ -53,7 +53,7 @@ func TestAuditCommands(t *testing.T) {
 	}
 	var id int64
 	if err := st.Update(ctx, func(tx *store.Tx) error {
-		if err := tx.Get(ctx, &id, "SELECT id FROM audit_events WHERE seq = 2"); err != nil {
+		if err := tx.Get(ctx, &id, "SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 1"); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DROP TRIGGER audit_events_append_only"); err != nil {
