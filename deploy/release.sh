@@ -25,6 +25,7 @@ for arch in amd64 arm64; do
   mkdir -p "$stage/$name"
   deploy/build.sh "$stage/$name/koppelpoort" linux "$arch"
   cp LICENSE README.md deploy/koppelpoort.service "$stage/$name/"
+  deploy/notices.sh > "$stage/$name/THIRD_PARTY_LICENSES"
   cp docs/koppelpoort.example.yaml "$stage/$name/koppelpoort.example.yaml"
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
       --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,7 +130,7 @@ func TestDockerfileStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var froms, users, runs, copies, entry []string
-	for _, line := range strings.Split(string(src), "\n") {
+	for _, line := range strings.Split(strings.ReplaceAll(string(src), "\\\n", " "), "\n") { // continued lines joined
 		f := strings.Fields(line)
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
@@ -166,6 +167,10 @@ func TestDockerfileStatic(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(runs, "\n"), "deploy/build.sh /out/koppelpoort") {
 		t.Error("the binary is not built by deploy/build.sh (the release flags)")
+	}
+	if !strings.Contains(strings.Join(copies, "\n"), "/out/LICENSE /out/THIRD_PARTY_LICENSES /usr/share/doc/koppelpoort/") ||
+		!strings.Contains(strings.Join(runs, "\n"), "deploy/notices.sh > /out/THIRD_PARTY_LICENSES") {
+		t.Error("the image must carry LICENSE and THIRD_PARTY_LICENSES (deploy/notices.sh)")
 	}
 	if !strings.Contains(strings.Join(copies, "\n"), "--from=build /out/koppelpoort /usr/local/bin/koppelpoort") ||
 		len(entry) != 1 || !strings.Contains(entry[0], "/usr/local/bin/koppelpoort") {
@@ -305,5 +310,86 @@ func TestSystemdInstallAsDocumented(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "koppelpoort-data", "koppelpoort.db")); err != nil {
 		t.Errorf("the SQLite database is not in the state directory: %v", err)
+	}
+}
+
+// deploy/notices.sh (THIRD_PARTY_LICENSES in the archives and the image) has the licence text of every
+// module the release binary says it contains (its embedded build information), and the Go standard
+// library's; it gives the same bytes twice.
+func TestThirdPartyNoticesCoverTheBinary(t *testing.T) {
+	bi, err := buildinfo.ReadFile(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		out, err := exec.Command("bash", "../../deploy/notices.sh").Output()
+		if err != nil {
+			t.Fatalf("deploy/notices.sh: %v", err)
+		}
+		return string(out)
+	}
+	notices := run()
+	if len(bi.Deps) < 10 {
+		t.Fatalf("the binary names %d modules", len(bi.Deps))
+	}
+	for _, d := range bi.Deps {
+		if d.Replace != nil {
+			d = d.Replace
+		}
+		if !strings.Contains(notices, "\n==== "+d.Path+"@"+d.Version+": ") {
+			t.Errorf("THIRD_PARTY_LICENSES has no licence of %s@%s", d.Path, d.Version)
+		}
+	}
+	if !strings.Contains(notices, "==== the Go standard library and runtime ("+bi.GoVersion+"): LICENSE") {
+		t.Error("THIRD_PARTY_LICENSES has no licence of the Go standard library")
+	}
+	if run() != notices {
+		t.Error("two runs of deploy/notices.sh differ")
+	}
+}
+
+// deploy/release.sh twice gives the same SHA256SUMS, and each archive holds what deploy/README.md says (the
+// binary, both licence files, README, unit, example configuration); the amd64 binary names its version.
+// Two cross-builds take a minute or more, so only with KOPPELPOORT_TEST_RELEASE=1.
+func TestReleaseArchivesAreReproducible(t *testing.T) {
+	if os.Getenv("KOPPELPOORT_TEST_RELEASE") == "" {
+		t.Skip("set KOPPELPOORT_TEST_RELEASE=1 to build the release archives twice")
+	}
+	var sums [2]string
+	var dist string
+	for i := range sums {
+		dist = filepath.Join(t.TempDir(), "dist")
+		cmd := exec.Command("bash", "../../deploy/release.sh")
+		cmd.Env = append(os.Environ(), "DIST="+dist, "VERSION=v9.8.7-test", "ALLOW_DIRTY=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("deploy/release.sh: %v\n%s", err, out)
+		}
+		sums[i] = string(must(os.ReadFile(filepath.Join(dist, "SHA256SUMS"))))
+	}
+	if sums[0] != sums[1] {
+		t.Fatalf("two release builds differ:\n%s\n%s", sums[0], sums[1])
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		name := "koppelpoort_v9.8.7-test_linux_" + arch
+		if !strings.Contains(sums[0], name+".tar.gz") {
+			t.Errorf("SHA256SUMS names no %s.tar.gz:\n%s", name, sums[0])
+		}
+		out, err := exec.Command("tar", "-tzf", filepath.Join(dist, name+".tar.gz")).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"koppelpoort", "LICENSE", "THIRD_PARTY_LICENSES", "README.md", "koppelpoort.service", "koppelpoort.example.yaml"} {
+			if !strings.Contains(string(out), name+"/"+f+"\n") {
+				t.Errorf("%s.tar.gz lacks %s:\n%s", name, f, out)
+			}
+		}
+	}
+	x := t.TempDir()
+	if out, err := exec.Command("tar", "-xzf", filepath.Join(dist, "koppelpoort_v9.8.7-test_linux_amd64.tar.gz"), "-C", x).CombinedOutput(); err != nil {
+		t.Fatalf("unpack: %v\n%s", err, out)
+	}
+	v, err := exec.Command(filepath.Join(x, "koppelpoort_v9.8.7-test_linux_amd64", "koppelpoort"), "version").Output()
+	if err != nil || !strings.HasPrefix(string(v), "koppelpoort v9.8.7-test (commit ") {
+		t.Errorf("the released binary's version: %q %v", v, err)
 	}
 }
