@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,31 +68,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(bctx, 180*time.Second) // the whole walk; it takes ~30 s on a quiet machine
 	defer cancel()
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			body, _ := chromedp.Run(bctx, chromedp.Text("body"))
-			t.Fatalf("%s: %v\nJS errors: %v\npage:\n%s\nserver log:\n%s", what, err, jsErrors, body, stderr)
-		}
-	}
-	// shot checks the page for what keyboard and screen-reader users need (every field, select and button
-	// named; the page's heading) and, with KOPPELPOORT_CONSOLE_SCREENSHOTS, saves a full-page screenshot.
+	w := &walk{t: t, ctx: ctx, bctx: bctx, stderr: stderr, jsErrors: &jsErrors}
+	run := w.run
+	var pages []consolePage // every page shot at desktop size, shown again at phone size at the end
 	shot := func(name string) {
 		t.Helper()
-		unnamed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](a11yCheck))
-		if err != nil || len(unnamed) > 0 {
-			t.Fatalf("page %s: controls without an accessible name: %v (%v)", name, unnamed, err)
-		}
-		if screenshotDir() == "" {
-			return
-		}
-		run("settle "+name, chromedp.Sleep(400*time.Millisecond))
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(screenshotDir(), name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
+		w.shot(name)
+		if name != "login" { // the login page is shown at phone size after logging out
+			pages = append(pages, w.here(name))
 		}
 	}
 
@@ -200,21 +186,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	session := adminLogin(t, base, "browser-admin", strings.TrimSpace(adminPassword))
-	if s := getWithCookie(t, base+"/jsonapi/Koppeltaal/Domain", session); s != 200 {
+	if s, _ := session.do("GET", "/Domain", nil); s != 200 {
 		t.Fatalf("the new administrator's session: %d", s)
 	}
 	shot("administrators")
 	run("disable it", chromedp.Click(`//button[.="Disable browser-admin"]`),
 		chromedp.WaitVisible(`//tr[@data-username="browser-admin"]//span[.="disabled"]`))
-	if s := getWithCookie(t, base+"/jsonapi/Koppeltaal/Domain", session); s != 401 {
+	if s, _ := session.do("GET", "/Domain", nil); s != 401 {
 		t.Fatalf("the disabled administrator's session: %d, want 401", s)
 	}
+
+	walkDomainSettings(w, base, shot)
 
 	// The module's OAuth client settings and an activity definition of it, made in the console.
 	run("OAuth client settings", chromedp.Click(`//nav//a[text()="Applications"]`), chromedp.Click(`//a/code[text()="BrowserModule"]`),
 		chromedp.WaitVisible(`//h2[text()="OAuth client (launch)"]`), chromedp.SendKeys(`input[name=launch]`, "https://module.example/launch"),
-		chromedp.SendKeys(`textarea[name=redirects]`, "https://module.example/callback"), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.SendKeys(`textarea[name=redirects]`, "https://module.example/callback"),
+		chromedp.Click(`//form[@aria-label="OAuth client settings"]//button[text()="Save"]`),
 		chromedp.WaitVisible(`//p[starts-with(., "Saved")]`), chromedp.Click(`//button[text()="Reset client secret"]`), chromedp.WaitVisible(`.secret`))
+	walkApplicationSettings(w, base)
 	shot("application")
 	run("the settings are stored", chromedp.Click(`//a[text()="← Applications"]`), chromedp.Click(`//a/code[text()="BrowserModule"]`),
 		chromedp.WaitVisible(`//textarea[@name="redirects"][.="https://module.example/callback"]`),
@@ -278,13 +268,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`//div[@role="alertdialog"]//button[text()="Yes, revoke"]`), chromedp.Click(`//button[text()="Yes, revoke"]`),
 		chromedp.WaitVisible(`//table[@id="authorizations"]//tr[td[2]/code[text()="DemoGame"]]//span[text()="Revoked"]`))
 
-	// Phone size (390×844): the page links fold behind "Menu", which opens and closes by keyboard too; the
+	// Phone size (375×812): the page links fold behind "Menu", which opens and closes by keyboard too; the
 	// message list is one card per message, nothing wider than the screen, and a message opens from it.
-	run("phone size", chromedp.EmulateViewport(390, 844), chromedp.WaitVisible(`#menu-toggle`),
+	run("phone size", chromedp.EmulateViewport(phoneWidth, 812), chromedp.WaitVisible(`#menu-toggle`),
 		chromedp.WaitNotVisible(`//nav//a[text()="Messages"]`))
-	shot("dashboard-phone")
-	run("menu by keyboard", chromedp.Focus(`#menu-toggle`), chromedp.KeyEvent("\r"), chromedp.WaitVisible(`//nav//a[text()="Messages"]`),
-		chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(`//nav//a[text()="Messages"]`))
+	run("menu by keyboard", chromedp.Focus(`#menu-toggle`), chromedp.KeyEvent("\r"), chromedp.WaitVisible(`//nav//a[text()="Messages"]`))
+	w.shot("menu-phone")
+	run("menu closes by Escape", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(`//nav//a[text()="Messages"]`))
 	if focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`)); err != nil || focused != "menu-toggle" {
 		t.Fatalf("Escape closes the menu and gives the focus back to its button; focus is on %q (%v)", focused, err)
 	}
@@ -292,14 +282,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`input[name=Patient]`), chromedp.WaitNotVisible(`//nav//a[text()="Messages"]`),
 		chromedp.SendKeys(`input[name=Patient]`, patient), chromedp.Click(`//form//button[text()="Search"]`),
 		chromedp.WaitVisible(`//caption[contains(., "Patient: `+patient+`")]`))
-	shot("messages-phone")
-	fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= innerWidth &&
-		[...document.querySelectorAll("#messages tbody tr")].every((tr) => tr.getBoundingClientRect().right <= innerWidth)`))
+	fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`[...document.querySelectorAll("#messages tbody tr")].every((tr) => tr.getBoundingClientRect().right <= innerWidth)`))
 	if err != nil || !fits {
-		t.Fatalf("the message list is wider than a 390 px screen (%v)", err)
+		t.Fatalf("the message list is wider than a %d px screen (%v)", phoneWidth, err)
 	}
 	run("open a message at phone size", chromedp.Click(`#messages tbody tr td a`), chromedp.WaitVisible(`//h2[text()="Recipients"]`))
-	run("back to desktop", chromedp.EmulateViewport(1280, 900), chromedp.WaitVisible(`//nav//a[text()="Dashboard"]`))
+	// Every page shot above, again at phone size: none wider than the screen, every control named.
+	for _, p := range pages {
+		w.phonePage(p)
+	}
+	run("log out at phone size", chromedp.Click(`//button[text()="Log out"]`), chromedp.WaitVisible(`#username`))
+	w.phonePage(consolePage{name: "login"})
+	run("back to desktop", chromedp.EmulateViewport(1280, 900), chromedp.WaitVisible(`#username`))
 	if len(jsErrors) > 0 {
 		t.Fatalf("JavaScript errors: %v", jsErrors)
 	}
@@ -313,38 +307,200 @@ func TestConsoleInBrowser(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("Support API without credentials: %d", resp.StatusCode)
 	}
-	_ = fmt.Sprint
 }
 
-// adminLogin logs in at base as username and returns the session cookie.
-func adminLogin(t *testing.T, base, username, password string) *http.Cookie {
+// supportSession is an administrator's console session used from Go: its cookie and CSRF token.
+type supportSession struct {
+	t      *testing.T
+	base   string
+	cookie *http.Cookie
+	csrf   string
+}
+
+// adminLogin logs in at base as username.
+func adminLogin(t *testing.T, base, username, password string) *supportSession {
 	t.Helper()
 	b, _ := json.Marshal(map[string]string{"username": username, "password": password})
 	resp, err := http.Post(base+admin.SessionPath, "application/json", strings.NewReader(string(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	var sess struct {
+		CSRF string `json:"csrf_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&sess)
 	for _, c := range resp.Cookies() {
 		if strings.HasSuffix(c.Name, "kp_session") {
-			return c
+			return &supportSession{t: t, base: base, cookie: c, csrf: sess.CSRF}
 		}
 	}
 	t.Fatalf("login as %s: %d, no session cookie", username, resp.StatusCode)
 	return nil
 }
 
-// getWithCookie GETs url with a session cookie and returns the status.
-func getWithCookie(t *testing.T, url string, c *http.Cookie) int {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.AddCookie(c)
+// do calls the Support API with the session (body: a JSON:API document or nil) and returns the status and
+// the document's data (a list as {"items": [...]}).
+func (s *supportSession) do(method, path string, body any) (int, map[string]any) {
+	s.t.Helper()
+	b := []byte{}
+	if body != nil {
+		b, _ = json.Marshal(body)
+	}
+	req, _ := http.NewRequest(method, s.base+"/jsonapi/Koppeltaal"+path, bytes.NewReader(b))
+	req.AddCookie(s.cookie)
+	req.Header.Set("Accept", "application/vnd.api+json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/vnd.api+json")
+		req.Header.Set(admin.CSRFHeader, s.csrf)
+	}
 	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Data json.RawMessage `json:"data"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	var data map[string]any
+	if len(doc.Data) > 0 && doc.Data[0] == '[' {
+		var items []map[string]any
+		_ = json.Unmarshal(doc.Data, &items)
+		return resp.StatusCode, map[string]any{"items": items}
+	}
+	_ = json.Unmarshal(doc.Data, &data)
+	return resp.StatusCode, data
+}
+
+// one is the single resource of a filtered list.
+func (s *supportSession) one(path string) map[string]any {
+	s.t.Helper()
+	status, data := s.do("GET", path, nil)
+	items, _ := data["items"].([]map[string]any)
+	if status != 200 || len(items) != 1 {
+		s.t.Fatalf("GET %s: %d, %d items", path, status, len(items))
+	}
+	return items[0]
+}
+
+func resourceDoc(typ, id, version string, attributes map[string]any) map[string]any {
+	d := map[string]any{"type": typ, "attributes": attributes}
+	if id != "" {
+		d["id"], d["meta"] = id, map[string]any{"version": version}
+	}
+	return map[string]any{"data": d}
+}
+
+func attrOf(res map[string]any, name string) any {
+	a, _ := res["attributes"].(map[string]any)
+	return a[name]
+}
+
+func versionOf(res map[string]any) string {
+	m, _ := res["meta"].(map[string]any)
+	v, _ := m["version"].(string)
+	return v
+}
+
+// walkDomainSettings: a domain made in the console gets a message setting in the console — a refused
+// value is marked at its field with the server's reason, a stale version is refused as in every form —
+// and the next Success of a message keeps its body, without a restart; before, the Success removed it.
+func walkDomainSettings(w *walk, base string, shot func(string)) {
+	t := w.t
+	t.Helper()
+	w.run("new domain", chromedp.Click(`//nav//a[text()="Domains"]`), chromedp.WaitVisible(`//h1[text()="Domains"]`),
+		chromedp.Click(`//summary[text()="New domain"]`), chromedp.SendKeys(`input[name=name]`, "Retain"),
+		chromedp.SetValue(`select[name=phase]`, "test"), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`//td/a[text()="Retain"]`))
+	shot("domains")
+	api := adminLogin(t, base, admin.DemoUser, admin.DemoPassword)
+	for _, in := range []map[string]any{{"Username": "epd@retain", "Application": "DemoEPD", "Domain": "Retain", "Password": "epd password retain"},
+		{"Username": "portal@retain", "Application": "DemoPortal", "Domain": "Retain", "Password": "portal password retain",
+			"Subscriptions": []string{"CreateOrUpdatePatient"}}} {
+		if status, _ := api.do("POST", "/ApplicationInstance", resourceDoc("ApplicationInstance", "", "", in)); status != 201 {
+			t.Fatalf("instance %s: %d", in["Username"], status)
+		}
+	}
+	epd := &client.Client{BaseURL: base, Username: "epd@retain", Password: "epd password retain"}
+	portal := &client.Client{BaseURL: base, Username: "portal@retain", Password: "portal password retain"}
+	if bodyKeptAfterSuccess(t, api, epd, portal, "retain-1") {
+		t.Fatal("without message settings the body stayed after the Success")
+	}
+
+	age, keep := `input[name="MaximumMessageAgeDays:CreateOrUpdatePatient"]`, `input[name="RetainOnSuccessfulRetrieval:CreateOrUpdatePatient"]`
+	w.run("a refused setting", chromedp.Click(`//td/a[text()="Retain"]`), chromedp.WaitVisible(`//h1[.="Domain Retain"]`),
+		chromedp.SendKeys(age, "999"), chromedp.Click(keep), chromedp.Click(`//form[@aria-label="Domain settings"]//button[text()="Save"]`),
+		chromedp.WaitVisible(`//small[@id="err-MaximumMessageAgeDays-CreateOrUpdatePatient"][contains(., "999: want 1..56")]`),
+		chromedp.WaitVisible(age+`[aria-invalid="true"][aria-describedby="err-MaximumMessageAgeDays-CreateOrUpdatePatient"]`),
+		chromedp.WaitVisible(`//p[@role="alert"][.="Not saved: see the marked fields."]`))
+	w.run("corrected, saved by keyboard", chromedp.SetValue(age, "14"), chromedp.Focus(age), chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(`//p[starts-with(., "Saved: the next acknowledgement")]`),
+		chromedp.WaitNotPresent(`#err-MaximumMessageAgeDays-CreateOrUpdatePatient`))
+	shot("domain")
+	dom := api.one("/Domain?filter[Name]=Retain")
+	if ms, _ := attrOf(dom, "MessageSettings").([]any); len(ms) != 1 || fmt.Sprint(ms[0]) != "map[Event:CreateOrUpdatePatient MaximumMessageAgeDays:14 RetainOnSuccessfulRetrieval:true]" {
+		t.Fatalf("the domain's settings as saved in the console: %v", ms)
+	}
+	if !bodyKeptAfterSuccess(t, api, epd, portal, "retain-2") {
+		t.Fatal("RetainOnSuccessfulRetrieval set in the console: the body went with the Success")
+	}
+
+	// Someone else changes the domain after the page was read: the console's save is refused, nothing changes.
+	if status, _ := api.do("PATCH", "/Domain/"+dom["id"].(string), resourceDoc("Domain", dom["id"].(string), versionOf(dom),
+		map[string]any{"DTAPPhase": "development"})); status != 200 {
+		t.Fatalf("change the domain behind the page: %d", status)
+	}
+	w.run("a stale version", chromedp.Click(keep), chromedp.Click(`//form[@aria-label="Domain settings"]//button[text()="Save"]`),
+		chromedp.WaitVisible(`//p[@role="alert"][starts-with(., "Stale version")]`))
+	if ms, _ := attrOf(api.one("/Domain?filter[Name]=Retain"), "MessageSettings").([]any); len(ms) != 1 {
+		t.Fatalf("a refused save changed the settings: %v", ms)
+	}
+}
+
+// walkApplicationSettings: the application made in the console gets a name, a role and a message setting
+// in the console.
+func walkApplicationSettings(w *walk, base string) {
+	t := w.t
+	t.Helper()
+	w.run("application settings", chromedp.SetValue(`//form[@aria-label="Application settings"]//input[@name="name"]`, "Browser module"),
+		chromedp.Click(`//form[@aria-label="Application settings"]//input[@value="ELearning"]`),
+		chromedp.Click(`input[name="RetainmentRequired:CreateOrUpdateCarePlanActivityResult"]`),
+		chromedp.Click(`//form[@aria-label="Application settings"]//button[text()="Save"]`),
+		chromedp.WaitVisible(`//p[starts-with(., "Saved: the next acknowledgement")]`))
+	app := adminLogin(t, base, admin.DemoUser, admin.DemoPassword).one("/Application?filter[Identifier]=BrowserModule")
+	ms, _ := attrOf(app, "MessageSettings").([]any)
+	if attrOf(app, "Name") != "Browser module" || fmt.Sprint(attrOf(app, "ApplicationRoles")) != "[ELearning]" || len(ms) != 1 ||
+		fmt.Sprint(ms[0]) != "map[Event:CreateOrUpdateCarePlanActivityResult RetainmentRequired:true]" {
+		t.Fatalf("the application as saved in the console: %v", app["attributes"])
+	}
+}
+
+// bodyKeptAfterSuccess posts a patient as sender, has receiver claim it and acknowledge it with Success,
+// and reports whether the message's body is still there (read through the Support API).
+func bodyKeptAfterSuccess(t *testing.T, api *supportSession, sender, receiver *client.Client, patient string) bool {
+	t.Helper()
+	ctx := context.Background()
+	msg, err := client.BuildMessage(client.Message{Event: "CreateOrUpdatePatient", Patient: patient, Resources: []client.Resource{{
+		Type: "Patient", ID: patient, Body: map[string]any{"name": []any{map[string]any{"text": "Rita Retain"}}}}}},
+		client.BuildOptions{Domain: "Retain", ResourceBase: "https://epd.example/fhir/Koppeltaal"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	if _, err := sender.PostMessage(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	m, err := receiver.Claim(ctx, client.ClaimFilter{})
+	if err != nil || m == nil {
+		t.Fatalf("claim: %v", err)
+	}
+	if err := receiver.Ack(ctx, m, "Success", ""); err != nil {
+		t.Fatal(err)
+	}
+	found := api.one("/Message?filter[Patient]=" + url.QueryEscape(client.PatientURL("https://epd.example/fhir/Koppeltaal", patient)))
+	_, one := api.do("GET", "/Message/"+found["id"].(string), nil)
+	x, _ := attrOf(one, "BodyXML").(string)
+	return x != ""
 }
 
 // a11yCheck lists the visible form controls and buttons of the page that have no accessible name (no
@@ -383,4 +539,97 @@ func seedDeadLetter(t *testing.T, path string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// walk is one browser walk through the console: its steps fail the test with the page, the JavaScript
+// errors and the server's log.
+type walk struct {
+	t        *testing.T
+	ctx      context.Context // the whole walk's deadline
+	bctx     context.Context // the browser (no deadline: for the failure report)
+	stderr   fmt.Stringer
+	jsErrors *[]string
+}
+
+func (w *walk) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second) // a step that cannot finish fails on its own
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		body, _ := chromedp.Run(w.bctx, chromedp.Text("body"))
+		w.t.Fatalf("%s: %v\nJS errors: %v\npage:\n%s\nserver log:\n%s", what, err, *w.jsErrors, body, w.stderr)
+	}
+}
+
+// shot checks the page for what keyboard and screen-reader users need (every field, select and button
+// named; the page's heading) and, with KOPPELPOORT_CONSOLE_SCREENSHOTS, saves a full-page screenshot.
+func (w *walk) shot(name string) {
+	w.t.Helper()
+	unnamed, err := chromedp.Run(w.ctx, chromedp.Evaluate[[]string](a11yCheck))
+	if err != nil || len(unnamed) > 0 {
+		w.t.Fatalf("page %s: controls without an accessible name: %v (%v)", name, unnamed, err)
+	}
+	if screenshotDir() == "" {
+		return
+	}
+	w.run("settle "+name, chromedp.Sleep(400*time.Millisecond))
+	png, err := chromedp.Run(w.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshotDir(), name+".png"), png, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// phoneWidth is the width of the phone-sized screen every page is shown at (an iPhone SE, the narrowest in use).
+const phoneWidth = 375
+
+// consolePage is a page of the console as the walk saw it: its address (the hash) and its heading, so it
+// can be shown again; name is its screenshot's.
+type consolePage struct{ name, hash, heading string }
+
+// here is the page the browser shows now.
+func (w *walk) here(name string) consolePage {
+	w.t.Helper()
+	p, err := chromedp.Run(w.ctx, chromedp.Evaluate[[]string](`[location.hash, document.querySelector("main h1").textContent]`))
+	if err != nil || len(p) != 2 {
+		w.t.Fatalf("page %s: %v %v", name, p, err)
+	}
+	if p[0] == "" {
+		p[0] = "#/" // the dashboard, where the login leaves the browser
+	}
+	return consolePage{name: name, hash: p[0], heading: p[1]}
+}
+
+// phonePage shows p again (at the phone size set), with its forms opened, and fails when the page is wider
+// than the screen or a control has no name; its screenshot is <name>-phone.png. Without a hash it is the
+// page shown now.
+func (w *walk) phonePage(p consolePage) {
+	w.t.Helper()
+	if p.hash != "" {
+		w.run("phone: "+p.name, chromedp.Evaluate[chromedp.Void](`location.hash = `+strconv.Quote(p.hash)),
+			chromedp.WaitVisible(`//main//h1[.=`+xpathString(p.heading)+`]`), chromedp.WaitNotPresent(`main [aria-busy="true"]`))
+	}
+	if p.name == "message-xml" {
+		w.run("phone: XML body", chromedp.Click(`//button[text()="XML"]`), chromedp.WaitVisible(`//pre[contains(., "<feed")]`))
+	}
+	wide, err := chromedp.Run(w.ctx, chromedp.Evaluate[[]string](`(() => {
+		document.querySelectorAll("main details").forEach((d) => { d.open = true; });
+		if (document.documentElement.scrollWidth <= innerWidth) return [];
+		return [String(document.documentElement.scrollWidth), ...[...document.querySelectorAll("body *")]
+			.filter((el) => el.getBoundingClientRect().right > innerWidth + 1).slice(0, 5).map((el) => el.outerHTML.slice(0, 100))];
+	})()`))
+	if err != nil || len(wide) > 0 {
+		w.t.Fatalf("page %s at %d px: wider than the screen (scrollWidth and the widest elements: %v) %v", p.name, phoneWidth, wide, err)
+	}
+	w.shot(p.name + "-phone")
+}
+
+// xpathString quotes s as an XPath string literal.
+func xpathString(s string) string {
+	if !strings.Contains(s, `"`) {
+		return `"` + s + `"`
+	}
+	return "concat(\"" + strings.ReplaceAll(s, `"`, `", '"', "`) + "\")"
 }

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { html } from "./html.js";
 import { attrs, EVENTS, jsonapi, resourceDoc, when } from "./api.js";
+import { fieldErrors, FieldError, invalid, MessageSettings, readSettings, settingErrors } from "./settings.js";
 
 // useList loads a Support API collection (every page up to 500 items: provisioning lists are small).
 function useList(type) {
@@ -51,13 +52,74 @@ export function Domains({ me }) {
   return html`<h1>Domains</h1>
     ${err && html`<p role="alert">${err}</p>`}
     <div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">DTAP phase</th><th scope="col">Managed by</th><th scope="col">Created</th></tr></thead>
-    <tbody>${(list || []).map((d) => html`<tr><td>${d.Name}</td><td>${d.DTAPPhase}</td><td><${Managed} by=${d.ManagedBy} /></td><td>${when(d.CreatedAt)}</td></tr>`)}</tbody></table></div>
+    <tbody>${(list || []).map((d) => html`<tr><td><a href=${"#/domains/" + d.id}>${d.Name}</a></td><td>${d.DTAPPhase}</td><td><${Managed} by=${d.ManagedBy} /></td><td>${when(d.CreatedAt)}</td></tr>`)}</tbody></table></div>
     ${me.role === "system" && html`<${Form} title="New domain" onSubmit=${create}>
       <div class="grid-form">
         <label>Name<input name="name" required maxlength="100" /></label>
         <label>DTAP phase<select name="phase"><option>production</option><option>acceptance</option><option>test</option><option>development</option></select></label>
       </div></${Form}>`}`;
 }
+
+const PHASES = ["production", "acceptance", "test", "development"];
+
+// useSettingsForm is the save of a form with message settings: it PATCHes what build(formData) returns
+// and sorts a refusal into messages next to their fields and one for the rest (a stale version among them).
+function useSettingsForm(type, id, current, setCurrent) {
+  const [errors, setErrors] = useState({});
+  const [message, setMessage] = useState("");
+  const [saved, setSaved] = useState("");
+  const [busy, setBusy] = useState(false);
+  const save = (build) => async (e) => {
+    e.preventDefault();
+    const attributes = build(new FormData(e.target));
+    setBusy(true); setErrors({}); setMessage(""); setSaved("");
+    try {
+      const d = await jsonapi("PATCH", `/${type}/${id}`, resourceDoc(type, attributes, id, current.version));
+      setCurrent(attrs(d.data));
+      setSaved("Saved: the next acknowledgement and removal run use it, in every Koppelpoort process.");
+    } catch (x) {
+      const { byField, message } = fieldErrors(x);
+      setErrors(settingErrors(byField, attributes.MessageSettings || []));
+      setMessage(message || "Not saved: see the marked fields.");
+    } finally { setBusy(false); }
+  };
+  return { errors, message, saved, busy, save };
+}
+
+function SaveStatus({ form }) {
+  return html`<p aria-live="polite">${form.saved}</p>${form.message && html`<p role="alert" class="status-Failed">${form.message}</p>`}`;
+}
+
+// DomainDetail shows a domain and edits its DTAP phase and its message settings (the file's dtap_phase
+// and message_settings).
+export function DomainDetail({ id }) {
+  const [dom, setDom] = useState(null);
+  const [err, setErr] = useState("");
+  const form = useSettingsForm("Domain", id, dom, setDom);
+  useEffect(() => { jsonapi("GET", "/Domain/" + id).then((d) => setDom(attrs(d.data)), (x) => setErr(x.message)); }, [id]);
+  if (err && !dom) return html`<h1>Domain ${id}</h1><p role="alert">${err}</p>`;
+  if (!dom) return html`<h1>Domain ${id}</h1><p aria-busy="true">Loading…</p>`;
+  const file = dom.ManagedBy === "config";
+  const build = (f) => ({ DTAPPhase: f.get("phase"), MessageSettings: readSettings(f, "domain") });
+  return html`<p><a href="#/domains">← Domains</a></p>
+    <h1>Domain ${dom.Name}</h1>
+    <p>${dom.DTAPPhase} · <${Managed} by=${dom.ManagedBy} /> · created ${when(dom.CreatedAt)}</p>
+    ${file && html`<p>This domain is declared in the configuration file: change it there.</p>`}
+    <form onSubmit=${form.save(build)} aria-label="Domain settings" noValidate>
+      <fieldset disabled=${file}>
+        <div class="grid-form">
+          <label>DTAP phase<select name="phase" ...${invalid("err-phase", form.errors.DTAPPhase)}>${PHASES.map((p) => html`<option selected=${dom.DTAPPhase === p}>${p}</option>`)}</select>
+            <${FieldError} id="err-phase" msg=${form.errors.DTAPPhase} /></label>
+        </div>
+        <h2>Message settings</h2>
+        <${MessageSettings} owner="domain" settings=${dom.MessageSettings} errors=${form.errors} />
+        <button type="submit" aria-busy=${form.busy}>Save</button>
+      </fieldset>
+    </form>
+    <${SaveStatus} form=${form} />`;
+}
+
+const ROLES = ["PractitionerPortal", "PatientPortal", "RelatedPersonPortal", "Game", "ELearning", "ROM"];
 
 export function Applications({ me }) {
   const [list, err, reload] = useList("Application");
@@ -66,7 +128,6 @@ export function Applications({ me }) {
     await jsonapi("POST", "/Application", resourceDoc("Application", { Identifier: f.get("ident"), Name: f.get("name"), ApplicationRoles: roles }));
     reload();
   };
-  const ROLES = ["PractitionerPortal", "PatientPortal", "RelatedPersonPortal", "Game", "ELearning", "ROM"];
   const wait = loading("Applications", err, list);
   if (wait) return wait;
   return html`<h1>Applications</h1>
@@ -225,7 +286,8 @@ export function Administrators({ me }) {
 
 const lines = (s) => (s || "").split(/\s+/).map((x) => x.trim()).filter(Boolean);
 
-// ApplicationDetail shows an application and edits its OAuth client settings (the RegisteredClient resource:
+// ApplicationDetail shows an application and edits its name, roles and message settings (the Application
+// resource) and its OAuth client settings (the RegisteredClient resource:
 // launch URL, redirect URIs, allowed origins, public token requests, refresh tokens, lifetimes, the secret).
 export function ApplicationDetail({ id }) {
   const [app, setApp] = useState(null);
@@ -233,6 +295,7 @@ export function ApplicationDetail({ id }) {
   const [err, setErr] = useState("");
   const [saved, setSaved] = useState("");
   const [secret, setSecret] = useState("");
+  const form = useSettingsForm("Application", id, app, setApp);
   const load = () => Promise.all([
     jsonapi("GET", "/Application/" + id).then((d) => setApp(attrs(d.data))),
     jsonapi("GET", "/RegisteredClient/" + id).then((d) => setClient(attrs(d.data)), (x) => { if (x.status === 404) setClient(null); else throw x; }),
@@ -265,13 +328,29 @@ export function ApplicationDetail({ id }) {
       MobileActivationCodeExpiresIn: n("activation") });
   };
   const file = app.ManagedBy === "config" || (client && client.ManagedBy === "config");
+  const buildApp = (f) => ({ Name: f.get("name"), ApplicationRoles: f.getAll("roles"), MessageSettings: readSettings(f, "application") });
   // Uncontrolled fields (defaultValue): a failed save leaves what was typed.
   const num = (name, label, value) => html`<label>${label}<input name=${name} type="number" min="1" defaultValue=${value} /></label>`;
   return html`<p><a href="#/applications">← Applications</a></p>
     <h1>${app.Name || app.Identifier}</h1>
     <p><code>${app.Identifier}</code> · ${app.ApplicationRoles.join(", ") || "no roles"} · <${Managed} by=${app.ManagedBy} /></p>
-    <h2>OAuth client (launch)</h2>
     ${file && html`<p>This application is declared in the configuration file: change it there.</p>`}
+    <h2>Application</h2>
+    <form onSubmit=${form.save(buildApp)} aria-label="Application settings" noValidate>
+      <fieldset disabled=${app.ManagedBy === "config"}>
+        <div class="grid-form">
+          <label>Name<input name="name" defaultValue=${app.Name} ...${invalid("err-name", form.errors.Name)} />
+            <${FieldError} id="err-name" msg=${form.errors.Name} /></label>
+        </div>
+        <fieldset><legend>Roles</legend>${ROLES.map((r) => html`<label><input type="checkbox" name="roles" value=${r} defaultChecked=${app.ApplicationRoles.includes(r)} /> ${r}</label>`)}
+          <${FieldError} id="err-roles" msg=${form.errors.ApplicationRoles} /></fieldset>
+        <h3>Message settings</h3>
+        <${MessageSettings} owner="application" settings=${app.MessageSettings} errors=${form.errors} />
+        <button type="submit" aria-busy=${form.busy}>Save</button>
+      </fieldset>
+    </form>
+    <${SaveStatus} form=${form} />
+    <h2>OAuth client (launch)</h2>
     <form onSubmit=${save} aria-label="OAuth client settings">
       <fieldset disabled=${file}>
         <div class="grid-form">
