@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -54,7 +55,13 @@ type Config struct {
 	// TTL bounds how long another process's change on a shared PostgreSQL goes
 	// unseen. Default 1s.
 	CacheTTL time.Duration
+	// Existing opens only a store that is there: a SQLite file that does not exist is ErrNoStore instead of
+	// a new, empty database (for commands that read or repair what serve left, such as replay).
+	Existing bool
 }
+
+// ErrNoStore is Open's error for Config.Existing when the SQLite file does not exist.
+var ErrNoStore = errors.New("no store there")
 
 func (c *Config) setDefaults() {
 	if c.SQLiteSynchronous == "" {
@@ -219,6 +226,9 @@ func openSQLite(ctx context.Context, cfg Config) (*Store, error) {
 	path := sqlitePath(cfg.DSN)
 	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("store: sqlite dsn %q: a file path is required (in-memory databases lose writes)", cfg.DSN)
+	}
+	if _, err := os.Stat(path); cfg.Existing && errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store: SQLite %s: %w (nothing has run on it)", path, ErrNoStore)
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {

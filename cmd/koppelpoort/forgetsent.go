@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -38,7 +37,7 @@ Without --yes it prints how many hashes it would forget and changes nothing.`,
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), cfg, slog.New(slog.DiscardHandler))
+			st, err := openExistingStore(cmd.Context(), cfg, f)
 			if err != nil {
 				return err
 			}

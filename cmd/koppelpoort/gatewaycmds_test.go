@@ -111,12 +111,16 @@ func TestReplayCmd(t *testing.T) {
 	if !strings.Contains(out, "no dead letters to replay in SQLite "+dsn) {
 		t.Fatalf("after replay: %s", out)
 	}
-	// Without --config it says it looked in the embedded default (defect 3).
+	// Without --config it says it looked in the embedded default (defect 3), and where nothing ever ran it
+	// says so instead of creating an empty database there.
 	t.Chdir(t.TempDir())
 	t.Setenv("KOPPELPOORT_DSN", "")
-	out, _ = runCmd(t, newReplayCmd(), "--route", "epd-patients")
-	if !strings.Contains(out, "(the embedded default; give --config FILE") {
-		t.Fatalf("without --config: %s", out)
+	out, err = runCmd(t, newReplayCmd(), "--route", "epd-patients")
+	if err == nil || !strings.Contains(err.Error(), "no store there (nothing has run on it) (the embedded default; give --config FILE") {
+		t.Fatalf("without --config: %v\n%s", err, out)
+	}
+	if _, err := os.Stat("koppelpoort-data"); err == nil {
+		t.Fatal("replay created the embedded default's database")
 	}
 }
 
@@ -220,5 +224,13 @@ func TestForgetSentCmd(t *testing.T) {
 	out, _ = runCmd(t, newForgetSentCmd(), "--dsn", dsn, "--route", "epd-patients", "--yes")
 	if !strings.Contains(out, "no sent hashes kept for route epd-patients in SQLite "+dsn) {
 		t.Fatalf("nothing left: %s", out)
+	}
+	missing := filepath.Join(t.TempDir(), "none.db")
+	if _, err := runCmd(t, newForgetSentCmd(), "--dsn", missing, "--route", "epd-patients", "--yes"); err == nil ||
+		!strings.Contains(err.Error(), "no store there") {
+		t.Fatalf("on a store that is not there: %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Fatal("forget-sent created a database")
 	}
 }

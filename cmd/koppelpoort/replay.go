@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -46,7 +45,7 @@ queues in the store and run when 'koppelpoort serve' starts.`,
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), cfg, slog.New(slog.DiscardHandler))
+			st, err := openExistingStore(cmd.Context(), cfg, f)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -256,12 +257,29 @@ func handleReloads(ctx context.Context, reload <-chan os.Signal, certs *server.T
 
 // openStore opens (and migrates) the configured store.
 func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.Store, error) {
-	return store.Open(ctx, store.Config{
+	return store.Open(ctx, storeConfig(cfg), logger)
+}
+
+func storeConfig(cfg *config.Config) store.Config {
+	return store.Config{
 		DSN:               cfg.Store.DSN,
 		SQLiteSynchronous: cfg.Store.SQLiteSynchronous,
 		BusyTimeout:       cfg.Store.BusyTimeout,
 		MaxOpenConns:      cfg.Store.MaxOpenConns,
-	}, logger)
+	}
+}
+
+// openExistingStore is openStore for a command that works on what serve left (replay, forget-sent): a
+// SQLite file that is not there is an error saying so, not a new empty database made as a side effect
+// (replay without --config once created ./koppelpoort-data/koppelpoort.db in the examples' checkout).
+func openExistingStore(ctx context.Context, cfg *config.Config, f serveFlags) (*store.Store, error) {
+	c := storeConfig(cfg)
+	c.Existing = true
+	st, err := store.Open(ctx, c, slog.New(slog.DiscardHandler))
+	if errors.Is(err, store.ErrNoStore) {
+		return nil, fmt.Errorf("%w%s", err, embeddedDefaultNote(f))
+	}
+	return st, err
 }
 
 // loopback reports whether a listen address only accepts local connections.
