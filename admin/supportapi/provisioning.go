@@ -526,6 +526,9 @@ func (a *API) readInstanceAttrs(at *Attrs, cfg *koppeltaal.InstanceConfig, activ
 			at.Get("WebhookHeaders", &hook.Headers)
 		}
 		cfg.Webhook = &hook
+		if hook.URL == "" && len(hook.Headers) > 0 {
+			at.Fail(400, "WebhookHeaders", "webhook headers need a WebhookUrl (they are sent with its calls)")
+		}
 		if hook.URL == "" {
 			cfg.Webhook = nil
 		}

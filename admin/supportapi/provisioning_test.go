@@ -3,6 +3,7 @@ package supportapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -80,6 +81,17 @@ func TestProvisionWithoutRestart(t *testing.T) {
 		}
 		if err := e.post(e.kt("module@a", newPw), "A", patientMsg("m-6")); err != nil {
 			t.Fatalf("post with the reset password: %v", err)
+		}
+
+		// Webhook headers (the file's webhook.headers) go with a webhook URL and are shown by name only.
+		cur = e.do("sys", "GET", "/ApplicationInstance/"+id, nil)
+		headers := map[string]any{"X-Koppeltaal-Secret": "hook secret"}
+		e.do("sys", "PATCH", "/ApplicationInstance/"+id, doc("ApplicationInstance", id, map[string]any{"WebhookHeaders": headers}, version(cur.data()))).
+			mustStatus(t, 400, "headers without a webhook URL")
+		hooked := e.do("sys", "PATCH", "/ApplicationInstance/"+id, doc("ApplicationInstance", id,
+			map[string]any{"WebhookUrl": "https://module.example/hook", "WebhookHeaders": headers}, version(cur.data()))).mustStatus(t, 200, "headers with a URL")
+		if got := attr(hooked.data(), "WebhookHeaders"); fmt.Sprint(got) != "map[X-Koppeltaal-Secret:********]" {
+			t.Fatalf("WebhookHeaders shown as %v, want the name only", got)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -150,7 +151,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	run("instance page", chromedp.Click(`//td/a[text()="browser-module@demo"]`), chromedp.WaitVisible(`//h1[text()="browser-module@demo"]`))
 	shot("instance")
-
 	// The HTTP log: the module's POST with its new credentials, found by caller and opened; the next one is
 	// announced live; the administrator's own login is there under its name.
 	row := func(req, status string) string {
@@ -173,6 +173,41 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(`input[name=Caller]`, admin.DemoUser), chromedp.SendKeys(`input[name=Path]`, "/admin/session"),
 		chromedp.SetValue(`select[name=Status]`, "2xx"), chromedp.Click(`//form//button[text()="Search"]`),
 		chromedp.WaitVisible(`//table[@id="httplog"]//tr[td[2]/code[.="POST /admin/session"] and td[4][.="`+admin.DemoUser+` (admin)"]]`))
+
+	// A webhook header (write-only: named, never shown) and a password of the administrator's choosing, as the
+	// file's webhook.headers and password; the next POST authenticates with it.
+	hookSecrets := make(chan string, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hookSecrets <- r.Header.Get("X-Koppeltaal-Secret")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	run("instance webhook and password", chromedp.Click(`//nav//a[text()="Instances"]`), chromedp.Click(`//td/a[text()="browser-module@demo"]`),
+		chromedp.WaitVisible(`//h1[text()="browser-module@demo"]`), chromedp.SendKeys(`input[name=webhook]`, hook.URL+"/hook"),
+		chromedp.SendKeys(`textarea[name=headers]`, "X-Koppeltaal-Secret: hook secret 1"),
+		chromedp.SendKeys(`input[name=password]`, "a password chosen in the console"), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`//small[@id="headers-help"][starts-with(., "Set now: X-Koppeltaal-Secret (values not shown)")]`))
+	module.Password = "a password chosen in the console"
+	if _, err := module.PostMessage(context.Background(), own); err != nil {
+		t.Fatalf("post with the password set in the console: %v", err)
+	}
+	news, err := client.BuildMessage(client.Message{Event: "CreateOrUpdatePatient", Patient: patient + "-hook", Resources: []client.Resource{{
+		Type: "Patient", ID: "browser-1-hook", Body: map[string]any{"name": []any{map[string]any{"text": "Hugo Hook"}}}}}},
+		client.BuildOptions{Domain: koppeltaal.DemoDomain, ResourceBase: "https://epd.example/fhir/Koppeltaal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := epd.PostMessage(context.Background(), news); err != nil { // a new patient message for the module: its webhook is called
+		t.Fatal(err)
+	}
+	select {
+	case got := <-hookSecrets:
+		if got != "hook secret 1" {
+			t.Fatalf("the webhook was called with X-Koppeltaal-Secret %q, want the header set in the console", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook set in the console was not called within 10 s")
+	}
 
 	// Administrators: create a domain administrator (its password shown once), log in as it over HTTP,
 	// disable it in the console: its session is refused from the next request on.
@@ -205,6 +240,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(`//form[@aria-label="OAuth client settings"]//button[text()="Save"]`),
 		chromedp.WaitVisible(`//p[starts-with(., "Saved")]`), chromedp.Click(`//button[text()="Reset client secret"]`), chromedp.WaitVisible(`.secret`))
 	walkApplicationSettings(w, base)
+	run("a client secret of the administrator's choosing", chromedp.SendKeys(`input[name=secret]`, "a client secret chosen in the console"),
+		chromedp.Click(`//form[@aria-label="OAuth client settings"]//button[text()="Save"]`))
+	waitClientSecret(t, base, "BrowserModule", "a client secret chosen in the console")
 	shot("application")
 	run("the settings are stored", chromedp.Click(`//a[text()="← Applications"]`), chromedp.Click(`//a/code[text()="BrowserModule"]`),
 		chromedp.WaitVisible(`//textarea[@name="redirects"][.="https://module.example/callback"]`),
@@ -213,11 +251,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(`//summary[text()="New activity definition"]`), chromedp.SendKeys(`input[name=ident]`, "browser-activity"),
 		chromedp.SendKeys(`input[name=name]`, "An activity made in the browser"),
 		chromedp.SetValue(`select[name=application]`, "BrowserModule"), chromedp.SetValue(`select[name=domain]`, koppeltaal.DemoDomain),
-		chromedp.SetValue(`select[name=kind]`, "ELearning"), chromedp.Click(`//form//button[text()="Save"]`),
-		chromedp.WaitVisible(`//tr[@data-identifier="browser-activity"][td[7][.="active"]]`))
+		chromedp.SetValue(`select[name=kind]`, "ELearning"), chromedp.Click(`input[name=domainSpecific]`), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`//tr[@data-identifier="browser-activity"][td[7][.="active, this domain only"]]`))
 	shot("activities")
-	run("deactivate it", chromedp.Click(`//button[.="Deactivate browser-activity"]`),
-		chromedp.WaitVisible(`//tr[@data-identifier="browser-activity"][td[7][.="inactive"]]`))
+	run("deactivate and archive it", chromedp.Click(`//button[.="Deactivate browser-activity"]`),
+		chromedp.WaitVisible(`//tr[@data-identifier="browser-activity"][td[7][.="inactive, this domain only"]]`),
+		chromedp.Click(`//button[.="Archive browser-activity"]`),
+		chromedp.WaitVisible(`//tr[@data-identifier="browser-activity"][td[7][.="inactive, archived, this domain only"]]`))
+	if ad := adminLogin(t, base, admin.DemoUser, admin.DemoPassword).one("/ActivityDefinition?filter[Identifier]=browser-activity"); attrOf(ad, "IsArchived") != true ||
+		attrOf(ad, "IsDomainSpecific") != true || attrOf(ad, "IsActive") != false {
+		t.Fatalf("the activity definition as changed in the console: %v", ad["attributes"])
+	}
 
 	// Test Portal: CarePlan with the demo game's activity, web launch as the patient, the module's status update.
 	run("test portal", chromedp.Click(`//nav//a[text()="Test Portal"]`), chromedp.WaitVisible(`select[name=activity]`),
@@ -473,6 +517,31 @@ func walkApplicationSettings(w *walk, base string) {
 	if attrOf(app, "Name") != "Browser module" || fmt.Sprint(attrOf(app, "ApplicationRoles")) != "[ELearning]" || len(ms) != 1 ||
 		fmt.Sprint(ms[0]) != "map[Event:CreateOrUpdateCarePlanActivityResult RetainmentRequired:true]" {
 		t.Fatalf("the application as saved in the console: %v", app["attributes"])
+	}
+}
+
+// waitClientSecret waits (3 s at most) until the Token endpoint takes secret as clientID's: with it a made-up
+// code is invalid_grant (400); with another secret the client is refused (401).
+func waitClientSecret(t *testing.T, base, clientID, secret string) {
+	t.Helper()
+	token := func(secret string) int {
+		req, _ := http.NewRequest("POST", base+"/OAuth2/Koppeltaal/Token", strings.NewReader("grant_type=authorization_code&code=made-up"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(clientID, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for deadline := time.Now().Add(3 * time.Second); token(secret) != 400; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client secret set in the console is not taken by the Token endpoint (%d)", token(secret))
+		}
+	}
+	if got := token(secret + "x"); got != 401 {
+		t.Fatalf("another secret at the Token endpoint: %d, want 401", got)
 	}
 }
 

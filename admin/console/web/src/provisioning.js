@@ -148,6 +148,21 @@ function Secret({ label, value }) {
     <p><small>Shown once. Copy it now: the server keeps only a hash.</small></p></article>`;
 }
 
+// headerLines reads "Name: value" lines (the file's webhook.headers); a line without a name is refused.
+function headerLines(text) {
+  const out = {};
+  for (const line of (text || "").split("\n").map((l) => l.trim()).filter(Boolean)) {
+    const i = line.indexOf(":");
+    if (i < 1) throw new Error(`Webhook headers: "${line}" is not "Name: value"`);
+    out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+// The webhook's headers are write-only (shared secrets): the page names the ones set, never their values.
+const headersHelp = (set) => (Object.keys(set || {}).length
+  ? `Set now: ${Object.keys(set).join(", ")} (values not shown). Empty: unchanged.` : "None set.");
+
 export function Instances({ me }) {
   const [list, err, reload] = useList("ApplicationInstance");
   const [apps, appsErr] = useList("Application");
@@ -157,8 +172,11 @@ export function Instances({ me }) {
     const body = { Username: f.get("username"), Application: f.get("application"), Domain: f.get("domain"),
       ApiVersion: f.get("apiVersion"), Subscriptions: f.getAll("subs") };
     if (f.get("webhook")) body.WebhookUrl = f.get("webhook");
+    const headers = headerLines(f.get("headers"));
+    if (Object.keys(headers).length) body.WebhookHeaders = headers;
+    if (f.get("password")) body.Password = f.get("password");
     const doc = await jsonapi("POST", "/ApplicationInstance", resourceDoc("ApplicationInstance", body));
-    setCreated({ username: body.Username, password: doc.data.meta.password, id: doc.data.id });
+    setCreated({ username: body.Username, password: doc.data.meta && doc.data.meta.password, id: doc.data.id });
     form.reset();
     reload();
   };
@@ -178,6 +196,8 @@ export function Instances({ me }) {
         <label>Domain<select name="domain" required>${(domains || []).map((d) => html`<option>${d.Name}</option>`)}</select></label>
         <label>API version<select name="apiVersion"><option>1.3.5</option><option>1.3.3</option></select></label>
         <label>Webhook URL<input name="webhook" type="url" placeholder="https://module.example/koppeltaal/hook" /></label>
+        <label>Webhook headers (Name: value, one a line)<textarea name="headers" rows="2" placeholder="X-Koppeltaal-Secret: …"></textarea></label>
+        <label>Password (empty: generated, shown once)<input name="password" type="password" autocomplete="new-password" minlength="10" /></label>
       </div>
       <fieldset><legend>Subscriptions</legend>${EVENTS.map((e) => html`<label><input type="checkbox" name="subs" value=${e} /> ${e}</label>`)}</fieldset>
     </${Form}>`}`;
@@ -199,12 +219,21 @@ export function InstanceDetail({ id }) {
       setInst(attrs(doc.data));
       if (doc.data.meta.password) setSecret(doc.data.meta.password);
       setSaved("Saved.");
-    } catch (x) { setErr(x.message); }
+      return true;
+    } catch (x) { setErr(x.message); return false; }
   };
-  const save = (e) => {
+  const save = async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
-    patch({ ApiVersion: f.get("apiVersion"), Subscriptions: f.getAll("subs"), WebhookUrl: f.get("webhook") || null });
+    const attributes = { ApiVersion: f.get("apiVersion"), Subscriptions: f.getAll("subs"), WebhookUrl: f.get("webhook") || null };
+    try {
+      const headers = headerLines(f.get("headers"));
+      if (f.get("noHeaders") === "on") attributes.WebhookHeaders = null;
+      else if (Object.keys(headers).length) attributes.WebhookHeaders = headers;
+    } catch (x) { setErr(x.message); return; }
+    if (f.get("password")) attributes.Password = f.get("password");
+    const form = e.target;
+    if (await patch(attributes)) { form.elements.password.value = ""; form.elements.headers.value = ""; } // secrets are not kept on the page
   };
   const file = inst.ManagedBy === "config";
   return html`<p><a href="#/instances">← Instances</a></p>
@@ -216,7 +245,11 @@ export function InstanceDetail({ id }) {
         <div class="grid-form">
           <label>API version<select name="apiVersion">${["1.3.5", "1.3.3"].map((v) => html`<option selected=${inst.ApiVersion === v}>${v}</option>`)}</select></label>
           <label>Webhook URL<input name="webhook" type="url" value=${inst.WebhookUrl} /></label>
+          <label>Webhook headers (Name: value, one a line; replaces them)<textarea name="headers" rows="2" aria-describedby="headers-help"></textarea>
+            <small id="headers-help">${headersHelp(inst.WebhookHeaders)}</small></label>
+          <label>New password (empty: unchanged)<input name="password" type="password" autocomplete="new-password" minlength="10" /></label>
         </div>
+        ${Object.keys(inst.WebhookHeaders || {}).length > 0 && html`<label><input type="checkbox" name="noHeaders" /> Remove the webhook headers</label>`}
         <fieldset><legend>Subscriptions</legend>${EVENTS.map((e) => html`<label><input type="checkbox" name="subs" value=${e} checked=${inst.Subscriptions.includes(e)} /> ${e}</label>`)}</fieldset>
         <button type="submit">Save</button>
       </fieldset>
@@ -325,7 +358,7 @@ export function ApplicationDetail({ id }) {
     write({ LaunchUrl: f.get("launch") || null, RedirectUris: lines(f.get("redirects")), AllowedOrigins: lines(f.get("origins")),
       AllowPublicTokenRequests: f.get("public") === "on", UseRefreshTokens: f.get("refresh") === "on",
       TokenExpiresIn: n("token"), AuthorizationCodeExpiresIn: n("code"), WebLaunchRequestExpiresIn: n("launchLife"),
-      MobileActivationCodeExpiresIn: n("activation") });
+      MobileActivationCodeExpiresIn: n("activation"), ...(f.get("secret") ? { ClientSecret: f.get("secret") } : {}) });
   };
   const file = app.ManagedBy === "config" || (client && client.ManagedBy === "config");
   const buildApp = (f) => ({ Name: f.get("name"), ApplicationRoles: f.getAll("roles"), MessageSettings: readSettings(f, "application") });
@@ -361,6 +394,7 @@ export function ApplicationDetail({ id }) {
           ${num("code", "Authorization code lifetime (s)", c.AuthorizationCodeExpiresIn)}
           ${num("launchLife", "Web launch lifetime (s)", c.WebLaunchRequestExpiresIn)}
           ${num("activation", "Mobile activation code lifetime (days)", c.MobileActivationCodeExpiresIn)}
+          <label>Client secret (empty: unchanged; or Reset client secret)<input name="secret" type="password" autocomplete="new-password" minlength="10" /></label>
         </div>
         <label><input type="checkbox" name="public" defaultChecked=${c.AllowPublicTokenRequests} /> Public client: token requests without a secret</label>
         <label><input type="checkbox" name="refresh" defaultChecked=${c.UseRefreshTokens} /> Refresh tokens</label>
@@ -385,13 +419,13 @@ export function Activities() {
   const create = async (f) => {
     await jsonapi("POST", "/ActivityDefinition", resourceDoc("ActivityDefinition", { Identifier: f.get("ident"), Name: f.get("name"),
       Application: f.get("application"), Domain: f.get("domain"), ActivityType: f.get("kind"), LaunchType: f.get("launch"),
-      DefaultPerformer: f.get("performer"), Description: f.get("description") }));
+      DefaultPerformer: f.get("performer"), Description: f.get("description"), IsDomainSpecific: f.get("domainSpecific") === "on" }));
     reload();
   };
-  const toggle = async (d) => {
+  const change = async (d, attributes) => {
     setActErr("");
     try {
-      await jsonapi("PATCH", "/ActivityDefinition/" + d.id, resourceDoc("ActivityDefinition", { IsActive: !d.IsActive }, d.id, d.version));
+      await jsonapi("PATCH", "/ActivityDefinition/" + d.id, resourceDoc("ActivityDefinition", attributes, d.id, d.version));
       reload();
     } catch (x) { setActErr(x.message); }
   };
@@ -405,8 +439,9 @@ export function Activities() {
     <tbody>${list.map((d) => html`<tr data-identifier=${d.Identifier}>
       <td data-label="Identifier"><code>${d.Identifier}</code></td><td data-label="Name">${d.Name}</td><td data-label="Application">${d.Application}</td>
       <td data-label="Domain">${d.Domain}</td><td data-label="Type">${d.ActivityType}</td><td data-label="Launch">${d.LaunchType}</td>
-      <td data-label="State">${d.IsActive ? "active" : "inactive"}</td><td data-label="Managed by"><${Managed} by=${d.ManagedBy} /></td>
-      <td data-label="">${d.ManagedBy !== "config" && html`<button class="secondary outline" onClick=${() => toggle(d)}>${d.IsActive ? "Deactivate" : "Activate"} ${d.Identifier}</button>`}</td></tr>`)}
+      <td data-label="State">${d.IsActive ? "active" : "inactive"}${d.IsArchived ? ", archived" : ""}${d.IsDomainSpecific ? ", this domain only" : ""}</td><td data-label="Managed by"><${Managed} by=${d.ManagedBy} /></td>
+      <td data-label="">${d.ManagedBy !== "config" && html`<button class="secondary outline" onClick=${() => change(d, { IsActive: !d.IsActive })}>${d.IsActive ? "Deactivate" : "Activate"} ${d.Identifier}</button>
+        <button class="secondary outline" onClick=${() => change(d, { IsArchived: !d.IsArchived })}>${d.IsArchived ? "Unarchive" : "Archive"} ${d.Identifier}</button>`}</td></tr>`)}
     </tbody></table></div>
     <${Form} title="New activity definition" onSubmit=${create}>
       <div class="grid-form">
@@ -418,5 +453,7 @@ export function Activities() {
         ${sel("launch", "Launch type", ["Web", "Mobile", "None"])}
         ${sel("performer", "Default performer", ["Patient", "Practitioner", "RelatedPerson"])}
         <label>Description<input name="description" /></label>
-      </div></${Form}>`;
+      </div>
+      <label><input type="checkbox" name="domainSpecific" /> Domain-specific (otherwise in every domain the application has an instance in)</label>
+    </${Form}>`;
 }
