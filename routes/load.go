@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -96,6 +97,27 @@ func MatchFiles(patterns ...string) ([]string, strictyaml.Diagnostics) {
 // IsTestFile reports whether a file name is a route test (`*_test.yaml`).
 func IsTestFile(name string) bool {
 	return strings.HasSuffix(name, "_test.yaml") || strings.HasSuffix(name, "_test.yml")
+}
+
+// LooksLikeRoute reports whether src may be a route file: anything but a YAML mapping none of whose top-level
+// keys is a route's, not counting name and description (which other files have too). A directory walk
+// (lint) skips other YAML with it — Prometheus rules, load scenarios, the regression suite's accounts —
+// while a route with a misspelt key still has its others and is linted.
+func LooksLikeRoute(src []byte) bool {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return true // a syntax error is the linter's to report
+	}
+	keys := strictyaml.Fields(reflect.TypeOf(routeFile{}))
+	top := doc.Content[0]
+	for i := 0; i < len(top.Content); i += 2 {
+		if k := top.Content[i].Value; k != "name" && k != "description" {
+			if _, ok := keys[k]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // LoadFile reads and compiles one route file. A returned error is strictyaml.Diagnostics when the file has

@@ -234,3 +234,24 @@ func TestForgetSentCmd(t *testing.T) {
 		t.Fatal("forget-sent created a database")
 	}
 }
+
+// lint of a directory skips YAML that is no route and no configuration (Prometheus rules, load scenarios: a
+// checkout's root gave 6 files with errors), saying so, and still lints a route with a misspelt key; a file
+// named on the command line is linted whatever it looks like.
+func TestLintDirectorySkipsOtherYAML(t *testing.T) {
+	dir := t.TempDir()
+	route := must(os.ReadFile("../../routes/testdata/patients.yaml"))
+	os.WriteFile(filepath.Join(dir, "patients.yaml"), route, 0o644)
+	os.WriteFile(filepath.Join(dir, "alerts.yaml"), []byte("groups:\n  - name: koppelpoort\n    rules: []\n"), 0o644)
+	out, err := runCmd(t, newLintCmd(), dir)
+	if err != nil || !strings.Contains(out, "alerts.yaml: skipped (no route keys") || !strings.Contains(out, "patients.yaml: ok") {
+		t.Fatalf("lint %s: %v\n%s", dir, err, out)
+	}
+	if out, err := runCmd(t, newLintCmd(), filepath.Join(dir, "alerts.yaml")); err == nil || !strings.Contains(out, `unknown key "groups"`) {
+		t.Fatalf("lint of the file named: %v\n%s", err, out)
+	}
+	os.WriteFile(filepath.Join(dir, "typo.yaml"), bytes.Replace(route, []byte("outputs:"), []byte("outptus:"), 1), 0o644)
+	if out, err := runCmd(t, newLintCmd(), dir); err == nil || !strings.Contains(out, `unknown key "outptus"`) {
+		t.Fatalf("a route with a misspelt key was not linted: %v\n%s", err, out)
+	}
+}

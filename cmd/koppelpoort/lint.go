@@ -26,12 +26,19 @@ func newLintCmd() *cobra.Command {
 		Use:   "lint [route files, config files or directories...]",
 		Short: "Check route files and print every problem with file:line:col",
 		Long: `lint loads each route file the way serve does and prints every problem it finds.
-A directory is searched recursively for *.yaml files (route tests, *_test.yaml, and testdata/ folders are
-skipped); a Koppelpoort configuration file (server:, store:, koppeltaal:, routes:) is checked as a
+A directory is searched recursively for *.yaml files (route tests, *_test.yaml, testdata/ folders and
+YAML without a route's keys are skipped, each saying so); a Koppelpoort configuration file (server:, store:, koppeltaal:, routes:) is checked as a
 configuration and the route files its routes: entries name are linted with it.
 With no arguments it checks the current directory. Exit status 1 when any file has an error.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := expandArgs(args, lintFiles)
+			found := map[string]bool{} // found in a directory, not named: other YAML there is skipped
+			files, err := expandArgs(args, func(dir string) ([]string, error) {
+				fs, err := lintFiles(dir)
+				for _, f := range fs {
+					found[filepath.Clean(f)] = true
+				}
+				return fs, err
+			})
 			if err != nil {
 				return err
 			}
@@ -41,7 +48,7 @@ With no arguments it checks the current directory. Exit status 1 when any file h
 				}
 				return fmt.Errorf("no route files (*.yaml) in %s", strings.Join(args, ", "))
 			}
-			l := linter{out: cmd.OutOrStdout(), seen: map[string]bool{}}
+			l := linter{out: cmd.OutOrStdout(), seen: map[string]bool{}, found: found}
 			for _, f := range files {
 				l.file(f)
 			}
@@ -58,7 +65,7 @@ With no arguments it checks the current directory. Exit status 1 when any file h
 // line and by a configuration file is linted once.
 type linter struct {
 	out             io.Writer
-	seen            map[string]bool
+	seen, found     map[string]bool
 	failed, checked int
 }
 
@@ -73,8 +80,14 @@ func (l *linter) file(f string) {
 		fmt.Fprintf(l.out, "%s: skipped (a route test file: run it with koppelpoort test)\n", f)
 		return
 	}
+	src, err := os.ReadFile(f)
+	if err == nil && l.found[f] && !config.IsConfigFile(src) && !routes.LooksLikeRoute(src) {
+		// Prometheus rules, load scenarios and the like next to the routes (lint in a checkout's root).
+		fmt.Fprintf(l.out, "%s: skipped (no route keys such as input: or outputs:; name the file to lint it anyway)\n", f)
+		return
+	}
 	l.checked++
-	if src, err := os.ReadFile(f); err == nil && config.IsConfigFile(src) {
+	if err == nil && config.IsConfigFile(src) {
 		l.config(f)
 		return
 	}
