@@ -74,11 +74,12 @@ func (a *API) getClient(ctx context.Context, id string) (jsonapi.Resource, error
 	return out, err
 }
 
-var clientWritable = []string{"ClientSecret", "ResetClientSecret", "LaunchUrl", "RedirectUris", "AllowPublicTokenRequests",
+var clientWritable = []string{"ClientSecret", "ClientSecretHash", "ResetClientSecret", "LaunchUrl", "RedirectUris", "AllowPublicTokenRequests",
 	"UseRefreshTokens", "TokenExpiresIn", "AuthorizationCodeExpiresIn", "WebLaunchRequestExpiresIn", "MobileActivationCodeExpiresIn", "AllowedOrigins"}
 
-// applyClientAttrs reads the writable attributes onto cfg and returns the new secret, if any.
-func applyClientAttrs(at *Attrs, cfg *koppeltaal.ApplicationConfig) (secret string, generated bool) {
+// applyClientAttrs reads the writable attributes onto cfg and returns the new secret, if any, or the
+// hash of one made elsewhere (ClientSecretHash, write-only: the file's oauth_secret_hash).
+func applyClientAttrs(at *Attrs, cfg *koppeltaal.ApplicationConfig) (secret, secretHash string, generated bool) {
 	secs := func(name string, d *time.Duration) {
 		var n int
 		if at.Get(name, &n) {
@@ -107,10 +108,19 @@ func applyClientAttrs(at *Attrs, cfg *koppeltaal.ApplicationConfig) (secret stri
 			at.Fail(400, "ClientSecret", "%v", err)
 		}
 	}
-	if reset && secret == "" {
-		return admin.GeneratePassword() + admin.GeneratePassword(), true
+	if at.Get("ClientSecretHash", &secretHash) && secretHash != "" {
+		switch {
+		case secret != "" || reset:
+			at.Fail(400, "ClientSecretHash", "set ClientSecret, ClientSecretHash or ResetClientSecret, not two of them")
+		case !koppeltaal.IsSupportedHash(secretHash):
+			at.Fail(400, "ClientSecretHash", "not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash")
+		}
+		return "", secretHash, false
 	}
-	return secret, false
+	if reset && secret == "" {
+		return admin.GeneratePassword() + admin.GeneratePassword(), "", true
+	}
+	return secret, "", false
 }
 
 // saveClient validates cfg and stores it through koppeltaal.PutOAuthClient (the file's path too).
@@ -137,16 +147,18 @@ func (a *API) createClient(ctx context.Context, req jsonapi.Request) (jsonapi.Re
 	var ident string
 	at.Get("ClientId", &ident)
 	cfg := koppeltaal.ApplicationConfig{ID: ident}
-	secret, generated := applyClientAttrs(at, &cfg)
+	secret, hash, generated := applyClientAttrs(at, &cfg)
 	if err := at.Err(); err != nil {
 		return jsonapi.Resource{}, err
 	}
-	hash, err := a.hashSecret(secret)
-	if err != nil {
-		return jsonapi.Resource{}, err
+	if hash == "" {
+		var err error
+		if hash, err = a.hashSecret(secret); err != nil {
+			return jsonapi.Resource{}, err
+		}
 	}
 	var out jsonapi.Resource
-	err = a.update(ctx, func(tx *store.Tx, v *view) error {
+	err := a.update(ctx, func(tx *store.Tx, v *view) error {
 		app, err := tx.ApplicationByIdent(ctx, ident)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && !v.seesApplication(app.ID)) {
 			return jsonapi.AttrError(400, "ClientId", "Unknown application", "application %q does not exist", ident)
@@ -207,7 +219,8 @@ func (a *API) patchClient(ctx context.Context, id string, req jsonapi.Request) (
 			return ManagedByFile(fmt.Sprintf("the client of application %q is", cur.Ident))
 		}
 		cfg := koppeltaal.ClientConfig(cur)
-		secret, generated = applyClientAttrs(at, &cfg)
+		var secretHash string
+		secret, secretHash, generated = applyClientAttrs(at, &cfg)
 		if err := at.Err(); err != nil {
 			return err
 		}
@@ -217,6 +230,8 @@ func (a *API) patchClient(ctx context.Context, id string, req jsonapi.Request) (
 				return err
 			}
 			sec.Plain = secret
+		} else if secretHash != "" {
+			sec.Hash = secretHash
 		}
 		if err := a.saveClient(ctx, tx, n, cfg, sec, version); err != nil {
 			return err

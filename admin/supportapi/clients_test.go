@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -54,6 +56,24 @@ func TestRegisteredClientWithoutRestart(t *testing.T) {
 		if status, loc := e.launch("RtGame"); status != 302 || !strings.HasPrefix(loc, "https://rt.example/v2?") {
 			t.Fatalf("launch after the change: %d %q", status, loc)
 		}
+		// A secret hashed elsewhere (the file's oauth_secret_hash): the Token endpoint takes its secret at once —
+		// a made-up code is then invalid_grant (400), not a refused client (401).
+		hash, err := bcrypt.GenerateFromPassword([]byte("client secret hashed elsewhere"), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := e.do("sys", "GET", "/RegisteredClient/"+id, nil).mustStatus(t, 200, "read the client")
+		for _, bad := range []map[string]any{{"ClientSecretHash": "md5:abc"}, {"ClientSecretHash": string(hash), "ResetClientSecret": true}} {
+			e.do("sys", "PATCH", "/RegisteredClient/"+id, doc("RegisteredClient", id, bad, version(cur.data()))).mustStatus(t, 400, "bad secret hash")
+		}
+		e.do("sys", "PATCH", "/RegisteredClient/"+id, doc("RegisteredClient", id, map[string]any{"ClientSecretHash": string(hash)}, version(cur.data()))).
+			mustStatus(t, 200, "secret hash")
+		if got := e.tokenStatus("RtGame", "client secret hashed elsewhere"); got != 400 {
+			t.Fatalf("Token with the secret of the hash set through the API: %d, want 400 (made-up code)", got)
+		}
+		if got := e.tokenStatus("RtGame", "another secret"); got != 401 {
+			t.Fatalf("Token with another secret: %d, want 401", got)
+		}
 		// CORS follows the allowed origins at once.
 		req, _ := http.NewRequest("OPTIONS", e.ts.URL+"/FHIR/Koppeltaal/metadata", nil)
 		req.Header.Set("Origin", "https://rt.example")
@@ -73,4 +93,18 @@ func TestRegisteredClientWithoutRestart(t *testing.T) {
 		}
 		e.do("appy", "GET", "/RegisteredClient/"+id, nil).mustStatus(t, 404, "another application's client")
 	})
+}
+
+// tokenStatus asks the Token endpoint for a token with a made-up code as clientID with secret.
+func (e *env) tokenStatus(clientID, secret string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.ts.URL+"/OAuth2/Koppeltaal/Token", strings.NewReader("grant_type=authorization_code&code=made-up"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

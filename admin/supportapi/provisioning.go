@@ -509,10 +509,12 @@ func (a *API) getInstance(ctx context.Context, id string) (jsonapi.Resource, err
 
 // instanceWritable are the attributes POST and PATCH take (Password and
 // ResetPassword are write-only: a generated password is returned once, in meta.password).
-var instanceWritable = []string{"ApiVersion", "WebhookUrl", "WebhookHeaders", "Subscriptions", "Active", "Password", "ResetPassword"}
+var instanceWritable = []string{"ApiVersion", "WebhookUrl", "WebhookHeaders", "Subscriptions", "Active", "Password", "PasswordHash", "ResetPassword"}
 
 // readInstanceAttrs applies the writable attributes onto cfg; it returns the
 // new plain-text password ("" when unchanged) and whether one was generated.
+// PasswordHash (write-only, the file's password_hash: a bcrypt or argon2id hash
+// made elsewhere) goes to cfg.PasswordHash, checked by cfg.Validate.
 func (a *API) readInstanceAttrs(at *Attrs, cfg *koppeltaal.InstanceConfig, active *bool) (password string, generated bool) {
 	at.Get("ApiVersion", &cfg.APIVersion)
 	if at.Has("WebhookUrl") || at.Has("WebhookHeaders") {
@@ -545,6 +547,12 @@ func (a *API) readInstanceAttrs(at *Attrs, cfg *koppeltaal.InstanceConfig, activ
 			at.Fail(400, "Password", "%v", err)
 		}
 	}
+	if at.Get("PasswordHash", &cfg.PasswordHash) && cfg.PasswordHash != "" && (password != "" || reset) {
+		at.Fail(400, "PasswordHash", "set Password, PasswordHash or ResetPassword, not two of them")
+	}
+	if cfg.PasswordHash != "" {
+		return "", false
+	}
 	if reset && password == "" {
 		return admin.GeneratePassword(), true
 	}
@@ -559,7 +567,7 @@ func (a *API) createInstance(ctx context.Context, req jsonapi.Request) (jsonapi.
 	at.Get("Domain", &cfg.Domain)
 	active := true
 	password, generated := a.readInstanceAttrs(at, &cfg, &active)
-	if password == "" {
+	if password == "" && cfg.PasswordHash == "" {
 		password, generated = admin.GeneratePassword(), true
 	}
 	if cfg.APIVersion == "" {
@@ -574,12 +582,15 @@ func (a *API) createInstance(ctx context.Context, req jsonapi.Request) (jsonapi.
 	if err := cfg.Validate(); err != nil {
 		return jsonapi.Resource{}, jsonapi.Errorf(400, "Invalid application instance", "%v", err)
 	}
-	hash, err := koppeltaal.HashPasswordCost(password, a.kt.BcryptCost)
-	if err != nil {
-		return jsonapi.Resource{}, err
+	hash := cfg.PasswordHash
+	if hash == "" {
+		var err error
+		if hash, err = koppeltaal.HashPasswordCost(password, a.kt.BcryptCost); err != nil {
+			return jsonapi.Resource{}, err
+		}
 	}
 	var out jsonapi.Resource
-	err = a.update(ctx, func(tx *store.Tx, v *view) error {
+	err := a.update(ctx, func(tx *store.Tx, v *view) error {
 		dom, err := tx.DomainByName(ctx, cfg.Domain)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && !v.seesDomain(dom.ID)) {
 			return jsonapi.AttrError(400, "Domain", "Unknown domain", "domain %q does not exist", cfg.Domain)
@@ -677,6 +688,8 @@ func (a *API) patchInstance(ctx context.Context, id string, req jsonapi.Request)
 			if secret.Hash, err = koppeltaal.HashPasswordCost(password, a.kt.BcryptCost); err != nil {
 				return err
 			}
+		} else if cfg.PasswordHash != "" {
+			secret.Hash = cfg.PasswordHash
 		}
 		if !active {
 			secret.Hash = cur.PasswordHash // DisableInstance below marks it

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
@@ -81,6 +83,35 @@ func TestProvisionWithoutRestart(t *testing.T) {
 		}
 		if err := e.post(e.kt("module@a", newPw), "A", patientMsg("m-6")); err != nil {
 			t.Fatalf("post with the reset password: %v", err)
+		}
+
+		// A hash made elsewhere (the file's password_hash: moving an instance from the file keeps its password).
+		hash, err := bcrypt.GenerateFromPassword([]byte("hashed elsewhere"), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur = e.do("sys", "GET", "/ApplicationInstance/"+id, nil)
+		for _, bad := range []map[string]any{{"PasswordHash": "md5:abc"}, {"PasswordHash": string(hash), "Password": "another long password"}} {
+			e.do("sys", "PATCH", "/ApplicationInstance/"+id, doc("ApplicationInstance", id, bad, version(cur.data()))).mustStatus(t, 400, "bad password hash")
+		}
+		hashed := e.do("sys", "PATCH", "/ApplicationInstance/"+id, doc("ApplicationInstance", id, map[string]any{"PasswordHash": string(hash)}, version(cur.data()))).
+			mustStatus(t, 200, "password hash")
+		if _, shown := hashed.data()["meta"].(map[string]any)["password"]; shown {
+			t.Fatalf("a password hash set, yet a password in meta: %s", hashed.raw)
+		}
+		if err := e.post(e.kt("module@a", "hashed elsewhere"), "A", patientMsg("m-7")); err != nil {
+			t.Fatalf("post with the password of the hash: %v", err)
+		}
+		if err := e.post(e.kt("module@a", newPw), "A", patientMsg("m-8")); err == nil {
+			t.Fatal("the password before the hash still works")
+		}
+		made := e.do("sys", "POST", "/ApplicationInstance", doc("ApplicationInstance", "", map[string]any{
+			"Username": "hashed@a", "Application": "Module", "Domain": "B", "PasswordHash": string(hash)}, "")).mustStatus(t, 201, "create with a hash")
+		if _, shown := made.data()["meta"].(map[string]any)["password"]; shown {
+			t.Fatalf("created with a hash, yet a password in meta: %s", made.raw)
+		}
+		if err := e.post(e.kt("hashed@a", "hashed elsewhere"), "B", patientMsg("h-1")); err != nil {
+			t.Fatalf("post as the instance created with a hash: %v", err)
 		}
 
 		// Webhook headers (the file's webhook.headers) go with a webhook URL and are shown by name only.

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
@@ -191,6 +192,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	if _, err := module.PostMessage(context.Background(), own); err != nil {
 		t.Fatalf("post with the password set in the console: %v", err)
 	}
+	// A password hash made elsewhere (the file's password_hash), as when an instance moves from the file.
+	hash, err := bcrypt.GenerateFromPassword([]byte("a password hashed elsewhere"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("instance password hash", chromedp.SendKeys(`input[name=passwordHash]`, string(hash)), chromedp.Click(`//form//button[text()="Save"]`),
+		chromedp.WaitVisible(`//input[@name="passwordHash"][not(@value)]`))
+	module.Password = "a password hashed elsewhere"
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) { // the save is announced before the wait above can tell
+		if _, err := module.PostMessage(context.Background(), own); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("post with the password of the hash set in the console: %v", err)
+		}
+	}
 	news, err := client.BuildMessage(client.Message{Event: "CreateOrUpdatePatient", Patient: patient + "-hook", Resources: []client.Resource{{
 		Type: "Patient", ID: "browser-1-hook", Body: map[string]any{"name": []any{map[string]any{"text": "Hugo Hook"}}}}}},
 		client.BuildOptions{Domain: koppeltaal.DemoDomain, ResourceBase: "https://epd.example/fhir/Koppeltaal"})
@@ -243,6 +259,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("a client secret of the administrator's choosing", chromedp.SendKeys(`input[name=secret]`, "a client secret chosen in the console"),
 		chromedp.Click(`//form[@aria-label="OAuth client settings"]//button[text()="Save"]`))
 	waitClientSecret(t, base, "BrowserModule", "a client secret chosen in the console")
+	secretHash, err := bcrypt.GenerateFromPassword([]byte("a client secret hashed elsewhere"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("a client secret hash", chromedp.SendKeys(`input[name=secretHash]`, string(secretHash)),
+		chromedp.Click(`//form[@aria-label="OAuth client settings"]//button[text()="Save"]`))
+	waitClientSecret(t, base, "BrowserModule", "a client secret hashed elsewhere")
 	shot("application")
 	run("the settings are stored", chromedp.Click(`//a[text()="← Applications"]`), chromedp.Click(`//a/code[text()="BrowserModule"]`),
 		chromedp.WaitVisible(`//textarea[@name="redirects"][.="https://module.example/callback"]`),

@@ -175,6 +175,7 @@ export function Instances({ me }) {
     const headers = headerLines(f.get("headers"));
     if (Object.keys(headers).length) body.WebhookHeaders = headers;
     if (f.get("password")) body.Password = f.get("password");
+    if (f.get("passwordHash")) body.PasswordHash = f.get("passwordHash");
     const doc = await jsonapi("POST", "/ApplicationInstance", resourceDoc("ApplicationInstance", body));
     setCreated({ username: body.Username, password: doc.data.meta && doc.data.meta.password, id: doc.data.id });
     form.reset();
@@ -198,6 +199,7 @@ export function Instances({ me }) {
         <label>Webhook URL<input name="webhook" type="url" placeholder="https://module.example/koppeltaal/hook" /></label>
         <label>Webhook headers (Name: value, one a line)<textarea name="headers" rows="2" placeholder="X-Koppeltaal-Secret: …"></textarea></label>
         <label>Password (empty: generated, shown once)<input name="password" type="password" autocomplete="new-password" minlength="10" /></label>
+        <label>Or a password hash made elsewhere (bcrypt, argon2id)<input name="passwordHash" autocomplete="off" spellcheck="false" /></label>
       </div>
       <fieldset><legend>Subscriptions</legend>${EVENTS.map((e) => html`<label><input type="checkbox" name="subs" value=${e} /> ${e}</label>`)}</fieldset>
     </${Form}>`}`;
@@ -232,8 +234,11 @@ export function InstanceDetail({ id }) {
       else if (Object.keys(headers).length) attributes.WebhookHeaders = headers;
     } catch (x) { setErr(x.message); return; }
     if (f.get("password")) attributes.Password = f.get("password");
+    if (f.get("passwordHash")) attributes.PasswordHash = f.get("passwordHash");
     const form = e.target;
-    if (await patch(attributes)) { form.elements.password.value = ""; form.elements.headers.value = ""; } // secrets are not kept on the page
+    if (await patch(attributes)) { // secrets are not kept on the page
+      for (const name of ["password", "passwordHash", "headers"]) form.elements[name].value = "";
+    }
   };
   const file = inst.ManagedBy === "config";
   return html`<p><a href="#/instances">← Instances</a></p>
@@ -248,6 +253,7 @@ export function InstanceDetail({ id }) {
           <label>Webhook headers (Name: value, one a line; replaces them)<textarea name="headers" rows="2" aria-describedby="headers-help"></textarea>
             <small id="headers-help">${headersHelp(inst.WebhookHeaders)}</small></label>
           <label>New password (empty: unchanged)<input name="password" type="password" autocomplete="new-password" minlength="10" /></label>
+          <label>Or a password hash made elsewhere (bcrypt, argon2id)<input name="passwordHash" autocomplete="off" spellcheck="false" /></label>
         </div>
         ${Object.keys(inst.WebhookHeaders || {}).length > 0 && html`<label><input type="checkbox" name="noHeaders" /> Remove the webhook headers</label>`}
         <fieldset><legend>Subscriptions</legend>${EVENTS.map((e) => html`<label><input type="checkbox" name="subs" value=${e} checked=${inst.Subscriptions.includes(e)} /> ${e}</label>`)}</fieldset>
@@ -345,20 +351,24 @@ export function ApplicationDetail({ id }) {
         ? await jsonapi("PATCH", "/RegisteredClient/" + id, resourceDoc("RegisteredClient", attributes, id, client.version))
         // A first confidential client gets a generated secret (shown once): it cannot be launched without one.
         : await jsonapi("POST", "/RegisteredClient", resourceDoc("RegisteredClient",
-          { ClientId: app.Identifier, ...attributes, ResetClientSecret: !attributes.AllowPublicTokenRequests }));
+          { ClientId: app.Identifier, ...attributes, ResetClientSecret: !attributes.AllowPublicTokenRequests && !attributes.ClientSecretHash }));
       setClient(attrs(d.data));
       if (d.data.meta && d.data.meta.client_secret) setSecret(d.data.meta.client_secret);
       setSaved("Saved: the next launch and token request use it.");
-    } catch (x) { setErr(x.message); }
+      return true;
+    } catch (x) { setErr(x.message); return false; }
   };
-  const save = (e) => {
+  const save = async (e) => {
     e.preventDefault();
-    const f = new FormData(e.target);
+    const form = e.target;
+    const f = new FormData(form);
     const n = (k) => Number(f.get(k));
-    write({ LaunchUrl: f.get("launch") || null, RedirectUris: lines(f.get("redirects")), AllowedOrigins: lines(f.get("origins")),
+    const ok = await write({ LaunchUrl: f.get("launch") || null, RedirectUris: lines(f.get("redirects")), AllowedOrigins: lines(f.get("origins")),
       AllowPublicTokenRequests: f.get("public") === "on", UseRefreshTokens: f.get("refresh") === "on",
       TokenExpiresIn: n("token"), AuthorizationCodeExpiresIn: n("code"), WebLaunchRequestExpiresIn: n("launchLife"),
-      MobileActivationCodeExpiresIn: n("activation"), ...(f.get("secret") ? { ClientSecret: f.get("secret") } : {}) });
+      MobileActivationCodeExpiresIn: n("activation"), ...(f.get("secret") ? { ClientSecret: f.get("secret") } : {}),
+      ...(f.get("secretHash") ? { ClientSecretHash: f.get("secretHash") } : {}) });
+    if (ok) for (const name of ["secret", "secretHash"]) form.elements[name].value = ""; // secrets are not kept on the page
   };
   const file = app.ManagedBy === "config" || (client && client.ManagedBy === "config");
   const buildApp = (f) => ({ Name: f.get("name"), ApplicationRoles: f.getAll("roles"), MessageSettings: readSettings(f, "application") });
@@ -395,6 +405,7 @@ export function ApplicationDetail({ id }) {
           ${num("launchLife", "Web launch lifetime (s)", c.WebLaunchRequestExpiresIn)}
           ${num("activation", "Mobile activation code lifetime (days)", c.MobileActivationCodeExpiresIn)}
           <label>Client secret (empty: unchanged; or Reset client secret)<input name="secret" type="password" autocomplete="new-password" minlength="10" /></label>
+          <label>Or a client secret hash made elsewhere (bcrypt, argon2id)<input name="secretHash" autocomplete="off" spellcheck="false" /></label>
         </div>
         <label><input type="checkbox" name="public" defaultChecked=${c.AllowPublicTokenRequests} /> Public client: token requests without a secret</label>
         <label><input type="checkbox" name="refresh" defaultChecked=${c.UseRefreshTokens} /> Refresh tokens</label>
