@@ -25,7 +25,7 @@ export function Authorizations() {
       setTotal(doc.meta.page["total-records"]);
     } catch (x) { if (mine === latest.current) setErr(x.message); }
   };
-  useEffect(() => { load(f); }, []);
+  useEffect(() => { if (latest.current === 0) load(f); }, []); // a search submitted before this effect ran (a slow machine) wins
   const submit = (e) => {
     e.preventDefault();
     const next = {};

@@ -60,7 +60,7 @@ export function HttpLog({ params, me }) {
       if (n === latest.current) setBusy(false);
     }
   };
-  useEffect(() => { load(f); }, []);
+  useEffect(() => { if (latest.current === 0) load(f); }, []); // a search submitted before this effect ran (a slow machine) wins
   useEffect(() => {
     const t = setInterval(async () => {
       try {

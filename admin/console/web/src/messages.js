@@ -67,7 +67,7 @@ export function Messages({ params }) {
       if (mine === latest.current) setBusy(false);
     }
   };
-  useEffect(() => { load(f); }, []);
+  useEffect(() => { if (latest.current === 0) load(f); }, []); // a search submitted before this effect ran (a slow machine) wins
   // Live: every 5 s, count messages newer than the newest shown (same filters).
   useEffect(() => {
     const t = setInterval(async () => {
