@@ -186,8 +186,12 @@ func printDemoBanner(w io.Writer, cfg *config.Config, base, where string) {
 		koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword, base, koppeltaal.DemoPatient)
 	fmt.Fprintf(&b, "     and open its Location in a browser: the demo game (%s%s) signs in and claims the demo patient's CarePlan.\n",
 		base, koppeltaal.DemoGamePath)
-	fmt.Fprintf(&b, "A module at work: koppelpoort testclient   (the demo module %s on %s: it works on its activity in that CarePlan)\n",
-		koppeltaal.DemoModuleClient, koppeltaal.DemoModuleRoot)
+	testclient := "koppelpoort testclient"
+	if base != koppeltaal.DemoRoot { // its default server
+		testclient += " --server " + base
+	}
+	fmt.Fprintf(&b, "A module at work: %s   (the demo module %s on %s: it works on its activity in that CarePlan)\n",
+		testclient, koppeltaal.DemoModuleClient, koppeltaal.DemoModuleRoot)
 	fmt.Fprintf(&b, "Regression Test: koppelpoort regress %s\n", base)
 	fmt.Fprintf(&b, "Console: %s/console/   (administrator %s:%s)\n", base, admin.DemoUser, admin.DemoPassword)
 	fmt.Fprintf(&b, "These credentials are for trying Koppelpoort out; use a --config file for anything else.\n\n")

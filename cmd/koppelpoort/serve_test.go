@@ -120,6 +120,8 @@ func TestServeEmbeddedDefault(t *testing.T) {
 		t.Errorf("embedded default did not create its SQLite database: %v", err)
 	}
 	waitForOutput(t, stdout, "portal@demo:demo-portal") // the demo credentials are printed
+	// On another address than the Test Client's default server, the banner's command names it.
+	waitForOutput(t, stdout, "A module at work: koppelpoort testclient --server "+base+"   (")
 	// The Koppeltaal server is listed as the built-in route, at start and on /metrics.
 	if !strings.Contains(stderr.String(), `"msg":"route","route":"koppeltaal"`) {
 		t.Errorf("the built-in Koppeltaal route is not listed at start:\n%s", stderr)
