@@ -30,7 +30,7 @@ func newAdminCmd() *cobra.Command {
 
 // openAdminStore opens the store named by the flags/config, with the accounts service on it.
 func openAdminStore(ctx context.Context, f serveFlags) (*store.Store, *admin.Accounts, error) {
-	cfg, st, err := openConfiguredStore(ctx, f)
+	cfg, st, err := openConfiguredStore(ctx, f, false) // the first administrator comes before the first serve
 	if err != nil {
 		return nil, nil, err
 	}
@@ -42,13 +42,19 @@ func openAdminStore(ctx context.Context, f serveFlags) (*store.Store, *admin.Acc
 	return st, acc, nil
 }
 
-// openConfiguredStore loads the configuration the flags name and opens its store (migrated).
-func openConfiguredStore(ctx context.Context, f serveFlags) (*config.Config, *store.Store, error) {
+// openConfiguredStore loads the configuration the flags name and opens its store (migrated). existing: only
+// a store that is there (openExistingStore), for the commands that read what serve wrote.
+func openConfiguredStore(ctx context.Context, f serveFlags, existing bool) (*config.Config, *store.Store, error) {
 	cfg, err := loadConfig(f, os.Getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	var st *store.Store
+	if existing {
+		st, err = openExistingStore(ctx, cfg, f)
+	} else {
+		st, err = openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	}
 	if err != nil {
 		return nil, nil, err
 	}

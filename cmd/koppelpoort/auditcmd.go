@@ -92,7 +92,7 @@ func newAuditVerifyCmd() *cobra.Command {
 }
 
 func openAuditStore(ctx context.Context, f serveFlags) (*store.Store, *audit.Recorder, error) {
-	cfg, st, err := openConfiguredStore(ctx, f)
+	cfg, st, err := openConfiguredStore(ctx, f, true) // verify on a new empty store would say intact
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/koppelpoort/koppelpoort/audit"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -69,4 +72,24 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("verify after a change: %v\n%s", err, out)
 	}
 	st.Close()
+}
+
+// audit verify (and the exports) on a store that is not there say so instead of creating an empty one and
+// calling its chain intact: an auditor who forgot --config checked a new database.
+func TestAuditOnMissingStoreSaysSo(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.db")
+	for _, c := range []struct {
+		name string
+		cmd  *cobra.Command
+		args []string
+	}{{"audit verify", newAuditCmd(), []string{"verify", "--dsn", missing}}, {"audit", newAuditCmd(), []string{"--dsn", missing}},
+		{"httplog", newHTTPLogCmd(), []string{"--dsn", missing}}} {
+		out, err := runCmd(t, c.cmd, c.args...)
+		if err == nil || !strings.Contains(err.Error(), "no store there") || strings.Contains(out, "intact") {
+			t.Errorf("%s on a missing store: %v\n%s", c.name, err, out)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("%s created %s", c.name, missing)
+		}
+	}
 }

@@ -34,7 +34,7 @@ http_log.bodies kept them. --status takes a class (2xx, 4xx, 5xx) or "failed" (4
 			if q.StatusClass, q.Failed, err = httplog.ParseStatus(stat); err != nil {
 				return fmt.Errorf("--status: %w", err)
 			}
-			_, st, err := openConfiguredStore(cmd.Context(), f)
+			_, st, err := openConfiguredStore(cmd.Context(), f, true)
 			if err != nil {
 				return err
 			}
