@@ -1,7 +1,9 @@
 package supportapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -130,7 +132,37 @@ func (a *API) getActivity(ctx context.Context, id string) (jsonapi.Resource, err
 	return jsonapi.Resource{}, jsonapi.ErrNotFound
 }
 
-var activityWritable = []string{"Name", "Description", "ActivityType", "DefaultPerformer", "LaunchType", "IsActive", "IsArchived", "IsDomainSpecific"}
+var activityWritable = []string{"Name", "Description", "ActivityType", "DefaultPerformer", "LaunchType", "IsActive", "IsArchived", "IsDomainSpecific",
+	"SubActivities"}
+
+// subActivityIn is one element of SubActivities as written (the file's sub_activities[]).
+type subActivityIn struct {
+	Identifier  string
+	Name        string
+	Description string
+	IsActive    *bool // absent: active
+}
+
+// readSubActivities decodes SubActivities strictly (an unknown member is an error) into c; a PATCH
+// replaces the whole list.
+func readSubActivities(at *Attrs, c *koppeltaal.ActivityDefinitionConfig) {
+	raw, ok := at.raw["SubActivities"]
+	if !ok {
+		return
+	}
+	var in []subActivityIn
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		at.Fail(400, "SubActivities", "SubActivities: %v (want [{\"Identifier\", \"Name\", \"Description\", \"IsActive\"}])", err)
+		return
+	}
+	c.SubActivities = nil
+	for _, s := range in {
+		c.SubActivities = append(c.SubActivities, koppeltaal.SubActivityConfig{Identifier: s.Identifier, Name: s.Name,
+			Description: s.Description, Inactive: s.IsActive != nil && !*s.IsActive})
+	}
+}
 
 func readActivityAttrs(at *Attrs, c *koppeltaal.ActivityDefinitionConfig) {
 	at.Get("Name", &c.Name)
@@ -143,6 +175,7 @@ func readActivityAttrs(at *Attrs, c *koppeltaal.ActivityDefinitionConfig) {
 	at.Get("IsArchived", &archived)
 	at.Get("IsDomainSpecific", &c.DomainSpecific)
 	c.Inactive, c.Archived = !active, archived
+	readSubActivities(at, c)
 }
 
 // seed validates one definition like the file's and writes it through Registry.Seed.
@@ -239,7 +272,7 @@ func (a *API) patchActivity(ctx context.Context, id string, req jsonapi.Request)
 		if req.VersionString() != d.Version {
 			return jsonapi.Resource{}, store.ErrStaleVersion
 		}
-		at := NewAttrs(req, activityWritable, []string{"Identifier", "Domain", "Application", "SubActivities", "ManagedBy", "UpdatedAt"})
+		at := NewAttrs(req, activityWritable, []string{"Identifier", "Domain", "Application", "ManagedBy", "UpdatedAt"})
 		c, err := activity.ConfigFrom(d, dom.Name)
 		if err != nil {
 			return jsonapi.Resource{}, err

@@ -130,7 +130,7 @@ func ConfigFrom(d Definition, domain string) (koppeltaal.ActivityDefinitionConfi
 		DefaultPerformer: str(r.Node, ExtDefaultPerf, "code"), LaunchType: str(r.Node, ExtLaunchType),
 		DomainSpecific: d.IsDomainSpecific, Inactive: !d.IsActive, Archived: d.IsArchived}
 	for _, sub := range r.Node.All("extension") {
-		if sub.Str("url") != ExtSubActivity {
+		if sub.URL != ExtSubActivity { // the url is the node's URL, not a child: Str("url") was always "" and lost them
 			continue
 		}
 		c.SubActivities = append(c.SubActivities, koppeltaal.SubActivityConfig{Identifier: str(sub, ExtSubIdentifier),
