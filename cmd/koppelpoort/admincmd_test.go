@@ -62,3 +62,37 @@ func TestAdminCreateUserThenLogin(t *testing.T) {
 		t.Fatalf("API token of the created administrator: %d", resp.StatusCode)
 	}
 }
+
+// The Support API examples of docs/admin.md run as written, with curl, against the demo of serve: a token
+// from admin create-token, then every command of the block must succeed (a literal run once got curl's
+// exit 3 for filter[Domain], a 409 for a second DemoGame instance and a 409 for a configuration file's
+// instance).
+func TestAdminDocSupportAPIExamples(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl")
+	}
+	doc := string(must(os.ReadFile("../../docs/admin.md")))
+	at := strings.Index(doc, `T="Authorization: Bearer $TOKEN"`)
+	if at < 0 {
+		t.Fatal("docs/admin.md has no Support API example block")
+	}
+	block := doc[at:]
+	block = block[:strings.Index(block, "```")]
+	dir := t.TempDir()
+	base, _, _, _ := startBinary(t, dir, nil)
+	tok, err := exec.Command(binPath, "admin", "create-token", "--dsn", filepath.Join(dir, "koppelpoort-data", "koppelpoort.db"),
+		"--username", "admin", "--name", "doc-test").Output()
+	if err != nil {
+		t.Fatalf("create-token: %v", err)
+	}
+	// Each curl must get a 2xx (its body shown on failure); the doc's address is the test server's.
+	script := "set -euo pipefail\ncurl() { command curl -sS --fail-with-body \"$@\"; echo; }\n" +
+		strings.ReplaceAll(block, "http://127.0.0.1:8080", base)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "TOKEN="+strings.TrimSpace(string(tok)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docs/admin.md's Support API examples: %v\n%s", err, out)
+	} else if !strings.Contains(string(out), `"Username":"quiz@demo"`) || strings.Count(string(out), `"password":`) != 2 {
+		t.Errorf("the instance and its new password are not in the replies:\n%s", out)
+	}
+}
