@@ -285,6 +285,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		attrOf(ad, "IsDomainSpecific") != true || attrOf(ad, "IsActive") != false {
 		t.Fatalf("the activity definition as changed in the console: %v", ad["attributes"])
 	}
+	run("edit the activity definition", chromedp.Click(`//a/code[text()="browser-activity"]`), chromedp.WaitVisible(`//h1[.="An activity made in the browser"]`),
+		chromedp.SendKeys(`input[name=description]`, "Made and changed in the browser"), chromedp.SetValue(`select[name=launch]`, "Mobile"),
+		chromedp.SendKeys(`input[name="sub0.id"]`, "part-1"), chromedp.SendKeys(`input[name="sub0.name"]`, "Part one"),
+		chromedp.Click(`//form[@aria-label="Activity definition"]//button[text()="Save"]`),
+		chromedp.WaitVisible(`//p[starts-with(., "Saved: published to the domain")]`), chromedp.WaitVisible(`//fieldset[@data-sub="part-1"]`))
+	shot("activity")
+	ad := adminLogin(t, base, admin.DemoUser, admin.DemoPassword).one("/ActivityDefinition?filter[Identifier]=browser-activity")
+	if subs, _ := attrOf(ad, "SubActivities").([]any); attrOf(ad, "Description") != "Made and changed in the browser" || attrOf(ad, "LaunchType") != "Mobile" ||
+		len(subs) != 1 || fmt.Sprint(subs[0]) != "map[Description: Identifier:part-1 IsActive:true Name:Part one]" {
+		t.Fatalf("the activity definition as edited in the console: %v", ad["attributes"])
+	}
 
 	// Test Portal: CarePlan with the demo game's activity, web launch as the patient, the module's status update.
 	run("test portal", chromedp.Click(`//nav//a[text()="Test Portal"]`), chromedp.WaitVisible(`select[name=activity]`),

@@ -64,7 +64,7 @@ const PHASES = ["production", "acceptance", "test", "development"];
 
 // useSettingsForm is the save of a form with message settings: it PATCHes what build(formData) returns
 // and sorts a refusal into messages next to their fields and one for the rest (a stale version among them).
-function useSettingsForm(type, id, current, setCurrent) {
+function useSettingsForm(type, id, current, setCurrent, savedText = "Saved: the next acknowledgement and removal run use it, in every Koppelpoort process.") {
   const [errors, setErrors] = useState({});
   const [message, setMessage] = useState("");
   const [saved, setSaved] = useState("");
@@ -76,7 +76,7 @@ function useSettingsForm(type, id, current, setCurrent) {
     try {
       const d = await jsonapi("PATCH", `/${type}/${id}`, resourceDoc(type, attributes, id, current.version));
       setCurrent(attrs(d.data));
-      setSaved("Saved: the next acknowledgement and removal run use it, in every Koppelpoort process.");
+      setSaved(savedText);
     } catch (x) {
       const { byField, message } = fieldErrors(x);
       setErrors(settingErrors(byField, attributes.MessageSettings || []));
@@ -448,7 +448,7 @@ export function Activities() {
     <div class="scroll"><table class="cards" id="activities"><thead><tr><th scope="col">Identifier</th><th scope="col">Name</th><th scope="col">Application</th>
       <th scope="col">Domain</th><th scope="col">Type</th><th scope="col">Launch</th><th scope="col">State</th><th scope="col">Managed by</th><th scope="col">Actions</th></tr></thead>
     <tbody>${list.map((d) => html`<tr data-identifier=${d.Identifier}>
-      <td data-label="Identifier"><code>${d.Identifier}</code></td><td data-label="Name">${d.Name}</td><td data-label="Application">${d.Application}</td>
+      <td data-label="Identifier"><a href=${"#/activities/" + d.id}><code>${d.Identifier}</code></a></td><td data-label="Name">${d.Name}</td><td data-label="Application">${d.Application}</td>
       <td data-label="Domain">${d.Domain}</td><td data-label="Type">${d.ActivityType}</td><td data-label="Launch">${d.LaunchType}</td>
       <td data-label="State">${d.IsActive ? "active" : "inactive"}${d.IsArchived ? ", archived" : ""}${d.IsDomainSpecific ? ", this domain only" : ""}</td><td data-label="Managed by"><${Managed} by=${d.ManagedBy} /></td>
       <td data-label="">${d.ManagedBy !== "config" && html`<button class="secondary outline" onClick=${() => change(d, { IsActive: !d.IsActive })}>${d.IsActive ? "Deactivate" : "Activate"} ${d.Identifier}</button>
@@ -467,4 +467,53 @@ export function Activities() {
       </div>
       <label><input type="checkbox" name="domainSpecific" /> Domain-specific (otherwise in every domain the application has an instance in)</label>
     </${Form}>`;
+}
+
+// ActivityDetail edits one activity definition: its texts, type, performer, launch type, scope and
+// sub-activities (the file's activity_definitions[] entry); the change is published to the domain.
+export function ActivityDetail({ id }) {
+  const [def, setDef] = useState(null);
+  const [err, setErr] = useState("");
+  const form = useSettingsForm("ActivityDefinition", id, def, setDef, "Saved: published to the domain as CreateOrUpdateActivityDefinition.");
+  useEffect(() => { jsonapi("GET", "/ActivityDefinition/" + id).then((d) => setDef(attrs(d.data)), (x) => setErr(x.message)); }, [id]);
+  if (err && !def) return html`<h1>Activity definition ${id}</h1><p role="alert">${err}</p>`;
+  if (!def) return html`<h1>Activity definition ${id}</h1><p aria-busy="true">Loading…</p>`;
+  const file = def.ManagedBy === "config";
+  const subs = [...def.SubActivities, { Identifier: "", Name: "", Description: "", IsActive: true, added: true }];
+  const build = (f) => ({ Name: f.get("name"), Description: f.get("description"), ActivityType: f.get("kind"),
+    DefaultPerformer: f.get("performer"), LaunchType: f.get("launch"), IsDomainSpecific: f.get("domainSpecific") === "on",
+    SubActivities: subs.map((_, i) => ({ Identifier: (f.get(`sub${i}.id`) || "").trim(), Name: f.get(`sub${i}.name`) || "",
+      Description: f.get(`sub${i}.description`) || "", IsActive: f.get(`sub${i}.active`) === "on", remove: f.get(`sub${i}.remove`) === "on" }))
+      .filter((s) => !s.remove && (s.Identifier || s.Name)).map(({ remove, ...s }) => s) });
+  const sel = (name, label, options, value) => html`<label>${label}<select name=${name}>${options.map((o) => html`<option selected=${o === value}>${o}</option>`)}</select></label>`;
+  const e = form.errors;
+  return html`<p><a href="#/activities">← Activity definitions</a></p>
+    <h1>${def.Name || def.Identifier}</h1>
+    <p><code>${def.Identifier}</code> · ${def.Application} in ${def.Domain} · ${def.IsActive ? "active" : "inactive"}${def.IsArchived ? ", archived" : ""} · <${Managed} by=${def.ManagedBy} /></p>
+    ${file && html`<p>This definition is declared in the configuration file: change it there.</p>`}
+    <form onSubmit=${form.save(build)} aria-label="Activity definition" noValidate>
+      <fieldset disabled=${file}>
+        <div class="grid-form">
+          <label>Name<input name="name" defaultValue=${def.Name} /></label>
+          <label>Description<input name="description" defaultValue=${def.Description} /></label>
+          ${sel("kind", "Activity type", KINDS, def.ActivityType)}
+          ${sel("launch", "Launch type", ["Web", "Mobile", "None"], def.LaunchType)}
+          ${sel("performer", "Default performer", ["Patient", "Practitioner", "RelatedPerson"], def.DefaultPerformer)}
+        </div>
+        <label><input type="checkbox" name="domainSpecific" defaultChecked=${def.IsDomainSpecific} /> Domain-specific (otherwise in every domain the application has an instance in)</label>
+        <h2>Sub-activities</h2>
+        ${subs.map((sa, i) => html`<fieldset class="sub" data-sub=${sa.added ? "new" : sa.Identifier}><legend>${sa.added ? "New sub-activity" : "Sub-activity " + sa.Identifier}</legend>
+          <div class="grid-form">
+            <label>Identifier<input name=${`sub${i}.id`} defaultValue=${sa.Identifier} /></label>
+            <label>Name<input name=${`sub${i}.name`} defaultValue=${sa.Name} /></label>
+            <label>Description<input name=${`sub${i}.description`} defaultValue=${sa.Description} /></label>
+          </div>
+          <label><input type="checkbox" name=${`sub${i}.active`} defaultChecked=${sa.IsActive} /> Active</label>
+          ${!sa.added && html`<label><input type="checkbox" name=${`sub${i}.remove`} /> Remove</label>`}
+        </fieldset>`)}
+        ${Object.entries(e).map(([k, msg]) => html`<p class="field-error" role="alert">${k}: ${msg}</p>`)}
+        <button type="submit" aria-busy=${form.busy}>Save</button>
+      </fieldset>
+    </form>
+    <${SaveStatus} form=${form} />`;
 }
