@@ -461,3 +461,37 @@ func TestServeMetricsHaveMailboxGauges(t *testing.T) {
 		}
 	}
 }
+
+// The README's curl blocks (post, claim, acknowledge, browse, ValidateOnly; the Storage Service) run as
+// written with bash and curl against the demo of serve, from a folder with the repository's docs/: every
+// curl must get a 2xx, the claim's IID feeds the acknowledgement, and the Binary read back is the PNG
+// posted. TestServeReadmeCurlWalkthrough checks the replies in detail; this one that the text still runs.
+func TestReadmeCurlBlocksRunAsWritten(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl")
+	}
+	readme := string(must(os.ReadFile("../../README.md")))
+	block := func(heading string) string {
+		s := readme[strings.Index(readme, heading):]
+		s = s[strings.Index(s, "```sh\n")+6:]
+		return s[:strings.Index(s, "```")]
+	}
+	dir := t.TempDir()
+	base, _, _, _ := startBinary(t, t.TempDir(), nil)
+	if err := os.Symlink(mustAbs(t, "../../docs"), filepath.Join(dir, "docs")); err != nil {
+		t.Fatal(err)
+	}
+	script := "set -euo pipefail\ncurl() { command curl -sS --fail-with-body \"$@\"; echo; }\n" +
+		strings.ReplaceAll(block("### Post, claim and acknowledge a message with curl")+
+			block("### Keep a module's state: the Storage Service"), "http://127.0.0.1:8080", base) +
+		`[ -n "$N" ] || { echo "no IID in the claim"; exit 1; }` + "\n"
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's curl blocks: %v\n%s", err, out)
+	}
+	if got := must(os.ReadFile(filepath.Join(dir, "avatar-back.png"))); !bytes.Equal(got, must(os.ReadFile("../../docs/curl/avatar.png"))) {
+		t.Errorf("the Binary read back is not the PNG posted (%d bytes)", len(got))
+	}
+}
