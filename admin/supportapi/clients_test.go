@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -107,4 +108,55 @@ func (e *env) tokenStatus(clientID, secret string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestClientAndActivityTwoServersSharePostgres: OAuth client settings and an activity definition changed
+// through one server are what a second server (its own store, the same PostgreSQL database) uses, within
+// the caches' bound, without a restart.
+func TestClientAndActivityTwoServersSharePostgres(t *testing.T) {
+	b := storetest.NewPostgres(t)
+	one := newEnv(t, b.Open(t), ktConfig())
+	two := newEnv(t, b.Open(t), ktConfig())
+	within := func(what string, ok func() bool) {
+		t.Helper()
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("%s: not seen by the second server within 3 s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("%s: seen by the second server after %s", what, time.Since(start).Round(time.Millisecond))
+	}
+	app := one.do("sys", "POST", "/Application", doc("Application", "", map[string]any{"Identifier": "Shared", "ApplicationRoles": []string{"Game"}}, "")).
+		mustStatus(t, 201, "application on one").data()
+	one.do("sys", "POST", "/ApplicationInstance", doc("ApplicationInstance", "", map[string]any{"Username": "shared@a", "Application": "Shared", "Domain": "A"}, "")).
+		mustStatus(t, 201, "instance on one")
+	c := one.do("sys", "POST", "/RegisteredClient", doc("RegisteredClient", "", map[string]any{"ClientId": "Shared",
+		"LaunchUrl": "https://shared.example/v1", "RedirectUris": []string{"https://shared.example/cb"}, "ClientSecret": "a shared client secret"}, "")).
+		mustStatus(t, 201, "client on one").data()
+	launchesTo := func(prefix string) func() bool {
+		return func() bool {
+			status, loc := two.launch("Shared")
+			return status == 302 && strings.HasPrefix(loc, prefix)
+		}
+	}
+	within("new client", launchesTo("https://shared.example/v1?"))
+	id := app["id"].(string)
+	one.do("sys", "PATCH", "/RegisteredClient/"+id, doc("RegisteredClient", id, map[string]any{"LaunchUrl": "https://shared.example/v2",
+		"ClientSecret": "the next shared secret"}, version(c))).mustStatus(t, 200, "change on one")
+	within("new launch URL", launchesTo("https://shared.example/v2?"))
+	within("new client secret", func() bool { return two.tokenStatus("Shared", "the next shared secret") == 400 })
+	if got := two.tokenStatus("Shared", "a shared client secret"); got != 401 {
+		t.Fatalf("the old secret on the second server: %d, want 401", got)
+	}
+
+	ad := one.do("sys", "POST", "/ActivityDefinition", doc("ActivityDefinition", "", map[string]any{"Identifier": "shared-quiz", "Domain": "A",
+		"Application": "Shared", "Name": "Shared quiz", "ActivityType": "Questionnaire",
+		"SubActivities": []map[string]any{{"Identifier": "s-1", "Name": "Step one"}}}, "")).mustStatus(t, 201, "activity on one").data()
+	within("new activity definition", func() bool { return searchSubActivities(t, two)["s-1"] == "Step one" })
+	adID := ad["id"].(string)
+	one.do("sys", "PATCH", "/ActivityDefinition/"+adID, doc("ActivityDefinition", adID, map[string]any{
+		"SubActivities": []map[string]any{{"Identifier": "s-1", "Name": "Step one, renamed"}}}, version(ad))).mustStatus(t, 200, "change on one")
+	within("changed sub-activity", func() bool { return searchSubActivities(t, two)["s-1"] == "Step one, renamed" })
 }
