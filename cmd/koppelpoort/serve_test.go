@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/koppelpoort/koppelpoort/internal/testkit"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
+	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
 )
 
@@ -493,5 +495,32 @@ func TestReadmeCurlBlocksRunAsWritten(t *testing.T) {
 	}
 	if got := must(os.ReadFile(filepath.Join(dir, "avatar-back.png"))); !bytes.Equal(got, must(os.ReadFile("../../docs/curl/avatar.png"))) {
 		t.Errorf("the Binary read back is not the PNG posted (%d bytes)", len(got))
+	}
+}
+
+// The SSO walk-through of koppeltaal/README.md runs as written (bash, curl, python3) against serve's demo and
+// its last step claims the CarePlan serve seeded for the demo patient (issue 14, defect 14: the walk-through
+// ended with an empty claim).
+func TestSSOWalkthroughRunsAsWritten(t *testing.T) {
+	for _, tool := range []string{"curl", "python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip("no " + tool)
+		}
+	}
+	doc := string(must(os.ReadFile("../../koppeltaal/README.md")))
+	s := doc[strings.Index(doc, "The whole flow with curl against `koppelpoort serve`"):]
+	s = s[strings.Index(s, "```sh\n")+6:]
+	block := s[:strings.Index(s, "```")]
+	base, _, _, _ := startBinary(t, t.TempDir(), nil)
+	script := "set -euo pipefail\n" + strings.ReplaceAll(block, "http://127.0.0.1:8080", base)
+	out, err := exec.Command("bash", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the SSO walk-through: %v\n%s", err, out)
+	}
+	seeded := `"identifier":"` + client.MessageIDFor(demoCarePlanKey) + `"`
+	for _, want := range []string{`"token_type":"Bearer"`, `"code":"CreateOrUpdateCarePlan"`, seeded, koppeltaal.DemoPatient} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the walk-through's output lacks %s:\n%.2000s", want, out)
+		}
 	}
 }
