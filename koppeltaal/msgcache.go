@@ -2,6 +2,7 @@ package koppeltaal
 
 import (
 	"container/list"
+	"strings"
 	"sync"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
@@ -187,4 +188,43 @@ func shareCopy(b *dstu1.Bundle) *dstu1.Bundle {
 		c.Entries[i] = e.Clone()
 	}
 	return &c
+}
+
+// headForm is what s.heads keeps of b, a bundle of its MessageHeader entry
+// only: a deep copy (shareCopy clones the entries) whose strings are copies
+// too. A parsed bundle's strings are slices of its whole body, so keeping them
+// would keep the body (a load run's read-back grew the server by 200 MiB).
+func headForm(b *dstu1.Bundle) *dstu1.Bundle {
+	c := shareCopy(b)
+	c.ID, c.Title, c.Updated, c.Published = strings.Clone(b.ID), strings.Clone(b.Title), strings.Clone(b.Updated), strings.Clone(b.Published)
+	c.TotalResults = strings.Clone(b.TotalResults)
+	for i, p := range c.Authors {
+		c.Authors[i] = dstu1.Person{Name: strings.Clone(p.Name), URI: strings.Clone(p.URI)}
+	}
+	for i, l := range c.Links {
+		c.Links[i] = dstu1.Link{Rel: strings.Clone(l.Rel), Href: strings.Clone(l.Href)}
+	}
+	for i, k := range c.Categories {
+		c.Categories[i] = dstu1.Category{Term: strings.Clone(k.Term), Label: strings.Clone(k.Label), Scheme: strings.Clone(k.Scheme)}
+	}
+	for _, e := range c.Entries {
+		e.Title, e.ID, e.Updated, e.Published = strings.Clone(e.Title), strings.Clone(e.ID), strings.Clone(e.Updated), strings.Clone(e.Published)
+		e.Summary, e.Deleted = strings.Clone(e.Summary), strings.Clone(e.Deleted)
+		for i, p := range e.Authors {
+			e.Authors[i] = dstu1.Person{Name: strings.Clone(p.Name), URI: strings.Clone(p.URI)}
+		}
+		for i, l := range e.Links {
+			e.Links[i] = dstu1.Link{Rel: strings.Clone(l.Rel), Href: strings.Clone(l.Href)}
+		}
+		for i, k := range e.Categories {
+			e.Categories[i] = dstu1.Category{Term: strings.Clone(k.Term), Label: strings.Clone(k.Label), Scheme: strings.Clone(k.Scheme)}
+		}
+		if e.Resource != nil {
+			e.Resource.Walk(func(n *dstu1.Node) bool {
+				n.Name, n.ID, n.URL, n.Value, n.XHTML = strings.Clone(n.Name), strings.Clone(n.ID), strings.Clone(n.URL), strings.Clone(n.Value), strings.Clone(n.XHTML)
+				return true
+			})
+		}
+	}
+	return c
 }

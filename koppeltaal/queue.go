@@ -337,13 +337,18 @@ func (s *Service) personalise(c *Caller, e store.Entry, m store.Message, b *dstu
 // (1.3.3 recipients). Parsed bundles come from s.msgs when possible (see
 // msgCache). A nil tx reads a cache miss in a read transaction of its own (the
 // message must be committed). With headOnly, a cache miss returns the bundle
-// with its MessageHeader entry only and leaves the cache as it is.
+// with its MessageHeader entry only and keeps that in s.heads, not in s.msgs.
 func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, e store.Entry, stripped, headOnly bool) (store.Message, *dstu1.Bundle, error) {
 	id := e.MessageID
 	k := msgKey{messageID: id, stripped: stripped}
 	epoch := s.st.Epoch()
 	if m, b, ok := s.msgs.get(k, e, epoch); ok {
 		return m, b, nil
+	}
+	if headOnly {
+		if m, b, ok := s.heads.get(k, e, epoch); ok {
+			return m, b, nil
+		}
 	}
 	var m store.Message
 	var format string
@@ -386,6 +391,7 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, e store.Entry, 
 	}
 	if headOnly {
 		b.Entries = b.Entries[:1]
+		s.heads.put(k, m, headForm(b), headCacheSize, epoch)
 		return m, b, nil
 	}
 	if !s.msgs.fits(len(body)) {
@@ -476,6 +482,7 @@ func (s *Service) acknowledge(ctx context.Context, c *Caller, id int64, version 
 	s.metrics.Acked.WithLabelValues(acked.Status).Inc()
 	if retired != nil {
 		s.msgs.drop(acked.MessageID)
+		s.heads.drop(acked.MessageID)
 		b := s.personalise(c, acked, *retired, s.expiredMessage(*retired, c.DomainName, base), base)
 		return &AckResult{Header: b.Entries[0].Resource, Location: b.Entries[0].SelfLink(), Status: acked.Status}, nil
 	}

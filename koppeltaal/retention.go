@@ -191,6 +191,7 @@ func (s *Service) removeOlderThan(ctx context.Context, res *RetentionResult, cut
 		}
 		for _, m := range due {
 			s.msgs.drop(m.ID)
+			s.heads.drop(m.ID)
 		}
 		res.Batches++
 		res.ByAge += removed
