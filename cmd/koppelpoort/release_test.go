@@ -177,6 +177,44 @@ func TestDockerfileStatic(t *testing.T) {
 		t.Errorf("the runtime stage must copy and run the built binary: COPY %v ENTRYPOINT %v", copies, entry)
 	}
 	t.Log("docker build not run: this machine has no container engine")
+
+	// The build context leaves out local state (a developer's database) and keeps every tracked file.
+	var patterns []string
+	for _, line := range strings.Split(string(must(os.ReadFile("../../.dockerignore"))), "\n") {
+		if p := strings.TrimSpace(line); p != "" && !strings.HasPrefix(p, "#") {
+			patterns = append(patterns, p)
+		}
+	}
+	excluded := func(path string) string {
+		for _, p := range patterns {
+			if base, ok := strings.CutPrefix(p, "**/"); ok {
+				if m, _ := filepath.Match(base, filepath.Base(path)); m {
+					return p
+				}
+				continue
+			}
+			for dir := path; dir != "."; dir = filepath.Dir(dir) { // a pattern excludes a folder and all in it
+				if m, _ := filepath.Match(p, dir); m {
+					return p
+				}
+			}
+		}
+		return ""
+	}
+	for _, local := range []string{".git/config", "koppelpoort-data/koppelpoort.db", "examples/epd-to-koppeltaal/inbox/x.csv", "dist/SHA256SUMS"} {
+		if excluded(local) == "" {
+			t.Errorf(".dockerignore lets %s into the build context", local)
+		}
+	}
+	files, err := exec.Command("git", "-C", "../..", "ls-files").Output()
+	if err != nil {
+		t.Skip("not a git checkout: tracked files unknown")
+	}
+	for _, f := range strings.Fields(string(files)) {
+		if p := excluded(f); p != "" {
+			t.Errorf(".dockerignore %q leaves the tracked file %s out of the build", p, f)
+		}
+	}
 }
 
 func must(b []byte, err error) []byte {
