@@ -246,6 +246,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if s, _ := session.do("GET", "/Domain", nil); s != 401 {
 		t.Fatalf("the disabled administrator's session: %d, want 401", s)
 	}
+	// The account's name, role and scope (the file's admin.users[] entry), changed in the console.
+	run("edit an administrator", chromedp.Click(`//a/code[text()="browser-admin"]`), chromedp.WaitVisible(`//h1[text()="browser-admin"]`),
+		chromedp.SendKeys(`input[name=name]`, "Bram Browser"), chromedp.SetValue(`select[name=role]`, "application"),
+		chromedp.SetValue(`input[name=scope]`, "BrowserModule"), chromedp.Click(`//form[@aria-label="Administrator"]//button[text()="Save"]`),
+		chromedp.WaitVisible(`//p[starts-with(., "Saved: the account's sessions")]`), chromedp.WaitVisible(`//h1[text()="Bram Browser"]`))
+	shot("administrator")
+	if u := adminLogin(t, base, admin.DemoUser, admin.DemoPassword).one("/Administrator?filter[Username]=browser-admin"); attrOf(u, "Name") != "Bram Browser" ||
+		attrOf(u, "Role") != "application" || fmt.Sprint(attrOf(u, "Applications")) != "[BrowserModule]" || fmt.Sprint(attrOf(u, "Domains")) != "[]" {
+		t.Fatalf("the administrator as edited in the console: %v", u["attributes"])
+	}
 
 	walkDomainSettings(w, base, shot)
 

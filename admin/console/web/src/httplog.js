@@ -35,7 +35,7 @@ export function HttpLog({ params, me }) {
   const [rows, setRows] = useState([]);
   const [more, setMore] = useState(false);
   const [err, setErr] = useState("");
-  const [busy, setBusy] = useState(false);
+  const [busy, setBusy] = useState(false); // shown on the results, not the Search button: Pico makes a busy button ignore clicks
   const [fresh, setFresh] = useState(0);
   const newest = useRef(0);
   const latest = useRef(0);
@@ -98,11 +98,11 @@ export function HttpLog({ params, me }) {
         ${field("From", "From", "datetime-local")}
         ${field("To", "Until", "datetime-local")}
       </div>
-      <button type="submit" aria-busy=${busy}>Search</button>
+      <button type="submit">Search</button>
     </form>
     <p class="live" aria-live="polite">${fresh > 0 ? html`${fresh} new request${fresh > 1 ? "s" : ""} — <a href="#" onClick=${(e) => { e.preventDefault(); load(f); }}>show</a>` : "Watching for new requests…"}</p>
     ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
-    <div class="scroll"><table class="cards" id="httplog">
+    <div class="scroll" aria-busy=${busy}><table class="cards" id="httplog">
       <caption class="live">${rows.length} request${rows.length === 1 ? "" : "s"} shown, newest first</caption>
       <thead><tr><th scope="col">Time</th><th scope="col">Request</th><th scope="col" class="num">Status</th><th scope="col">Caller</th><th scope="col">Domain</th><th scope="col" class="num">ms</th></tr></thead>
       <tbody>${rows.map((r) => html`<tr>

@@ -7,7 +7,7 @@ import { Login } from "./login.js";
 import { Dashboard } from "./dashboard.js";
 import { Messages, MessageDetail } from "./messages.js";
 import { HttpLog, HttpLogEntry } from "./httplog.js";
-import { Domains, DomainDetail, Applications, ApplicationDetail, Instances, InstanceDetail, Administrators, Activities, ActivityDetail } from "./provisioning.js";
+import { Domains, DomainDetail, Applications, ApplicationDetail, Instances, InstanceDetail, Administrators, Activities, ActivityDetail, AdministratorDetail } from "./provisioning.js";
 import { TestPortal } from "./testportal.js";
 import { Authorizations } from "./authorizations.js";
 import { DeadLetters, DeadLetterDetail } from "./deadletters.js";
@@ -33,12 +33,13 @@ function parseHash() {
 }
 
 function route(r, me) {
-  const m = r.path.match(/^#\/(messages|instances|deadletters|httplog|applications|domains|activities)\/([^/]+)$/);
+  const m = r.path.match(/^#\/(messages|instances|deadletters|httplog|applications|domains|activities|administrators)\/([^/]+)$/);
   if (m && m[1] === "messages") return html`<${MessageDetail} id=${m[2]} />`;
   if (m && m[1] === "httplog") return html`<${HttpLogEntry} id=${m[2]} />`;
   if (m && m[1] === "applications") return html`<${ApplicationDetail} id=${m[2]} />`;
   if (m && m[1] === "domains") return html`<${DomainDetail} id=${m[2]} />`;
   if (m && m[1] === "activities") return html`<${ActivityDetail} id=${m[2]} />`;
+  if (m && m[1] === "administrators") return html`<${AdministratorDetail} id=${m[2]} />`;
   if (m && m[1] === "deadletters") return html`<${DeadLetterDetail} id=${decodeURIComponent(m[2])} />`;
   if (m && m[1] === "instances") return html`<${InstanceDetail} id=${m[2]} me=${me} />`;
   switch (r.path) {

@@ -40,7 +40,7 @@ export function Messages({ params }) {
   const [rows, setRows] = useState([]);
   const [more, setMore] = useState(false);
   const [err, setErr] = useState("");
-  const [busy, setBusy] = useState(false);
+  const [busy, setBusy] = useState(false); // shown on the results, not the Search button: Pico makes a busy button ignore clicks
   const [fresh, setFresh] = useState(0);
   const [shownFor, setShownFor] = useState(null); // the filters the rows shown are the answer to
   const newest = useRef(0);
@@ -108,11 +108,11 @@ export function Messages({ params }) {
         ${field("From", "From", "datetime-local")}
         ${field("To", "Until", "datetime-local")}
       </div>
-      <button type="submit" aria-busy=${busy}>Search</button>
+      <button type="submit">Search</button>
     </form>
     <p class="live" aria-live="polite">${fresh > 0 ? html`${fresh} new message${fresh > 1 ? "s" : ""} — <a href="#" onClick=${(e) => { e.preventDefault(); load(f); }}>show</a>` : "Watching for new messages…"}</p>
     ${err && html`<p role="alert" class="status-Failed">${err}</p>`}
-    <div class="scroll"><table class="cards" id="messages">
+    <div class="scroll" aria-busy=${busy}><table class="cards" id="messages">
       <caption class="live">${rows.length} message${rows.length === 1 ? "" : "s"} shown, newest first${describe(shownFor)}</caption>
       <thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Domain</th><th scope="col">Sender</th><th scope="col">Patient</th><th scope="col">Recipients</th></tr></thead>
       <tbody>${rows.map((m) => html`<tr>

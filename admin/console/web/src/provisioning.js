@@ -304,7 +304,7 @@ export function Administrators({ me }) {
     <div class="scroll"><table class="cards" id="administrators"><thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Role</th>
       <th scope="col">Administers</th><th scope="col">State</th><th scope="col">Managed by</th><th scope="col">Actions</th></tr></thead>
     <tbody>${list.map((u) => html`<tr data-username=${u.Username}>
-      <td data-label="Username"><code>${u.Username}</code></td><td data-label="Name">${u.Name}</td><td data-label="Role">${u.Role}</td>
+      <td data-label="Username"><a href=${"#/administrators/" + u.id}><code>${u.Username}</code></a></td><td data-label="Name">${u.Name}</td><td data-label="Role">${u.Role}</td>
       <td data-label="Administers">${[...u.Domains, ...u.Applications].join(", ") || "everything"}</td>
       <td data-label="State">${u.Disabled ? html`<span class="status-Failed">disabled</span>` : "enabled"}</td>
       <td data-label="Managed by"><${Managed} by=${u.ManagedBy} /></td>
@@ -512,6 +512,42 @@ export function ActivityDetail({ id }) {
           ${!sa.added && html`<label><input type="checkbox" name=${`sub${i}.remove`} /> Remove</label>`}
         </fieldset>`)}
         ${Object.entries(e).map(([k, msg]) => html`<p class="field-error" role="alert">${k}: ${msg}</p>`)}
+        <button type="submit" aria-busy=${form.busy}>Save</button>
+      </fieldset>
+    </form>
+    <${SaveStatus} form=${form} />`;
+}
+
+// AdministratorDetail edits one account's name, e-mail, role and what it administers (the file's admin.users[]
+// entry); a change of role or scope ends its sessions and API tokens at once.
+export function AdministratorDetail({ id }) {
+  const [u, setU] = useState(null);
+  const [err, setErr] = useState("");
+  const form = useSettingsForm("Administrator", id, u, setU, "Saved: the account's sessions and API tokens were ended if its role or scope changed.");
+  useEffect(() => { jsonapi("GET", "/Administrator/" + id).then((d) => setU(attrs(d.data)), (x) => setErr(x.message)); }, [id]);
+  if (err && !u) return html`<h1>Administrator ${id}</h1><p role="alert">${err}</p>`;
+  if (!u) return html`<h1>Administrator ${id}</h1><p aria-busy="true">Loading…</p>`;
+  const file = u.ManagedBy === "config";
+  const build = (f) => {
+    const role = f.get("role");
+    return { Name: f.get("name"), Email: f.get("email"), Role: role,
+      Domains: role === "domain" ? names(f.get("scope")) : [], Applications: role === "application" ? names(f.get("scope")) : [] };
+  };
+  const e = form.errors;
+  const field = (name, attr, label, input) => html`<label>${label}${input}<${FieldError} id=${"err-" + name} msg=${e[attr]} /></label>`;
+  return html`<p><a href="#/administrators">← Administrators</a></p>
+    <h1>${u.Name || u.Username}</h1>
+    <p><code>${u.Username}</code> · ${u.Disabled ? "disabled" : "enabled"} · <${Managed} by=${u.ManagedBy} /></p>
+    ${file && html`<p>This account is declared in the configuration file: change it there.</p>`}
+    <form onSubmit=${form.save(build)} aria-label="Administrator" noValidate>
+      <fieldset disabled=${file}>
+        <div class="grid-form">
+          ${field("name", "Name", "Name", html`<input name="name" defaultValue=${u.Name} ...${invalid("err-name", e.Name)} />`)}
+          ${field("email", "Email", "E-mail", html`<input name="email" type="email" defaultValue=${u.Email} ...${invalid("err-email", e.Email)} />`)}
+          ${field("role", "Role", "Role", html`<select name="role" ...${invalid("err-role", e.Role)}>${["domain", "application", "system"].map((r) => html`<option selected=${u.Role === r}>${r}</option>`)}</select>`)}
+          ${field("scope", u.Role === "application" ? "Applications" : "Domains", "Domains or applications (comma-separated)",
+            html`<input name="scope" defaultValue=${[...u.Domains, ...u.Applications].join(", ")} ...${invalid("err-scope", e.Domains || e.Applications)} />`)}
+        </div>
         <button type="submit" aria-busy=${form.busy}>Save</button>
       </fieldset>
     </form>
