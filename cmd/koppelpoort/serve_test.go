@@ -524,3 +524,36 @@ func TestSSOWalkthroughRunsAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// testclient --launch works on the demo patient's CarePlan once; a second launch finds nothing left and
+// prints [] (it printed null), saying so in its log.
+func TestTestClientLaunchTwice(t *testing.T) {
+	base, _, _, _ := startBinary(t, t.TempDir(), nil)
+	launch := func() string {
+		req, _ := http.NewRequest(http.MethodGet, base+"/OAuth2/Koppeltaal/Launch?"+url.Values{"client_id": {koppeltaal.DemoModuleClient},
+			"patient": {koppeltaal.DemoPatient}}.Encode(), nil)
+		req.SetBasicAuth(koppeltaal.DemoPortalUser, koppeltaal.DemoPortalPassword)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil || resp.StatusCode != http.StatusFound {
+			t.Fatalf("launch: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Location")
+	}
+	run := func() (stdout, stderr string) {
+		cmd := exec.Command(binPath, "testclient", "--server", base, "--launch", launch())
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("testclient --launch: %v\n%s%s", err, o.String(), e.String())
+		}
+		return o.String(), e.String()
+	}
+	if out, _ := run(); !strings.Contains(out, `"ack": "Success"`) || !strings.Contains(out, "UpdateCarePlanActivityStatus Completed") {
+		t.Fatalf("the first launch:\n%s", out)
+	}
+	out, log := run()
+	if strings.TrimSpace(out) != "[]" || !strings.Contains(log, "nothing was waiting in the mailbox") {
+		t.Fatalf("the second launch printed %q, log:\n%s", out, log)
+	}
+}
