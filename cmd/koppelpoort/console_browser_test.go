@@ -273,9 +273,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run("a client secret hash", chromedp.SendKeys(`input[name=secretHash]`, string(secretHash)),
+	run("a client secret hash, lifetimes, refresh tokens, origins", chromedp.SendKeys(`input[name=secretHash]`, string(secretHash)),
+		chromedp.SetValue(`input[name=token]`, "600"), chromedp.SetValue(`input[name=code]`, "30"), chromedp.SetValue(`input[name=launchLife]`, "120"),
+		chromedp.SetValue(`input[name=activation]`, "3"), chromedp.Click(`input[name=refresh]`),
+		chromedp.SendKeys(`textarea[name=origins]`, "https://module.example"),
 		chromedp.Click(`//form[@aria-label="OAuth client settings"]//button[text()="Save"]`))
 	waitClientSecret(t, base, "BrowserModule", "a client secret hashed elsewhere")
+	rc := adminLogin(t, base, admin.DemoUser, admin.DemoPassword).one("/RegisteredClient?filter[ClientId]=BrowserModule")
+	if got := fmt.Sprint(attrOf(rc, "TokenExpiresIn"), attrOf(rc, "AuthorizationCodeExpiresIn"), attrOf(rc, "WebLaunchRequestExpiresIn"),
+		attrOf(rc, "MobileActivationCodeExpiresIn"), attrOf(rc, "UseRefreshTokens"), attrOf(rc, "AllowPublicTokenRequests"), attrOf(rc, "AllowedOrigins")); got != "600 30 120 3 true false [https://module.example]" {
+		t.Fatalf("the OAuth client as saved in the console: %s", got)
+	}
 	shot("application")
 	run("the settings are stored", chromedp.Click(`//a[text()="← Applications"]`), chromedp.Click(`//a/code[text()="BrowserModule"]`),
 		chromedp.WaitVisible(`//textarea[@name="redirects"][.="https://module.example/callback"]`),
