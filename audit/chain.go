@@ -356,23 +356,26 @@ func (r *Recorder) verifyLegacy(ctx context.Context, head store.AuditSeal, rp *R
 }
 
 // verifySeals walks the seals from the anchor to the head, checking each seal's
-// hash and each record against its digest; it returns the ids sealed.
-func (r *Recorder) verifySeals(ctx context.Context, head store.AuditSeal, rp *Report) ([]store.AuditIDRange, error) {
+// hash and each record against its digest; it returns how many records the
+// seals hold.
+func (r *Recorder) verifySeals(ctx context.Context, head store.AuditSeal, rp *Report) (int64, error) {
 	prev, pos := head.LegacyHash, head.LegacySeq
 	if head.SealAnchorSeq > 0 {
 		prev, pos = head.SealAnchorHash, head.AnchorSeq
 	}
-	var sealed []store.AuditIDRange
+	var records int64
 	want := head.SealAnchorSeq + 1
 	for {
-		bs, err := r.st.AuditSeals(ctx, want-1, 100)
+		bs, err := r.st.AuditSeals(ctx, want-1, sealPage)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
+		// The seals' own hashes first, then their records, read for many seals at once.
+		var page []sealedPart
 		for _, b := range bs {
 			if b.Seq != want {
 				rp.Broken = &Break{Seq: pos + 1, Reason: fmt.Sprintf("seal %d of the chain is missing (removed), and the records of position %d on with it", want, pos+1)}
-				return nil, nil
+				break
 			}
 			ranges, err := store.ParseAuditIDs(b.IDs)
 			n := int64(0)
@@ -381,15 +384,22 @@ func (r *Recorder) verifySeals(ctx context.Context, head store.AuditSeal, rp *Re
 			}
 			if err != nil || sealHash(r.key(), prev, b) != b.Hash || b.LastPos != pos+n || int64(len(b.Digests)) != n*digestSize {
 				rp.Broken = &Break{Seq: pos + 1, Reason: fmt.Sprintf("seal %d (positions %d-%d) does not match its hash: it was changed", b.Seq, pos+1, b.LastPos)}
-				return nil, nil
+				break
 			}
-			if err := r.verifySealed(ctx, b, ranges, pos, rp); err != nil || rp.Broken != nil {
-				return nil, err
-			}
-			sealed = append(sealed, ranges...)
+			page = append(page, sealedPart{b, ranges, pos})
+			records += n
 			prev, pos, want = b.Hash, b.LastPos, want+1
 		}
-		if len(bs) < 100 {
+		// A broken seal is reported after the records before it: the first break in chain order.
+		broken := rp.Broken
+		rp.Broken = nil
+		if err := r.verifyRecords(ctx, page, rp); err != nil || rp.Broken != nil {
+			return 0, err
+		}
+		if rp.Broken = broken; broken != nil {
+			return 0, nil
+		}
+		if len(bs) < sealPage {
 			break
 		}
 	}
@@ -399,39 +409,83 @@ func (r *Recorder) verifySeals(ctx context.Context, head store.AuditSeal, rp *Re
 	case want-1 > head.SealSeq || prev != head.HeadHash || pos != head.HeadSeq:
 		rp.Broken = &Break{Seq: head.HeadSeq + 1, Reason: "the chain's head does not match its last seal: seals were written by something else, or the head was changed"}
 	}
-	return sealed, nil
+	return records, nil
 }
 
-// verifySealed checks the records of seal b (ids in ranges, first at position pos+1) against its digests.
-func (r *Recorder) verifySealed(ctx context.Context, b store.AuditBatch, ranges []store.AuditIDRange, pos int64, rp *Report) error {
-	rows, err := r.st.AuditRanges(ctx, ranges)
+// sealPage is how many seals Verify reads at once (their records together).
+const sealPage = 20
+
+// sealedPart is a seal whose hash held, with its ids and the position before its first record.
+type sealedPart struct {
+	b      store.AuditBatch
+	ranges []store.AuditIDRange
+	pos    int64
+}
+
+// verifyRecords checks the records of the seals of a page against their digests, in chain order.
+func (r *Recorder) verifyRecords(ctx context.Context, page []sealedPart, rp *Report) error {
+	var all []store.AuditIDRange
+	for _, sp := range page {
+		all = append(all, sp.ranges...)
+	}
+	rows, err := r.st.AuditRanges(ctx, all)
 	if err != nil {
 		return err
 	}
-	i := 0
-	for _, rg := range ranges {
-		for id := rg.From; id <= rg.To; id++ {
-			p := pos + int64(i) + 1
-			if i >= len(rows) || rows[i].ID != id {
-				rp.Broken = &Break{ID: id, Seq: p, Reason: fmt.Sprintf("record %d of the chain is missing (removed): record id %d of seal %d", p, id, b.Seq)}
-				return nil
+	byID := make(map[int64]*store.AuditRow, len(rows))
+	for i := range rows {
+		byID[rows[i].ID] = &rows[i]
+	}
+	for _, sp := range page {
+		i := 0
+		for _, rg := range sp.ranges {
+			for id := rg.From; id <= rg.To; id, i = id+1, i+1 {
+				p := sp.pos + int64(i) + 1
+				row, ok := byID[id]
+				if !ok {
+					rp.Broken = &Break{ID: id, Seq: p, Reason: fmt.Sprintf("record %d of the chain is missing (removed): record id %d of seal %d", p, id, sp.b.Seq)}
+					return nil
+				}
+				if !hmac.Equal(recordDigest(r.key(), *row), sp.b.Digests[i*digestSize:(i+1)*digestSize]) {
+					rp.Broken = &Break{ID: id, Seq: p, Reason: "the record does not match its hash: it was changed, or records were moved"}
+					return nil
+				}
+				rp.Checked++
 			}
-			if !hmac.Equal(recordDigest(r.key(), rows[i]), b.Digests[i*digestSize:(i+1)*digestSize]) {
-				rp.Broken = &Break{ID: id, Seq: p, Reason: "the record does not match its hash: it was changed, or records were moved"}
-				return nil
-			}
-			rp.Checked++
-			i++
 		}
 	}
 	return nil
 }
 
+// sealedRanges returns the ids of all seals after the anchor, sorted (for
+// finding a record that is in none: only when the counts say there is one).
+func (r *Recorder) sealedRanges(ctx context.Context, head store.AuditSeal) ([]store.AuditIDRange, error) {
+	var out []store.AuditIDRange
+	for after := head.SealAnchorSeq; ; {
+		bs, err := r.st.AuditSeals(ctx, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bs {
+			ranges, err := store.ParseAuditIDs(b.IDs)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ranges...)
+			after = b.Seq
+		}
+		if len(bs) < 1000 {
+			return out, nil
+		}
+	}
+}
+
 // verifyUnsealed counts the records waiting to be sealed (above sealed_to and
 // in the gaps), reports the oldest when it waited longer than maxLag, and
-// finds a record that is in no seal and not waiting either: inserted behind
-// the sealer's back.
-func (r *Recorder) verifyUnsealed(ctx context.Context, head store.AuditSeal, sealed []store.AuditIDRange, maxLag time.Duration, rp *Report) error {
+// finds a record that is in no seal and not waiting either (inserted behind
+// the sealer's back): sealed, the records the seals hold, must be all there
+// are up to sealed_to besides the waiting ones.
+func (r *Recorder) verifyUnsealed(ctx context.Context, head store.AuditSeal, sealed int64, maxLag time.Duration, rp *Report) error {
 	above, oldest, ok, err := r.st.AuditAbove(ctx, head.SealedTo)
 	if err != nil {
 		return err
@@ -451,15 +505,22 @@ func (r *Recorder) verifyUnsealed(ctx context.Context, head store.AuditSeal, sea
 			oldest, ok = row, true
 		}
 	}
-	sealed = append(sealed, idRanges(gaps)...)
 	if ok {
 		if age := r.opts.Now().Sub(time.UnixMicro(oldest.At)); age > maxLag {
 			rp.Stale = &Break{ID: oldest.ID, Reason: fmt.Sprintf("record id %d is not sealed %s after it was written: the sealer is not running, or the record was inserted afterwards", oldest.ID, age.Round(time.Second))}
 			return nil
 		}
 	}
-	// Every record up to sealed_to without a per-record position must be in a seal or a gap.
-	sort.Slice(sealed, func(i, j int) bool { return sealed[i].From < sealed[j].From })
+	total, err := r.st.CountUnchainedAudit(ctx, head.SealedTo)
+	if err != nil || total == sealed+int64(len(waiting)) {
+		return err
+	}
+	known, err := r.sealedRanges(ctx, head)
+	if err != nil {
+		return err
+	}
+	known = append(known, idRanges(gaps)...)
+	sort.Slice(known, func(i, j int) bool { return known[i].From < known[j].From })
 	after := int64(math.MinInt64)
 	for {
 		ids, err := r.st.UnchainedAuditIDs(ctx, after, head.SealedTo, 10000)
@@ -467,8 +528,8 @@ func (r *Recorder) verifyUnsealed(ctx context.Context, head store.AuditSeal, sea
 			return err
 		}
 		for _, id := range ids {
-			i := sort.Search(len(sealed), func(i int) bool { return sealed[i].To >= id })
-			if i == len(sealed) || sealed[i].From > id {
+			i := sort.Search(len(known), func(i int) bool { return known[i].To >= id })
+			if i == len(known) || known[i].From > id {
 				rp.Stale = &Break{ID: id, Reason: fmt.Sprintf("record id %d is in no seal and not waiting for one: it was inserted behind the sealer's back", id)}
 				return nil
 			}

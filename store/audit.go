@@ -258,6 +258,18 @@ func (s *Store) AuditAbove(ctx context.Context, id int64) (n int64, first AuditR
 	return n, first, ok, err
 }
 
+// CountUnchainedAudit counts the records without a per-record chain position (all since migration 0026) up to id upTo.
+func (s *Store) CountUnchainedAudit(ctx context.Context, upTo int64) (int64, error) {
+	var n int64
+	err := s.View(ctx, func(tx *Tx) error {
+		return tx.get(ctx, &n, "SELECT COUNT(*) FROM audit_events WHERE seq IS NULL AND id <= ?", upTo)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count audit records: %w", err)
+	}
+	return n, nil
+}
+
 // UnchainedAuditIDs returns up to limit ids of records without a per-record
 // chain position (all since migration 0026) in afterID < id <= upTo, in order.
 func (s *Store) UnchainedAuditIDs(ctx context.Context, afterID, upTo int64, limit int) ([]int64, error) {
