@@ -94,6 +94,8 @@ func (a *Accounts) clock() time.Time {
 // NewUser is an administrator to create (CLI, Support API).
 type NewUser struct {
 	Username, Name, Email, Password, Role string
+	// PasswordHash is a bcrypt or argon2id hash made elsewhere (the file's password_hash), instead of Password.
+	PasswordHash string
 	// Domains (names) and Applications (ids) the administrator administers.
 	Domains, Applications []string
 }
@@ -101,15 +103,26 @@ type NewUser struct {
 // ErrInvalid wraps a refusal of bad input (the message says what is wrong).
 var ErrInvalid = errors.New("invalid")
 
+// newUserHash is the stored hash of u's password: its PasswordHash, checked, or its Password, hashed.
+func (a *Accounts) newUserHash(u NewUser) (string, error) {
+	if u.PasswordHash != "" {
+		if u.Password != "" || !koppeltaal.IsSupportedHash(u.PasswordHash) {
+			return "", fmt.Errorf("%w: password hash: want a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash instead of a password", ErrInvalid)
+		}
+		return u.PasswordHash, nil
+	}
+	if err := CheckPasswordPolicy(u.Password); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return koppeltaal.HashPasswordCost(u.Password, a.cfg.BcryptCost)
+}
+
 // CreateUser validates and creates an administrator managed by the API.
 func (a *Accounts) CreateUser(ctx context.Context, tx *store.Tx, u NewUser) (store.AdminUser, error) {
 	if err := checkUser(u.Username, u.Role, u.Domains, u.Applications); err != nil {
 		return store.AdminUser{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if err := CheckPasswordPolicy(u.Password); err != nil {
-		return store.AdminUser{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	hash, err := koppeltaal.HashPasswordCost(u.Password, a.cfg.BcryptCost)
+	hash, err := a.newUserHash(u)
 	if err != nil {
 		return store.AdminUser{}, err
 	}

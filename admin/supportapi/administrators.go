@@ -8,6 +8,7 @@ import (
 
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/admin/jsonapi"
+	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 )
 
@@ -23,7 +24,7 @@ func (a *API) administratorResource() Resource {
 }
 
 var (
-	administratorWritable  = []string{"Name", "Email", "Role", "Domains", "Applications", "Disabled", "Password", "ResetPassword"}
+	administratorWritable  = []string{"Name", "Email", "Role", "Domains", "Applications", "Disabled", "Password", "PasswordHash", "ResetPassword"}
 	administratorImmutable = []string{"Username", "ManagedBy", "CreatedAt", "UpdatedAt"}
 )
 
@@ -80,21 +81,30 @@ func (a *API) getAdministrator(ctx context.Context, id string) (jsonapi.Resource
 	return out, err
 }
 
-// readPassword reads Password or ResetPassword: the new password ("" when unchanged) and whether it was generated.
-func readPassword(at *Attrs) (string, bool) {
-	var password string
+// readPassword reads Password, PasswordHash (write-only: a bcrypt or argon2id hash made elsewhere, the file's
+// password_hash) or ResetPassword: the new password or hash ("" when unchanged) and whether it was generated.
+func readPassword(at *Attrs) (password, hash string, generated bool) {
 	var reset bool
 	at.Get("Password", &password)
 	at.Get("ResetPassword", &reset)
+	if at.Get("PasswordHash", &hash) && hash != "" {
+		switch {
+		case password != "" || reset:
+			at.Fail(400, "PasswordHash", "set Password, PasswordHash or ResetPassword, not two of them")
+		case !koppeltaal.IsSupportedHash(hash):
+			at.Fail(400, "PasswordHash", "not a bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$) hash")
+		}
+		return "", hash, false
+	}
 	if reset && password == "" {
-		return admin.GeneratePassword(), true
+		return admin.GeneratePassword(), "", true
 	}
 	if at.Has("Password") {
 		if err := admin.CheckPasswordPolicy(password); err != nil {
 			at.Fail(400, "Password", "%v", err)
 		}
 	}
-	return password, false
+	return password, "", false
 }
 
 func (a *API) createAdministrator(ctx context.Context, req jsonapi.Request) (jsonapi.Resource, error) {
@@ -111,11 +121,11 @@ func (a *API) createAdministrator(ctx context.Context, req jsonapi.Request) (jso
 	at.Get("Domains", &u.Domains)
 	at.Get("Applications", &u.Applications)
 	at.Get("Disabled", &disabled)
-	password, generated := readPassword(at)
-	if password == "" {
+	password, hash, generated := readPassword(at)
+	if password == "" && hash == "" {
 		password, generated = admin.GeneratePassword(), true
 	}
-	u.Password = password
+	u.Password, u.PasswordHash = password, hash
 	if err := at.Err(); err != nil {
 		return jsonapi.Resource{}, err
 	}
@@ -171,15 +181,16 @@ func (a *API) patchAdministrator(ctx context.Context, id string, req jsonapi.Req
 	if at.Get("Disabled", &disabled) {
 		ch.Disabled = &disabled
 	}
-	password, generated := readPassword(at)
+	password, hash, generated := readPassword(at)
 	if err := at.Err(); err != nil {
 		return jsonapi.Resource{}, err
 	}
 	if password != "" {
-		hash, err := a.acc.HashPassword(password)
-		if err != nil {
+		if hash, err = a.acc.HashPassword(password); err != nil {
 			return jsonapi.Resource{}, err
 		}
+	}
+	if hash != "" {
 		ch.PasswordHash = &hash
 	}
 	var out jsonapi.Resource

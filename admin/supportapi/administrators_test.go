@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/koppelpoort/koppelpoort/admin"
 	"github.com/koppelpoort/koppelpoort/admin/supportapi"
 	"github.com/koppelpoort/koppelpoort/store/storetest"
@@ -151,7 +153,31 @@ func TestAdministratorResource(t *testing.T) {
 		doraID := list[0]["id"].(string)
 		e.do("sys", "PATCH", "/Administrator/"+doraID, doc("Administrator", doraID, map[string]any{"Disabled": true}, version(list[0]))).
 			mustStatus(t, 409, "an administrator of the file")
+		// A hash made elsewhere (the file's password_hash): its password logs in, the one before does not.
+		hash, err := bcrypt.GenerateFromPassword([]byte("an administrator password hashed elsewhere"), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
 		cur := e.do("sys", "GET", "/Administrator/"+id, nil).data()
+		for _, bad := range []map[string]any{{"PasswordHash": "md5:abc"}, {"PasswordHash": string(hash), "ResetPassword": true}} {
+			e.do("sys", "PATCH", "/Administrator/"+id, doc("Administrator", id, bad, version(cur))).mustStatus(t, 400, "bad password hash")
+		}
+		e.do("sys", "PATCH", "/Administrator/"+id, doc("Administrator", id, map[string]any{"PasswordHash": string(hash)}, version(cur))).mustStatus(t, 200, "password hash")
+		if c, s := e.login("root2", "an administrator password hashed elsewhere"); c == nil {
+			t.Fatalf("login with the password of the hash: %d", s)
+		}
+		if c, _ := e.login("root2", pwd); c != nil {
+			t.Fatal("the password before the hash still logs in")
+		}
+		made := e.do("sys", "POST", "/Administrator", doc("Administrator", "", map[string]any{"Username": "hashed", "Role": "system",
+			"PasswordHash": string(hash)}, "")).mustStatus(t, 201, "create with a hash")
+		if _, shown := made.data()["meta"].(map[string]any)["password"]; shown {
+			t.Fatalf("created with a hash, yet a password in meta: %s", made.raw)
+		}
+		if c, s := e.login("hashed", "an administrator password hashed elsewhere"); c == nil {
+			t.Fatalf("login as the administrator created with a hash: %d", s)
+		}
+		cur = e.do("sys", "GET", "/Administrator/"+id, nil).data()
 		e.do("sys", "PATCH", "/Administrator/"+id, doc("Administrator", id, map[string]any{"Disabled": true}, version(cur))).mustStatus(t, 200, "disable root2")
 		e.do("sys", "DELETE", "/Administrator/"+id, nil).mustStatus(t, 405, "DELETE")
 	})

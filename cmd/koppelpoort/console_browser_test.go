@@ -251,6 +251,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(`input[name=name]`, "Bram Browser"), chromedp.SetValue(`select[name=role]`, "application"),
 		chromedp.SetValue(`input[name=scope]`, "BrowserModule"), chromedp.Click(`//form[@aria-label="Administrator"]//button[text()="Save"]`),
 		chromedp.WaitVisible(`//p[starts-with(., "Saved: the account's sessions")]`), chromedp.WaitVisible(`//h1[text()="Bram Browser"]`))
+	// Its password as a hash made elsewhere (the file's password_hash): the account logs in with that password.
+	adminHash, err := bcrypt.GenerateFromPassword([]byte("an administrator password hashed elsewhere"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("an administrator's password hash", chromedp.Click(`//nav//a[text()="Administrators"]`), chromedp.Click(`//tr[@data-username="browser-admin"]//button[.="Enable browser-admin"]`),
+		chromedp.WaitVisible(`//tr[@data-username="browser-admin"]//button[.="Disable browser-admin"]`), chromedp.Click(`//a/code[text()="browser-admin"]`),
+		chromedp.WaitVisible(`//h1[text()="Bram Browser"]`), chromedp.SendKeys(`input[name=passwordHash]`, string(adminHash)),
+		chromedp.Click(`//form[@aria-label="Administrator"]//button[text()="Save"]`), chromedp.WaitVisible(`//p[starts-with(., "Saved: the account's sessions")]`))
+	if s, _ := adminLogin(t, base, "browser-admin", "an administrator password hashed elsewhere").do("GET", "/Domain", nil); s != 200 {
+		t.Fatalf("the administrator with the password hash set in the console: %d", s)
+	}
 	shot("administrator")
 	if u := adminLogin(t, base, admin.DemoUser, admin.DemoPassword).one("/Administrator?filter[Username]=browser-admin"); attrOf(u, "Name") != "Bram Browser" ||
 		attrOf(u, "Role") != "application" || fmt.Sprint(attrOf(u, "Applications")) != "[BrowserModule]" || fmt.Sprint(attrOf(u, "Domains")) != "[]" {

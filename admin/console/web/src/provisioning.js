@@ -283,6 +283,7 @@ export function Administrators({ me }) {
     if (role === "domain") a.Domains = names(f.get("scope"));
     if (role === "application") a.Applications = names(f.get("scope"));
     if (f.get("password")) a.Password = f.get("password");
+    if (f.get("passwordHash")) a.PasswordHash = f.get("passwordHash");
     const d = await jsonapi("POST", "/Administrator", resourceDoc("Administrator", a));
     setShown(d.data.meta && d.data.meta.password ? { username: a.Username, password: d.data.meta.password } : null);
     reload();
@@ -320,6 +321,7 @@ export function Administrators({ me }) {
         <label>Role<select name="role"><option value="domain">domain</option><option value="application">application</option><option value="system">system</option></select></label>
         <label>Domains or applications (comma-separated)<input name="scope" placeholder="Demo" /></label>
         <label>Password (empty: generated, shown once)<input name="password" type="password" autocomplete="new-password" minlength="10" /></label>
+        <label>Or a password hash made elsewhere (bcrypt, argon2id)<input name="passwordHash" autocomplete="off" spellcheck="false" /></label>
       </div></${Form}>`;
 }
 
@@ -531,7 +533,8 @@ export function AdministratorDetail({ id }) {
   const build = (f) => {
     const role = f.get("role");
     return { Name: f.get("name"), Email: f.get("email"), Role: role,
-      Domains: role === "domain" ? names(f.get("scope")) : [], Applications: role === "application" ? names(f.get("scope")) : [] };
+      Domains: role === "domain" ? names(f.get("scope")) : [], Applications: role === "application" ? names(f.get("scope")) : [],
+      ...(f.get("password") ? { Password: f.get("password") } : {}), ...(f.get("passwordHash") ? { PasswordHash: f.get("passwordHash") } : {}) };
   };
   const e = form.errors;
   const field = (name, attr, label, input) => html`<label>${label}${input}<${FieldError} id=${"err-" + name} msg=${e[attr]} /></label>`;
@@ -547,6 +550,9 @@ export function AdministratorDetail({ id }) {
           ${field("role", "Role", "Role", html`<select name="role" ...${invalid("err-role", e.Role)}>${["domain", "application", "system"].map((r) => html`<option selected=${u.Role === r}>${r}</option>`)}</select>`)}
           ${field("scope", u.Role === "application" ? "Applications" : "Domains", "Domains or applications (comma-separated)",
             html`<input name="scope" defaultValue=${[...u.Domains, ...u.Applications].join(", ")} ...${invalid("err-scope", e.Domains || e.Applications)} />`)}
+          ${field("password", "Password", "New password (empty: unchanged)", html`<input name="password" type="password" autocomplete="new-password" ...${invalid("err-password", e.Password)} />`)}
+          ${field("passwordHash", "PasswordHash", "Or a password hash made elsewhere (bcrypt, argon2id)",
+            html`<input name="passwordHash" autocomplete="off" spellcheck="false" ...${invalid("err-passwordHash", e.PasswordHash)} />`)}
         </div>
         <button type="submit" aria-busy=${form.busy}>Save</button>
       </fieldset>
