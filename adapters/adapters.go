@@ -113,8 +113,10 @@ type Outbound interface {
 // The runtime calls DeliverTx inside the transaction that consumes and routes the record: the record, the
 // delivered message and the record's outcome commit together (the outbox), with nothing left pending. An
 // error wrapping ErrTransient (or any error of the store) fails the whole transaction, which is retried;
-// any other error dead-letters the record's delivery, and what DeliverTx wrote is undone. DeliverTx must
-// only use tx (never Store.Update: the writer is busy with tx).
+// any other error (a refusal) dead-letters the record's delivery and the transaction goes on, so DeliverTx
+// must refuse before its first write: nothing it wrote is undone (a savepoint per record cost SQLite a copy
+// of every page the record touched). DeliverTx must only use tx (never Store.Update: the writer is busy
+// with tx).
 type TxOutbound interface {
 	Outbound
 	DeliverTx(ctx context.Context, tx *store.Tx, d Delivery) error

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 )
 
 // Plain-SQL access for packages that keep their own tables in this store
@@ -66,23 +65,4 @@ func (e Executor) QueryContext(ctx context.Context, q string, args ...any) (*sql
 		return p.conn.QueryContext(ctx, q, args...)
 	}
 	return e.t.tx.QueryContext(e.t.c(ctx), q, args...)
-}
-
-// Savepoint runs fn inside a savepoint of the transaction: when fn fails, what it wrote is undone and the
-// transaction goes on (on PostgreSQL a failed statement would otherwise abort the whole transaction).
-func (t *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	if _, err := t.SQL().ExecContext(ctx, "SAVEPOINT kp_part"); err != nil {
-		return fmt.Errorf("store: savepoint: %w", err)
-	}
-	if err := fn(); err != nil {
-		if _, rerr := t.SQL().ExecContext(ctx, "ROLLBACK TO SAVEPOINT kp_part"); rerr != nil {
-			return fmt.Errorf("store: rollback to savepoint: %w (after: %v)", rerr, err)
-		}
-		_, _ = t.SQL().ExecContext(ctx, "RELEASE SAVEPOINT kp_part")
-		return err
-	}
-	if _, err := t.SQL().ExecContext(ctx, "RELEASE SAVEPOINT kp_part"); err != nil {
-		return fmt.Errorf("store: release savepoint: %w", err)
-	}
-	return nil
 }

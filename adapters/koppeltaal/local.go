@@ -33,8 +33,9 @@ func newLocal(ctx context.Context, h adapters.Host, instance string) (*local, er
 }
 
 // accept checks msg and accepts it on tx as an update of the current versions (the store's, read under
-// the post's locks in tx). A refusal is permanent (the message is wrong for the domain); anything else is
-// the store's trouble and transient.
+// the post's locks in tx). A refusal is permanent (the message is wrong for the domain) and comes before
+// any write (Check writes nothing; Accept refuses before its first write), as adapters.TxOutbound asks;
+// anything else is the store's trouble and transient.
 func (l *local) accept(ctx context.Context, tx *store.Tx, msg *dstu1.Bundle) error {
 	sub, err := l.svc.CheckBundle(l.caller, msg, dstu1.FormatJSON, 0)
 	if err != nil {

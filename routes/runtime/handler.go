@@ -34,25 +34,31 @@ func (rt *Runtime) handler(r *liveRoute) message.NoPublishHandlerFunc {
 		if !ok {
 			return errors.New("runtime: no store transaction in message context")
 		}
-		if err := rt.route(msg.Context(), tx, r, msg.UUID, rm); err != nil {
+		queued, err := rt.route(msg.Context(), tx, r, msg.UUID, rm)
+		if err != nil {
 			return err
 		}
 		rt.metrics.latency.WithLabelValues(r.Name, "process").Observe(time.Since(rm.Received).Seconds())
-		select {
-		case r.wake <- struct{}{}:
-		default:
+		if queued {
+			// Only then has the delivery worker something to do: a record delivered in the store (or dropped)
+			// would make it look for due deliveries in vain, once per record.
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
 		}
 		return nil
 	}
 }
 
-// route applies the route to one record in tx (see handler).
-func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID string, rm recordMessage) error {
+// route applies the route to one record in tx (see handler); queued reports whether it left deliveries for
+// the delivery worker.
+func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID string, rm recordMessage) (queued bool, err error) {
 	res := r.Process(rm.Record)
 	log := rt.log.With("route", r.Name, "revision", r.Revision, "record", res.Key)
 	recordJSON, err := json.Marshal(rm.Record)
 	if err != nil {
-		return fmt.Errorf("encode record: %w", err)
+		return false, fmt.Errorf("encode record: %w", err)
 	}
 	now := time.Now().UnixMicro()
 	outcome := store.Outcome{ID: msgID, Route: r.Name, Record: string(recordJSON), State: store.OutcomeReady,
@@ -72,7 +78,7 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 		dl := store.DeadLetter{ID: deadLetterID(r, res.Key, rm.Record, string(recordJSON)), Route: r.Name, Stage: stage,
 			RecordKey: res.Key, Record: string(recordJSON), Reason: res.Reason, Revision: r.Revision, CreatedAt: now}
 		if err := tx.PutDeadLetter(ctx, dl); err != nil {
-			return err
+			return false, err
 		}
 		rt.metrics.deadLettered.WithLabelValues(r.Name, stage).Inc()
 		// The reason is what an operator needs first; route files name records by key in their reasons
@@ -83,20 +89,20 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 		unchanged := 0
 		for _, d := range res.Deliveries {
 			if same, err := rt.unchanged(ctx, tx, r, d); err != nil {
-				return err
+				return false, err
 			} else if same {
 				unchanged++
 				continue
 			}
 			if out, ok := r.inTx[d.Output]; ok {
 				if err := rt.deliverInTx(ctx, tx, r, out, d, string(recordJSON), now, &outcome); err != nil {
-					return err
+					return false, err
 				}
 				continue
 			}
 			payload, err := json.Marshal(d)
 			if err != nil {
-				return fmt.Errorf("encode delivery: %w", err)
+				return false, fmt.Errorf("encode delivery: %w", err)
 			}
 			later = append(later, store.Delivery{ID: d.IdempotencyKey, Route: r.Name, Output: d.Output, RecordKey: res.Key,
 				Payload: string(payload), Record: string(recordJSON), NextAttemptAt: now, Revision: r.Revision,
@@ -105,17 +111,18 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 			// Counted as sent once it is queued, so a second export before the call is made does not queue
 			// it again; forgotten if the delivery becomes a dead letter (record).
 			if err := rt.sent(ctx, tx, r, d, now); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if err := tx.InsertDeliveries(ctx, later); err != nil {
-			return err
+			return false, err
 		}
+		queued = len(later) > 0
 		log.Debug("record routed", "deliveries", len(res.Deliveries), "delivered", len(res.Deliveries)-len(later)-unchanged,
 			"unchanged", unchanged)
 	}
 	if r.ack == nil {
-		return nil
+		return queued, nil
 	}
 	// The source wants the outcome: park it durably with the record; the outcome worker reports it.
 	if len(pending) > 0 && outcome.OK {
@@ -124,18 +131,19 @@ func (rt *Runtime) route(ctx context.Context, tx *store.Tx, r *liveRoute, msgID 
 	} else {
 		outcome.DeliveryIDs = "[]"
 	}
-	return tx.PutOutcome(ctx, outcome)
+	return queued, tx.PutOutcome(ctx, outcome)
 }
 
 // deliverInTx delivers d to an output in the store, inside the routing transaction. A refusal (the
-// message is not valid for the domain) dead-letters the delivery with what DeliverTx wrote undone; a
-// transient error fails the transaction, so the record is routed again.
+// message is not valid for the domain) dead-letters the delivery: DeliverTx refuses before it writes
+// (adapters.TxOutbound), so there is nothing to undo and no savepoint per record (one cost SQLite a copy of
+// every page the record touched). A transient error fails the transaction, so the record is routed again.
 func (rt *Runtime) deliverInTx(ctx context.Context, tx *store.Tx, r *liveRoute, out adapters.TxOutbound, d adapters.Delivery,
 	record string, now int64, outcome *store.Outcome) error {
 	start := time.Now()
 	ctx, span := tracing.StartRoot(ctx, "route.deliver", trace.SpanKindInternal,
 		append(deliveryAttrs(r, d.Output, 1), attribute.Bool("koppelpoort.delivery.in_transaction", true))...)
-	err := tx.Savepoint(ctx, func() error { return out.DeliverTx(ctx, tx, d) })
+	err := out.DeliverTx(ctx, tx, d)
 	tracing.End(span, err)
 	rt.metrics.latency.WithLabelValues(r.Name, "deliver").Observe(time.Since(start).Seconds())
 	log := rt.log.With("route", r.Name, "revision", r.Revision, "output", d.Output, "record", d.RecordKey, "delivery", d.IdempotencyKey)
