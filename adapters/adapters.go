@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/transforms"
@@ -65,6 +66,10 @@ type KoppeltaalResource struct {
 	ID   string
 	// Body is the resource content without resourceType and id.
 	Body map[string]any
+	// Parsed is Body as the codec read it when the route checked the message (client.ParseResources), so
+	// an output in this process builds the message from it without encoding and parsing Body again; it is
+	// not stored with a delivery (nil after one is read back) and must not be changed.
+	Parsed *dstu1.Resource `json:"-"`
 }
 
 // Sink receives inbound records. Accept returns only after the records are durable (or processed); an error

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"github.com/koppelpoort/koppelpoort/store"
 	"github.com/koppelpoort/koppelpoort/transforms"
@@ -110,4 +111,48 @@ func BenchmarkEPDPatientsToMailbox(b *testing.B) {
 	b.ReportMetric(float64(b.N*rows)/time.Since(start).Seconds(), "rows/s")
 	// Commits of the store's writer: the one SQLite writer of the process.
 	b.ReportMetric(float64(st.WriterStats().Batches-before.Batches)/float64(b.N*rows), "store-commits/row")
+}
+
+// TestEPDRowClaimedInJSONAndXML: what a row's message stores is what its recipient gets, in either format.
+// The local output builds the message from the trees the route parsed and the mailbox encodes the body
+// once; the demo game claims the message in JSON and reads it again in XML, and both carry the Patient the
+// route declares for the row, element for element.
+func TestEPDRowClaimedInJSONAndXML(t *testing.T) {
+	dir, _, game := runExample(t, "epd-to-koppeltaal")
+	drop(t, dir, "patienten_formats.csv", patientExport(80000, 1))
+	claimed := claimAll(t, game, 1)[0]
+	xmlGame := *game
+	xmlGame.Format = dstu1.FormatXML
+	read, err := xmlGame.Read(context.Background(), claimed.Entries[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed.Entries) != 2 || len(read.Entries) != 2 {
+		t.Fatalf("entries: %d claimed (JSON), %d read (XML), want 2 each", len(claimed.Entries), len(read.Entries))
+	}
+	bsn := benchBSN(80000)
+	want, err := dstu1.ParseResource([]byte(`{"resourceType": "Patient",
+		"identifier": [{"use": "official", "system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "`+bsn+`"}],
+		"name": [{"use": "official", "text": "Jan van der Berg80000", "family": ["Berg80000"], "given": ["Jan"], "prefix": ["van", "der"]}],
+		"telecom": [{"system": "email", "value": "p80000@example.nl", "use": "home"}, {"system": "phone", "value": "0612345678", "use": "mobile"}],
+		"gender": {"coding": [{"system": "http://hl7.org/fhir/v3/AdministrativeGender", "code": "M", "display": "Male"}]},
+		"birthDate": "1980-02-03"}`), dstu1.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, b := range map[string]*dstu1.Bundle{"claimed in JSON": claimed, "read in XML": read} {
+		e := b.Entries[1]
+		if base, v := dstu1.SplitHistory(e.SelfLink()); base != "https://epd.example.nl/fhir/Koppeltaal/Patient/epd-80000" || v == "" {
+			t.Errorf("%s: self link %q, want the versioned Patient URL", what, e.SelfLink())
+		}
+		if ok, diff := dstu1.EqualResource(e.Resource, want); !ok {
+			t.Errorf("%s: the Patient is not the route's: %s\n%s", what, diff, e.Resource.JSON())
+		}
+	}
+	if ok, diff := dstu1.EqualResource(claimed.Entries[1].Resource, read.Entries[1].Resource); !ok {
+		t.Errorf("JSON and XML differ: %s", diff)
+	}
+	if got := claimed.MessageHeader().Data(); len(got) != 1 || got[0] != claimed.Entries[1].SelfLink() {
+		t.Errorf("MessageHeader.data %v, want the focal self link %s", got, claimed.Entries[1].SelfLink())
+	}
 }

@@ -3,14 +3,13 @@ package routes
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/koppelpoort/koppelpoort/adapters"
 	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
 	"github.com/koppelpoort/koppelpoort/koppeltaal/client"
 )
 
-// checkDSTU1 builds the DSTU1 message a koppeltaal output would send for kt and reports what DSTU1 does not
+// checkDSTU1 parses the resources of the DSTU1 message a koppeltaal output would send for kt and reports what DSTU1 does not
 // allow: an element the resource type does not have (birthdate for birthDate), a required element missing,
 // a value its type does not accept (the codec's value checks). A route that produces such a message
 // dead-letters the record with the reason — in route tests, in replies of inputs that answer their sender,
@@ -20,22 +19,24 @@ func checkDSTU1(transform string, kt *adapters.KoppeltaalMessage) error {
 	for _, r := range kt.Resources {
 		m.Resources = append(m.Resources, client.Resource{Type: r.Type, ID: r.ID, Body: r.Body})
 	}
-	b, err := client.BuildMessage(m, client.BuildOptions{Domain: "check", ResourceBase: "https://route.check/fhir",
-		MessageID: "00000000-0000-4000-8000-000000000000", Now: time.Unix(0, 0)})
+	parsed, err := client.ParseResources(m)
 	if err != nil {
 		return fmt.Errorf("transform %s: %w", transform, err)
 	}
 	var problems []string
-	for _, e := range b.Entries[1:] { // the MessageHeader is the output's, not the route's
-		for _, u := range e.Resource.UnknownElements() {
+	for _, r := range parsed {
+		for _, u := range r.UnknownElements() {
 			problems = append(problems, fmt.Sprintf("%s is not a DSTU1 element%s", u.Path, strictyaml.Suggest(u.Name, u.Known)))
 		}
-		for _, p := range e.Resource.MissingRequired() {
+		for _, p := range r.MissingRequired() {
 			problems = append(problems, p+" is required")
 		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("transform %s: the Koppeltaal message is not valid DSTU1: %s", transform, strings.Join(problems, "; "))
+	}
+	for i := range kt.Resources {
+		kt.Resources[i].Parsed = parsed[i] // the output builds the message from these (build once)
 	}
 	return nil
 }

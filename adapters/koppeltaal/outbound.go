@@ -175,18 +175,39 @@ func (o *Outbound) message(d adapters.Delivery) (client.Message, []string, error
 // InTx: a local output delivers in the routing transaction.
 func (o *Outbound) InTx() bool { return o.Instance != "" }
 
-// DeliverTx accepts the message into the local domain on tx (see local.deliver).
+// DeliverTx accepts the message into the local domain on tx (see local.accept). The message is built from
+// the resources the route parsed when it checked them (KoppeltaalResource.Parsed): no encode and parse of
+// the resources on the way, the tree goes to the mailbox port as it is, which encodes the body once.
 func (o *Outbound) DeliverTx(ctx context.Context, tx *store.Tx, d adapters.Delivery) error {
 	m, _, err := o.message(d)
 	if err != nil {
 		return err
 	}
-	msg, err := client.BuildMessage(m, client.BuildOptions{Domain: o.local.caller.DomainName, ResourceBase: o.ResourceBase,
-		SourceName: o.SourceName, MessageID: client.MessageIDFor(d.IdempotencyKey)})
+	opts := client.BuildOptions{Domain: o.local.caller.DomainName, ResourceBase: o.ResourceBase,
+		SourceName: o.SourceName, MessageID: client.MessageIDFor(d.IdempotencyKey)}
+	var msg *dstu1.Bundle
+	if parsed := parsedResources(d.Koppeltaal); parsed != nil {
+		msg, err = client.BuildMessageFrom(m, parsed, opts)
+	} else {
+		msg, err = client.BuildMessage(m, opts)
+	}
 	if err != nil {
 		return err
 	}
 	return o.local.accept(ctx, tx, msg)
+}
+
+// parsedResources are the trees of kt's resources the route parsed, or nil when one is missing (a
+// delivery read back from the store).
+func parsedResources(kt *adapters.KoppeltaalMessage) []*dstu1.Resource {
+	out := make([]*dstu1.Resource, len(kt.Resources))
+	for i, r := range kt.Resources {
+		if r.Parsed == nil {
+			return nil
+		}
+		out[i] = r.Parsed
+	}
+	return out
 }
 
 // Deliver posts the message to the remote server with the known versions; a 409 refreshes versions and

@@ -64,10 +64,56 @@ func ResourceURL(base, typ, id string) string {
 // BuildMessage turns a declared message into a DSTU1 message bundle: MessageHeader first (identifier,
 // timestamp, event, source, data → the focal resource, MessageHeader#Patient), the domain and message tags,
 // and one entry per resource with entry id and self link (versioned when the server issued a version).
-// The bundle is parsed back with the codec, so a resource body that is not valid DSTU1 is an error here.
+// The resources are parsed with the codec (ParseResources), so a resource body that is not valid DSTU1 is
+// an error here.
 func BuildMessage(m Message, o BuildOptions) (*dstu1.Bundle, error) {
+	resources, err := ParseResources(m)
+	if err != nil {
+		return nil, err
+	}
+	return BuildMessageFrom(m, resources, o)
+}
+
+// ParseResources checks the declared resources and parses their bodies with the codec, in the order of
+// m.Resources: the content BuildMessageFrom puts in the message. A route checks a message once with them
+// and hands them on, so the message it delivers is built without encoding and parsing them again.
+func ParseResources(m Message) ([]*dstu1.Resource, error) {
 	if m.Event == "" || len(m.Resources) == 0 {
 		return nil, fmt.Errorf("build message: an event and at least one resource are needed")
+	}
+	out := make([]*dstu1.Resource, len(m.Resources))
+	for i, r := range m.Resources {
+		if r.ID == "" || r.Type == "" {
+			return nil, fmt.Errorf("build message: resource %d needs a type and an id", i+1)
+		}
+		content := make(map[string]any, len(r.Body)+2)
+		for k, v := range r.Body {
+			content[k] = v
+		}
+		if otherKinds[r.Type] {
+			content["resourceType"] = "Other"
+			if _, ok := content["code"]; !ok {
+				content["code"] = map[string]any{"coding": []any{map[string]any{"system": dstu1.SystemOtherResourceUsage, "code": r.Type, "display": r.Type}}}
+			}
+		} else {
+			content["resourceType"] = r.Type
+		}
+		b, err := json.Marshal(content)
+		if err != nil {
+			return nil, fmt.Errorf("build message: resource %d (%s): %w", i+1, r.Type, err)
+		}
+		if out[i], err = dstu1.ParseResource(b, dstu1.FormatJSON); err != nil {
+			return nil, fmt.Errorf("build message: the resources are not valid DSTU1: %s %s: %w", r.Type, r.ID, err)
+		}
+	}
+	return out, nil
+}
+
+// BuildMessageFrom is BuildMessage with m's resources parsed already (ParseResources of m). The bundle
+// holds those trees, not copies; they are not changed.
+func BuildMessageFrom(m Message, resources []*dstu1.Resource, o BuildOptions) (*dstu1.Bundle, error) {
+	if m.Event == "" || len(m.Resources) == 0 || len(resources) != len(m.Resources) {
+		return nil, fmt.Errorf("build message: an event and at least one resource (parsed) are needed")
 	}
 	if o.Domain == "" || o.ResourceBase == "" {
 		return nil, fmt.Errorf("build message: domain and resource base are needed")
@@ -80,79 +126,47 @@ func BuildMessage(m Message, o BuildOptions) (*dstu1.Bundle, error) {
 	if msgID == "" {
 		msgID = uuid.NewString()
 	}
-	version := func(u string) string {
-		if o.Version == nil {
-			return ""
-		}
-		return o.Version(u)
-	}
 	self := func(u string) string {
-		if v := version(u); v != "" {
-			return u + "/_history/" + v
+		if o.Version != nil {
+			if v := o.Version(u); v != "" {
+				return u + "/_history/" + v
+			}
 		}
 		return u
 	}
-	var entries []any
-	focal := ""
+	urls := make([]string, len(m.Resources))
 	for i, r := range m.Resources {
 		if r.ID == "" || r.Type == "" {
 			return nil, fmt.Errorf("build message: resource %d needs a type and an id", i+1)
 		}
-		u := ResourceURL(o.ResourceBase, r.Type, r.ID)
-		if i == 0 {
-			focal = self(u)
-		}
-		content := map[string]any{}
-		for k, v := range r.Body {
-			content[k] = v
-		}
-		if otherKinds[r.Type] {
-			content["resourceType"] = "Other"
-			if _, ok := content["code"]; !ok {
-				content["code"] = map[string]any{"coding": []any{map[string]any{"system": dstu1.SystemOtherResourceUsage, "code": r.Type, "display": r.Type}}}
-			}
-		} else {
-			content["resourceType"] = r.Type
-		}
-		entries = append(entries, map[string]any{
-			"id":      u,
-			"link":    []any{map[string]any{"rel": "self", "href": self(u)}},
-			"content": content,
-		})
+		urls[i] = ResourceURL(o.ResourceBase, r.Type, r.ID)
 	}
-	header := map[string]any{
-		"resourceType": "MessageHeader",
-		"identifier":   msgID,
-		"timestamp":    now.Format(time.RFC3339),
-		"event":        map[string]any{"system": dstu1.SystemMessageEvents, "code": m.Event, "display": m.Event},
-		"source": map[string]any{"name": o.SourceName, "software": orDefault(o.SourceSoftware, "Koppelpoort"),
-			"version": orDefault(o.SourceVersion, "1.3.5"), "endpoint": o.ResourceBase},
-		"data": []any{map[string]any{"reference": focal}},
-	}
+	patient := ""
 	if m.Patient != "" {
-		header["extension"] = []any{map[string]any{"url": dstu1.ExtMessageHeaderPatient,
-			"valueResource": map[string]any{"reference": self(PatientURL(o.ResourceBase, m.Patient))}}}
+		patient = self(PatientURL(o.ResourceBase, m.Patient))
 	}
+	mh := dstu1.NewMessageHeader(dstu1.MessageHeaderFields{
+		Identifier: msgID,
+		Timestamp:  now.Format(time.RFC3339),
+		Event:      dstu1.Coding{System: dstu1.SystemMessageEvents, Code: m.Event, Display: m.Event},
+		Source: dstu1.Source{Name: o.SourceName, Software: orDefault(o.SourceSoftware, "Koppelpoort"),
+			Version: orDefault(o.SourceVersion, "1.3.5"), Endpoint: o.ResourceBase},
+		Data:    []string{self(urls[0])},
+		Patient: patient,
+	})
+	if o.SourceName == "" {
+		// As the message has always been sent: with an empty name rather than none.
+		src := mh.Child("source")
+		src.Children = append([]*dstu1.Node{dstu1.NewPrimitive("name", "")}, src.Children...)
+	}
+	b := dstu1.NewMessageBundle("urn:uuid:"+msgID, o.Domain)
+	b.Updated = now.Format(time.RFC3339)
 	headerURL := strings.TrimRight(o.ResourceBase, "/") + "/MessageHeader/" + msgID
-	bundle := map[string]any{
-		"resourceType": "Bundle",
-		"id":           "urn:uuid:" + msgID,
-		"updated":      now.Format(time.RFC3339),
-		"category": []any{
-			map[string]any{"term": dstu1.KoppeltaalBase + "Domain#" + o.Domain, "label": o.Domain, "scheme": "http://hl7.org/fhir/tag/security"},
-			map[string]any{"term": "http://hl7.org/fhir/tag/message", "scheme": "http://hl7.org/fhir/tag"},
-		},
-		"entry": append([]any{map[string]any{"id": headerURL, "link": []any{map[string]any{"rel": "self", "href": headerURL}}, "content": header}}, entries...),
+	b.AddEntry(mh.Resource, headerURL, headerURL)
+	for i, u := range urls {
+		b.AddEntry(resources[i], u, self(u))
 	}
-	b, err := json.Marshal(bundle)
-	if err != nil {
-		return nil, fmt.Errorf("build message: %w", err)
-	}
-	parsed, err := dstu1.ParseBundle(b, dstu1.FormatJSON)
-	if err != nil {
-		return nil, fmt.Errorf("build message: the resources are not valid DSTU1: %w", err)
-	}
-	return parsed, nil
+	return b, nil
 }
 
 // MessageIDFor derives a stable message identifier (a UUID) from an idempotency key.
