@@ -144,7 +144,13 @@ func drop(t testing.TB, dir, name, content string) {
 	} else {
 		b = []byte(content)
 	}
-	if err := os.WriteFile(filepath.Join(inbox, name), b, 0o644); err != nil {
+	// Written beside the inbox and renamed into it: the routes read with min_age 0s, and a poll between
+	// the create and the write of os.WriteFile took an empty export (0 rows, on a busy machine).
+	tmp := filepath.Join(dir, "."+name+".part")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(inbox, name)); err != nil {
 		t.Fatal(err)
 	}
 }
