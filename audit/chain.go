@@ -98,7 +98,7 @@ func (r *Recorder) Seal(ctx context.Context) (int, error) {
 		n, more := 0, false
 		err := r.st.Update(ctx, func(tx *store.Tx) error {
 			var err error
-			n, more, err = r.sealBatch(ctx, tx)
+			n, more, err = r.sealOne(ctx, tx)
 			return err
 		})
 		if err != nil {
@@ -111,9 +111,9 @@ func (r *Recorder) Seal(ctx context.Context) (int, error) {
 	}
 }
 
-// sealBatch writes one seal of the records that appeared in the gaps and up
+// sealOne writes one seal of the records that appeared in the gaps and up
 // to sealBatch new ones; more reports that there may be more new ones.
-func (r *Recorder) sealBatch(ctx context.Context, tx *store.Tx) (n int, more bool, err error) {
+func (r *Recorder) sealOne(ctx context.Context, tx *store.Tx) (n int, more bool, err error) {
 	st, err := tx.AuditSealState(ctx)
 	if err != nil {
 		return 0, false, err
