@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -9,7 +10,9 @@ import (
 // ExplainClaimSQLite returns SQLite's query plan for the claim query's inner select.
 func ExplainClaimSQLite(t *testing.T, path string) string {
 	t.Helper()
-	return explainSQLite(t, path, `SELECT id FROM `+waitingFrom(SQLite, Filter{})+` WHERE instance_id = ? AND status = 'New' AND is_expired = FALSE AND event = ? ORDER BY id LIMIT 1`, 1, "E")
+	f := Filter{Event: "E"}
+	cond, args := f.where([]any{1, 1})
+	return explainSQLite(t, path, nextWaitingSQL(SQLite, f, cond), args...)
 }
 
 // ExplainReplaceOlderSQLite returns SQLite's query plan for ReplaceOlder's update.
@@ -58,4 +61,43 @@ func OpenAtVersion(t *testing.T, dsn string, version int) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// ExplainWaitingPostgres returns PostgreSQL's generic plans (the ones a prepared statement keeps) for the
+// claim's inner select and HasNew's count of instance's waiting entries.
+func ExplainWaitingPostgres(t *testing.T, s *Store, instanceID int64) (claim, hasNew string) {
+	t.Helper()
+	conn, err := s.r.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	f := Filter{}
+	cond, _ := f.where(nil)
+	id := strconv.FormatInt(instanceID, 10)
+	explain := func(name, q string) string {
+		var b strings.Builder
+		for i := 1; strings.Contains(q, "?"); i++ {
+			q = strings.Replace(q, "?", "$"+strconv.Itoa(i), 1)
+		}
+		for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "DEALLOCATE ALL", "PREPARE " + name + " AS " + q} {
+			if _, err := conn.ExecContext(context.Background(), stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		rows, err := conn.QueryContext(context.Background(), "EXPLAIN EXECUTE "+name+"("+id+", "+id+")")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(line + "\n")
+		}
+		return b.String()
+	}
+	return explain("claim_look", nextWaitingSQL(Postgres, f, cond)), explain("has_new", hasNewSQL(Postgres, f, cond))
 }

@@ -53,8 +53,8 @@ func (s *Store) closeReadStmts() {
 // SQLite: no turn of the one writer).
 func (s *Store) HasNew(ctx context.Context, instanceID int64, f Filter) (bool, error) {
 	f.Status = ""
-	cond, args := f.where([]any{instanceID})
-	st, err := s.readStmt(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM "+waitingFrom(s.dialect, f)+" WHERE instance_id = ? AND status = 'New'"+cond+" LIMIT 1) AS waiting")
+	cond, args := f.where([]any{instanceID, instanceID})
+	st, err := s.readStmt(ctx, hasNewSQL(s.dialect, f, cond))
 	if err != nil {
 		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, unavailable(err))
 	}
@@ -63,6 +63,11 @@ func (s *Store) HasNew(ctx context.Context, instanceID int64, f Filter) (bool, e
 		return false, fmt.Errorf("look for new entries of instance %d: %w", instanceID, unavailable(err))
 	}
 	return n > 0, nil
+}
+
+// hasNewSQL counts (0 or 1) the instance's waiting entries matching cond (f.where's); see waitingLook.
+func hasNewSQL(d Dialect, f Filter, cond string) string {
+	return "SELECT COUNT(*) FROM (SELECT 1 FROM " + waitingFrom(d, f) + " WHERE " + waitingLook + cond + " LIMIT 1) AS waiting"
 }
 
 // MessageWithBody returns a committed message's metadata and its stored body

@@ -746,3 +746,39 @@ func TestSubscribersSeeChangesAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestPostgresClaimLooksUseTheWaitingIndex: the plan PostgreSQL keeps for a prepared claim look (a generic
+// one, blind to which instance) reads the instance's open entries by an index on the instance, never the
+// primary key or the whole table — those read every row of an instance with nothing waiting and every
+// consumed row before the first New one (seconds a claim with 1,000,000 rows).
+func TestPostgresClaimLooksUseTheWaitingIndex(t *testing.T) {
+	b := storetest.NewPostgres(t)
+	s := b.Open(t)
+	dID, busy := fixture(t, s, "Big", "busy")
+	_, idle := fixture(t, s, "Small", "idle")
+	ids := queueMessages(t, s, dID, busy, 1)
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
+			status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at)
+			SELECT ?, ?, (SELECT message_id FROM queue WHERE id = ?), 'E', '', '', CASE WHEN i > 19000 THEN 'New' ELSE 'Success' END,
+			1, 'v', 0, '', '', 1 FROM generate_series(1, 20000) AS i`, dID, busy, ids[0]); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "ANALYZE queue")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, instance := range []int64{busy, idle} {
+		claim, hasNew := store.ExplainWaitingPostgres(t, s, instance)
+		if !strings.Contains(claim, "queue_claim_live") {
+			t.Errorf("instance %d: the claim does not walk queue_claim_live:\n%s", instance, claim)
+		}
+		for name, plan := range map[string]string{"claim": claim, "HasNew": hasNew} {
+			if strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "queue_pkey") {
+				t.Errorf("instance %d: the %s look reads the whole queue:\n%s", instance, name, plan)
+			}
+		}
+	}
+}
