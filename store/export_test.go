@@ -77,10 +77,7 @@ func ExplainWaitingPostgres(t *testing.T, s *Store, instanceID int64) (claim, ha
 	id := strconv.FormatInt(instanceID, 10)
 	explain := func(name, q string) string {
 		var b strings.Builder
-		for i := 1; strings.Contains(q, "?"); i++ {
-			q = strings.Replace(q, "?", "$"+strconv.Itoa(i), 1)
-		}
-		for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "DEALLOCATE ALL", "PREPARE " + name + " AS " + q} {
+		for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "DEALLOCATE ALL", "PREPARE " + name + " AS " + s.r.Rebind(q)} {
 			if _, err := conn.ExecContext(context.Background(), stmt); err != nil {
 				t.Fatalf("%s: %v", stmt, err)
 			}
