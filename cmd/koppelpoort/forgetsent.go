@@ -33,11 +33,7 @@ Without --yes it prints how many hashes it would forget and changes nothing.`,
 			if route == "" {
 				return fmt.Errorf("say which route: --route NAME (its name: in the route file)")
 			}
-			cfg, err := loadConfig(f, os.Getenv)
-			if err != nil {
-				return err
-			}
-			st, err := openExistingStore(cmd.Context(), cfg, f)
+			_, st, err := openConfiguredStore(cmd.Context(), f, true)
 			if err != nil {
 				return err
 			}

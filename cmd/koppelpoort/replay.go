@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,11 +40,7 @@ queues in the store and run when 'koppelpoort serve' starts.`,
 			if !all && route == "" && len(ids) == 0 {
 				return fmt.Errorf("say what to replay: --all, --route NAME or --id ID")
 			}
-			cfg, err := loadConfig(f, os.Getenv)
-			if err != nil {
-				return err
-			}
-			st, err := openExistingStore(cmd.Context(), cfg, f)
+			_, st, err := openConfiguredStore(cmd.Context(), f, true)
 			if err != nil {
 				return err
 			}
