@@ -24,9 +24,10 @@ type TLSFiles struct {
 	ClientAuth string
 }
 
-// TLSPollInterval is how often the certificate files are looked at; a change is loaded once the files have
-// stayed the same for one more look, so a certificate and key written one after the other are read together.
-var TLSPollInterval = 2 * time.Second
+// tlsPollInterval is how often the certificate files are looked at (nanoseconds; 2 s, tests set less); a
+// change is loaded once the files have stayed the same for one more look, so a certificate and key written
+// one after the other are read together. Atomic: a watcher of an earlier server may still be reading it.
+var tlsPollInterval = func() *atomic.Int64 { var v atomic.Int64; v.Store(int64(2 * time.Second)); return &v }()
 
 // hstsValue is the Strict-Transport-Security header of every reply over TLS: one year, as the NCSC advises.
 // No includeSubDomains: other hosts of the domain are not ours to decide for.
@@ -132,7 +133,7 @@ func (t *TLS) Reload(trigger string) error {
 
 // Watch reloads when a file changes (its modification time or size), until ctx ends.
 func (t *TLS) Watch(ctx context.Context) error {
-	tick := time.NewTicker(TLSPollInterval)
+	tick := time.NewTicker(time.Duration(tlsPollInterval.Load()))
 	defer tick.Stop()
 	pending := ""
 	for {

@@ -161,9 +161,8 @@ func servedCN(t *testing.T, base string, ca *testkit.CA) string {
 // A certificate written over the old files is served after Reload (SIGHUP) and, without a signal, once the
 // watcher sees the files change; a broken pair (a key of another certificate) keeps the old one and says why.
 func TestTLSReloadsTheCertificate(t *testing.T) {
-	old := TLSPollInterval
-	TLSPollInterval = 20 * time.Millisecond
-	defer func() { TLSPollInterval = old }()
+	old := tlsPollInterval.Swap(int64(20 * time.Millisecond))
+	defer tlsPollInterval.Store(old)
 	ca := testkit.NewCA(t, "test CA")
 	base, files, logs := tlsServer(t, ca, TLSFiles{}, testkit.CertOptions{CommonName: "first"})
 	if cn := servedCN(t, base, ca); cn != "first" {
