@@ -22,9 +22,12 @@ import (
 // transactions (a failover to an asynchronous standby, a restore) hands the
 // same ids to other messages (issue 15: a cached message of one patient was
 // served for another patient's queue entry). So an entry is only used for a
-// queue row whose message fields (domain, event, focal resource, patient,
-// created_at, all copied into the row when it is queued) match the cached
-// message, and the whole cache starts over when the store's Epoch moves.
+// queue row whose message fields (MessageHeader identifier, domain, event,
+// focal resource, patient, created_at, all copied into the row when it is
+// queued) match the cached message, and the whole cache starts over when the
+// store's Epoch moves. The identifier is the sender's UUID: the one field a
+// message under a reused id cannot share by chance (the same patient posted
+// again in the same microsecond matches everything else).
 //
 // An entry holds the message in the form a recipient of one api-version gets
 // before the per-recipient MessageHeader fields are set (1.3.3 recipients:
@@ -69,9 +72,12 @@ func (c *msgCache) fits(bodySize int) bool {
 }
 
 // isMessageOf reports whether m is the message queue entry e was queued for.
+// An entry queued before migration 0027 has an empty MessageIdentifier: for it
+// the other copied fields decide, as they did before.
 func isMessageOf(m store.Message, e store.Entry) bool {
 	return m.ID == e.MessageID && m.DomainID == e.DomainID && m.CreatedAt == e.CreatedAt &&
-		m.Event == e.Event && m.FocalRef == e.FocalRef && m.PatientRef == e.PatientRef
+		m.Event == e.Event && m.FocalRef == e.FocalRef && m.PatientRef == e.PatientRef &&
+		(e.MessageIdentifier == "" || m.MessageIdentifier == e.MessageIdentifier)
 }
 
 // syncEpoch empties the cache when the store's epoch moved (c.mu held).

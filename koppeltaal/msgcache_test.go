@@ -96,14 +96,18 @@ func TestMsgCacheBounds(t *testing.T) {
 // same id with other message fields (a reused id, issue 15) is a miss that
 // drops the stale entry, and a moved store epoch empties the cache.
 func TestMsgCacheChecksIdentity(t *testing.T) {
-	msg := store.Message{ID: 7, DomainID: 1, Event: "CreateOrUpdatePatient", FocalRef: "https://a.example/Patient/1",
-		PatientRef: "https://a.example/Patient/1", CreatedAt: 1000}
-	entry := store.Entry{ID: 3, MessageID: 7, DomainID: 1, Event: msg.Event, FocalRef: msg.FocalRef, PatientRef: msg.PatientRef, CreatedAt: 1000}
+	const ident = "5b0c1f8e-0d7a-4a53-9d6e-2f4c8a1b3e70"
+	msg := store.Message{ID: 7, DomainID: 1, Event: "CreateOrUpdatePatient", MessageIdentifier: ident,
+		FocalRef: "https://a.example/Patient/1", PatientRef: "https://a.example/Patient/1", CreatedAt: 1000}
+	entry := store.Entry{ID: 3, MessageID: 7, MessageIdentifier: ident, DomainID: 1, Event: msg.Event, FocalRef: msg.FocalRef,
+		PatientRef: msg.PatientRef, CreatedAt: 1000}
 	k := msgKey{messageID: 7}
 	for _, tt := range []struct {
 		name   string
 		change func(e *store.Entry)
 	}{
+		// Everything else equal: the same patient posted again within the microsecond.
+		{"message identifier", func(e *store.Entry) { e.MessageIdentifier = "0a2f35d0-6c1e-4f7b-8e21-9b3d5c7a1f42" }},
 		{"created_at", func(e *store.Entry) { e.CreatedAt++ }},
 		{"patient", func(e *store.Entry) { e.PatientRef = "https://a.example/Patient/2" }},
 		{"focal resource", func(e *store.Entry) { e.FocalRef = "https://a.example/CarePlan/1" }},
@@ -129,6 +133,12 @@ func TestMsgCacheChecksIdentity(t *testing.T) {
 	}
 	c := newMsgCache(10, 1<<20, 1<<20)
 	cached, size := cacheForm(cacheTestBundle(), 0)
+	old := entry // queued before migration 0027: the other fields decide
+	old.MessageIdentifier = ""
+	c.put(k, msg, cached, size, 0)
+	if _, _, ok := c.get(k, old, 0); !ok {
+		t.Fatal("miss for the message's entry queued without an identifier")
+	}
 	c.put(k, msg, cached, size, 4)
 	if _, _, ok := c.get(k, entry, 5); ok || c.ll.Len() != 0 {
 		t.Fatal("entry kept after the epoch moved")

@@ -375,8 +375,8 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, e store.Entry, 
 	}
 	if !isMessageOf(m, e) {
 		// The queue row and the message row disagree: they cannot both be from one database.
-		return m, nil, fmt.Errorf("queue entry %d does not match its message %d (%s %s created %d, entry %s %s created %d)",
-			e.ID, m.ID, m.Event, m.FocalRef, m.CreatedAt, e.Event, e.FocalRef, e.CreatedAt)
+		return m, nil, fmt.Errorf("queue entry %d does not match its message %d (%s %s %s created %d, entry %s %s %s created %d)",
+			e.ID, m.ID, m.MessageIdentifier, m.Event, m.FocalRef, m.CreatedAt, e.MessageIdentifier, e.Event, e.FocalRef, e.CreatedAt)
 	}
 	// Checked when it was posted: a stricter value check of a newer version must not lock it away.
 	b, err := dstu1.Limits{MaxBytes: 4 * s.cfg.MaxBodyBytes, SkipValueChecks: true}.ParseBundle(body, formatFromName(format))

@@ -421,8 +421,9 @@ func writePrefillRows(ctx context.Context, tx *store.Tx, doms []*prefillDomain, 
 		if r.due {
 			status = store.StatusSuccess
 		}
-		if _, err := tx.QueueForAll(ctx, store.Entry{DomainID: d.id, MessageID: msgID, Event: EventPatient, PatientRef: r.patient,
-			FocalRef: r.patient, Status: status, StatusChangedAt: r.at, Version: r.version, CreatedAt: r.at}, d.recipients); err != nil {
+		if _, err := tx.QueueForAll(ctx, store.Entry{DomainID: d.id, MessageID: msgID, MessageIdentifier: r.id, Event: EventPatient,
+			PatientRef: r.patient, FocalRef: r.patient, Status: status, StatusChangedAt: r.at, Version: r.version,
+			CreatedAt: r.at}, d.recipients); err != nil {
 			return err
 		}
 		if err := tx.InsertReceipt(ctx, store.Receipt{SenderInstanceID: d.senderID, MessageIdentifier: r.id, RequestHash: r.requestHash,

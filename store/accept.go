@@ -21,7 +21,7 @@ type Accepted struct {
 	// Versions get MessageID set to the stored message; URLs must be distinct.
 	Versions []ResourceVersion
 	// Recipients are the instances that get a queue entry: Message's domain,
-	// event, patient, focal resource and version, created at Message.CreatedAt.
+	// identifier, event, patient, focal resource and version, created at Message.CreatedAt.
 	Recipients []int64
 	// Receipt, unless nil, is stored with MessageID set and created at Message.CreatedAt (decision 18).
 	Receipt *Receipt
@@ -102,9 +102,9 @@ v AS (INSERT INTO resource_versions (resource_id, version, message_id, created_a
 o AS (UPDATE queue SET status = '` + StatusReplacedByNewVersion + `', status_changed_at = $13, claim_deadline = NULL, version = $11
 	WHERE $9 <> '' AND focal_ref = $9 AND event = $5 AND instance_id = ANY($20::bigint[])
 	AND status NOT IN ('` + StatusSuccess + `', '` + StatusReplacedByNewVersion + `')),
-q AS (INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref, status, status_changed_at,
-		version, retry_count, exception, fetched_api_version, created_at)
-	SELECT $3, i.id, m.id, $5, $8, $9, '` + StatusNew + `', $13, $11, 0, '', '', $13
+q AS (INSERT INTO queue (domain_id, instance_id, message_id, message_identifier, event, patient_ref, focal_ref, status,
+		status_changed_at, version, retry_count, exception, fetched_api_version, created_at)
+	SELECT $3, i.id, m.id, $6, $5, $8, $9, '` + StatusNew + `', $13, $11, 0, '', '', $13
 	FROM m, unnest($20::bigint[]) WITH ORDINALITY AS i(id, n) ORDER BY i.n
 	RETURNING id),
 c AS (INSERT INTO post_receipts (sender_instance_id, message_identifier, request_hash, message_id, response_data, created_at)
@@ -129,8 +129,8 @@ func (t *Tx) acceptSQLite(ctx context.Context, a Accepted) (int64, []int64, erro
 	if err := t.PutResourceVersions(ctx, rvs); err != nil {
 		return 0, nil, err
 	}
-	entries, err := t.QueueForAll(ctx, Entry{DomainID: m.DomainID, MessageID: msgID, Event: m.Event,
-		PatientRef: m.PatientRef, FocalRef: m.FocalRef, Status: StatusNew, StatusChangedAt: m.CreatedAt,
+	entries, err := t.QueueForAll(ctx, Entry{DomainID: m.DomainID, MessageID: msgID, MessageIdentifier: m.MessageIdentifier,
+		Event: m.Event, PatientRef: m.PatientRef, FocalRef: m.FocalRef, Status: StatusNew, StatusChangedAt: m.CreatedAt,
 		Version: m.Version, CreatedAt: m.CreatedAt}, a.Recipients)
 	if err != nil {
 		return 0, nil, err

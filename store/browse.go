@@ -293,7 +293,7 @@ func (t *Tx) RecipientsOf(ctx context.Context, ids []int64) ([]Recipient, error)
 		return nil, nil
 	}
 	var rs []Recipient
-	q, args := inQueryInt(`SELECT q.id, q.domain_id, q.instance_id, q.message_id, q.event, q.patient_ref, q.focal_ref, q.status,
+	q, args := inQueryInt(`SELECT q.id, q.domain_id, q.instance_id, q.message_id, q.message_identifier, q.event, q.patient_ref, q.focal_ref, q.status,
 		q.status_changed_at, q.version, COALESCE(q.claim_deadline, 0) AS claim_deadline, q.retry_count, q.exception,
 		q.fetched_api_version, q.created_at, i.username, a.ident AS app_ident, q.status_history
 		FROM queue q JOIN app_instances i ON i.id = q.instance_id JOIN applications a ON a.id = i.application_id

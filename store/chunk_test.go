@@ -41,7 +41,7 @@ func TestStatementsBeyondTheBindLimit(t *testing.T) {
 			if len(known) != 9000 {
 				return fmt.Errorf("%d of 9000 resources found", len(known))
 			}
-			// 3,500 instances × 10 parameters is beyond SQLite's limit (PostgreSQL's POST queues with arrays).
+			// 3,500 instances × 11 parameters is beyond SQLite's limit (PostgreSQL's POST queues with arrays).
 			n := 3500
 			if b.Name == "postgres" {
 				n = 50

@@ -166,3 +166,98 @@ func TestHasNew(t *testing.T) {
 		}
 	})
 }
+
+// Every way of queueing copies the message's MessageHeader.identifier into its queue rows (migration 0027:
+// the message cache tells messages under a reused id apart by it, issue 15) — Accept (one statement on
+// PostgreSQL, QueueForAll on SQLite), QueueForAll and InsertEntry — and every read of queue rows returns it.
+func TestQueueRowsCarryTheMessageIdentifier(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t)
+		domainID, a := fixture(t, s, "D", "a")
+		_, bb := fixture(t, s, "D", "b")
+		const event = "CreateOrUpdatePatient"
+		ident := map[int64]string{} // message id → identifier
+		err := s.Update(ctx, func(tx *store.Tx) error {
+			msg := func(identifier string) store.Message {
+				return store.Message{DomainID: domainID, SenderInstanceID: a, Event: event, MessageIdentifier: identifier,
+					FocalRef: "http://x/Patient/" + identifier, Version: "v", CreatedAt: 1}
+			}
+			mid, _, err := tx.Accept(ctx, store.Accepted{Format: "json", Body: []byte("{}"), Message: msg("id-accept"),
+				Recipients: []int64{a, bb}})
+			if err != nil {
+				return err
+			}
+			ident[mid] = "id-accept"
+			if mid, err = tx.InsertMessage(ctx, msg("id-fanout")); err != nil {
+				return err
+			}
+			ident[mid] = "id-fanout"
+			if _, err := tx.QueueForAll(ctx, store.Entry{DomainID: domainID, MessageID: mid, MessageIdentifier: "id-fanout",
+				Event: event, Status: store.StatusNew, StatusChangedAt: 1, Version: "v", CreatedAt: 1}, []int64{a, bb}); err != nil {
+				return err
+			}
+			if mid, err = tx.InsertMessage(ctx, msg("id-one")); err != nil {
+				return err
+			}
+			ident[mid] = "id-one"
+			_, err = tx.InsertEntry(ctx, store.Entry{DomainID: domainID, InstanceID: a, MessageID: mid, MessageIdentifier: "id-one",
+				Event: event, Status: store.StatusNew, StatusChangedAt: 1, Version: "v", CreatedAt: 1})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(how string, es ...store.Entry) {
+			t.Helper()
+			if len(es) == 0 {
+				t.Errorf("%s: no entries", how)
+			}
+			for _, e := range es {
+				if e.MessageIdentifier != ident[e.MessageID] {
+					t.Errorf("%s: entry %d of message %d has identifier %q, want %q", how, e.ID, e.MessageID, e.MessageIdentifier, ident[e.MessageID])
+				}
+			}
+		}
+		err = s.Update(ctx, func(tx *store.Tx) error {
+			var ids []int64
+			for mid := range ident {
+				es, err := tx.EntriesOfMessage(ctx, mid)
+				if err != nil {
+					return err
+				}
+				check("EntriesOfMessage", es...)
+				ids = append(ids, mid)
+			}
+			rs, err := tx.RecipientsOf(ctx, ids)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				check("RecipientsOf", r.Entry)
+			}
+			es, _, err := tx.Search(ctx, a, store.Filter{}, 0, 10)
+			if err != nil {
+				return err
+			}
+			check("Search", es...)
+			e, err := tx.ClaimNext(ctx, a, store.Filter{}, store.Claim{Now: 2, Deadline: 3, Version: "c"})
+			if err != nil {
+				return err
+			}
+			check("ClaimNext", e)
+			if e, err = tx.EntryForInstance(ctx, a, e.ID); err != nil {
+				return err
+			}
+			check("EntryForInstance", e)
+			es, err = tx.TakeNew(ctx, bb, "", 10, store.Claim{Now: 2, Version: "c"})
+			if err != nil {
+				return err
+			}
+			check("TakeNew", es...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

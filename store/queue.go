@@ -10,11 +10,15 @@ import (
 )
 
 // Entry is one row of an instance's mailbox (SPEC.md §14 ApplicationMessages).
+// The message's domain, identifier, event, patient, focal resource and
+// created_at are copied into it when it is queued: with them a reader can tell
+// the entry's message from another one under a reused message id (issue 15).
 type Entry struct {
 	ID                int64  `db:"id"`
 	DomainID          int64  `db:"domain_id"`
 	InstanceID        int64  `db:"instance_id"`
 	MessageID         int64  `db:"message_id"`
+	MessageIdentifier string `db:"message_identifier"` // the message's MessageHeader.identifier ('' if queued before migration 0027)
 	Event             string `db:"event"`
 	PatientRef        string `db:"patient_ref"`
 	FocalRef          string `db:"focal_ref"`
@@ -29,16 +33,16 @@ type Entry struct {
 	IsExpired         bool   `db:"is_expired"` // the message's body was removed (SPEC.md §10)
 }
 
-const entryCols = `id, domain_id, instance_id, message_id, event, patient_ref, focal_ref, status, status_changed_at,
-	version, COALESCE(claim_deadline, 0) AS claim_deadline, retry_count, exception, fetched_api_version, created_at, is_expired`
+const entryCols = `id, domain_id, instance_id, message_id, message_identifier, event, patient_ref, focal_ref, status,
+	status_changed_at, version, COALESCE(claim_deadline, 0) AS claim_deadline, retry_count, exception, fetched_api_version, created_at, is_expired`
 
 // InsertEntry queues a message for one instance and returns the entry id.
 func (t *Tx) InsertEntry(ctx context.Context, e Entry) (int64, error) {
-	id, err := t.insertID(ctx, `INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
-		status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', '', ?)`,
-		e.DomainID, e.InstanceID, e.MessageID, e.Event, e.PatientRef, e.FocalRef, e.Status, e.StatusChangedAt,
-		e.Version, e.CreatedAt)
+	id, err := t.insertID(ctx, `INSERT INTO queue (domain_id, instance_id, message_id, message_identifier, event,
+		patient_ref, focal_ref, status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', '', ?)`,
+		e.DomainID, e.InstanceID, e.MessageID, e.MessageIdentifier, e.Event, e.PatientRef, e.FocalRef, e.Status,
+		e.StatusChangedAt, e.Version, e.CreatedAt)
 	if err != nil {
 		return 0, fmt.Errorf("queue message %d for instance %d: %w", e.MessageID, e.InstanceID, err)
 	}
@@ -278,7 +282,7 @@ func (t *Tx) QueueForAll(ctx context.Context, e Entry, instanceIDs []int64) ([]i
 		}
 	}
 	var ids []int64
-	for _, c := range chunks(len(instanceIDs), 10, 0) { // below every database's bind limit (maxBinds)
+	for _, c := range chunks(len(instanceIDs), 11, 0) { // below every database's bind limit (maxBinds)
 		part, err := t.insertEntries(ctx, e, instanceIDs[c[0]:c[1]])
 		if err != nil {
 			return nil, err
@@ -291,16 +295,16 @@ func (t *Tx) QueueForAll(ctx context.Context, e Entry, instanceIDs []int64) ([]i
 // insertEntries is QueueForAll's insert of one chunk of instances.
 func (t *Tx) insertEntries(ctx context.Context, e Entry, instanceIDs []int64) ([]int64, error) {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
-		status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at) VALUES `)
-	args := make([]any, 0, 10*len(instanceIDs))
+	b.WriteString(`INSERT INTO queue (domain_id, instance_id, message_id, message_identifier, event, patient_ref,
+		focal_ref, status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at) VALUES `)
+	args := make([]any, 0, 11*len(instanceIDs))
 	for i, inst := range instanceIDs {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', '', ?)")
-		args = append(args, e.DomainID, inst, e.MessageID, e.Event, e.PatientRef, e.FocalRef, e.Status, e.StatusChangedAt,
-			e.Version, e.CreatedAt)
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', '', ?)")
+		args = append(args, e.DomainID, inst, e.MessageID, e.MessageIdentifier, e.Event, e.PatientRef, e.FocalRef,
+			e.Status, e.StatusChangedAt, e.Version, e.CreatedAt)
 	}
 	b.WriteString(" RETURNING id")
 	var ids []int64

@@ -45,7 +45,9 @@ func fixture(t testing.TB, s *store.Store, domain, user string) (domainID, insta
 	return domainID, instanceID
 }
 
-// queueMessages stores n messages each queued for instanceID, returning the entry ids.
+// queueMessages stores n messages each queued for instanceID, returning the entry ids. The queue rows are
+// written with the columns of migration 0001 (no MessageIdentifier: an entry as queued before migration
+// 0027), so that upgrade tests can queue on an old schema.
 func queueMessages(t testing.TB, s *store.Store, domainID, instanceID int64, n int) []int64 {
 	t.Helper()
 	var ids []int64
@@ -56,9 +58,9 @@ func queueMessages(t testing.TB, s *store.Store, domainID, instanceID int64, n i
 			if err != nil {
 				return err
 			}
-			id, err := tx.InsertEntry(ctx, store.Entry{DomainID: domainID, InstanceID: instanceID, MessageID: mid,
-				Event: "CreateOrUpdatePatient", FocalRef: fmt.Sprint("http://x/Patient/", i), Status: store.StatusNew,
-				StatusChangedAt: 1, Version: "v", CreatedAt: 1})
+			id, err := tx.InsertID(ctx, `INSERT INTO queue (domain_id, instance_id, message_id, event, focal_ref, status,
+				status_changed_at, version, created_at) VALUES (?, ?, ?, 'CreateOrUpdatePatient', ?, ?, 1, 'v', 1)`,
+				domainID, instanceID, mid, fmt.Sprint("http://x/Patient/", i), store.StatusNew)
 			if err != nil {
 				return err
 			}

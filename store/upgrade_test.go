@@ -351,6 +351,62 @@ func TestUpgradeMovesWaitingWebhooks(t *testing.T) {
 	})
 }
 
+// Migration 0027 adds the MessageHeader identifier to queue rows without rewriting the table (on
+// PostgreSQL its file stays the same: a constant default is kept in the catalog, however many rows the
+// queue holds): rows queued before read an empty identifier (the message cache then checks the other
+// copied fields, as before) and stay claimable; rows queued after carry theirs.
+func TestUpgradeQueueMessageIdentifier(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		old := store.OpenAtVersion(t, b.DSN, 26)
+		domainID, inst := schemaV1Fixture(t, old, "D", "a")
+		before := queueMessages(t, old, domainID, inst, 1)
+		filenode := func(s *store.Store) (n int64) {
+			t.Helper()
+			if err := s.View(ctx, func(tx *store.Tx) error {
+				return tx.Get(ctx, &n, "SELECT pg_relation_filenode('queue')::bigint")
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		var node int64
+		if b.Name == "postgres" {
+			node = filenode(old)
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		s := b.Open(t)
+		if b.Name == "postgres" && filenode(s) != node {
+			t.Errorf("migration 0027 rewrote the queue table (file %d, was %d)", filenode(s), node)
+		}
+		var after int64
+		err := s.Update(ctx, func(tx *store.Tx) error {
+			e, err := tx.ClaimNext(ctx, inst, store.Filter{}, store.Claim{Now: 2, Deadline: 3, Version: "c"})
+			if err != nil || e.ID != before[0] || e.MessageIdentifier != "" {
+				return fmt.Errorf("claim of the entry queued before: %+v %v", e, err)
+			}
+			after, err = tx.InsertEntry(ctx, store.Entry{DomainID: domainID, InstanceID: inst, MessageID: e.MessageID,
+				MessageIdentifier: "m0", Event: e.Event, Status: store.StatusNew, StatusChangedAt: 2, Version: "v", CreatedAt: 2})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.View(ctx, func(tx *store.Tx) error {
+			e, err := tx.EntryForInstance(ctx, inst, after)
+			if err != nil || e.MessageIdentifier != "m0" {
+				return fmt.Errorf("entry queued after the upgrade: %+v %v", e, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // An older binary started on a schema a newer one migrated refuses to start with a message that says
 // what to do (docs/operations.md, upgrades: a rollback after a migration).
 func TestOlderBinaryRefusesNewerSchema(t *testing.T) {

@@ -518,8 +518,9 @@ func (g *Registry) publish(ctx context.Context, tx *store.Tx, d Definition, r *d
 			return 0, err
 		}
 		for _, s := range subs {
-			eid, err := tx.InsertEntry(ctx, store.Entry{DomainID: dm.ID, InstanceID: s.InstanceID, MessageID: msgID, Event: Event,
-				FocalRef: focal, Status: store.StatusNew, StatusChangedAt: now.UnixMicro(), Version: v, CreatedAt: now.UnixMicro()})
+			eid, err := tx.InsertEntry(ctx, store.Entry{DomainID: dm.ID, InstanceID: s.InstanceID, MessageID: msgID,
+				MessageIdentifier: ident, Event: Event, FocalRef: focal, Status: store.StatusNew, StatusChangedAt: now.UnixMicro(),
+				Version: v, CreatedAt: now.UnixMicro()})
 			if err != nil {
 				return 0, err
 			}

@@ -16,8 +16,8 @@ import (
 
 // forgetNewest makes the database forget the newest message as an
 // asynchronous standby promoted before it received it would (issue 15): its
-// rows are gone and the id counters are back where they were, so the next
-// message gets the same message and queue ids.
+// rows are gone (the resources it created too) and the id counters are back
+// where they were, so the next message gets the same message and queue ids.
 func forgetNewest(t *testing.T, st *store.Store) {
 	t.Helper()
 	err := st.Update(ctx, func(tx *store.Tx) error {
@@ -38,6 +38,10 @@ func forgetNewest(t *testing.T, st *store.Store) {
 				return fmt.Errorf("%s: %w", q, err)
 			}
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM resources
+			WHERE NOT EXISTS (SELECT 1 FROM resource_versions v WHERE v.resource_id = resources.id)`); err != nil {
+			return fmt.Errorf("forget the resources the message created: %w", err)
+		}
 		if _, err := tx.Exec(ctx, "DELETE FROM message_bodies WHERE id = ?", bodyID); err != nil {
 			return err
 		}
@@ -57,60 +61,94 @@ func forgetNewest(t *testing.T, st *store.Store) {
 	}
 }
 
-// claimedPatient claims game@a's next message and returns its patient and queue entry.
-func claimedPatient(t *testing.T, h *harness) (patient, self string) {
+// newestCreatedAt returns the created_at of the newest message (Unix µs).
+func newestCreatedAt(t *testing.T, st *store.Store) (at int64) {
+	t.Helper()
+	if err := st.View(ctx, func(tx *store.Tx) error {
+		return tx.Get(ctx, &at, "SELECT created_at FROM messages ORDER BY id DESC LIMIT 1")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// claimed claims game@a's next message and returns its MessageHeader and queue entry.
+func claimed(t *testing.T, h *harness) (mh *dstu1.MessageHeader, self string) {
 	t.Helper()
 	b := bundleOf(t, claim(h, "game@a", "ga", dstu1.FormatJSON))
 	if len(b.Entries) == 0 {
 		t.Fatal("nothing to claim")
 	}
-	return header(t, b).Patient(), b.Entries[0].SelfLink()
+	return header(t, b), b.Entries[0].SelfLink()
 }
 
 // TestIDReuseNeverServesAnotherMessage reproduces the asynchronous failover of
 // issue 15: the database forgets a message that was posted, claimed and
 // cached, the next message reuses its ids, and the claim, the read and the
 // acknowledgement must show the new message — not the cached body of the lost
-// one, which is another patient's. The new message is posted through a second
-// server on the same database (another process behind the load balancer), so
-// the first server's cache never saw it: only the check of the cached message
-// against the queue row keeps the lost one out (without it the claim returns
-// the lost patient).
+// one. The new message is posted through a second server on the same database
+// (another process behind the load balancer), so the first server's cache
+// never saw it: only the check of the cached message against the queue row
+// keeps the lost one out. Both servers' clocks stand still, so the two
+// messages have the same created_at: in "same patient" the new message is
+// about the same patient too and only its MessageHeader identifier, copied
+// into the queue row (migration 0027), tells them apart (without that check
+// the claim returns the lost message; in "another patient" it returns the lost
+// patient).
 func TestIDReuseNeverServesAnotherMessage(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		h := newHarness(t, b, twoDomains())
-		other := newHarness(t, b, twoDomains())
-		const lost, real = "https://a.example/Patient/lost", "https://a.example/Patient/real"
-		if r := postAs(h, "portal@a", "pa", patientMessage("A", lost), dstu1.FormatJSON); r.Status != 200 {
-			t.Fatalf("post: %d %s", r.Status, r)
+	const lost = "https://a.example/Patient/lost"
+	for _, tt := range []struct{ name, real string }{
+		{"another patient", "https://a.example/Patient/real"},
+		{"same patient", lost},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, b storetest.Backend) { testIDReuse(t, b, lost, tt.real) })
+		})
+	}
+}
+
+func testIDReuse(t *testing.T, b storetest.Backend, lost, real string) {
+	h := newHarness(t, b, twoDomains())
+	other := newHarness(t, b, twoDomains())
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, s := range []*harness{h, other} {
+		s.srv.Service().SetClock(func() time.Time { return now })
+	}
+	lostMsg, realMsg := patientMessage("A", lost), patientMessage("A", real)
+	lostID, realID := header(t, lostMsg).Identifier(), header(t, realMsg).Identifier()
+	if r := postAs(h, "portal@a", "pa", lostMsg, dstu1.FormatJSON); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r)
+	}
+	mh, lostSelf := claimed(t, h)
+	if mh.Identifier() != lostID {
+		t.Fatalf("first claim: message %s, want %s", mh.Identifier(), lostID)
+	}
+	lostAt := newestCreatedAt(t, h.st)
+	forgetNewest(t, h.st)
+	if r := postAs(other, "portal@a", "pa", realMsg, dstu1.FormatJSON); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r)
+	}
+	if at := newestCreatedAt(t, h.st); at != lostAt {
+		t.Fatalf("the scenario needs the same created_at again: %d then %d", lostAt, at)
+	}
+	mh, self := claimed(t, h)
+	id, _ := dstu1.SplitHistory(self)
+	if lostEntry, _ := dstu1.SplitHistory(lostSelf); lostEntry != id {
+		t.Fatalf("the scenario needs the same queue id again: %s then %s", lostEntry, id)
+	}
+	if mh.Identifier() != realID || mh.Patient() != real {
+		t.Fatalf("claim after id reuse returned message %s of patient %s, want %s of %s", mh.Identifier(), mh.Patient(), realID, real)
+	}
+	for _, path := range []string{strings.TrimPrefix(id, h.ts.URL), "/FHIR/Koppeltaal/MessageHeader/_search?_id=" + url.QueryEscape(id)} {
+		r := h.do(req{method: "GET", path: path, user: "game@a", pass: "ga", accept: "application/json"})
+		if got := header(t, bundleOf(t, r)); got.Identifier() != realID || got.Patient() != real {
+			t.Fatalf("GET %s after id reuse: message %s of patient %s", path, got.Identifier(), got.Patient())
 		}
-		p, lostSelf := claimedPatient(t, h)
-		if p != lost {
-			t.Fatalf("first claim: patient %s", p)
-		}
-		forgetNewest(t, h.st)
-		if r := postAs(other, "portal@a", "pa", patientMessage("A", real), dstu1.FormatJSON); r.Status != 200 {
-			t.Fatalf("post: %d %s", r.Status, r)
-		}
-		p, self := claimedPatient(t, h)
-		id, _ := dstu1.SplitHistory(self)
-		if lostID, _ := dstu1.SplitHistory(lostSelf); lostID != id {
-			t.Fatalf("the scenario needs the same queue id again: %s then %s", lostID, id)
-		}
-		if p != real {
-			t.Fatalf("claim after id reuse returned patient %s, want %s", p, real)
-		}
-		for _, path := range []string{strings.TrimPrefix(id, h.ts.URL), "/FHIR/Koppeltaal/MessageHeader/_search?_id=" + url.QueryEscape(id)} {
-			r := h.do(req{method: "GET", path: path, user: "game@a", pass: "ga", accept: "application/json"})
-			if got := header(t, bundleOf(t, r)).Patient(); got != real {
-				t.Fatalf("GET %s after id reuse: patient %s", path, got)
-			}
-		}
-		r := ack(h, "game@a", "ga", self, "Success", "", dstu1.FormatJSON)
-		if r.Status != 200 || !strings.Contains(string(r.Body), real) || strings.Contains(string(r.Body), lost) {
-			t.Fatalf("acknowledgement after id reuse: %d %s", r.Status, r)
-		}
-	})
+	}
+	r := ack(h, "game@a", "ga", self, "Success", "", dstu1.FormatJSON)
+	if r.Status != 200 || !strings.Contains(string(r.Body), realID) || strings.Contains(string(r.Body), lostID) {
+		t.Fatalf("acknowledgement after id reuse: %d %s", r.Status, r)
+	}
 }
 
 // TestRestoredDatabaseDropsCaches replaces the PostgreSQL database under a
@@ -160,8 +198,8 @@ func TestRestoredDatabaseDropsCaches(t *testing.T) {
 	}
 	const lost, real = "https://a.example/Patient/lost", "https://a.example/Patient/real"
 	post(lost)
-	if p, _ := claimedPatient(t, h); p != lost {
-		t.Fatalf("first claim: patient %s", p)
+	if mh, _ := claimed(t, h); mh.Patient() != lost {
+		t.Fatalf("first claim: patient %s", mh.Patient())
 	}
 	exec("DROP DATABASE " + name + " WITH (FORCE)")
 	exec("ALTER DATABASE " + backup + " RENAME TO " + name)
@@ -169,7 +207,7 @@ func TestRestoredDatabaseDropsCaches(t *testing.T) {
 	if h.st.Epoch() == epoch {
 		t.Fatal("the store did not notice that its database was replaced")
 	}
-	if p, _ := claimedPatient(t, h); p != real {
-		t.Fatalf("claim after the restore returned patient %s, want %s", p, real)
+	if mh, _ := claimed(t, h); mh.Patient() != real {
+		t.Fatalf("claim after the restore returned patient %s, want %s", mh.Patient(), real)
 	}
 }
