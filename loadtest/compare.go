@@ -70,7 +70,7 @@ func WriteComparison(w io.Writer, legs []Leg) {
 	fmt.Fprintf(w, "\ncomparison: the same scenario, one run per store, one after the other on this machine (load average %s); ratios against %s\n",
 		loadAverages(legs), legs[0].Name)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "leg\tstore\tposted msg/s\t× "+legs[0].Name+"\tdeliveries/s\tPOST p50 ms\tPOST p99 ms\tclaim p99 ms\tack p99 ms\tserver CPU s (first process)\tconsistency\t")
+	fmt.Fprintln(tw, "leg\tstore\tposted msg/s\t× "+legs[0].Name+"\tdeliveries/s\tPOST p50 ms\tPOST p99 ms\tclaim p99 ms\tack p99 ms\tCPU ms/msg: server\trest\tidle %\tconsistency\t")
 	base := legs[0].Report.PostedPerSecond
 	for _, l := range legs {
 		r := l.Report
@@ -83,8 +83,13 @@ func WriteComparison(w io.Writer, legs []Leg) {
 		if !r.Pass {
 			result = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n", l.Name, r.Store, r.PostedPerSecond, ratio,
-			r.DeliveredPerSecond, post.P50, post.P99, claim.P99, ack.P99, serverCPU(r), result)
+		server, rest, idle := "-", "-", "-"
+		if u := r.CPU; u != nil {
+			server, rest = fmt.Sprintf("%.2f", u.ServerMsPerMessage), fmt.Sprintf("%.2f", u.RestMsPerMessage)
+			idle = fmt.Sprintf("%.0f", 100*u.IdleSeconds/(u.Seconds*float64(u.CPUs)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t\n", l.Name, r.Store, r.PostedPerSecond, ratio,
+			r.DeliveredPerSecond, post.P50, post.P99, claim.P99, ack.P99, server, rest, idle, result)
 	}
 	tw.Flush()
 }
@@ -95,14 +100,6 @@ func loadAverages(legs []Leg) string {
 		parts = append(parts, fmt.Sprintf("%.1f→%.1f", l.Report.Machine.LoadStart, l.Report.Machine.LoadEnd))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// serverCPU is the first server process's CPU time, or 0 when it was not sampled.
-func serverCPU(r *Report) float64 {
-	if r.Server == nil {
-		return 0
-	}
-	return r.Server.CPUSeconds
 }
 
 // WriteComparisonJSON writes the legs with their whole reports.

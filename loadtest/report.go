@@ -85,7 +85,9 @@ type Report struct {
 	// Machine describes the machine the run shared: CPUs and load averages
 	// at the start and the end (other processes skew the numbers).
 	Machine Machine `json:"machine"`
-	Pass    bool    `json:"pass"`
+	// CPU is where the machine's CPU went during the load and the drain.
+	CPU  *CPUUse `json:"cpu,omitempty"`
+	Pass bool    `json:"pass"`
 }
 
 // tick samples the counters once a second for the timeline and the progress line.
@@ -225,10 +227,15 @@ func (rep *Report) WriteText(w io.Writer) {
 			rep.CommitRate.PerSecond, rep.CommitRate.Store, rep.CommitRatio, rep.WritesPerSecond, rep.WriteRatio)
 	}
 	if rep.Server != nil {
-		fmt.Fprintf(w, "server pid %d: RSS peak %.0f MiB during load and drain (sampled each second), %.0f MiB after the read-back (HWM %.0f MiB); CPU %.1fs\n",
+		fmt.Fprintf(w, "server pid %d: RSS peak %.0f MiB during load and drain (sampled each second), %.0f MiB after the read-back (HWM %.0f MiB); CPU %.1fs since it started\n",
 			rep.Server.PID, rep.Server.MaxRSSMiB, rep.Server.RSSMiB, rep.Server.HWMMiB, rep.Server.CPUSeconds)
 	}
-	fmt.Fprintf(w, "load tool: CPU %.1fs, max RSS %.0f MiB\n", rep.LoadTool.CPUSeconds, rep.LoadTool.MaxRSSMiB)
+	fmt.Fprintf(w, "load tool: max RSS %.0f MiB\n", rep.LoadTool.MaxRSSMiB)
+	if u := rep.CPU; u != nil {
+		fmt.Fprintf(w, "CPU during load and drain (%.1fs × %d CPUs = %.1fs): server %.1fs, load tool %.1fs, rest of the machine %.1fs (the database's own processes, others' work), idle %.1fs\n",
+			u.Seconds, u.CPUs, u.Seconds*float64(u.CPUs), u.ServerSeconds, u.ToolSeconds, u.RestSeconds, u.IdleSeconds)
+		fmt.Fprintf(w, "  per accepted message: server %.2f ms, load tool %.2f ms, rest %.2f ms\n", u.ServerMsPerMessage, u.ToolMsPerMessage, u.RestMsPerMessage)
+	}
 	fmt.Fprintf(w, "machine: %d CPUs, load average %.1f at the start, %.1f at the end\n\n", rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tcount\terrors\t/s (load+drain)\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")

@@ -38,6 +38,9 @@ type Options struct {
 	CommitRate *CommitRate
 	// ServerPID, when > 0, is sampled for resident memory and CPU time (Linux /proc).
 	ServerPID int
+	// ServerPIDs are all server processes (ServerPID among them), whose CPU
+	// time during the load and the drain the report adds up (Report.CPU).
+	ServerPIDs []int
 	// Logger receives debug details; nil discards.
 	Logger *slog.Logger
 	// AuditDSN is the server's database (--self): after the read-back the
@@ -267,6 +270,17 @@ func (r *runner) warmup(ctx context.Context) {
 	}
 }
 
+// serverPIDs are the server processes whose CPU time the report counts.
+func (r *runner) serverPIDs() []int {
+	if len(r.opts.ServerPIDs) > 0 {
+		return r.opts.ServerPIDs
+	}
+	if r.opts.ServerPID > 0 {
+		return []int{r.opts.ServerPID}
+	}
+	return nil
+}
+
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.warmup(ctx)
 	if r.sc.Backlog > 0 {
@@ -274,6 +288,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	r.loadAvgStart = loadAvg()
 	r.start = time.Now()
+	cpuFrom := markCPU(r.serverPIDs())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	consumerCtx, stopConsumers := context.WithCancel(ctx)
@@ -332,6 +347,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	drainStart := time.Now()
 	drained, byPrefill := r.waitDrained(ctx, drainStart.Add(r.sc.DrainTimeout))
 	drainSeconds := time.Since(drainStart).Seconds()
+	cpuTo := markCPU(r.serverPIDs())
 	stopConsumers()
 	cwg.Wait()
 	<-tickDone
@@ -359,6 +375,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	defer tlMu.Unlock()
 	rep := r.report(loadSeconds, drainSeconds, drained, cons, timeline, &server)
 	rep.DrainEndedByPrefill = byPrefill
+	rep.CPU = cpuUse(cpuFrom, cpuTo, loadSeconds+drainSeconds, rep.Posted)
 	if auditCheck != nil {
 		rep.Audit = auditCheck
 		rep.Pass = rep.Pass && auditCheck.Pass

@@ -336,6 +336,7 @@ func loadOnce(ctx context.Context, cmd *cobra.Command, f *loadFlags, sc *loadtes
 			}
 		}()
 		opts.Target, opts.Instances, opts.ServerPID, opts.StoreLabel, opts.Prefill = srv.URL, srv.Instances, srv.PID, srv.StoreLabel, srv.Prefill
+		opts.ServerPIDs = srv.PIDs
 		opts.AuditDSN = srv.DSN // the audit trail must name the instance and patient of every claim and read
 		opts.FreshServer = true
 		// A server that dies mid-run ends the run at once, with its last words.
