@@ -109,10 +109,11 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	logger := newLogger(cfg.Log, stderr)
 	slog.SetDefault(logger)
 	b := buildinfo.Current()
+	gc := tuneGC(os.Getenv)
 	if b.Commit == "" { // go build / go run: nothing stamped (deploy/build.sh stamps both)
-		logger.Info("koppelpoort starting", "version", b.Version)
+		logger.Info("koppelpoort starting", "version", b.Version, "gc", gc)
 	} else {
-		logger.Info("koppelpoort starting", "version", b.Version, "commit", b.Commit)
+		logger.Info("koppelpoort starting", "version", b.Version, "commit", b.Commit, "gc", gc)
 	}
 	rs, err := loadRoutes(cfg)
 	if err != nil {
