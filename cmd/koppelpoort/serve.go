@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	logger := newLogger(cfg.Log, stderr)
 	slog.SetDefault(logger)
 	b := buildinfo.Current()
-	gc := tuneGC(os.Getenv)
+	gc := tuneGC(os.Getenv, cfg)
 	if b.Commit == "" { // go build / go run: nothing stamped (deploy/build.sh stamps both)
 		logger.Info("koppelpoort starting", "version", b.Version, "gc", gc)
 	} else {
