@@ -78,3 +78,27 @@ func TestDocsCommandsNameExistingConfigs(t *testing.T) {
 		}
 	}
 }
+
+// The diagnostic docs/configuration.md shows is what `koppelpoort lint koppelpoort.yaml` prints for that
+// misspelt section, to the letter: lint checked a configuration with a misspelt section as a route
+// (unknown key "server" in the route …), and printed a configuration's diagnostics after a second prefix.
+func TestDocsLintOutputAsShown(t *testing.T) {
+	doc := string(must(os.ReadFile("../../docs/configuration.md")))
+	_, block, _ := strings.Cut(doc, "  ```\n  koppelpoort.yaml:3:1: error: unknown key \"stroe\"")
+	block, _, ok := strings.Cut(block, "  ```\n")
+	if !ok {
+		t.Fatal("docs/configuration.md no longer shows the stroe diagnostic")
+	}
+	want := "koppelpoort.yaml:3:1: error: unknown key \"stroe\""
+	for _, line := range strings.SplitAfter(block, "\n") {
+		want += strings.TrimPrefix(line, "  ") // the block is indented under its list item
+	}
+	t.Chdir(t.TempDir())
+	os.WriteFile("koppelpoort.yaml", []byte("server:\n  addr: 127.0.0.1:8080\nstroe:\n  dsn: kp.db\n"), 0o644)
+	lint := newLintCmd()
+	lint.SilenceUsage, lint.SilenceErrors = true, true
+	out, _ := runCmd(t, lint, "koppelpoort.yaml")
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("lint printed\n%s\nthe docs show\n%s", out, want)
+	}
+}

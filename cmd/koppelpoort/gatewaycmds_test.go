@@ -255,3 +255,41 @@ func TestLintDirectorySkipsOtherYAML(t *testing.T) {
 		t.Fatalf("a route with a misspelt key was not linted: %v\n%s", err, out)
 	}
 }
+
+// Every problem lint prints reads once, `file:line:col: error: message` (with the caret and the "did you
+// mean"), or `file: error: message` where no position is known (a value checked after decoding): a broken
+// configuration printed `kp.yaml: error: kp.yaml:2:3: error: …`, and its second invalid value on a line
+// naming no file. Several files with several errors each.
+func TestLintErrorsReadOnce(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "kp.yaml"), []byte("server:\n  adr: x\nstore:\n  dns: y\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "values.yaml"), []byte("log:\n  level: loud\n  format: xml\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "route.yaml"), []byte("name: r\ninput:\n  tyep: file\n"), 0o644)
+	kp, values, route := filepath.Join(dir, "kp.yaml"), filepath.Join(dir, "values.yaml"), filepath.Join(dir, "route.yaml")
+	lint := newLintCmd()
+	lint.SilenceUsage, lint.SilenceErrors = true, true // as under the root command
+	out, err := runCmd(t, lint, kp, values, route)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(out, "3 of 3 files have errors") {
+		t.Fatalf("want exit 1 for 3 of 3 files: %v\n%s", err, out)
+	}
+	want := kp + `:2:3: error: unknown key "adr" in server (did you mean "addr"?) (allowed: addr, read_timeout, write_timeout, shutdown_timeout, public_url, trusted_proxies, failed_logins, metrics, tls)
+      adr: x
+      ^
+` + kp + `:4:3: error: unknown key "dns" in store (did you mean "dsn"?) (allowed: dsn, sqlite_synchronous, busy_timeout, max_open_conns)
+      dns: y
+      ^
+` + values + `: error: log.level: "loud" is not one of debug, info, warn, error
+` + values + `: error: log.format: "xml" is not one of json, text
+` + route + `:1:1: error: the route needs at least one output
+    name: r
+    ^
+` + route + `:3:3: error: unknown inbound adapter "tyep" (available: file, http, koppeltaal, mllp, sql)
+      tyep: file
+      ^
+3 of 3 files have errors
+`
+	if out != want {
+		t.Errorf("lint printed\n%s\nwant\n%s", out, want)
+	}
+}

@@ -92,20 +92,26 @@ func (l *linter) file(f string) {
 		return
 	}
 	r, err := routes.LoadFile(f)
-	var ds strictyaml.Diagnostics
-	switch {
-	case errors.As(err, &ds):
-		l.failed++
-		fmt.Fprintln(l.out, ds.Error())
-	case err != nil:
-		l.failed++
-		fmt.Fprintf(l.out, "%s: error: %v\n", f, err)
-	default:
-		if len(r.Warnings) > 0 {
-			fmt.Fprintln(l.out, r.Warnings.Error())
-		}
-		fmt.Fprintf(l.out, "%s: ok (route %s)\n", f, r.Name)
+	if err != nil {
+		l.fail(f, err)
+		return
 	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(l.out, r.Warnings.Error())
+	}
+	fmt.Fprintf(l.out, "%s: ok (route %s)\n", f, r.Name)
+}
+
+// fail prints f's error: diagnostics as they are (each names its file and position already), anything else
+// (a file that cannot be read) as "f: error: …".
+func (l *linter) fail(f string, err error) {
+	l.failed++
+	var ds strictyaml.Diagnostics
+	if errors.As(err, &ds) {
+		fmt.Fprintln(l.out, ds.Error())
+		return
+	}
+	fmt.Fprintf(l.out, "%s: error: %v\n", f, err)
 }
 
 // config checks a configuration file as serve reads it, then lints the routes it names.
@@ -115,8 +121,7 @@ func (l *linter) config(f string) {
 		err = cfg.Validate()
 	}
 	if err != nil {
-		l.failed++
-		fmt.Fprintf(l.out, "%s: error: %v\n", f, err)
+		l.fail(f, err)
 		return
 	}
 	files, diags := routes.MatchFiles(cfg.RoutePatterns()...)

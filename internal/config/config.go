@@ -7,12 +7,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/koppelpoort/koppelpoort/httplog"
 	"github.com/koppelpoort/koppelpoort/internal/loginlimit"
 	"github.com/koppelpoort/koppelpoort/internal/strictyaml"
+	"github.com/koppelpoort/koppelpoort/internal/suggest"
 	"github.com/koppelpoort/koppelpoort/internal/tracing"
 	"github.com/koppelpoort/koppelpoort/koppeltaal"
 	"go.yaml.in/yaml/v4"
@@ -317,7 +320,7 @@ func (c *Config) Validate() error {
 	}
 	if c.Koppeltaal != nil {
 		if err := c.Koppeltaal.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("koppeltaal: %w", err))
+			errs = append(errs, err) // its messages name their key (koppeltaal.…)
 		}
 	}
 	if err := c.Admin.Validate(); err != nil {
@@ -332,13 +335,40 @@ func (c *Config) Validate() error {
 	if err := c.Tracing.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		if c.Path != "" {
-			return fmt.Errorf("%s: %w", c.Path, err)
-		}
-		return err
+	if c.Path == "" || len(errs) == 0 {
+		return errors.Join(errs...) // the embedded default: no file to name
 	}
-	return nil
+	// One diagnostic a problem, naming the file (no position: the values are checked after decoding), so
+	// lint and serve print them like the decoder's own.
+	var ds strictyaml.Diagnostics
+	for _, err := range leafErrors(errs) {
+		ds = append(ds, strictyaml.Diagnostic{File: c.Path, Severity: strictyaml.SevError, Message: err.Error()})
+	}
+	return ds
+}
+
+// leafErrors flattens errors.Join lists (a section's Validate joins its own), so each problem is one; an
+// error that says more than its parts (fmt.Errorf with two %w) stays whole.
+func leafErrors(errs []error) []error {
+	var out []error
+	for _, err := range errs {
+		j, ok := err.(interface{ Unwrap() []error })
+		if !ok {
+			out = append(out, err)
+			continue
+		}
+		parts := j.Unwrap()
+		msgs := make([]string, len(parts))
+		for i, p := range parts {
+			msgs[i] = p.Error()
+		}
+		if err.Error() != strings.Join(msgs, "\n") {
+			out = append(out, err)
+			continue
+		}
+		out = append(out, leafErrors(parts)...)
+	}
+	return out
 }
 
 // ApplyEnv applies the KOPPELPOORT_ADDR, KOPPELPOORT_DSN and KOPPELPOORT_PUBLIC_URL overrides.
@@ -383,7 +413,8 @@ func Parse(path string, raw []byte, getenv func(string) string) (*Config, error)
 }
 
 // IsConfigFile reports whether src looks like a Koppelpoort configuration file rather than a route file: a
-// mapping whose top-level keys are all configuration sections (server, store, log, koppeltaal, routes).
+// mapping whose top-level keys are configuration sections (server, store, log, koppeltaal, routes), at least
+// one of them spelt right and the others close to one (stroe), so a misspelt section is reported as one.
 // `koppelpoort lint` uses it so a config next to the routes is checked as a config, not as a broken route.
 func IsConfigFile(src []byte) bool {
 	var doc yaml.Node
@@ -391,13 +422,18 @@ func IsConfigFile(src []byte) bool {
 		return false
 	}
 	top := doc.Content[0]
-	sections := strictyaml.Fields(reflect.TypeOf(Config{}))
+	fields := strictyaml.Fields(reflect.TypeOf(Config{}))
+	sections := slices.Collect(maps.Keys(fields))
+	exact := false
 	for i := 0; i < len(top.Content); i += 2 {
-		if _, ok := sections[top.Content[i].Value]; !ok {
+		key := top.Content[i].Value
+		if _, ok := fields[key]; ok {
+			exact = true
+		} else if suggest.Closest(key, sections) == "" {
 			return false
 		}
 	}
-	return len(top.Content) > 0
+	return exact
 }
 
 // RoutePatterns returns the routes: entries with relative ones resolved against the configuration file's

@@ -17,7 +17,9 @@ const (
 
 // Diagnostic is one problem in a YAML file, at a position, with the offending line and a caret under it.
 type Diagnostic struct {
-	File     string
+	File string
+	// Line and Column are 1-based; Line 0 means the position is unknown (a value checked after decoding),
+	// and the diagnostic reads "file: severity: message".
 	Line     int
 	Column   int
 	Severity Severity
@@ -28,7 +30,11 @@ type Diagnostic struct {
 
 func (d Diagnostic) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d:%d: %s: %s", d.File, d.Line, d.Column, d.Severity, d.Message)
+	if d.Line == 0 {
+		fmt.Fprintf(&b, "%s: %s: %s", d.File, d.Severity, d.Message)
+	} else {
+		fmt.Fprintf(&b, "%s:%d:%d: %s: %s", d.File, d.Line, d.Column, d.Severity, d.Message)
+	}
 	if d.Snippet != "" {
 		b.WriteString("\n")
 		b.WriteString(d.Snippet)
