@@ -112,10 +112,10 @@ func (c *msgCache) get(k msgKey, e store.Entry, epoch uint64) (store.Message, *d
 	}
 	c.ll.MoveToFront(el)
 	c.mu.Unlock()
-	return ce.msg, shareCopy(ce.bundle), true
+	return ce.msg, headCopy(ce.bundle), true
 }
 
-// put caches b (in cacheForm) for k, replacing another message cached under
+// put caches b (in cacheForm or headForm) for k, replacing another message cached under
 // the same id; epoch is the store's Epoch before m was read or written.
 func (c *msgCache) put(k msgKey, m store.Message, b *dstu1.Bundle, size int, epoch uint64) {
 	if c == nil || size > c.maxEntry || size > c.maxBytes {
@@ -166,65 +166,42 @@ func (c *msgCache) removeElement(el *list.Element) {
 
 // cacheForm splits a stored message bundle (which the caller must not modify
 // afterwards) into the cached form: metadata and a copy of the MessageHeader
-// entry as a tree, the other entries encoded. encodedSize is the length of
-// the message as stored or posted (it sizes the buffers). It returns the size
-// to account.
+// entry as a tree (headCopy), the other entries encoded. encodedSize is the
+// length of the message as stored or posted (it sizes the buffers). It returns
+// the size to account.
 func cacheForm(b *dstu1.Bundle, encodedSize int) (*dstu1.Bundle, int) {
-	c := *b
-	c.Authors = append([]dstu1.Person(nil), b.Authors...)
-	c.Links = append([]dstu1.Link(nil), b.Links...)
-	c.Categories = append([]dstu1.Category(nil), b.Categories...)
-	c.Entries = []*dstu1.Entry{b.Entries[0].Clone()}
+	c := headCopy(b)
 	tail := dstu1.EncodeEntriesSized(b.Entries[1:], encodedSize)
 	c.SetEncodedTail(tail)
 	// The tree part is small; count it at a rough 4 KiB so that many tiny
 	// messages cannot make the cache hold unbounded trees.
-	return &c, tail.Size() + 4096
+	return c, tail.Size() + 4096
 }
 
-// shareCopy copies a cached bundle for one recipient: bundle and MessageHeader
-// entry are new, the encoded tail is shared.
-func shareCopy(b *dstu1.Bundle) *dstu1.Bundle {
-	c := *b
-	c.Authors = append([]dstu1.Person(nil), b.Authors...)
-	c.Links = append([]dstu1.Link(nil), b.Links...)
-	c.Categories = append([]dstu1.Category(nil), b.Categories...)
-	c.Entries = make([]*dstu1.Entry, len(b.Entries))
-	for i, e := range b.Entries {
-		c.Entries[i] = e.Clone()
-	}
-	return &c
+// headCopy copies the parts of b a recipient changes (personalise): the bundle
+// with its feed metadata and its first (MessageHeader) entry; an encoded tail
+// is shared, other entries are left out. Both caches take a message in with it
+// (cacheForm, headForm), and get hands each recipient one of the cached form,
+// which has that entry only.
+func headCopy(b *dstu1.Bundle) *dstu1.Bundle {
+	head := *b
+	head.Entries = b.Entries[:1]
+	return head.Clone()
 }
 
 // headForm is what s.heads keeps of b, a bundle of its MessageHeader entry
-// only: a deep copy (shareCopy clones the entries) whose strings are copies
-// too. A parsed bundle's strings are slices of its whole body, so keeping them
-// would keep the body (a load run's read-back grew the server by 200 MiB).
+// only: a deep copy (headCopy) whose strings are copies too. A parsed bundle's
+// strings are slices of its whole body, so keeping them would keep the body (a
+// load run's read-back grew the server by 200 MiB).
 func headForm(b *dstu1.Bundle) *dstu1.Bundle {
-	c := shareCopy(b)
-	c.ID, c.Title, c.Updated, c.Published = strings.Clone(b.ID), strings.Clone(b.Title), strings.Clone(b.Updated), strings.Clone(b.Published)
-	c.TotalResults = strings.Clone(b.TotalResults)
-	for i, p := range c.Authors {
-		c.Authors[i] = dstu1.Person{Name: strings.Clone(p.Name), URI: strings.Clone(p.URI)}
-	}
-	for i, l := range c.Links {
-		c.Links[i] = dstu1.Link{Rel: strings.Clone(l.Rel), Href: strings.Clone(l.Href)}
-	}
-	for i, k := range c.Categories {
-		c.Categories[i] = dstu1.Category{Term: strings.Clone(k.Term), Label: strings.Clone(k.Label), Scheme: strings.Clone(k.Scheme)}
-	}
+	c := headCopy(b)
+	c.ID, c.Title, c.Updated, c.Published = strings.Clone(c.ID), strings.Clone(c.Title), strings.Clone(c.Updated), strings.Clone(c.Published)
+	c.TotalResults = strings.Clone(c.TotalResults)
+	cloneAtomStrings(c.Authors, c.Links, c.Categories)
 	for _, e := range c.Entries {
 		e.Title, e.ID, e.Updated, e.Published = strings.Clone(e.Title), strings.Clone(e.ID), strings.Clone(e.Updated), strings.Clone(e.Published)
 		e.Summary, e.Deleted = strings.Clone(e.Summary), strings.Clone(e.Deleted)
-		for i, p := range e.Authors {
-			e.Authors[i] = dstu1.Person{Name: strings.Clone(p.Name), URI: strings.Clone(p.URI)}
-		}
-		for i, l := range e.Links {
-			e.Links[i] = dstu1.Link{Rel: strings.Clone(l.Rel), Href: strings.Clone(l.Href)}
-		}
-		for i, k := range e.Categories {
-			e.Categories[i] = dstu1.Category{Term: strings.Clone(k.Term), Label: strings.Clone(k.Label), Scheme: strings.Clone(k.Scheme)}
-		}
+		cloneAtomStrings(e.Authors, e.Links, e.Categories)
 		if e.Resource != nil {
 			e.Resource.Walk(func(n *dstu1.Node) bool {
 				n.Name, n.ID, n.URL, n.Value, n.XHTML = strings.Clone(n.Name), strings.Clone(n.ID), strings.Clone(n.URL), strings.Clone(n.Value), strings.Clone(n.XHTML)
@@ -233,4 +210,18 @@ func headForm(b *dstu1.Bundle) *dstu1.Bundle {
 		}
 	}
 	return c
+}
+
+// cloneAtomStrings replaces the strings of a feed's or an entry's authors,
+// links and categories (slices of its own) by copies.
+func cloneAtomStrings(authors []dstu1.Person, links []dstu1.Link, categories []dstu1.Category) {
+	for i, p := range authors {
+		authors[i] = dstu1.Person{Name: strings.Clone(p.Name), URI: strings.Clone(p.URI)}
+	}
+	for i, l := range links {
+		links[i] = dstu1.Link{Rel: strings.Clone(l.Rel), Href: strings.Clone(l.Href)}
+	}
+	for i, k := range categories {
+		categories[i] = dstu1.Category{Term: strings.Clone(k.Term), Label: strings.Clone(k.Label), Scheme: strings.Clone(k.Scheme)}
+	}
 }

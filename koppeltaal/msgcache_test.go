@@ -1,7 +1,9 @@
 package koppeltaal
 
 import (
+	"os"
 	"testing"
+	"unsafe"
 
 	"github.com/koppelpoort/koppelpoort/fhir/dstu1"
 	"github.com/koppelpoort/koppelpoort/store"
@@ -157,4 +159,75 @@ func TestMsgCacheChecksIdentity(t *testing.T) {
 	if m, _, ok := c.get(k, e2, 5); !ok || m != newer || c.ll.Len() != 1 {
 		t.Fatalf("put did not replace the message cached under a reused id: %v %v", m, ok)
 	}
+}
+
+// What the search head cache keeps of a parsed message shares no memory with the message it was parsed
+// from (the parser's strings are slices of the body: keeping one keeps the whole body), in any string of
+// the feed, the entry or the resource tree; and it writes what the message's MessageHeader entry wrote.
+func TestHeadFormKeepsNothingOfTheBody(t *testing.T) {
+	body, err := os.ReadFile("testdata/examples/bv-step1-createorupdatecareplan-request.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := dstu1.ParseBundle(body, dstu1.FormatXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every Atom field of the entry set, so that each is checked.
+	mhEntry := example.Entries[0]
+	mhEntry.SetSelfLink("https://kt.example/MessageHeader/1/_history/1")
+	mhEntry.Authors = append(mhEntry.Authors, dstu1.Person{Name: "portal", URI: "https://portal.example"})
+	mhEntry.Categories = append(mhEntry.Categories, dstu1.Category{Term: "t", Label: "l", Scheme: "https://scheme.example"})
+	mhEntry.Published = "2026-12-03T12:00:00Z"
+	for _, f := range []dstu1.Format{dstu1.FormatXML, dstu1.FormatJSON} {
+		encoded := example.XML()
+		if f == dstu1.FormatJSON {
+			encoded = example.JSON()
+		}
+		msg, err := dstu1.ParseBundle(encoded, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := *msg
+		head.Entries = msg.Entries[:1]
+		want := head.JSON()
+		kept := headForm(&head)
+		if got := kept.JSON(); string(got) != string(want) {
+			t.Fatalf("%s: the kept header writes\n%s\nwant\n%s", f, got, want)
+		}
+		from, got := headStrings(&head), headStrings(kept)
+		if len(from) != len(got) || len(got) < 20 {
+			t.Fatalf("%s: %d strings kept of %d", f, len(got), len(from))
+		}
+		for i := range got {
+			if got[i] != "" && unsafe.StringData(got[i]) == unsafe.StringData(from[i]) {
+				t.Errorf("%s: %q is kept as a slice of the parsed message", f, got[i])
+			}
+		}
+	}
+}
+
+// headStrings lists every string of b's feed and first entry, in order.
+func headStrings(b *dstu1.Bundle) []string {
+	out := []string{b.ID, b.Title, b.Updated, b.Published, b.TotalResults}
+	atom := func(authors []dstu1.Person, links []dstu1.Link, categories []dstu1.Category) {
+		for _, p := range authors {
+			out = append(out, p.Name, p.URI)
+		}
+		for _, l := range links {
+			out = append(out, l.Rel, l.Href)
+		}
+		for _, k := range categories {
+			out = append(out, k.Term, k.Label, k.Scheme)
+		}
+	}
+	atom(b.Authors, b.Links, b.Categories)
+	e := b.Entries[0]
+	out = append(out, e.Title, e.ID, e.Updated, e.Published, e.Summary, e.Deleted)
+	atom(e.Authors, e.Links, e.Categories)
+	e.Resource.Walk(func(n *dstu1.Node) bool {
+		out = append(out, n.Name, n.ID, n.URL, n.Value, n.XHTML)
+		return true
+	})
+	return out
 }

@@ -399,7 +399,7 @@ func (s *Service) loadMessage(ctx context.Context, tx *store.Tx, e store.Entry, 
 	}
 	cached, size := cacheForm(b, len(body))
 	s.msgs.put(k, m, cached, size, epoch)
-	return m, shareCopy(cached), nil
+	return m, headCopy(cached), nil
 }
 
 // AckResult is the outcome of an accepted processing-status update.

@@ -181,3 +181,27 @@ func BenchmarkClaimAndAcknowledge(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSearchMessageHeaders renders a search page of 20 MessageHeaders, on SQLite with the audit trail
+// on (as served). The messages are posted through a second server on the database, so the searching one
+// answers from the MessageHeaders it keeps (the search head cache), not from its message cache.
+func BenchmarkSearchMessageHeaders(b *testing.B) {
+	st := benchStore(b, "sqlite")
+	h, other := newBenchHarness(b, st, benchModes[1]), newBenchHarness(b, st, benchModes[1])
+	for i := 0; i < 20; i++ {
+		if r := postAs(other, "portal@a", "pa", patientMessage("A", "https://a.example/Patient/"+uuid.NewString()), dstu1.FormatJSON); r.Status != 200 {
+			b.Fatal(r)
+		}
+	}
+	search := req{method: "GET", path: "/FHIR/Koppeltaal/MessageHeader/_search?_count=20", user: "game@a", pass: "ga", accept: "application/json"}
+	if n := len(bundleOf(b, h.do(search)).Entries); n != 20 {
+		b.Fatalf("search found %d entries, want 20", n)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := h.do(search); r.Status != 200 {
+			b.Fatal(r)
+		}
+	}
+}
