@@ -98,3 +98,40 @@ func ExplainWaitingPostgres(t *testing.T, s *Store, instanceID int64) (claim, ha
 	}
 	return explain("claim_look", nextWaitingSQL(Postgres, f, cond)), explain("has_new", hasNewSQL(Postgres, f, cond))
 }
+
+// AcceptPlanPostgres prepares Accept's statement on one connection of s with
+// generic plans forced, and returns a function that explains it there (the plan
+// that connection keeps, made when first explained and kept until a table it
+// reads changes its statistics), and a function to release the connection.
+func AcceptPlanPostgres(t *testing.T, s *Store, instanceID int64) (explain func() string, done func()) {
+	t.Helper()
+	conn, err := s.w.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE kp_accept AS " + acceptSQLPG} {
+		if _, err := conn.ExecContext(context.Background(), stmt); err != nil {
+			conn.Close()
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	id := strconv.FormatInt(instanceID, 10)
+	explain = func() string {
+		rows, err := conn.QueryContext(context.Background(), `EXPLAIN EXECUTE kp_accept('json', ''::bytea, 1, `+id+`, 'E', 'x', 'f', 'p',
+			'https://a/CarePlan/1', '', 'v', false, 1, '{}', '{}', '{}', '{}', '{}', '{}', '{`+id+`}', '', '')`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(line + "\n")
+		}
+		return b.String()
+	}
+	return explain, func() { conn.ExecContext(context.Background(), "DEALLOCATE kp_accept"); conn.Close() }
+}

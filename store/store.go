@@ -55,6 +55,9 @@ type Config struct {
 	// TTL bounds how long another process's change on a shared PostgreSQL goes
 	// unseen. Default 1s.
 	CacheTTL time.Duration
+	// AnalyzeEvery is how often PostgreSQL tables that have more than doubled since their last
+	// statistics are analysed (pgstats.go). Default 2s; negative turns it off.
+	AnalyzeEvery time.Duration
 	// Existing opens only a store that is there: a SQLite file that does not exist is ErrNoStore instead of
 	// a new, empty database (for commands that read or repair what serve left, such as replay).
 	Existing bool
@@ -79,6 +82,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CacheTTL <= 0 {
 		c.CacheTTL = time.Second
+	}
+	if c.AnalyzeEvery == 0 {
+		c.AnalyzeEvery = defaultAnalyzeEvery
 	}
 }
 
@@ -118,6 +124,8 @@ type Store struct {
 	closing   chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
+	// the statistics keeper (PostgreSQL, pgstats.go)
+	statsStop, statsDone chan struct{}
 
 	// instGen counts committed changes to application instances (see InstancesGeneration).
 	instGen  atomic.Uint64
@@ -168,6 +176,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if s.dialect == SQLite && !cfg.NoGroupCommit {
 		s.startGroupCommit()
 		s.startCheckpointer()
+	}
+	if s.dialect == Postgres && cfg.AnalyzeEvery > 0 {
+		s.startStatsKeeper(cfg.AnalyzeEvery)
 	}
 	s.log.Info("store opened", "dialect", string(s.dialect), "where", s.where)
 	return s, nil
@@ -394,6 +405,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close closes all connections. It is safe to call on a half-opened store.
 func (s *Store) Close() error {
+	s.stopStatsKeeper()
 	s.stopGroupCommit()
 	s.finalCheckpoint()
 	s.closeReadStmts()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -782,6 +783,117 @@ func TestPostgresClaimLooksUseTheWaitingIndex(t *testing.T) {
 				t.Errorf("instance %d: the %s look reads the whole queue:\n%s", instance, name, plan)
 			}
 		}
+	}
+}
+
+// TestPostgresPlansFollowAGrowingQueue: a connection keeps the plan it made for a prepared statement while
+// the tables were small until their statistics change. On a new database that was a POST replacing older
+// queue entries by reading the whole queue (Seq Scan, ~25 ms a POST 20 s into a load run) until autovacuum
+// analysed it a minute later; the statistics keeper analyses a table that has more than doubled, and the
+// connection's next plan reads the open entries by their index.
+func TestPostgresPlansFollowAGrowingQueue(t *testing.T) {
+	b := storetest.NewPostgres(t)
+	s, err := store.Open(ctx, store.Config{DSN: b.DSN, AnalyzeEvery: -1}, nil) // analysed below, not in the background
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dID, inst := fixture(t, s, "Grow", "grow")
+	ids := queueMessages(t, s, dID, inst, 60)
+	// Autovacuum's first visit to a young database: statistics of a queue of 60 rows (and no more visits:
+	// one between the insert and the keeper's look would leave the keeper nothing to do).
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, "ALTER TABLE queue SET (autovacuum_enabled = false)"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "ANALYZE queue")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	explain, done := store.AcceptPlanPostgres(t, s, inst)
+	defer done()
+	replaces := func(plan string) string { // the line that reads queue in the replacement (CTE o)
+		_, o, _ := strings.Cut(plan, "CTE o")
+		o, _, _ = strings.Cut(o, "CTE q")
+		for _, l := range strings.Split(o, "\n") {
+			if strings.Contains(l, "Scan") && strings.Contains(l, "queue") {
+				return strings.TrimSpace(l)
+			}
+		}
+		return "no scan of queue in:\n" + plan
+	}
+	small := replaces(explain())
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
+			status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at)
+			SELECT ?, ?, (SELECT message_id FROM queue WHERE id = ?), 'E', '', 'https://a/CarePlan/' || (i % 500),
+			CASE WHEN i % 20 = 0 THEN 'New' ELSE 'ReplacedByNewVersion' END, 1, 'v', 0, '', '', 1
+			FROM generate_series(1, 20000) AS i`, dID, inst, ids[0])
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	grown := replaces(explain())
+	if grown != small {
+		t.Fatalf("the plan changed without new statistics (%q → %q): the test no longer shows what it is for", small, grown)
+	}
+	if !strings.Contains(small, "Seq Scan") {
+		t.Fatalf("the plan made on the small queue reads it by %s, not a Seq Scan: the test no longer shows what it is for", small)
+	}
+	// The insert's row counts reach pg_stat_user_tables within a second or so; the keeper looks every 2 s.
+	var analysed []string
+	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(analysed, "queue"); time.Sleep(100 * time.Millisecond) {
+		if analysed, err = s.AnalyzeGrownTables(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			var st string
+			s.Update(ctx, func(tx *store.Tx) error {
+				return tx.Get(ctx, &st, `SELECT t.schemaname || ' ' || current_schema() || ' ' || t.n_mod_since_analyze || ' ' || c.reltuples FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid WHERE t.relname = 'queue'`)
+			})
+			t.Fatalf("the keeper analysed %v, not the queue that grew from 60 to 20,060 rows (%s)", analysed, st)
+		}
+	}
+	if after := replaces(explain()); !strings.Contains(after, "queue_replace_open") {
+		t.Errorf("after the keeper's ANALYZE the replacement still reads the queue by %s, want queue_replace_open", after)
+	}
+	if again, err := s.AnalyzeGrownTables(ctx); err != nil || slices.Contains(again, "queue") {
+		t.Errorf("a second look analysed %v (%v): the queue has not grown since", again, err)
+	}
+}
+
+// The keeper runs by itself in a store opened with the defaults' loop (here every 50 ms).
+func TestPostgresStatisticsKeeperRuns(t *testing.T) {
+	b := storetest.NewPostgres(t)
+	s, err := store.Open(ctx, store.Config{DSN: b.DSN, AnalyzeEvery: 50 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := sql.Open("pgx", b.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("ALTER TABLE queue SET (autovacuum_enabled = false)"); err != nil { // the keeper's analysis, not autovacuum's
+		t.Fatal(err)
+	}
+	dID, inst := fixture(t, s, "Keep", "keep")
+	queueMessages(t, s, dID, inst, 1200)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := db.QueryRow("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'queue'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queue grew by 1,200 rows and was not analysed within 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
