@@ -41,11 +41,12 @@ func (s *Store) startStatsKeeper(every time.Duration) {
 	go s.statsLoop(every)
 }
 
+// stopStatsKeeper stops the keeper and waits for it (also when Close is called again).
 func (s *Store) stopStatsKeeper() {
 	if s.statsStop == nil {
 		return
 	}
-	close(s.statsStop)
+	s.statsOnce.Do(func() { close(s.statsStop) })
 	<-s.statsDone
 }
 

@@ -126,6 +126,7 @@ type Store struct {
 	closeOnce sync.Once
 	// the statistics keeper (PostgreSQL, pgstats.go)
 	statsStop, statsDone chan struct{}
+	statsOnce            sync.Once
 
 	// instGen counts committed changes to application instances (see InstancesGeneration).
 	instGen  atomic.Uint64
