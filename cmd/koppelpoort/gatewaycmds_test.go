@@ -293,3 +293,25 @@ func TestLintErrorsReadOnce(t *testing.T) {
 		t.Errorf("lint printed\n%s\nwant\n%s", out, want)
 	}
 }
+
+// A configuration whose routes pattern matches nothing is an error of that configuration, without an "ok" after
+// it, and a file that cannot be read is named once.
+func TestLintPatternMatchingNothingAndMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	kp, missing := filepath.Join(dir, "kp.yaml"), filepath.Join(dir, "missing.yaml")
+	os.WriteFile(kp, []byte("store:\n  dsn: ./x.db\nroutes: [\"nothing/*.yaml\"]\n"), 0o644)
+	lint := newLintCmd()
+	lint.SilenceUsage, lint.SilenceErrors = true, true
+	out, err := runCmd(t, lint, kp, missing)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 1 {
+		t.Fatalf("want exit 1: %v\n%s", err, out)
+	}
+	want := kp + `: error: routes: "` + filepath.Join(dir, "nothing/*.yaml") + `" matches no route file
+` + missing + `: error: cannot open the file: no such file or directory
+2 of 2 files have errors
+`
+	if out != want {
+		t.Errorf("lint printed\n%s\nwant\n%s", out, want)
+	}
+}

@@ -111,6 +111,12 @@ func (l *linter) fail(f string, err error) {
 		fmt.Fprintln(l.out, ds.Error())
 		return
 	}
+	// A file that cannot be read: its name once ("f: error: cannot open the file: no such file or directory").
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == f {
+		fmt.Fprintf(l.out, "%s: error: cannot %s the file: %v\n", f, pe.Op, pe.Err)
+		return
+	}
 	fmt.Fprintf(l.out, "%s: error: %v\n", f, err)
 }
 
@@ -126,10 +132,14 @@ func (l *linter) config(f string) {
 	}
 	files, diags := routes.MatchFiles(cfg.RoutePatterns()...)
 	if len(diags) > 0 {
+		// The pattern is in f: that is the file to fix (serve refuses to start on it too).
 		l.failed++
-		fmt.Fprintln(l.out, diags.Error())
+		for _, d := range diags {
+			fmt.Fprintf(l.out, "%s: error: routes: %q matches no route file\n", f, d.File)
+		}
+	} else {
+		fmt.Fprintf(l.out, "%s: ok (Koppelpoort configuration; routes: %d files)\n", f, len(files))
 	}
-	fmt.Fprintf(l.out, "%s: ok (Koppelpoort configuration; routes: %d files)\n", f, len(files))
 	for _, rf := range files {
 		l.file(rf)
 	}
