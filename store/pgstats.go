@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The statistics keeper (PostgreSQL). A prepared statement keeps the plan
@@ -74,7 +76,7 @@ func (s *Store) statsLoop(every time.Duration) {
 }
 
 // AnalyzeGrownTables runs ANALYZE on every table of the schema that has more
-// than doubled since its last analysis, and returns their names (PostgreSQL;
+// than doubled since its last analysis, and returns the names of those it analysed (PostgreSQL;
 // nil on SQLite, whose planner needs no statistics to pick our indexes).
 func (s *Store) AnalyzeGrownTables(ctx context.Context) ([]string, error) {
 	if s.dialect != Postgres {
@@ -84,12 +86,17 @@ func (s *Store) AnalyzeGrownTables(ctx context.Context) ([]string, error) {
 	if err := s.w.SelectContext(ctx, &tables, grownTablesSQL, analyzeMinRows); err != nil {
 		return nil, fmt.Errorf("list grown tables: %w", err)
 	}
+	var analysed []string
 	for _, t := range tables {
-		if err := s.analyzeSampled(ctx, t); err != nil {
-			return nil, err
+		done, err := s.analyzeSampled(ctx, t)
+		if err != nil {
+			return analysed, err
+		}
+		if done {
+			analysed = append(analysed, t)
 		}
 	}
-	return tables, nil
+	return analysed, nil
 }
 
 // keeperStatisticsTarget is the statistics target of the keeper's ANALYZE: a sample of 3,000 rows instead of
@@ -99,21 +106,41 @@ func (s *Store) AnalyzeGrownTables(ctx context.Context) ([]string, error) {
 // (six of the queue's, 232 ms each).
 const keeperStatisticsTarget = 10
 
-// analyzeSampled analyses one table with keeperStatisticsTarget (SET LOCAL: only this transaction).
-func (s *Store) analyzeSampled(ctx context.Context, table string) error {
+// analyzeSampled analyses one table with keeperStatisticsTarget (SET LOCAL: only this transaction), unless
+// another ANALYZE is running on it or has brought its statistics up to date since the keeper listed it: the
+// keeper's sampled statistics must never replace fuller ones (autovacuum's, an operator's). It holds the lock
+// ANALYZE takes (NOWAIT: a table being analysed is skipped) and looks again under it.
+func (s *Store) analyzeSampled(ctx context.Context, table string) (analysed bool, err error) {
+	name := pgx.Identifier{table}.Sanitize()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("analyze %s: %w", table, err)
+		return false, fmt.Errorf("analyze %s: %w", table, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("SET LOCAL default_statistics_target = %d", keeperStatisticsTarget)); err != nil {
-		return fmt.Errorf("analyze %s: %w", table, err)
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE "+name+" IN SHARE UPDATE EXCLUSIVE MODE NOWAIT"); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available: being analysed or vacuumed
+			return false, nil
+		}
+		return false, fmt.Errorf("analyze %s: %w", table, err)
 	}
-	if _, err := tx.ExecContext(ctx, "ANALYZE (SKIP_LOCKED) "+pgx.Identifier{table}.Sanitize()); err != nil {
-		return fmt.Errorf("analyze %s: %w", table, err)
+	var grown bool
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT t.n_live_tup > 2 * GREATEST(c.reltuples, 0)
+		FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
+		WHERE t.schemaname = current_schema() AND t.relname = $1), false)`, table).Scan(&grown); err != nil {
+		return false, fmt.Errorf("analyze %s: %w", table, err)
+	}
+	if !grown {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("SET LOCAL default_statistics_target = %d", keeperStatisticsTarget)); err != nil {
+		return false, fmt.Errorf("analyze %s: %w", table, err)
+	}
+	if _, err := tx.ExecContext(ctx, "ANALYZE "+name); err != nil {
+		return false, fmt.Errorf("analyze %s: %w", table, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("analyze %s: %w", table, err)
+		return false, fmt.Errorf("analyze %s: %w", table, err)
 	}
-	return nil
+	return true, nil
 }

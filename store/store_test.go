@@ -830,6 +830,9 @@ func TestPostgresPlansFollowAGrowingQueue(t *testing.T) {
 			SELECT ?, ?, (SELECT message_id FROM queue WHERE id = ?), 'E', '', 'https://a/CarePlan/' || (i % 500),
 			CASE WHEN i % 20 = 0 THEN 'New' ELSE 'ReplacedByNewVersion' END, 1, 'v', 0, '', '', 1
 			FROM generate_series(1, 20000) AS i`, dID, inst, ids[0])
+		if err == nil {
+			_, err = tx.Exec(ctx, "SELECT pg_stat_force_next_flush()") // at commit, not 10 s after (an idle backend's)
+		}
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -841,9 +844,10 @@ func TestPostgresPlansFollowAGrowingQueue(t *testing.T) {
 	if !strings.Contains(small, "Seq Scan") {
 		t.Fatalf("the plan made on the small queue reads it by %s, not a Seq Scan: the test no longer shows what it is for", small)
 	}
-	// The insert's row counts reach pg_stat_user_tables within a second or so; the keeper looks every 2 s.
+	// The insert's row counts reach pg_stat_user_tables at its commit (forced above; an idle backend's flush
+	// waits up to 10 s); the keeper looks every 2 s.
 	var analysed []string
-	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(analysed, "queue"); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(analysed, "queue"); time.Sleep(100 * time.Millisecond) {
 		if analysed, err = s.AnalyzeGrownTables(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -860,6 +864,88 @@ func TestPostgresPlansFollowAGrowingQueue(t *testing.T) {
 	}
 	if again, err := s.AnalyzeGrownTables(ctx); err != nil || slices.Contains(again, "queue") {
 		t.Errorf("a second look analysed %v (%v): the queue has not grown since", again, err)
+	}
+	if n := statEntries(t, s, "queue", "focal_ref"); n > 21 {
+		t.Errorf("the keeper's statistics of queue.focal_ref have %d entries, want a sample's at target 10 (≤ 21)", n)
+	}
+}
+
+// statEntries counts the most common values and histogram bounds PostgreSQL keeps for a column.
+func statEntries(t *testing.T, s *store.Store, table, column string) int {
+	t.Helper()
+	var n int
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		return tx.Get(ctx, &n, `SELECT COALESCE(array_length(most_common_vals, 1), 0) + COALESCE(array_length(histogram_bounds, 1), 0)
+			FROM pg_stats WHERE schemaname = current_schema() AND tablename = ? AND attname = ?`, table, column)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The keeper's sampled statistics never replace fuller ones: a table another ANALYZE is busy with is skipped,
+// and one whose statistics came up to date after the keeper listed it is left as it is.
+func TestPostgresKeeperLeavesFullerStatistics(t *testing.T) {
+	b := storetest.NewPostgres(t)
+	s, err := store.Open(ctx, store.Config{DSN: b.DSN, AnalyzeEvery: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := sql.Open("pgx", b.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("ALTER TABLE queue SET (autovacuum_enabled = false)"); err != nil {
+		t.Fatal(err)
+	}
+	dID, inst := fixture(t, s, "Full", "full")
+	ids := queueMessages(t, s, dID, inst, 1)
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO queue (domain_id, instance_id, message_id, event, patient_ref, focal_ref,
+			status, status_changed_at, version, retry_count, exception, fetched_api_version, created_at)
+			SELECT ?, ?, (SELECT message_id FROM queue WHERE id = ?), 'E', '', 'https://a/CarePlan/' || (i % 500),
+			'Success', 1, 'v', 0, '', '', 1 FROM generate_series(1, 5000) AS i`, dID, inst, ids[0])
+		if err == nil {
+			_, err = tx.Exec(ctx, "SELECT pg_stat_force_next_flush()") // at commit, not 10 s after (an idle backend's)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var live int64
+		if err := db.QueryRow("SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'queue'").Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live >= 5000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the insert's rows did not reach pg_stat_user_tables in 30 s (%d live)", live)
+		}
+	}
+	// An operator's (or autovacuum's) ANALYZE at the full target, still running (its transaction open).
+	other, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.Exec("ANALYZE queue"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AnalyzeGrownTables(ctx); err != nil || slices.Contains(got, "queue") {
+		t.Fatalf("while another ANALYZE held the queue the keeper analysed %v (%v)", got, err)
+	}
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AnalyzeGrownTables(ctx); err != nil || slices.Contains(got, "queue") {
+		t.Fatalf("after another ANALYZE brought the queue up to date the keeper analysed %v (%v)", got, err)
+	}
+	if n := statEntries(t, s, "queue", "focal_ref"); n <= 21 {
+		t.Errorf("queue.focal_ref has %d statistics entries: the full ANALYZE's were replaced by a sample's", n)
 	}
 }
 
@@ -881,7 +967,7 @@ func TestPostgresStatisticsKeeperRuns(t *testing.T) {
 	}
 	dID, inst := fixture(t, s, "Keep", "keep")
 	queueMessages(t, s, dID, inst, 1200)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(40 * time.Second) // an idle backend flushes its row counts within 10 s
 	for {
 		var n int
 		if err := db.QueryRow("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'queue'").Scan(&n); err != nil {
@@ -891,7 +977,7 @@ func TestPostgresStatisticsKeeperRuns(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the queue grew by 1,200 rows and was not analysed within 20 s")
+			t.Fatal("the queue grew by 1,200 rows and was not analysed within 40 s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
