@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,25 +77,12 @@ func ExplainWaitingPostgres(t *testing.T, s *Store, instanceID int64) (claim, ha
 	cond, _ := f.where(nil)
 	id := strconv.FormatInt(instanceID, 10)
 	explain := func(name, q string) string {
-		var b strings.Builder
 		for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "DEALLOCATE ALL", "PREPARE " + name + " AS " + s.r.Rebind(q)} {
 			if _, err := conn.ExecContext(context.Background(), stmt); err != nil {
 				t.Fatalf("%s: %v", stmt, err)
 			}
 		}
-		rows, err := conn.QueryContext(context.Background(), "EXPLAIN EXECUTE "+name+"("+id+", "+id+")")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			b.WriteString(line + "\n")
-		}
-		return b.String()
+		return queryLines(t, conn, "EXPLAIN EXECUTE "+name+"("+id+", "+id+")")
 	}
 	return explain("claim_look", nextWaitingSQL(Postgres, f, cond)), explain("has_new", hasNewSQL(Postgres, f, cond))
 }
@@ -117,21 +105,36 @@ func AcceptPlanPostgres(t *testing.T, s *Store, instanceID int64) (explain func(
 	}
 	id := strconv.FormatInt(instanceID, 10)
 	explain = func() string {
-		rows, err := conn.QueryContext(context.Background(), `EXPLAIN EXECUTE kp_accept('json', ''::bytea, 1, `+id+`, 'E', 'x', 'f', 'p',
+		return queryLines(t, conn, `EXPLAIN EXECUTE kp_accept('json', ''::bytea, 1, `+id+`, 'E', 'x', 'f', 'p',
 			'https://a/CarePlan/1', '', 'v', false, 1, '{}', '{}', '{}', '{}', '{}', '{}', '{`+id+`}', '', '')`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var b strings.Builder
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			b.WriteString(line + "\n")
-		}
-		return b.String()
 	}
 	return explain, func() { conn.ExecContext(context.Background(), "DEALLOCATE kp_accept"); conn.Close() }
+}
+
+// queryLines runs q on conn and returns its one-column rows, a line each (an EXPLAIN's plan).
+func queryLines(t *testing.T, conn *sql.Conn, q string) string {
+	t.Helper()
+	rows, err := conn.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// AnalyzeSampled is the keeper's analysis of one table, without its listing of the grown tables first (so a
+// test can bring the statistics up to date between the two).
+func AnalyzeSampled(ctx context.Context, s *Store, table string) (bool, error) {
+	return s.analyzeSampled(ctx, table)
 }

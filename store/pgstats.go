@@ -22,8 +22,8 @@ import (
 // The keeper analyses each of our tables that has more than doubled since it
 // was last analysed (and holds at least analyzeMinRows rows), so the
 // plans follow a table while it grows from nothing; a table that has stopped
-// doubling is left to autovacuum. Every process runs a keeper; ANALYZE
-// (SKIP_LOCKED) never waits for another one.
+// doubling is left to autovacuum. Every process runs a keeper; it skips a
+// table another ANALYZE is busy with instead of waiting for it.
 
 // analyzeMinRows is the least number of rows that makes a table worth analysing.
 const analyzeMinRows = 1000
@@ -31,11 +31,11 @@ const analyzeMinRows = 1000
 // defaultAnalyzeEvery is how often the keeper looks (Config.AnalyzeEvery).
 const defaultAnalyzeEvery = 2 * time.Second
 
-// grownTablesSQL lists the tables of the current schema that hold more than twice the rows they held when
-// last analysed (reltuples is -1 before the first ANALYZE) and at least $1. Live rows, not changes: a small
-// table updated all the time (resources) keeps its size, and its plans with it.
+// grownTablesSQL lists the tables of the current schema (all, or the one named $2) that hold more than twice
+// the rows they held when last analysed (reltuples is -1 before the first ANALYZE) and at least $1. Live rows,
+// not changes: a small table updated all the time (resources) keeps its size, and its plans with it.
 const grownTablesSQL = `SELECT t.relname FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
-	WHERE t.schemaname = current_schema() AND t.n_live_tup >= $1
+	WHERE t.schemaname = current_schema() AND ($2 = '' OR t.relname = $2) AND t.n_live_tup >= $1
 	AND t.n_live_tup > 2 * GREATEST(c.reltuples, 0) ORDER BY t.relname`
 
 func (s *Store) startStatsKeeper(every time.Duration) {
@@ -83,7 +83,7 @@ func (s *Store) AnalyzeGrownTables(ctx context.Context) ([]string, error) {
 		return nil, nil
 	}
 	var tables []string
-	if err := s.w.SelectContext(ctx, &tables, grownTablesSQL, analyzeMinRows); err != nil {
+	if err := s.w.SelectContext(ctx, &tables, grownTablesSQL, analyzeMinRows, ""); err != nil {
 		return nil, fmt.Errorf("list grown tables: %w", err)
 	}
 	var analysed []string
@@ -125,9 +125,7 @@ func (s *Store) analyzeSampled(ctx context.Context, table string) (analysed bool
 		return false, fmt.Errorf("analyze %s: %w", table, err)
 	}
 	var grown bool
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT t.n_live_tup > 2 * GREATEST(c.reltuples, 0)
-		FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
-		WHERE t.schemaname = current_schema() AND t.relname = $1), false)`, table).Scan(&grown); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT EXISTS ("+grownTablesSQL+")", analyzeMinRows, table).Scan(&grown); err != nil {
 		return false, fmt.Errorf("analyze %s: %w", table, err)
 	}
 	if !grown {
